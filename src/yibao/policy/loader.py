@@ -1,0 +1,222 @@
+"""Load a policy pack from YAML and check it whole, reporting every problem with its path.
+
+Numbers in YAML are read as exact decimals (never floats), so ``0.85`` is 85/100 and ``0.1``
+is one tenth. Schema problems come from pydantic; cross-references that one model cannot see
+on its own (a level or category the pack does not declare, overlapping bands, duplicate ids)
+are checked here.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import ValidationError
+
+from yibao.errors import PolicyError, Problem, pydantic_problems
+from yibao.settlement.model import expand_buckets
+from yibao.policy.model import Band, BasicRule, IncomeShare, PolicyPack, RatioSpec
+
+
+class _DecimalLoader(yaml.SafeLoader):
+    """SafeLoader that reads floats as exact Decimals."""
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
+    text = loader.construct_scalar(node).replace("_", "")  # type: ignore[arg-type]
+    return Decimal(text)
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+
+
+def parse_yaml(text: str, source: str = "") -> Any:
+    try:
+        return yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(Problem("POL002", where, f"YAML 格式错误: {problem}"), source) from None
+
+
+def load_pack(path: str | Path) -> PolicyPack:
+    """Read and validate a pack file; raises :class:`PolicyError` naming file, path and rule."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(Problem("POL001", "", "文件不存在"), str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(Problem("POL001", "", f"无法读取文件: {exc}"), str(path)) from None
+    return pack_from_text(text, str(path))
+
+
+def pack_from_text(text: str, source: str = "<text>") -> PolicyPack:
+    data = parse_yaml(text, source)
+    return pack_from_data(data, source)
+
+
+def pack_from_data(data: Any, source: str = "<data>") -> PolicyPack:
+    if not isinstance(data, dict):
+        raise PolicyError(Problem("POL003", "", "政策包的顶层必须是映射(键: 值)"), source)
+    try:
+        pack = PolicyPack.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(pydantic_problems(exc, "POL010"), source) from None
+    problems = list(check_references(pack))
+    if problems:
+        raise PolicyError(problems, source)
+    return pack
+
+
+def shipped_pack_path(name: str) -> Path:
+    """Path of an example pack shipped with yibao, by file stem (e.g. ``shandong-2024``)."""
+    root = resources.files("yibao.policy") / "packs"
+    return Path(str(root / f"{name}.yaml"))
+
+
+def shipped_pack_names() -> list[str]:
+    root = Path(str(resources.files("yibao.policy") / "packs"))
+    return sorted(p.stem for p in root.glob("*.yaml"))
+
+
+def resolve_pack(name_or_path: str | Path) -> PolicyPack:
+    """A file path, or the name of a shipped pack."""
+    path = Path(name_or_path)
+    if not path.exists() and str(name_or_path) in shipped_pack_names():
+        path = shipped_pack_path(str(name_or_path))
+    return load_pack(path)
+
+
+# --- cross-reference checks ---------------------------------------------------------------
+
+
+def check_references(pack: PolicyPack) -> Iterable[Problem]:
+    info = pack.pack
+    if info.effective_from > info.effective_to:
+        yield Problem("POL020", "pack.effective_to", "失效日期早于生效日期")
+    levels, categories = set(pack.levels), set(pack.categories)
+
+    def level(code: str, path: str) -> Iterable[Problem]:
+        if code not in levels:
+            yield Problem("POL021", path, f"未声明的机构等级 {code!r}; 已声明: {sorted(levels)}")
+
+    def category(code: str, path: str) -> Iterable[Problem]:
+        if code not in categories:
+            yield Problem("POL022", path, f"未声明的人员类别 {code!r}; 已声明: {sorted(categories)}")
+
+    for i, entry in enumerate(pack.classification.catalog):
+        if entry.chrgitm_lv not in pack.classification.classes:
+            yield Problem("POL023", f"classification.catalog[{i}].chrgitm_lv",
+                          f"未声明的收费项目等级 {entry.chrgitm_lv!r}")
+
+    ids: dict[str, str] = {}
+    for kind, items in (("basic", pack.basic), ("tiers", pack.tiers), ("guarantees", pack.guarantees)):
+        for i, item in enumerate(items):
+            if item.id in ids:
+                yield Problem("POL024", f"{kind}[{i}].id", f"规则编号 {item.id!r} 与 {ids[item.id]} 重复")
+            ids[item.id] = f"{kind}[{i}]"
+
+    cap_groups: dict[str, BasicRule] = {}
+    for i, rule in enumerate(pack.basic):
+        p = f"basic[{i}]"
+        yield from _check_basic(rule, p, level, category)
+        group = rule.cap_group or rule.id
+        if group in cap_groups:
+            other = cap_groups[group]
+            if other.annual_cap != rule.annual_cap or "annual" in (other.mode, rule.mode):
+                yield Problem("POL025", f"{p}.cap_group",
+                              f"与 {other.id} 共用限额组 {group!r}, 但限额不同或含按年度累计的规则")
+        cap_groups[group] = rule
+
+    for i, tier in enumerate(pack.tiers):
+        p = f"tiers[{i}]"
+        for j, c in enumerate(tier.categories or []):
+            yield from category(c, f"{p}.categories[{j}]")
+        for j, part in enumerate(tier.parts):
+            yield from _check_ratio(part.ratio, f"{p}.parts[{j}].ratio")
+            if isinstance(part.deductible, IncomeShare) and part.band_edges == "absolute" and isinstance(part.ratio, list):
+                if any(b.upto is not None for b in part.ratio):
+                    yield Problem("POL026", f"{p}.parts[{j}].band_edges",
+                                  "起付线按收入比例计算时, 分段应写为 above_deductible(起付线以上金额)")
+        seen_buckets: set[str] = set()
+        for j, part in enumerate(tier.parts):
+            shared = seen_buckets & set(expand_buckets(part.base))
+            if shared:
+                yield Problem("POL032", f"{p}.parts[{j}].base", f"与前面的部分重复计入同一金额: {sorted(shared)}")
+            seen_buckets |= set(expand_buckets(part.base))
+        for j, tilt in enumerate(tier.tilts):
+            for k, c in enumerate(tilt.categories):
+                yield from category(c, f"{p}.tilts[{j}].categories[{k}]")
+            if tilt.remove_cap and tilt.annual_cap is not None:
+                yield Problem("POL027", f"{p}.tilts[{j}]", "remove_cap 与 annual_cap 不能同时设置")
+
+    for i, g in enumerate(pack.guarantees):
+        for j, c in enumerate(g.categories):
+            yield from category(c, f"guarantees[{i}].categories[{j}]")
+
+
+def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
+    ded = rule.deductible
+    for code in ded.by_level:
+        yield from level(code, f"{p}.deductible.by_level.{code}")
+    for code, spec in rule.ratio_by_level.items():
+        yield from level(code, f"{p}.ratio_by_level.{code}")
+        yield from _check_ratio(spec, f"{p}.ratio_by_level.{code}")
+    missing = set(ded.by_level) ^ set(rule.ratio_by_level)
+    if missing:
+        yield Problem("POL028", f"{p}.ratio_by_level",
+                      f"起付线与支付比例须覆盖相同的机构等级, 不一致的等级: {sorted(missing)}")
+    for code in rule.category_points:
+        yield from category(code, f"{p}.category_points.{code}")
+    for j, w in enumerate(ded.waive):
+        for k, c in enumerate(w.categories):
+            yield from category(c, f"{p}.deductible.waive[{j}].categories[{k}]")
+        for k, lv in enumerate(w.levels or []):
+            yield from level(lv, f"{p}.deductible.waive[{j}].levels[{k}]")
+    if rule.mode == "annual":
+        for field in ("repeat", "referral"):
+            if getattr(ded, field) is not None:
+                yield Problem("POL029", f"{p}.deductible.{field}",
+                              "按年度累计(annual)的规则没有“第几次住院”或转诊起付线, 请删除此项")
+        if ded.once_a_year_diseases:
+            yield Problem("POL029", f"{p}.deductible.once_a_year_diseases", "仅适用于按次(per_admission)规则")
+    rep = ded.repeat
+    if rep is not None:
+        rp = f"{p}.deductible.repeat"
+        if rep.mode == "factor" and rep.factor is None:
+            yield Problem("POL030", f"{rp}.factor", "mode 为 factor 时必须给出 factor(如 0.5)")
+        if rep.mode == "schedule":
+            if not rep.schedule:
+                yield Problem("POL030", f"{rp}.schedule", "mode 为 schedule 时必须按等级给出各次起付线")
+            else:
+                for code, amounts in rep.schedule.items():
+                    yield from level(code, f"{rp}.schedule.{code}")
+                    if not amounts:
+                        yield Problem("POL030", f"{rp}.schedule.{code}", "至少给出第一次住院的起付线")
+                for code in set(ded.by_level) - set(rep.schedule):
+                    yield Problem("POL030", f"{rp}.schedule", f"缺少等级 {code!r} 的起付线序列")
+        if rep.mode == "step" and rep.step is None:
+            yield Problem("POL030", f"{rp}.step", "mode 为 step 时必须给出每次递减额 step")
+
+
+def _check_ratio(spec: RatioSpec, path: str) -> Iterable[Problem]:
+    if not isinstance(spec, list):
+        return
+    if not spec:
+        yield Problem("POL031", path, "分段比例至少需要一段")
+        return
+    previous: Decimal | None = None
+    for j, band in enumerate(spec):
+        assert isinstance(band, Band)
+        if band.upto is None and j != len(spec) - 1:
+            yield Problem("POL031", f"{path}[{j}].upto", "只有最后一段可以不设上限")
+        if band.upto is not None and previous is not None and band.upto <= previous:
+            yield Problem("POL031", f"{path}[{j}].upto",
+                          f"分段重叠或未按升序排列: 上限 {band.upto} 不大于上一段上限 {previous}")
+        if band.upto is not None:
+            previous = band.upto

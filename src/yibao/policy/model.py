@@ -1,0 +1,260 @@
+"""The policy pack: every number of a region's benefit rules, as validated, typed data.
+
+A pack is written in YAML by people in a 待遇保障处 (see ``docs/policy-packs.md``) and read
+into these models. The models hold no formulas: the settlement engine reads them. Amounts are
+written in yuan (exact, at most two decimals) and ratios as decimals in [0, 1]; the engine turns
+them into fen and exact rates once, when the pack is compiled.
+
+Cross-references (a level or category that the pack does not declare, a band edge below the
+previous one, duplicate ids) are checked in :mod:`yibao.policy.loader`, which reports them with
+the path inside the file.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+
+def _yuan(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("金额必须是有限数字")
+    if value < 0:
+        raise ValueError("金额不能为负数")
+    if value != value.quantize(Decimal("0.01")):
+        raise ValueError("金额精确到分, 最多两位小数")
+    return value
+
+
+def _ratio(value: Decimal) -> Decimal:
+    if not value.is_finite() or not (Decimal(0) <= value <= Decimal(1)):
+        raise ValueError("比例必须在 0 到 1 之间(例如 0.85 表示 85%)")
+    return value
+
+
+def _points(value: Decimal) -> Decimal:
+    if not value.is_finite() or not (Decimal(-100) <= value <= Decimal(100)):
+        raise ValueError("百分点必须在 -100 到 100 之间")
+    return value
+
+
+Yuan = Annotated[Decimal, AfterValidator(_yuan), Field(description="金额(元), 最多两位小数")]
+Ratio = Annotated[Decimal, AfterValidator(_ratio), Field(description="比例, 0–1 之间的小数")]
+Points = Annotated[Decimal, AfterValidator(_points), Field(description="百分点, 如 5 表示提高 5 个百分点")]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Insutype = Literal["310", "320", "330", "390", "392", "510"]
+MedType = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,6}$")]
+Admdvs = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+FundPayType = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{3,10}$")]
+
+# Amount buckets a tier may draw on. After the basic tier, the in-scope amount splits into the
+# part under the deductible, the co-share above it, and what the annual cap left unpaid.
+AmountName = Literal[
+    "inscp_own",  # = inscp_coshare + inscp_overcap + inscp_dedc
+    "inscp_coshare",
+    "inscp_overcap",
+    "inscp_dedc",
+    "out_of_scope",  # = preselfpay + overlmt_selfpay + fulamt_ownpay
+    "preselfpay",
+    "overlmt_selfpay",
+    "fulamt_ownpay",
+]
+SetlField = Literal["cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Band(Strict):
+    """One band of a segmented ratio: amounts up to ``upto`` (or without end) at ``ratio``."""
+
+    upto: Yuan | None = Field(None, description="本段上限(元); 不填表示以上全部")
+    ratio: Ratio
+
+
+RatioSpec = Union[Ratio, list[Band]]
+
+
+class IncomeShare(Strict):
+    """A threshold stated as a share of last year's per-capita disposable income."""
+
+    income_share: Ratio = Field(description="上年居民人均可支配收入的比例, 如 0.25")
+
+
+Threshold = Union[Yuan, IncomeShare]
+
+
+class Assumption(Strict):
+    """A number the source text does not state, filled in and marked so a reader can see it."""
+
+    path: str
+    note: str
+
+
+class PackInfo(Strict):
+    id: Code
+    name: str = Field(min_length=1)
+    admdvs: Admdvs = Field(description="医保区划代码(6 位)")
+    version: str = Field(min_length=1)
+    effective_from: date
+    effective_to: date
+    source: str = ""
+    notes: str = ""
+
+
+class Reference(Strict):
+    year: int = Field(ge=2000, le=2100, description="参考数据所属年度(上年)")
+    per_capita_disposable_income: Yuan = Field(description="上年居民人均可支配收入(元)")
+
+
+class ItemClass(Strict):
+    """A charge class (chrgitm_lv): 01 甲类, 02 乙类, 03 丙类/自费, or a region's own."""
+
+    name: str
+    in_scope: bool
+    preselfpay_ratio: Ratio = Decimal(0)
+
+
+class CatalogEntry(Strict):
+    med_list_codg: str = Field(min_length=1, max_length=60)
+    name: str = ""
+    chrgitm_lv: Code
+    preselfpay_ratio: Ratio | None = None
+    price_cap: Yuan | None = Field(None, description="最高支付限价(元/单位), 超出部分为超限价自费")
+
+
+class Classification(Strict):
+    classes: dict[Code, ItemClass]
+    catalog: list[CatalogEntry] = []
+
+
+class RepeatAdmission(Strict):
+    """Deductible of the 2nd and later admissions of a year.
+
+    factor: ``factor`` × the first deductible; schedule: amounts for the 1st, 2nd, 3rd, ...
+    admission by level (the last one repeats); step: ``step`` less for each further admission,
+    never below ``floor``.
+    """
+
+    mode: Literal["factor", "schedule", "step"]
+    factor: Ratio | None = None
+    schedule: dict[Code, list[Yuan]] | None = None
+    step: Yuan | None = None
+    floor: Yuan | None = None
+
+
+class Referral(Strict):
+    """医共体 referral: the deductible is counted continuously across the referral."""
+
+    upward: Literal["difference", "full", "waive"] = "difference"
+    same_or_downward: Literal["waive", "full"] = "waive"
+
+
+class Waiver(Strict):
+    """No deductible for these categories (optionally only at these levels)."""
+
+    categories: list[Code] = Field(min_length=1)
+    levels: list[Code] | None = None
+
+
+class Deductible(Strict):
+    by_level: dict[Code, Yuan]
+    repeat: RepeatAdmission | None = None
+    referral: Referral | None = None
+    waive: list[Waiver] = []
+    once_a_year_diseases: list[str] = Field(
+        default=[], description="诊断编码前缀; 此类疾病(如透析、放化疗)每年只付一次起付线"
+    )
+
+
+class BasicRule(Strict):
+    """基本医保统筹基金: one scheme × med_type (× disease list) combination."""
+
+    id: Code
+    name: str
+    insutype: Insutype
+    med_types: list[MedType] = Field(min_length=1)
+    diseases: list[str] = Field(default=[], description="限定诊断编码前缀(如两病 I10, E11); 空表示不限")
+    mode: Literal["per_admission", "annual"] = Field(
+        description="per_admission: 起付线按次(住院); annual: 起付线与比例按年度累计(门诊统筹)"
+    )
+    deductible: Deductible
+    ratio_by_level: dict[Code, RatioSpec]
+    band_edges: Literal["absolute", "above_deductible"] = "absolute"
+    retiree_points: Points = Decimal(0)
+    category_points: dict[Code, Points] = {}
+    annual_cap: Yuan | None = None
+    cap_group: Code | None = Field(None, description="共用年度最高支付限额的规则组; 默认为本规则自身")
+    admission_group: Code = Field("inpatient", description="住院次数在此组内连续计数")
+    fund_pay_type: FundPayType
+
+
+class TierPart(Strict):
+    base: list[AmountName] = Field(min_length=1)
+    deductible: Threshold = Decimal(0)
+    ratio: RatioSpec
+    band_edges: Literal["absolute", "above_deductible"] = "absolute"
+
+
+class Tilt(Strict):
+    """倾斜支付 for a category: deductible scaled, ratio raised, cap replaced or removed."""
+
+    categories: list[Code] = Field(min_length=1)
+    deductible_factor: Ratio = Decimal(1)
+    ratio_points: Points = Decimal(0)
+    remove_cap: bool = False
+    annual_cap: Yuan | None = None
+
+
+class Tier(Strict):
+    """A tier after 基本医保 whose payment is cumulative over the year (大病, 救助, 补充...)."""
+
+    id: Code
+    name: str
+    pays_into: SetlField
+    fund_pay_type: FundPayType
+    insutypes: list[Insutype] | None = None
+    med_types: list[MedType] | None = None
+    categories: list[Code] | None = Field(None, description="享受人群; 不填表示全体参保人")
+    exclusive_group: Code | None = Field(None, description="同组内只适用第一个符合条件的层次")
+    parts: list[TierPart] = Field(min_length=1)
+    annual_cap: Yuan | None = None
+    tilts: list[Tilt] = []
+
+
+class Guarantee(Strict):
+    """兜底: tops a visit up to a guaranteed overall reimbursement share for a category."""
+
+    id: Code
+    name: str
+    pays_into: SetlField
+    fund_pay_type: FundPayType
+    categories: list[Code] = Field(min_length=1)
+    insutypes: list[Insutype] | None = None
+    med_types: list[MedType] | None = None
+    share: Ratio
+    of: Literal["medfee_sumamt", "inscp_scp_amt"] = "medfee_sumamt"
+
+
+class PersonalAccount(Strict):
+    insutypes: list[Insutype] = Field(min_length=1)
+    covers: list[AmountName] = Field(min_length=1)
+
+
+class PolicyPack(Strict):
+    """A region's dated benefit rules (医保待遇政策包)."""
+
+    pack: PackInfo
+    reference: Reference
+    levels: dict[Code, str] = Field(description="定点机构等级代码 → 名称, 如 1: 一级/基层")
+    categories: dict[Code, str] = Field(default={}, description="人员类别代码 → 名称, 如 dibao: 低保对象")
+    classification: Classification
+    basic: list[BasicRule] = Field(min_length=1)
+    tiers: list[Tier] = []
+    guarantees: list[Guarantee] = []
+    personal_account: PersonalAccount | None = None
+    assumptions: list[Assumption] = []

@@ -1,0 +1,273 @@
+"""The scalar engine: settle one visit one-stop across every tier, exactly, with its reasons.
+
+Order (DESIGN.md §5): classify items → 基本医保 → the pack's tiers in pack order (大病/大额,
+医疗救助, 再救助/依申请救助, supplementary) → 兜底 guarantees → personal account → cash.
+
+Money flows through six buckets (:data:`yibao.settlement.model.BUCKETS`). 基本医保 splits the
+in-scope amount into what it pays, the part under the deductible, the co-share and what the
+annual cap left; every later tier's base is the sum of the buckets it covers as earlier tiers
+left them, and what it pays is drawn from those buckets in the order the pack lists them.
+
+Annual tiers pay ``round(F(cum + base)) − round(F(cum))``; per-admission 基本医保 pays its
+rounded per-admission amount, capped on the year's running sum. The engine is pure: it reads
+the compiled pack, the person, the visit and the year-to-date accumulators, and returns a
+:class:`Settlement` holding the accumulators after it and the delta it added.
+"""
+
+from __future__ import annotations
+
+from yibao.errors import Problem, SettlementError
+from yibao.policy.compiled import CompiledPack
+from yibao.settlement.classify import classify_items
+from yibao.settlement.model import (
+    BUCKETS,
+    Accumulators,
+    Person,
+    SetlDetail,
+    Setlinfo,
+    Settlement,
+    Step,
+    Visit,
+)
+
+
+def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) -> Settlement:
+    """Settle one visit on top of the person's year-to-date accumulators ``acc``."""
+    check_visit(pack, person, visit, acc)
+    amounts = visit.amounts if visit.items is None else classify_items(pack, visit.items)
+    assert amounts is not None
+    cats = person.categories
+    steps: list[Step] = [Step("classify", "classify", "费用分类", {
+        "medfee_sumamt": amounts.medfee_sumamt,
+        "fulamt_ownpay_amt": amounts.fulamt_ownpay_amt,
+        "overlmt_selfpay": amounts.overlmt_selfpay,
+        "preselfpay_amt": amounts.preselfpay_amt,
+        "inscp_scp_amt": amounts.inscp_scp_amt,
+        "items": 0 if visit.items is None else len(visit.items),
+    })]
+    delta: dict[str, int] = {}
+    details: list[SetlDetail] = []
+
+    # --- 基本医保 统筹基金 -------------------------------------------------------------
+    rule = pack.basic_rule(person.insutype, visit.med_type, visit.dise_codg)
+    if rule is None:
+        raise SettlementError(Problem(
+            "SET005", "visit.med_type",
+            f"政策包 {pack.id} 没有险种 {person.insutype}、医疗类别 {visit.med_type} 的基本医保规则",
+        ))
+    if visit.level not in rule.by_level:
+        raise SettlementError(Problem(
+            "SET006", "visit.level", f"规则 {rule.id}({rule.name})未规定机构等级 {visit.level!r} 的起付线和比例",
+        ))
+    inscp = amounts.inscp_scp_amt
+    if rule.mode == "per_admission":
+        n = acc.get(rule.adm_key) + 1
+        once_match = bool(rule.once_diseases) and visit.dise_codg.startswith(rule.once_diseases)
+        ded = rule.deductible(visit.level, n, cats, visit.referral_from_level,
+                              acc.get(rule.once_key) > 0, visit.dise_codg)
+        scale = rule.scale(visit.level, person.retiree, cats, ded.amount)
+        uncapped = scale.uncapped_amount(inscp)
+        dedc = min(inscp, ded.amount)
+        cum = acc.get(rule.cap_key)
+        cap = rule.annual_cap
+        hifp = uncapped if cap is None else min(cum + uncapped, cap) - min(cum, cap)
+        delta[rule.adm_key] = 1
+        delta[rule.cap_key] = uncapped
+        if once_match:
+            delta[rule.once_key] = 1
+        basic_facts = {"mode": "per_admission", "admission_no": n, "deductible": ded.amount,
+                       "deductible_first": ded.first, "deductible_reason": ded.reason,
+                       "cap_used_before": cum}
+    else:
+        ded = rule.deductible(visit.level, 1, cats, None, False, visit.dise_codg)
+        scale = rule.scale(visit.level, person.retiree, cats, ded.amount)
+        cum = acc.get(rule.base_key)
+        hifp = scale.increment(cum, inscp)
+        uncapped = scale.uncapped_amount(cum + inscp) - scale.uncapped_amount(cum)
+        dedc = min(cum + inscp, ded.amount) - min(cum, ded.amount)
+        cap = rule.annual_cap
+        delta[rule.base_key] = inscp
+        basic_facts = {"mode": "annual", "deductible": ded.amount, "deductible_reason": ded.reason,
+                       "base_before": cum}
+    delta[rule.paid_key] = hifp
+    coshare = inscp - dedc - uncapped
+    overcap = uncapped - hifp
+    steps.append(Step("basic", rule.id, rule.name, {
+        **basic_facts, "level": visit.level, "inscp": inscp, "bands": scale.describe(),
+        "points": rule.points(person.retiree, cats), "annual_cap": cap, "uncapped": uncapped,
+        "hifp_pay": hifp, "act_pay_dedc": dedc, "pool_prop_selfpay": coshare, "overcap": overcap,
+    }))
+    if hifp:
+        details.append(SetlDetail(rule.fund_pay_type, hifp, "hifp_pay", rule.id, rule.name))
+    buckets = {
+        "inscp_coshare": coshare,
+        "inscp_overcap": overcap,
+        "inscp_dedc": dedc,
+        "preselfpay": amounts.preselfpay_amt,
+        "overlmt_selfpay": amounts.overlmt_selfpay,
+        "fulamt_ownpay": amounts.fulamt_ownpay_amt,
+    }
+    paid = {"cvlserv_pay": 0, "hifes_pay": 0, "hifmi_pay": 0, "hifob_pay": 0, "maf_pay": 0, "oth_pay": 0}
+    fund_total = hifp
+
+    # --- cumulative tiers: 大病/大额, 医疗救助, 再救助, 补充 ---------------------------------
+    used_groups: set[str] = set()
+    for tier in pack.tiers:
+        if not tier.applies(person.insutype, visit.med_type, cats):
+            continue
+        if tier.exclusive_group is not None:
+            if tier.exclusive_group in used_groups:
+                continue
+            used_groups.add(tier.exclusive_group)
+        scales, cap, tilt = tier.variant(cats)
+        bases = [sum(buckets[b] for b in part) for part in tier.part_buckets]
+        cums = [acc.get(k) for k in tier.base_keys]
+        den = scales[0].denominator
+        before = sum(s.numerator(c) for s, c in zip(scales, cums))
+        after = sum(s.numerator(c + b) for s, c, b in zip(scales, cums, bases))
+        if cap is not None:
+            before, after = min(before, cap * den), min(after, cap * den)
+        pay = (2 * after + den) // (2 * den) - (2 * before + den) // (2 * den)
+        draw(buckets, tier.draw_order, pay)
+        for key, base in zip(tier.base_keys, bases):
+            if base:
+                delta[key] = base
+        if pay:
+            delta[tier.paid_key] = pay
+            paid[tier.pays_into] += pay
+            fund_total += pay
+            details.append(SetlDetail(tier.fund_pay_type, pay, tier.pays_into, tier.id, tier.name))
+        steps.append(Step("tier", tier.id, tier.name, {
+            "pays_into": tier.pays_into, "tilt": tilt, "bases": bases, "cum_before": cums,
+            "parts": [s.describe() for s in scales], "annual_cap": cap, "pay": pay,
+            "paid_before": acc.get(tier.paid_key),
+        }))
+
+    # --- 兜底 guarantees -------------------------------------------------------------------
+    for g in pack.guarantees:
+        if not g.applies(person.insutype, visit.med_type, cats):
+            continue
+        of = amounts.medfee_sumamt if g.of == "medfee_sumamt" else amounts.inscp_scp_amt
+        num, den = g.share_parts
+        target = (2 * of * num + den) // (2 * den)
+        topup = min(max(0, target - fund_total), sum(buckets.values()))
+        draw(buckets, BUCKETS, topup)
+        if topup:
+            paid[g.pays_into] += topup
+            details.append(SetlDetail(g.fund_pay_type, topup, g.pays_into, g.id, g.name))
+        steps.append(Step("guarantee", g.id, g.name, {
+            "share": g.share, "of": g.of, "of_amount": of, "target": target,
+            "paid_before": fund_total, "pay": topup, "pays_into": g.pays_into,
+        }))
+        fund_total += topup
+
+    # --- personal account, then cash --------------------------------------------------------
+    psn_part = amounts.medfee_sumamt - fund_total
+    acct = 0
+    if person.insutype in pack.account_insutypes and visit.acct_balance > 0:
+        eligible = sum(buckets[b] for b in pack.account_covers)
+        acct = min(visit.acct_balance, eligible)
+        steps.append(Step("account", "personal_account", "个人账户", {
+            "balance": visit.acct_balance, "eligible": eligible, "acct_pay": acct,
+        }))
+    cash = psn_part - acct
+    steps.append(Step("cash", "cash", "个人现金", {"psn_part_amt": psn_part, "acct_pay": acct, "psn_cash_pay": cash}))
+
+    info = Setlinfo(
+        medfee_sumamt=amounts.medfee_sumamt,
+        fulamt_ownpay_amt=amounts.fulamt_ownpay_amt,
+        overlmt_selfpay=amounts.overlmt_selfpay,
+        preselfpay_amt=amounts.preselfpay_amt,
+        inscp_scp_amt=inscp,
+        act_pay_dedc=dedc,
+        hifp_pay=hifp,
+        pool_prop_selfpay=coshare,
+        fund_pay_sumamt=fund_total,
+        psn_part_amt=psn_part,
+        acct_pay=acct,
+        psn_cash_pay=cash,
+        hosp_part_amt=0,
+        **paid,
+    )
+    return Settlement(
+        psn_no=person.psn_no,
+        mdtrt_id=visit.mdtrt_id,
+        pack_id=pack.id,
+        pack_version=pack.version,
+        setlinfo=info,
+        setldetail=tuple(details),
+        steps=tuple(steps),
+        accumulators_before=acc,
+        accumulators_after=acc.plus(delta),
+        delta=delta,
+    )
+
+
+def draw(buckets: dict[str, int], order, amount: int) -> None:
+    """Take ``amount`` out of ``buckets`` in ``order``; a tier never pays more than its base."""
+    for name in order:
+        if amount <= 0:
+            break
+        take = buckets[name] if buckets[name] < amount else amount
+        buckets[name] -= take
+        amount -= take
+    if amount:
+        raise AssertionError("tier paid more than its base")  # impossible: scales have slope ≤ 1
+
+
+
+def check_visit(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) -> None:
+    """Refuse, with every reason at once, a visit this pack cannot settle."""
+    problems: list[Problem] = []
+    if not (pack.effective_from <= visit.setl_date <= pack.effective_to):
+        problems.append(Problem("SET001", "visit.setl_date",
+                                f"结算日期 {visit.setl_date} 不在政策包 {pack.id} 的有效期 "
+                                f"{pack.effective_from} 至 {pack.effective_to} 内"))
+    if acc.year != visit.setl_date.year:
+        problems.append(Problem("SET002", "accumulators.year",
+                                f"累计信息年度 {acc.year} 与结算日期年度 {visit.setl_date.year} 不一致"))
+    if visit.level not in pack.levels:
+        problems.append(Problem("SET003", "visit.level",
+                                f"未知的机构等级 {visit.level!r}; 政策包已声明: {sorted(pack.levels)}"))
+    if visit.referral_from_level is not None and visit.referral_from_level not in pack.levels:
+        problems.append(Problem("SET003", "visit.referral_from_level",
+                                f"未知的转出机构等级 {visit.referral_from_level!r}"))
+    unknown = sorted(set(person.categories) - set(pack.categories))
+    if unknown:
+        problems.append(Problem("SET004", "person.categories",
+                                f"未知的人员类别 {unknown}; 政策包已声明: {sorted(pack.categories)}"))
+    if visit.items is None and visit.amounts is None:
+        problems.append(Problem("SET007", "visit.items", "须给出费用明细(items)或四项分类金额(amounts)"))
+    if problems:
+        raise SettlementError(problems)
+
+
+def settle_year(pack: CompiledPack, person: Person, visits, acc: Accumulators) -> list[Settlement]:
+    """Settle one person's visits in order, carrying the accumulators from one to the next."""
+    out = []
+    for visit in visits:
+        result = settle(pack, person, visit, acc)
+        out.append(result)
+        acc = result.accumulators_after
+    return out
+
+
+def reverse(settlement: Settlement, current: Accumulators) -> Accumulators:
+    """结算撤销: the accumulators without this settlement.
+
+    Later settlements of the same person and year were computed on top of this one, so only the
+    latest may be reversed (后结先撤): ``current`` must be exactly what this settlement left.
+    Reverse the later ones first, then this one; settling again then gives the same results.
+    """
+    if _normal(current) != _normal(settlement.accumulators_after):
+        raise SettlementError(Problem(
+            "SET040", "mdtrt_id",
+            f"就诊 {settlement.mdtrt_id} 之后该参保人本年度还有结算; 须按后结先撤的顺序先撤销之后的结算",
+        ))
+    restored = current.minus(settlement.delta)
+    assert _normal(restored) == _normal(settlement.accumulators_before)
+    return restored
+
+
+def _normal(acc: Accumulators) -> tuple[int, dict[str, int]]:
+    return acc.year, {k: v for k, v in acc.values.items() if v}

@@ -198,6 +198,10 @@ def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
                     yield from level(code, f"{rp}.schedule.{code}")
                     if not amounts:
                         yield Problem("POL030", f"{rp}.schedule.{code}", "至少给出第一次住院的起付线")
+                    elif code in ded.by_level and amounts[0] != ded.by_level[code]:
+                        yield Problem("POL030", f"{rp}.schedule.{code}[0]",
+                                      f"第一次住院起付线 {amounts[0]} 与 deductible.by_level.{code}"
+                                      f"={ded.by_level[code]} 不一致")
                 for code in set(ded.by_level) - set(rep.schedule):
                     yield Problem("POL030", f"{rp}.schedule", f"缺少等级 {code!r} 的起付线序列")
         if rep.mode == "step" and rep.step is None:

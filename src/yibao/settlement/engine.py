@@ -220,7 +220,7 @@ def check_visit(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulat
     """Refuse, with every reason at once, a visit this pack cannot settle."""
     problems: list[Problem] = []
     if not (pack.effective_from <= visit.setl_date <= pack.effective_to):
-        problems.append(Problem("SET001", "visit.setl_date",
+        problems.append(Problem("SET001", "visit.setl_time",
                                 f"结算日期 {visit.setl_date} 不在政策包 {pack.id} 的有效期 "
                                 f"{pack.effective_from} 至 {pack.effective_to} 内"))
     if acc.year != visit.setl_date.year:
@@ -245,8 +245,14 @@ def check_visit(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulat
 def settle_year(pack: CompiledPack, person: Person, visits, acc: Accumulators) -> list[Settlement]:
     """Settle one person's visits in order, carrying the accumulators from one to the next."""
     out = []
-    for visit in visits:
-        result = settle(pack, person, visit, acc)
+    for i, visit in enumerate(visits):
+        try:
+            result = settle(pack, person, visit, acc)
+        except SettlementError as exc:  # say which visit of the list, in the request's own terms
+            raise SettlementError([
+                Problem(p.code, p.path.replace("visit.", f"visits[{i}].", 1), f"(就诊 {visit.mdtrt_id}) {p.message}")
+                for p in exc.problems
+            ]) from None
         out.append(result)
         acc = result.accumulators_after
     return out

@@ -1,0 +1,181 @@
+"""The ``yibao`` command: policy packs, settlement, demo and benchmarks.
+
+Every user error is printed as a Chinese message with a code and the field concerned, and the
+command exits non-zero without printing any result. Set ``YIBAO_DEBUG=1`` to see tracebacks
+of unexpected errors (for developers only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from yibao.errors import YibaoError
+
+app = typer.Typer(
+    help="yibao 开源医疗保障系统: 政策包、一站式结算 (open-source medical-security system)",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="政策包: 校验、JSON Schema、示例列表 (policy packs)", no_args_is_help=True)
+bench_app = typer.Typer(help="性能基准 (benchmarks)", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(bench_app, name="bench")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def fail(exc: YibaoError, as_json: bool = False) -> None:
+    if as_json:
+        err.print_json(json.dumps(exc.to_dict(), ensure_ascii=False))
+    else:
+        err.print(f"[bold red]{exc.title}[/]" + (f" ({exc.source})" if exc.source else "") + ":")
+        for p in exc.problems:
+            err.print(f"  [red]{p.code}[/] [bold]{p.path}[/]{': ' if p.path else ''}{p.message}", markup=True)
+    raise typer.Exit(code=2)
+
+
+# --- policy -------------------------------------------------------------------------------
+
+
+@policy_app.command("check")
+def policy_check(packs: list[str] = typer.Argument(..., help="政策包文件路径或内置政策包名称")) -> None:
+    """校验政策包 (validate packs); 出错时列出文件、字段路径和违反的规则。"""
+    from yibao.policy.loader import resolve_pack
+
+    failed = False
+    for name in packs:
+        try:
+            pack = resolve_pack(name)
+        except YibaoError as exc:
+            failed = True
+            err.print(f"[bold red]✗ {exc.title}[/] ({exc.source or name}):")
+            for p in exc.problems:
+                err.print(f"  [red]{p.code}[/] [bold]{p.path}[/]{': ' if p.path else ''}{p.message}")
+            continue
+        info = pack.pack
+        out.print(
+            f"[green]✓[/] {name}: {info.name} [dim]({info.id} 版本 {info.version}, 区划 {info.admdvs},"
+            f" 有效期 {info.effective_from} 至 {info.effective_to})[/]\n"
+            f"  基本医保规则 {len(pack.basic)} 条, 后续层次 {len(pack.tiers)} 个, 兜底 {len(pack.guarantees)} 个,"
+            f" 假设 {len(pack.assumptions)} 处"
+        )
+    if failed:
+        raise typer.Exit(code=2)
+
+
+@policy_app.command("schema")
+def policy_schema(output: Optional[Path] = typer.Option(None, "--out", "-o", help="写入文件而非标准输出")) -> None:
+    """输出政策包的 JSON Schema, 供编辑器在编写 YAML 时校验 (JSON Schema for editors)."""
+    from yibao.policy.schema import schema_text
+
+    text = schema_text()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"已写入 {output}")
+
+
+@policy_app.command("list")
+def policy_list() -> None:
+    """列出内置示例政策包 (shipped example packs)."""
+    from yibao.policy.loader import resolve_pack, shipped_pack_names
+
+    table = Table("名称 name", "政策包", "区划", "有效期", "假设数")
+    for name in shipped_pack_names():
+        pack = resolve_pack(name)
+        info = pack.pack
+        table.add_row(name, info.name, info.admdvs, f"{info.effective_from}–{info.effective_to}", str(len(pack.assumptions)))
+    out.print(table)
+
+
+# --- settle -------------------------------------------------------------------------------
+
+
+@app.command("settle")
+def settle_cmd(
+    policy: str = typer.Option(..., "--policy", "-p", help="政策包文件或内置名称"),
+    request: Path = typer.Option(..., "--request", "-r", help="结算请求 JSON 文件(见 docs/settle-request.md)"),
+    as_json: bool = typer.Option(False, "--json", help="输出 JSON(金额为元, 两位小数)"),
+) -> None:
+    """一站式结算一次或多次就诊, 输出结算单 (settle one visit, or a person's visits in order)."""
+    from yibao.policy.compiled import CompiledPack
+    from yibao.policy.loader import resolve_pack
+    from yibao.settlement.engine import settle, settle_year
+    from yibao.settlement.request import load_request, to_accumulators, to_person, to_visit
+    from yibao.settlement.statement import dumps, settlement_json
+
+    try:
+        pack = CompiledPack(resolve_pack(policy))
+        req = load_request(request)
+        person = to_person(req.person)
+        visits = [to_visit(v) for v in req.visit_list()]
+        acc = to_accumulators(req)
+        if req.visit is not None:
+            results = [settle(pack, person, visits[0], acc)]
+        else:
+            results = settle_year(pack, person, visits, acc)
+    except YibaoError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        docs = [settlement_json(s, pack) for s in results]
+        sys.stdout.write(dumps(docs[0] if req.visit is not None else docs) + "\n")
+        return
+    from yibao.settlement.render import print_statements
+
+    print_statements(out, pack, req, results)
+
+
+# --- demo ---------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo_cmd() -> None:
+    """演示: 用内置政策包结算内置示例就诊并打印结算单 (the README's main job)."""
+    from yibao.demo import run_demo
+
+    try:
+        run_demo(out)
+    except YibaoError as exc:
+        fail(exc)
+
+
+# --- bench --------------------------------------------------------------------------------
+
+
+@bench_app.command("scalar")
+def bench_scalar(
+    visits: int = typer.Option(20000, help="就诊数"),
+    items: int = typer.Option(30, help="每次就诊费用明细条数"),
+) -> None:
+    """单次结算引擎吞吐量 (scalar engine throughput, one core)."""
+    from yibao.bench.scalar import format_report, run
+
+    out.print(format_report(run(visits=visits, items_per_visit=items)))
+
+
+def main() -> None:  # pragma: no cover - entry point guard
+    try:
+        app()
+    except YibaoError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        err.print("已中断")
+        raise SystemExit(130)
+    except Exception as exc:  # an unexpected failure: short message, no traceback for users
+        if os.environ.get("YIBAO_DEBUG"):
+            raise
+        err.print(f"[bold red]内部错误 (internal error)[/]: {type(exc).__name__}: {exc}\n"
+                  "请设置 YIBAO_DEBUG=1 重试并报告此问题。")
+        raise SystemExit(70)

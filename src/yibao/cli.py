@@ -91,11 +91,13 @@ def policy_list() -> None:
     """列出内置示例政策包 (shipped example packs)."""
     from yibao.policy.loader import resolve_pack, shipped_pack_names
 
-    table = Table("名称 name", "政策包", "区划", "有效期", "假设数")
+    table = Table("政策包", "区划", "有效期", "假设数")
+    table.add_column("名称 name", no_wrap=True)
     for name in shipped_pack_names():
         pack = resolve_pack(name)
         info = pack.pack
-        table.add_row(name, info.name, info.admdvs, f"{info.effective_from}–{info.effective_to}", str(len(pack.assumptions)))
+        table.add_row(info.name, info.admdvs, f"{info.effective_from}–{info.effective_to}",
+                      str(len(pack.assumptions)), name)
     out.print(table)
 
 

@@ -6,7 +6,7 @@ Order (DESIGN.md §5): classify items → 基本医保 → the pack's tiers in p
 Money flows through six buckets (:data:`yibao.settlement.model.BUCKETS`). 基本医保 splits the
 in-scope amount into what it pays, the part under the deductible, the co-share and what the
 annual cap left; every later tier's base is the sum of the buckets it covers as earlier tiers
-left them, and what it pays is drawn from those buckets in the order the pack lists them.
+left them, and what it pays is drawn from those buckets in proportion (see :func:`draw`).
 
 Annual tiers pay ``round(F(cum + base)) − round(F(cum))``; per-admission 基本医保 pays its
 rounded per-admission amount, capped on the year's running sum. The engine is pure: it reads
@@ -128,7 +128,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         if cap is not None:
             before, after = min(before, cap * den), min(after, cap * den)
         pay = (2 * after + den) // (2 * den) - (2 * before + den) // (2 * den)
-        draw(buckets, tier.draw_order, pay)
+        part_pays = draw_parts(buckets, tier, scales, cums, bases, pay)
         for key, base in zip(tier.base_keys, bases):
             if base:
                 delta[key] = base
@@ -138,7 +138,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             fund_total += pay
             details.append(SetlDetail(tier.fund_pay_type, pay, tier.pays_into, tier.id, tier.name))
         steps.append(Step("tier", tier.id, tier.name, {
-            "pays_into": tier.pays_into, "tilt": tilt, "bases": bases, "cum_before": cums,
+            "pays_into": tier.pays_into, "tilt": tilt, "bases": bases, "cum_before": cums, "part_pays": part_pays,
             "parts": [s.describe() for s in scales], "annual_cap": cap, "pay": pay,
             "paid_before": acc.get(tier.paid_key),
         }))
@@ -203,17 +203,59 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     )
 
 
-def draw(buckets: dict[str, int], order, amount: int) -> None:
-    """Take ``amount`` out of ``buckets`` in ``order``; a tier never pays more than its base."""
-    for name in order:
-        if amount <= 0:
-            break
-        take = buckets[name] if buckets[name] < amount else amount
-        buckets[name] -= take
-        amount -= take
-    if amount:
-        raise AssertionError("tier paid more than its base")  # impossible: scales have slope ≤ 1
+def draw_parts(buckets: dict[str, int], tier, scales, cums, bases, pay: int) -> list[int]:
+    """Draw a tier's payment, each part from its own buckets (in-scope from in-scope...).
 
+    Each part is credited its own rounded increment, in part order, until the tier's payment
+    (which may be capped) is used up; a rounding remainder of a fen or two is drawn from the
+    tier's buckets in the pack's order. A tier never pays more than its base.
+    """
+    if len(scales) == 1:
+        draw(buckets, tier.draw_order, pay)
+        return [pay]
+    remaining = pay
+    part_pays = []
+    for scale, cum, base, part in zip(scales, cums, bases, tier.part_buckets):
+        own = scale.uncapped_amount(cum + base) - scale.uncapped_amount(cum)
+        take = own if own < remaining else remaining
+        draw(buckets, part, take)
+        part_pays.append(take)
+        remaining -= take
+    if remaining:
+        draw(buckets, tier.draw_order, remaining)
+        part_pays[-1] += remaining
+    return part_pays
+
+
+def draw(buckets: dict[str, int], order, amount: int) -> None:
+    """Take ``amount`` out of ``buckets`` in proportion to what each holds.
+
+    A tier that pays 90% of a base made of several amounts leaves 10% of each of them for the
+    tiers after it. Shares are floored to the fen; the remainder (fewer fen than buckets) is
+    taken a fen at a time in the pack's order. A tier never pays more than its base.
+    """
+    if amount <= 0:
+        return
+    total = 0
+    for name in order:
+        total += buckets[name]
+    if amount > total:
+        raise AssertionError("tier paid more than its base")  # impossible: scales have slope ≤ 1
+    if amount == total:
+        for name in order:
+            buckets[name] = 0
+        return
+    rest = amount
+    takes = []
+    for name in order:
+        take = buckets[name] * amount // total
+        takes.append(take)
+        rest -= take
+    for i, name in enumerate(order):
+        if rest and buckets[name] > takes[i]:
+            takes[i] += 1
+            rest -= 1
+        buckets[name] -= takes[i]
 
 
 def check_visit(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) -> None:

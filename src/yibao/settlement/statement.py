@@ -71,7 +71,7 @@ def band_arithmetic(bands, start: int, end: int) -> str:
         hi = end if upper is None else min(upper, end)
         if hi > lo and rate:
             terms.append(f"{format_yuan(hi - lo)} × {pct(rate)}")
-    return " + ".join(terms) if terms else "0"
+    return " + ".join(terms) if terms else "0(未达起付线)"
 
 
 def explain(settlement: Settlement, pack: CompiledPack) -> list[str]:
@@ -141,10 +141,12 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
                 bits.append(f"封顶线 {y(yuan_to_fen(tilt.annual_cap))} 元")
             head += f"倾斜支付({names}): {', '.join(bits) or '同一般标准'}。"
         out = [head]
+        several = len(f["parts"]) > 1
         for i, (bands, base, cum) in enumerate(zip(f["parts"], f["bases"], f["cum_before"])):
             out.append(
                 f"  计入基数({_bucket_label(tier.part_buckets[i])}) 本次 {y(base)} 元, 本年累计由 {y(cum)} 增至 {y(cum + base)} 元;"
-                f" 标准: {describe_bands(bands)}; 本次对应 {band_arithmetic(bands, cum, cum + base)}。"
+                f" 标准: {describe_bands(bands)}; 本次对应 {band_arithmetic(bands, cum, cum + base)}"
+                + (f", 本部分支付 {y(f['part_pays'][i])} 元。" if several else "。")
             )
         if f["annual_cap"] is not None:
             out.append(f"  年度限额 {y(f['annual_cap'])} 元, 本年此前已付 {y(f['paid_before'])} 元。")

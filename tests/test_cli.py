@@ -1,0 +1,136 @@
+"""The ``yibao`` command as a user runs it: settle, statements, JSON, schema, packs, demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from yibao.cli import app
+from yibao.policy.loader import shipped_pack_names, shipped_pack_path
+from yibao.policy.schema import schema_text, shipped_schema_path
+
+HERE = Path(__file__).parent
+PACK = str(HERE / "packs" / "worked_example.yaml")
+REQUEST = str(HERE / "requests" / "worked_example.json")
+runner = CliRunner()
+
+
+def settle_json(tmp_path, request: dict):
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(request, ensure_ascii=False), encoding="utf-8")
+    result = runner.invoke(app, ["settle", "-p", PACK, "-r", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout, parse_float=Decimal)
+
+
+def test_settle_json_worked_example():
+    result = runner.invoke(app, ["settle", "--policy", PACK, "--request", REQUEST, "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert '"hifp_pay": 15555.00' in result.stdout  # yuan with exactly two decimals
+    doc = json.loads(result.stdout, parse_float=Decimal)
+    info = doc["setlinfo"]
+    assert info["inscp_scp_amt"] == Decimal("18500.00")
+    assert info["hifp_pay"] == Decimal("15555.00")
+    assert info["hifmi_pay"] == Decimal("0.00")
+    assert info["maf_pay"] == Decimal("2061.50")
+    assert info["psn_part_amt"] == Decimal("2383.50")
+    assert [(d["fund_pay_type"], d["fund_payamt"]) for d in doc["setldetail"]] == [
+        ("390100", Decimal("15555.00")), ("610100", Decimal("2061.50"))]
+    assert any("18,300.00 × 85%" in line for line in doc["explanation"])
+
+
+def test_settle_statement_is_readable_chinese():
+    result = runner.invoke(app, ["settle", "--policy", PACK, "--request", REQUEST], env={"COLUMNS": "240"})
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    for words in ("结算单", "15,555.00", "2,061.50", "倾斜支付(低保对象)", "起付线 × 50%", "hifp_pay", "个人现金支出"):
+        assert words in text, words
+
+
+def test_list_of_visits_equals_chaining_accumulators(tmp_path):
+    person = {"psn_no": "P9", "insutype": "390", "categories": ["dibao"]}
+    v1 = {"mdtrt_id": "A", "med_type": "21", "level": "1", "setl_time": "2024-02-01",
+          "amounts": {"inscp_scp_amt": "60000.00"}}
+    v2 = {"mdtrt_id": "B", "med_type": "21", "level": "1", "setl_time": "2024-06-01",
+          "amounts": {"inscp_scp_amt": "30000.00", "fulamt_ownpay_amt": "123.45"}}
+    both = settle_json(tmp_path, {"person": person, "visits": [v1, v2]})
+    assert [d["mdtrt_id"] for d in both] == ["A", "B"]
+    first = settle_json(tmp_path, {"person": person, "visit": v1})
+    second = settle_json(tmp_path, {"person": person, "visit": v2, "accumulators": first["accumulators_after"]})
+    assert second["setlinfo"] == both[1]["setlinfo"]
+    # the second admission's 大病 base continues from the first: own share 60,000 − 50,830 = 9,170
+    # crosses 7,500 (halved) in the first visit already, so the second pays 60% of its whole base
+    assert both[0]["setlinfo"]["hifmi_pay"] == Decimal("1002.00")  # (9,170 − 7,500) × 60%
+    # second: hifp (30,000 − 200) × 85% = 25,330; own share 4,670, all above the threshold → × 60%
+    assert both[1]["setlinfo"]["hifmi_pay"] == Decimal("2802.00")
+
+
+def test_list_mode_error_names_the_visit(tmp_path):
+    person = {"psn_no": "P9", "insutype": "390"}
+    visits = [{"mdtrt_id": "A", "med_type": "21", "level": "1", "setl_time": "2024-02-01",
+               "amounts": {"inscp_scp_amt": 100}},
+              {"mdtrt_id": "B", "med_type": "21", "level": "7", "setl_time": "2024-03-01",
+               "amounts": {"inscp_scp_amt": 100}}]
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps({"person": person, "visits": visits}), encoding="utf-8")
+    result = runner.invoke(app, ["settle", "-p", PACK, "-r", str(path), "--json"])
+    assert result.exit_code == 2 and result.stdout == ""
+    problem = json.loads(result.stderr)["problems"][0]
+    assert problem["path"] == "visits[1].level" and "就诊 B" in problem["message"]
+
+
+def test_schema_command_matches_shipped_schema():
+    result = runner.invoke(app, ["policy", "schema"])
+    assert result.exit_code == 0
+    assert result.stdout == schema_text() == shipped_schema_path().read_text(encoding="utf-8"), (
+        "regenerate: yibao policy schema -o src/yibao/policy/packs/policy-pack.schema.json")
+
+
+def _yaml_as_json(path: Path):
+    def plain(value):
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, (dt.date, dt.datetime)):
+            return value.isoformat()
+        return value
+
+    return plain(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("name", shipped_pack_names())
+def test_shipped_packs_pass_the_json_schema_and_check(name):
+    schema = json.loads(shipped_schema_path().read_text(encoding="utf-8"))
+    jsonschema.validate(_yaml_as_json(shipped_pack_path(name)), schema)
+    result = runner.invoke(app, ["policy", "check", name])
+    assert result.exit_code == 0, result.stderr
+    assert "✓" in result.stdout
+
+
+def test_json_schema_rejects_what_the_loader_rejects():
+    schema = json.loads(shipped_schema_path().read_text(encoding="utf-8"))
+    data = _yaml_as_json(HERE / "packs" / "worked_example.yaml")
+    data["basic"][0]["mode"] = "per_visit"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, schema)
+
+
+def test_policy_list_shows_shipped_packs():
+    result = runner.invoke(app, ["policy", "list"])
+    assert result.exit_code == 0
+    for name in ("shandong-2024", "jishou-2022", "sichuan-county-2020"):
+        assert name in result.stdout
+
+
+def test_demo_runs_and_explains():
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.stderr
+    assert "结算单" in result.stdout and "setlinfo" in result.stdout

@@ -147,6 +147,52 @@ def test_referral_counts_deductible_continuously(from_level, to_level, upward, d
     assert s.setlinfo.hifp_pay == int(hifp * 100)
 
 
+def test_referral_continues_the_referring_admission():
+    # first admission at level 1 pays 200; the referral to level 3 is the same episode (admission 1):
+    # it pays 800 − 200 = 600 and starts no new admission, so the next admission is the 2nd (800 × 50%)
+    pack = compiled(with_basic(deductible={"by_level": {"1": 200, "2": 500, "3": 800},
+                                           "repeat": {"mode": "factor", "factor": Decimal("0.5")},
+                                           "referral": {"upward": "difference"}}))
+    a, b, c = settle_year(pack, RESIDENT, [inpatient("A", level="1", day=1),
+                                          inpatient("B", level="3", day=5, referral_from_level="1"),
+                                          inpatient("C", level="3", day=20)], ACC)
+    assert [s.setlinfo.act_pay_dedc for s in (a, b, c)] == [200 * Y, 600 * Y, 400 * Y]
+    assert [s.accumulators_after.get("adm:inpatient") for s in (a, b, c)] == [1, 1, 2]
+
+
+def test_annual_cap_holds_when_level_changes_the_ratio():
+    # annual pool, cap 1,000: 三级 at 50% then 一级 at 90%; uncapped 1,500 + 900 → paid 1,000 in all
+    data = base_pack()
+    data["basic"] = [{
+        "id": "chronic", "name": "门诊慢特病", "insutype": "390", "med_types": ["14"], "mode": "annual",
+        "deductible": {"by_level": {"1": 0, "2": 0, "3": 0}},
+        "ratio_by_level": {"1": Decimal("0.9"), "2": Decimal("0.7"), "3": Decimal("0.5")},
+        "annual_cap": 1000, "fund_pay_type": "390102"}]
+    pack = compiled(data)
+    for order in (("3", "1"), ("1", "3")):
+        amounts = {"3": 3000 * Y, "1": 1000 * Y}
+        visits = [inpatient(f"C{i}", inscp=amounts[lv], level=lv, day=i + 1, med_type="14") for i, lv in enumerate(order)]
+        results = settle_year(pack, RESIDENT, visits, ACC)
+        assert sum(s.setlinfo.hifp_pay for s in results) == 1000 * Y
+
+
+def test_rule_for_some_levels_falls_through_to_general_rule():
+    data = base_pack()
+    common = {"insutype": "390", "med_types": ["11"], "mode": "annual", "fund_pay_type": "390101"}
+    data["basic"] = [
+        {**common, "id": "two_diseases", "name": "两病(仅基层)", "diseases": ["I10"],
+         "deductible": {"by_level": {"1": 0}}, "ratio_by_level": {"1": Decimal("0.7")}},
+        {**common, "id": "general", "name": "普通门诊", "deductible": {"by_level": {"1": 0, "3": 0}},
+         "ratio_by_level": {"1": Decimal("0.5"), "3": Decimal("0.4")}},
+    ]
+    pack = compiled(data)
+    at_3 = settle(pack, RESIDENT, inpatient(inscp=100 * Y, level="3", med_type="11", dise_codg="I10"), ACC)
+    assert at_3.setldetail[0].rule_id == "general" and at_3.setlinfo.hifp_pay == 40 * Y
+    with pytest.raises(SettlementError) as e:
+        settle(pack, RESIDENT, inpatient(inscp=100 * Y, level="2", med_type="11", dise_codg="I10"), ACC)
+    assert (e.value.problems[0].code, e.value.problems[0].path) == ("SET006", "visit.level")
+
+
 def test_referral_without_pack_rule_pays_full_deductible():
     pack = compiled(base_pack())
     s = settle(pack, RESIDENT, inpatient(level="3", referral_from_level="1"), ACC)

@@ -85,6 +85,14 @@ class CompiledBasic:
             return False
         return not self.diseases or dise_codg.startswith(self.diseases)
 
+    def is_referral(self, referral_from: str | None) -> bool:
+        """A 医共体 referral this rule counts continuously (the pack has a referral rule)."""
+        return (referral_from is not None and self.rule.deductible.referral is not None
+                and referral_from in self.by_level)
+
+    def covers(self, level: str) -> bool:
+        return level in self.by_level
+
     def first_deductible(self, level: str, admission_no: int) -> int:
         """The level's deductible for the n-th admission of the year, before waivers/referral."""
         first = self.by_level[level]
@@ -117,7 +125,8 @@ class CompiledBasic:
                 return DeductibleResult(0, first, admission_no, "waived")
         if self.once_diseases and dise_codg.startswith(self.once_diseases) and once_paid:
             return DeductibleResult(0, first, admission_no, "once_a_year")
-        if referral_from is not None and ded.referral is not None and referral_from in self.by_level:
+        if self.is_referral(referral_from):
+            assert ded.referral is not None and referral_from is not None
             upward = self.level_rank[level] > self.level_rank[referral_from]
             mode = ded.referral.upward if upward else ded.referral.same_or_downward
             if mode == "waive":
@@ -139,8 +148,7 @@ class CompiledBasic:
 
     def _build_scale(self, level: str, retiree: bool, categories: frozenset[str], deductible: int) -> SegmentedScale:
         bands = bands_of(self.rule.ratio_by_level[level], deductible, self.points(retiree, categories), self.rule.band_edges)
-        cap = self.annual_cap if self.mode == "annual" else None
-        return SegmentedScale.from_bands(deductible, bands, cap)
+        return SegmentedScale.from_bands(deductible, bands)
 
 
 class CompiledTier:
@@ -160,6 +168,7 @@ class CompiledTier:
         self.draw_order = expand_buckets([b for p in tier.parts for b in p.base])
         self.base_keys = tuple(f"base:{tier.id}:{i}" for i in range(len(tier.parts)))
         self.paid_key = f"paid:{tier.id}"
+        self.cap_key = f"cap:{tier.id}"
         self.income = income
         self._variants = [self._build(None)] + [self._build(i) for i in range(len(tier.tilts))]
 
@@ -284,15 +293,19 @@ class CompiledPack:
         acct = pack.personal_account
         self.account_insutypes = frozenset(acct.insutypes) if acct else frozenset()
         self.account_covers = expand_buckets(acct.covers) if acct else ()
-        self._basic_lookup: dict[tuple[str, str, str], CompiledBasic | None] = {}
+        self._basic_lookup: dict[tuple[str, str, str, str], CompiledBasic | None] = {}
 
-    def basic_rule(self, insutype: str, med_type: str, dise_codg: str) -> CompiledBasic | None:
-        """The first basic rule for this scheme, med_type and diagnosis (pack order decides)."""
-        key = (insutype, med_type, dise_codg)
+    def basic_rule(self, insutype: str, med_type: str, dise_codg: str, level: str) -> CompiledBasic | None:
+        """The first basic rule for this scheme, med_type, diagnosis and level (pack order decides).
+
+        A rule that does not cover the visit's level is passed over, so a disease-specific rule
+        for some levels falls through to the general rule after it.
+        """
+        key = (insutype, med_type, dise_codg, level)
         try:
             return self._basic_lookup[key]
         except KeyError:
-            found = next((r for r in self.basic if r.matches(insutype, med_type, dise_codg)), None)
+            found = next((r for r in self.basic if r.matches(insutype, med_type, dise_codg) and r.covers(level)), None)
             if len(self._basic_lookup) < 100_000:
                 self._basic_lookup[key] = found
             return found

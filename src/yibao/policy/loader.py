@@ -128,9 +128,9 @@ def check_references(pack: PolicyPack) -> Iterable[Problem]:
         group = rule.cap_group or rule.id
         if group in cap_groups:
             other = cap_groups[group]
-            if other.annual_cap != rule.annual_cap or "annual" in (other.mode, rule.mode):
+            if other.annual_cap != rule.annual_cap:
                 yield Problem("POL025", f"{p}.cap_group",
-                              f"与 {other.id} 共用限额组 {group!r}, 但限额不同或含按年度累计的规则")
+                              f"与 {other.id} 共用限额组 {group!r}, 但年度限额不同({other.annual_cap} 与 {rule.annual_cap})")
         cap_groups[group] = rule
 
     for i, tier in enumerate(pack.tiers):

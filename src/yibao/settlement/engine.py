@@ -8,8 +8,11 @@ in-scope amount into what it pays, the part under the deductible, the co-share a
 annual cap left; every later tier's base is the sum of the buckets it covers as earlier tiers
 left them, and what it pays is drawn from those buckets in proportion (see :func:`draw`).
 
-Annual tiers pay ``round(F(cum + base)) − round(F(cum))``; per-admission 基本医保 pays its
-rounded per-admission amount, capped on the year's running sum. The engine is pure: it reads
+Cumulative tiers pay ``round(G(cum + base)) − round(G(cum))`` and per-admission 基本医保 its
+rounded per-admission amount; an annual cap then bounds the running sum of those amounts
+(``min(used + x, cap) − min(used, cap)``). With one G for the year this is exactly
+``round(F(cum + base)) − round(F(cum))`` for F = min(cap, G) (DESIGN.md §5); when the level or
+a category tilt changes G between visits, the cap still holds to the fen. The engine is pure: it reads
 the compiled pack, the person, the visit and the year-to-date accumulators, and returns a
 :class:`Settlement` holding the accumulators after it and the delta it added.
 """
@@ -49,46 +52,51 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     details: list[SetlDetail] = []
 
     # --- 基本医保 统筹基金 -------------------------------------------------------------
-    rule = pack.basic_rule(person.insutype, visit.med_type, visit.dise_codg)
+    rule = pack.basic_rule(person.insutype, visit.med_type, visit.dise_codg, visit.level)
     if rule is None:
+        near = next((r for r in pack.basic if r.matches(person.insutype, visit.med_type, visit.dise_codg)), None)
+        if near is not None:
+            raise SettlementError(Problem(
+                "SET006", "visit.level", f"规则 {near.id}({near.name})未规定机构等级 {visit.level!r} 的起付线和比例",
+            ))
         raise SettlementError(Problem(
             "SET005", "visit.med_type",
             f"政策包 {pack.id} 没有险种 {person.insutype}、医疗类别 {visit.med_type} 的基本医保规则",
         ))
-    if visit.level not in rule.by_level:
-        raise SettlementError(Problem(
-            "SET006", "visit.level", f"规则 {rule.id}({rule.name})未规定机构等级 {visit.level!r} 的起付线和比例",
-        ))
     inscp = amounts.inscp_scp_amt
     if rule.mode == "per_admission":
-        n = acc.get(rule.adm_key) + 1
+        count = acc.get(rule.adm_key)
+        # a 医共体 referral continues the referring admission: same admission number, no new count
+        continues = rule.is_referral(visit.referral_from_level) and count > 0
+        n = count if continues else count + 1
         once_match = bool(rule.once_diseases) and visit.dise_codg.startswith(rule.once_diseases)
         ded = rule.deductible(visit.level, n, cats, visit.referral_from_level,
                               acc.get(rule.once_key) > 0, visit.dise_codg)
         scale = rule.scale(visit.level, person.retiree, cats, ded.amount)
         uncapped = scale.uncapped_amount(inscp)
         dedc = min(inscp, ded.amount)
-        cum = acc.get(rule.cap_key)
-        cap = rule.annual_cap
-        hifp = uncapped if cap is None else min(cum + uncapped, cap) - min(cum, cap)
-        delta[rule.adm_key] = 1
-        delta[rule.cap_key] = uncapped
+        if not continues:
+            delta[rule.adm_key] = 1
         if once_match:
             delta[rule.once_key] = 1
         basic_facts = {"mode": "per_admission", "admission_no": n, "deductible": ded.amount,
-                       "deductible_first": ded.first, "deductible_reason": ded.reason,
-                       "cap_used_before": cum}
+                       "deductible_first": ded.first, "deductible_reason": ded.reason}
     else:
         ded = rule.deductible(visit.level, 1, cats, None, False, visit.dise_codg)
         scale = rule.scale(visit.level, person.retiree, cats, ded.amount)
-        cum = acc.get(rule.base_key)
-        hifp = scale.increment(cum, inscp)
-        uncapped = scale.uncapped_amount(cum + inscp) - scale.uncapped_amount(cum)
-        dedc = min(cum + inscp, ded.amount) - min(cum, ded.amount)
-        cap = rule.annual_cap
+        base_before = acc.get(rule.base_key)
+        uncapped = scale.uncapped_amount(base_before + inscp) - scale.uncapped_amount(base_before)
+        dedc = min(base_before + inscp, ded.amount) - min(base_before, ded.amount)
         delta[rule.base_key] = inscp
         basic_facts = {"mode": "annual", "deductible": ded.amount, "deductible_reason": ded.reason,
-                       "base_before": cum}
+                       "base_before": base_before}
+    # the annual cap bounds the running sum of the rounded uncapped amounts (per cap group)
+    cap = rule.annual_cap
+    cap_used = acc.get(rule.cap_key)
+    hifp = uncapped if cap is None else min(cap_used + uncapped, cap) - min(cap_used, cap)
+    if uncapped:
+        delta[rule.cap_key] = uncapped
+    basic_facts["cap_used_before"] = cap_used
     delta[rule.paid_key] = hifp
     coshare = inscp - dedc - uncapped
     overcap = uncapped - hifp
@@ -125,13 +133,15 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         den = scales[0].denominator
         before = sum(s.numerator(c) for s, c in zip(scales, cums))
         after = sum(s.numerator(c + b) for s, c, b in zip(scales, cums, bases))
-        if cap is not None:
-            before, after = min(before, cap * den), min(after, cap * den)
-        pay = (2 * after + den) // (2 * den) - (2 * before + den) // (2 * den)
+        uncapped = (2 * after + den) // (2 * den) - (2 * before + den) // (2 * den)
+        cap_used = acc.get(tier.cap_key)
+        pay = uncapped if cap is None else min(cap_used + uncapped, cap) - min(cap_used, cap)
         part_pays = draw_parts(buckets, tier, scales, cums, bases, pay)
         for key, base in zip(tier.base_keys, bases):
             if base:
                 delta[key] = base
+        if uncapped:
+            delta[tier.cap_key] = uncapped
         if pay:
             delta[tier.paid_key] = pay
             paid[tier.pays_into] += pay
@@ -139,7 +149,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             details.append(SetlDetail(tier.fund_pay_type, pay, tier.pays_into, tier.id, tier.name))
         steps.append(Step("tier", tier.id, tier.name, {
             "pays_into": tier.pays_into, "tilt": tilt, "bases": bases, "cum_before": cums, "part_pays": part_pays,
-            "parts": [s.describe() for s in scales], "annual_cap": cap, "pay": pay,
+            "parts": [s.describe() for s in scales], "annual_cap": cap, "pay": pay, "uncapped": uncapped,
+            "cap_used_before": cap_used,
             "paid_before": acc.get(tier.paid_key),
         }))
 

@@ -119,7 +119,10 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
             out.append(f"  支付比例: {describe_bands(f['bands'])}。")
             out.append(f"  本次对应: {band_arithmetic(f['bands'], before, after)} = {y(f['uncapped'])} 元。")
             if f["annual_cap"] is not None:
-                out.append(f"  年度最高支付限额 {y(f['annual_cap'])} 元, 本次实付 {y(f['hifp_pay'])} 元。")
+                out.append(
+                    f"  年度最高支付限额 {y(f['annual_cap'])} 元, 本年此前已计 {y(f['cap_used_before'])} 元,"
+                    f" 本次可付 {y(f['hifp_pay'])} 元" + (f", 超限额 {y(f['overcap'])} 元转个人负担。" if f["overcap"] else "。")
+                )
         out.append(
             f"  统筹基金支付 hifp_pay = {y(f['hifp_pay'])} 元; 比例自付 pool_prop_selfpay = {y(f['pool_prop_selfpay'])} 元。"
         )
@@ -148,9 +151,10 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
                 f" 标准: {describe_bands(bands)}; 本次对应 {band_arithmetic(bands, cum, cum + base)}"
                 + (f", 本部分支付 {y(f['part_pays'][i])} 元。" if several else "。")
             )
+        out.append(f"  按标准本次应付 {y(f['uncapped'])} 元(= 累计后金额 − 累计前金额, 各自四舍五入到分)。")
         if f["annual_cap"] is not None:
-            out.append(f"  年度限额 {y(f['annual_cap'])} 元, 本年此前已付 {y(f['paid_before'])} 元。")
-        out.append(f"  本次支付 {y(f['pay'])} 元(= F(累计后) − F(累计前), 各自四舍五入到分)。")
+            out.append(f"  年度限额 {y(f['annual_cap'])} 元, 本年此前已计 {y(f['cap_used_before'])} 元。")
+        out.append(f"  本次支付 {y(f['pay'])} 元。")
         return out
     if step.kind == "guarantee":
         of = "医疗费总额" if f["of"] == "medfee_sumamt" else "政策范围内费用"

@@ -395,7 +395,7 @@ def test_jishou_critical_illness_tilt(categories, deductible, ratio, cap) -> Non
     visit = _visit(V("21", "3", 50000), 0, 2022)
     (s,) = settle_year(c, person, [visit], Accumulators(2022))
     facts = _tier_step(s, "critical_illness").facts
-    assert facts["parts"] == [[(fen(deductible), None, Decimal(ratio))]]
+    assert [s.describe() for s in facts["scales"]] == [[(fen(deductible), None, Decimal(ratio))]]
     assert facts["annual_cap"] == (None if cap is None else fen(cap))
 
 

@@ -16,19 +16,14 @@ from yibao.settlement.model import ClassifiedAmounts, FeeItem
 
 def classify_items(pack: CompiledPack, items: tuple[FeeItem, ...]) -> ClassifiedAmounts:
     fulamt = overlmt = pre = inscp = 0
-    catalog, classes = pack.catalog, pack.classes
+    catalog_get, classes = pack.catalog.get, pack.classes
     for i, item in enumerate(items):
-        rule = catalog.get(item.med_list_codg)
-        if item.chrgitm_lv is not None and (rule is None or rule.chrgitm_lv != item.chrgitm_lv):
-            cls = classes.get(item.chrgitm_lv)
-            if cls is None:
-                raise SettlementError(Problem(
-                    "SET020", f"visit.items[{i}].chrgitm_lv",
-                    f"收费项目等级 {item.chrgitm_lv!r} 不在政策包的分类中: {sorted(classes)}",
-                ))
-            # the item's own class wins; a catalog price cap for the code still applies
-            cap = rule.price_cap if rule is not None else None
-            rule = cls if cap is None else type(cls)(cls.chrgitm_lv, cls.in_scope, cls.pre_num, cls.pre_den, cap)
+        rule = catalog_get(item.med_list_codg)
+        level = item.chrgitm_lv
+        if level is not None and rule is None:
+            rule = classes.get(level) or _class_rule(classes, level, None, i)
+        elif level is not None and rule.chrgitm_lv != level:
+            rule = _class_rule(classes, level, rule, i)
         elif rule is None:
             raise SettlementError(Problem(
                 "SET021", f"visit.items[{i}].chrgitm_lv",
@@ -38,17 +33,33 @@ def classify_items(pack: CompiledPack, items: tuple[FeeItem, ...]) -> Classified
         if not rule.in_scope:
             fulamt += fee
             continue
-        rest = fee
-        if rule.price_cap is not None:
-            limit = mul_rate(rule.price_cap, item.cnt)
+        cap = rule.price_cap
+        if cap is not None:
+            limit = mul_rate(cap, item.cnt)
             if fee > limit:
                 overlmt += fee - limit
-                rest = limit
+                fee = limit
         if item.preselfpay_ratio is not None:
             num, den = rate_parts(item.preselfpay_ratio)
         else:
             num, den = rule.pre_num, rule.pre_den
-        share = (2 * rest * num + den) // (2 * den) if num else 0
-        pre += share
-        inscp += rest - share
+        if num:
+            share = (2 * fee * num + den) // (2 * den)
+            pre += share
+            inscp += fee - share
+        else:
+            inscp += fee
     return ClassifiedAmounts(fulamt, overlmt, pre, inscp)
+
+
+def _class_rule(classes, level: str, catalog_rule, index: int):
+    """The line's own class wins over the catalog's; the catalog's price cap for the code stays."""
+    cls = classes.get(level)
+    if cls is None:
+        raise SettlementError(Problem(
+            "SET020", f"visit.items[{index}].chrgitm_lv",
+            f"收费项目等级 {level!r} 不在政策包的分类中: {sorted(classes)}",
+        ))
+    if catalog_rule is None or catalog_rule.price_cap is None:
+        return cls
+    return type(cls)(cls.chrgitm_lv, cls.in_scope, cls.pre_num, cls.pre_den, catalog_rule.price_cap)

@@ -50,6 +50,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     })]
     delta: dict[str, int] = {}
     details: list[SetlDetail] = []
+    get = acc.values.get
 
     # --- 基本医保 统筹基金 -------------------------------------------------------------
     rule = pack.basic_rule(person.insutype, visit.med_type, visit.dise_codg, visit.level)
@@ -101,8 +102,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     coshare = inscp - dedc - uncapped
     overcap = uncapped - hifp
     steps.append(Step("basic", rule.id, rule.name, {
-        **basic_facts, "level": visit.level, "inscp": inscp, "bands": scale.describe(),
-        "points": rule.points(person.retiree, cats), "annual_cap": cap, "uncapped": uncapped,
+        **basic_facts, "level": visit.level, "inscp": inscp,
+        "scale": scale, "points": rule.points(person.retiree, cats), "annual_cap": cap, "uncapped": uncapped,
         "hifp_pay": hifp, "act_pay_dedc": dedc, "pool_prop_selfpay": coshare, "overcap": overcap,
     }))
     if hifp:
@@ -128,13 +129,13 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
                 continue
             used_groups.add(tier.exclusive_group)
         scales, cap, tilt = tier.variant(cats)
-        bases = [sum(buckets[b] for b in part) for part in tier.part_buckets]
-        cums = [acc.get(k) for k in tier.base_keys]
+        bases = [_sum_of(buckets, part) for part in tier.part_buckets]
+        cums = [get(k, 0) for k in tier.base_keys]
         den = scales[0].denominator
         before = sum(s.numerator(c) for s, c in zip(scales, cums))
         after = sum(s.numerator(c + b) for s, c, b in zip(scales, cums, bases))
         uncapped = (2 * after + den) // (2 * den) - (2 * before + den) // (2 * den)
-        cap_used = acc.get(tier.cap_key)
+        cap_used = get(tier.cap_key, 0)
         pay = uncapped if cap is None else min(cap_used + uncapped, cap) - min(cap_used, cap)
         part_pays = draw_parts(buckets, tier, scales, cums, bases, pay)
         for key, base in zip(tier.base_keys, bases):
@@ -149,9 +150,9 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             details.append(SetlDetail(tier.fund_pay_type, pay, tier.pays_into, tier.id, tier.name))
         steps.append(Step("tier", tier.id, tier.name, {
             "pays_into": tier.pays_into, "tilt": tilt, "bases": bases, "cum_before": cums, "part_pays": part_pays,
-            "parts": [s.describe() for s in scales], "annual_cap": cap, "pay": pay, "uncapped": uncapped,
+            "scales": scales, "annual_cap": cap, "pay": pay, "uncapped": uncapped,
             "cap_used_before": cap_used,
-            "paid_before": acc.get(tier.paid_key),
+            "paid_before": get(tier.paid_key, 0),
         }))
 
     # --- 兜底 guarantees -------------------------------------------------------------------
@@ -212,6 +213,13 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         accumulators_after=acc.plus(delta),
         delta=delta,
     )
+
+
+def _sum_of(buckets: dict[str, int], names) -> int:
+    total = 0
+    for name in names:
+        total += buckets[name]
+    return total
 
 
 def draw_parts(buckets: dict[str, int], tier, scales, cums, bases, pay: int) -> list[int]:

@@ -97,13 +97,14 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
             head += f", 比例加 {f['points'].normalize():f} 个百分点(退休/人员类别)"
         out = [head + "。"]
         reason = _REASONS.get(f["deductible_reason"], f["deductible_reason"])
+        bands = f["scale"].describe()
         if f["mode"] == "per_admission":
             out.append(
                 f"  第 {f['admission_no']} 次住院, 起付线 {y(f['deductible'])} 元({reason}; 首次起付线 {y(f['deductible_first'])} 元);"
                 f" 本次政策范围内 {y(f['inscp'])} 元中起付线内 {y(f['act_pay_dedc'])} 元由个人负担。"
             )
-            out.append(f"  支付比例: {describe_bands(f['bands'])}。")
-            out.append(f"  按比例: {band_arithmetic(f['bands'], 0, f['inscp'])} = {y(f['uncapped'])} 元(四舍五入到分)。")
+            out.append(f"  支付比例: {describe_bands(bands)}。")
+            out.append(f"  按比例: {band_arithmetic(bands, 0, f['inscp'])} = {y(f['uncapped'])} 元(四舍五入到分)。")
             if f["annual_cap"] is not None:
                 out.append(
                     f"  年度最高支付限额 {y(f['annual_cap'])} 元, 本年此前已计 {y(f['cap_used_before'])} 元,"
@@ -116,8 +117,8 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
                 f"  按年度累计: 年度起付线 {y(f['deductible'])} 元({reason}); 本年政策范围内累计由 {y(before)} 增至 {y(after)} 元,"
                 f" 本次计入起付线 {y(f['act_pay_dedc'])} 元。"
             )
-            out.append(f"  支付比例: {describe_bands(f['bands'])}。")
-            out.append(f"  本次对应: {band_arithmetic(f['bands'], before, after)} = {y(f['uncapped'])} 元。")
+            out.append(f"  支付比例: {describe_bands(bands)}。")
+            out.append(f"  本次对应: {band_arithmetic(bands, before, after)} = {y(f['uncapped'])} 元。")
             if f["annual_cap"] is not None:
                 out.append(
                     f"  年度最高支付限额 {y(f['annual_cap'])} 元, 本年此前已计 {y(f['cap_used_before'])} 元,"
@@ -144,8 +145,9 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
                 bits.append(f"封顶线 {y(yuan_to_fen(tilt.annual_cap))} 元")
             head += f"倾斜支付({names}): {', '.join(bits) or '同一般标准'}。"
         out = [head]
-        several = len(f["parts"]) > 1
-        for i, (bands, base, cum) in enumerate(zip(f["parts"], f["bases"], f["cum_before"])):
+        several = len(f["scales"]) > 1
+        parts = [scale.describe() for scale in f["scales"]]
+        for i, (bands, base, cum) in enumerate(zip(parts, f["bases"], f["cum_before"])):
             out.append(
                 f"  计入基数({_bucket_label(tier.part_buckets[i])}) 本次 {y(base)} 元, 本年累计由 {y(cum)} 增至 {y(cum + base)} 元;"
                 f" 标准: {describe_bands(bands)}; 本次对应 {band_arithmetic(bands, cum, cum + base)}"

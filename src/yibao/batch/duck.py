@@ -1,0 +1,28 @@
+"""Run the columnar engine on DuckDB (the embedded default: no server, one file or memory)."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from yibao.batch.sqlgen import SettlementSQL, ident
+from yibao.policy.compiled import CompiledPack
+from yibao.settlement.model import SETLINFO_FIELDS
+
+
+def output_columns(pack: CompiledPack) -> list[str]:
+    rule_ids = [r.id for r in pack.basic] + [t.id for t in pack.tiers] + [g.id for g in pack.guarantees]
+    return ["psn_no", "mdtrt_id", "yr", "setl_time", *SETLINFO_FIELDS, *(f"pay__{ident(i)}" for i in rule_ids)]
+
+
+def settle_visits(pack: CompiledPack, visits_in: pa.Table | str, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """Settle every row of ``visits_in`` (an Arrow table, or a relation name in ``con``)."""
+    con = con or duckdb.connect()
+    source = "visits_in"
+    if isinstance(visits_in, pa.Table):
+        con.register("visits_in", visits_in)
+    else:
+        source = visits_in
+    sql = SettlementSQL(pack).query(source)
+    cols = ", ".join(output_columns(pack))
+    return con.sql(f"SELECT {cols} FROM ({sql}) ORDER BY psn_no, setl_time, mdtrt_id").to_arrow_table()

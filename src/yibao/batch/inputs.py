@@ -1,0 +1,105 @@
+"""Portable SQL that turns claims tables (yuan, platform field names) into the engine's input.
+
+Two steps, both plain SQL so DuckDB and Spark run the same text:
+- :func:`classification_query`: fee lines → the four classified amounts per visit, in fen,
+  exactly as :mod:`yibao.settlement.classify` does it line by line;
+- :func:`visits_in_query`: visits ⋈ persons ⋈ classified amounts → ``visits_in`` for
+  :class:`yibao.batch.sqlgen.SettlementSQL`.
+The pack's catalogue and charge classes travel as two small tables (:func:`pack_tables`).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from yibao.batch.sqlgen import ident, q
+from yibao.policy.compiled import CompiledPack
+
+RATE_DEN = 10_000  # per-line ratios and counts are decimals with at most 4 places
+
+
+def pack_tables(pack: CompiledPack) -> dict[str, pa.Table]:
+    classes = pack.classes
+    catalog = pack.catalog
+    return {
+        "pack_classes": pa.table({
+            "chrgitm_lv": list(classes),
+            "in_scope": [c.in_scope for c in classes.values()],
+            "pre_num": pa.array([c.pre_num for c in classes.values()], pa.int64()),
+            "pre_den": pa.array([c.pre_den for c in classes.values()], pa.int64()),
+        }),
+        "pack_catalog": pa.table({
+            "med_list_codg": pa.array(list(catalog), pa.string()),
+            "cat_lv": pa.array([c.chrgitm_lv for c in catalog.values()], pa.string()),
+            "cat_in_scope": pa.array([c.in_scope for c in catalog.values()], pa.bool_()),
+            "cat_pre_num": pa.array([c.pre_num for c in catalog.values()], pa.int64()),
+            "cat_pre_den": pa.array([c.pre_den for c in catalog.values()], pa.int64()),
+            "cat_cap": pa.array([c.price_cap for c in catalog.values()], pa.int64()),
+        }),
+    }
+
+
+def fen(column: str) -> str:
+    """A decimal(16,2) yuan column as exact integer fen."""
+    return f"CAST({column} * 100 AS BIGINT)"
+
+
+def classification_query(items: str = "fee_items") -> str:
+    """Per visit: fulamt, overlmt, pre, inscp (fen), plus ``unclassified`` lines to report."""
+    # a line's own class wins over the catalogue's; the catalogue's price cap for the code stays
+    own = "(i.chrgitm_lv IS NOT NULL AND (c.cat_lv IS NULL OR c.cat_lv <> i.chrgitm_lv))"
+    return f"""
+WITH lines AS (
+  SELECT i.mdtrt_id,
+         {fen('i.det_item_fee_sumamt')} AS fee,
+         CAST(i.cnt * {RATE_DEN} AS BIGINT) AS cnt_num,
+         CASE WHEN {own} THEN k.in_scope ELSE c.cat_in_scope END AS in_scope,
+         CASE WHEN i.preselfpay_ratio IS NOT NULL THEN CAST(i.preselfpay_ratio * {RATE_DEN} AS BIGINT)
+              WHEN {own} THEN k.pre_num ELSE c.cat_pre_num END AS pre_num,
+         CASE WHEN i.preselfpay_ratio IS NOT NULL THEN {RATE_DEN}
+              WHEN {own} THEN k.pre_den ELSE c.cat_pre_den END AS pre_den,
+         c.cat_cap AS cap
+  FROM {items} i
+  LEFT JOIN pack_catalog c ON c.med_list_codg = i.med_list_codg
+  LEFT JOIN pack_classes k ON k.chrgitm_lv = i.chrgitm_lv
+), capped AS (
+  SELECT *,
+         CASE WHEN cap IS NULL THEN NULL ELSE (2 * cap * cnt_num + {RATE_DEN}) // {2 * RATE_DEN} END AS lim
+  FROM lines
+), split AS (
+  SELECT *,
+         CASE WHEN in_scope AND lim IS NOT NULL AND fee > lim THEN fee - lim ELSE 0 END AS ovl
+  FROM capped
+), shares AS (
+  SELECT *,
+         CASE WHEN in_scope AND pre_num > 0 THEN (2 * (fee - ovl) * pre_num + pre_den) // (2 * pre_den) ELSE 0 END AS share
+  FROM split
+)
+SELECT mdtrt_id,
+       CAST(SUM(CASE WHEN in_scope THEN 0 ELSE fee END) AS BIGINT) AS fulamt,
+       CAST(SUM(ovl) AS BIGINT) AS overlmt,
+       CAST(SUM(share) AS BIGINT) AS pre,
+       CAST(SUM(CASE WHEN in_scope THEN fee - ovl - share ELSE 0 END) AS BIGINT) AS inscp,
+       CAST(SUM(CASE WHEN in_scope IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unclassified,
+       COUNT(*) AS item_count
+FROM shares GROUP BY mdtrt_id
+"""
+
+
+def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "persons",
+                    amounts: str = "classified") -> str:
+    """visits ⋈ persons ⋈ classified amounts, with a boolean column per pack category."""
+    cats = ",\n       ".join(
+        f"COALESCE(list_contains(p.categories, {q(code)}), FALSE) AS cat_{ident(code)}" for code in pack.categories
+    )
+    cats = (cats + ",") if cats else ""
+    return f"""
+SELECT v.psn_no, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, COALESCE(p.retiree, FALSE) AS retiree,
+       {cats}
+       v.med_type, v.level, COALESCE(v.dise_codg, '') AS dise_codg, v.referral_from_level,
+       COALESCE({fen('v.acct_balance')}, 0) AS acct_balance,
+       a.fulamt, a.overlmt, a.pre, a.inscp
+FROM {visits} v
+JOIN {persons} p ON p.psn_no = v.psn_no
+JOIN {amounts} a ON a.mdtrt_id = v.mdtrt_id
+"""

@@ -1,0 +1,387 @@
+"""The columnar engine: a policy pack compiled into one SQL query that settles a whole table.
+
+The query has exactly the semantics of :mod:`yibao.settlement.engine` — same pack, same results
+to the fen — and is built from the same compiled pack (:mod:`yibao.policy.compiled`), so a
+deductible, band edge or ratio is derived in one place. Everything is integer arithmetic on fen:
+a rate r is a numerator over one common denominator ``DEN`` for the whole pack, and
+``round_half_up(N / DEN)`` is ``(2N + DEN) DIV (2 DEN)``. Year-to-date quantities are window
+sums over (person, year) ordered by settlement time, so the query needs no per-row Python.
+
+The SQL is written in DuckDB's dialect using only portable constructs (CASE, LEAST/GREATEST,
+integer ``//``, window sums with ROWS frames) and transpiled with SQLGlot for Spark.
+
+Input relation ``visits_in`` (one row per visit, amounts in fen):
+psn_no, yr, setl_time, mdtrt_id, insutype, retiree, cat_<code> booleans for every pack
+category, med_type, level, dise_codg, referral_from_level, acct_balance, fulamt, overlmt, pre,
+inscp. Output: the input columns plus every setlinfo field (fen) and ``pay__<rule id>`` per rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from math import lcm
+
+from yibao.money import mul_rate, rate_parts, yuan_to_fen
+from yibao.policy.compiled import CompiledBasic, CompiledPack, CompiledTier, bands_of
+from yibao.settlement.model import BUCKETS
+
+ORDER = "ORDER BY setl_time, mdtrt_id"
+MAX_VISIT_FEN = 1_000_000_000  # 10,000,000 yuan: larger visits are refused by batch validation
+PRIOR = "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+SHORT = {"inscp_coshare": "b_co", "inscp_overcap": "b_oc", "inscp_dedc": "b_dd",
+         "preselfpay": "b_pre", "overlmt_selfpay": "b_ovl", "fulamt_ownpay": "b_ful"}
+
+
+def q(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def prior_sum(expr: str, partition: str) -> str:
+    return f"COALESCE(SUM({expr}) OVER (PARTITION BY {partition} {ORDER} {PRIOR}), 0)"
+
+
+def case_on(column: str, branches: dict[str, str], default: str = "0") -> str:
+    if not branches:
+        return default
+    parts = " ".join(f"WHEN {q(k)} THEN {v}" for k, v in branches.items())
+    return f"(CASE {column} {parts} ELSE {default} END)"
+
+
+def ident(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text)
+
+
+@dataclass
+class Query:
+    """A chain of CTEs, each ``SELECT *, <new columns> FROM <previous>``."""
+
+    source: str
+    stages: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def add(self, *columns: str) -> None:
+        self.stages.append((f"s{len(self.stages)}", list(columns)))
+
+    def sql(self, final: str = "SELECT * FROM {last}") -> str:
+        ctes = []
+        previous = self.source
+        for name, cols in self.stages:
+            ctes.append(f"{name} AS (SELECT *, {', '.join(cols)} FROM {previous})")
+            previous = name
+        return "WITH " + ",\n".join(ctes) + "\n" + final.format(last=previous)
+
+
+class SettlementSQL:
+    """Builds the settlement query for one compiled pack."""
+
+    def __init__(self, pack: CompiledPack):
+        self.pack = pack
+        dens = [1]
+        for rule in pack.basic:
+            for spec in rule.rule.ratio_by_level.values():
+                for _, rate in bands_of(spec, 0, Decimal(0), "absolute"):
+                    dens.append(rate_parts(rate)[1])
+            for pts in [rule.rule.retiree_points, *rule.rule.category_points.values()]:
+                dens.append(rate_parts(pts / 100)[1])
+        for tier in pack.tiers:
+            for scales, _cap in tier._variants:
+                dens.extend(s.denominator for s in scales)
+        for g in pack.guarantees:
+            dens.append(g.share_parts[1])
+        self.den = lcm(*dens)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def rnd(self, numerator: str) -> str:
+        """round_half_up(numerator / DEN) for a non-negative integer numerator."""
+        return f"((2 * ({numerator}) + {self.den}) // {2 * self.den})"
+
+    def num(self, rate: Decimal) -> int:
+        n, d = rate_parts(rate)
+        return n * (self.den // d)
+
+    def cat(self, code: str) -> str:
+        return f"cat_{ident(code)}"
+
+    def any_cat(self, codes) -> str:
+        codes = list(codes)
+        return "(" + " OR ".join(self.cat(c) for c in codes) + ")" if codes else "FALSE"
+
+    def in_list(self, column: str, values) -> str:
+        return f"{column} IN ({', '.join(q(v) for v in values)})"
+
+    def band_sum(self, x: str, bands: list[tuple[str, str | None, str]]) -> str:
+        """Σ rate_num · max(0, min(x, upper) − lower) as SQL; bands are (lower, upper, rate_num)."""
+        terms = []
+        for lower, upper, rate in bands:
+            top = x if upper is None else f"LEAST({x}, {upper})"
+            terms.append(f"({rate}) * GREATEST(0, {top} - ({lower}))")
+        return " + ".join(terms) if terms else "0"
+
+    # --- 基本医保 -----------------------------------------------------------------------------
+
+    def rule_condition(self, rule: CompiledBasic) -> str:
+        r = rule.rule
+        cond = [f"insutype = {q(r.insutype)}", self.in_list("med_type", r.med_types),
+                self.in_list("level", list(rule.by_level))]
+        if r.diseases:
+            cond.append("(" + " OR ".join(f"starts_with(dise_codg, {q(d)})" for d in r.diseases) + ")")
+        return " AND ".join(cond)
+
+    def deductible_n(self, rule: CompiledBasic, level_col: str, n: str) -> str:
+        """The level's deductible for the n-th admission (before waivers / referral)."""
+        rep = rule.rule.deductible.repeat
+        branches = {}
+        for lv, first in rule.by_level.items():
+            if rep is None or rule.mode == "annual":
+                branches[lv] = str(first)
+            elif rep.mode == "factor":
+                branches[lv] = f"(CASE WHEN {n} <= 1 THEN {first} ELSE {mul_rate(first, rep.factor)} END)"
+            elif rep.mode == "schedule":
+                amounts = rule.schedule[lv]  # type: ignore[index]
+                whens = " ".join(f"WHEN {n} = {i + 1} THEN {a}" for i, a in enumerate(amounts[:-1]))
+                branches[lv] = f"(CASE {whens} ELSE {amounts[-1]} END)" if whens else str(amounts[-1])
+            else:
+                floor = yuan_to_fen(rep.floor) if rep.floor is not None else 0
+                branches[lv] = f"GREATEST({floor}, {first} - {yuan_to_fen(rep.step)} * ({n} - 1))"
+        return case_on(level_col, branches)
+
+    def deductible(self, rule: CompiledBasic) -> str:
+        ded = rule.rule.deductible
+        n = "adm_no"
+        whens = []
+        for w in ded.waive:
+            cond = self.any_cat(w.categories)
+            if w.levels is not None:
+                cond += " AND " + self.in_list("level", w.levels)
+            whens.append(f"WHEN {cond} THEN 0")
+        if rule.mode == "per_admission" and rule.once_diseases:
+            whens.append("WHEN once_match AND once_paid THEN 0")
+        amount = self.deductible_n(rule, "level", n)
+        if rule.mode == "per_admission" and ded.referral is not None:
+            rank = rule.level_rank
+            up = " OR ".join(
+                f"(level = {q(a)} AND referral_from_level = {q(b)})"
+                for a in rule.by_level for b in rule.by_level if rank[a] > rank[b]
+            ) or "FALSE"
+            mode_up, mode_down = ded.referral.upward, ded.referral.same_or_downward
+            source = self.deductible_n(rule, "referral_from_level", n)
+            up_value = {"waive": "0", "full": amount, "difference": f"GREATEST(0, {amount} - {source})"}[mode_up]
+            down_value = {"waive": "0", "full": amount}[mode_down]
+            whens.append(f"WHEN is_referral AND ({up}) THEN {up_value}")
+            whens.append(f"WHEN is_referral THEN {down_value}")
+        return f"(CASE {' '.join(whens)} ELSE {amount} END)" if whens else amount
+
+    def points_num(self, rule: CompiledBasic) -> str:
+        """Ratio bonus as a numerator over DEN: retiree points + the largest category points."""
+        r = rule.rule
+        parts = []
+        if r.retiree_points:
+            parts.append(f"(CASE WHEN retiree THEN {self.num(r.retiree_points / 100)} ELSE 0 END)")
+        if r.category_points:
+            ordered = sorted(r.category_points.items(), key=lambda kv: kv[1], reverse=True)
+            whens = " ".join(f"WHEN {self.cat(c)} THEN {self.num(p / 100)}" for c, p in ordered)
+            parts.append(f"(CASE {whens} ELSE 0 END)")
+        return " + ".join(parts) if parts else "0"
+
+    def basic_g(self, rule: CompiledBasic, x: str) -> str:
+        """G(x) × DEN for this rule at the row's level, deductible ``ded`` and points ``pts``."""
+        r = rule.rule
+        branches = {}
+        for lv, spec in r.ratio_by_level.items():
+            bands = []
+            previous = "0"
+            for upper, rate in bands_of(spec, 0, Decimal(0), r.band_edges):
+                if upper is None:
+                    up = None
+                elif r.band_edges == "above_deductible":
+                    up = f"(ded + {upper})"
+                else:
+                    up = str(upper)
+                rate_sql = f"LEAST({self.den}, GREATEST(0, {self.num(rate)} + pts))"
+                if rate == 0 and upper is None and bands:
+                    rate_sql = "0"  # the closing band after a last edge pays nothing
+                bands.append((f"GREATEST(ded, {previous})", up, rate_sql))
+                if up is None:
+                    break
+                previous = up
+            branches[lv] = self.band_sum(x, bands)
+        return case_on("level", branches)
+
+    # --- the query ---------------------------------------------------------------------------
+
+    def query(self, source: str = "visits_in") -> str:
+        pack = self.pack
+        qy = Query(source)
+        self.cur = dict(SHORT)  # bucket → the column holding its current remainder
+        rules = pack.basic
+        rule_idx = " ".join(f"WHEN {self.rule_condition(r)} THEN {i}" for i, r in enumerate(rules))
+        qy.add(f"(CASE {rule_idx} ELSE -1 END) AS rule_idx")
+
+        def per_rule(expr_of, default="0") -> str:
+            return "(CASE rule_idx " + " ".join(
+                f"WHEN {i} THEN {expr_of(r)}" for i, r in enumerate(rules)) + f" ELSE {default} END)"
+
+        pa_idx = [str(i) for i, r in enumerate(rules) if r.mode == "per_admission"]
+        is_pa = f"rule_idx IN ({', '.join(pa_idx)})" if pa_idx else "FALSE"
+        qy.add(
+            f"({is_pa}) AS is_pa",
+            per_rule(lambda r: q(r.adm_key), "NULL") + " AS adm_grp",
+            per_rule(lambda r: q(r.cap_key), "NULL") + " AS cap_grp",
+            per_rule(lambda r: (
+                "(" + " OR ".join(f"starts_with(dise_codg, {q(d)})" for d in r.once_diseases) + ")"
+                if r.mode == "per_admission" and r.once_diseases else "FALSE"), "FALSE") + " AS once_match",
+            per_rule(lambda r: (
+                f"(referral_from_level IS NOT NULL AND {self.in_list('referral_from_level', list(r.by_level))})"
+                if r.rule.deductible.referral is not None and r.mode == "per_admission" else "FALSE"),
+                "FALSE") + " AS is_referral",
+        )
+        person_year = "psn_no, yr"
+        qy.add(
+            f"CASE WHEN is_pa THEN {prior_sum('1', person_year + ', adm_grp')} ELSE 0 END AS prior_pa",
+            f"({prior_sum('CASE WHEN once_match THEN 1 ELSE 0 END', person_year + ', rule_idx')} > 0) AS once_paid",
+            f"CASE WHEN is_pa THEN 0 ELSE {prior_sum('inscp', person_year + ', rule_idx')} END AS base_before",
+        )
+        qy.add("(is_referral AND prior_pa > 0) AS continues")
+        qy.add(f"CASE WHEN is_pa THEN {prior_sum('CASE WHEN continues THEN 0 ELSE 1 END', person_year + ', adm_grp')}"
+               f" + CASE WHEN continues THEN 0 ELSE 1 END ELSE 1 END AS adm_no")
+        qy.add(per_rule(self.deductible) + " AS ded", per_rule(self.points_num) + " AS pts")
+        uncapped = per_rule(lambda r: (
+            self.rnd(self.basic_g(r, "inscp")) if r.mode == "per_admission" else
+            f"({self.rnd(self.basic_g(r, '(base_before + inscp)'))} - {self.rnd(self.basic_g(r, 'base_before'))})"))
+        dedc = per_rule(lambda r: (
+            "LEAST(inscp, ded)" if r.mode == "per_admission"
+            else "(LEAST(base_before + inscp, ded) - LEAST(base_before, ded))"))
+        qy.add(f"{uncapped} AS u_basic", f"{dedc} AS act_pay_dedc")
+        qy.add(f"{prior_sum('u_basic', person_year + ', cap_grp')} AS cap_used")
+        hifp = per_rule(lambda r: (
+            "u_basic" if r.annual_cap is None
+            else f"(LEAST(cap_used + u_basic, {r.annual_cap}) - LEAST(cap_used, {r.annual_cap}))"))
+        qy.add(f"{hifp} AS hifp_pay")
+        qy.add("inscp - act_pay_dedc - u_basic AS b_co", "u_basic - hifp_pay AS b_oc", "act_pay_dedc AS b_dd",
+               "pre AS b_pre", "overlmt AS b_ovl", "fulamt AS b_ful", "inscp - act_pay_dedc - u_basic AS pool_prop_selfpay")
+        for i, r in enumerate(rules):
+            qy.add(f"CASE WHEN rule_idx = {i} THEN hifp_pay ELSE 0 END AS pay__{ident(r.id)}")
+
+        # --- tiers in pack order -----------------------------------------------------------
+        groups_seen: dict[str, list[str]] = {}
+        pay_cols: dict[str, list[str]] = {f: [] for f in ("cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay")}
+        for tier in pack.tiers:
+            self.add_tier(qy, tier, groups_seen)
+            pay_cols[tier.pays_into].append(f"pay__{ident(tier.id)}")
+        fund_total = " + ".join(["hifp_pay"] + [c for cols in pay_cols.values() for c in cols])
+        qy.add(f"{fund_total} AS fund_before_guarantee")
+        running = "fund_before_guarantee"
+        for g in pack.guarantees:
+            gid = ident(g.id)
+            cond = self.applies(g.insutypes, g.med_types, g.categories)
+            of = "(fulamt + overlmt + pre + inscp)" if g.of == "medfee_sumamt" else "inscp"
+            num, den = g.share_parts
+            target = f"((2 * {of} * {num} + {den}) // {2 * den})"
+            total = " + ".join(self.cur[b] for b in BUCKETS)
+            qy.add(f"CASE WHEN {cond} THEN LEAST(GREATEST(0, {target} - {running}), {total}) ELSE 0 END AS pay__{gid}")
+            self.draw(qy, f"pay__{gid}", BUCKETS, f"g_{gid}")
+            pay_cols[g.pays_into].append(f"pay__{gid}")
+            running = f"{running} + pay__{gid}"
+        cols = [f"({' + '.join(v) if v else '0'}) AS {k}" for k, v in pay_cols.items()]
+        qy.add(*cols)
+        qy.add("(fulamt + overlmt + pre + inscp) AS medfee_sumamt",
+               "hifp_pay + cvlserv_pay + hifes_pay + hifmi_pay + hifob_pay + maf_pay + oth_pay AS fund_pay_sumamt")
+        if pack.account_insutypes:
+            covered = " + ".join(self.cur[b] for b in pack.account_covers)
+            acct = (f"CASE WHEN {self.in_list('insutype', sorted(pack.account_insutypes))} AND acct_balance > 0 "
+                    f"THEN LEAST(acct_balance, {covered}) ELSE 0 END")
+        else:
+            acct = "0"
+        qy.add("medfee_sumamt - fund_pay_sumamt AS psn_part_amt", f"{acct} AS acct_pay")
+        qy.add("psn_part_amt - acct_pay AS psn_cash_pay", "0 AS hosp_part_amt",
+               "fulamt AS fulamt_ownpay_amt", "overlmt AS overlmt_selfpay", "pre AS preselfpay_amt",
+               "inscp AS inscp_scp_amt")
+        return qy.sql()
+
+    def applies(self, insutypes, med_types, categories) -> str:
+        cond = ["TRUE"]
+        if insutypes is not None:
+            cond.append(self.in_list("insutype", sorted(insutypes)))
+        if med_types is not None:
+            cond.append(self.in_list("med_type", sorted(med_types)))
+        if categories is not None:
+            cond.append(self.any_cat(sorted(categories)))
+        return " AND ".join(cond)
+
+    def add_tier(self, qy: Query, tier: CompiledTier, groups_seen: dict[str, list[str]]) -> None:
+        tid = ident(tier.id)
+        cond = self.applies(tier.insutypes, tier.med_types, tier.categories)
+        if tier.exclusive_group is not None:
+            earlier = groups_seen.setdefault(tier.exclusive_group, [])
+            if earlier:
+                cond = f"({cond}) AND NOT ({' OR '.join(earlier)})"
+            earlier.append(f"app__{tid}")
+        tilts = " ".join(f"WHEN {self.any_cat(t.categories)} THEN {i + 1}" for i, t in enumerate(tier.tier.tilts))
+        variant = f"(CASE {tilts} ELSE 0 END)" if tilts else "0"
+        qy.add(f"({cond}) AS app__{tid}", f"{variant} AS var__{tid}")
+        bases = []
+        for p, buckets in enumerate(tier.part_buckets):
+            total = " + ".join(self.cur[b] for b in buckets)
+            bases.append(f"CASE WHEN app__{tid} THEN {total} ELSE 0 END AS base__{tid}_{p}")
+        qy.add(*bases)
+        qy.add(*(f"{prior_sum(f'base__{tid}_{p}', 'psn_no, yr')} AS cum__{tid}_{p}" for p in range(len(tier.part_buckets))))
+
+        def g_part(variant_idx: int, p: int, x: str) -> str:
+            scale = tier._variants[variant_idx][0][p]
+            bands = [(str(b.lower), None if b.upper is None else str(b.upper), str(self.num(b.rate)))
+                     for b in scale.bands]
+            return self.band_sum(x, bands)
+
+        def by_variant(make) -> str:
+            whens = " ".join(f"WHEN {v} THEN {make(v)}" for v in range(len(tier._variants)))
+            return f"(CASE var__{tid} {whens} ELSE 0 END)"
+
+        parts = range(len(tier.part_buckets))
+        after = by_variant(lambda v: " + ".join(g_part(v, p, f"(cum__{tid}_{p} + base__{tid}_{p})") for p in parts))
+        before = by_variant(lambda v: " + ".join(g_part(v, p, f"cum__{tid}_{p}") for p in parts))
+        own = [by_variant(lambda v, p=p: f"{self.rnd(g_part(v, p, f'(cum__{tid}_{p} + base__{tid}_{p})'))}"
+                                          f" - {self.rnd(g_part(v, p, f'cum__{tid}_{p}'))}") for p in parts]
+        # with the person's variant fixed for the year, the uncapped increments telescope, so the
+        # cap already used is round(G(cum before)) — no second window needed
+        qy.add(f"{self.rnd(after)} - {self.rnd(before)} AS u__{tid}", f"{self.rnd(before)} AS capused__{tid}",
+               *(f"{own[p]} AS own__{tid}_{p}" for p in parts))
+        caps = {v: cap for v, (_, cap) in enumerate(tier._variants)}
+        pay_by_var = " ".join(
+            f"WHEN {v} THEN " + (f"u__{tid}" if cap is None else
+                                 f"LEAST(capused__{tid} + u__{tid}, {cap}) - LEAST(capused__{tid}, {cap})")
+            for v, cap in caps.items())
+        qy.add(f"CASE WHEN app__{tid} THEN (CASE var__{tid} {pay_by_var} ELSE 0 END) ELSE 0 END AS pay__{tid}")
+        if len(tier.part_buckets) == 1:
+            self.draw(qy, f"pay__{tid}", tier.draw_order, f"d_{tid}")
+            return
+        remaining = f"pay__{tid}"
+        for p, buckets in enumerate(tier.part_buckets):
+            qy.add(f"LEAST(own__{tid}_{p}, {remaining}) AS take__{tid}_{p}")
+            self.draw(qy, f"take__{tid}_{p}", buckets, f"d_{tid}_{p}")
+            remaining = f"({remaining} - take__{tid}_{p})"
+        qy.add(f"{remaining} AS rest__{tid}")
+        self.draw(qy, f"rest__{tid}", tier.draw_order, f"d_{tid}_r")
+
+    def draw(self, qy: Query, amount: str, buckets, prefix: str) -> None:
+        """Take ``amount`` out of the bucket columns in proportion (see engine.draw).
+
+        Products stay in BIGINT: both factors are at most a visit's total in fen, and batch input
+        validation refuses visits above MAX_VISIT_FEN, so the product stays below 10^18.
+        """
+        cols = [self.cur[b] for b in buckets]
+        total = " + ".join(cols)
+        qy.add(f"({total}) AS {prefix}_tot")
+        qy.add(*(f"CASE WHEN {prefix}_tot = 0 THEN 0 ELSE "
+                 f"({c} * {amount}) // {prefix}_tot END AS {prefix}_t{j}"
+                 for j, c in enumerate(cols)))
+        takes = " + ".join(f"{prefix}_t{j}" for j in range(len(cols)))
+        qy.add(f"{amount} - ({takes}) AS {prefix}_r0")
+        for j, c in enumerate(cols):
+            qy.add(f"CASE WHEN {prefix}_r{j} > 0 AND {c} > {prefix}_t{j} THEN 1 ELSE 0 END AS {prefix}_a{j}")
+            qy.add(f"{prefix}_r{j} - {prefix}_a{j} AS {prefix}_r{j + 1}")
+        qy.add(*(f"CAST({c} - {prefix}_t{j} - {prefix}_a{j} AS BIGINT) AS {prefix}_b{j}" for j, c in enumerate(cols)))
+        for j, b in enumerate(buckets):
+            self.cur[b] = f"{prefix}_b{j}"
+

@@ -8,6 +8,7 @@ fen by :func:`round_half_up`, never by float arithmetic.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 
 FEN_PER_YUAN = 100
 
@@ -55,6 +56,7 @@ def round_half_up(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_HALF_UP))
 
 
+@lru_cache(maxsize=65536)
 def rate_parts(rate: Decimal) -> tuple[int, int]:
     """An exact decimal rate as (numerator, 10**k) so hot loops can stay in integers.
 

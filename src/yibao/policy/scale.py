@@ -46,7 +46,9 @@ class SegmentedScale:
 
     def __init__(self, bands: Sequence[Band], cap: int | None = None, denominator: int | None = None):
         previous_upper = 0
-        for band in bands:
+        for i, band in enumerate(bands):
+            if band.upper is None and i != len(bands) - 1:
+                raise ValueError("只有最后一段可以不设上限")
             if band.lower < previous_upper:
                 raise ValueError("分段重叠: 各段须按金额升序且互不重叠")
             if band.upper is not None and band.upper < band.lower:

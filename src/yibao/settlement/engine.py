@@ -34,6 +34,9 @@ from yibao.settlement.model import (
 )
 
 
+SETTLEMENT_COUNT = "setl:count"
+
+
 def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) -> Settlement:
     """Settle one visit on top of the person's year-to-date accumulators ``acc``."""
     check_visit(pack, person, visit, acc)
@@ -48,7 +51,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         "inscp_scp_amt": amounts.inscp_scp_amt,
         "items": 0 if visit.items is None else len(visit.items),
     })]
-    delta: dict[str, int] = {}
+    # every settlement counts itself, so 后结先撤 can tell the latest even when it changed nothing else
+    delta: dict[str, int] = {SETTLEMENT_COUNT: 1}
     details: list[SetlDetail] = []
     get = acc.values.get
 

@@ -87,7 +87,8 @@ class Accumulators:
 
     Keys: ``adm:<group>`` admissions, ``cap:<group>`` per-admission 统筹 amounts before the annual
     cap, ``base:<rule>`` / ``base:<tier>:<part>`` cumulative bases, ``once:<rule>`` once-a-year
-    deductibles paid, ``paid:<rule>`` payments. A settlement returns the delta it adds.
+    deductibles paid, ``paid:<rule>`` payments, ``setl:count`` settlements of the year. A settlement
+    returns the delta it adds.
     """
 
     year: int

@@ -3,21 +3,27 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+STAMP_ALL := $(VENV)/.installed-all
 
 .PHONY: demo test bench setup clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
 	touch $(STAMP)
 
-setup: $(STAMP)
+# tests also need pytest, hypothesis and PySpark (Spark runs the same SQL as DuckDB)
+$(STAMP_ALL): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,spark]'
+	touch $(STAMP_ALL)
+
+setup: $(STAMP_ALL)
 
 demo: $(STAMP)
 	$(BIN)/yibao demo
 
-test: $(STAMP)
+test: $(STAMP_ALL)
 	$(BIN)/pytest
 
 bench: $(STAMP)

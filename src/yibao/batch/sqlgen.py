@@ -121,12 +121,14 @@ class SettlementSQL:
 
     # --- 基本医保 -----------------------------------------------------------------------------
 
-    def rule_condition(self, rule: CompiledBasic) -> str:
+    def rule_condition(self, rule: CompiledBasic, insutype: str = "insutype", med_type: str = "med_type",
+                       level: str = "level", dise_codg: str = "dise_codg") -> str:
+        """The row matches this basic rule (columns may be named, e.g. for a join)."""
         r = rule.rule
-        cond = [f"insutype = {q(r.insutype)}", self.in_list("med_type", r.med_types),
-                self.in_list("level", list(rule.by_level))]
+        cond = [f"{insutype} = {q(r.insutype)}", self.in_list(med_type, r.med_types),
+                self.in_list(level, list(rule.by_level))]
         if r.diseases:
-            cond.append("(" + " OR ".join(f"starts_with(dise_codg, {q(d)})" for d in r.diseases) + ")")
+            cond.append("(" + " OR ".join(f"starts_with({dise_codg}, {q(d)})" for d in r.diseases) + ")")
         return " AND ".join(cond)
 
     def deductible_n(self, rule: CompiledBasic, level_col: str, n: str) -> str:
@@ -144,7 +146,8 @@ class SettlementSQL:
                 branches[lv] = f"(CASE {whens} ELSE {amounts[-1]} END)" if whens else str(amounts[-1])
             else:
                 floor = yuan_to_fen(rep.floor) if rep.floor is not None else 0
-                branches[lv] = f"GREATEST({floor}, {first} - {yuan_to_fen(rep.step)} * ({n} - 1))"
+                branches[lv] = (f"(CASE WHEN {n} <= 1 THEN {first} ELSE "
+                                f"GREATEST({floor}, {first} - {yuan_to_fen(rep.step)} * ({n} - 1)) END)")
         return case_on(level_col, branches)
 
     def deductible(self, rule: CompiledBasic) -> str:
@@ -192,16 +195,21 @@ class SettlementSQL:
         for lv, spec in r.ratio_by_level.items():
             bands = []
             previous = "0"
-            for upper, rate in bands_of(spec, 0, Decimal(0), r.band_edges):
+            listed = bands_of(spec, 0, Decimal(0), r.band_edges)
+            # bands_of closes a list whose last band has an edge with a (None, 0) band: that one
+            # pays nothing whatever the bonus points; every listed band gets the points
+            closing = isinstance(spec, list) and spec[-1].upto is not None
+            for k, (upper, rate) in enumerate(listed):
                 if upper is None:
                     up = None
                 elif r.band_edges == "above_deductible":
                     up = f"(ded + {upper})"
                 else:
                     up = str(upper)
-                rate_sql = f"LEAST({self.den}, GREATEST(0, {self.num(rate)} + pts))"
-                if rate == 0 and upper is None and bands:
-                    rate_sql = "0"  # the closing band after a last edge pays nothing
+                if closing and k == len(listed) - 1:
+                    rate_sql = "0"
+                else:
+                    rate_sql = f"LEAST({self.den}, GREATEST(0, {self.num(rate)} + pts))"
                 bands.append((f"GREATEST(ded, {previous})", up, rate_sql))
                 if up is None:
                     break
@@ -227,7 +235,7 @@ class SettlementSQL:
         is_pa = f"rule_idx IN ({', '.join(pa_idx)})" if pa_idx else "FALSE"
         qy.add(
             f"({is_pa}) AS is_pa",
-            per_rule(lambda r: q(r.adm_key), "NULL") + " AS adm_grp",
+            per_rule(lambda r: q(r.adm_key) if r.mode == "per_admission" else "NULL", "NULL") + " AS adm_grp",
             per_rule(lambda r: q(r.cap_key), "NULL") + " AS cap_grp",
             per_rule(lambda r: (
                 "(" + " OR ".join(f"starts_with(dise_codg, {q(d)})" for d in r.once_diseases) + ")"
@@ -239,12 +247,12 @@ class SettlementSQL:
         )
         person_year = "psn_no, yr"
         qy.add(
-            f"CASE WHEN is_pa THEN {prior_sum('1', person_year + ', adm_grp')} ELSE 0 END AS prior_pa",
+            f"CASE WHEN is_pa THEN {prior_sum('CASE WHEN is_pa THEN 1 ELSE 0 END', person_year + ', adm_grp')} ELSE 0 END AS prior_pa",
             f"({prior_sum('CASE WHEN once_match THEN 1 ELSE 0 END', person_year + ', rule_idx')} > 0) AS once_paid",
             f"CASE WHEN is_pa THEN 0 ELSE {prior_sum('inscp', person_year + ', rule_idx')} END AS base_before",
         )
         qy.add("(is_referral AND prior_pa > 0) AS continues")
-        qy.add(f"CASE WHEN is_pa THEN {prior_sum('CASE WHEN continues THEN 0 ELSE 1 END', person_year + ', adm_grp')}"
+        qy.add(f"CASE WHEN is_pa THEN {prior_sum('CASE WHEN is_pa AND NOT continues THEN 1 ELSE 0 END', person_year + ', adm_grp')}"
                f" + CASE WHEN continues THEN 0 ELSE 1 END ELSE 1 END AS adm_no")
         qy.add(per_rule(self.deductible) + " AS ded", per_rule(self.points_num) + " AS pts")
         uncapped = per_rule(lambda r: (
@@ -261,8 +269,7 @@ class SettlementSQL:
         qy.add(f"{hifp} AS hifp_pay")
         qy.add("inscp - act_pay_dedc - u_basic AS b_co", "u_basic - hifp_pay AS b_oc", "act_pay_dedc AS b_dd",
                "pre AS b_pre", "overlmt AS b_ovl", "fulamt AS b_ful", "inscp - act_pay_dedc - u_basic AS pool_prop_selfpay")
-        for i, r in enumerate(rules):
-            qy.add(f"CASE WHEN rule_idx = {i} THEN hifp_pay ELSE 0 END AS pay__{ident(r.id)}")
+        qy.add(*(f"CASE WHEN rule_idx = {i} THEN hifp_pay ELSE 0 END AS pay__{ident(r.id)}" for i, r in enumerate(rules)))
 
         # --- tiers in pack order -----------------------------------------------------------
         groups_seen: dict[str, list[str]] = {}
@@ -280,7 +287,7 @@ class SettlementSQL:
             num, den = g.share_parts
             target = f"((2 * {of} * {num} + {den}) // {2 * den})"
             total = " + ".join(self.cur[b] for b in BUCKETS)
-            qy.add(f"CASE WHEN {cond} THEN LEAST(GREATEST(0, {target} - {running}), {total}) ELSE 0 END AS pay__{gid}")
+            qy.add(f"CASE WHEN {cond} THEN LEAST(GREATEST(0, {target} - ({running})), {total}) ELSE 0 END AS pay__{gid}")
             self.draw(qy, f"pay__{gid}", BUCKETS, f"g_{gid}")
             pay_cols[g.pays_into].append(f"pay__{gid}")
             running = f"{running} + pay__{gid}"
@@ -372,16 +379,18 @@ class SettlementSQL:
         """
         cols = [self.cur[b] for b in buckets]
         total = " + ".join(cols)
-        qy.add(f"({total}) AS {prefix}_tot")
-        qy.add(*(f"CASE WHEN {prefix}_tot = 0 THEN 0 ELSE "
-                 f"({c} * {amount}) // {prefix}_tot END AS {prefix}_t{j}"
+        qy.add(*(f"CASE WHEN ({total}) = 0 THEN 0 ELSE ({c} * {amount}) // ({total}) END AS {prefix}_t{j}"
                  for j, c in enumerate(cols)))
         takes = " + ".join(f"{prefix}_t{j}" for j in range(len(cols)))
-        qy.add(f"{amount} - ({takes}) AS {prefix}_r0")
+        qy.add(f"{amount} - ({takes}) AS {prefix}_r")
+        # the remainder (fewer fen than buckets) goes a fen each to the first buckets with room
+        room = [f"(CASE WHEN {c} > {prefix}_t{j} THEN 1 ELSE 0 END)" for j, c in enumerate(cols)]
+        new = []
         for j, c in enumerate(cols):
-            qy.add(f"CASE WHEN {prefix}_r{j} > 0 AND {c} > {prefix}_t{j} THEN 1 ELSE 0 END AS {prefix}_a{j}")
-            qy.add(f"{prefix}_r{j} - {prefix}_a{j} AS {prefix}_r{j + 1}")
-        qy.add(*(f"CAST({c} - {prefix}_t{j} - {prefix}_a{j} AS BIGINT) AS {prefix}_b{j}" for j, c in enumerate(cols)))
+            before = " + ".join(room[:j]) or "0"
+            extra = f"(CASE WHEN {c} > {prefix}_t{j} AND ({before}) < {prefix}_r THEN 1 ELSE 0 END)"
+            new.append(f"CAST({c} - {prefix}_t{j} - {extra} AS BIGINT) AS {prefix}_b{j}")
+        qy.add(*new)
         for j, b in enumerate(buckets):
             self.cur[b] = f"{prefix}_b{j}"
 

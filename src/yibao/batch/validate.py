@@ -1,0 +1,67 @@
+"""Before a batch is settled: every visit must be settleable under the pack, or nothing is.
+
+Each check is a SQL count with example ids, so a region's extract of millions of rows is
+checked in the engine itself. The report names the table, the column, how many rows and a
+few of their ids; if anything is reported, no visit is settled.
+"""
+
+from __future__ import annotations
+
+from yibao.batch.sqlgen import MAX_VISIT_FEN, SettlementSQL, q
+from yibao.errors import Problem, YibaoError
+from yibao.policy.compiled import CompiledPack
+
+SAMPLE = 5
+
+
+class BatchError(YibaoError):
+    title = "批量结算输入校验失败, 未结算任何就诊"
+
+
+def applicability_checks(pack: CompiledPack) -> list[tuple[str, str, str, str]]:
+    """(code, path, Chinese message, SQL selecting the offending ids as ``id``)."""
+    gen = SettlementSQL(pack)
+    levels = ", ".join(q(lv) for lv in pack.levels)
+    cats = ", ".join(q(c) for c in pack.categories) or "''"
+    rule_conditions = " OR ".join(
+        f"({gen.rule_condition(r, 'p.insutype', 'v.med_type', 'v.level', 'COALESCE(v.dise_codg, ' + q('') + ')')})"
+        for r in pack.basic)
+    return [
+        ("BAT001", "visits.setl_time",
+         f"结算时间不在政策包 {pack.id} 有效期 {pack.effective_from} 至 {pack.effective_to} 内",
+         f"SELECT mdtrt_id AS id FROM visits WHERE CAST(setl_time AS DATE) < DATE {q(str(pack.effective_from))}"
+         f" OR CAST(setl_time AS DATE) > DATE {q(str(pack.effective_to))} OR setl_time IS NULL"),
+        ("BAT002", "visits.level", f"机构等级不在政策包声明的 {sorted(pack.levels)} 中",
+         f"SELECT mdtrt_id AS id FROM visits WHERE level IS NULL OR level NOT IN ({levels})"),
+        ("BAT003", "visits.referral_from_level", "转出机构等级不在政策包声明的等级中",
+         f"SELECT mdtrt_id AS id FROM visits WHERE referral_from_level IS NOT NULL AND referral_from_level NOT IN ({levels})"),
+        ("BAT004", "visits.med_type", "没有适用的基本医保规则(险种、医疗类别、诊断、机构等级组合不在政策包中)",
+         f"SELECT v.mdtrt_id AS id FROM visits v JOIN persons p ON p.psn_no = v.psn_no "
+         f"WHERE NOT COALESCE(({rule_conditions}), FALSE)"),
+        ("BAT005", "persons.categories", f"人员类别不在政策包声明的 {sorted(pack.categories)} 中",
+         f"SELECT psn_no AS id FROM (SELECT psn_no, unnest(categories) AS c FROM persons) WHERE c NOT IN ({cats})"),
+        ("BAT006", "visits.psn_no", "就诊的参保人不在 persons 表中",
+         "SELECT v.mdtrt_id AS id FROM visits v LEFT JOIN persons p ON p.psn_no = v.psn_no WHERE p.psn_no IS NULL"),
+        ("BAT007", "fee_items.chrgitm_lv", "费用明细不在政策包目录中且未给出已声明的收费项目等级",
+         "SELECT i.feedetl_sn AS id FROM fee_items i LEFT JOIN pack_catalog c ON c.med_list_codg = i.med_list_codg "
+         "LEFT JOIN pack_classes k ON k.chrgitm_lv = i.chrgitm_lv "
+         "WHERE (i.chrgitm_lv IS NULL AND c.med_list_codg IS NULL) OR (i.chrgitm_lv IS NOT NULL AND k.chrgitm_lv IS NULL)"),
+        ("BAT008", "visits.medfee_sumamt", f"单次就诊费用超过 {MAX_VISIT_FEN // 100:,} 元, 超出批量引擎的精确计算范围",
+         f"SELECT mdtrt_id AS id FROM (SELECT mdtrt_id, SUM(det_item_fee_sumamt) AS total FROM fee_items GROUP BY mdtrt_id)"
+         f" WHERE total * 100 > {MAX_VISIT_FEN}"),
+        ("BAT009", "visits.mdtrt_id", "就诊没有任何费用明细",
+         "SELECT v.mdtrt_id AS id FROM visits v LEFT JOIN (SELECT DISTINCT mdtrt_id FROM fee_items) i "
+         "ON i.mdtrt_id = v.mdtrt_id WHERE i.mdtrt_id IS NULL"),
+    ]
+
+
+def check_applicability(con, pack: CompiledPack) -> list[Problem]:
+    """Run every check on DuckDB relations persons/visits/fee_items/pack_*; return problems."""
+    problems = []
+    for code, path, message, sql in applicability_checks(pack):
+        count, sample = con.sql(
+            f"SELECT COUNT(*), list(id ORDER BY id)[1:{SAMPLE}] FROM ({sql})").fetchone()
+        if count:
+            shown = "、".join(map(str, sample))
+            problems.append(Problem(code, path, f"{message}: {count:,} 行, 如 {shown}"))
+    return problems

@@ -5,14 +5,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from yibao.batch.sqlgen import SettlementSQL, ident
+from yibao.batch.sqlgen import SettlementSQL
 from yibao.policy.compiled import CompiledPack
-from yibao.settlement.model import SETLINFO_FIELDS
-
-
-def output_columns(pack: CompiledPack) -> list[str]:
-    rule_ids = [r.id for r in pack.basic] + [t.id for t in pack.tiers] + [g.id for g in pack.guarantees]
-    return ["psn_no", "mdtrt_id", "yr", "setl_time", *SETLINFO_FIELDS, *(f"pay__{ident(i)}" for i in rule_ids)]
 
 
 def settle_visits(pack: CompiledPack, visits_in: pa.Table | str, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
@@ -24,5 +18,4 @@ def settle_visits(pack: CompiledPack, visits_in: pa.Table | str, con: duckdb.Duc
     else:
         source = visits_in
     sql = SettlementSQL(pack).query(source)
-    cols = ", ".join(output_columns(pack))
-    return con.sql(f"SELECT {cols} FROM ({sql}) ORDER BY psn_no, setl_time, mdtrt_id").to_arrow_table()
+    return con.sql(f"SELECT * FROM ({sql}) ORDER BY psn_no, setl_time, mdtrt_id").to_arrow_table()

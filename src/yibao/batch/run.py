@@ -86,11 +86,8 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
     t = time.perf_counter()
     con.sql(f"CREATE OR REPLACE TABLE visits_in_{tag} AS {visits_in_query(pack)}")
     query = SettlementSQL(pack).query(f"visits_in_{tag}")
-    rule_ids = [r.id for r in pack.basic] + [x.id for x in pack.tiers] + [g.id for g in pack.guarantees]
-    keep = ["psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type", "level", *SETLINFO_FIELDS,
-            *(f"CAST(pay__{ident(i)} AS BIGINT) AS pay__{ident(i)}" for i in rule_ids)]
     table = f"settled_{tag}"
-    con.sql(f"CREATE OR REPLACE TABLE {table} AS SELECT {', '.join(keep)} FROM ({query})")
+    con.sql(f"CREATE OR REPLACE TABLE {table} AS {query}")
     run.timings[f"settle_{tag}"] = time.perf_counter() - t
     return table
 

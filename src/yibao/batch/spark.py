@@ -14,9 +14,8 @@ import pyarrow as pa
 import sqlglot
 
 from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
-from yibao.batch.sqlgen import SettlementSQL, ident
+from yibao.batch.sqlgen import SettlementSQL
 from yibao.policy.compiled import CompiledPack
-from yibao.settlement.model import SETLINFO_FIELDS
 
 
 def to_spark(sql: str) -> str:
@@ -44,10 +43,7 @@ def spark_session(master: str = "local[2]"):
 
 
 def output_sql(pack: CompiledPack, source: str) -> str:
-    rule_ids = [r.id for r in pack.basic] + [t.id for t in pack.tiers] + [g.id for g in pack.guarantees]
-    cols = ["psn_no", "mdtrt_id", "yr", "setl_time", *SETLINFO_FIELDS,
-            *(f"CAST(pay__{ident(i)} AS BIGINT) AS pay__{ident(i)}" for i in rule_ids)]
-    return f"SELECT {', '.join(cols)} FROM ({SettlementSQL(pack).query(source)}) ORDER BY psn_no, setl_time, mdtrt_id"
+    return f"SELECT * FROM ({SettlementSQL(pack).query(source)}) ORDER BY psn_no, setl_time, mdtrt_id"
 
 
 def settle_visits(spark, pack: CompiledPack, visits_in: pa.Table) -> pa.Table:

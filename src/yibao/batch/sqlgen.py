@@ -18,15 +18,16 @@ inscp. Output: the input columns plus every setlinfo field (fen) and ``pay__<rul
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from math import lcm
 
 from yibao.money import mul_rate, rate_parts, yuan_to_fen
 from yibao.policy.compiled import CompiledBasic, CompiledPack, CompiledTier, bands_of
-from yibao.settlement.model import BUCKETS
+from yibao.settlement.model import BUCKETS, SETLINFO_FIELDS
 
-ORDER = "ORDER BY setl_time, mdtrt_id"
+ORDER = "ORDER BY rn"  # rn: the row's place in (person, year, settlement time, mdtrt_id) order
 MAX_VISIT_FEN = 1_000_000_000  # 10,000,000 yuan: larger visits are refused by batch validation
 PRIOR = "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
 SHORT = {"inscp_coshare": "b_co", "inscp_overcap": "b_oc", "inscp_dedc": "b_dd",
@@ -53,9 +54,20 @@ def ident(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text)
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def alias_of(column: str) -> str:
+    return column.rsplit(" AS ", 1)[1].strip()
+
+
 @dataclass
 class Query:
-    """A chain of CTEs, each ``SELECT *, <new columns> FROM <previous>``."""
+    """A chain of CTEs, each adding columns to the previous one.
+
+    :meth:`sql` keeps in each stage only the columns that a later stage or the output still
+    reads, so window operators sort narrow rows rather than every intermediate column.
+    """
 
     source: str
     stages: list[tuple[str, list[str]]] = field(default_factory=list)
@@ -63,13 +75,29 @@ class Query:
     def add(self, *columns: str) -> None:
         self.stages.append((f"s{len(self.stages)}", list(columns)))
 
-    def sql(self, final: str = "SELECT * FROM {last}") -> str:
+    def sql(self, inputs: list[str], outputs: list[str]) -> str:
+        available = [list(inputs)]
+        for _, cols in self.stages:
+            available.append(available[-1] + [alias_of(c) for c in cols])
+        needed = set(outputs)
+        selects: list[list[str]] = []
+        for i in range(len(self.stages) - 1, -1, -1):
+            cols = self.stages[i][1]
+            new_names = {alias_of(c) for c in cols}
+            keep_new = [c for c in cols if alias_of(c) in needed]
+            passing = [c for c in available[i] if c in needed and c not in new_names]
+            selects.append(passing + keep_new)
+            refs = set()
+            for c in keep_new:
+                refs.update(_IDENT.findall(c.rsplit(" AS ", 1)[0]))
+            needed = (needed - new_names) | {c for c in refs if c in set(available[i])}
+        selects.reverse()
         ctes = []
         previous = self.source
-        for name, cols in self.stages:
-            ctes.append(f"{name} AS (SELECT *, {', '.join(cols)} FROM {previous})")
+        for (name, _), cols in zip(self.stages, selects):
+            ctes.append(f"{name} AS (SELECT {', '.join(cols) or '1 AS _'} FROM {previous})")
             previous = name
-        return "WITH " + ",\n".join(ctes) + "\n" + final.format(last=previous)
+        return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(outputs)} FROM {previous}"
 
 
 class SettlementSQL:
@@ -219,11 +247,28 @@ class SettlementSQL:
 
     # --- the query ---------------------------------------------------------------------------
 
-    def query(self, source: str = "visits_in") -> str:
+    def input_columns(self) -> list[str]:
+        return ["psn_no", "yr", "setl_time", "mdtrt_id", "insutype", "retiree",
+                *(self.cat(c) for c in self.pack.categories), "med_type", "level", "dise_codg",
+                "referral_from_level", "acct_balance", "fulamt", "overlmt", "pre", "inscp"]
+
+    def output_columns(self) -> list[str]:
+        pack = self.pack
+        rule_ids = [r.id for r in pack.basic] + [t.id for t in pack.tiers] + [g.id for g in pack.guarantees]
+        return ["psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type", "level", *SETLINFO_FIELDS,
+                *(f"pay__{ident(i)}" for i in rule_ids)]
+
+    def query(self, source: str = "visits_in", outputs: list[str] | None = None) -> str:
+        """The settlement query over ``source``; selects ``outputs`` (default: output_columns)."""
         pack = self.pack
         qy = Query(source)
         self.cur = dict(SHORT)  # bucket → the column holding its current remainder
         rules = pack.basic
+        # one sort by strings up front; every later window partitions and orders by integers
+        qy.add("DENSE_RANK() OVER (ORDER BY psn_no, yr) AS pk",
+               "ROW_NUMBER() OVER (ORDER BY psn_no, yr, setl_time, mdtrt_id) AS rn")
+        adm_ids = {key: i for i, key in enumerate(dict.fromkeys(r.adm_key for r in rules))}
+        cap_ids = {key: i for i, key in enumerate(dict.fromkeys(r.cap_key for r in rules))}
         rule_idx = " ".join(f"WHEN {self.rule_condition(r)} THEN {i}" for i, r in enumerate(rules))
         qy.add(f"(CASE {rule_idx} ELSE -1 END) AS rule_idx")
 
@@ -235,8 +280,8 @@ class SettlementSQL:
         is_pa = f"rule_idx IN ({', '.join(pa_idx)})" if pa_idx else "FALSE"
         qy.add(
             f"({is_pa}) AS is_pa",
-            per_rule(lambda r: q(r.adm_key) if r.mode == "per_admission" else "NULL", "NULL") + " AS adm_grp",
-            per_rule(lambda r: q(r.cap_key), "NULL") + " AS cap_grp",
+            per_rule(lambda r: str(adm_ids[r.adm_key]) if r.mode == "per_admission" else "NULL", "NULL") + " AS adm_grp",
+            per_rule(lambda r: str(cap_ids[r.cap_key]), "NULL") + " AS cap_grp",
             per_rule(lambda r: (
                 "(" + " OR ".join(f"starts_with(dise_codg, {q(d)})" for d in r.once_diseases) + ")"
                 if r.mode == "per_admission" and r.once_diseases else "FALSE"), "FALSE") + " AS once_match",
@@ -245,7 +290,7 @@ class SettlementSQL:
                 if r.rule.deductible.referral is not None and r.mode == "per_admission" else "FALSE"),
                 "FALSE") + " AS is_referral",
         )
-        person_year = "psn_no, yr"
+        person_year = "pk"
         qy.add(
             f"CASE WHEN is_pa THEN {prior_sum('CASE WHEN is_pa THEN 1 ELSE 0 END', person_year + ', adm_grp')} ELSE 0 END AS prior_pa",
             f"({prior_sum('CASE WHEN once_match THEN 1 ELSE 0 END', person_year + ', rule_idx')} > 0) AS once_paid",
@@ -305,7 +350,7 @@ class SettlementSQL:
         qy.add("psn_part_amt - acct_pay AS psn_cash_pay", "0 AS hosp_part_amt",
                "fulamt AS fulamt_ownpay_amt", "overlmt AS overlmt_selfpay", "pre AS preselfpay_amt",
                "inscp AS inscp_scp_amt")
-        return qy.sql()
+        return qy.sql(self.input_columns(), outputs or self.output_columns())
 
     def applies(self, insutypes, med_types, categories) -> str:
         cond = ["TRUE"]
@@ -333,7 +378,7 @@ class SettlementSQL:
             total = " + ".join(self.cur[b] for b in buckets)
             bases.append(f"CASE WHEN app__{tid} THEN {total} ELSE 0 END AS base__{tid}_{p}")
         qy.add(*bases)
-        qy.add(*(f"{prior_sum(f'base__{tid}_{p}', 'psn_no, yr')} AS cum__{tid}_{p}" for p in range(len(tier.part_buckets))))
+        qy.add(*(f"{prior_sum(f'base__{tid}_{p}', 'pk')} AS cum__{tid}_{p}" for p in range(len(tier.part_buckets))))
 
         def g_part(variant_idx: int, p: int, x: str) -> str:
             scale = tier._variants[variant_idx][0][p]

@@ -93,6 +93,7 @@ def assert_same(pack: CompiledPack, rows, batch: pa.Table, scalar) -> int:
                 f"visit {b['mdtrt_id']} differs (scalar, batch): {diff}\n"
                 f"visit: {by_id[b['mdtrt_id']]}\nscalar explanation:\n" + "\n".join(explain(s, pack))
                 + f"\nbatch row: {b}")
+        assert b["inscp_psn_part"] == s.inscp_psn_part, b["mdtrt_id"]
         for d in s.setldetail:
             assert b[f"pay__{ident(d.rule_id)}"] == d.fund_payamt, (b["mdtrt_id"], d.rule_id)
         checked += 1

@@ -256,7 +256,7 @@ class SettlementSQL:
         pack = self.pack
         rule_ids = [r.id for r in pack.basic] + [t.id for t in pack.tiers] + [g.id for g in pack.guarantees]
         return ["psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type", "level", *SETLINFO_FIELDS,
-                *(f"pay__{ident(i)}" for i in rule_ids)]
+                "inscp_psn_part", *(f"pay__{ident(i)}" for i in rule_ids)]
 
     def query(self, source: str = "visits_in", outputs: list[str] | None = None) -> str:
         """The settlement query over ``source``; selects ``outputs`` (default: output_columns)."""
@@ -349,7 +349,8 @@ class SettlementSQL:
         qy.add("medfee_sumamt - fund_pay_sumamt AS psn_part_amt", f"{acct} AS acct_pay")
         qy.add("psn_part_amt - acct_pay AS psn_cash_pay", "0 AS hosp_part_amt",
                "fulamt AS fulamt_ownpay_amt", "overlmt AS overlmt_selfpay", "pre AS preselfpay_amt",
-               "inscp AS inscp_scp_amt")
+               "inscp AS inscp_scp_amt",
+               f"{self.cur['inscp_coshare']} + {self.cur['inscp_overcap']} + {self.cur['inscp_dedc']} AS inscp_psn_part")
         return qy.sql(self.input_columns(), outputs or self.output_columns())
 
     def applies(self, insutypes, med_types, categories) -> str:

@@ -245,6 +245,22 @@ class PersonalAccount(Strict):
     covers: list[AmountName] = Field(min_length=1)
 
 
+class MonitoringThreshold(Strict):
+    """因病返贫致贫风险监测: a burden above a share of last year's per-capita income flags a person."""
+
+    id: Code
+    name: str
+    measure: Literal["inscp_psn_part", "psn_part_amt"] = Field(
+        description="inscp_psn_part: 政策范围内个人负担; psn_part_amt: 个人负担总额(含自费)")
+    income_share: Ratio = Field(description="上年居民人均可支配收入的比例, 如 0.25")
+
+
+class Monitoring(Strict):
+    thresholds: list[MonitoringThreshold] = Field(min_length=1)
+    catastrophic_share: Ratio = Field(
+        Decimal("0.4"), description="灾难性卫生支出: 个人负担超过家庭年可支配收入的此比例")
+
+
 class PolicyPack(Strict):
     """A region's dated benefit rules (医保待遇政策包)."""
 
@@ -257,4 +273,5 @@ class PolicyPack(Strict):
     tiers: list[Tier] = []
     guarantees: list[Guarantee] = []
     personal_account: PersonalAccount | None = None
+    monitoring: Monitoring | None = None
     assumptions: list[Assumption] = []

@@ -216,6 +216,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         accumulators_before=acc,
         accumulators_after=acc.plus(delta),
         delta=delta,
+        inscp_psn_part=buckets["inscp_coshare"] + buckets["inscp_overcap"] + buckets["inscp_dedc"],
     )
 
 

@@ -171,3 +171,4 @@ class Settlement:
     accumulators_before: Accumulators
     accumulators_after: Accumulators
     delta: Mapping[str, int]
+    inscp_psn_part: int = 0  # 政策范围内个人负担 left after every fund (for 因病返贫 monitoring)

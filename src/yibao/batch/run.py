@@ -36,6 +36,7 @@ class BatchRun:
 def open_claims(claims_dir: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> BatchRun:
     """Views over the claims files (Parquet read in place; CSV/Excel loaded through the schema)."""
     con = con or duckdb.connect()
+    con.sql("SET enable_progress_bar = false")  # yibao shows its own progress
     claims_dir = Path(claims_dir)
     if not claims_dir.is_dir():
         raise BatchError(Problem("BAT010", str(claims_dir), "理赔数据目录不存在"))

@@ -62,3 +62,25 @@ def settle_claims(spark, pack: CompiledPack, claims_dir: str | Path):
     spark.sql(to_spark(classification_query("fee_items"))).createOrReplaceTempView("classified")
     spark.sql(to_spark(visits_in_query(pack))).createOrReplaceTempView("visits_in")
     return spark.sql(to_spark(output_sql(pack, "visits_in")))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """spark-submit entry point: settle a claims directory and write setlinfo as Parquet.
+
+    spark-submit --master yarn -m yibao.batch.spark is not possible (Spark runs files), so
+    ``docs/batch.md`` ships a two-line driver that calls this function.
+    """
+    import argparse
+
+    from pyspark.sql import SparkSession
+
+    from yibao.policy.loader import resolve_pack
+
+    parser = argparse.ArgumentParser(description="yibao 批量结算 (Spark)")
+    parser.add_argument("--claims", required=True, help="claims directory (persons/visits/fee_items Parquet)")
+    parser.add_argument("--policy", required=True, help="policy pack file or shipped name")
+    parser.add_argument("--out", required=True, help="output directory for setlinfo Parquet")
+    args = parser.parse_args(argv)
+    spark = SparkSession.builder.appName("yibao").getOrCreate()
+    pack = CompiledPack(resolve_pack(args.policy))
+    settle_claims(spark, pack, args.claims).write.mode("overwrite").parquet(args.out)

@@ -75,7 +75,8 @@ class Query:
     def add(self, *columns: str) -> None:
         self.stages.append((f"s{len(self.stages)}", list(columns)))
 
-    def sql(self, inputs: list[str], outputs: list[str]) -> str:
+    def sql(self, inputs: list[str], outputs: list[str], head: str = "", final: str | None = None) -> str:
+        """``head``: CTEs placed before the chain; ``final``: the closing SELECT, with {last}."""
         available = [list(inputs)]
         for _, cols in self.stages:
             available.append(available[-1] + [alias_of(c) for c in cols])
@@ -97,7 +98,8 @@ class Query:
         for (name, _), cols in zip(self.stages, selects):
             ctes.append(f"{name} AS (SELECT {', '.join(cols) or '1 AS _'} FROM {previous})")
             previous = name
-        return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(outputs)} FROM {previous}"
+        closing = final.format(last=previous) if final else f"SELECT {', '.join(outputs)} FROM {previous}"
+        return "WITH " + head + ",\n".join(ctes) + "\n" + closing
 
 
 class SettlementSQL:
@@ -261,16 +263,15 @@ class SettlementSQL:
     def query(self, source: str = "visits_in", outputs: list[str] | None = None) -> str:
         """The settlement query over ``source``; selects ``outputs`` (default: output_columns)."""
         pack = self.pack
-        qy = Query(source)
+        qy = Query("keyed")
         self.cur = dict(SHORT)  # bucket → the column holding its current remainder
         rules = pack.basic
-        # one sort by strings up front; every later window partitions and orders by integers
-        qy.add("DENSE_RANK() OVER (ORDER BY psn_no, yr) AS pk",
-               "ROW_NUMBER() OVER (ORDER BY psn_no, yr, setl_time, mdtrt_id) AS rn")
         adm_ids = {key: i for i, key in enumerate(dict.fromkeys(r.adm_key for r in rules))}
         cap_ids = {key: i for i, key in enumerate(dict.fromkeys(r.cap_key for r in rules))}
         rule_idx = " ".join(f"WHEN {self.rule_condition(r)} THEN {i}" for i, r in enumerate(rules))
-        qy.add(f"(CASE {rule_idx} ELSE -1 END) AS rule_idx")
+        # everything that depends only on who and where (not on amounts) is decided up front, so
+        # the strings and category flags are not carried through the window passes
+        qy.add(f"(CASE {rule_idx} ELSE -1 END) AS rule_idx", *self.flags())
 
         def per_rule(expr_of, default="0") -> str:
             return "(CASE rule_idx " + " ".join(
@@ -314,20 +315,19 @@ class SettlementSQL:
         qy.add(f"{hifp} AS hifp_pay")
         qy.add("inscp - act_pay_dedc - u_basic AS b_co", "u_basic - hifp_pay AS b_oc", "act_pay_dedc AS b_dd",
                "pre AS b_pre", "overlmt AS b_ovl", "fulamt AS b_ful", "inscp - act_pay_dedc - u_basic AS pool_prop_selfpay")
-        qy.add(*(f"CASE WHEN rule_idx = {i} THEN hifp_pay ELSE 0 END AS pay__{ident(r.id)}" for i, r in enumerate(rules)))
+
 
         # --- tiers in pack order -----------------------------------------------------------
-        groups_seen: dict[str, list[str]] = {}
         pay_cols: dict[str, list[str]] = {f: [] for f in ("cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay")}
         for tier in pack.tiers:
-            self.add_tier(qy, tier, groups_seen)
+            self.add_tier(qy, tier)
             pay_cols[tier.pays_into].append(f"pay__{ident(tier.id)}")
         fund_total = " + ".join(["hifp_pay"] + [c for cols in pay_cols.values() for c in cols])
         qy.add(f"{fund_total} AS fund_before_guarantee")
         running = "fund_before_guarantee"
         for g in pack.guarantees:
             gid = ident(g.id)
-            cond = self.applies(g.insutypes, g.med_types, g.categories)
+            cond = f"gapp__{gid}"
             of = "(fulamt + overlmt + pre + inscp)" if g.of == "medfee_sumamt" else "inscp"
             num, den = g.share_parts
             target = f"((2 * {of} * {num} + {den}) // {2 * den})"
@@ -342,7 +342,7 @@ class SettlementSQL:
                "hifp_pay + cvlserv_pay + hifes_pay + hifmi_pay + hifob_pay + maf_pay + oth_pay AS fund_pay_sumamt")
         if pack.account_insutypes:
             covered = " + ".join(self.cur[b] for b in pack.account_covers)
-            acct = (f"CASE WHEN {self.in_list('insutype', sorted(pack.account_insutypes))} AND acct_balance > 0 "
+            acct = (f"CASE WHEN acct_ok AND acct_balance > 0 "
                     f"THEN LEAST(acct_balance, {covered}) ELSE 0 END")
         else:
             acct = "0"
@@ -350,8 +350,41 @@ class SettlementSQL:
         qy.add("psn_part_amt - acct_pay AS psn_cash_pay", "0 AS hosp_part_amt",
                "fulamt AS fulamt_ownpay_amt", "overlmt AS overlmt_selfpay", "pre AS preselfpay_amt",
                "inscp AS inscp_scp_amt",
-               f"{self.cur['inscp_coshare']} + {self.cur['inscp_overcap']} + {self.cur['inscp_dedc']} AS inscp_psn_part")
-        return qy.sql(self.input_columns(), outputs or self.output_columns())
+               f"{self.cur['inscp_coshare']} + {self.cur['inscp_overcap']} + {self.cur['inscp_dedc']} AS inscp_psn_part",
+               # each basic rule's payment, from the rule chosen for the row (not carried through the windows)
+               *(f"CASE WHEN rule_idx = {i} THEN hifp_pay ELSE 0 END AS pay__{ident(r.id)}" for i, r in enumerate(rules)))
+        outputs = outputs or self.output_columns()
+        ids = ["psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type", "level"]
+        passthrough = {"fulamt_ownpay_amt": "fulamt", "overlmt_selfpay": "overlmt", "preselfpay_amt": "pre",
+                       "inscp_scp_amt": "inscp"}
+        numeric = [c for c in outputs if c not in ids and c not in passthrough]
+        head = (f"keyed AS (SELECT *, DENSE_RANK() OVER (ORDER BY psn_no, yr) AS pk, "
+                f"ROW_NUMBER() OVER (ORDER BY psn_no, yr, setl_time, mdtrt_id) AS rn FROM {source}),\n")
+        picked = ", ".join(f"k.{c}" if c in ids else f"k.{passthrough[c]} AS {c}" if c in passthrough else f"c.{c}"
+                           for c in outputs)
+        final = f"SELECT {picked} FROM {{last}} c JOIN keyed k ON k.rn = c.rn"
+        return qy.sql(self.input_columns() + ["pk", "rn"], numeric + ["rn"], head, final)
+
+    def flags(self) -> list[str]:
+        """Per-row flags: which tiers apply (exclusive groups resolved), their tilt, guarantees, account."""
+        out = []
+        seen: dict[str, list[str]] = {}
+        for tier in self.pack.tiers:
+            tid = ident(tier.id)
+            cond = self.applies(tier.insutypes, tier.med_types, tier.categories)
+            if tier.exclusive_group is not None:
+                earlier = seen.setdefault(tier.exclusive_group, [])
+                full = f"({cond})" + (f" AND NOT ({' OR '.join(earlier)})" if earlier else "")
+                earlier.append(f"({cond})")
+                cond = full
+            tilts = " ".join(f"WHEN {self.any_cat(t.categories)} THEN {i + 1}" for i, t in enumerate(tier.tier.tilts))
+            out.append(f"({cond}) AS app__{tid}")
+            out.append(f"{f'(CASE {tilts} ELSE 0 END)' if tilts else '0'} AS var__{tid}")
+        for g in self.pack.guarantees:
+            out.append(f"({self.applies(g.insutypes, g.med_types, g.categories)}) AS gapp__{ident(g.id)}")
+        insutypes = sorted(self.pack.account_insutypes)
+        out.append(f"({self.in_list('insutype', insutypes) if insutypes else 'FALSE'}) AS acct_ok")
+        return out
 
     def applies(self, insutypes, med_types, categories) -> str:
         cond = ["TRUE"]
@@ -363,17 +396,8 @@ class SettlementSQL:
             cond.append(self.any_cat(sorted(categories)))
         return " AND ".join(cond)
 
-    def add_tier(self, qy: Query, tier: CompiledTier, groups_seen: dict[str, list[str]]) -> None:
+    def add_tier(self, qy: Query, tier: CompiledTier) -> None:
         tid = ident(tier.id)
-        cond = self.applies(tier.insutypes, tier.med_types, tier.categories)
-        if tier.exclusive_group is not None:
-            earlier = groups_seen.setdefault(tier.exclusive_group, [])
-            if earlier:
-                cond = f"({cond}) AND NOT ({' OR '.join(earlier)})"
-            earlier.append(f"app__{tid}")
-        tilts = " ".join(f"WHEN {self.any_cat(t.categories)} THEN {i + 1}" for i, t in enumerate(tier.tier.tilts))
-        variant = f"(CASE {tilts} ELSE 0 END)" if tilts else "0"
-        qy.add(f"({cond}) AS app__{tid}", f"{variant} AS var__{tid}")
         bases = []
         for p, buckets in enumerate(tier.part_buckets):
             total = " + ".join(self.cur[b] for b in buckets)

@@ -130,7 +130,7 @@ def test_policy_list_shows_shipped_packs():
         assert name in result.stdout
 
 
-def test_demo_runs_and_explains():
-    result = runner.invoke(app, ["demo"])
+def test_demo_examples_run_and_explain():
+    result = runner.invoke(app, ["demo", "--examples"])
     assert result.exit_code == 0, result.stderr
     assert "结算单" in result.stdout and "setlinfo" in result.stdout

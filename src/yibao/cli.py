@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from yibao.errors import YibaoError
+from yibao.errors import Problem, YibaoError
 
 app = typer.Typer(
     help="yibao 开源医疗保障系统: 政策包、一站式结算 (open-source medical-security system)",
@@ -29,7 +29,9 @@ app = typer.Typer(
 policy_app = typer.Typer(help="政策包: 校验、JSON Schema、示例列表 (policy packs)", no_args_is_help=True)
 bench_app = typer.Typer(help="性能基准 (benchmarks)", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+batch_app = typer.Typer(help="批量结算 (batch settlement of a claims directory)", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(batch_app, name="batch")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -144,14 +146,105 @@ def settle_cmd(
 
 
 @app.command("demo")
-def demo_cmd() -> None:
-    """演示: 用内置政策包结算内置示例就诊并打印结算单 (the README's main job)."""
-    from yibao.demo import run_demo
+def demo_cmd(
+    persons: int = typer.Option(100_000, help="合成地区的参保人数"),
+    out_dir: Path = typer.Option(Path("out/demo"), "--out", "-o", help="输出目录"),
+    examples: bool = typer.Option(False, "--examples", help="改为逐个结算内置示例就诊并打印结算单"),
+) -> None:
+    """演示(README 的主任务): 合成地区 → 批量结算 → 改革模拟 → 因病返贫监测 (the main job)."""
+    from yibao.demo import run_demo, run_examples
 
     try:
-        run_demo(out)
+        if examples:
+            run_examples(out)
+        else:
+            if persons < 100:
+                raise YibaoError(Problem("DEMO01", "--persons", "参保人数至少为 100"))
+            run_demo(out, persons=persons, out_dir=out_dir)
     except YibaoError as exc:
         fail(exc)
+
+
+# --- batch --------------------------------------------------------------------------------
+
+
+@batch_app.command("settle")
+def batch_settle_cmd(
+    claims: Path = typer.Option(..., "--claims", "-c", help="理赔数据目录(见 docs/claims-schema.md)"),
+    policy: str = typer.Option(..., "--policy", "-p", help="政策包文件或内置名称"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="输出目录: setlinfo.parquet, setldetail.parquet"),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb(默认, 本机) 或 spark(本地模式)"),
+) -> None:
+    """批量结算一个地区一年的就诊, 与单次结算逐分一致 (settle a whole claims directory)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from yibao.batch.run import classify, open_claims, register_pack, settle, write_results
+    from yibao.batch.validate import BatchError, check_applicability
+    from yibao.money import format_yuan
+    from yibao.policy.compiled import CompiledPack
+    from yibao.policy.loader import resolve_pack
+
+    if engine not in ("duckdb", "spark"):
+        fail(YibaoError(Problem("BAT011", "--engine", f"引擎须为 duckdb 或 spark, 实际为 {engine!r}")))
+    try:
+        pack = CompiledPack(resolve_pack(policy))
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True) as progress:
+            task = progress.add_task("读取理赔数据 reading claims", total=None)
+            run = open_claims(claims)
+            if engine == "spark":
+                # validated on DuckDB first: nothing is settled if anything is wrong
+                register_pack(run, pack)
+                problems = check_applicability(run.con, pack)
+                if problems:
+                    raise BatchError(problems)
+                progress.update(task, description=f"Spark 结算 settling {run.visits:,} visits on Spark")
+                from yibao.batch.spark import settle_claims, spark_session
+
+                table = settle_claims(spark_session(), pack, claims).toArrow()
+                run.con.register("spark_result", table)
+                run.con.sql("CREATE TABLE settled_main AS SELECT * FROM spark_result")
+                name = "settled_main"
+            else:
+                progress.update(task, description=f"费用分类 classifying {run.items:,} lines")
+                classify(run, pack)
+                progress.update(task, description=f"校验并结算 validating and settling {run.visits:,} visits")
+                name = settle(run, pack, "main")
+            progress.update(task, description="写出结果 writing results")
+            paths = write_results(run, pack, name, out_dir)
+    except YibaoError as exc:
+        fail(exc)
+        return
+    totals = run.con.sql(
+        f"SELECT COUNT(*), SUM(medfee_sumamt), SUM(fund_pay_sumamt), SUM(hifp_pay), SUM(hifmi_pay + hifob_pay),"
+        f" SUM(maf_pay), SUM(psn_part_amt) FROM {name}").fetchone()
+    table_view = Table(title=f"批量结算 {pack.id} · 引擎 {engine}")
+    table_view.add_column("项目 item")
+    table_view.add_column("合计 total", justify="right")
+    table_view.add_row("就诊 visits", f"{totals[0]:,}")
+    labels = ("医疗费总额 medfee_sumamt", "基金支付 fund_pay_sumamt", "其中统筹 hifp_pay",
+              "大病/大额 hifmi+hifob", "医疗救助 maf_pay", "个人负担 psn_part_amt")
+    for label, value in zip(labels, totals[1:]):
+        table_view.add_row(label + "(元)", format_yuan(int(value or 0)))
+    out.print(table_view)
+    if engine == "duckdb":
+        t = run.timings
+        out.print(f"用时: 分类 {t.get('classify', 0):.2f} s, 校验 {t.get('validate', 0):.2f} s,"
+                  f" 结算 {t.get('settle_main', 0):.2f} s")
+    for label, path in paths.items():
+        out.print(f"已写出 {label}: {path}")
+
+
+@bench_app.command("settle")
+def bench_settle(
+    persons: int = typer.Option(100_000, help="合成地区的参保人数"),
+    pack: str = typer.Option("shandong-2024", help="政策包"),
+    scalar_sample: int = typer.Option(50_000, help="单次引擎抽样就诊数"),
+) -> None:
+    """单次引擎与批量引擎(DuckDB)在同一合成地区上的吞吐量对比 (scalar vs batch)."""
+    from yibao.bench.settle import format_report, run
+
+    out.print(format_report(run(persons=persons, pack_name=pack, scalar_sample=scalar_sample)))
 
 
 # --- bench --------------------------------------------------------------------------------

@@ -102,6 +102,26 @@ class Query:
         return "WITH " + head + ",\n".join(ctes) + "\n" + closing
 
 
+def never_together(a: CompiledTier, b: CompiledTier) -> bool:
+    """True when no row can be eligible for both tiers (so they may share a window pass)."""
+    if a.exclusive_group is not None and a.exclusive_group == b.exclusive_group:
+        return True
+    if a.insutypes is not None and b.insutypes is not None and not (a.insutypes & b.insutypes):
+        return True
+    return a.med_types is not None and b.med_types is not None and not (a.med_types & b.med_types)
+
+
+def pass_groups(tiers: list[CompiledTier]) -> list[list[CompiledTier]]:
+    """Consecutive tiers, grouped while every pair in a group can never apply together."""
+    groups: list[list[CompiledTier]] = []
+    for tier in tiers:
+        if groups and all(never_together(tier, other) for other in groups[-1]):
+            groups[-1].append(tier)
+        else:
+            groups.append([tier])
+    return groups
+
+
 class SettlementSQL:
     """Builds the settlement query for one compiled pack."""
 
@@ -319,9 +339,11 @@ class SettlementSQL:
 
         # --- tiers in pack order -----------------------------------------------------------
         pay_cols: dict[str, list[str]] = {f: [] for f in ("cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay")}
-        for tier in pack.tiers:
-            self.add_tier(qy, tier)
-            pay_cols[tier.pays_into].append(f"pay__{ident(tier.id)}")
+        for group in pass_groups(pack.tiers):
+            self.add_bases(qy, group)
+            for tier in group:
+                self.add_tier(qy, tier)
+                pay_cols[tier.pays_into].append(f"pay__{ident(tier.id)}")
         fund_total = " + ".join(["hifp_pay"] + [c for cols in pay_cols.values() for c in cols])
         qy.add(f"{fund_total} AS fund_before_guarantee")
         running = "fund_before_guarantee"
@@ -396,14 +418,24 @@ class SettlementSQL:
             cond.append(self.any_cat(sorted(categories)))
         return " AND ".join(cond)
 
+    def add_bases(self, qy: Query, group: list[CompiledTier]) -> None:
+        """Bases and their year-to-date sums for tiers that share one window pass.
+
+        Tiers of a pass group never both apply to a row, so each sees the buckets as they were
+        before the group: the one that applies is the only one that draws on that row.
+        """
+        bases = []
+        for tier in group:
+            tid = ident(tier.id)
+            for p, buckets in enumerate(tier.part_buckets):
+                total = " + ".join(self.cur[b] for b in buckets)
+                bases.append(f"CASE WHEN app__{tid} THEN {total} ELSE 0 END AS base__{tid}_{p}")
+        qy.add(*bases)
+        qy.add(*(f"{prior_sum(f'base__{ident(t.id)}_{p}', 'pk')} AS cum__{ident(t.id)}_{p}"
+                 for t in group for p in range(len(t.part_buckets))))
+
     def add_tier(self, qy: Query, tier: CompiledTier) -> None:
         tid = ident(tier.id)
-        bases = []
-        for p, buckets in enumerate(tier.part_buckets):
-            total = " + ".join(self.cur[b] for b in buckets)
-            bases.append(f"CASE WHEN app__{tid} THEN {total} ELSE 0 END AS base__{tid}_{p}")
-        qy.add(*bases)
-        qy.add(*(f"{prior_sum(f'base__{tid}_{p}', 'pk')} AS cum__{tid}_{p}" for p in range(len(tier.part_buckets))))
 
         def g_part(variant_idx: int, p: int, x: str) -> str:
             scale = tier._variants[variant_idx][0][p]

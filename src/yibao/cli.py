@@ -373,3 +373,82 @@ def main() -> None:  # pragma: no cover - entry point guard
         err.print(f"[bold red]内部错误 (internal error)[/]: {type(exc).__name__}: {exc}\n"
                   "请设置 YIBAO_DEBUG=1 重试并报告此问题。")
         raise SystemExit(70)
+
+
+# --- policy simulation and return-to-poverty monitoring ----------------------------------
+
+
+@app.command("simulate")
+def simulate_cmd(
+    claims: Path = typer.Option(..., "--claims", "-c", help="理赔数据目录(见 docs/claims-schema.md)"),
+    baseline: str = typer.Option(..., "--baseline", "-b", help="基线政策包文件或内置名称"),
+    reform: str = typer.Option(..., "--reform", "-r", help="改革政策包文件或内置名称"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="输出目录: simulation.json/.xlsx/.html 与 PNG 图表"),
+    share: Optional[str] = typer.Option(None, "--catastrophic-share",
+                                        help="灾难性支出线: 家庭个人负担超过家庭年收入的比例(默认取改革政策包的 "
+                                             "monitoring.catastrophic_share, 否则 0.4)"),
+    as_json: bool = typer.Option(False, "--json", help="输出 JSON(金额为元, 精确到分的字符串)"),
+) -> None:
+    """政策模拟: 同一年的理赔按基线与改革政策包各结算一次并比较 (policy simulation, docs/simulation.md)."""
+    import time
+
+    from yibao.batch.run import open_claims
+    from yibao.policy.compiled import CompiledPack
+    from yibao.policy.loader import resolve_pack
+    from yibao.simulation import catastrophic_share_of, format_simulation, simulate
+    from yibao.simulation.comparison import check_out_dir
+    from yibao.simulation.progress import step_progress
+
+    started = time.perf_counter()
+    try:
+        base = CompiledPack(resolve_pack(baseline))
+        ref = CompiledPack(resolve_pack(reform))
+        share_value = catastrophic_share_of(share, ref)
+        check_out_dir(out_dir)
+        run = open_claims(claims)
+        with step_progress(err, run.con) as note:
+            result = simulate(run, base, ref, out_dir, share_value, progress=note)
+    except YibaoError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        return
+    out.print(format_simulation(result))
+    out.print(f"[dim]{run.visits:,} 次就诊, 两个政策包; 用时 {time.perf_counter() - started:.1f} 秒 "
+              f"(结算 {result.timings['settle_baseline']:.1f} + {result.timings['settle_reform']:.1f} 秒, "
+              f"比较 {result.timings['compare']:.1f} 秒)[/]")
+
+
+@app.command("monitor")
+def monitor_cmd(
+    claims: Path = typer.Option(..., "--claims", "-c", help="理赔数据目录(见 docs/claims-schema.md)"),
+    policy: str = typer.Option(..., "--policy", "-p", help="政策包文件或内置名称(须有 monitoring 一节)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="输出目录: monitoring.csv 与 monitoring.xlsx"),
+    as_json: bool = typer.Option(False, "--json", help="输出 JSON(证件号码与姓名已脱敏)"),
+) -> None:
+    """因病返贫致贫风险监测: 年度个人负担超过预警线的人员名单 (return-to-poverty monitoring, docs/monitoring.md)."""
+    from yibao.batch.run import open_claims
+    from yibao.monitoring import format_monitoring, monitor
+    from yibao.monitoring.screen import MonitoringError, thresholds_of
+    from yibao.policy.compiled import CompiledPack
+    from yibao.policy.loader import resolve_pack
+    from yibao.simulation.progress import step_progress
+
+    try:
+        pack = CompiledPack(resolve_pack(policy))
+        thresholds_of(pack)  # a pack without monitoring is refused before the claims are read
+        if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+            from yibao.errors import Problem
+
+            raise MonitoringError(Problem("MON004", "--out", f"{out_dir} 已存在且不是目录"))
+        run = open_claims(claims)
+        with step_progress(err, run.con) as note:
+            result = monitor(run, pack, None, out_dir, progress=note)
+    except YibaoError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        return
+    out.print(format_monitoring(result))

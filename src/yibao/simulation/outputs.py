@@ -1,0 +1,56 @@
+"""Write a simulation's files: simulation.json, simulation.xlsx, chart_*.png, simulation.html.
+
+Everything is written into a hidden temporary directory beside the outputs and moved into place
+only when every file is complete, so a failure leaves no half-written report behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from yibao.errors import Problem
+from yibao.simulation.result import SimulationResult
+
+
+def write_json(result: SimulationResult, path: Path) -> Path:
+    path.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write_outputs(result: SimulationResult, out_dir: Path) -> dict[str, Path]:
+    from yibao.simulation.comparison import SimulationError
+    from yibao.simulation.report import write_html
+    from yibao.simulation.workbook import write_workbook
+
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".simulation-", dir=out_dir))
+    except OSError as exc:
+        raise SimulationError(Problem("SIM003", "out_dir", f"无法写入 {out_dir}: {exc}")) from None
+    try:
+        try:
+            from yibao.simulation.charts import write_charts
+
+            charts = write_charts(result, tmp)
+        except ImportError:  # matplotlib missing: the report still has every table
+            charts = {}
+            result.warnings.append("未安装 matplotlib, 未生成 PNG 图表 (pip install matplotlib)")
+        written: dict[str, Path] = {"json": write_json(result, tmp / "simulation.json"),
+                                    "xlsx": write_workbook(result, tmp / "simulation.xlsx")}
+        written.update({f"chart_{name}": path for name, path in charts.items()})
+        written["html"] = write_html(result, charts, tmp / "simulation.html")
+        final = {}
+        for key, path in written.items():
+            target = out_dir / path.name
+            os.replace(path, target)
+            final[key] = target
+        return final
+    except OSError as exc:
+        raise SimulationError(Problem("SIM003", "out_dir", f"无法写入 {out_dir}: {exc}")) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

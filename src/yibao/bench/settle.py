@@ -55,7 +55,7 @@ def scalar_rate(pack: CompiledPack, con, table: str, sample_visits: int) -> tupl
 
 def run(persons: int = 100_000, pack_name: str = "shandong-2024", seed: int = 1,
         scalar_sample: int = 50_000, claims: str | None = None) -> dict:
-    from yibao.synth import generate, write_region
+    from yibao.synth import generate_to
 
     pack_model = resolve_pack(pack_name)
     pack = CompiledPack(pack_model)
@@ -63,7 +63,7 @@ def run(persons: int = 100_000, pack_name: str = "shandong-2024", seed: int = 1,
         region = Path(claims) if claims else Path(tmp) / "region"
         if not claims:
             t = time.perf_counter()
-            write_region(generate(pack_model, persons=persons, seed=seed), region)
+            generate_to(pack_model, region, persons=persons, seed=seed)  # block by block: flat memory
             synth_s = time.perf_counter() - t
         else:
             synth_s = 0.0

@@ -9,14 +9,12 @@ workbook has the same list (sheet 预警名单), the thresholds (阈值) and a s
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from yibao.errors import Problem
 from yibao.money import fen_to_yuan
 from yibao.policy.compiled import CompiledPack
+from yibao.reports import publish
 from yibao.simulation.result import INSUTYPE_NAMES, MED_TYPE_NAMES
 
 HEADERS = [
@@ -130,22 +128,8 @@ def write_outputs(result, pack: CompiledPack, out_dir: Path) -> dict[str, Path]:
     """Both files written to a temporary directory first, then moved into ``out_dir``."""
     from yibao.monitoring.screen import MonitoringError
 
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".monitoring-", dir=out_dir))
-    except OSError as exc:
-        raise MonitoringError(Problem("MON004", "out_dir", f"无法写入 {out_dir}: {exc}")) from None
-    try:
-        written = {"csv": write_csv(result, pack, tmp / "monitoring.csv"),
-                   "xlsx": write_xlsx(result, pack, tmp / "monitoring.xlsx")}
-        final = {}
-        for key, path in written.items():
-            os.replace(path, out_dir / path.name)
-            final[key] = out_dir / path.name
-        return final
-    except OSError as exc:
-        raise MonitoringError(Problem("MON004", "out_dir", f"无法写入 {out_dir}: {exc}")) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return publish(out_dir,
+                   lambda tmp: {"csv": write_csv(result, pack, tmp / "monitoring.csv"),
+                                "xlsx": write_xlsx(result, pack, tmp / "monitoring.xlsx")},
+                   lambda message: MonitoringError(Problem("MON004", "out_dir", message)))
 

@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from yibao.money import format_yuan
+from yibao.reports import outputs_table
 from yibao.monitoring.assistance import ROUTE_NAMES, AssistanceCheck
 from yibao.monitoring.screen import MEASURE_NAMES, MonitoringResult
 from yibao.simulation.result import INSUTYPE_SHORT, percent
@@ -64,10 +65,5 @@ def format_monitoring(result: MonitoringResult, limit: int = SHOWN) -> Group:
                 summary.add_row(label, f"{n:,}")
             parts.append(summary)
     if result.outputs:
-        files = Table(title="输出文件 Outputs", title_justify="left")
-        files.add_column("内容 content")
-        files.add_column("文件 file")
-        for key, path in result.outputs.items():
-            files.add_row(key, str(path))
-        parts.append(files)
+        parts.append(outputs_table(result.outputs))
     return Group(*parts)

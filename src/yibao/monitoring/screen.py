@@ -282,7 +282,7 @@ def screen(run: BatchRun, pack: CompiledPack, table: str, thresholds: list[Thres
                     ORDER BY s.psn_part_amt DESC, s.mdtrt_id)[1:{TOP_VISITS}]
         FROM {table} s JOIN monitor_flagged f ON f.psn_no = s.psn_no AND f.yr = s.yr
         GROUP BY s.psn_no, s.yr""").fetchall()}
-    cur = con.sql(f"""SELECT * FROM monitor_flagged
+    cur = con.sql("""SELECT * FROM monitor_flagged
                       ORDER BY inscp DESC, oop DESC, psn_no, yr""")
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r)) for r in cur.fetchall()]

@@ -7,12 +7,10 @@ only when every file is complete, so a failure leaves no half-written report beh
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from yibao.errors import Problem
+from yibao.reports import publish
 from yibao.simulation.result import SimulationResult
 
 
@@ -26,13 +24,7 @@ def write_outputs(result: SimulationResult, out_dir: Path) -> dict[str, Path]:
     from yibao.simulation.report import write_html
     from yibao.simulation.workbook import write_workbook
 
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".simulation-", dir=out_dir))
-    except OSError as exc:
-        raise SimulationError(Problem("SIM003", "out_dir", f"无法写入 {out_dir}: {exc}")) from None
-    try:
+    def build(tmp: Path) -> dict[str, Path]:
         try:
             from yibao.simulation.charts import write_charts
 
@@ -44,13 +36,6 @@ def write_outputs(result: SimulationResult, out_dir: Path) -> dict[str, Path]:
                                     "xlsx": write_workbook(result, tmp / "simulation.xlsx")}
         written.update({f"chart_{name}": path for name, path in charts.items()})
         written["html"] = write_html(result, charts, tmp / "simulation.html")
-        final = {}
-        for key, path in written.items():
-            target = out_dir / path.name
-            os.replace(path, target)
-            final[key] = target
-        return final
-    except OSError as exc:
-        raise SimulationError(Problem("SIM003", "out_dir", f"无法写入 {out_dir}: {exc}")) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return written
+
+    return publish(out_dir, build, lambda message: SimulationError(Problem("SIM003", "out_dir", message)))

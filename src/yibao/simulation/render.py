@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from yibao.money import format_yuan
+from yibao.reports import outputs_table
 from yibao.simulation.result import (
     DECILES, DIMENSIONS, FIELD_ENGLISH, FIELD_NAMES, INSUTYPE_SHORT, Pair, SimulationResult, percent,
 )
@@ -102,12 +103,7 @@ def format_simulation(result: SimulationResult) -> Group:
     for dimension in ("insutype", "level", "category", "med_type"):
         parts.append(dimension_table(result, dimension))
     if result.outputs:
-        files = Table(title="输出文件 Outputs", title_justify="left")
-        files.add_column("内容 content")
-        files.add_column("文件 file")
-        for key, path in result.outputs.items():
-            files.add_row(key, str(path))
-        parts.append(files)
+        parts.append(outputs_table(result.outputs))
     for warning in result.warnings:
         parts.append(Text(f"注意: {warning}", style="yellow"))
     return Group(*parts)

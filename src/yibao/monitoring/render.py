@@ -43,18 +43,19 @@ def format_monitoring(result: MonitoringResult, limit: int = SHOWN) -> Group:
     if result.people:
         people = Table(title=f"预警名单(前 {min(limit, len(result.people))} / {len(result.people):,} 人, 证件号码与姓名已脱敏)",
                        title_justify="left")
-        people.add_column("人员 person\n证件号码 ID", min_width=18)
-        for col, just in (("类别\ncategory", "left"), ("政策内个人负担\nin-scope", "right"),
-                          ("个人负担\nOOP", "right"), ("预警\nflags", "left"), ("就诊\nvisits", "right"),
-                          ("救助\nassistance", "left")):
-            people.add_column(col, justify=just)
+        # four columns so the list fits an 80-column terminal; each cell stacks its details
+        people.add_column("人员 person\n证件号码 ID · 类别", min_width=18)
+        people.add_column("政策内 / 总负担\nin-scope / OOP", justify="right")
+        people.add_column("预警 flags\n就诊 visits")
+        people.add_column("救助\nassistance")
         flags = {t.id: f"{'政策内' if t.measure == 'inscp_psn_part' else '总负担'}>{percent(t.income_share)}%"
                  for t in result.thresholds}
         for p in result.people[:limit]:
-            people.add_row(f"{p.name} {INSUTYPE_SHORT.get(p.insutype, p.insutype)} {p.psn_no}\n{p.certno or ''}",
-                           "、".join(p.category_names) or "普通", format_yuan(p.inscp_psn_part),
-                           format_yuan(p.psn_part_amt), "\n".join(flags[t] for t in p.thresholds),
-                           f"{p.burden_visits}/{p.visits}", "\n".join(short(a) for a in p.assistance) or "—")
+            people.add_row(f"{p.name} {INSUTYPE_SHORT.get(p.insutype, p.insutype)} {p.psn_no}\n{p.certno or ''}"
+                           f"\n{'、'.join(p.category_names) or '普通参保人'}",
+                           f"{format_yuan(p.inscp_psn_part)}\n{format_yuan(p.psn_part_amt)}",
+                           "\n".join(flags[t] for t in p.thresholds) + f"\n{p.burden_visits}/{p.visits} 次",
+                           "\n".join(short(a) for a in p.assistance) or "—")
         parts.append(people)
         counts = result.assistance_counts()
         if counts:

@@ -134,3 +134,20 @@ def test_demo_examples_run_and_explain():
     result = runner.invoke(app, ["demo", "--examples"])
     assert result.exit_code == 0, result.stderr
     assert "结算单" in result.stdout and "setlinfo" in result.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["settle", "--policy", "shandong-2024"], "缺少必填选项 --request"),
+    (["settle", "--polcy", "x"], "没有选项 --polcy"),
+    (["batch", "settle", "--claims", "x", "--policy", "y", "--out", "z", "--engine", "oracle"], "BAT011"),
+])
+def test_usage_errors_are_chinese_with_a_code(args, words):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "from yibao.cli import main; main()", *args],
+                          capture_output=True, text=True, env={**__import__("os").environ, "COLUMNS": "200"})
+    assert done.returncode == 2
+    assert words in done.stderr, done.stderr
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr

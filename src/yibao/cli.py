@@ -16,6 +16,11 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+try:  # Typer ≥ 0.26 ships its own copy of click; older Typer uses click itself
+    from typer._click import exceptions as usage
+except ImportError:  # pragma: no cover
+    import click.exceptions as usage  # type: ignore[no-redef]
 from rich.table import Table
 
 from yibao.errors import Problem, YibaoError
@@ -359,9 +364,34 @@ def claims_check(
     fail(ClaimsError(report.problems, str(directory), report))
 
 
+def usage_message(exc: usage.UsageError) -> str:
+    """Click's usage errors, said in Chinese and naming the option."""
+    hint = getattr(exc, "param_hint", None) or (exc.param.opts[0] if getattr(exc, "param", None) else "")
+    if isinstance(exc, usage.MissingParameter):
+        return f"缺少必填选项 {hint or exc.param_hint}"
+    if isinstance(exc, usage.NoSuchOption):
+        return f"没有选项 {exc.option_name}" + (f"; 是否想用 {', '.join(exc.possibilities)}" if exc.possibilities else "")
+    if isinstance(exc, usage.BadParameter):
+        return f"选项 {hint} 的值无效: {exc.message}"
+    return exc.format_message()
+
+
 def main() -> None:  # pragma: no cover - entry point guard
     try:
-        app()
+        code = app(standalone_mode=False)
+        raise SystemExit(code or 0)
+    except usage.NoArgsIsHelpError as exc:
+        exc.show()
+        raise SystemExit(2)
+    except usage.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "yibao"
+        err.print(f"[bold red]命令用法有误[/] ({escape(command)}):")
+        err.print(f"  [red]CLI001[/] {escape(usage_message(exc))}")
+        err.print(f"  查看帮助 help: {escape(command)} --help")
+        raise SystemExit(2)
+    except typer.Abort:
+        err.print("已中断")
+        raise SystemExit(130)
     except YibaoError as exc:
         fail(exc)
     except KeyboardInterrupt:

@@ -750,11 +750,16 @@ def _check_links(columns: dict[str, dict[str, pa.Array]], problems: list[Problem
     persons, insts = columns.get("persons", {}), columns.get("institutions", {})
     visits, items = columns.get("visits", {}), columns.get("fee_items", {})
     vrows, irows = _rows_of("visits", visits), _rows_of("fee_items", items)
+    def foreign_key(child, rows, parent, key, code, message):
+        """Rows of ``child`` whose ``key`` is not in ``parent``; returns each row's parent position."""
+        pos = pc.index_in(child[key], value_set=parent[key])
+        bad = np.flatnonzero(_mask(pc.and_(pos.is_null(), child[key].is_valid())))
+        _report_rows(problems, code, rows, key, bad,
+                     lambda i: message + ("" if i is None else f": {child[key][i].as_py()!r}"))
+        return pos
+
     if "psn_no" in visits and "psn_no" in persons:
-        pos = pc.index_in(visits["psn_no"], value_set=persons["psn_no"])
-        bad = np.flatnonzero(_mask(pc.and_(pos.is_null(), visits["psn_no"].is_valid())))
-        _report_rows(problems, "CLM032", vrows, "psn_no", bad,
-                     lambda i: "人员编号不在人员表中" + ("" if i is None else f": {visits['psn_no'][i].as_py()!r}"))
+        pos = foreign_key(visits, vrows, persons, "psn_no", "CLM032", "人员编号不在人员表中")
         if "insutype" in visits and "insutype" in persons:
             theirs = pc.take(persons["insutype"], pos)
             bad = np.flatnonzero(_mask(pc.not_equal(visits["insutype"], theirs)))
@@ -762,11 +767,7 @@ def _check_links(columns: dict[str, dict[str, pa.Array]], problems: list[Problem
                          lambda i: "险种与人员表不一致" if i is None else
                          f"险种 {visits['insutype'][i].as_py()!r} 与人员表的 {theirs[i].as_py()!r} 不一致")
     if "fixmedins_code" in visits and "fixmedins_code" in insts:
-        pos = pc.index_in(visits["fixmedins_code"], value_set=insts["fixmedins_code"])
-        bad = np.flatnonzero(_mask(pc.and_(pos.is_null(), visits["fixmedins_code"].is_valid())))
-        _report_rows(problems, "CLM033", vrows, "fixmedins_code", bad,
-                     lambda i: "机构编号不在定点医药机构表中"
-                     + ("" if i is None else f": {visits['fixmedins_code'][i].as_py()!r}"))
+        pos = foreign_key(visits, vrows, insts, "fixmedins_code", "CLM033", "机构编号不在定点医药机构表中")
         if "level" in visits and "level" in insts:
             theirs = pc.take(insts["level"], pos)
             bad = np.flatnonzero(_mask(pc.not_equal(visits["level"], theirs)))
@@ -774,10 +775,7 @@ def _check_links(columns: dict[str, dict[str, pa.Array]], problems: list[Problem
                          lambda i: "机构等级与机构表不一致" if i is None else
                          f"机构等级 {visits['level'][i].as_py()!r} 与机构表的 {theirs[i].as_py()!r} 不一致")
     if "mdtrt_id" in items and "mdtrt_id" in visits:
-        pos = pc.index_in(items["mdtrt_id"], value_set=visits["mdtrt_id"])
-        bad = np.flatnonzero(_mask(pc.and_(pos.is_null(), items["mdtrt_id"].is_valid())))
-        _report_rows(problems, "CLM031", irows, "mdtrt_id", bad,
-                     lambda i: "就诊 ID 不在就诊表中" + ("" if i is None else f": {items['mdtrt_id'][i].as_py()!r}"))
+        pos = foreign_key(items, irows, visits, "mdtrt_id", "CLM031", "就诊 ID 不在就诊表中")
         if "det_item_fee_sumamt" in items and "medfee_sumamt" in visits:
             ok = np.asarray(pos.is_valid())
             idx = np.asarray(pos.fill_null(0)).astype(np.int64)[ok]

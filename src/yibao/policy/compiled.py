@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
+from math import lcm
 
 from yibao.money import mul_rate, rate_parts, yuan_to_fen
 from yibao.policy.model import BasicRule, Guarantee, IncomeShare, PolicyPack, RatioSpec, Tier, TierPart
@@ -206,9 +207,7 @@ class CompiledTier:
                 ded = mul_rate(ded, tilt.deductible_factor)
                 points = tilt.ratio_points
             raw.append(SegmentedScale.from_bands(ded, bands_of(part.ratio, ded, points, part.band_edges)))
-        den = 1
-        for s in raw:
-            den = den * s.denominator // _gcd(den, s.denominator)
+        den = lcm(*(s.denominator for s in raw))
         scales = tuple(SegmentedScale(s.bands, None, den) for s in raw)
         cap = _fen(self.tier.annual_cap)
         if tilt is not None:
@@ -217,12 +216,6 @@ class CompiledTier:
             elif tilt.annual_cap is not None:
                 cap = _fen(tilt.annual_cap)
         return scales, cap
-
-
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a
 
 
 class CompiledGuarantee:
@@ -310,9 +303,3 @@ class CompiledPack:
                 self._basic_lookup[key] = found
             return found
 
-    def med_types(self) -> set[str]:
-        return {m for r in self.basic for m in r.med_types}
-
-
-def compile_pack(pack: PolicyPack) -> CompiledPack:
-    return CompiledPack(pack)

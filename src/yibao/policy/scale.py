@@ -107,12 +107,10 @@ class SegmentedScale:
 
     def amount(self, x: int) -> int:
         """round(F(x)) in fen, cap applied."""
-        den = self.denominator
-        return (2 * self.capped_numerator(x) + den) // (2 * den)
+        return round_numerator(self.capped_numerator(x), self.denominator)
 
     def uncapped_amount(self, x: int) -> int:
-        den = self.denominator
-        return (2 * self.numerator(x) + den) // (2 * den)
+        return round_numerator(self.numerator(x), self.denominator)
 
     def increment(self, before: int, base: int) -> int:
         """What a visit adding ``base`` on top of ``before`` receives: round(F(b+x)) − round(F(b))."""

@@ -44,7 +44,7 @@ def classify_items(pack: CompiledPack, items: tuple[FeeItem, ...]) -> Classified
         else:
             num, den = rule.pre_num, rule.pre_den
         if num:
-            share = (2 * fee * num + den) // (2 * den)
+            share = (2 * fee * num + den) // (2 * den)  # round_numerator, inlined: ~30 lines per visit
             pre += share
             inscp += fee - share
         else:

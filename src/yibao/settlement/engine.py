@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from yibao.errors import Problem, SettlementError
 from yibao.policy.compiled import CompiledPack
+from yibao.policy.scale import round_numerator
 from yibao.settlement.classify import classify_items
 from yibao.settlement.model import (
     BUCKETS,
@@ -138,7 +139,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         den = scales[0].denominator
         before = sum(s.numerator(c) for s, c in zip(scales, cums))
         after = sum(s.numerator(c + b) for s, c, b in zip(scales, cums, bases))
-        uncapped = (2 * after + den) // (2 * den) - (2 * before + den) // (2 * den)
+        uncapped = round_numerator(after, den) - round_numerator(before, den)
         cap_used = get(tier.cap_key, 0)
         pay = uncapped if cap is None else min(cap_used + uncapped, cap) - min(cap_used, cap)
         part_pays = draw_parts(buckets, tier, scales, cums, bases, pay)
@@ -165,7 +166,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             continue
         of = amounts.medfee_sumamt if g.of == "medfee_sumamt" else amounts.inscp_scp_amt
         num, den = g.share_parts
-        target = (2 * of * num + den) // (2 * den)
+        target = round_numerator(of * num, den)
         topup = min(max(0, target - fund_total), sum(buckets.values()))
         draw(buckets, BUCKETS, topup)
         if topup:

@@ -105,11 +105,6 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
             )
             out.append(f"  支付比例: {describe_bands(bands)}。")
             out.append(f"  按比例: {band_arithmetic(bands, 0, f['inscp'])} = {y(f['uncapped'])} 元(四舍五入到分)。")
-            if f["annual_cap"] is not None:
-                out.append(
-                    f"  年度最高支付限额 {y(f['annual_cap'])} 元, 本年此前已计 {y(f['cap_used_before'])} 元,"
-                    f" 本次可付 {y(f['hifp_pay'])} 元" + (f", 超限额 {y(f['overcap'])} 元转个人负担。" if f["overcap"] else "。")
-                )
         else:
             before = f["base_before"]
             after = before + f["inscp"]
@@ -119,11 +114,11 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
             )
             out.append(f"  支付比例: {describe_bands(bands)}。")
             out.append(f"  本次对应: {band_arithmetic(bands, before, after)} = {y(f['uncapped'])} 元。")
-            if f["annual_cap"] is not None:
-                out.append(
-                    f"  年度最高支付限额 {y(f['annual_cap'])} 元, 本年此前已计 {y(f['cap_used_before'])} 元,"
-                    f" 本次可付 {y(f['hifp_pay'])} 元" + (f", 超限额 {y(f['overcap'])} 元转个人负担。" if f["overcap"] else "。")
-                )
+        if f["annual_cap"] is not None:  # per admission or annual alike: the cap bounds the year's running sum
+            out.append(
+                f"  年度最高支付限额 {y(f['annual_cap'])} 元, 本年此前已计 {y(f['cap_used_before'])} 元,"
+                f" 本次可付 {y(f['hifp_pay'])} 元" + (f", 超限额 {y(f['overcap'])} 元转个人负担。" if f["overcap"] else "。")
+            )
         out.append(
             f"  统筹基金支付 hifp_pay = {y(f['hifp_pay'])} 元; 比例自付 pool_prop_selfpay = {y(f['pool_prop_selfpay'])} 元。"
         )

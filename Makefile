@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # tests also need pytest, hypothesis and PySpark (Spark runs the same SQL as DuckDB)
 $(STAMP_ALL): $(STAMP)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,spark]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,spark,postgres]'
 	touch $(STAMP_ALL)
 
 setup: $(STAMP_ALL)

@@ -38,6 +38,10 @@ batch_app = typer.Typer(help="批量结算 (batch settlement of a claims directo
 app.add_typer(bench_app, name="bench")
 app.add_typer(batch_app, name="batch")
 
+# Each domain keeps its commands beside its code, in ``yibao/<domain>/commands.py`` with a
+# ``register(app, bench_app)`` function; listing the module here puts it under ``yibao``.
+DOMAIN_COMMANDS: tuple[str, ...] = ()
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -482,3 +486,13 @@ def monitor_cmd(
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
         return
     out.print(format_monitoring(result))
+
+
+def _register_domain_commands() -> None:
+    import importlib
+
+    for module in DOMAIN_COMMANDS:
+        importlib.import_module(module).register(app, bench_app)
+
+
+_register_domain_commands()

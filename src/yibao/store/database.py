@@ -1,0 +1,42 @@
+"""Where the store lives and how to connect: a URL, SQLite file in a data directory by default.
+
+``YIBAO_DATABASE_URL`` selects the database (``postgresql+psycopg://...`` in production);
+otherwise the store is ``$YIBAO_DATA_DIR/yibao.db`` (default ``./yibao-data``). SQLite runs in
+WAL mode with a busy timeout so readers never block the one writer and writers queue instead of
+failing at once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+
+
+def default_url() -> str:
+    url = os.environ.get("YIBAO_DATABASE_URL")
+    if url:
+        return url
+    data_dir = Path(os.environ.get("YIBAO_DATA_DIR", "yibao-data"))
+    return f"sqlite:///{data_dir / 'yibao.db'}"
+
+
+def make_engine(url: str | None = None, **kwargs) -> Engine:
+    url = url or default_url()
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised via every SQLite test
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)

@@ -24,6 +24,8 @@ def _yuan(value: Decimal) -> Decimal:
         raise ValueError("金额必须是有限数字")
     if value < 0:
         raise ValueError("金额不能为负数")
+    if value >= Decimal("1e13"):  # beyond any real bill; quantize would overflow the context
+        raise ValueError("金额超出范围(须小于 10 万亿元)")
     if value != value.quantize(Decimal("0.01")):
         raise ValueError("金额精确到分, 最多两位小数")
     return value
@@ -261,6 +263,86 @@ class Monitoring(Strict):
         Decimal("0.4"), description="灾难性卫生支出: 个人负担超过家庭年可支配收入的此比例")
 
 
+# --- provider payment (DIP / DRG) and fund operation: optional sections --------------------
+
+
+class ShareBand(Strict):
+    """One band of 结余留用 / 超支分担: a gap up to ``upto`` × the institution's DIP amount, at ``share``."""
+
+    upto: Ratio | None = Field(None, description="本段上限, 占按病种(组)应付总额的比例; 不填表示以上全部")
+    share: Ratio = Field(description="结余: 机构留用的比例; 超支: 基金分担的比例")
+
+
+class BudgetShare(Strict):
+    """A budget stated as a share of what the basic pool paid item by item on the period's cases."""
+
+    hifp_share: Decimal = Field(gt=0, le=10, description="本期病例按项目统筹基金支付额的倍数, 如 0.98")
+
+
+class PointPayment(Strict):
+    """Point-value settlement (点数法) parameters shared by DIP and DRG."""
+
+    scale: Decimal = Field(gt=0, le=100000, description="分值(点数)标尺: 全部病例次均费用对应的分值, 如 1000")
+    high_multiple: Decimal = Field(Decimal(2), gt=1, le=100, description="高倍率: 费用高于同级次均费用的倍数")
+    low_fraction: Decimal = Field(Decimal("0.5"), gt=0, lt=1, description="低倍率: 费用低于同级次均费用的比例")
+    med_types: list[MedType] = Field(default=["21"], min_length=1, description="纳入的医疗类别")
+    level_coefficients: bool = Field(True, description="是否按机构等级系数调整分值")
+    cap_at_cost: bool = Field(True, description="预算点值高于费用点值时按费用点值结算(结余归基金)")
+    budgets: dict[str, Union[Yuan, BudgetShare]] = Field(
+        default={}, description="各结算期的统筹基金预算(元), 键为期间, 如 2024 或 2024-01")
+    surplus_bands: list[ShareBand] = Field(default=[], description="结余留用分段; 空表示全额留用")
+    overspend_bands: list[ShareBand] = Field(default=[], description="超支分担分段; 空表示基金不分担")
+
+
+class DipPayment(PointPayment):
+    scale: Decimal = Field(Decimal(1000), gt=0, le=100000, description="病种分值标尺, 如 1000")
+    min_cases: int = Field(15, ge=1, le=100000, description="核心病种的最少病例数")
+
+
+class DrgPayment(PointPayment):
+    scale: Decimal = Field(Decimal(100), gt=0, le=100000, description="DRG 点数标尺: 相对权重 1 对应的点数")
+
+
+class Payment(Strict):
+    dip: DipPayment | None = None
+    drg: DrgPayment | None = None
+
+
+class EmployeeContribution(Strict):
+    employer_rate: Ratio = Field(description="单位缴费率(进统筹基金)")
+    employee_rate: Ratio = Field(description="个人缴费率(进个人账户)")
+    wage_base_monthly: Yuan = Field(description="在职职工月缴费基数(元)")
+
+
+class ResidentContribution(Strict):
+    individual: Yuan = Field(description="居民个人年缴费(元/人)")
+    subsidy: Yuan = Field(description="各级财政年补助(元/人)")
+
+
+class FundWarning(Strict):
+    severe_months: Decimal = Field(Decimal(3), ge=0, description="可支付月数低于此值: 严重预警")
+    warning_months: Decimal = Field(Decimal(6), ge=0, description="可支付月数低于此值: 预警")
+    over_months: Decimal = Field(Decimal(15), ge=0, description="可支付月数高于此值: 结余过多")
+
+
+class FundProjection(Strict):
+    years: int = Field(5, ge=1, le=30)
+    cost_growth: Decimal = Field(ge=-1, le=1, description="人均医疗费用年增长率")
+    ageing: Decimal = Field(Decimal(0), ge=-1, le=1, description="老龄化带来的额外年支出增长率")
+    contribution_growth: Decimal = Field(ge=-1, le=1, description="人均筹资年增长率")
+
+
+class Fund(Strict):
+    employee: EmployeeContribution
+    resident: ResidentContribution
+    assistance: dict[Code, Ratio] = Field(
+        default={}, description="资助参保: 人员类别 → 医疗救助资助的个人缴费比例(1 表示全额资助)")
+    opening_months: Decimal = Field(Decimal(9), ge=0, le=120,
+                                    description="年初累计结余, 以当年月均统筹支出的月数表示")
+    warning: FundWarning = FundWarning()
+    projection: FundProjection
+
+
 class PolicyPack(Strict):
     """A region's dated benefit rules (医保待遇政策包)."""
 
@@ -274,4 +356,6 @@ class PolicyPack(Strict):
     guarantees: list[Guarantee] = []
     personal_account: PersonalAccount | None = None
     monitoring: Monitoring | None = None
+    payment: Payment | None = None
+    fund: Fund | None = None
     assumptions: list[Assumption] = []

@@ -1,0 +1,92 @@
+"""``yibao fund run``: fund operation from contributions and settled payouts (registered by payment.commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def run_fund(policy: str, claims: Path, settled: Path, year: Optional[int], simulation: Optional[Path],
+             out_dir: Optional[Path]):
+    """Fund operation of a synthetic (or real) region; returns (years, projection, outputs)."""
+    from yibao.errors import Problem
+    from yibao.fund.operation import FundError, operate, project, simulation_factors
+    from yibao.payment.run import connect
+    from yibao.policy.loader import resolve_pack
+    from yibao.reports import publish
+
+    pack = resolve_pack(policy)
+    if pack.fund is None:
+        raise FundError(Problem("FUND001", "fund", f"政策包 {pack.pack.id} 没有 fund 一节(缴费率、补助、预警阈值)"))
+    for code in pack.fund.assistance:
+        if code not in pack.categories:
+            raise FundError(Problem("FUND002", f"fund.assistance.{code}", f"未声明的人员类别 {code!r}"))
+    persons, setlinfo = Path(claims) / "persons.parquet", Path(settled) / "setlinfo.parquet"
+    for path in (persons, setlinfo):
+        if not path.exists():
+            raise FundError(Problem("FUND004", str(path), "文件不存在"))
+    con = connect()
+    con.sql(f"CREATE VIEW persons AS SELECT * FROM read_parquet('{persons.as_posix()}')")
+    con.sql(f"CREATE VIEW setlinfo AS SELECT * FROM read_parquet('{setlinfo.as_posix()}')")
+    year = year or pack.pack.effective_from.year
+    years = operate(con, pack.fund, year)
+    projection = project(years, pack.fund)
+    assumptions = {"pack": pack.pack.id, "year": year, **pack.fund.projection.model_dump()}
+    if simulation is not None:
+        factors = simulation_factors(simulation)
+        projection += project(years, pack.fund, factors, "reform")
+        assumptions["simulation_expense_factors"] = {k: str(v) for k, v in factors.items()}
+    outputs = {}
+    if out_dir is not None:
+        from yibao.fund.report import write
+
+        outputs = publish(out_dir, lambda tmp: write(years, projection, assumptions, tmp),
+                          lambda m: FundError(Problem("FUND005", "--out", m)))
+    return years, projection, outputs
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add ``yibao fund`` to the app."""
+    fund_app = typer.Typer(help="基金运行: 收支、累计结余、可支付月数、预警、预测 (docs/fund.md)", no_args_is_help=True)
+    app.add_typer(fund_app, name="fund")
+
+    @fund_app.command("run")
+    def fund_run(
+        policy: str = typer.Option(..., "--policy", "-p", help="政策包(须有 fund 一节)"),
+        claims: Path = typer.Option(..., "--claims", "-c", help="理赔数据目录(persons.parquet)"),
+        settled: Path = typer.Option(..., "--settled", "-s", help="批量结算输出目录(setlinfo.parquet)"),
+        year: Optional[int] = typer.Option(None, "--year", help="年度, 默认为政策包生效年度"),
+        simulation: Optional[Path] = typer.Option(None, "--simulation", help="yibao simulate --json 的输出, 用于改革情景预测"),
+        out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="输出目录: fund.json, fund.xlsx, PNG 图表"),
+    ) -> None:
+        """基金运行分析 (fund operation: income, expense, months of payout, warnings, projection)."""
+        from rich.table import Table
+
+        from yibao.cli import fail, out
+        from yibao.errors import YibaoError
+        from yibao.fund.operation import LEVELS, SCHEMES
+        from yibao.money import format_yuan
+
+        try:
+            years, projection, outputs = run_fund(policy, claims, settled, year, simulation, out_dir)
+        except YibaoError as exc:
+            fail(exc)
+            return
+        view = Table(title="基金运行 fund operation")
+        for col in ("险种", "收入(元)", "支出(元)", "当年结余(元)", "年末累计结余(元)", "可支付月数", "预警"):
+            view.add_column(col, justify="right")
+        for y in years:
+            view.add_row(SCHEMES[y.insutype], format_yuan(y.income), format_yuan(y.expense), format_yuan(y.balance),
+                         format_yuan(y.closing), str(y.months_of_payout), LEVELS[y.level])
+        out.print(view)
+        proj = Table(title="预测 projection (年末可支付月数)")
+        for col in ("情景", "险种", "年度", "累计结余(元)", "可支付月数", "预警"):
+            proj.add_column(col)
+        for p in projection:
+            proj.add_row(p.scenario, p.insutype, str(p.year), format_yuan(p.closing), str(p.months_of_payout),
+                         LEVELS[p.level])
+        out.print(proj)
+        for name, path in outputs.items():
+            out.print(f"  已写出 {name}: {path}")

@@ -1,0 +1,1 @@
+"""Provider payment (DIP / DRG point-value settlement) and fund operation."""

@@ -40,7 +40,10 @@ app.add_typer(batch_app, name="batch")
 
 # Each domain keeps its commands beside its code, in ``yibao/<domain>/commands.py`` with a
 # ``register(app, bench_app)`` function; listing the module here puts it under ``yibao``.
-DOMAIN_COMMANDS: tuple[str, ...] = ()
+DOMAIN_COMMANDS: tuple[str, ...] = (
+    "yibao.supervision.commands",
+    "yibao.payment.commands",
+)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -293,6 +296,8 @@ def synth_cmd(
     seed: str = typer.Option("1", "--seed", help="随机种子: 相同种子生成逐字节相同的数据"),
     out_dir: Path = typer.Option(..., "--out", "-o", help="输出目录(写入 4 个 Parquet 文件)"),
     year: Optional[str] = typer.Option(None, "--year", help="数据年度, 默认为政策包生效的年度"),
+    fraud: Optional[float] = typer.Option(None, "--fraud", help="基金监管: 加入医师/明细时间/采购/检查结果等可选输入, "
+                                          "并按此比例注入各类违规(0 表示只加输入), 标注写入 labels.parquet"),
 ) -> None:
     """生成合成地区: 参保人、定点机构、一年的就诊与费用明细 (synthetic region, Parquet)."""
     import time
@@ -321,7 +326,12 @@ def synth_cmd(
                 bar.update(task, completed=100 * done, description=f"生成 {n:,} 人: {step}")
 
             try:
-                written = generate_to(policy, out_dir, persons=n, seed=s, year=y, progress=note)
+                if fraud is not None:
+                    from yibao.supervision.inject import synth_supervised
+
+                    written = synth_supervised(policy, out_dir, n, s, y, fraud, note)
+                else:
+                    written = generate_to(policy, out_dir, persons=n, seed=s, year=y, progress=note)
             except OSError as exc:
                 raise SynthError(Problem("SYN005", "--out", f"无法写入 {out_dir}: {exc}")) from None
         elapsed = time.perf_counter() - started

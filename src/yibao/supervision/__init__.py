@@ -1,0 +1,1 @@
+"""Fund supervision: audit rules that run online (one visit) and in batch (whole claim tables)."""

@@ -1,0 +1,347 @@
+"""Command-line commands of this domain, registered under ``yibao`` by ``yibao.cli``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _fail(exc):
+    from yibao.cli import fail
+
+    fail(exc)
+
+
+def _date(text: str | None, option: str):
+    from yibao.errors import Problem
+    from yibao.supervision.model import AuditInputError
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise AuditInputError(Problem("AUD002", option, f"日期应为 YYYY-MM-DD, 实际为 {text!r}")) from None
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add this domain's commands to the ``yibao`` app and its benchmarks to ``yibao bench``."""
+    audit_app = typer.Typer(help="基金监管审核: 规则库批量审核、单次就诊预审核 (fund supervision audit)",
+                            invoke_without_command=True, no_args_is_help=False)
+    case_app = typer.Typer(help="疑点案件: 导入、分派、核实、认定/排除、追回 (suspect cases)", no_args_is_help=True)
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(case_app, name="case")
+
+    @audit_app.callback()
+    def audit(
+        ctx: typer.Context,
+        claims: Optional[Path] = typer.Option(None, "--claims", "-c", help="理赔数据目录"),
+        rules: Optional[str] = typer.Option(None, "--rules", help="只运行这些规则, 逗号分隔, 如 SV-GEND-01,SV-ADM-01"),
+        ruleset: str = typer.Option("default", "--ruleset", help="规则参数文件或内置名称(default, shandong-2024)"),
+        since: Optional[str] = typer.Option(None, "--since", help="审核期起(结算日期, 含)"),
+        until: Optional[str] = typer.Option(None, "--until", help="审核期止(结算日期, 含)"),
+        skip_invalid: bool = typer.Option(False, "--skip-invalid", help="跳过参数有误或缺少输入的规则, 其余照常运行"),
+        evaluate: bool = typer.Option(False, "--evaluate", help="按目录中的 labels.parquet 输出各规则的召回率与精确率"),
+        out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="输出目录(默认 <claims>/audit)"),
+        excel: bool = typer.Option(True, "--excel/--no-excel", help="同时写 audit.xlsx"),
+        db: Optional[str] = typer.Option(None, "--db", help="案件库 URL: 给出时在汇总中加入信用评价"),
+    ) -> None:
+        """批量审核理赔数据, 写出疑点(Parquet + Excel)与按规则/机构/医师的汇总。"""
+        if ctx.invoked_subcommand is not None:
+            return
+        if claims is None:
+            typer.echo(ctx.get_help())
+            raise typer.Exit(code=0)
+        _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db)
+
+    @audit_app.command("rules")
+    def audit_rules(ruleset: str = typer.Option("default", "--ruleset", help="规则参数文件或内置名称")) -> None:
+        """列出规则库: 编号、名称、类别、环节、严重程度、参数 (list the rules)."""
+        from rich.table import Table
+
+        from yibao.cli import out
+        from yibao.errors import YibaoError
+        from yibao.supervision.model import STAGES
+        from yibao.supervision.ruleset import load_ruleset
+
+        try:
+            rs = load_ruleset(ruleset)
+        except YibaoError as exc:
+            _fail(exc)
+            return
+        t = Table("编号", "名称", "类别", "环节", "严重", "拦截", "参数")
+        for r in rs.rules:
+            t.add_row(r.id, r.rule.name, r.rule.family, "/".join(STAGES[s] for s in ("pre", "during", "after")
+                                                                if s in r.rule.stages),
+                      r.severity, "是" if r.blocking else "", r.param_text())
+        out.print(t)
+        out.print(f"共 {len(rs.rules)} 条规则 ({rs.id})")
+
+    @audit_app.command("check")
+    def audit_check(
+        visit: Path = typer.Option(..., "--visit", help="JSON: {person, institution, visit, items, history}"),
+        stage: str = typer.Option("during", "--stage", help="pre 事前提醒 或 during 事中预警"),
+        ruleset: str = typer.Option("default", "--ruleset", help="规则参数文件或内置名称"),
+    ) -> None:
+        """对一次就诊做预审核(联机路径), 输出提醒与拦截 (online pre-check of one visit)."""
+        from yibao.errors import Problem, YibaoError
+        from yibao.supervision.model import AuditInputError
+        from yibao.supervision.online import precheck
+        from yibao.supervision.ruleset import load_ruleset
+
+        try:
+            try:
+                doc = json.loads(visit.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise AuditInputError(Problem("AUD003", "--visit", f"无法读取 JSON: {exc}")) from None
+            for key in ("person", "institution", "visit", "items"):
+                if key not in doc:
+                    raise AuditInputError(Problem("AUD004", key, f"缺少 {key}"))
+            history = [(h["visit"], h.get("items", [])) for h in doc.get("history", [])]
+            result = precheck(doc["person"], doc["institution"], doc["visit"], doc["items"], history,
+                              stage=stage, params=load_ruleset(ruleset))
+        except YibaoError as exc:
+            _fail(exc)
+            return
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        if result.blocked:
+            raise typer.Exit(code=3)
+
+    _register_cases(case_app)
+
+    @bench_app.command("audit")
+    def bench_audit(
+        lines: int = typer.Option(1_000_000, "--lines", help="费用明细行数(约值); 议题规模为 10000000"),
+        online_visits: int = typer.Option(500, "--online", help="联机预审核计时的就诊数"),
+        seed: int = typer.Option(1, "--seed"),
+    ) -> None:
+        """规则库批量审核与联机预审核的速度 (whole library over N fee lines; online p50/p99)."""
+        from yibao.supervision.bench import run_bench
+
+        run_bench(lines, online_visits, seed)
+
+
+def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db) -> None:
+    import time
+
+    from rich.table import Table
+
+    from yibao.cli import err, out
+    from yibao.errors import Problem, YibaoError
+    from yibao.supervision import audit as A
+    from yibao.supervision.model import AuditInputError
+    from yibao.supervision.ruleset import load_ruleset
+
+    try:
+        s, u = _date(since, "--since"), _date(until, "--until")
+        only = [r.strip() for r in rules.split(",") if r.strip()] if rules else None
+        rs = load_ruleset(ruleset, only, skip_invalid)
+        started = time.perf_counter()
+        run = A.open_claims(claims, s, u)
+        A.run_rules(run, rs, skip_invalid)
+        credit = _credit_tables(db) if db else None
+        summary = A.summaries(run, credit)
+        paths = A.write_outputs(run, out_dir or Path(claims) / "audit", summary, excel)
+        elapsed = time.perf_counter() - started
+        labels = None
+        if evaluate:
+            lp = Path(claims) / "labels.parquet"
+            if not lp.is_file():
+                raise AuditInputError(Problem("AUD005", "--evaluate", f"{lp} 不存在: 用 yibao synth --fraud 生成带标注的数据"))
+            import pyarrow.parquet as pq
+
+            labels = pq.read_table(lp)
+    except YibaoError as exc:
+        _fail(exc)
+        return
+    by_rule = summary["by_rule"].to_pylist()
+    t = Table("规则", "名称", "疑点数", "违规金额(元)", "用时(秒)")
+    for r in by_rule:
+        t.add_row(r["rule_id"], r["rule_name"], f"{r['hits']:,}", f"{r['amount_yuan']:,.2f}",
+                  f"{run.timings.get(r['rule_id'], 0):.2f}")
+    out.print(t)
+    inst = summary["by_institution"].slice(0, 10).to_pylist()
+    if inst:
+        t2 = Table("风险排名", "机构", "名称", "疑点", "违规金额(元)", "疑点就诊占比", "风险分")
+        for r in inst:
+            t2.add_row(str(r["risk_rank"]), r["fixmedins_code"], r["fixmedins_name"] or "", str(r["hits"]),
+                       f"{r['amount_yuan']:,.2f}", f"{r['flagged_share']:.1%}", f"{r['risk_score']:.3f}")
+        out.print(t2)
+    for sk in run.skipped:
+        for p in sk.problems:
+            err.print(f"[yellow]已跳过 {sk.rule_id}[/]: [{p.code}] {p.path}: {p.message}")
+    out.print(f"{run.visits:,} 次就诊, {run.items:,} 行明细; {sum(r['hits'] for r in by_rule):,} 条疑点; "
+              f"用时 {elapsed:.1f} 秒。输出: {', '.join(str(p) for p in paths.values())}")
+    if labels is not None:
+        from yibao.supervision.evaluate import evaluate as ev, render
+
+        q = ev(A.hits_table(run), labels, [r.id for r in rs.rules])
+        t3 = Table("规则", "名称", "注入", "命中", "命中注入", "召回率", "精确率")
+        for row in render(q, {r.id: r.rule.name for r in rs.rules}):
+            t3.add_row(*row)
+        out.print(t3)
+
+
+def _credit_tables(url: str):
+    import pyarrow as pa
+
+    from yibao.store.database import make_engine
+    from yibao.supervision.cases import create_tables, credit_scores
+    from sqlalchemy.orm import Session
+
+    engine = make_engine(url)
+    create_tables(engine)
+    with Session(engine) as s:
+        inst, doc = credit_scores(s)
+    return {"credit_institutions": pa.Table.from_pylist(inst) if inst else pa.table({"fixmedins_code": pa.array([], pa.string())}),
+            "credit_physicians": pa.Table.from_pylist(doc) if doc else pa.table({"atddr_no": pa.array([], pa.string())})}
+
+
+def _register_cases(case_app: typer.Typer) -> None:
+    DB = typer.Option(None, "--db", help="案件库 URL, 默认 YIBAO_DATABASE_URL 或 ./yibao-data/yibao.db")
+    ACTOR = typer.Option("cli", "--actor", help="操作人")
+
+    def session(db):
+        from sqlalchemy.orm import Session
+
+        from yibao.store.database import make_engine
+        from yibao.supervision.cases import create_tables
+
+        engine = make_engine(db)
+        create_tables(engine)
+        return Session(engine)
+
+    def act(db, fn):
+        from yibao.errors import YibaoError
+
+        try:
+            with session(db) as s, s.begin():
+                result = fn(s)
+        except YibaoError as exc:
+            _fail(exc)
+            return None
+        return result
+
+    def show_case(c) -> str:
+        from yibao.supervision.cases import STATUS_ZH
+
+        return (f"#{c.id} [{STATUS_ZH[c.status]}] {c.rule_id} {c.rule_name} 对象 {c.subject} 机构 {c.fixmedins_code or ''} "
+                f"违规金额 {c.amount_fen / 100:.2f} 元 追回 {c.recovered_fen / 100:.2f} 元 承办 {c.assignee or '—'}")
+
+    @case_app.command("import")
+    def case_import(hits: Path = typer.Option(..., "--hits", help="yibao audit 输出的 hits.parquet"), db: Optional[str] = DB,
+                    actor: str = ACTOR) -> None:
+        """把审核疑点导入为案件(同一规则同一对象只建一次)。"""
+        import pyarrow.parquet as pq
+
+        from yibao.cli import out
+        from yibao.errors import Problem
+        from yibao.supervision.cases import import_hits
+        from yibao.supervision.model import CaseError
+
+        if not hits.is_file():
+            _fail(CaseError(Problem("CAS002", "--hits", f"文件不存在: {hits}")))
+        rows = pq.read_table(hits).to_pylist()
+        n = act(db, lambda s: import_hits(s, rows, actor))
+        out.print(f"新建 {n} 个疑点案件(共 {len(rows)} 条疑点)")
+
+    @case_app.command("list")
+    def case_list(status: Optional[str] = typer.Option(None, "--status", help="suspect/verifying/confirmed/excluded/recovered"),
+                  limit: int = typer.Option(50, "--limit"), db: Optional[str] = DB) -> None:
+        """列出案件。"""
+        from sqlalchemy import select
+
+        from yibao.cli import out
+        from yibao.supervision.cases import Case
+
+        def q(s):
+            stmt = select(Case).order_by(Case.amount_fen.desc(), Case.id).limit(limit)
+            if status:
+                stmt = stmt.where(Case.status == status)
+            return [show_case(c) for c in s.scalars(stmt)]
+        for line in act(db, q) or []:
+            out.print(line)
+
+    @case_app.command("show")
+    def case_show(case_id: int = typer.Argument(...), db: Optional[str] = DB) -> None:
+        """案件详情与全部操作记录。"""
+        from yibao.cli import out
+        from yibao.supervision.cases import STATUS_ZH, events, get
+
+        def q(s):
+            c = get(s, case_id)
+            lines = [show_case(c), c.message]
+            for e in events(s, case_id):
+                move = f"{STATUS_ZH.get(e.from_status, '') or ''}→{STATUS_ZH.get(e.to_status, '')}" if e.to_status else ""
+                amt = f" {e.amount_fen / 100:.2f} 元" if e.amount_fen else ""
+                lines.append(f"  {e.at} {e.actor} {e.action} {move}{amt} {e.note}")
+            return lines
+        for line in act(db, q) or []:
+            out.print(line)
+
+    @case_app.command("assign")
+    def case_assign(case_id: int = typer.Argument(...), to: str = typer.Option(..., "--to"), db: Optional[str] = DB,
+                    actor: str = ACTOR) -> None:
+        """分派承办人。"""
+        from yibao.cli import out
+        from yibao.supervision.cases import assign
+
+        out.print(act(db, lambda s: show_case(assign(s, case_id, to, actor))) or "")
+
+    @case_app.command("comment")
+    def case_comment(case_id: int = typer.Argument(...), text: str = typer.Argument(...), db: Optional[str] = DB,
+                     actor: str = ACTOR) -> None:
+        """添加核查意见。"""
+        from yibao.cli import out
+        from yibao.supervision.cases import comment
+
+        out.print(act(db, lambda s: show_case(comment(s, case_id, text, actor))) or "")
+
+    def status_command(name: str, to: str, doc: str, needs_amount: bool = False, note_flag: str = "--note"):
+        def command(case_id: int = typer.Argument(...), note: str = typer.Option("", note_flag, help="说明"),
+                    amount: Optional[str] = typer.Option(None, "--amount", help="追回金额(元)"),
+                    db: Optional[str] = DB, actor: str = ACTOR) -> None:
+            from yibao.cli import out
+            from yibao.errors import Problem
+            from yibao.money import yuan_to_fen
+            from yibao.supervision.cases import move
+            from yibao.supervision.model import CaseError
+
+            fen = None
+            if amount is not None:
+                try:
+                    fen = yuan_to_fen(amount)
+                except Exception:  # noqa: BLE001 - any unparsable amount is a user error
+                    _fail(CaseError(Problem("CAS012", "--amount", f"金额应为元, 最多两位小数, 实际为 {amount!r}")))
+            out.print(act(db, lambda s: show_case(move(s, case_id, to, actor, note, fen))) or "")
+        command.__doc__ = doc
+        case_app.command(name)(command)
+
+    status_command("verify", "verifying", "开始核实(疑点 → 核实中)。")
+    status_command("confirm", "confirmed", "认定违规(核实中 → 认定违规)。")
+    status_command("exclude", "excluded", "排除疑点(核实中 → 排除), 须 --reason 说明理由。", note_flag="--reason")
+    status_command("recover", "recovered", "追回(认定违规 → 追回), 须 --amount 给出追回金额(元)。", True)
+
+    @case_app.command("credit")
+    def case_credit(db: Optional[str] = DB) -> None:
+        """机构信用评价与医保医师积分(由认定违规的案件计算)。"""
+        from rich.table import Table
+
+        from yibao.cli import out
+        from yibao.supervision.cases import credit_scores
+
+        inst, doc = act(db, credit_scores) or ([], [])
+        t = Table("机构", "认定案件", "扣分", "信用分", "等级", "违规金额(元)", "已追回(元)")
+        for r in inst:
+            t.add_row(r["fixmedins_code"], str(r["confirmed"]), str(r["deducted"]), str(r["score"]), r["grade"],
+                      f"{r['amount_fen'] / 100:,.2f}", f"{r['recovered_fen'] / 100:,.2f}")
+        out.print(t)
+        t2 = Table("医师", "机构", "认定案件", "扣分", "剩余积分(满分 12)")
+        for d in doc:
+            t2.add_row(d["atddr_no"], d["fixmedins_code"] or "", str(d["confirmed"]), str(d["deducted"]), str(d["score"]))
+        out.print(t2)

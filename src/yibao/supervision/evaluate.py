@@ -1,0 +1,55 @@
+"""Measured quality: per-rule recall and precision against injected ground truth.
+
+A hit and a label match on (rule_id, subject): the visit for visit rules, the institution or
+physician for provider rules. On a clean region every hit is a false positive; its share of
+the rule's possible subjects is compared with the bound the rule documents (``fp_bound``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass
+class RuleQuality:
+    rule_id: str
+    labelled: int
+    hits: int
+    true_hits: int
+
+    @property
+    def recall(self) -> float | None:
+        return self.true_hits / self.labelled if self.labelled else None
+
+    @property
+    def precision(self) -> float | None:
+        return self.true_hits / self.hits if self.hits else None
+
+
+def evaluate(hits: pa.Table, labels: pa.Table, rule_ids: list[str]) -> list[RuleQuality]:
+    found = {(r, s) for r, s in zip(hits.column("rule_id").to_pylist(), hits.column("subject").to_pylist())}
+    truth = {(r, s) for r, s in zip(labels.column("rule_id").to_pylist(), labels.column("subject").to_pylist())}
+    out = []
+    for rid in rule_ids:
+        f = {x for x in found if x[0] == rid}
+        t = {x for x in truth if x[0] == rid}
+        out.append(RuleQuality(rid, len(t), len(f), len(f & t)))
+    return out
+
+
+def false_positive_rates(hits: pa.Table, visits: int, providers: int, scopes: dict[str, str]) -> dict[str, float]:
+    """Share of subjects flagged per rule on data with no injected fraud."""
+    counts: dict[str, int] = {}
+    for rid in hits.column("rule_id").to_pylist():
+        counts[rid] = counts.get(rid, 0) + 1
+    return {rid: counts.get(rid, 0) / max(1, providers if scope == "provider" else visits)
+            for rid, scope in scopes.items()}
+
+
+def render(quality: list[RuleQuality], names: dict[str, str]) -> list[list[str]]:
+    def pct(x):
+        return "—" if x is None else f"{x:.1%}"
+    return [[q.rule_id, names.get(q.rule_id, ""), str(q.labelled), str(q.hits), str(q.true_hits), pct(q.recall),
+             pct(q.precision)] for q in quality]

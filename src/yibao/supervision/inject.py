@@ -1,0 +1,652 @@
+"""Supervision inputs and fraud patterns for synthetic regions, with ground-truth labels.
+
+:func:`add_supervision_columns` adds the optional inputs the rules read (physician codes,
+fee times, institution types, a purchase table, exam results) to a clean region, drawing from
+its own random stream so the original columns stay byte-identical. :func:`inject_fraud` then
+adds, for every rule, cases that must be flagged (labelled) and look-alike legitimate cases
+(decoys, not labelled), each on new persons so one pattern never fires another rule. The
+codes come from the rule parameters, so a region's catalogue drives what is injected.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from yibao.claims.schema import SCHEMAS
+from yibao.supervision.ruleset import RuleSet, load_ruleset
+from yibao.supervision.views import OPTIONAL_COLUMNS, OPTIONAL_TABLES
+
+LABEL_SCHEMA = pa.schema([("rule_id", pa.string()), ("subject", pa.string())])
+FILLER_DRUGS = [f"YB-D01-{k:04d}" for k in range(1, 41)]
+FILLER_SERVICES = [f"YB-S01-{k:04d}" for k in range(1, 41)]
+EXAM_SHARE = 0.10  # visits with exam results
+
+
+def schema_with_optional(name: str) -> pa.Schema:
+    schema = SCHEMAS[name]
+    for col, typ in OPTIONAL_COLUMNS.get(name, {}).items():
+        schema = schema.append(pa.field(col, typ))
+    return schema
+
+
+# --- optional columns on a clean region ---------------------------------------------------------
+
+
+def add_supervision_columns(tables: dict[str, pa.Table], seed: int) -> dict[str, pa.Table]:
+    """Physician per visit, fee time per line, institution type, purchases and exam results."""
+    import duckdb
+
+    rng = np.random.default_rng([seed, 5])
+    insts, visits, items = tables["institutions"], tables["visits"], tables["fee_items"]
+    insts = insts.append_column("fixmedins_type", pa.array(["1"] * insts.num_rows, pa.string()))
+    # physicians: one per ~400 visits a year at an institution, at least one
+    con = duckdb.connect()
+    con.register("v", visits.select(["mdtrt_id", "fixmedins_code", "begntime", "endtime"]))
+    counts = dict(con.sql("SELECT fixmedins_code, COUNT(*) FROM v GROUP BY 1").fetchall())
+    inst_code = visits.column("fixmedins_code").to_numpy(zero_copy_only=False)
+    per_inst = np.array([max(1, counts[c] // 400) for c in inst_code])
+    doc = np.floor(rng.random(len(inst_code)) * per_inst).astype(np.int64)
+    atddr = pc.binary_join_element_wise(visits.column("fixmedins_code"),
+                                        pa.array([f"{d + 1:03d}" for d in doc], pa.string()), "-D")
+    visits = visits.append_column("atddr_no", atddr)
+    # fee times: uniform inside the visit (outpatient lines at its start)
+    pos = pc.index_in(items.column("mdtrt_id"), visits.column("mdtrt_id")).to_numpy()
+    begn = visits.column("begntime").cast(pa.int64()).to_numpy()[pos]
+    end = visits.column("endtime").cast(pa.int64()).to_numpy()[pos]
+    med = visits.column("med_type").to_numpy(zero_copy_only=False)[pos]
+    stay = np.isin(med, ["21", "52"])
+    when = np.where(stay, begn + np.floor(rng.random(len(pos)) * (end - begn)).astype(np.int64), begn)
+    when = when // 1000 * 1000
+    items = items.append_column("fee_ocur_time", pa.array(when, pa.int64()).cast(pa.timestamp("ms")))
+    con.register("f", items.select(["mdtrt_id", "med_list_codg", "cnt"]))
+    con.register("v2", visits.select(["mdtrt_id", "fixmedins_code"]))
+    sold = con.sql("SELECT v2.fixmedins_code, f.med_list_codg, SUM(f.cnt) AS cnt FROM f JOIN v2 USING (mdtrt_id) "
+                   "WHERE f.med_list_codg LIKE 'YB-D%' GROUP BY ALL ORDER BY ALL").to_arrow_table()
+    factor = 1.0 + 0.3 * rng.random(sold.num_rows)
+    bought = np.ceil(sold.column("cnt").cast(pa.float64()).to_numpy() * factor).astype(np.int64)
+    start = visits.column("begntime").cast(pa.int64()).to_numpy().min() if visits.num_rows else 0
+    purchases = pa.table({
+        "fixmedins_code": sold.column("fixmedins_code"), "med_list_codg": sold.column("med_list_codg"),
+        "cnt": pa.array([Decimal(int(b)) for b in bought], pa.decimal128(16, 4)),
+        "purc_time": pa.array(np.full(sold.num_rows, start), pa.int64()).cast(pa.timestamp("ms")),
+    }, schema=OPTIONAL_TABLES["purchases"])
+    # exam results: every service line of a sample of visits, with values unique to the patient
+    chosen = rng.random(visits.num_rows) < EXAM_SHARE
+    take = np.flatnonzero(chosen[pos] & pc.starts_with(items.column("med_list_codg"), "YB-S").to_numpy(zero_copy_only=False))
+    vals = rng.normal(100, 30, len(take)).round(1)
+    exams = pa.table({
+        "mdtrt_id": items.column("mdtrt_id").take(pa.array(take)),
+        "med_list_codg": items.column("med_list_codg").take(pa.array(take)),
+        "rslt_val": pa.array([f"{v:.1f}" for v in vals], pa.string()),
+    }, schema=OPTIONAL_TABLES["exam_results"])
+    return {**tables, "institutions": insts, "visits": visits, "fee_items": items,
+            "purchases": purchases, "exam_results": exams}
+
+
+# --- the builder of injected cases ----------------------------------------------------------------
+
+
+class Builder:
+    """New persons, institutions, visits and lines appended to a region, with labels."""
+
+    def __init__(self, tables: dict[str, pa.Table], rng: np.random.Generator):
+        self.t = tables
+        self.rng = rng
+        self.rows: dict[str, list[dict]] = {n: [] for n in ("persons", "institutions", "visits", "fee_items",
+                                                            "purchases", "exam_results")}
+        self.labels: list[dict] = []
+        persons = tables["persons"]
+        self.n_psn = persons.num_rows
+        self.n_visit = tables["visits"].num_rows
+        self.n_line = tables["fee_items"].num_rows
+        self.n_inst = 0
+        visits = tables["visits"]
+        begn = visits.column("begntime").cast(pa.int64()).to_numpy()
+        self.start = datetime(1970, 1, 1) + timedelta(milliseconds=int(begn.min()))
+        self.start = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
+        self.days = max(120, int((begn.max() - begn.min()) // 86_400_000))
+        # templates: persons by (insutype covering the medical type)
+        vt = visits.select(["psn_no", "med_type", "insutype"]).to_pylist()
+        self.insutype_for = {}
+        for r in vt:
+            self.insutype_for.setdefault(r["med_type"], set()).add(r["insutype"])
+        self.templates = persons.slice(0, min(persons.num_rows, 2000)).to_pylist()
+        self.insts = tables["institutions"].to_pylist()
+        self.levels = sorted({i["level"] for i in self.insts})
+        self.areas = sorted({i["admdvs"] for i in self.insts})
+        stays = visits.filter(pc.equal(visits.column("med_type"), "21"))
+        los = (pc.subtract(stays.column("endtime").cast(pa.int64()), stays.column("begntime").cast(pa.int64()))
+               .to_numpy() / 86_400_000)
+        lv = stays.column("level").to_numpy(zero_copy_only=False)
+        self.los = {level: max(2, int(round(float(np.mean(los[lv == level]))))) if (lv == level).any() else 6
+                    for level in sorted(set(lv.tolist()) | {i["level"] for i in self.insts})}
+        self.classes = pc.unique(tables["fee_items"].column("chrgitm_lv")).drop_null().to_pylist() or ["01"]
+
+    # -- entities
+    def day(self, margin: int = 40) -> datetime:
+        d = int(self.rng.integers(margin, max(margin + 1, self.days - margin)))
+        return self.start + timedelta(days=d)
+
+    def person(self, gend: str | None = None, age: int | None = None, med_type: str = "11") -> str:
+        ok = self.insutype_for.get(med_type, {"390"})
+        pool = [p for p in self.templates if p["insutype"] in ok]
+        tpl = dict(pool[int(self.rng.integers(0, len(pool)))])
+        self.n_psn += 1
+        tpl["psn_no"] = f"P{9 * 10**8 + self.n_psn:09d}"
+        tpl["hh_no"] = f"H{9 * 10**8 + self.n_psn:09d}"
+        if gend is not None:
+            tpl["gend"] = gend
+        if age is not None:
+            tpl["age"] = age
+            tpl["retiree"] = tpl["retiree"] and age >= 50
+        self.rows["persons"].append(tpl)
+        return tpl["psn_no"]
+
+    def inst(self, level: str | None = None, area: str | None = None, not_area: str | None = None,
+             exclude: tuple[str, ...] = ()) -> dict:
+        pool = [i for i in self.insts if i.get("fixmedins_type", "1") == "1" and (level is None or i["level"] == level)
+                and (area is None or i["admdvs"] == area) and (not_area is None or i["admdvs"] != not_area)
+                and i["fixmedins_code"] not in exclude]
+        return pool[int(self.rng.integers(0, len(pool)))] if pool else None
+
+    def new_inst(self, level: str, kind: str = "1") -> dict:
+        self.n_inst += 1
+        area = self.areas[int(self.rng.integers(0, len(self.areas)))]
+        row = {"fixmedins_code": f"{'Y' if kind == '2' else 'X'}{area}{self.n_inst:05d}",
+               "fixmedins_name": ("示例大药房" if kind == "2" else "示例注入医院") + f"{self.n_inst}",
+               "level": level, "admdvs": area, "fixmedins_type": kind}
+        self.rows["institutions"].append(row)
+        return row
+
+    def visit(self, psn: str, inst: dict, med_type: str, begn: datetime, end: datetime, dise: str,
+              oprn: str | None = None, atddr: str | None = None) -> str:
+        self.n_visit += 1
+        vid = f"V9{self.n_visit:010d}"
+        insutype = next(p["insutype"] for p in reversed(self.rows["persons"]) if p["psn_no"] == psn)
+        self.rows["visits"].append({
+            "mdtrt_id": vid, "psn_no": psn, "insutype": insutype, "med_type": med_type,
+            "fixmedins_code": inst["fixmedins_code"], "level": inst["level"], "begntime": begn, "endtime": end,
+            "setl_time": end, "dise_codg": dise, "oprn_oprt_code": oprn, "referral_from_level": None,
+            "acct_balance": Decimal("0.00"), "medfee_sumamt": Decimal(0),
+            "atddr_no": atddr or f"{inst['fixmedins_code']}-D001"})
+        return vid
+
+    def line(self, vid: str, code: str, pric_fen: int, cnt: int | Decimal = 1, when: datetime | None = None) -> str:
+        self.n_line += 1
+        sn = f"F9{self.n_line:012d}"
+        v = self.rows["visits"][-1] if self.rows["visits"][-1]["mdtrt_id"] == vid else \
+            next(x for x in self.rows["visits"] if x["mdtrt_id"] == vid)
+        cnt = Decimal(cnt)
+        det = (Decimal(pric_fen) * cnt).quantize(Decimal(1), rounding="ROUND_HALF_UP")
+        self.rows["fee_items"].append({
+            "feedetl_sn": sn, "mdtrt_id": vid, "med_list_codg": code, "chrgitm_lv": self.classes[0],
+            "pric": Decimal(pric_fen) / 100, "cnt": cnt, "det_item_fee_sumamt": det / 100, "preselfpay_ratio": None,
+            "fee_ocur_time": when or v["begntime"]})
+        v["medfee_sumamt"] += det / 100
+        return sn
+
+    def fillers(self, vid: str, n: int, days: int = 0, begn: datetime | None = None) -> None:
+        for k in range(n):
+            code = (FILLER_DRUGS if k % 2 == 0 else FILLER_SERVICES)[int(self.rng.integers(0, 40))]
+            when = None if begn is None else begn + timedelta(days=(k % max(days, 1)), hours=1)
+            self.line(vid, code, int(self.rng.integers(1500, 9000)), 1, when)
+
+    def outpatient(self, psn: str, inst: dict, when: datetime, dise: str = "J06.900", minutes: int = 30,
+                   fillers: int = 2, atddr: str | None = None) -> str:
+        vid = self.visit(psn, inst, "11", when, when + timedelta(minutes=minutes), dise, atddr=atddr)
+        self.fillers(vid, fillers)
+        return vid
+
+    def admission(self, psn: str, inst: dict, begn: datetime, days: int = 5, dise: str = "J18.900",
+                  oprn: str | None = None, fillers: int = 8, med_type: str = "21") -> str:
+        vid = self.visit(psn, inst, med_type, begn, begn + timedelta(days=days, hours=2), dise, oprn)
+        self.fillers(vid, fillers, days, begn)
+        return vid
+
+    def label(self, rule_id: str, subject: str) -> None:
+        self.labels.append({"rule_id": rule_id, "subject": subject})
+
+    def tables(self) -> tuple[dict[str, pa.Table], pa.Table]:
+        # injected ordinary drug lines are stocked like the rest (only STOCK cases run short)
+        inst_of = {v["mdtrt_id"]: v["fixmedins_code"] for v in self.rows["visits"]}
+        stocked: dict[tuple[str, str], Decimal] = {}
+        for f in self.rows["fee_items"]:
+            if f["med_list_codg"].startswith("YB-D"):
+                key = (inst_of[f["mdtrt_id"]], f["med_list_codg"])
+                stocked[key] = stocked.get(key, Decimal(0)) + f["cnt"]
+        for (inst, code), cnt in sorted(stocked.items()):
+            self.rows["purchases"].append({"fixmedins_code": inst, "med_list_codg": code, "cnt": cnt,
+                                           "purc_time": self.start})
+        out = dict(self.t)
+        for name, rows in self.rows.items():
+            if not rows:
+                continue
+            schema = OPTIONAL_TABLES[name] if name in OPTIONAL_TABLES else schema_with_optional(name)
+            if name == "visits":
+                for r in rows:
+                    r["medfee_sumamt"] = Decimal(r["medfee_sumamt"]).quantize(Decimal("0.01"))
+            add = pa.Table.from_pylist(rows, schema=schema)
+            base = out[name]
+            out[name] = pa.concat_tables([base.select(schema.names).cast(schema), add])
+        return out, pa.Table.from_pylist(self.labels, schema=LABEL_SCHEMA)
+
+
+# --- one injector per rule: positives (labelled) and decoys --------------------------------------
+
+
+def _params(ruleset: RuleSet, rid: str):
+    return ruleset.by_id()[rid].params
+
+
+def _simple_item(b: Builder, rid: str, bad: bool, code: str, *, gend=None, age=None, level=None,
+                 med_type="11", dise="J06.900", oprn=None, pric=3000, cnt=1) -> None:
+    psn = b.person(gend, age, med_type)
+    inst = b.inst(level) or b.inst()
+    when = b.day()
+    vid = (b.outpatient(psn, inst, when, dise) if med_type == "11"
+           else b.admission(psn, inst, when, dise=dise, oprn=oprn, med_type=med_type))
+    b.line(vid, code, pric, cnt)
+    if bad:
+        b.label(rid, vid)
+
+
+def _inject_gender(b, p, bad):
+    it = p.items[int(b.rng.integers(0, len(p.items)))]
+    other = "2" if it.gend == "1" else "1"
+    _simple_item(b, "SV-GEND-01", bad, it.code, gend=other if bad else it.gend, age=40)
+
+
+def _inject_child(b, p, bad):
+    it = next(i for i in p.items if i.max_age is not None)
+    _simple_item(b, "SV-AGE-01", bad, it.code, age=it.max_age + 20 if bad else 0)
+
+
+def _inject_min_age(b, p, bad):
+    it = next(i for i in p.items if i.min_age is not None)
+    _simple_item(b, "SV-AGE-02", bad, it.code, age=max(0, it.min_age - 10) if bad else it.min_age + 20)
+
+
+def _inject_level(b, p, bad):
+    it = p.items[int(b.rng.integers(0, len(p.items)))]
+    wrong = [lv for lv in b.levels if lv not in it.levels]
+    if bad and not wrong:
+        return
+    level = wrong[0] if bad else it.levels[-1]
+    if b.inst(level) is None:
+        return
+    _simple_item(b, "SV-LVL-01", bad, it.code, level=level)
+
+
+def _inject_inpatient_only(b, p, bad):
+    _simple_item(b, "SV-MODE-01", bad, p.items[0].code, med_type="11" if bad else "21")
+
+
+def _inject_outpatient_only(b, p, bad):
+    _simple_item(b, "SV-MODE-02", bad, p.items[0].code, med_type="21" if bad else "11", pric=1000)
+
+
+def _inject_indication(b, p, bad):
+    it = p.items[int(b.rng.integers(0, len(p.items)))]
+    _simple_item(b, "SV-IND-01", bad, it.code, dise="J06.900" if bad else it.prefixes[0] + ".900")
+
+
+def _inject_consumable(b, p, bad):
+    it = p.items[0]
+    _simple_item(b, "SV-SWAP-01", bad, it.code, med_type="21", oprn=None if bad else it.procedures[0] + "701",
+                 pric=80000)
+
+
+def _inject_duplicate(b, p, bad):
+    psn = b.person()
+    when = b.day()
+    vid = b.outpatient(psn, b.inst(), when)
+    b.line(vid, FILLER_SERVICES[0], 2500, 1, when)
+    sn = b.line(vid, FILLER_SERVICES[0], 2500, 1, when if bad else when + timedelta(minutes=20))
+    if bad:
+        b.label("SV-DUP-01", vid)
+    del sn
+
+
+def _inject_window(b, p, bad):
+    it = p.items[0]
+    psn = b.person()
+    inst = b.inst()
+    when = b.day()
+    v1 = b.outpatient(psn, inst, when)
+    b.line(v1, it.code, 15000)
+    gap = max(1, it.days - 4) if bad else it.days + 10
+    v2 = b.outpatient(psn, inst, when + timedelta(days=gap))
+    b.line(v2, it.code, 15000)
+    if bad:
+        b.label("SV-DUP-02", v2)
+
+
+def _inject_included(b, p, bad):
+    pair = p.pairs[0]
+    psn = b.person(med_type="21")
+    vid = b.admission(psn, b.inst(), b.day(), oprn="47.0101")
+    b.line(vid, pair.main, 120000)
+    if bad:
+        b.line(vid, pair.included, 20000)
+        b.label("SV-DUP-03", vid)
+    else:
+        b.line(vid, FILLER_SERVICES[1], 20000)
+
+
+def _inject_split(b, p, bad):
+    pk = p.packages[0]
+    psn = b.person()
+    vid = b.outpatient(psn, b.inst(), b.day())
+    k = pk.min_components if bad else pk.min_components - 1
+    for code in pk.components[:k]:
+        b.line(vid, code, 2000)
+    if bad:
+        b.label("SV-SPLIT-01", vid)
+
+
+def _inject_price(b, p, bad):
+    it = p.items[0]
+    cap = int(it.cap * 100)
+    _simple_item(b, "SV-PRICE-01", bad, it.code, pric=cap + max(1, cap // 2) if bad else cap, cnt=2)
+
+
+def _inject_limit(rid):
+    def inject(b, p, bad):
+        it = p.items[0]
+        lim = int(it.limit)
+        med = "21" if p.med_types and "11" not in p.med_types else "11"
+        _simple_item(b, rid, bad, it.code, med_type=med, cnt=lim + 2 if bad else lim, pric=2000)
+    return inject
+
+
+def _inject_bed(b, p, bad):
+    psn = b.person(med_type="21")
+    days = 5
+    vid = b.admission(psn, b.inst(), b.day(), days=days)
+    b.line(vid, p.items[0].code, 3000, days + 3 if bad else days)
+    if bad:
+        b.label("SV-QTY-01", vid)
+
+
+def _inject_overlap(b, p, bad):
+    d = p.drugs[0]
+    psn = b.person(age=65)
+    inst = b.inst()
+    when = b.day()
+    units = max(1, int(28 / d.days_per_unit))
+    supply = int(units * d.days_per_unit)
+    v1 = b.outpatient(psn, inst, when, "I10.x00")
+    b.line(v1, d.code, 2500, units)
+    gap = supply - p.tolerance_days - 8 if bad else supply + 2
+    v2 = b.outpatient(psn, inst, when + timedelta(days=max(1, gap)), "I10.x00")
+    b.line(v2, d.code, 2500, units)
+    if bad:
+        b.label("SV-DRUG-01", v2)
+
+
+def _inject_single(b, p, bad):
+    d = p.drugs[0]
+    units = int(p.max_days / d.days_per_unit) + 3
+    dise = "J06.900" if bad else (p.long_rx_prefixes[0] + ".900" if p.long_rx_prefixes else "J06.900")
+    if not bad and not p.long_rx_prefixes:
+        units = int(p.max_days / d.days_per_unit)
+    _simple_item(b, "SV-DRUG-02", bad, d.code, dise=dise, cnt=units, pric=2500)
+
+
+def _inject_readmission(b, p, bad):
+    psn = b.person(med_type="21")
+    inst = b.inst()
+    when = b.day()
+    b.admission(psn, inst, when, days=5, dise="J18.900")
+    gap = max(1, p.days - 5) if bad else p.days + 20
+    v2 = b.admission(psn, inst, when + timedelta(days=5 + gap), days=5, dise="J18.900" if bad else "K29.700")
+    if bad:
+        b.label("SV-ADM-01", v2)
+
+
+def _inject_idle(b, p, bad):
+    psn = b.person(med_type="21")
+    days = 10
+    begn = b.day()
+    vid = b.visit(psn, b.inst(), "21", begn, begn + timedelta(days=days, hours=3), "J18.900")
+    treat_days = 1 if bad else days
+    for k in range(max(8, treat_days)):
+        b.line(vid, FILLER_SERVICES[k % 40], 9000, 1, begn + timedelta(days=k % treat_days, hours=2))
+    for k in range(days):
+        b.line(vid, p.idle_codes[0], 3000, 1, begn + timedelta(days=k, hours=1))
+    if bad:
+        b.label("SV-ADM-02", vid)
+
+
+def _inject_low(b, p, bad):
+    psn = b.person(med_type="21")
+    begn = b.day()
+    vid = b.visit(psn, b.inst(), "21", begn, begn + timedelta(days=1), "J06.900" if bad else "K35.800",
+                  None if bad else "47.0101")
+    for k in range(3):
+        b.line(vid, FILLER_DRUGS[k], 8000, 1)
+    if bad:
+        b.label("SV-ADM-03", vid)
+
+
+def _inject_impossible(b, p, bad):
+    prefix = p.female_only_prefixes[-1]
+    psn = b.person("1" if bad else "2", 45)
+    vid = b.outpatient(psn, b.inst(), b.day(), prefix + ".000" if "." not in prefix else prefix)
+    if bad:
+        b.label("SV-ID-01", vid)
+
+
+def _inject_overlap_visits(b, p, bad):
+    psn = b.person()
+    a = b.inst()
+    other = b.inst(area=a["admdvs"], exclude=(a["fixmedins_code"],))
+    if other is None:
+        return
+    when = b.day().replace(hour=9)
+    b.outpatient(psn, a, when, minutes=40)
+    v2 = b.outpatient(psn, other, when + timedelta(minutes=20 if bad else 120))
+    if bad:
+        b.label("SV-ID-02", v2)
+
+
+def _inject_stay_clash(b, p, bad):
+    psn = b.person(med_type="21")
+    begn = b.day()
+    b.admission(psn, b.inst(), begn, days=6)
+    v2 = b.outpatient(psn, b.inst(), begn + timedelta(days=3 if bad else 10, hours=3))
+    if bad:
+        b.label("SV-ID-03", v2)
+
+
+def _inject_multi_area(b, p, bad):
+    psn = b.person()
+    a = b.inst()
+    other = b.inst(not_area=a["admdvs"]) if bad else b.inst(area=a["admdvs"], exclude=(a["fixmedins_code"],))
+    if other is None:
+        return
+    when = b.day().replace(hour=9)
+    b.outpatient(psn, a, when)
+    v2 = b.outpatient(psn, other, when + timedelta(hours=6))
+    if bad:
+        b.label("SV-ID-04", v2)
+
+
+def _inject_frequent(b, p, bad):
+    psn = b.person()
+    inst = b.inst()
+    when = b.day()
+    n = p.max_visits + 3 if bad else p.max_visits
+    step = max(1, (p.days - 5) // n)
+    for k in range(n):
+        vid = b.outpatient(psn, inst, when + timedelta(days=k * step))
+        if bad and k >= p.max_visits:
+            b.label("SV-VISIT-01", vid)
+
+
+def _inject_physician(b, p, bad):
+    inst = b.inst()
+    doc = f"{inst['fixmedins_code']}-D9{int(b.rng.integers(10, 99))}{len(b.labels) % 10}"
+    n = p.max_per_day + 5 if bad else max(1, p.max_per_day - 10)
+    when = b.day().replace(hour=7)
+    for k in range(n):
+        b.outpatient(b.person(), inst, when + timedelta(minutes=5 * k), minutes=4, fillers=1, atddr=doc)
+    if bad:
+        b.label("SV-DOC-01", doc)
+
+
+def _inject_same_results(b, p, bad):
+    inst = b.inst()
+    codes = FILLER_SERVICES[5:5 + max(3, p.min_results)]
+    same = [f"{v:.1f}" for v in b.rng.normal(100, 30, len(codes))]
+    for _ in range(p.min_patients + 1):
+        vid = b.outpatient(b.person(), inst, b.day(), fillers=0)
+        vals = same if bad else [f"{v:.1f}" for v in b.rng.normal(100, 30, len(codes))]
+        for code, val in zip(codes, vals):
+            b.line(vid, code, 3000)
+            b.rows["exam_results"].append({"mdtrt_id": vid, "med_list_codg": code, "rslt_val": val})
+        if bad:
+            b.label("SV-LAB-01", vid)
+
+
+def _inject_stock(b, p, bad):
+    inst = b.new_inst(b.levels[0])
+    code = f"SV-D-STK{len(b.rows['institutions']):03d}"
+    sold = 0
+    for _ in range(3):
+        vid = b.outpatient(b.person(), inst, b.day())
+        b.line(vid, code, 2000, 10)
+        sold += 10
+    bought = int(sold * (0.5 if bad else 1.2))
+    b.rows["purchases"].append({"fixmedins_code": inst["fixmedins_code"], "med_list_codg": code,
+                                "cnt": Decimal(bought), "purc_time": b.start})
+    if bad:
+        b.label("SV-STOCK-01", inst["fixmedins_code"])
+
+
+def _inject_non_medical(b, p, bad):
+    inst = b.new_inst(b.levels[0], "2")
+    vid = b.outpatient(b.person(), inst, b.day(), fillers=1)
+    code = (p.codes[0] if p.codes else p.prefixes[0] + "RICE") if bad else FILLER_DRUGS[3]
+    b.line(vid, code, 5990, 2)
+    if bad:
+        b.label("SV-PHAR-01", vid)
+
+
+def _peer_group(b, level: str, make, bad_index: int | None, rid: str, size: int) -> None:
+    """Three new institutions of one level; the ``bad_index`` one behaves abnormally."""
+    for k in range(3):
+        inst = b.new_inst(level)
+        make(inst, k == bad_index, size)
+        if k == bad_index:
+            b.label(rid, inst["fixmedins_code"])
+
+
+def _inject_peer_cost(b, p, bad):
+    def make(inst, abnormal, size):
+        for _ in range(size):
+            vid = b.outpatient(b.person(), inst, b.day(), fillers=2)
+            if abnormal:
+                b.line(vid, FILLER_SERVICES[9], int(b.rng.integers(150000, 250000)))
+    _peer_group(b, b.levels[0], make, 0 if bad else None, "SV-PROV-01", p.min_visits + 5)
+
+
+def _inject_peer_stay(b, p, bad):
+    def make(inst, abnormal, size):
+        for _ in range(size):
+            normal = b.los[inst["level"]]
+            b.admission(b.person(med_type="21"), inst, b.day(), days=normal * 3 if abnormal else normal)
+    _peer_group(b, b.levels[-1], make, 0 if bad else None, "SV-PROV-02", p.min_admissions + 2)
+
+
+def _inject_peer_readmission(b, p, bad):
+    def make(inst, abnormal, size):
+        k = 0
+        while k < size:
+            psn = b.person(med_type="21")
+            when = b.day()
+            b.admission(psn, inst, when, days=b.los[inst["level"]], dise="J18.900")
+            k += 1
+            if abnormal and k % 3 == 0:
+                gap = b.los[inst["level"]] + max(1, p.days - 6)
+                b.admission(psn, inst, when + timedelta(days=gap), days=b.los[inst["level"]], dise="I50.900")
+                k += 1
+    _peer_group(b, b.levels[-1], make, 0 if bad else None, "SV-PROV-03", p.min_admissions + 4)
+
+
+INJECTORS = {
+    "SV-GEND-01": _inject_gender, "SV-AGE-01": _inject_child, "SV-AGE-02": _inject_min_age,
+    "SV-LVL-01": _inject_level, "SV-MODE-01": _inject_inpatient_only, "SV-MODE-02": _inject_outpatient_only,
+    "SV-IND-01": _inject_indication, "SV-SWAP-01": _inject_consumable, "SV-DUP-01": _inject_duplicate,
+    "SV-DUP-02": _inject_window, "SV-DUP-03": _inject_included, "SV-SPLIT-01": _inject_split,
+    "SV-PRICE-01": _inject_price, "SV-FREQ-01": _inject_limit("SV-FREQ-01"),
+    "SV-FREQ-02": _inject_limit("SV-FREQ-02"), "SV-QTY-02": _inject_limit("SV-QTY-02"),
+    "SV-QTY-01": _inject_bed, "SV-DRUG-01": _inject_overlap, "SV-DRUG-02": _inject_single,
+    "SV-ADM-01": _inject_readmission, "SV-ADM-02": _inject_idle, "SV-ADM-03": _inject_low,
+    "SV-ID-01": _inject_impossible, "SV-ID-02": _inject_overlap_visits, "SV-ID-03": _inject_stay_clash,
+    "SV-ID-04": _inject_multi_area, "SV-VISIT-01": _inject_frequent, "SV-DOC-01": _inject_physician,
+    "SV-LAB-01": _inject_same_results, "SV-STOCK-01": _inject_stock, "SV-PHAR-01": _inject_non_medical,
+    "SV-PROV-01": _inject_peer_cost, "SV-PROV-02": _inject_peer_stay, "SV-PROV-03": _inject_peer_readmission,
+}
+PROVIDER_PATTERNS = {"SV-DOC-01", "SV-STOCK-01", "SV-PROV-01", "SV-PROV-02", "SV-PROV-03"}
+MIN_CASES = 5
+
+
+def inject_fraud(tables: dict[str, pa.Table], rate: float, seed: int,
+                 ruleset: RuleSet | None = None) -> tuple[dict[str, pa.Table], pa.Table]:
+    """Add each rule's pattern at ``rate`` of the visits (split evenly over the rules, at least
+    a few cases each; provider patterns a tenth as often) plus as many decoys; return the tables
+    and the labels (rule_id, subject). Expects :func:`add_supervision_columns` to have run."""
+    ruleset = ruleset or load_ruleset("default")
+    rng = np.random.default_rng([seed, 6])
+    b = Builder(tables, rng)
+    rules = [r for r in ruleset.rules if r.id in INJECTORS]
+    per_rule = rate * tables["visits"].num_rows / max(len(rules), 1)
+    for r in rules:
+        provider = r.id in PROVIDER_PATTERNS
+        n = max(1 if provider else MIN_CASES, int(round(per_rule / (10 if provider else 1))))
+        if rate <= 0:
+            n = 0
+        for k in range(n):
+            INJECTORS[r.id](b, r.params, True)
+            INJECTORS[r.id](b, r.params, False)
+    return b.tables()
+
+
+def write_supervised(tables: dict[str, pa.Table], out_dir, labels: pa.Table | None = None) -> dict:
+    """Every table (claims, purchases, exam_results) and ``labels.parquet`` as zstd Parquet,
+    each written under a temporary name and renamed."""
+    import os
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = dict(tables)
+    if labels is not None:
+        items["labels"] = labels
+    paths = {}
+    for name, table in items.items():
+        tmp = out / f".{name}.parquet.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, out / f"{name}.parquet")
+        paths[name] = (out / f"{name}.parquet", table.num_rows)
+    return paths
+
+
+def synth_supervised(pack, out_dir, persons: int, seed: int, year: int | None, rate: float, progress=None) -> dict:
+    """``yibao synth --fraud RATE``: a region with the optional inputs, RATE of fraud and labels."""
+    from yibao.errors import Problem
+    from yibao.synth import SynthError, generate
+
+    if not 0 <= rate <= 0.5:
+        raise SynthError(Problem("SYN006", "--fraud", f"注入比例应在 0–0.5 之间, 实际为 {rate}"))
+    tables = add_supervision_columns(generate(pack, persons, seed, year, progress), seed)
+    tables, labels = inject_fraud(tables, rate, seed)
+    return write_supervised(tables, out_dir, labels)

@@ -9,8 +9,8 @@ Normalising (trimming codes, splitting the operation combination, choosing the o
 runs on DuckDB once; everything after it (grouping, scores, deviation, points) is portable SQL
 that also runs on Spark (:mod:`yibao.payment.sql`).
 
->>> operation_type_sql("x")[:36]
-'CASE WHEN x IS NULL THEN 0 WHEN CAST'
+>>> operation_type_sql("x")[:40]
+'CASE WHEN x IS NULL THEN 0 WHEN TRY_CAST'
 """
 
 from __future__ import annotations
@@ -75,15 +75,24 @@ OPERATION_RANGES = ((0, 86, 3), (87, 91, 1), (92, 99, 2))  # (first, last two-di
 
 def operation_type_sql(code: str) -> str:
     """SQL: the operation type of one procedure code (NULL code → 0)."""
-    head = f"CAST(SUBSTR({code}, 1, 2) AS INTEGER)"
+    head = f"TRY_CAST(SUBSTR({code}, 1, 2) AS INTEGER)"  # a malformed code is PAY012, not a crash
     whens = " ".join(f"WHEN {head} BETWEEN {a} AND {b} THEN {t}" for a, b, t in OPERATION_RANGES)
     return f"CASE WHEN {code} IS NULL THEN 0 {whens} ELSE 0 END"
 
 
-def _codes(column: str) -> str:
-    """DuckDB: a '+'-joined code text (also ; , | 、) → sorted, distinct, trimmed list."""
-    split = f"string_split(regexp_replace(COALESCE({column}, ''), '[;,|、，]', '+', 'g'), '+')"
-    return f"list_sort(list_distinct(list_filter(list_transform({split}, x -> upper(trim(x))), x -> x <> '')))"
+def combo_sql(column: str) -> str:
+    """DuckDB: a '+'-joined code text (also ; , | 、) → its codes trimmed, upper-cased, distinct and sorted,
+    joined by '+' ('' when none). A single code, the usual case, skips the per-row list functions."""
+    split = f"string_split(regexp_replace({column}, '[;,|、，]', '+', 'g'), '+')"
+    codes = f"list_sort(list_distinct(list_filter(list_transform({split}, x -> upper(trim(x))), x -> x <> '')))"
+    return (f"CASE WHEN {column} IS NULL THEN '' WHEN regexp_matches({column}, '[+;,|、，]') "
+            f"THEN array_to_string({codes}, '+') ELSE upper(trim({column})) END")
+
+
+def _combo_type(combo: str) -> str:
+    """DuckDB: the operation type of a normalised combination (the highest of its codes)."""
+    many = f"COALESCE(list_max(list_transform(string_split({combo}, '+'), x -> {operation_type_sql('x')})), 0)"
+    return f"CASE WHEN {combo} = '' THEN 0 WHEN NOT contains({combo}, '+') THEN {operation_type_sql(combo)} ELSE {many} END"
 
 
 def _read_source(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -155,44 +164,57 @@ def load_cases(con: duckdb.DuckDBPyConnection, levels: list[str], *, cases: Path
     def fen(c: str) -> str:
         return f"CAST({c} * 100 AS BIGINT)"
 
-    con.sql(f"""CREATE OR REPLACE TABLE cases_norm AS
-        SELECT *, {_codes('oprn_oprt_code')} AS procs, {_codes('sec_dise_codg')} AS secs,
-               upper(trim(dise_codg)) AS dise, trim(level) AS lvl,
-               ROW_NUMBER() OVER (PARTITION BY mdtrt_id ORDER BY setl_time, psn_no) AS copy_no
-        FROM raw_cases""")
+    code = PROCEDURE_PATTERN[1:-1]
     bad_amount = " OR ".join(f"{a} IS NULL OR {a} < 0" for a in AMOUNTS[1:])
     unbalanced = " OR ".join(f"{a} * 100 <> CAST({a} * 100 AS BIGINT)" for a in AMOUNTS)
+    # One pass over the source: normalise and validate into one table that build and settle share.
     con.sql(f"""CREATE OR REPLACE TABLE cases_all AS
         SELECT mdtrt_id, psn_no, insutype, fixmedins_code, lvl AS level, dise AS dise_codg,
-               SUBSTR(dise, 1, 3) AS dise_cat,
-               array_to_string(procs, '+') AS oprn_combo,
-               COALESCE(list_max(list_transform(procs, x -> {operation_type_sql('x')})), 0) AS op_type,
+               SUBSTR(dise, 1, 3) AS dise_cat, oprn_combo, {_combo_type('oprn_combo')} AS op_type,
                {fen('medfee_sumamt')} AS cost, {fen('hifp_pay')} AS hifp,
                {fen('medfee_sumamt')} - {fen('hifp_pay')} AS others,
                setl_time, CAST(EXTRACT(year FROM setl_time) AS INTEGER) AS year,
                strftime(setl_time, '%Y-%m') AS month,
                CASE
-                 WHEN copy_no > 1 THEN 'PAY018'
                  WHEN NOT settled THEN 'PAY019'
                  WHEN setl_time IS NULL OR fixmedins_code IS NULL OR trim(fixmedins_code) = '' THEN 'PAY020'
                  WHEN dise IS NULL OR dise = '' THEN 'PAY010'
                  WHEN NOT regexp_full_match(dise, '{DIAGNOSIS_PATTERN[1:-1]}') THEN 'PAY011'
-                 WHEN len(list_filter(procs, x -> NOT regexp_full_match(x, '{PROCEDURE_PATTERN[1:-1]}'))) > 0 THEN 'PAY012'
+                 WHEN oprn_combo <> '' AND NOT regexp_full_match(oprn_combo, '{code}(\\+{code})*') THEN 'PAY012'
                  WHEN medfee_sumamt IS NULL OR medfee_sumamt <= 0 THEN 'PAY013'
                  WHEN {bad_amount} THEN 'PAY014'
                  WHEN {unbalanced} OR medfee_sumamt <> fund_pay_sumamt + psn_part_amt OR hifp_pay > fund_pay_sumamt
                    THEN 'PAY015'
                  WHEN lvl IS NULL OR lvl NOT IN ({level_list}) THEN 'PAY016'
                  WHEN medfee_sumamt * 100 > {MAX_COST_FEN} THEN 'PAY017'
-               END AS reason
-        FROM cases_norm""")
-    con.sql("""CREATE OR REPLACE TABLE case_procs AS
-        SELECT mdtrt_id, UNNEST(procs) AS code FROM cases_norm WHERE copy_no = 1""")
-    con.sql("""CREATE OR REPLACE TABLE case_secondary AS
-        SELECT mdtrt_id, UNNEST(secs) AS code FROM cases_norm WHERE copy_no = 1""")
-    con.sql("DROP TABLE cases_norm")
+               END AS reason,
+               sec_combo
+        FROM (SELECT *, upper(trim(dise_codg)) AS dise, trim(level) AS lvl, {combo_sql('oprn_oprt_code')} AS oprn_combo,
+                     {combo_sql('sec_dise_codg')} AS sec_combo FROM raw_cases)""")
+    _mark_duplicates(con)
+    for table, combo in (("case_procs", "oprn_combo"), ("case_secondary", "sec_combo")):
+        con.sql(f"""CREATE OR REPLACE TABLE {table} AS
+            SELECT mdtrt_id, UNNEST(string_split({combo}, '+')) AS code FROM cases_all
+            WHERE {combo} <> '' AND reason IS DISTINCT FROM 'PAY018'""")
     total, excluded = con.sql("SELECT COUNT(*), COUNT(reason) FROM cases_all").fetchone()
     return {"cases": total, "excluded": excluded}
+
+
+def _mark_duplicates(con: duckdb.DuckDBPyConnection) -> None:
+    """PAY018 on every copy of an mdtrt_id but the first (by settlement time, then person).
+
+    Found by a hash aggregate over the id alone; only ids that occur more than once are sorted, so
+    the usual file without duplicates costs one GROUP BY and no window over the whole table.
+    """
+    dups = "SELECT mdtrt_id FROM cases_all GROUP BY mdtrt_id HAVING COUNT(*) > 1"
+    con.sql(f"CREATE OR REPLACE TEMP TABLE dup_ids AS {dups}")
+    if con.sql("SELECT COUNT(*) FROM dup_ids").fetchone()[0]:
+        con.sql("""UPDATE cases_all SET reason = 'PAY018' WHERE rowid IN (
+            SELECT rid FROM (
+              SELECT c.rowid AS rid, ROW_NUMBER() OVER (PARTITION BY c.mdtrt_id ORDER BY c.setl_time, c.psn_no) AS copy_no
+              FROM cases_all c SEMI JOIN dup_ids d ON c.mdtrt_id IS NOT DISTINCT FROM d.mdtrt_id)
+            WHERE copy_no > 1)""")
+    con.sql("DROP TABLE dup_ids")
 
 
 def exclusions(con: duckdb.DuckDBPyConnection, where: str = "TRUE") -> list[dict]:

@@ -24,6 +24,9 @@ from yibao.payment import dip, drg
 from yibao.payment.cases import OPERATION_TYPES, PaymentError
 from yibao.payment.sql import group_level_sql, group_stats_sql, level_coefficient_sql
 
+# what grouping, statistics and points read of a case (DIP and DRG)
+CASE_KEYS = ["mdtrt_id", "psn_no", "fixmedins_code", "level", "dise_codg", "dise_cat", "oprn_combo", "op_type",
+             "cost", "hifp", "others"]
 TABLES = {"cat_groups": "groups.parquet", "cat_group_levels": "group_levels.parquet", "cat_levels": "levels.parquet"}
 
 
@@ -64,7 +67,8 @@ def build(con: duckdb.DuckDBPyConnection, params: BuildParams, years: dict[int, 
         years = {y: 1 for (y,) in con.sql("SELECT DISTINCT year FROM cases_all WHERE year IS NOT NULL").fetchall()}
     weight = "CASE year " + " ".join(f"WHEN {y} THEN {w}" for y, w in years.items()) + " END"
     year_list = ", ".join(str(y) for y in years) or "NULL"
-    con.sql(f"CREATE OR REPLACE TABLE hist AS SELECT *, {weight} AS w FROM cases_all "
+    # a view of the columns grouping needs: the wide case rows are not copied again
+    con.sql(f"CREATE OR REPLACE VIEW hist AS SELECT {', '.join(CASE_KEYS)}, {weight} AS w FROM cases_all "
             f"WHERE reason IS NULL AND year IN ({year_list})")
     if params.kind == "dip":
         con.sql(f"CREATE OR REPLACE TABLE grouped AS {dip.build_grouping_sql('hist', params.min_cases)}")

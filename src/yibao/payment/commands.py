@@ -183,7 +183,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @bench_app.command("dip")
     def bench_dip(
         cases: int = typer.Option(200_000, help="病例数(issue 的规模为 2,000,000)"),
-        naive_sample: int = typer.Option(50_000, help="朴素 Python 实现的抽样病例数"),
+        naive_sample: int = typer.Option(0, help="朴素 Python 对照的抽样病例数; 0 = 全部病例"),
     ) -> None:
         """DIP 建目录 + 结算: DuckDB SQL 对比朴素 Python (DIP build + settle throughput)."""
         from yibao.cli import out

@@ -28,6 +28,7 @@ rounded half-up once per institution and reported beside the due amount.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -48,11 +49,24 @@ def frac_round(x: Fraction) -> int:
 
 def allocate(exact: Sequence[Fraction], total: int) -> list[int]:
     """Integers that sum to ``total``, each the floor of its exact value plus at most one."""
-    floors = [x.numerator // x.denominator for x in exact]
+    denominator = math.lcm(*(x.denominator for x in exact)) if exact else 1
+    return allocate_over([x.numerator * (denominator // x.denominator) for x in exact], denominator, total)
+
+
+def allocate_over(numerators: Sequence[int], denominator: int, total: int) -> list[int]:
+    """:func:`allocate` of ``n / denominator`` for each numerator: plain integers, no Fraction per row.
+
+    The missing units go to the largest remainders ``n mod denominator``, ties by position.
+
+    >>> allocate_over([5, 5], 2, 5)
+    [3, 2]
+    """
+    floors = [n // denominator for n in numerators]
     missing = total - sum(floors)
-    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
-    for i in order[:missing]:
-        floors[i] += 1
+    if missing:
+        remainders = [n - f * denominator for n, f in zip(numerators, floors)]
+        for i in sorted(range(len(numerators)), key=lambda i: (-remainders[i], i))[:missing]:
+            floors[i] += 1
     return floors
 
 
@@ -144,8 +158,10 @@ def settle_points(period: str, budget: int, institutions: list[Institution], cap
     budget_pv = Fraction((budget + others) * E4, total_points)
     cost_pv = Fraction(cost * E4, total_points)
     pv = min(budget_pv, cost_pv) if cap_at_cost else budget_pv
-    exact = [Fraction(i.points_e4) * pv / E4 for i in institutions]
-    dues = allocate(exact, frac_round(sum(exact, Fraction(0))))
+    # due_i = points_i × pv / 10⁴ exactly = points_i × p / (q × 10⁴): one common denominator, integers only
+    numerators = [i.points_e4 * pv.numerator for i in institutions]
+    denominator = pv.denominator * E4
+    dues = allocate_over(numerators, denominator, frac_round(Fraction(sum(numerators), denominator)))
     for inst, due in zip(institutions, dues):
         inst.due = due
         inst.adjustment = band_adjustment(due, inst.cost, surplus, overspend)

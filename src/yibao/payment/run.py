@@ -51,6 +51,7 @@ def open_cases(con, pack: PolicyPack, kind: str, *, cases: Path | None = None, c
         con.register("drg_names_arrow", names)
         con.sql("CREATE OR REPLACE TABLE drg_names AS SELECT * FROM drg_names_arrow")
         counts["table"] = f"{grouping.table.id} {grouping.table.version}"
+        con.sql("CREATE OR REPLACE TABLE drg_table_id AS SELECT $name AS name", params={"name": counts["table"]})
     return counts
 
 
@@ -58,18 +59,23 @@ def _error(message: str) -> PaymentError:
     return PaymentError(Problem("PAY080", "--out", message))
 
 
-def build_catalog(pack: PolicyPack, kind: str, out_dir: Path, years: dict[int, int], con=None, **sources) -> dict:
-    """Build and publish a catalog; returns its manifest (with timings)."""
+def build_catalog(pack: PolicyPack, kind: str, out_dir: Path, years: dict[int, int], con=None, loaded: bool = False,
+                  **sources) -> dict:
+    """Build and publish a catalog; returns its manifest (with timings).
+
+    ``loaded=True`` reuses the cases already in ``con`` (:func:`open_cases`), so one read and
+    validation serves both the build and the settlement.
+    """
     con = con or connect()
     t = time.perf_counter()
-    counts = open_cases(con, pack, kind, **sources)
+    counts = {} if loaded else open_cases(con, pack, kind, **sources)
     params = params_of(pack, kind)
     build = cat.BuildParams(kind, params.scale, getattr(params, "min_cases", 0), params.level_coefficients)
     t_load = time.perf_counter()
     manifest = cat.build(con, build, years)
     manifest["pack"] = pack.pack.id
     if kind == "drg":
-        manifest["table"] = counts["table"]
+        manifest["table"] = counts.get("table") or _table_name(con)
         manifest["names"] = dict(con.sql("SELECT code, name FROM drg_names").fetchall())
     t_build = time.perf_counter()
     paths = publish(out_dir, lambda tmp: cat.write(con, manifest, tmp), _error)
@@ -78,16 +84,22 @@ def build_catalog(pack: PolicyPack, kind: str, out_dir: Path, years: dict[int, i
     return manifest
 
 
+def _table_name(con) -> str:
+    return con.sql("SELECT name FROM drg_table_id").fetchone()[0]
+
+
 def settle_period(pack: PolicyPack, kind: str, catalog_dir: Path, period: str, out_dir: Path | None,
-                  budget: int | None = None, con=None, **sources) -> SettleResult:
+                  budget: int | None = None, con=None, loaded: bool = False, **sources) -> SettleResult:
     con = con or connect()
     t = time.perf_counter()
     manifest = cat.load(con, catalog_dir, kind)
-    open_cases(con, pack, kind, **sources)
+    if not loaded:
+        open_cases(con, pack, kind, **sources)
     t_load = time.perf_counter()
     result = settle(con, kind, manifest, params_of(pack, kind), period, budget)
     t_settle = time.perf_counter()
     if out_dir is not None:
         result.outputs = publish(out_dir, lambda tmp: write_outputs(con, result, tmp), _error)
-    result.timings = {"load": t_load - t, "settle": t_settle - t_load, "write": time.perf_counter() - t_settle}
+    result.timings = {"load": t_load - t, **result.timings, "settle": t_settle - t_load,
+                      "write": time.perf_counter() - t_settle}
     return result

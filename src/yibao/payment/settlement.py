@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +22,7 @@ from yibao.errors import Problem
 from yibao.money import fen_to_yuan, format_yuan
 from yibao.payment import dip, drg
 from yibao.payment.cases import EXCLUSIONS, PaymentError, exclusions
-from yibao.payment.catalog import score_text
+from yibao.payment.catalog import CASE_KEYS, score_text
 from yibao.payment.point_value import (Institution, PointSettlement, budget_fen, settle_points,
                                        yuan_per_point)
 from yibao.payment.sql import group_report_sql, institution_sql, points_sql
@@ -86,24 +87,29 @@ class SettleResult:
 def settle(con: duckdb.DuckDBPyConnection, kind: str, catalog: dict, params: PointPayment, period: str,
            budget_override: int | None = None) -> SettleResult:
     """Settle the period's cases in ``cases_all`` against the catalog tables in ``con``."""
+    started = time.perf_counter()
     where = period_filter(period)
     total, pre_excluded = con.sql(f"SELECT COUNT(*), COUNT(reason) FROM cases_all WHERE {where}").fetchone()
     if total == 0:
         raise PaymentError(Problem("PAY052", "--period", f"结算期 {period} 没有住院病例"))
-    con.sql(f"CREATE OR REPLACE TABLE period_ok AS SELECT *, 1 AS w FROM cases_all WHERE {where} AND reason IS NULL")
+    con.sql(f"CREATE OR REPLACE VIEW period_ok AS SELECT {', '.join(CASE_KEYS)}, 1 AS w FROM cases_all "
+            f"WHERE {where} AND reason IS NULL")
     grouping = dip.settle_grouping_sql("period_ok") if kind == "dip" else drg.grouping_sql("period_ok")
-    con.sql(f"""CREATE OR REPLACE TABLE assigned AS
+    # views, not copies: the period's rows are materialised once, as ``points``; the exclusion
+    # update below only drops rows the view would not pass on anyway (``why`` not NULL)
+    con.sql(f"""CREATE OR REPLACE VIEW assigned AS
         SELECT a.*, CASE WHEN g.group_code IS NULL THEN 'PAY030' WHEN l.level IS NULL THEN 'PAY031' END AS why
         FROM ({grouping}) a LEFT JOIN cat_groups g ON g.group_code = a.group_code
         LEFT JOIN cat_levels l ON l.level = a.level""")
     con.sql("UPDATE cases_all SET reason = x.why FROM (SELECT mdtrt_id, why FROM assigned WHERE why IS NOT NULL) x "
             "WHERE cases_all.mdtrt_id = x.mdtrt_id AND cases_all.reason IS NULL")
-    con.sql("CREATE OR REPLACE TABLE assigned_ok AS SELECT * EXCLUDE (why) FROM assigned WHERE why IS NULL")
+    con.sql("CREATE OR REPLACE VIEW assigned_ok AS SELECT * EXCLUDE (why) FROM assigned WHERE why IS NULL")
     try:
         con.sql("CREATE OR REPLACE TABLE points AS " + points_sql(
             "assigned_ok", "cat_groups", "cat_group_levels", "cat_levels", params.high_multiple, params.low_fraction))
     except duckdb.OutOfRangeException as exc:
         raise PaymentError(Problem("PAY060", "points", f"分值计算超出 64 位整数范围(费用或分值过大): {exc}")) from None
+    grouped = time.perf_counter()
     rows = con.sql(institution_sql("points") + " ORDER BY fixmedins_code").fetchall()
     institutions = [Institution(r[0], r[1], *(int(x) for x in r[2:])) for r in rows]
     hifp_total = sum(i.hifp for i in institutions)
@@ -121,7 +127,8 @@ def settle(con: duckdb.DuckDBPyConnection, kind: str, catalog: dict, params: Poi
                         "high_cases", "low_cases"), r))
               for r in con.sql(group_report_sql("points") + " ORDER BY group_code").fetchall()]
     names = drg_names(con) if kind == "drg" else {}
-    return SettleResult(kind, catalog, period, result, params, counts, source, groups, names)
+    timings = {"points": grouped - started, "point_value": time.perf_counter() - grouped}
+    return SettleResult(kind, catalog, period, result, params, counts, source, groups, names, timings)
 
 
 def drg_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -29,3 +29,42 @@ def pg_url():
         return
     with throwaway_postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def _migrated_templates(tmp_path_factory, pg_url):
+    """The store migrated once per backend; each test gets a copy (SQLite file / PostgreSQL TEMPLATE)."""
+    from sqlalchemy import create_engine, text
+
+    from yibao.store.migrate import upgrade
+
+    sqlite_path = tmp_path_factory.mktemp("store") / "template.db"
+    upgrade(f"sqlite:///{sqlite_path}")
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("DROP DATABASE IF EXISTS yibao_template"))
+        conn.execute(text("CREATE DATABASE yibao_template"))
+    upgrade(pg_url.rsplit("/", 1)[0] + "/yibao_template")
+    yield {"sqlite": sqlite_path, "postgresql": admin}
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path, pg_url, _migrated_templates):
+    """A freshly migrated, empty store on each backend."""
+    import shutil
+    import uuid
+
+    from sqlalchemy import text
+
+    if request.param == "sqlite":
+        path = tmp_path / "yibao.db"
+        shutil.copy(_migrated_templates["sqlite"], path)
+        yield f"sqlite:///{path}"
+        return
+    name = "t_" + uuid.uuid4().hex[:12]
+    with _migrated_templates["postgresql"].connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE yibao_template"))
+    yield pg_url.rsplit("/", 1)[0] + "/" + name
+    with _migrated_templates["postgresql"].connect() as conn:
+        conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))

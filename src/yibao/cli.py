@@ -41,6 +41,7 @@ app.add_typer(batch_app, name="batch")
 # Each domain keeps its commands beside its code, in ``yibao/<domain>/commands.py`` with a
 # ``register(app, bench_app)`` function; listing the module here puts it under ``yibao``.
 DOMAIN_COMMANDS: tuple[str, ...] = (
+    "yibao.service.commands",
     "yibao.supervision.commands",
     "yibao.payment.commands",
 )

@@ -3,7 +3,9 @@
 ``YIBAO_DATABASE_URL`` selects the database (``postgresql+psycopg://...`` in production);
 otherwise the store is ``$YIBAO_DATA_DIR/yibao.db`` (default ``./yibao-data``). SQLite runs in
 WAL mode with a busy timeout so readers never block the one writer and writers queue instead of
-failing at once.
+failing at once. Every SQLite transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock
+up front, so two read-then-write transactions serialise instead of one failing with "database is
+locked" when it tries to upgrade its read lock (PostgreSQL uses row locks instead).
 """
 
 from __future__ import annotations
@@ -32,11 +34,16 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised via every SQLite test
+            dbapi_conn.isolation_level = None  # the driver must not BEGIN on its own; see _begin
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # pragma: no cover - exercised via every SQLite test
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)

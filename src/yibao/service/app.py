@@ -1,0 +1,79 @@
+"""The FastAPI application: both faces over one :class:`~yibao.service.desk.Desk`.
+
+``create_app()`` reads its configuration from the environment (``YIBAO_DATABASE_URL`` or
+``YIBAO_DATA_DIR``, ``YIBAO_PACKS``, ``YIBAO_API_KEYS_FILE`` / ``YIBAO_API_KEYS``), so
+``uvicorn --factory yibao.service.app:create_app`` and ``yibao serve`` start the same thing.
+Every error becomes a platform answer (infcode -1) or a 4xx JSON problem; logs carry ids, never
+ID numbers or names.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from yibao.errors import Problem, YibaoError, format_loc, translate
+from yibao.service import platform, rest
+from yibao.service.auth import KeyRing, Principal
+from yibao.service.desk import Desk
+from yibao.service.errors import status_of
+from yibao.service.packs import PackSet
+from yibao.store.database import make_engine
+
+log = logging.getLogger("yibao.service")
+
+
+def problem_response(status: int, title: str, problems: list[Problem]) -> JSONResponse:
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status,
+         "detail": "; ".join(str(p) for p in problems),
+         "problems": [{"code": p.code, "path": p.path, "message": p.message} for p in problems]},
+        status_code=status, media_type="application/problem+json")
+
+
+def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRing | None = None) -> FastAPI:
+    engine = make_engine(url, pool_size=10, max_overflow=20) if not (url or "").startswith("sqlite") else make_engine(url)
+    desk = Desk(engine, packs or PackSet.load())
+    ring = keys if keys is not None else KeyRing.from_env()
+    if not len(ring):
+        log.warning("no API keys configured (YIBAO_API_KEYS_FILE / YIBAO_API_KEYS): every call will be refused")
+
+    def authenticate(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
+        return ring.authenticate(key)
+
+    app = FastAPI(
+        title="yibao 医保结算服务 / settlement service",
+        version="1",
+        description="国家医保平台形态的交易接口(/fsi/api/rsfComIfsService/callService)与 REST 接口(/api/v1)。"
+                    " 认证: Authorization: Bearer <API 密钥> 或 X-API-Key。",
+    )
+    app.state.desk = desk
+    app.include_router(platform.router(desk, authenticate))
+    app.include_router(rest.router(desk, authenticate))
+
+    @app.exception_handler(YibaoError)
+    async def _yibao(_request: Request, exc: YibaoError):
+        return problem_response(status_of(exc), exc.title, exc.problems)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError):
+        problems = [Problem("REQ010", format_loc(e.get("loc", ())), translate(e)) for e in exc.errors()]
+        return problem_response(422, "请求有误", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException):
+        message = {404: "没有这个地址", 405: "该地址不支持此方法"}.get(exc.status_code, str(exc.detail))
+        return problem_response(exc.status_code, "请求有误", [Problem(f"HTTP{exc.status_code}", "", message)])
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception):  # a bug: say so without a stack trace
+        log.exception("unexpected error")
+        return problem_response(500, "内部错误", [Problem("SVC500", "", "服务内部错误, 已记录日志; 请联系运维")])
+
+    return app

@@ -1,0 +1,150 @@
+"""Who is calling, and what they may do: institution API keys and staff users with roles.
+
+Keys are never stored: ``YIBAO_API_KEYS_FILE`` names a JSON file of principals holding only the
+SHA-256 of each key (``yibao service key`` writes one), and ``YIBAO_API_KEYS`` may add principals
+inline (``name:role[:fixmedins_code]=key;...``, hashed on load). Keys are random 32-byte tokens,
+so a plain hash is enough; comparison is constant-time. A request carries its key as
+``Authorization: Bearer <key>`` or ``X-API-Key``.
+
+Institutions act only on their own ``fixmedins_code``. Staff roles: 经办 ``clerk`` (every
+settlement operation), 审核 ``reviewer`` and 复核 ``rechecker`` (review; 复核 may reverse),
+``auditor`` (settlements and the audit log, identities masked), ``analyst`` (totals and
+settlements, masked), ``admin`` (everything).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from yibao.errors import Problem
+from yibao.monitoring.masking import mask_certno, mask_name
+from yibao.service.errors import Forbidden, ServiceError, Unauthorized, problem
+
+ROLES = {
+    "institution": "定点医药机构",
+    "clerk": "经办",
+    "reviewer": "审核",
+    "rechecker": "复核",
+    "auditor": "稽核",
+    "analyst": "分析",
+    "admin": "管理员",
+}
+
+# action → roles allowed (institutions additionally only for their own fixmedins_code)
+PERMISSIONS = {
+    "person.read": {"institution", "clerk", "reviewer", "rechecker", "admin"},
+    "visit.write": {"institution", "clerk", "admin"},
+    "settle": {"institution", "clerk", "admin"},
+    "reverse": {"institution", "clerk", "rechecker", "admin"},
+    "settlement.read": {"institution", "clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    "totals.read": {"institution", "clerk", "reviewer", "rechecker", "analyst", "admin"},
+    "audit.read": {"auditor", "admin"},
+}
+SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+    fixmedins_code: str | None = None
+
+    @property
+    def sees_identity(self) -> bool:
+        return self.role in SEES_IDENTITY
+
+    def require(self, action: str, fixmedins_code: str | None = None) -> None:
+        if self.role not in PERMISSIONS[action]:
+            raise problem(Forbidden, "AUT003", "role",
+                          f"角色 {ROLES.get(self.role, self.role)}({self.role}) 无权执行 {action}")
+        if self.role == "institution" and fixmedins_code is not None and fixmedins_code != self.fixmedins_code:
+            raise problem(Forbidden, "AUT004", "fixmedins_code",
+                          f"机构 {self.fixmedins_code} 只能办理本机构业务, 不能办理机构 {fixmedins_code} 的业务")
+
+    def identity(self, certno: str | None, psn_name: str | None) -> tuple[str | None, str | None]:
+        """certno and name as this caller may see them (脱敏 for roles that do not need them)."""
+        if self.sees_identity:
+            return certno, psn_name
+        return mask_certno(certno), mask_name(psn_name)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    return "yb_" + secrets.token_urlsafe(32)
+
+
+class KeyRing:
+    def __init__(self, entries: list[tuple[str, Principal]]):
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @classmethod
+    def from_env(cls) -> "KeyRing":
+        entries: list[tuple[str, Principal]] = []
+        path = os.environ.get("YIBAO_API_KEYS_FILE")
+        if path:
+            entries += [(digest, p) for digest, p in read_keys_file(Path(path))]
+        for spec in filter(None, (s.strip() for s in os.environ.get("YIBAO_API_KEYS", "").split(";"))):
+            who, _, key = spec.partition("=")
+            parts = who.split(":")
+            if len(parts) < 2 or not key:
+                raise ServiceError(Problem("AUT010", "YIBAO_API_KEYS", f"格式应为 name:role[:fixmedins_code]=key, 实际为 {who!r}"))
+            entries.append((key_hash(key), _principal(parts[0], parts[1], parts[2] if len(parts) > 2 else None,
+                                                       "YIBAO_API_KEYS")))
+        return cls(entries)
+
+    def authenticate(self, key: str | None) -> Principal:
+        if not key:
+            raise problem(Unauthorized, "AUT001", "Authorization", "缺少 API 密钥(Authorization: Bearer <key> 或 X-API-Key)")
+        digest = key_hash(key)
+        for stored, principal in self._entries:
+            if hmac.compare_digest(stored, digest):
+                return principal
+        raise problem(Unauthorized, "AUT002", "Authorization", "API 密钥无效")
+
+
+def _principal(name: str, role: str, code: str | None, source: str) -> Principal:
+    if role not in ROLES:
+        raise ServiceError(Problem("AUT011", source, f"未知角色 {role!r}; 可用: {', '.join(ROLES)}"))
+    if (role == "institution") != bool(code):
+        raise ServiceError(Problem("AUT012", source, f"{name}: 机构密钥须且只有机构密钥须给出 fixmedins_code"))
+    return Principal(name, role, code or None)
+
+
+def read_keys_file(path: Path) -> list[tuple[str, Principal]]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    except (OSError, ValueError) as exc:
+        raise ServiceError(Problem("AUT013", str(path), f"无法读取密钥文件: {exc}")) from None
+    out = []
+    for i, row in enumerate(rows):
+        try:
+            out.append((row["key_sha256"], _principal(row["name"], row["role"], row.get("fixmedins_code"),
+                                                       f"{path}[{i}]")))
+        except (KeyError, TypeError):
+            raise ServiceError(Problem("AUT013", f"{path}[{i}]", "须含 name, role, key_sha256")) from None
+    return out
+
+
+def add_key(path: Path, name: str, role: str, fixmedins_code: str | None) -> str:
+    """Append a principal with a fresh key to the keys file (hash only); return the key once."""
+    _principal(name, role, fixmedins_code, str(path))
+    rows = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    key = new_key()
+    rows.append({"name": name, "role": role, "fixmedins_code": fixmedins_code, "key_sha256": key_hash(key)})
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return key

@@ -1,0 +1,250 @@
+"""``yibao bench serve``: settlements per second through ``yibao serve``, against the engine alone.
+
+For each backend (SQLite file; a throwaway PostgreSQL) it migrates a fresh store, loads a sample
+registry and pre-registers visits with their fee items (bulk inserts, not timed), starts
+``yibao serve`` on loopback, and drives 2207 from concurrent async httpx clients for a fixed time.
+It prints settlements/s, p50/p99 latency and errors, then checks the ledger: every person's
+balance equals the sum of their ledger rows and the number of settlements equals the successes.
+Two references in the same run: the no-op health endpoint through the same server and client
+(what the HTTP stack alone allows on this machine) and the in-process engine settling the same
+visits (no HTTP, no database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from yibao.service import ledger, sample
+from yibao.service.auth import new_key
+from yibao.store.database import make_engine
+from yibao.store.migrate import upgrade
+from yibao.store.models import AccumulatorBalance, FeeItem, Settlement, Visit
+
+PATH = "/fsi/api/rsfComIfsService/callService"
+AT = datetime(2024, 6, 3, 10, 0, 0)
+PERSONS = 2000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(url: str, visits: int, n_items: int) -> list[tuple[str, str]]:
+    """Migrate, seed, and insert ``visits`` registered visits with fee items; [(mdtrt_id, psn_no)]."""
+    upgrade(url)
+    engine = make_engine(url)
+    lines = sample.items(n_items)
+    out = []
+    with Session(engine) as s, s.begin():
+        psns = sample.seed(s, PERSONS)
+        vrows, irows = [], []
+        for k in range(visits):
+            psn_no = psns[k % len(psns)]
+            mdtrt_id = f"B{k:011d}"
+            out.append((mdtrt_id, psn_no))
+            vrows.append({"mdtrt_id": mdtrt_id, "psn_no": psn_no, "fixmedins_code": sample.HOSPITAL,
+                          "insutype": "310" if int(psn_no[1:]) % 2 == 0 else "390", "insuplc_admdvs": sample.ADMDVS,
+                          "med_type": "11", "begntime": AT, "dise_codg": "", "ipt_otp_no": mdtrt_id,
+                          "status": "registered", "created_at": AT})
+            for line in lines:
+                irows.append({"mdtrt_id": mdtrt_id, "feedetl_sn": line["feedetl_sn"],
+                              "med_list_codg": line["med_list_codg"], "chrgitm_lv": line["chrgitm_lv"],
+                              "pric_fen": int(Decimal(line["pric"]) * 100), "cnt": Decimal(line["cnt"]),
+                              "det_item_fee_sumamt_fen": int(Decimal(line["det_item_fee_sumamt"]) * 100)})
+        for chunk in range(0, len(vrows), 5000):
+            s.execute(insert(Visit), vrows[chunk:chunk + 5000])
+        for chunk in range(0, len(irows), 20000):
+            s.execute(insert(FeeItem), irows[chunk:chunk + 20000])
+    engine.dispose()
+    return out
+
+
+def start_server(url: str, port: int, workers: int, key: str, online_audit: bool = True) -> subprocess.Popen:
+    env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024",
+           "YIBAO_API_KEYS": f"bench:institution:{sample.HOSPITAL}={key}",
+           "YIBAO_ONLINE_AUDIT": "on" if online_audit else "off"}
+    env.pop("YIBAO_FAULT", None)
+    exe = shutil.which("yibao") or str(Path(sys.executable).with_name("yibao"))
+    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+                            env=env, stdout=subprocess.DEVNULL)
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("yibao serve exited at start")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                time.sleep(0.5 * workers)  # let every worker finish starting
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("yibao serve did not answer within 60 s")
+
+
+async def drive(port: int, key: str, work: list[tuple[str, str]], clients: int, seconds: float) -> dict:
+    import httpx
+
+    queue = list(reversed(work))
+    latencies: list[float] = []
+    errors: list[str] = []
+    stop = time.perf_counter() + seconds
+
+    async def client(k: int, http: httpx.AsyncClient) -> None:
+        n = 0
+        while queue and time.perf_counter() < stop:
+            mdtrt_id, psn_no = queue.pop()
+            n += 1
+            env = {"infno": "2207", "msgid": f"{sample.HOSPITAL}{k:04d}{n:08d}{mdtrt_id}", "mdtrtarea_admvs": "370102",
+                   "insuplc_admdvs": "370102", "recer_sys_code": "YBXT", "opter": "bench",
+                   "fixmedins_code": sample.HOSPITAL, "inf_time": AT.strftime("%Y-%m-%d %H:%M:%S"),
+                   "input": {"data": {"psn_no": psn_no, "mdtrt_id": mdtrt_id}}}
+            t0 = time.perf_counter()
+            try:
+                r = await http.post(PATH, json=env)
+                body = r.json()
+                if r.status_code != 200 or body.get("infcode") != 0:
+                    errors.append(str(body.get("err_msg"))[:200])
+                    continue
+            except Exception as exc:  # noqa: BLE001 - counted and shown
+                errors.append(f"{exc.__class__.__name__}: {exc}"[:200])
+                continue
+            latencies.append(time.perf_counter() - t0)
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key},
+                                 limits=limits, timeout=30) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(k, http) for k in range(clients)))
+        elapsed = time.perf_counter() - t0
+    return {"ok": len(latencies), "errors": errors, "elapsed": elapsed, "latencies": sorted(latencies)}
+
+
+async def ceiling(port: int, clients: int, seconds: float) -> float:
+    """Requests/s of the no-op health endpoint through the same server and client: the HTTP stack's limit."""
+    import httpx
+
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            await http.get("/api/v1/health")
+            done += 1
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                 limits=httpx.Limits(max_connections=clients)) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        return done / (time.perf_counter() - t0)
+
+
+def check_ledger(url: str, ok: int) -> str:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as s:
+            n = s.scalar(select(func.count()).select_from(Settlement))
+            bad = 0
+            for bal in s.scalars(select(AccumulatorBalance)):
+                if ledger.ledger_sum(s, bal.psn_no, bal.year) != {k: v for k, v in bal.acc_values.items() if v}:
+                    bad += 1
+            count = s.scalar(select(func.coalesce(func.sum(AccumulatorBalance.entries), 0)))
+    finally:
+        engine.dispose()
+    if n == ok and count == ok and bad == 0:
+        return f"一致 ok {n}={count}"
+    return f"不一致 BAD: setl {n}, ok {ok}, ledger {count}, persons off {bad}"
+
+
+def engine_alone(visits: int, n_items: int) -> float:
+    """Settlements/s of the pure engine on the same kind of visits (one core, no HTTP, no database)."""
+    from yibao.policy.compiled import CompiledPack
+    from yibao.policy.loader import resolve_pack
+    from yibao.settlement.engine import settle
+    from yibao.settlement.model import Accumulators
+    from yibao.settlement.model import FeeItem as EItem
+    from yibao.settlement.model import Person as EPerson
+    from yibao.settlement.model import Visit as EVisit
+
+    pack = CompiledPack(resolve_pack("shandong-2024"))
+    items = tuple(EItem(x["feedetl_sn"], x["med_list_codg"], int(Decimal(x["det_item_fee_sumamt"]) * 100),
+                        Decimal(x["cnt"]), int(Decimal(x["pric"]) * 100), x["chrgitm_lv"])
+                  for x in sample.items(n_items))
+    accs: dict[str, Accumulators] = {}
+    t0 = time.perf_counter()
+    for k in range(visits):
+        psn = f"P{k % PERSONS + 1:09d}"
+        person = EPerson(psn, "390" if (k % PERSONS + 1) % 2 else "310")
+        visit = EVisit(f"B{k}", "11", "1", AT.date(), sample.HOSPITAL, items=items)
+        accs[psn] = settle(pack, person, visit, accs.get(psn, Accumulators(2024))).accumulators_after
+    return visits / (time.perf_counter() - t0)
+
+
+def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int = 2,
+        backends: list[str] | None = None, online_audit: bool = True) -> None:
+    console = Console(highlight=False, width=max(120, Console().width))
+    backends = backends or ["sqlite", "postgresql"]
+    visits = max(2000, int(seconds * 800))
+    audit = "事中审核开 online audit on" if online_audit else "事中审核关 online audit off"
+    table = Table(title=f"yibao bench serve · 2207 × {items} 条明细 · {clients} 并发客户端 · {workers} 工作进程 · "
+                        f"{seconds:g} 秒/后端 · {audit}")
+    for col in ("后端 backend", "笔/秒 settlements/s", "p50 ms", "p99 ms", "成功 ok", "错误 errors", "台账 ledger"):
+        table.add_column(col, justify="left" if col.startswith(("后端", "台账")) else "right")
+    first_errors: list[str] = []
+    for backend in backends:
+        with ExitStack() as stack:
+            if backend == "postgresql":
+                from yibao.store.throwaway import throwaway_postgres
+
+                url = stack.enter_context(throwaway_postgres())
+            else:
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="yibao-bench-"))
+                url = f"sqlite:///{tmp}/yibao.db"
+            console.print(f"[dim]{backend}: 准备 {visits:,} 次就诊 × {items} 条明细 …[/]")
+            work = prepare(url, visits, items)
+            key = new_key()
+            port = _free_port()
+            server = start_server(url, port, workers, key, online_audit)
+            try:
+                noop = asyncio.run(ceiling(port, clients, min(3.0, seconds)))
+                result = asyncio.run(drive(port, key, work, clients, seconds))
+            finally:
+                server.terminate()
+                try:
+                    server.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+            lat = result["latencies"]
+            p50 = statistics.median(lat) * 1000 if lat else float("nan")
+            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else float("nan")
+            table.add_row(backend, f"{result['ok'] / result['elapsed']:,.0f}", f"{p50:.1f}", f"{p99:.1f}",
+                          f"{result['ok']:,}", f"{len(result['errors']):,}", check_ledger(url, result["ok"]))
+            table.add_row(f"  {backend}: no-op GET (HTTP 上限)", f"{noop:,.0f}", "—", "—", "—", "—", "—")
+            first_errors += result["errors"][:3]
+    rate = engine_alone(min(visits, 20000), items)
+    table.add_row("engine alone 引擎(1核)", f"{rate:,.0f}", "—", "—", "—", "—", "—")
+    console.print(table)
+    for e in first_errors:
+        console.print(f"[red]错误示例[/] {e}")

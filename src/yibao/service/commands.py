@@ -1,0 +1,148 @@
+"""Command-line commands of this domain, registered under ``yibao`` by ``yibao.cli``.
+
+``yibao db upgrade`` migrates the store; ``yibao serve`` starts the HTTP service;
+``yibao service load`` puts a synthetic region into the store; ``yibao service key`` issues an
+API key; ``yibao bench serve`` is the load benchmark.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add this domain's commands to the ``yibao`` app and its benchmarks to ``yibao bench``."""
+    db_app = typer.Typer(help="结算库(迁移) / the settlement store", no_args_is_help=True)
+    service_app = typer.Typer(help="结算服务的数据与密钥 / service data and keys", no_args_is_help=True)
+    app.add_typer(db_app, name="db")
+    app.add_typer(service_app, name="service")
+
+    @db_app.command("upgrade")
+    def db_upgrade(url: Optional[str] = typer.Option(None, help="数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db")):
+        """创建或迁移结算库到最新版本(所有分支) / create or migrate the store (alembic upgrade heads)."""
+        from yibao.cli import out
+        from yibao.store.database import default_url
+        from yibao.store.migrate import current_heads, upgrade
+
+        target = url or default_url()
+        try:
+            upgrade(target)
+        except Exception as exc:  # connection refused, permissions: say it plainly
+            _fail("DB001", f"数据库迁移失败 ({_safe(target)}): {exc.__class__.__name__}: {_first_line(exc)}")
+        out.print(f"结算库已是最新版本 {sorted(current_heads(target))} · {_safe(target)}")
+
+    @app.command("serve")
+    def serve(host: str = typer.Option("127.0.0.1", help="监听地址"), port: int = typer.Option(8000, help="端口"),
+              workers: int = typer.Option(1, min=1, max=32, help="工作进程数"),
+              url: Optional[str] = typer.Option(None, help="数据库 URL(默认见 yibao db upgrade)"),
+              log_level: str = typer.Option("warning", help="uvicorn 日志级别")):
+        """启动结算服务(国家平台接口 + REST, 文档在 /docs) / start the settlement service."""
+        import os
+
+        import uvicorn
+
+        from yibao.cli import fail
+        from yibao.errors import YibaoError
+        from yibao.service.auth import KeyRing
+        from yibao.service.packs import PackSet
+
+        if url:
+            os.environ["YIBAO_DATABASE_URL"] = url
+        try:  # check the configuration here, where an error can be printed, not in each worker
+            PackSet.load()
+            KeyRing.from_env()
+        except YibaoError as exc:
+            fail(exc)
+        uvicorn.run("yibao.service.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False)
+
+    @service_app.command("load")
+    def load(pack: str = typer.Option("shandong-2024", help="政策包(决定地区与年度)"),
+             persons: int = typer.Option(1000, min=1, max=2_000_000, help="参保人数"),
+             seed: int = typer.Option(1, help="随机种子"),
+             url: Optional[str] = typer.Option(None, help="数据库 URL")):
+        """把合成地区的参保人与定点机构装入结算库 / load a synthetic region's registry into the store."""
+        from sqlalchemy.orm import Session
+
+        from yibao.cli import fail, out
+        from yibao.errors import YibaoError
+        from yibao.policy.loader import resolve_pack
+        from yibao.service.registry import load_region
+        from yibao.store.database import make_engine
+        from yibao.synth import generate
+
+        try:
+            p = resolve_pack(pack)
+            tables = generate(p, persons=persons, seed=seed)
+            engine = make_engine(url)
+            with Session(engine) as session, session.begin():
+                counts = load_region(session, tables, p.pack.effective_from.year)
+        except YibaoError as exc:
+            fail(exc)
+        except Exception as exc:  # e.g. already loaded (unique ids), store not migrated
+            _fail("DB002", f"装入失败: {exc.__class__.__name__}: {_first_line(exc)}(是否已运行 yibao db upgrade, 或已装入过?)")
+        out.print("已装入 " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+    @service_app.command("key")
+    def key(name: str = typer.Option(..., help="名称(机构系统或工作人员)"),
+            role: str = typer.Option(..., help="institution / clerk / reviewer / rechecker / auditor / analyst / admin"),
+            fixmedins_code: Optional[str] = typer.Option(None, help="机构编号(仅 institution)"),
+            file: Optional[Path] = typer.Option(None, help="密钥文件; 默认 YIBAO_API_KEYS_FILE")):
+        """签发 API 密钥: 文件中只存哈希, 密钥只显示这一次 / issue an API key (only its hash is stored)."""
+        import os
+
+        from yibao.cli import fail, out
+        from yibao.errors import YibaoError
+        from yibao.service.auth import add_key
+
+        path = file or (Path(os.environ["YIBAO_API_KEYS_FILE"]) if os.environ.get("YIBAO_API_KEYS_FILE") else None)
+        if path is None:
+            _fail("AUT020", "请用 --file 或环境变量 YIBAO_API_KEYS_FILE 指定密钥文件")
+        try:
+            secret = add_key(path, name, role, fixmedins_code)
+        except YibaoError as exc:
+            fail(exc)
+        out.print(f"已写入 {path}(仅哈希)。密钥(只显示这一次):")
+        print(secret)
+
+    @bench_app.command("serve")
+    def bench_serve(seconds: float = typer.Option(10.0, min=1, max=600, help="每个后端的压测时长(秒)"),
+                    clients: int = typer.Option(16, min=1, max=256, help="并发客户端数"),
+                    items: int = typer.Option(30, min=1, max=500, help="每次结算的费用明细条数"),
+                    workers: int = typer.Option(2, min=1, max=16, help="yibao serve 工作进程数"),
+                    backend: list[str] = typer.Option(["sqlite", "postgresql"], help="sqlite / postgresql"),
+                    online_audit: bool = typer.Option(True, help="结算时运行事中审核规则(智能审核)")):
+        """结算服务压测: 2207 每秒笔数与 p50/p99, 并核对累计台账 / load benchmark of 2207."""
+        from yibao.service.bench import run
+
+        bad = [b for b in backend if b not in ("sqlite", "postgresql")]
+        if bad:
+            _fail("BEN001", f"--backend 只能是 sqlite 或 postgresql, 实际为 {bad}")
+        run(seconds=seconds, clients=clients, items=items, workers=workers, backends=backend,
+            online_audit=online_audit)
+
+
+def _safe(url: str) -> str:
+    """A database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<url>"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _fail(code: str, message: str) -> None:
+    from yibao.cli import fail
+    from yibao.errors import Problem
+    from yibao.service.errors import ServiceError
+
+    fail(ServiceError(Problem(code, "", message)))

@@ -1,0 +1,174 @@
+"""The REST/JSON face (``/api/v1``): the same service layer as the platform face, with OpenAPI docs.
+
+Writes accept an ``Idempotency-Key`` header (replayed like a platform msgid). Errors are JSON
+problem bodies (``application/problem+json``) with a 4xx status naming the field in Chinese.
+Amounts are yuan with two decimals; ``setl_time`` (default: now) is the transaction time that
+picks the policy pack.
+"""
+
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Callable
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from yibao.policy.model import Insutype, MedType
+from yibao.service import registry
+from yibao.service import transactions as tx
+from yibao.service.auth import Principal
+from yibao.service.desk import Desk, request_hash
+from yibao.service.statement_page import render_html
+from yibao.settlement.request import FeeItemIn
+from yibao.settlement.statement import dumps
+from yibao.store.models import AuditLog, Person
+
+IdKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                     description="幂等键: 同一键重发返回第一次的结果")]
+ID_PATH = Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterIn(_In):
+    fixmedins_code: str = Field(min_length=1, max_length=40)
+    psn_no: str = Field(min_length=1, max_length=40)
+    insutype: Insutype
+    med_type: MedType = "11"
+    begntime: datetime
+    dise_codg: str = Field("", max_length=40)
+    ipt_otp_no: str = Field("", max_length=40)
+    referral_from_level: str | None = Field(None, max_length=10)
+
+
+class FeeLineIn(FeeItemIn):
+    fee_ocur_time: datetime | None = None
+
+
+class UploadIn(_In):
+    items: list[FeeLineIn] = Field(min_length=1, max_length=5000)
+    at: datetime | None = Field(None, description="上传时间(取政策包用); 默认现在")
+
+
+class SettleIn(_In):
+    medfee_sumamt: Decimal | None = Field(None, ge=0, le=Decimal("100000000"), decimal_places=2)
+    acct_used: bool = False
+    setl_time: datetime | None = Field(None, description="结算时间(取政策包和累计年度); 默认现在")
+
+
+class ReverseIn(_In):
+    at: datetime | None = None
+
+
+class CertnoIn(_In):
+    certno: str = Field(min_length=1, max_length=18)
+    on: date | None = None
+
+
+def json_response(text: str, status: int = 200) -> Response:
+    return Response(text, status_code=status, media_type="application/json; charset=utf-8")
+
+
+def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["REST"])
+    Caller = Annotated[Principal, Depends(authenticate)]
+
+    def ctx(who: Principal, key: str | None, at: datetime | None) -> tx.Context:
+        return tx.Context(request_id=key or "", opter=who.name, at=(at or datetime.now()).replace(tzinfo=None))
+
+    def write(who: Principal, key: str | None, what: dict, fn, status: int = 200) -> Response:
+        scope = None if key is None else f"rest:{who.name}:{key}"
+        text, _ = desk.write(scope, request_hash(what), lambda s: dumps(fn(s)))
+        return json_response(text, status)
+
+    @api.get("/health", summary="存活检查 / liveness")
+    def health() -> dict:
+        return {"status": "ok", "packs": [f"{p.id}@{p.version}" for p in desk.packs.packs]}
+
+    @api.get("/persons/{psn_no}", summary="参保人信息(1101) / person, enrollments, categories")
+    def get_person(who: Caller, psn_no: Annotated[str, ID_PATH], on: date | None = None) -> Response:
+        return json_response(dumps(desk.read(lambda s: tx.person_info(s, who, psn_no=psn_no, on=on or date.today()))))
+
+    @api.post("/persons/lookup", summary="按证件号码查参保人(证件号不进 URL 与日志) / person by ID number")
+    def lookup_person(who: Caller, body: CertnoIn) -> Response:
+        return json_response(dumps(desk.read(
+            lambda s: tx.person_info(s, who, certno=body.certno, on=body.on or date.today()))))
+
+    @api.post("/visits", status_code=201, summary="就诊登记(2201/2401) / register a visit")
+    def register(who: Caller, body: RegisterIn, key: IdKey = None) -> Response:
+        c = ctx(who, key, None)
+        return write(who, key, {"op": "register", **body.model_dump(mode="json")},
+                     lambda s: tx.register_visit(s, who, c, **body.model_dump()), 201)
+
+    @api.get("/visits/{mdtrt_id}", summary="就诊及费用明细 / a visit with its fee items")
+    def get_visit(who: Caller, mdtrt_id: Annotated[str, ID_PATH]) -> Response:
+        return json_response(dumps(desk.read(lambda s: tx.visit_record(s, who, mdtrt_id))))
+
+    @api.post("/visits/{mdtrt_id}/fee-items", summary="上传费用明细(2204/2301) / upload fee items")
+    def upload(who: Caller, mdtrt_id: Annotated[str, ID_PATH], body: UploadIn, key: IdKey = None) -> Response:
+        c = ctx(who, key, body.at)
+        return write(who, key, {"op": "upload", "mdtrt_id": mdtrt_id, **body.model_dump(mode="json")},
+                     lambda s: tx.upload_items(s, who, c, desk.packs, mdtrt_id=mdtrt_id, items=body.items))
+
+    @api.post("/visits/{mdtrt_id}/presettle", summary="预结算(2206/2303), 不写入 / pre-settle, writes nothing")
+    def presettle(who: Caller, mdtrt_id: Annotated[str, ID_PATH], body: SettleIn) -> Response:
+        c = ctx(who, None, body.setl_time)
+        return json_response(dumps(desk.read(lambda s: tx.settle(
+            s, who, c, desk.packs, mdtrt_id=mdtrt_id, medfee_sumamt=body.medfee_sumamt, acct_used=body.acct_used,
+            write=False))))
+
+    @api.post("/visits/{mdtrt_id}/settle", summary="结算(2207/2304) / settle")
+    def settle(who: Caller, mdtrt_id: Annotated[str, ID_PATH], body: SettleIn, key: IdKey = None) -> Response:
+        c = ctx(who, key, body.setl_time)
+        return write(who, key, {"op": "settle", "mdtrt_id": mdtrt_id, **body.model_dump(mode="json")},
+                     lambda s: tx.settle(s, who, c, desk.packs, mdtrt_id=mdtrt_id, medfee_sumamt=body.medfee_sumamt,
+                                         acct_used=body.acct_used))
+
+    @api.post("/settlements/{setl_id}/reverse", summary="撤销结算(2208/2305), 后结先撤 / reverse, latest first")
+    def reverse(who: Caller, setl_id: Annotated[str, ID_PATH], body: ReverseIn | None = None,
+                key: IdKey = None) -> Response:
+        at = body.at if body else None
+        c = ctx(who, key, at)
+        return write(who, key, {"op": "reverse", "setl_id": setl_id},
+                     lambda s: tx.reverse(s, who, c, setl_id=setl_id))
+
+    @api.get("/settlements/{setl_id}", summary="结算信息 / a settlement with its explanation")
+    def get_settlement(who: Caller, setl_id: Annotated[str, ID_PATH]) -> Response:
+        return json_response(dumps(desk.read(lambda s: tx.settlement_record(s, who, setl_id)[1])))
+
+    @api.get("/settlements/{setl_id}/statement.html", response_class=HTMLResponse,
+             summary="结算单(HTML, 可打印) / printable statement")
+    def statement(who: Caller, setl_id: Annotated[str, ID_PATH]) -> HTMLResponse:
+        def page(s) -> str:
+            row, record = tx.settlement_record(s, who, setl_id)
+            p = s.get(Person, row.psn_no)
+            certno, name = who.identity(p.certno, p.psn_name) if p else (None, None)
+            inst = registry.institution(s, row.fixmedins_code)
+            return render_html(record, {"certno": certno, "psn_name": name},
+                               {"fixmedins_code": inst.fixmedins_code, "fixmedins_name": inst.fixmedins_name})
+        return HTMLResponse(desk.read(page))
+
+    @api.get("/totals", summary="对总账(3201) / totals of an institution's valid settlements")
+    def totals(who: Caller, fixmedins_code: Annotated[str, Query(min_length=1, max_length=40)],
+               begndate: date, enddate: date, insutype: Insutype | None = None) -> Response:
+        return json_response(dumps(desk.read(lambda s: tx.totals(
+            s, who, fixmedins_code=fixmedins_code, begndate=begndate, enddate=enddate, insutype=insutype))))
+
+    @api.get("/audit", summary="审计日志(只增不改) / append-only audit log")
+    def audit_log(who: Caller, after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+        who.require("audit.read")
+
+        def rows(s):
+            q = select(AuditLog).where(AuditLog.id > after_id).order_by(AuditLog.id).limit(limit)
+            return [{"id": r.id, "at": r.at.isoformat(), "actor": r.actor, "role": r.role, "action": r.action,
+                     "request_id": r.request_id, "entity": r.entity, "entity_id": r.entity_id, "detail": r.detail}
+                    for r in s.scalars(q)]
+        return json_response(dumps(desk.read(rows)))
+
+    return api

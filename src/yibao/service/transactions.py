@@ -1,0 +1,424 @@
+"""The service layer: every settlement-desk operation, once, for both faces (platform and REST).
+
+Each function takes an open SQLAlchemy session inside the request's one transaction, the caller
+(:class:`~yibao.service.auth.Principal`) and a :class:`Context`, and returns a JSON-able dict
+named as the national platform names things (amounts as Decimal yuan). Errors are
+:class:`~yibao.service.errors.ServiceError`; the caller rolls back, so nothing is half-written.
+The engine stays pure: these functions read the store, call :func:`yibao.settlement.engine.settle`
+or :func:`~yibao.settlement.engine.reverse`, and write what it returned.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from yibao.errors import Problem, YibaoError
+from yibao.money import fen_to_yuan, yuan_to_fen
+from yibao.policy.compiled import CompiledPack
+from yibao.service import ledger, precheck, registry
+from yibao.service.auth import Principal
+from yibao.service.errors import Conflict, NotFound, ServiceError, problem
+from yibao.service.packs import PackSet
+from yibao.settlement import engine
+from yibao.settlement.classify import classify_items
+from yibao.settlement.model import SETLINFO_FIELDS, Accumulators
+from yibao.settlement.model import FeeItem as EngineItem
+from yibao.settlement.model import Person as EnginePerson
+from yibao.settlement.model import Visit as EngineVisit
+from yibao.settlement.statement import explain
+from yibao.store.models import (
+    AccumulatorBalance,
+    AuditLog,
+    Enrollment,
+    FeeItem,
+    Person,
+    PersonCategory,
+    Settlement,
+    SettlementDetail,
+    Visit,
+)
+
+FAULT_ENV = "YIBAO_FAULT"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every write records: the request id (msgid / Idempotency-Key), operator, and time."""
+
+    request_id: str
+    opter: str
+    at: datetime  # transaction time; its date picks the pack and the accumulator year
+
+
+def fault_point(name: str) -> None:
+    """Crash here (``os._exit``) when ``YIBAO_FAULT`` names this point: for the crash-safety test."""
+    if os.environ.get(FAULT_ENV) == name:
+        os._exit(70)
+
+
+def new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex[:24].upper()
+
+
+def audit(session: Session, who: Principal, ctx: Context, action: str, entity: str, entity_id: str,
+          detail: dict[str, Any]) -> None:
+    session.add(AuditLog(at=datetime.now(), actor=who.name, role=who.role, action=action,
+                         request_id=ctx.request_id, entity=entity, entity_id=entity_id, detail=detail))
+
+
+# --- 1101 person information -------------------------------------------------------------------
+
+
+def person_info(session: Session, who: Principal, *, certno: str | None = None, psn_no: str | None = None,
+                on: date) -> dict:
+    who.require("person.read")
+    if psn_no:
+        p = registry.person(session, psn_no)
+    elif certno:
+        p = registry.person_by_certno(session, certno)
+    else:
+        raise ServiceError(Problem("REG012", "input.data.mdtrt_cert_no", "须给出证件号码(mdtrt_cert_no/certno)或人员编号 psn_no"))
+    certno_out, name_out = who.identity(p.certno, p.psn_name)
+    enrollments = session.scalars(select(Enrollment).where(Enrollment.psn_no == p.psn_no)).all()
+    cats = session.scalars(select(PersonCategory).where(PersonCategory.psn_no == p.psn_no)).all()
+    return {
+        "baseinfo": {"psn_no": p.psn_no, "psn_cert_type": p.psn_cert_type, "certno": certno_out,
+                     "psn_name": name_out, "gend": p.gend, "brdy": p.brdy.isoformat(),
+                     "age": registry.age_on(p.brdy, on)},
+        "insuinfo": [{"insutype": e.insutype, "insuplc_admdvs": e.insuplc_admdvs,
+                      "psn_insu_stas": "1" if e.valid_from <= on <= e.valid_to else "0",
+                      "psn_insu_date": e.valid_from.isoformat(), "paus_insu_date": e.valid_to.isoformat(),
+                      "psn_type": "1102" if p.retiree else "1101",
+                      "balc": fen_to_yuan(p.acct_balc_fen) if e.insutype == "310" else fen_to_yuan(0)}
+                     for e in enrollments],
+        "idetinfo": [{"psn_idet_type": c.category, "issuing_dept": c.issuing_dept,
+                      "begntime": c.valid_from.isoformat(), "endtime": c.valid_to.isoformat()} for c in cats],
+    }
+
+
+# --- 2201 / 2401 register a visit ----------------------------------------------------------------
+
+
+def register_visit(session: Session, who: Principal, ctx: Context, *, fixmedins_code: str, psn_no: str,
+                   insutype: str, med_type: str, begntime: datetime, dise_codg: str = "",
+                   ipt_otp_no: str = "", referral_from_level: str | None = None,
+                   insuplc_admdvs: str | None = None) -> dict:
+    who.require("visit.write", fixmedins_code)
+    on = begntime.date()
+    p = registry.person(session, psn_no)
+    enrol = registry.enrollment(session, psn_no, insutype, on)
+    if insuplc_admdvs and insuplc_admdvs != enrol.insuplc_admdvs:
+        raise ServiceError(Problem("REG022", "insuplc_admdvs",
+                                   f"参保地 {insuplc_admdvs} 与人员 {psn_no} 的参保地 {enrol.insuplc_admdvs} 不符"))
+    registry.institution(session, fixmedins_code, on)
+    mdtrt_id = new_id("M")
+    session.add(Visit(mdtrt_id=mdtrt_id, psn_no=p.psn_no, fixmedins_code=fixmedins_code, insutype=insutype,
+                      insuplc_admdvs=enrol.insuplc_admdvs, med_type=med_type, begntime=begntime,
+                      dise_codg=dise_codg, referral_from_level=referral_from_level,
+                      ipt_otp_no=ipt_otp_no or mdtrt_id, status="registered", created_at=ctx.at))
+    audit(session, who, ctx, "register", "visit", mdtrt_id,
+          {"psn_no": psn_no, "fixmedins_code": fixmedins_code, "med_type": med_type, "insutype": insutype})
+    return {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "ipt_otp_no": ipt_otp_no or mdtrt_id}
+
+
+def visit_for(session: Session, who: Principal, mdtrt_id: str, action: str, psn_no: str | None = None,
+              path: str = "mdtrt_id", lock: bool = False) -> Visit:
+    """The visit, checked against the caller and psn_no; ``lock`` takes its row lock (PostgreSQL), so an
+    upload and a settlement of one visit never interleave."""
+    v = session.get(Visit, mdtrt_id, with_for_update=lock or None)
+    if v is None:
+        raise problem(NotFound, "VIS001", path, f"就诊 mdtrt_id {mdtrt_id} 不存在")
+    who.require(action, v.fixmedins_code)
+    if psn_no and psn_no != v.psn_no:
+        raise ServiceError(Problem("VIS002", "psn_no", f"人员编号 {psn_no} 与就诊 {mdtrt_id} 的参保人不符"))
+    return v
+
+
+# --- 2204 / 2301 upload fee items --------------------------------------------------------------
+
+
+def upload_items(session: Session, who: Principal, ctx: Context, packs: PackSet, *, mdtrt_id: str,
+                 items: list, psn_no: str | None = None) -> dict:
+    """Store the lines (each validated by :class:`FeeItemIn`) and classify each under the pack."""
+    v = visit_for(session, who, mdtrt_id, "visit.write", psn_no, lock=True)
+    if v.status == "settled":
+        raise problem(Conflict, "VIS010", "mdtrt_id", f"就诊 {mdtrt_id} 已结算; 须先撤销结算才能再上传费用明细")
+    existing = set(session.scalars(select(FeeItem.feedetl_sn).where(FeeItem.mdtrt_id == mdtrt_id)))
+    pack = packs.pick(v.insuplc_admdvs, ctx.at.date())
+    result = []
+    for i, it in enumerate(items):
+        if it.feedetl_sn in existing:
+            raise problem(Conflict, "VIS011", f"input.feedetail[{i}].feedetl_sn",
+                          f"费用明细流水号 {it.feedetl_sn} 已上传过")
+        existing.add(it.feedetl_sn)
+        row = FeeItem(mdtrt_id=mdtrt_id, feedetl_sn=it.feedetl_sn, med_list_codg=it.med_list_codg,
+                      chrgitm_lv=it.chrgitm_lv, pric_fen=None if it.pric is None else yuan_to_fen(it.pric),
+                      cnt=it.cnt, det_item_fee_sumamt_fen=yuan_to_fen(it.det_item_fee_sumamt),
+                      preselfpay_ratio=it.preselfpay_ratio, fee_ocur_time=getattr(it, "fee_ocur_time", None))
+        amounts = _classify(pack, [row], f"input.feedetail[{i}]")
+        session.add(row)
+        result.append({"feedetl_sn": it.feedetl_sn, "det_item_fee_sumamt": it.det_item_fee_sumamt,
+                       "cnt": it.cnt, "pric": it.pric, "chrgitm_lv": it.chrgitm_lv or _catalog_level(pack, it),
+                       "fulamt_ownpay_amt": fen_to_yuan(amounts.fulamt_ownpay_amt),
+                       "overlmt_amt": fen_to_yuan(amounts.overlmt_selfpay),
+                       "preselfpay_amt": fen_to_yuan(amounts.preselfpay_amt),
+                       "inscp_scp_amt": fen_to_yuan(amounts.inscp_scp_amt)})
+    audit(session, who, ctx, "upload", "visit", mdtrt_id, {"items": len(items)})
+    return {"result": result}
+
+
+def _catalog_level(pack: CompiledPack, it) -> str | None:
+    rule = pack.catalog.get(it.med_list_codg)
+    return None if rule is None else rule.chrgitm_lv
+
+
+def _engine_items(rows: list[FeeItem]) -> tuple[EngineItem, ...]:
+    return tuple(EngineItem(feedetl_sn=r.feedetl_sn, med_list_codg=r.med_list_codg,
+                            det_item_fee_sumamt=r.det_item_fee_sumamt_fen, cnt=Decimal(r.cnt), pric=r.pric_fen,
+                            chrgitm_lv=r.chrgitm_lv,
+                            preselfpay_ratio=None if r.preselfpay_ratio is None else Decimal(r.preselfpay_ratio))
+                 for r in rows)
+
+
+def _classify(pack: CompiledPack, rows: list[FeeItem], path: str):
+    """Classification of uploaded lines; engine errors re-pointed at the request's field."""
+    try:
+        return classify_items(pack, _engine_items(rows))
+    except YibaoError as exc:
+        raise ServiceError([Problem(p.code, path + "." + p.path.rsplit(".", 1)[-1], p.message)
+                            for p in exc.problems]) from None
+
+
+# --- 2206/2303 pre-settle, 2207/2304 settle -------------------------------------------------------
+
+
+def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, mdtrt_id: str,
+           psn_no: str | None = None, medfee_sumamt: Decimal | None = None, acct_used: bool = False,
+           write: bool = True) -> dict:
+    """Settle (``write=True``) or pre-settle (``write=False``: same answer, nothing written)."""
+    on = ctx.at.date()
+    # locks are always taken in the order person-year balance → visit
+    if write and psn_no:
+        balance = ledger.lock_balance(session, psn_no, on.year)
+        v = visit_for(session, who, mdtrt_id, "settle", psn_no, lock=True)
+        acc = ledger.accumulators(balance)
+    elif write:
+        v = visit_for(session, who, mdtrt_id, "settle")
+        balance = ledger.lock_balance(session, v.psn_no, on.year)
+        session.refresh(v, with_for_update=True)  # read the visit again, locked, under the person's lock
+        acc = ledger.accumulators(balance)
+    else:
+        v = visit_for(session, who, mdtrt_id, "settle", psn_no)
+        balance = None
+        row = session.get(AccumulatorBalance, (v.psn_no, on.year))
+        acc = ledger.accumulators(row) if row is not None else Accumulators(on.year)
+    if v.status == "settled":
+        raise problem(Conflict, "SET050", "mdtrt_id", f"就诊 {mdtrt_id} 已结算; 重复结算须先撤销(2208)")
+    rows = session.scalars(select(FeeItem).where(FeeItem.mdtrt_id == mdtrt_id).order_by(FeeItem.feedetl_sn)).all()
+    if not rows:
+        raise ServiceError(Problem("SET051", "mdtrt_id", f"就诊 {mdtrt_id} 尚未上传费用明细(2204)"))
+    total = sum(r.det_item_fee_sumamt_fen for r in rows)
+    if medfee_sumamt is not None and yuan_to_fen(medfee_sumamt) != total:
+        raise ServiceError(Problem("SET052", "input.data.medfee_sumamt",
+                                   f"医疗费总额 medfee_sumamt={medfee_sumamt} 与已上传费用明细合计 {fen_to_yuan(total)} 不符"))
+    p = registry.person(session, v.psn_no)
+    registry.enrollment(session, v.psn_no, v.insutype, on)
+    inst = registry.institution(session, v.fixmedins_code, on)
+    cats = registry.categories_on(session, v.psn_no, on)
+    age = registry.age_on(p.brdy, on)
+    pack = packs.pick(v.insuplc_admdvs, on)
+    checks = precheck.run(session, "during" if write else "pre", p, precheck.person_row(p, v.insutype, cats, age),
+                          inst, v, ctx.at, list(rows))
+    if write and checks["blocking"]:
+        hit = checks["blocking"][0]
+        raise ServiceError(Problem("SUP001", f"rule:{hit.get('rule_id')}",
+                                   f"智能审核规则 {hit.get('rule_id')}({hit.get('rule_name')})拦截: {hit.get('message')}"))
+    person = EnginePerson(v.psn_no, v.insutype, frozenset(c for c in cats if c in pack.categories),
+                          p.retiree, age, p.gend)
+    visit = EngineVisit(mdtrt_id=mdtrt_id, med_type=v.med_type, level=inst.level, setl_date=on,
+                        fixmedins_code=v.fixmedins_code, dise_codg=v.dise_codg,
+                        referral_from_level=v.referral_from_level, items=_engine_items(list(rows)),
+                        acct_balance=p.acct_balc_fen if acct_used else 0)
+    try:
+        result = engine.settle(pack, person, visit, acc)
+    except YibaoError as exc:
+        raise ServiceError(exc.problems) from None
+    setl_id = new_id("S") if write else ""
+    out = _setl_output(result.setlinfo.as_dict(), [_detail(d) for d in result.setldetail], setl_id=setl_id,
+                       mdtrt_id=mdtrt_id, psn_no=v.psn_no, insutype=v.insutype, med_type=v.med_type,
+                       setl_time=ctx.at, pack_id=pack.id, pack_version=pack.version,
+                       balc=p.acct_balc_fen - (result.setlinfo.acct_pay if write else 0))
+    out["warnings"] = checks["warnings"]
+    out["blocking"] = checks["blocking"]
+    if not write:
+        return out
+    info = result.setlinfo.as_dict()
+    session.add(Settlement(setl_id=setl_id, mdtrt_id=mdtrt_id, psn_no=v.psn_no, fixmedins_code=v.fixmedins_code,
+                           insutype=v.insutype, med_type=v.med_type, setl_time=ctx.at, year=on.year,
+                           pack_id=pack.id, pack_version=pack.version, status="valid", delta=dict(result.delta),
+                           acc_after=dict(result.accumulators_after.values), explanation=explain(result, pack),
+                           opter=ctx.opter, **info))
+    session.flush()
+    for seq, d in enumerate(result.setldetail):
+        session.add(SettlementDetail(setl_id=setl_id, seq=seq, fund_pay_type=d.fund_pay_type,
+                                     fund_payamt=d.fund_payamt, setl_field=d.setl_field, rule_id=d.rule_id,
+                                     rule_name=d.rule_name))
+    fault_point("settle:after_settlement")
+    ledger.post(session, balance, setl_id, "settle", result.delta, result.accumulators_after, ctx.at)
+    if info["acct_pay"]:
+        session.execute(update(Person).where(Person.psn_no == p.psn_no)
+                        .values(acct_balc_fen=Person.acct_balc_fen - info["acct_pay"]))
+    v.status = "settled"
+    v.endtime = v.endtime or ctx.at
+    audit(session, who, ctx, "settle", "settlement", setl_id,
+          {"mdtrt_id": mdtrt_id, "psn_no": v.psn_no, "medfee_sumamt": info["medfee_sumamt"],
+           "fund_pay_sumamt": info["fund_pay_sumamt"], "pack": f"{pack.id}@{pack.version}"})
+    fault_point("settle:before_commit")
+    return out
+
+
+def _detail(d) -> dict:
+    return {"fund_pay_type": d.fund_pay_type, "fund_payamt": d.fund_payamt, "setl_field": d.setl_field,
+            "rule_id": d.rule_id, "rule_name": d.rule_name}
+
+
+def _setl_output(info_fen: dict[str, int], details: list[dict], *, setl_id: str, mdtrt_id: str, psn_no: str,
+                 insutype: str, med_type: str, setl_time: datetime, pack_id: str, pack_version: str,
+                 balc: int, sign: int = 1) -> dict:
+    setlinfo: dict[str, Any] = {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": psn_no, "insutype": insutype,
+                                "med_type": med_type, "setl_time": setl_time.strftime("%Y-%m-%d %H:%M:%S")}
+    setlinfo.update({f: fen_to_yuan(sign * info_fen[f]) for f in SETLINFO_FIELDS})
+    setlinfo["balc"] = fen_to_yuan(balc)
+    setlinfo["pack_id"] = pack_id
+    setlinfo["pack_version"] = pack_version
+    return {"setlinfo": setlinfo,
+            "setldetail": [{"fund_pay_type": d["fund_pay_type"], "fund_payamt": fen_to_yuan(sign * d["fund_payamt"]),
+                            "setl_field": d["setl_field"], "rule_id": d["rule_id"], "rule_name": d["rule_name"]}
+                           for d in details]}
+
+
+# --- 2208 / 2305 reverse --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What :func:`yibao.settlement.engine.reverse` needs of a stored settlement."""
+
+    mdtrt_id: str
+    delta: dict
+    accumulators_after: Accumulators
+    accumulators_before: Accumulators
+
+
+def reverse(session: Session, who: Principal, ctx: Context, *, setl_id: str, mdtrt_id: str | None = None,
+            psn_no: str | None = None) -> dict:
+    s = session.get(Settlement, setl_id)
+    if s is None:
+        raise problem(NotFound, "REV001", "input.data.setl_id", f"结算 setl_id {setl_id} 不存在")
+    who.require("reverse", s.fixmedins_code)
+    if mdtrt_id and mdtrt_id != s.mdtrt_id:
+        raise ServiceError(Problem("REV002", "input.data.mdtrt_id", f"就诊 {mdtrt_id} 与结算 {setl_id} 不符"))
+    if psn_no and psn_no != s.psn_no:
+        raise ServiceError(Problem("REV003", "input.data.psn_no", f"人员编号 {psn_no} 与结算 {setl_id} 不符"))
+    balance = ledger.lock_balance(session, s.psn_no, s.year)
+    session.refresh(s)
+    if s.status != "valid":
+        raise problem(Conflict, "REV004", "input.data.setl_id", f"结算 {setl_id} 已于 {s.revs_time} 撤销, 不能重复撤销")
+    after = Accumulators(s.year, {k: int(x) for k, x in s.acc_after.items()})
+    delta = {k: int(x) for k, x in s.delta.items()}
+    stored = _Stored(s.mdtrt_id, delta, after, after.minus(delta))
+    try:
+        restored = engine.reverse(stored, ledger.accumulators(balance))  # type: ignore[arg-type]
+    except YibaoError as exc:
+        raise problem(Conflict, exc.problems[0].code, "input.data.setl_id", exc.problems[0].message) from None
+    revs_id = new_id("R")
+    ledger.post(session, balance, setl_id, "reverse", {k: -x for k, x in delta.items()}, restored, ctx.at)
+    s.status, s.revs_setl_id, s.revs_time = "reversed", revs_id, ctx.at
+    if s.acct_pay:
+        session.execute(update(Person).where(Person.psn_no == s.psn_no)
+                        .values(acct_balc_fen=Person.acct_balc_fen + s.acct_pay))
+    v = session.get(Visit, s.mdtrt_id)
+    assert v is not None
+    v.status = "reversed"
+    audit(session, who, ctx, "reverse", "settlement", setl_id, {"revs_setl_id": revs_id, "mdtrt_id": s.mdtrt_id,
+                                                                "psn_no": s.psn_no})
+    p = session.get(Person, s.psn_no)
+    out = _setl_output({f: getattr(s, f) for f in SETLINFO_FIELDS}, _details(session, setl_id), setl_id=revs_id,
+                       mdtrt_id=s.mdtrt_id, psn_no=s.psn_no, insutype=s.insutype, med_type=s.med_type,
+                       setl_time=ctx.at, pack_id=s.pack_id, pack_version=s.pack_version,
+                       balc=(p.acct_balc_fen if p else 0), sign=-1)
+    out["setlinfo"]["refd_setl_id"] = setl_id
+    return out
+
+
+def _details(session: Session, setl_id: str) -> list[dict]:
+    return [_detail(d) for d in session.scalars(select(SettlementDetail).where(
+        SettlementDetail.setl_id == setl_id).order_by(SettlementDetail.seq))]
+
+
+# --- lookups --------------------------------------------------------------------------------------
+
+
+def settlement_record(session: Session, who: Principal, setl_id: str) -> tuple[Settlement, dict]:
+    s = session.get(Settlement, setl_id)
+    if s is None:
+        raise problem(NotFound, "SET060", "setl_id", f"结算 setl_id {setl_id} 不存在")
+    who.require("settlement.read", s.fixmedins_code)
+    out = _setl_output({f: getattr(s, f) for f in SETLINFO_FIELDS}, _details(session, setl_id), setl_id=setl_id,
+                       mdtrt_id=s.mdtrt_id, psn_no=s.psn_no, insutype=s.insutype, med_type=s.med_type,
+                       setl_time=s.setl_time, pack_id=s.pack_id, pack_version=s.pack_version, balc=0)
+    del out["setlinfo"]["balc"]
+    out["setlinfo"]["setl_stas"] = s.status
+    out["setlinfo"]["revs_setl_id"] = s.revs_setl_id
+    out["explanation"] = s.explanation
+    return s, out
+
+
+def visit_record(session: Session, who: Principal, mdtrt_id: str) -> dict:
+    v = visit_for(session, who, mdtrt_id, "settlement.read")
+    items = session.scalars(select(FeeItem).where(FeeItem.mdtrt_id == mdtrt_id).order_by(FeeItem.feedetl_sn)).all()
+    setls = session.scalars(select(Settlement.setl_id).where(Settlement.mdtrt_id == mdtrt_id)
+                            .order_by(Settlement.setl_time)).all()
+    return {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "fixmedins_code": v.fixmedins_code, "insutype": v.insutype,
+            "med_type": v.med_type, "begntime": v.begntime.strftime("%Y-%m-%d %H:%M:%S"), "dise_codg": v.dise_codg,
+            "status": v.status, "medfee_sumamt": fen_to_yuan(sum(i.det_item_fee_sumamt_fen for i in items)),
+            "feedetail": [{"feedetl_sn": i.feedetl_sn, "med_list_codg": i.med_list_codg, "chrgitm_lv": i.chrgitm_lv,
+                           "det_item_fee_sumamt": fen_to_yuan(i.det_item_fee_sumamt_fen)} for i in items],
+            "setl_ids": list(setls)}
+
+
+# --- 3201 totals reconciliation -------------------------------------------------------------------
+
+
+def totals(session: Session, who: Principal, *, fixmedins_code: str, begndate: date, enddate: date,
+           insutype: str | None = None, declared: dict[str, Decimal | int] | None = None) -> dict:
+    """对总账: valid settlements of the institution in [begndate, enddate] against what it declares."""
+    who.require("totals.read", fixmedins_code)
+    if enddate < begndate:
+        raise ServiceError(Problem("TOT001", "input.data.stmt_enddate", "对账结束日期早于开始日期"))
+    q = select(func.count(), func.coalesce(func.sum(Settlement.medfee_sumamt), 0),
+               func.coalesce(func.sum(Settlement.fund_pay_sumamt), 0),
+               func.coalesce(func.sum(Settlement.acct_pay), 0)).where(
+        Settlement.fixmedins_code == fixmedins_code, Settlement.status == "valid",
+        Settlement.setl_time >= datetime.combine(begndate, datetime.min.time()),
+        Settlement.setl_time <= datetime.combine(enddate, datetime.max.time()))
+    if insutype:
+        q = q.where(Settlement.insutype == insutype)
+    cnt, medfee, fund, acct = session.execute(q).one()
+    ours = {"fixmedins_setl_cnt": int(cnt), "medfee_sumamt": fen_to_yuan(int(medfee)),
+            "fund_pay_sumamt": fen_to_yuan(int(fund)), "acct_pay": fen_to_yuan(int(acct))}
+    out: dict[str, Any] = {"setl_optins": fixmedins_code, "totals": ours}
+    if declared is not None:
+        diffs = [f"{k} 机构 {declared[k]} / 中心 {ours[k]}" for k in ours
+                 if k in declared and declared[k] is not None and Decimal(str(declared[k])) != Decimal(ours[k])]
+        out["stmt_rslt"] = "1" if diffs else "0"
+        out["stmt_rslt_dscr"] = ("对账不平: " + "; ".join(diffs)) if diffs else "对账平"
+    return out

@@ -1,0 +1,56 @@
+"""Alembic environment: the store's own tables plus any domain's tables on the same Base.
+
+Several heads are expected (the service's history and, on its own branch, supervision's case
+tables); ``yibao db upgrade`` runs ``upgrade heads``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from alembic import context
+from sqlalchemy import pool
+
+from yibao.store import models  # noqa: F401  (registers the tables on Base.metadata)
+from yibao.store.base import Base
+from yibao.store.database import make_engine
+
+# Other domains' tables on the same Base, imported when present so autogenerate and checks see them.
+for _module in ("yibao.supervision.cases",):
+    if importlib.util.find_spec(_module.rsplit(".", 1)[0]) and importlib.util.find_spec(_module):
+        importlib.import_module(_module)
+
+target_metadata = Base.metadata
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=context.config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
+                      literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()
+
+
+def _run(connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                      compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if hasattr(context, "config"):  # run by Alembic (importing this file elsewhere, e.g. doctest collection, does nothing)
+    if context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        run_migrations_online()

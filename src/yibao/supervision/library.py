@@ -1,9 +1,13 @@
 """The audit rule library: each rule is its parameters, its Chinese text and one SQL query.
 
-Queries are written in DuckDB's dialect using only what SQLGlot carries to Spark (joins,
-window functions, ``DATE_DIFF``, inline ``VALUES``); they return :data:`model.HIT_COLUMNS`.
+Queries are written in DuckDB's dialect using only what SQLGlot carries to Spark (batch) and
+to SQLite (online): joins, window functions, ``QUALIFY``, ``DATE_DIFF('day', ...)`` on dates, and
+inline tables as ``SELECT ... UNION ALL SELECT ...``; they return :data:`model.HIT_COLUMNS`.
 Catalogue knowledge (restricted items, pairs, limits) comes from the parameters as small
-inline tables, so a region changes data, never SQL. Money is fen (``lines.fee``, ``vx.medfee``).
+inline tables, so a region changes data, never SQL. Arithmetic stays exact on every engine
+(SQLite has no DECIMAL): money is integer fen (``lines.fee``, ``vx.medfee``), quantities that
+are compared or summed are integer ten-thousandths (``lines.cnt4``, :func:`qty`), and every
+non-integer intermediate is ``ROUND``-ed before a cast (DuckDB rounds on cast, SQLite truncates).
 """
 
 from __future__ import annotations
@@ -42,9 +46,25 @@ def lit(value) -> str:
 
 
 def values(rows: list[tuple], columns: str) -> str:
-    """A small inline table: ``(VALUES (...), ...) AS t(columns)``."""
-    body = ", ".join("(" + ", ".join(lit(v) for v in row) + ")" for row in rows)
-    return f"(SELECT * FROM (VALUES {body}) AS t({columns}))"
+    """A small inline table: ``(SELECT v AS col, ... UNION ALL VALUES (...), ...)``. The first
+    row names the columns because SQLite allows no column list on a ``VALUES`` alias; the rest
+    stay one ``VALUES`` so Spark plans one local relation, not a union per row."""
+    names = [c.strip() for c in columns.split(",")]
+    if not rows:
+        return "(SELECT " + ", ".join(f"NULL AS {n}" for n in names) + " WHERE 1 = 0)"
+    head = "SELECT " + ", ".join(f"{lit(v)} AS {n}" for v, n in zip(rows[0], names))
+    rest = ", ".join("(" + ", ".join(lit(v) for v in row) + ")" for row in rows[1:])
+    return f"({head} UNION ALL VALUES {rest})" if rest else f"({head})"
+
+
+def ten_thousandths(value: Decimal) -> int:
+    """A quantity parameter in the unit of ``lines.cnt4`` (exact: quantities carry 4 decimals)."""
+    return int((Decimal(value) * 10000).to_integral_value())
+
+
+def qty(expr: str) -> str:
+    """Text of a quantity held in ten-thousandths, the same on every engine ('3.0', '2.5')."""
+    return f"CAST(ROUND({expr} / 10000, 4) AS VARCHAR)"
 
 
 def in_list(items) -> str:
@@ -101,7 +121,7 @@ class PriceItem(Item):
 
 
 class LimitItem(Item):
-    limit: Decimal = Field(gt=0)
+    limit: Decimal = Field(gt=0, decimal_places=4)  # quantities carry 4 decimals (cnt4)
 
 
 class WindowItem(Item):
@@ -109,7 +129,7 @@ class WindowItem(Item):
 
 
 class DrugItem(Item):
-    days_per_unit: Decimal = Field(gt=0)
+    days_per_unit: Decimal = Field(gt=0, decimal_places=4)
 
 
 class PairItem(Params):
@@ -389,7 +409,7 @@ def _duplicate_line(p: DuplicateLine) -> str:
     exempt = f"AND l.med_list_codg NOT IN {in_list(p.exempt_codes)}" if p.exempt_codes else ""
     detail = "l.med_list_codg || ' 于 ' || " + s("l.fee_ocur_time") + " || ' 重复收费'"
     return (f"SELECT {line_hit(detail)} FROM (SELECT l0.*, ROW_NUMBER() OVER (PARTITION BY l0.mdtrt_id, "
-            f"l0.med_list_codg, l0.pric_fen, l0.cnt, l0.fee_ocur_time ORDER BY l0.feedetl_sn) AS rn "
+            f"l0.med_list_codg, l0.pric_fen, l0.cnt4, l0.fee_ocur_time ORDER BY l0.feedetl_sn) AS rn "
             f"FROM lines l0 WHERE l0.fee_ocur_time IS NOT NULL) l WHERE l.rn > 1 {exempt}")
 
 
@@ -438,7 +458,7 @@ def _price(p: PriceItems) -> str:
     c = values([(i.code, i.name, fen(i.cap)) for i in p.items], "code, name, cap")
     detail = ("l.med_list_codg || ' ' || c.name || ' 单价 ' || " + s("l.pric_fen") + " || ' 分, 限价 ' || "
               + s("c.cap") + " || ' 分'")
-    amount = "l.fee - CAST(ROUND(c.cap * l.cnt, 0) AS BIGINT)"
+    amount = "l.fee - CAST(ROUND(c.cap * l.cnt4 / 10000, 0) AS BIGINT)"
     return (f"SELECT {line_hit(detail, amount)} FROM lines l JOIN {c} c ON c.code = l.med_list_codg "
             f"WHERE l.pric_fen > c.cap")
 
@@ -446,13 +466,13 @@ def _price(p: PriceItems) -> str:
 def _over_limit(p: LimitItems, group: str, what: str) -> str:
     """Lines of a code whose summed quantity in a group (visit-day, visit) exceeds the limit;
     the excess share of the group's amount is charged to its first line."""
-    c = values([(i.code, i.name, i.limit) for i in p.items], "code, name, lim")
+    c = values([(i.code, i.name, ten_thousandths(i.limit)) for i in p.items], "code, name, lim")
     types = f"AND l.med_type IN {in_list(p.med_types)}" if p.med_types else ""
-    detail = (f"l.med_list_codg || ' ' || l.name || ' {what}数量 ' || {s('l.total_cnt')} || ', 限 ' || {s('l.lim')}")
+    detail = (f"l.med_list_codg || ' ' || l.name || ' {what}数量 ' || {qty('l.total_cnt')} || ', 限 ' || {qty('l.lim')}")
     amount = ("CASE WHEN l.rn = 1 THEN CAST(ROUND(l.group_fee * (l.total_cnt - l.lim) / l.total_cnt, 0) AS BIGINT) "
               "ELSE 0 END")
     return (f"SELECT {line_hit(detail, amount)} FROM (SELECT l0.*, c.name, c.lim, "
-            f"SUM(l0.cnt) OVER (PARTITION BY {group}) AS total_cnt, SUM(l0.fee) OVER (PARTITION BY {group}) AS group_fee, "
+            f"SUM(l0.cnt4) OVER (PARTITION BY {group}) AS total_cnt, SUM(l0.fee) OVER (PARTITION BY {group}) AS group_fee, "
             f"ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY l0.feedetl_sn) AS rn "
             f"FROM lines l0 JOIN {c} c ON c.code = l0.med_list_codg) l WHERE l.total_cnt > l.lim {types}")
 
@@ -479,22 +499,22 @@ def _per_visit(p: LimitItems) -> str:
       "after", "medium", params=BedItems)
 def _bed_days(p: BedItems) -> str:
     c = values([(i.code, i.name) for i in p.items], "code, name")
-    detail = (f"l.med_list_codg || ' ' || l.name || ' 收费 ' || {s('l.total_cnt')} || ' 天, 住院 ' || {s('l.los')} || ' 天'")
-    amount = ("CASE WHEN l.rn = 1 THEN CAST(ROUND(l.group_fee * (l.total_cnt - l.los) / l.total_cnt, 0) AS BIGINT) "
+    detail = (f"l.med_list_codg || ' ' || l.name || ' 收费 ' || {qty('l.total_cnt')} || ' 天, 住院 ' || {s('l.los')} || ' 天'")
+    amount = ("CASE WHEN l.rn = 1 THEN CAST(ROUND(l.group_fee * (l.total_cnt - l.los * 10000) / l.total_cnt, 0) AS BIGINT) "
               "ELSE 0 END")
     g = "l0.mdtrt_id, l0.med_list_codg"
-    return (f"SELECT {line_hit(detail, amount)} FROM (SELECT l0.*, c.name, SUM(l0.cnt) OVER (PARTITION BY {g}) AS total_cnt, "
+    return (f"SELECT {line_hit(detail, amount)} FROM (SELECT l0.*, c.name, SUM(l0.cnt4) OVER (PARTITION BY {g}) AS total_cnt, "
             f"SUM(l0.fee) OVER (PARTITION BY {g}) AS group_fee, ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY l0.feedetl_sn) AS rn "
             f"FROM lines l0 JOIN {c} c ON c.code = l0.med_list_codg WHERE l0.med_type IN {in_list(p.inpatient_med_types)}) l "
-            f"WHERE l.total_cnt > l.los + {p.tolerance_days}")
+            f"WHERE l.total_cnt > (l.los + {p.tolerance_days}) * 10000")
 
 
 # --- 超量开药 ------------------------------------------------------------------------------------
 
 def _supply(drugs: list[DrugItem]) -> str:
-    c = values([(d.code, d.name, d.days_per_unit) for d in drugs], "code, name, days_per_unit")
+    c = values([(d.code, d.name, ten_thousandths(d.days_per_unit)) for d in drugs], "code, name, days_per_unit")
     return (f"(SELECT l.*, c.name, DATE_DIFF('day', DATE '2000-01-01', l.fee_day) AS d0, "
-            f"CAST(ROUND(l.cnt * c.days_per_unit, 0) AS BIGINT) AS supply FROM lines l JOIN {c} c ON c.code = l.med_list_codg)")
+            f"CAST(ROUND(l.cnt4 * c.days_per_unit / 100000000, 0) AS BIGINT) AS supply FROM lines l JOIN {c} c ON c.code = l.med_list_codg)")
 
 
 @rule("SV-DRUG-01", "重复开药(用药天数重叠)", "超量开药",

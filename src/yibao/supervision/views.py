@@ -8,7 +8,9 @@ Optional inputs (absent columns read as NULL; a rule that needs one refuses to r
 
 ``lines`` (one row per fee line with its visit, person and institution) and ``vx`` (one row
 per visit with person and institution) are defined once here; the batch runner materialises
-them, the online path inlines them as CTEs, Spark registers them as views.
+them, Spark caches them, the online path (SQLite) fills them per call. Amounts become integer
+fen and quantities integer ten-thousandths (``cnt4``) through ``ROUND`` before the cast: exact on
+DuckDB's and Spark's DECIMAL, and exact on SQLite's floats for amounts far below 2**53.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ OPTIONAL_ZH = {"visits.atddr_no": "主治医师代码", "fee_items.fee_ocur_time
 
 VX_SQL = """
 SELECT v.mdtrt_id, v.psn_no, v.med_type, v.fixmedins_code, v.level, v.begntime, v.endtime, v.setl_time,
-       v.dise_codg, v.oprn_oprt_code, v.atddr_no, CAST(v.medfee_sumamt * 100 AS BIGINT) AS medfee,
+       v.dise_codg, v.oprn_oprt_code, v.atddr_no, CAST(ROUND(v.medfee_sumamt * 100) AS BIGINT) AS medfee,
        CAST(v.begntime AS DATE) AS begn_day, CAST(v.endtime AS DATE) AS end_day,
        GREATEST(DATE_DIFF('day', CAST(v.begntime AS DATE), CAST(v.endtime AS DATE)), 1) AS los,
        p.gend, p.age, i.admdvs AS inst_admdvs, i.fixmedins_type
@@ -41,8 +43,8 @@ LEFT JOIN institutions i ON i.fixmedins_code = v.fixmedins_code
 """
 
 LINES_SQL = """
-SELECT f.feedetl_sn, f.mdtrt_id, f.med_list_codg, CAST(f.det_item_fee_sumamt * 100 AS BIGINT) AS fee,
-       CAST(f.pric * 100 AS BIGINT) AS pric_fen, f.cnt, f.fee_ocur_time,
+SELECT f.feedetl_sn, f.mdtrt_id, f.med_list_codg, CAST(ROUND(f.det_item_fee_sumamt * 100) AS BIGINT) AS fee,
+       CAST(ROUND(f.pric * 100) AS BIGINT) AS pric_fen, f.cnt, CAST(ROUND(f.cnt * 10000) AS BIGINT) AS cnt4, f.fee_ocur_time,
        COALESCE(CAST(f.fee_ocur_time AS DATE), x.begn_day) AS fee_day,
        x.psn_no, x.med_type, x.fixmedins_code, x.level, x.begntime, x.endtime, x.begn_day, x.end_day, x.los,
        x.dise_codg, x.oprn_oprt_code, x.gend, x.age, x.fixmedins_type

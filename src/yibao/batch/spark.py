@@ -43,7 +43,7 @@ def spark_session(master: str = "local[2]"):
 
 
 def output_sql(pack: CompiledPack, source: str) -> str:
-    return f"SELECT * FROM ({SettlementSQL(pack).query(source)}) ORDER BY psn_no, setl_time, mdtrt_id"
+    return f"SELECT * FROM ({SettlementSQL(pack).query(source, sparse=False)}) ORDER BY psn_no, setl_time, mdtrt_id"
 
 
 def settle_visits(spark, pack: CompiledPack, visits_in: pa.Table) -> pa.Table:

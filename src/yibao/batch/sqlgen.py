@@ -71,9 +71,27 @@ class Query:
 
     source: str
     stages: list[tuple[str, list[str]]] = field(default_factory=list)
+    sparse: bool = False  # DuckDB: year-to-date sums over only the rows that add to them (see add_prior)
+    windows: dict[str, tuple[str, str, list[tuple[str, str]]]] = field(default_factory=dict)
 
     def add(self, *columns: str) -> None:
         self.stages.append((f"s{len(self.stages)}", list(columns)))
+
+    def add_prior(self, sums: list[tuple[str, str]], partition: str, rows: str) -> None:
+        """Year-to-date sums before each row: ``sums`` is [(expression, alias)] over ``partition``.
+
+        ``rows`` is a condition outside which every summed expression is 0 and no later stage
+        reads the sum (a row adding nothing to a cumulative tier gets nothing from it). With
+        ``sparse``, the window then runs over only those rows and narrow (row number, partition,
+        values), and the sums are joined back by row number — the wide rows are never sorted.
+        Without it (Spark) the sums are ordinary window sums over every row.
+        """
+        if not self.sparse:
+            self.add(*(f"{prior_sum(expr, partition)} AS {alias}" for expr, alias in sums))
+            return
+        name = f"s{len(self.stages)}"
+        self.windows[name] = (partition, rows, list(sums))
+        self.stages.append((name, [f"COALESCE(w.{alias}, 0) AS {alias}" for _, alias in sums]))
 
     def sql(self, inputs: list[str], outputs: list[str], head: str = "", final: str | None = None) -> str:
         """``head``: CTEs placed before the chain; ``final``: the closing SELECT, with {last}."""
@@ -91,12 +109,31 @@ class Query:
             refs = set()
             for c in keep_new:
                 refs.update(_IDENT.findall(c.rsplit(" AS ", 1)[0]))
+            name = self.stages[i][0]
+            if name in self.windows and keep_new:
+                partition, rows, sums = self.windows[name]
+                used = " ".join(expr for expr, alias in sums if alias in needed)
+                refs.update(_IDENT.findall(f"{partition} {rows} {used}") + ["rn"])
             needed = (needed - new_names) | {c for c in refs if c in set(available[i])}
         selects.reverse()
         ctes = []
         previous = self.source
-        for (name, _), cols in zip(self.stages, selects):
-            ctes.append(f"{name} AS (SELECT {', '.join(cols) or '1 AS _'} FROM {previous})")
+        for (name, stage_cols), cols in zip(self.stages, selects):
+            wanted = {alias_of(c) for c in stage_cols if c in cols}
+            if name in self.windows and wanted:
+                partition, rows, sums = self.windows[name]
+                sums = [(expr, alias) for expr, alias in sums if alias in wanted]
+                kept = [c for c in cols if c not in stage_cols]
+                values = ", ".join(f"{expr} AS v__{alias}" for expr, alias in sums)
+                ctes.append(f"{name}_in AS (SELECT * FROM {previous})")
+                ctes.append(f"{name}_w AS (SELECT rn, "
+                            + ", ".join(prior_sum(f"v__{a}", partition) + f" AS {a}" for _, a in sums)
+                            + f" FROM (SELECT rn, {partition}, {values} FROM {name}_in WHERE {rows}))")
+                picked = [f"i.{c}" for c in kept] + [c for c in cols if c not in kept]
+                ctes.append(f"{name} AS (SELECT {', '.join(picked) or '1 AS _'} FROM {name}_in i "
+                            f"LEFT JOIN {name}_w w ON w.rn = i.rn)")
+            else:
+                ctes.append(f"{name} AS (SELECT {', '.join(cols) or '1 AS _'} FROM {previous})")
             previous = name
         closing = final.format(last=previous) if final else f"SELECT {', '.join(outputs)} FROM {previous}"
         return "WITH " + head + ",\n".join(ctes) + "\n" + closing
@@ -280,10 +317,16 @@ class SettlementSQL:
         return ["psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type", "level", *SETLINFO_FIELDS,
                 "inscp_psn_part", *(f"pay__{ident(i)}" for i in rule_ids)]
 
-    def query(self, source: str = "visits_in", outputs: list[str] | None = None) -> str:
-        """The settlement query over ``source``; selects ``outputs`` (default: output_columns)."""
+    def query(self, source: str = "visits_in", outputs: list[str] | None = None, sparse: bool = True) -> str:
+        """The settlement query over ``source``; selects ``outputs`` (default: output_columns).
+
+        ``sparse`` (DuckDB) narrows year-to-date windows to the rows that add to them: each such
+        stage is a CTE read twice (the window, and the join back), which DuckDB materialises
+        once (``tests/test_batch.py`` checks the plan). Spark would recompute a CTE per reference,
+        so it gets plain windows; both forms give the same amounts to the fen.
+        """
         pack = self.pack
-        qy = Query("keyed")
+        qy = Query("keyed", sparse=sparse)
         self.cur = dict(SHORT)  # bucket → the column holding its current remainder
         rules = pack.basic
         adm_ids = {key: i for i, key in enumerate(dict.fromkeys(r.adm_key for r in rules))}
@@ -311,15 +354,13 @@ class SettlementSQL:
                 if r.rule.deductible.referral is not None and r.mode == "per_admission" else "FALSE"),
                 "FALSE") + " AS is_referral",
         )
-        person_year = "pk"
-        qy.add(
-            f"CASE WHEN is_pa THEN {prior_sum('CASE WHEN is_pa THEN 1 ELSE 0 END', person_year + ', adm_grp')} ELSE 0 END AS prior_pa",
-            f"({prior_sum('CASE WHEN once_match THEN 1 ELSE 0 END', person_year + ', rule_idx')} > 0) AS once_paid",
-            f"CASE WHEN is_pa THEN 0 ELSE {prior_sum('inscp', person_year + ', rule_idx')} END AS base_before",
-        )
-        qy.add("(is_referral AND prior_pa > 0) AS continues")
-        qy.add(f"CASE WHEN is_pa THEN {prior_sum('CASE WHEN is_pa AND NOT continues THEN 1 ELSE 0 END', person_year + ', adm_grp')}"
-               f" + CASE WHEN continues THEN 0 ELSE 1 END ELSE 1 END AS adm_no")
+        # a rule index fixes whether the row is per admission, so (pk, rule_idx) partitions never mix
+        qy.add_prior([("CASE WHEN is_pa THEN 1 ELSE 0 END", "prior_pa")], "pk, adm_grp", "is_pa")
+        qy.add_prior([("CASE WHEN once_match THEN 1 ELSE 0 END", "n_once")], "pk, rule_idx", "once_match")
+        qy.add_prior([("CASE WHEN is_pa THEN 0 ELSE inscp END", "base_before")], "pk, rule_idx", "NOT is_pa")
+        qy.add("(n_once > 0) AS once_paid", "(is_referral AND prior_pa > 0) AS continues")
+        qy.add_prior([("CASE WHEN is_pa AND NOT continues THEN 1 ELSE 0 END", "prior_new_adm")], "pk, adm_grp", "is_pa")
+        qy.add("CASE WHEN is_pa THEN prior_new_adm + CASE WHEN continues THEN 0 ELSE 1 END ELSE 1 END AS adm_no")
         qy.add(per_rule(self.deductible) + " AS ded", per_rule(self.points_num) + " AS pts")
         uncapped = per_rule(lambda r: (
             self.rnd(self.basic_g(r, "inscp")) if r.mode == "per_admission" else
@@ -328,7 +369,7 @@ class SettlementSQL:
             "LEAST(inscp, ded)" if r.mode == "per_admission"
             else "(LEAST(base_before + inscp, ded) - LEAST(base_before, ded))"))
         qy.add(f"{uncapped} AS u_basic", f"{dedc} AS act_pay_dedc")
-        qy.add(f"{prior_sum('u_basic', person_year + ', cap_grp')} AS cap_used")
+        qy.add_prior([("u_basic", "cap_used")], "pk, cap_grp", "u_basic <> 0")  # no payment, no cap use
         hifp = per_rule(lambda r: (
             "u_basic" if r.annual_cap is None
             else f"(LEAST(cap_used + u_basic, {r.annual_cap}) - LEAST(cap_used, {r.annual_cap}))"))
@@ -431,8 +472,10 @@ class SettlementSQL:
                 total = " + ".join(self.cur[b] for b in buckets)
                 bases.append(f"CASE WHEN app__{tid} THEN {total} ELSE 0 END AS base__{tid}_{p}")
         qy.add(*bases)
-        qy.add(*(f"{prior_sum(f'base__{ident(t.id)}_{p}', 'pk')} AS cum__{ident(t.id)}_{p}"
-                 for t in group for p in range(len(t.part_buckets))))
+        names = [f"{ident(t.id)}_{p}" for t in group for p in range(len(t.part_buckets))]
+        # a row with no base in this pass is paid nothing by it, whatever came before
+        qy.add_prior([(f"base__{n}", f"cum__{n}") for n in names], "pk",
+                     " OR ".join(f"base__{n} <> 0" for n in names))
 
     def add_tier(self, qy: Query, tier: CompiledTier) -> None:
         tid = ident(tier.id)

@@ -102,7 +102,35 @@ def start_server(url: str, port: int, workers: int, key: str, online_audit: bool
     raise RuntimeError("yibao serve did not answer within 60 s")
 
 
-async def drive(port: int, key: str, work: list[tuple[str, str]], clients: int, seconds: float) -> dict:
+class LeanClient:
+    """One keep-alive HTTP/1.1 connection, a few lines of asyncio: the load client's own CPU cost kept small
+    (httpx spends ~2 ms of CPU per request, on the same 2 cores the server needs)."""
+
+    def __init__(self, port: int, headers: dict[str, str]):
+        self.port = port
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.reader = self.writer = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.head}Content-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = next(int(x.split(":", 1)[1]) for x in lines[1:] if x.lower().startswith("content-length:"))
+        return status, await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def drive(port: int, key: str, work: list[tuple[str, str]], clients: int, seconds: float,
+                lean: bool = False) -> dict:
+    import json
+
     import httpx
 
     queue = list(reversed(work))
@@ -112,6 +140,7 @@ async def drive(port: int, key: str, work: list[tuple[str, str]], clients: int, 
 
     async def client(k: int, http: httpx.AsyncClient) -> None:
         n = 0
+        own = LeanClient(port, {"X-API-Key": key}) if lean else None
         while queue and time.perf_counter() < stop:
             mdtrt_id, psn_no = queue.pop()
             n += 1
@@ -121,15 +150,21 @@ async def drive(port: int, key: str, work: list[tuple[str, str]], clients: int, 
                    "input": {"data": {"psn_no": psn_no, "mdtrt_id": mdtrt_id}}}
             t0 = time.perf_counter()
             try:
-                r = await http.post(PATH, json=env)
-                body = r.json()
-                if r.status_code != 200 or body.get("infcode") != 0:
+                if own is not None:
+                    status, raw = await own.post(PATH, json.dumps(env).encode())
+                    body = json.loads(raw)
+                else:
+                    r = await http.post(PATH, json=env)
+                    status, body = r.status_code, r.json()
+                if status != 200 or body.get("infcode") != 0:
                     errors.append(str(body.get("err_msg"))[:200])
                     continue
             except Exception as exc:  # noqa: BLE001 - counted and shown
                 errors.append(f"{exc.__class__.__name__}: {exc}"[:200])
                 continue
             latencies.append(time.perf_counter() - t0)
+        if own is not None:
+            await own.close()
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key},
@@ -158,6 +193,67 @@ async def ceiling(port: int, clients: int, seconds: float) -> float:
         t0 = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         return done / (time.perf_counter() - t0)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its descendants (Linux /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            todo += _children(p)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat (zeros elsewhere)."""
+    try:
+        v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v) - idle) / tick, sum(v) / tick
+
+
+class CpuShare:
+    """Cores used during a run by the load client (this process), the server tree, and the whole machine."""
+
+    def __init__(self, server_pid: int):
+        self.pid = server_pid
+
+    def __enter__(self) -> "CpuShare":
+        self.t0, self.c0, self.s0 = time.perf_counter(), time.process_time(), _tree_cpu(self.pid)
+        self.m0 = _machine_busy()[0]
+        self.w0 = {w: _tree_cpu(w) for w in _children(self.pid)}  # uvicorn's worker processes
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = time.perf_counter() - self.t0
+        self.client = (time.process_time() - self.c0) / wall
+        self.server = (_tree_cpu(self.pid) - self.s0) / wall
+        self.machine = (_machine_busy()[0] - self.m0) / wall
+        self.workers = [(_tree_cpu(w) - c) / wall for w, c in self.w0.items()]
+
+    def text(self) -> str:
+        per = " + ".join(f"{w:.2f}" for w in self.workers)
+        return (f"客户端 client {self.client:.2f} · 服务 server {self.server:.2f} (各工作进程 per worker {per}) · "
+                f"整机 machine {self.machine:.2f} 核 cores")
 
 
 def check_ledger(url: str, ok: int) -> str:
@@ -202,16 +298,17 @@ def engine_alone(visits: int, n_items: int) -> float:
 
 
 def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int = 2,
-        backends: list[str] | None = None, online_audit: bool = True) -> None:
+        backends: list[str] | None = None, online_audit: bool = True, client: str = "httpx") -> None:
     console = Console(highlight=False, width=max(120, Console().width))
     backends = backends or ["sqlite", "postgresql"]
     visits = max(2000, int(seconds * 800))
     audit = "事中审核开 online audit on" if online_audit else "事中审核关 online audit off"
     table = Table(title=f"yibao bench serve · 2207 × {items} 条明细 · {clients} 并发客户端 · {workers} 工作进程 · "
-                        f"{seconds:g} 秒/后端 · {audit}")
+                        f"{seconds:g} 秒/后端 · {audit} · 客户端 {client}")
     for col in ("后端 backend", "笔/秒 settlements/s", "p50 ms", "p99 ms", "成功 ok", "错误 errors", "台账 ledger"):
         table.add_column(col, justify="left" if col.startswith(("后端", "台账")) else "right")
     first_errors: list[str] = []
+    cpu_lines: list[str] = []
     for backend in backends:
         with ExitStack() as stack:
             if backend == "postgresql":
@@ -228,7 +325,8 @@ def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int 
             server = start_server(url, port, workers, key, online_audit)
             try:
                 noop = asyncio.run(ceiling(port, clients, min(3.0, seconds)))
-                result = asyncio.run(drive(port, key, work, clients, seconds))
+                with CpuShare(server.pid) as cpu:
+                    result = asyncio.run(drive(port, key, work, clients, seconds, lean=client == "lean"))
             finally:
                 server.terminate()
                 try:
@@ -243,8 +341,11 @@ def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int 
                           f"{result['ok']:,}", f"{len(result['errors']):,}", check_ledger(url, result["ok"]))
             table.add_row(f"  {backend}: no-op GET (HTTP 上限)", f"{noop:,.0f}", "—", "—", "—", "—", "—")
             first_errors += result["errors"][:3]
+            cpu_lines.append(f"{backend}: CPU {cpu.text()} (其余为数据库与本机其他任务 / the rest: database, other jobs)")
     rate = engine_alone(min(visits, 20000), items)
     table.add_row("engine alone 引擎(1核)", f"{rate:,.0f}", "—", "—", "—", "—", "—")
     console.print(table)
+    for line in cpu_lines:
+        console.print(line)
     for e in first_errors:
         console.print(f"[red]错误示例[/] {e}")

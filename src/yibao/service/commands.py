@@ -114,15 +114,18 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     items: int = typer.Option(30, min=1, max=500, help="每次结算的费用明细条数"),
                     workers: int = typer.Option(2, min=1, max=16, help="yibao serve 工作进程数"),
                     backend: list[str] = typer.Option(["sqlite", "postgresql"], help="sqlite / postgresql"),
-                    online_audit: bool = typer.Option(True, help="结算时运行事中审核规则(智能审核)")):
+                    online_audit: bool = typer.Option(True, help="结算时运行事中审核规则(智能审核)"),
+                    client: str = typer.Option("httpx", help="压测客户端: httpx, 或 lean(极简 asyncio HTTP/1.1, 少占 CPU)")):
         """结算服务压测: 2207 每秒笔数与 p50/p99, 并核对累计台账 / load benchmark of 2207."""
         from yibao.service.bench import run
 
         bad = [b for b in backend if b not in ("sqlite", "postgresql")]
         if bad:
             _fail("BEN001", f"--backend 只能是 sqlite 或 postgresql, 实际为 {bad}")
+        if client not in ("httpx", "lean"):
+            _fail("BEN002", f"--client 只能是 httpx 或 lean, 实际为 {client}")
         run(seconds=seconds, clients=clients, items=items, workers=workers, backends=backend,
-            online_audit=online_audit)
+            online_audit=online_audit, client=client)
 
 
 def _safe(url: str) -> str:

@@ -17,7 +17,7 @@ import threading
 from datetime import datetime
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +26,9 @@ from yibao.service.packs import PackSet
 from yibao.store.models import IdempotencyRecord
 
 T = TypeVar("T")
+_RECORDS = IdempotencyRecord.__table__
+_LOOKUP = select(_RECORDS.c.request_hash, _RECORDS.c.response).where(_RECORDS.c.scope_key == bindparam("k"))
+_RECORD = insert(_RECORDS)
 RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock (PostgreSQL)
 
 
@@ -59,8 +62,8 @@ class Desk:
                                 return replay, True
                         answer = fn(session)
                         if scope_key is not None:
-                            session.add(IdempotencyRecord(scope_key=scope_key, request_hash=req_hash,
-                                                          response=answer, created_at=datetime.now()))
+                            session.connection().execute(_RECORD, {"scope_key": scope_key, "request_hash": req_hash,
+                                                                   "response": answer, "created_at": datetime.now()})
                     return answer, False
                 except IntegrityError:
                     if scope_key is not None:  # an identical request committed first: answer as it did
@@ -77,7 +80,7 @@ class Desk:
 
     @staticmethod
     def _stored(session: Session, scope_key: str, req_hash: str) -> str | None:
-        rec = session.get(IdempotencyRecord, scope_key)
+        rec = session.execute(_LOOKUP, {"k": scope_key}).first()
         if rec is None:
             return None
         if rec.request_hash != req_hash:

@@ -72,16 +72,24 @@ def item_row(i: FeeItem) -> dict:
 
 
 def history(session: Session, visit: Visit, inst: Institution, setl_time: datetime) -> list[tuple[dict, list[dict]]]:
+    """Two queries however long the history: earlier visits with their institutions, then all their items."""
     since = setl_time - timedelta(days=HISTORY_DAYS)
-    earlier = session.scalars(select(Visit).where(
+    earlier = session.execute(select(Visit, Institution).join(
+        Institution, Institution.fixmedins_code == Visit.fixmedins_code, isouter=True).where(
         Visit.psn_no == visit.psn_no, Visit.mdtrt_id != visit.mdtrt_id, Visit.status == "settled",
         Visit.begntime >= since).order_by(Visit.begntime.desc())).all()
+    if not earlier:
+        return []
+    items: dict[str, list] = {}
+    table = FeeItem.__table__
+    for row in session.execute(select(table).where(table.c.mdtrt_id.in_([v.mdtrt_id for v, _ in earlier]))
+                               .order_by(table.c.mdtrt_id, table.c.feedetl_sn)):
+        items.setdefault(row.mdtrt_id, []).append(row)
     out = []
-    for v in earlier:
-        items = session.scalars(select(FeeItem).where(FeeItem.mdtrt_id == v.mdtrt_id)).all()
-        v_inst = session.get(Institution, v.fixmedins_code) or inst
-        out.append((visit_row(v, v_inst, v.endtime, sum(i.det_item_fee_sumamt_fen for i in items)),
-                    [item_row(i) for i in items]))
+    for v, v_inst in earlier:
+        mine = items.get(v.mdtrt_id, [])
+        out.append((visit_row(v, v_inst or inst, v.endtime, sum(i.det_item_fee_sumamt_fen for i in mine)),
+                    [item_row(i) for i in mine]))
     return out
 
 

@@ -59,6 +59,11 @@ def person_by_certno(session: Session, certno: str, path: str = "certno") -> Per
 
 def enrollment(session: Session, psn_no: str, insutype: str, on: date, path: str = "insutype") -> Enrollment:
     rows = session.scalars(select(Enrollment).where(Enrollment.psn_no == psn_no, Enrollment.insutype == insutype)).all()
+    return enrollment_among(rows, psn_no, insutype, on, path)
+
+
+def enrollment_among(rows, psn_no: str, insutype: str, on: date, path: str = "insutype"):
+    """The enrollment of ``rows`` (the person's for that insutype) valid on the date, or why none is."""
     valid = [e for e in rows if e.valid_from <= on <= e.valid_to]
     if valid:
         return valid[0]
@@ -68,13 +73,12 @@ def enrollment(session: Session, psn_no: str, insutype: str, on: date, path: str
     raise ServiceError(Problem("REG021", path, f"人员 {psn_no} 未参加险种 {insutype}"))
 
 
-def categories_on(session: Session, psn_no: str, on: date) -> frozenset[str]:
-    rows = session.scalars(select(PersonCategory).where(PersonCategory.psn_no == psn_no)).all()
-    return frozenset(c.category for c in rows if c.valid_from <= on <= c.valid_to)
-
-
 def institution(session: Session, code: str, on: date | None = None, path: str = "fixmedins_code") -> Institution:
-    found = session.get(Institution, code)
+    return designated(session.get(Institution, code), code, on, path)
+
+
+def designated(found: Institution | None, code: str, on: date | None = None, path: str = "fixmedins_code") -> Institution:
+    """``found`` (the institution row read by the caller) checked to exist and be designated on the date."""
     if found is None:
         raise problem(NotFound, "REG030", path, f"定点机构 {code} 不存在")
     if on is not None and not (found.designated_from <= on <= found.designated_to):

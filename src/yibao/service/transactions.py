@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Date, DateTime, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from yibao.errors import Problem, YibaoError
@@ -34,11 +34,13 @@ from yibao.settlement.model import FeeItem as EngineItem
 from yibao.settlement.model import Person as EnginePerson
 from yibao.settlement.model import Visit as EngineVisit
 from yibao.settlement.statement import explain
+from yibao.store.database import pipelined
 from yibao.store.models import (
     AccumulatorBalance,
     AuditLog,
     Enrollment,
     FeeItem,
+    Institution,
     Person,
     PersonCategory,
     Settlement,
@@ -68,10 +70,15 @@ def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:24].upper()
 
 
+# Core, not a unit of work: append-only rows nobody reads back; inline: no RETURNING of the generated id
+_AUDIT = insert(AuditLog.__table__).inline()
+
+
 def audit(session: Session, who: Principal, ctx: Context, action: str, entity: str, entity_id: str,
           detail: dict[str, Any]) -> None:
-    session.add(AuditLog(at=datetime.now(), actor=who.name, role=who.role, action=action,
-                         request_id=ctx.request_id, entity=entity, entity_id=entity_id, detail=detail))
+    session.connection().execute(_AUDIT, {"at": datetime.now(), "actor": who.name, "role": who.role, "action": action,
+                                          "request_id": ctx.request_id, "entity": entity, "entity_id": entity_id,
+                                          "detail": detail})
 
 
 # --- 1101 person information -------------------------------------------------------------------
@@ -133,7 +140,11 @@ def visit_for(session: Session, who: Principal, mdtrt_id: str, action: str, psn_
               path: str = "mdtrt_id", lock: bool = False) -> Visit:
     """The visit, checked against the caller and psn_no; ``lock`` takes its row lock (PostgreSQL), so an
     upload and a settlement of one visit never interleave."""
-    v = session.get(Visit, mdtrt_id, with_for_update=lock or None)
+    return _checked(session.get(Visit, mdtrt_id, with_for_update=lock or None), who, mdtrt_id, action, psn_no, path)
+
+
+def _checked(v: Visit | None, who: Principal, mdtrt_id: str, action: str, psn_no: str | None,
+             path: str = "mdtrt_id") -> Visit:
     if v is None:
         raise problem(NotFound, "VIS001", path, f"就诊 mdtrt_id {mdtrt_id} 不存在")
     who.require(action, v.fixmedins_code)
@@ -200,39 +211,75 @@ def _classify(pack: CompiledPack, rows: list[FeeItem], path: str):
 # --- 2206/2303 pre-settle, 2207/2304 settle -------------------------------------------------------
 
 
+_SETTLEMENTS = insert(Settlement.__table__)
+_DETAILS = insert(SettlementDetail.__table__)
+_FEE_ITEMS = FeeItem.__table__
+
+
+def _visit_query(lock: bool):
+    on = bindparam("on", type_=Date)
+    cats = (select(func.aggregate_strings(PersonCategory.category, ","))
+            .where(PersonCategory.psn_no == Visit.psn_no, PersonCategory.valid_from <= on,
+                   PersonCategory.valid_to >= on).correlate(Visit).scalar_subquery())
+    q = (select(Visit, Person, Institution, Enrollment, cats)
+         .join(Person, Person.psn_no == Visit.psn_no)
+         .join(Institution, Institution.fixmedins_code == Visit.fixmedins_code, isouter=True)
+         .join(Enrollment, (Enrollment.psn_no == Visit.psn_no) & (Enrollment.insutype == Visit.insutype), isouter=True)
+         .where(Visit.mdtrt_id == bindparam("mdtrt_id")).order_by(Enrollment.id)
+         .execution_options(populate_existing=True))  # fresh under the lock even if read before
+    return q.with_for_update(of=Visit) if lock else q
+
+
+# built once: a statement object caches its own cache key, so executing it again costs no SQL construction
+_VISIT_CONTEXT = {False: _visit_query(False), True: _visit_query(True)}
+_ITEMS_OF_VISIT = select(_FEE_ITEMS).where(_FEE_ITEMS.c.mdtrt_id == bindparam("mdtrt_id")).order_by(_FEE_ITEMS.c.feedetl_sn)
+_VISITS = Visit.__table__
+_CLOSE_VISIT = (update(_VISITS).where(_VISITS.c.mdtrt_id == bindparam("m"))
+                .values(status="settled", endtime=func.coalesce(_VISITS.c.endtime, bindparam("at", type_=DateTime))))
+
+
+def _visit_context(session: Session, mdtrt_id: str, on: date, lock: bool):
+    """One round trip for what a settlement reads besides its fee items: the visit (row-locked when
+    ``lock``; only the visit row, never the shared person or institution rows), its person, its
+    institution, the person's enrollments in the visit's insutype, and the categories valid on ``on``.
+    Returns ``(visit, person, institution, enrollments, categories)`` or None when there is no visit."""
+    rows = session.execute(_VISIT_CONTEXT[lock], {"mdtrt_id": mdtrt_id, "on": on}).all()
+    if not rows:
+        return None
+    v, p, inst, _, cat_text = rows[0]
+    enrollments = [r[3] for r in rows if r[3] is not None]
+    return v, p, inst, enrollments, frozenset(c for c in (cat_text or "").split(",") if c)
+
+
 def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, mdtrt_id: str,
            psn_no: str | None = None, medfee_sumamt: Decimal | None = None, acct_used: bool = False,
            write: bool = True) -> dict:
     """Settle (``write=True``) or pre-settle (``write=False``: same answer, nothing written)."""
     on = ctx.at.date()
     # locks are always taken in the order person-year balance → visit
-    if write and psn_no:
-        balance = ledger.lock_balance(session, psn_no, on.year)
-        v = visit_for(session, who, mdtrt_id, "settle", psn_no, lock=True)
-        acc = ledger.accumulators(balance)
-    elif write:
-        v = visit_for(session, who, mdtrt_id, "settle")
-        balance = ledger.lock_balance(session, v.psn_no, on.year)
-        session.refresh(v, with_for_update=True)  # read the visit again, locked, under the person's lock
+    owner = psn_no
+    if write and not psn_no:  # whose balance to lock: read the visit once unlocked, then again under the lock
+        owner = _checked(session.get(Visit, mdtrt_id), who, mdtrt_id, "settle", None).psn_no
+    balance = ledger.lock_balance(session, owner, on.year) if write else None
+    found = _visit_context(session, mdtrt_id, on, lock=write)
+    v = _checked(found[0] if found else None, who, mdtrt_id, "settle", psn_no)
+    _, p, inst_row, enrollments, cats = found
+    if write:
         acc = ledger.accumulators(balance)
     else:
-        v = visit_for(session, who, mdtrt_id, "settle", psn_no)
-        balance = None
         row = session.get(AccumulatorBalance, (v.psn_no, on.year))
         acc = ledger.accumulators(row) if row is not None else Accumulators(on.year)
     if v.status == "settled":
         raise problem(Conflict, "SET050", "mdtrt_id", f"就诊 {mdtrt_id} 已结算; 重复结算须先撤销(2208)")
-    rows = session.scalars(select(FeeItem).where(FeeItem.mdtrt_id == mdtrt_id).order_by(FeeItem.feedetl_sn)).all()
+    rows = session.execute(_ITEMS_OF_VISIT, {"mdtrt_id": mdtrt_id}).all()
     if not rows:
         raise ServiceError(Problem("SET051", "mdtrt_id", f"就诊 {mdtrt_id} 尚未上传费用明细(2204)"))
     total = sum(r.det_item_fee_sumamt_fen for r in rows)
     if medfee_sumamt is not None and yuan_to_fen(medfee_sumamt) != total:
         raise ServiceError(Problem("SET052", "input.data.medfee_sumamt",
                                    f"医疗费总额 medfee_sumamt={medfee_sumamt} 与已上传费用明细合计 {fen_to_yuan(total)} 不符"))
-    p = registry.person(session, v.psn_no)
-    registry.enrollment(session, v.psn_no, v.insutype, on)
-    inst = registry.institution(session, v.fixmedins_code, on)
-    cats = registry.categories_on(session, v.psn_no, on)
+    registry.enrollment_among(enrollments, v.psn_no, v.insutype, on)
+    inst = registry.designated(inst_row, v.fixmedins_code, on)
     age = registry.age_on(p.brdy, on)
     pack = packs.pick(v.insuplc_admdvs, on)
     checks = precheck.run(session, "during" if write else "pre", p, precheck.person_row(p, v.insutype, cats, age),
@@ -245,7 +292,7 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
                           p.retiree, age, p.gend)
     visit = EngineVisit(mdtrt_id=mdtrt_id, med_type=v.med_type, level=inst.level, setl_date=on,
                         fixmedins_code=v.fixmedins_code, dise_codg=v.dise_codg,
-                        referral_from_level=v.referral_from_level, items=_engine_items(list(rows)),
+                        referral_from_level=v.referral_from_level, items=_engine_items(rows),
                         acct_balance=p.acct_balc_fen if acct_used else 0)
     try:
         result = engine.settle(pack, person, visit, acc)
@@ -261,26 +308,29 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     if not write:
         return out
     info = result.setlinfo.as_dict()
-    session.add(Settlement(setl_id=setl_id, mdtrt_id=mdtrt_id, psn_no=v.psn_no, fixmedins_code=v.fixmedins_code,
-                           insutype=v.insutype, med_type=v.med_type, setl_time=ctx.at, year=on.year,
-                           pack_id=pack.id, pack_version=pack.version, status="valid", delta=dict(result.delta),
-                           acc_after=dict(result.accumulators_after.values), explanation=explain(result, pack),
-                           opter=ctx.opter, **info))
-    session.flush()
-    for seq, d in enumerate(result.setldetail):
-        session.add(SettlementDetail(setl_id=setl_id, seq=seq, fund_pay_type=d.fund_pay_type,
-                                     fund_payamt=d.fund_payamt, setl_field=d.setl_field, rule_id=d.rule_id,
-                                     rule_name=d.rule_name))
-    fault_point("settle:after_settlement")
-    ledger.post(session, balance, setl_id, "settle", result.delta, result.accumulators_after, ctx.at)
-    if info["acct_pay"]:
-        session.execute(update(Person).where(Person.psn_no == p.psn_no)
-                        .values(acct_balc_fen=Person.acct_balc_fen - info["acct_pay"]))
-    v.status = "settled"
-    v.endtime = v.endtime or ctx.at
-    audit(session, who, ctx, "settle", "settlement", setl_id,
-          {"mdtrt_id": mdtrt_id, "psn_no": v.psn_no, "medfee_sumamt": info["medfee_sumamt"],
-           "fund_pay_sumamt": info["fund_pay_sumamt"], "pack": f"{pack.id}@{pack.version}"})
+    # Core statements, executed in order within the request's transaction (no unit of work to sort)
+    conn = session.connection()
+    with pipelined(conn):  # PostgreSQL: the writes below go out in one round trip
+        conn.execute(_SETTLEMENTS, {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": v.psn_no,
+                                    "fixmedins_code": v.fixmedins_code, "insutype": v.insutype, "med_type": v.med_type,
+                                    "setl_time": ctx.at, "year": on.year, "pack_id": pack.id,
+                                    "pack_version": pack.version, "status": "valid", "revs_setl_id": None,
+                                    "revs_time": None, "delta": dict(result.delta),
+                                    "acc_after": dict(result.accumulators_after.values),
+                                    "explanation": explain(result, pack), "opter": ctx.opter, **info})
+        if result.setldetail:
+            conn.execute(_DETAILS, [{"setl_id": setl_id, "seq": seq, "fund_pay_type": d.fund_pay_type,
+                                     "fund_payamt": d.fund_payamt, "setl_field": d.setl_field, "rule_id": d.rule_id,
+                                     "rule_name": d.rule_name} for seq, d in enumerate(result.setldetail)])
+        fault_point("settle:after_settlement")
+        ledger.post(session, balance, setl_id, "settle", result.delta, result.accumulators_after, ctx.at)
+        if info["acct_pay"]:
+            conn.execute(update(Person).where(Person.psn_no == p.psn_no)
+                         .values(acct_balc_fen=Person.acct_balc_fen - info["acct_pay"]))
+        conn.execute(_CLOSE_VISIT, {"m": mdtrt_id, "at": ctx.at})
+        audit(session, who, ctx, "settle", "settlement", setl_id,
+              {"mdtrt_id": mdtrt_id, "psn_no": v.psn_no, "medfee_sumamt": info["medfee_sumamt"],
+               "fund_pay_sumamt": info["fund_pay_sumamt"], "pack": f"{pack.id}@{pack.version}"})
     fault_point("settle:before_commit")
     return out
 

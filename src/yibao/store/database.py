@@ -10,10 +10,14 @@ locked" when it tries to upgrade its read lock (PostgreSQL uses row locks instea
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from collections.abc import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
 
 def default_url() -> str:
@@ -47,3 +51,20 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@contextlib.contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """A block of statements whose results nobody reads until its end, sent in one round trip (psycopg
+    pipeline mode on PostgreSQL; nothing to gain on SQLite, which is in process). An error may surface only
+    when the block ends: it is raised as SQLAlchemy's exception (IntegrityError, ...) like any other, still
+    inside the caller's transaction, which then rolls back as a whole."""
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        yield
+        return
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with conn.connection.dbapi_connection.pipeline():
+            yield
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(None, None, exc, dbapi.Error, dialect=conn.dialect) from exc

@@ -10,6 +10,7 @@ rules. Only hits on the current visit count; blocking rules refuse the settlemen
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class Precheck:
         return {"warnings": [h.to_dict() for h in self.warnings], "blocking": [h.to_dict() for h in self.blocking]}
 
 
+@functools.lru_cache(maxsize=1024)
 def to_sqlite(sql: str, what: str = "SQL") -> str:
     """DuckDB-dialect SQL in SQLite's; anything SQLGlot cannot carry raises instead of diverging."""
     generator = Dialect.get_or_raise("sqlite").generator(unsupported_level=ErrorLevel.IGNORE)
@@ -174,14 +176,18 @@ class OnlineQuery:
                                            rid)) for rid, r in self.rules.items()]
 
 
+_QUERIES: dict[tuple[int, str], tuple[RuleSet, OnlineQuery]] = {}
+_QUERIES_LOCK = threading.Lock()
+
+
 def _query(ruleset: RuleSet, stage: str) -> OnlineQuery:
-    cache = getattr(_local, "queries", None)
-    if cache is None:
-        cache = _local.queries = {}
+    """Transpiled statements are shared by every thread: a server's threadpool must not pay
+    the SQLGlot translation once per thread (it showed as seconds-long first requests)."""
     key = (id(ruleset), stage)
-    if key not in cache:
-        cache[key] = (ruleset, OnlineQuery(ruleset, stage))
-    return cache[key][1]
+    with _QUERIES_LOCK:
+        if key not in _QUERIES:
+            _QUERIES[key] = (ruleset, OnlineQuery(ruleset, stage))  # the ruleset kept alive: id stays unique
+        return _QUERIES[key][1]
 
 
 def _database() -> OnlineDatabase:

@@ -164,7 +164,7 @@ def demo_cmd(
     out_dir: Path = typer.Option(Path("out/demo"), "--out", "-o", help="输出目录"),
     examples: bool = typer.Option(False, "--examples", help="改为逐个结算内置示例就诊并打印结算单"),
 ) -> None:
-    """演示(README 的主任务): 合成地区 → 批量结算 → 改革模拟 → 因病返贫监测 (the main job)."""
+    """演示(README 的主任务): 合成地区 → 批量结算 → 改革模拟 → 返贫监测 → 基金监管 → DIP → 基金运行 (the main job)."""
     from yibao.demo import run_demo, run_examples
 
     try:

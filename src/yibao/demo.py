@@ -1,13 +1,15 @@
 """``yibao demo``: the README's main job, on embedded defaults (DuckDB, no server).
 
 It generates a synthetic region, settles its year in batch, simulates the shipped reform
-(基层 resident inpatient 80% → 85%, 两病 60% → 70%), runs the 因病返贫 monitoring, and prints a
-summary with where every output went. ``--examples`` instead settles the shipped example visits
+(基层 resident inpatient 80% → 85%, 两病 60% → 70%), runs the 因病返贫 monitoring, audits the
+year with the supervision library, settles it by DIP points and reports the fund's months of
+payout, then prints a summary with where every output went. ``--examples`` instead settles the shipped example visits
 one by one and prints their statements (结算单), each amount explained from the pack.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
@@ -59,7 +61,7 @@ def run_examples(console: Console) -> list[tuple[str, str, int, int, int]]:
 
 
 def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out/demo"), seed: int = 1) -> dict:
-    """Region → batch settlement → reform simulation → monitoring; returns where outputs went."""
+    """Region → batch settlement → reform → monitoring → audit → DIP → fund; returns where outputs went."""
     import time
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -67,7 +69,8 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     from yibao.batch.run import open_claims, write_results
     from yibao.monitoring import format_monitoring, monitor
     from yibao.simulation import format_simulation, simulate
-    from yibao.synth import generate, write_region
+    from yibao.supervision.inject import add_supervision_columns, write_supervised
+    from yibao.synth import generate
 
     out_dir = Path(out_dir)
     region = out_dir / "region"
@@ -79,7 +82,9 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
                   transient=True) as progress:
         task = progress.add_task(f"生成合成地区 generating a region of {persons:,} persons", total=None)
         t = time.perf_counter()
-        write_region(generate(reform_model, persons=persons, seed=seed), region)
+        # with supervision's optional inputs (physician, fee times, purchases, exam results): the
+        # claims columns are the same as without them, so settlement results do not change
+        write_supervised(add_supervision_columns(generate(reform_model, persons=persons, seed=seed), seed), region)
         steps["synth"] = time.perf_counter() - t
         run = open_claims(region)
         progress.update(task, description=f"批量结算与政策模拟 settling {run.visits:,} visits under both packs")
@@ -95,11 +100,26 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         t = time.perf_counter()
         mon = monitor(run, reform, table, out_dir / "monitoring")
         steps["monitor"] = time.perf_counter() - t
+        progress.update(task, description="基金监管批量审核 auditing the year")
+        t = time.perf_counter()
+        audit = run_audit(region, out_dir / "audit")
+        steps["audit"] = time.perf_counter() - t
+        progress.update(task, description="DIP 建目录与结算 DIP catalog and settlement")
+        t = time.perf_counter()
+        dip = run_dip(reform_model, region, out_dir / "settled", out_dir)
+        steps["dip"] = time.perf_counter() - t
+        progress.update(task, description="基金运行与预测 fund operation")
+        t = time.perf_counter()
+        fund = run_fund_step(region, out_dir)
+        steps["fund"] = time.perf_counter() - t
     total = time.perf_counter() - started
     console.print(Rule("[bold]yibao 演示 demo[/]"))
     console.print(f"合成地区 region: {persons:,} 参保人, {run.visits:,} 次就诊, {run.items:,} 条明细 → {region}")
     console.print(format_simulation(sim))
     console.print(format_monitoring(mon))
+    console.print(audit["table"])
+    console.print(dip["text"])
+    console.print(fund["table"])
     files = Table(title="输出文件 outputs")
     files.add_column("内容")
     files.add_column("位置 path")
@@ -108,9 +128,67 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         files.add_row(f"批量结算 {name}", str(path))
     files.add_row("政策模拟(JSON/Excel/图表/HTML)", str(out_dir / "simulation"))
     files.add_row("因病返贫监测名单(CSV/Excel)", str(out_dir / "monitoring"))
+    files.add_row("基金监管疑点与汇总(Parquet/Excel)", str(out_dir / "audit"))
+    files.add_row("DIP 目录与结算(Parquet/CSV/Excel/报告)", f"{out_dir / 'dip-catalog'}, {out_dir / 'dip'}")
+    files.add_row("基金运行(JSON/Excel/图表)", str(out_dir / "fund"))
     console.print(files)
     console.print(
         f"用时 time: 生成 {steps['synth']:.1f} s, 两个政策包的批量结算与比较 {steps['simulate']:.1f} s,"
-        f" 写出 {steps['write']:.1f} s, 监测 {steps['monitor']:.1f} s; 合计 {total:.1f} s")
+        f" 写出 {steps['write']:.1f} s, 监测 {steps['monitor']:.1f} s, 审核 {steps['audit']:.1f} s,"
+        f" DIP {steps['dip']:.1f} s, 基金运行 {steps['fund']:.1f} s; 合计 {total:.1f} s")
     console.print("单次就诊的结算单示例 / statements of single visits: [bold]yibao demo --examples[/]")
-    return {"region": region, "settled": settled, "total_s": total, **steps}
+    return {"region": region, "settled": settled, "total_s": total, "audit_hits": audit["hits"],
+            "dip_point_value": dip["point_value"], "fund_levels": fund["levels"], **steps}
+
+
+def run_audit(region: Path, out: Path) -> dict:
+    """The whole audit library over the demo year (no fraud injected: what a clean region shows)."""
+    from yibao.supervision import audit as A
+    from yibao.supervision.ruleset import load_ruleset
+
+    run = A.open_claims(region)
+    A.run_rules(run, load_ruleset())
+    summary = A.summaries(run)
+    A.write_outputs(run, out, summary)
+    rows = summary["by_rule"].to_pylist()
+    table = Table(title="基金监管 fund supervision: 34 条规则批量审核(未注入违规的合成数据)")
+    for col in ("规则", "名称", "疑点", "违规金额(元)"):
+        table.add_column(col, justify="right" if col in ("疑点", "违规金额(元)") else "left")
+    for r in sorted(rows, key=lambda r: -r["hits"])[:5]:
+        table.add_row(r["rule_id"], r["rule_name"], f"{r['hits']:,}", f"{r['amount_yuan']:,.2f}")
+    return {"table": table, "hits": sum(r["hits"] for r in rows)}
+
+
+def run_dip(pack_model, region: Path, settled: Path, out_dir: Path) -> dict:
+    """DIP catalog from the year's inpatient cases, then the year's point-value settlement."""
+    from yibao.payment.run import build_catalog, connect, settle_period
+
+    con = connect()
+    year = str(pack_model.pack.effective_from.year)
+    build_catalog(pack_model, "dip", out_dir / "dip-catalog", {}, con=con, claims=region, settled=settled)
+    result = settle_period(pack_model, "dip", out_dir / "dip-catalog", year, out_dir / "dip", con=con, loaded=True)
+    s = result.summary()
+    text = (f"DIP 病种分值结算 {year}: 住院病例 {s['cases']['settled']:,} 例(排除 {s['cases']['excluded']:,} 例);"
+            f" 预算点值 {s['budget_point_value']}、结算点值 {s['settlement_point_value']} 元/分;"
+            f" 基金拨付 {Decimal(s['fund_paid']):,.2f} 元, 预算 {Decimal(s['budget']):,.2f} 元"
+            f"(差额为结余留用/超支分担)")
+    return {"text": text, "point_value": s["settlement_point_value"]}
+
+
+def run_fund_step(region: Path, out_dir: Path) -> dict:
+    """Months of payout per scheme, with the reform's expense change carried into the projection."""
+    from yibao.fund.commands import run_fund
+    from yibao.fund.operation import LEVELS
+
+    years, _, _ = run_fund("shandong-2024", region, out_dir / "settled", None,
+                           out_dir / "simulation" / "simulation.json", out_dir / "fund")
+    table = Table(title="基金运行 fund operation(合成地区的示例缴费与支出)")
+    for col in ("险种", "收入(元)", "支出(元)", "可支付月数", "预警"):
+        table.add_column(col, justify="left" if col in ("险种", "预警") else "right")
+    levels = {}
+    for y in years:
+        d = y.to_dict()
+        levels[d["insutype"]] = d["level"]
+        table.add_row(d["insutype"], format_yuan(d["income"]), format_yuan(d["expense"]),
+                      str(d["months_of_payout"]), LEVELS[d["level"]])
+    return {"table": table, "levels": levels}

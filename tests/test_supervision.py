@@ -253,3 +253,15 @@ def test_spark_runs_the_whole_library(regions):
             for rid in sorted(RULES) if on_spark[rid] != duck.get(rid, [])]
     assert not diff, "\n".join(diff)
     assert all(on_spark[rid] for rid in RULES), [rid for rid in RULES if not on_spark[rid]]
+
+
+def test_rules_listing_and_one_rule_in_full():
+    from yibao.cli import app
+
+    runner = CliRunner()
+    listing = runner.invoke(app, ["audit", "rules"])
+    assert listing.exit_code == 0 and "SV-GEND-01" in listing.output and "共 34 条规则" in listing.output
+    one = runner.invoke(app, ["audit", "rules", "SV-DRUG-02"])
+    assert one.exit_code == 0 and "long_rx_days: 84" in one.output and "单次开药超过限定天数" in one.output
+    bad = runner.invoke(app, ["audit", "rules", "SV-NOPE"])
+    assert bad.exit_code == 2 and "SUP010" in bad.output and "SV-NOPE" in bad.output

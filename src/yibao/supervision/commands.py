@@ -60,27 +60,42 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db)
 
     @audit_app.command("rules")
-    def audit_rules(ruleset: str = typer.Option("default", "--ruleset", help="规则参数文件或内置名称")) -> None:
-        """列出规则库: 编号、名称、类别、环节、严重程度、参数 (list the rules)."""
+    def audit_rules(
+        rule_id: Optional[str] = typer.Argument(None, help="只看一条规则的全文与参数, 如 SV-GEND-01"),
+        ruleset: str = typer.Option("default", "--ruleset", help="规则参数文件或内置名称"),
+    ) -> None:
+        """列出规则库(编号、名称、类别、环节、严重程度、是否拦截); 给出编号时显示全文与参数 (list the rules)."""
         from rich.table import Table
 
         from yibao.cli import out
-        from yibao.errors import YibaoError
-        from yibao.supervision.model import STAGES
+        from yibao.errors import Problem, YibaoError
+        from yibao.supervision.model import SEVERITIES, STAGES, SupervisionError
         from yibao.supervision.ruleset import load_ruleset
 
         try:
             rs = load_ruleset(ruleset)
+            if rule_id is not None and rule_id not in rs.by_id():
+                raise SupervisionError(Problem("SUP010", "rule_id", f"未知的规则编号 {rule_id!r}; 可用的规则见 yibao audit rules"))
         except YibaoError as exc:
             _fail(exc)
             return
-        t = Table("编号", "名称", "类别", "环节", "严重", "拦截", "参数")
+        stages = lambda r: "/".join(STAGES[s][:2] for s in ("pre", "during", "after") if s in r.rule.stages)  # noqa: E731
+        if rule_id is not None:
+            r = rs.by_id()[rule_id]
+            out.print(f"[bold]{r.id} {r.rule.name}[/] ({r.rule.family}; {stages(r)}; 严重程度 "
+                      f"{SEVERITIES[r.severity]}{'; 拦截结算' if r.blocking else ''})")
+            out.print(r.rule.description)
+            import yaml
+
+            out.print("参数 parameters:")
+            out.print(yaml.safe_dump(r.params.model_dump(mode="json"), allow_unicode=True, sort_keys=False).rstrip(),
+                      markup=False)
+            return
+        t = Table("编号", "名称", "类别", "环节", "严重", "拦截")
         for r in rs.rules:
-            t.add_row(r.id, r.rule.name, r.rule.family, "/".join(STAGES[s] for s in ("pre", "during", "after")
-                                                                if s in r.rule.stages),
-                      r.severity, "是" if r.blocking else "", r.param_text())
+            t.add_row(r.id, r.rule.name, r.rule.family, stages(r), SEVERITIES[r.severity], "是" if r.blocking else "")
         out.print(t)
-        out.print(f"共 {len(rs.rules)} 条规则 ({rs.id})")
+        out.print(f"共 {len(rs.rules)} 条规则 ({rs.id}); 全文与参数: yibao audit rules <编号>")
 
     @audit_app.command("check")
     def audit_check(

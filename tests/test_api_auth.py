@@ -124,3 +124,28 @@ def test_idempotency_key_replays_over_rest(api):
     assert other.status_code == 409 and other.json()["problems"][0]["code"] == "IDM001"
     twice = call("his1", "POST", f"/visits/{mdtrt_id}/settle", json={"setl_time": "2024-04-01T10:00:00"})
     assert twice.status_code == 409 and twice.json()["problems"][0]["code"] == "SET050"
+
+
+def test_keys_file_that_cannot_be_written_or_read_is_a_coded_error(tmp_path):
+    from yibao.service.auth import add_key, read_keys_file
+    from yibao.service.errors import ServiceError
+
+    with pytest.raises(ServiceError) as missing_dir:
+        add_key(tmp_path / "no" / "such" / "keys.json", "clerk1", "clerk", None)
+    assert missing_dir.value.problems[0].code == "AUT014"
+    garbage = tmp_path / "keys.json"
+    garbage.write_text("not json", encoding="utf-8")
+    with pytest.raises(ServiceError) as unreadable:
+        add_key(garbage, "clerk1", "clerk", None)
+    assert unreadable.value.problems[0].code == "AUT013"
+    assert garbage.read_text(encoding="utf-8") == "not json"  # nothing written
+    key = add_key(tmp_path / "ok.json", "clerk1", "clerk", None)
+    assert [p.name for _, p in read_keys_file(tmp_path / "ok.json")] == ["clerk1"] and len(key) >= 20
+
+
+def test_a_body_that_is_not_json_gets_a_chinese_problem(api):
+    call, _ = api
+    r = call("his1", "POST", "/visits", content=b"x", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    problem = r.json()["problems"][0]
+    assert problem["code"] == "REQ010" and problem["path"] == "body" and "不是合法的 JSON" in problem["message"]

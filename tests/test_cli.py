@@ -174,3 +174,12 @@ def test_demo_runs_every_step_and_writes_what_it_lists(tmp_path):
     assert Decimal(got["dip_point_value"]) > 0
     assert set(got["fund_levels"]) == {"310", "390"}
     assert "基金监管" in text and "DIP 病种分值结算" in text and "可支付月数" in text
+
+
+def test_batch_settle_in_directories_whose_names_hold_a_quote(tmp_path):
+    # paths reach DuckDB as SQL string literals: a quote in a name must not break the statement
+    region, out = tmp_path / "r'q", tmp_path / "s'q"
+    assert runner.invoke(app, ["synth", "-p", "shandong-2024", "-n", "200", "-o", str(region)]).exit_code == 0
+    result = runner.invoke(app, ["batch", "settle", "-c", str(region), "-p", "shandong-2024", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "setlinfo.parquet").is_file() and (out / "setldetail.parquet").is_file()

@@ -109,6 +109,11 @@ _MESSAGES = {
     "datetime_parsing": "必须是时间, 格式 YYYY-MM-DD HH:MM:SS",
     "datetime_type": "必须是时间, 格式 YYYY-MM-DD HH:MM:SS",
     "finite_number": "必须是有限数字",
+    "json_invalid": "请求体不是合法的 JSON",
+    "json_type": "请求体不是合法的 JSON",
+    "enum": "取值不在允许的范围内",
+    "uuid_parsing": "格式不符(应为 UUID)",
+    "bytes_type": "必须是文本",
 }
 
 
@@ -134,6 +139,7 @@ def translate(err: dict) -> str:
         bound = next(iter(ctx.values()), "")
         return f"{op} {bound}, 实际为 {err.get('input')!r}"
     if kind in _MESSAGES:
-        suffix = "" if kind in ("missing", "extra_forbidden") else f", 实际为 {err.get('input')!r}"
+        quiet = ("missing", "extra_forbidden", "json_invalid", "json_type")
+        suffix = "" if kind in quiet else f", 实际为 {err.get('input')!r}"
         return _MESSAGES[kind] + suffix
-    return f"{err.get('msg', '校验失败')}"
+    return f"校验失败({kind}): {err.get('msg', '')}"  # a pydantic error type not yet translated

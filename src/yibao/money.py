@@ -18,13 +18,22 @@ def yuan_to_fen(value: Decimal | int | str) -> int:
 
     >>> yuan_to_fen("20000.00"), yuan_to_fen(Decimal("0.5")), yuan_to_fen(3)
     (2000000, 50, 300)
+    >>> yuan_to_fen("inf")
+    Traceback (most recent call last):
+    ValueError: 不是有限的金额: 'inf'
     """
     try:
         dec = Decimal(str(value))
     except InvalidOperation as exc:
         raise ValueError(f"不是有效金额: {value!r}") from exc
-    fen = dec * FEN_PER_YUAN
-    if fen != fen.to_integral_value():
+    if not dec.is_finite():
+        raise ValueError(f"不是有限的金额: {value!r}")
+    try:
+        fen = dec * FEN_PER_YUAN
+        exact = fen == fen.to_integral_value()
+    except ArithmeticError as exc:  # an exponent beyond the decimal context (e.g. 1e999999999)
+        raise ValueError(f"金额超出范围: {value!r}") from exc
+    if not exact:
         raise ValueError(f"金额精确到分(最多两位小数): {value}")
     return int(fen)
 

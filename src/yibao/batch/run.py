@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
-from yibao.batch.sqlgen import SettlementSQL, ident
+from yibao.batch.sqlgen import SettlementSQL, ident, q
 from yibao.batch.validate import BatchError, check_applicability
 from yibao.errors import Problem
 from yibao.policy.compiled import CompiledPack
@@ -48,9 +48,9 @@ def connect() -> duckdb.DuckDBPyConnection:
     if not limit:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
         limit = f"{pages * page_size // 2 // 2**20}MB"
-    con.sql(f"SET memory_limit = '{limit}'")
+    con.sql(f"SET memory_limit = {q(limit)}")
     temp = os.environ.get("YIBAO_DUCKDB_TEMP") or str(Path(tempfile.gettempdir()) / "yibao-duckdb")
-    con.sql(f"SET temp_directory = '{temp}'")
+    con.sql(f"SET temp_directory = {q(str(temp))}")
     return con
 
 
@@ -72,7 +72,7 @@ def open_claims(claims_dir: str | Path, con: duckdb.DuckDBPyConnection | None = 
         for name in TABLES:
             path = claims_dir / f"{name}.parquet"
             if path.exists():
-                con.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{path.as_posix()}')")
+                con.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({q(path.as_posix())})")
     run = BatchRun(con)
     run.visits = con.sql("SELECT COUNT(*) FROM visits").fetchone()[0]
     run.items = con.sql("SELECT COUNT(*) FROM fee_items").fetchone()[0]
@@ -126,7 +126,7 @@ def write_results(run: BatchRun, pack: CompiledPack, table: str, out_dir: str | 
     yuan = ", ".join(f"{yuan_sql(f)} AS {f}" for f in SETLINFO_FIELDS)
     setlinfo = out_dir / "setlinfo.parquet"
     con.sql(f"COPY (SELECT psn_no, mdtrt_id, setl_time, {yuan} FROM {table} ORDER BY psn_no, setl_time, mdtrt_id) "
-            f"TO '{setlinfo.as_posix()}' (FORMAT parquet, COMPRESSION zstd)")
+            f"TO {q(setlinfo.as_posix())} (FORMAT parquet, COMPRESSION zstd)")
     rules = ([(r.id, r.name, r.fund_pay_type, "hifp_pay") for r in pack.basic]
              + [(t.id, t.name, t.fund_pay_type, t.pays_into) for t in pack.tiers]
              + [(g.id, g.name, g.fund_pay_type, g.pays_into) for g in pack.guarantees])
@@ -135,5 +135,5 @@ def write_results(run: BatchRun, pack: CompiledPack, table: str, out_dir: str | 
         f"'{field}' AS setl_field, '{rid}' AS rule_id FROM {table} WHERE pay__{ident(rid)} > 0"
         for rid, _name, ftype, field in rules)
     setldetail = out_dir / "setldetail.parquet"
-    con.sql(f"COPY ({selects} ORDER BY psn_no, mdtrt_id, rule_id) TO '{setldetail.as_posix()}' (FORMAT parquet, COMPRESSION zstd)")
+    con.sql(f"COPY ({selects} ORDER BY psn_no, mdtrt_id, rule_id) TO {q(setldetail.as_posix())} (FORMAT parquet, COMPRESSION zstd)")
     return {"setlinfo": setlinfo, "setldetail": setldetail}

@@ -65,7 +65,8 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError):
-        problems = [Problem("REQ010", format_loc(e.get("loc", ())), translate(e)) for e in exc.errors()]
+        problems = [Problem("REQ010", "body" if e.get("type") == "json_invalid" else format_loc(e.get("loc", ())),
+                            translate(e)) for e in exc.errors()]
         return problem_response(422, "请求有误", problems)
 
     @app.exception_handler(StarletteHTTPException)

@@ -140,11 +140,17 @@ def read_keys_file(path: Path) -> list[tuple[str, Principal]]:
 def add_key(path: Path, name: str, role: str, fixmedins_code: str | None) -> str:
     """Append a principal with a fresh key to the keys file (hash only); return the key once."""
     _principal(name, role, fixmedins_code, str(path))
+    read_keys_file(path)  # refuse to append to a file that is not a keys file
     rows = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     key = new_key()
     rows.append({"name": name, "role": role, "fixmedins_code": fixmedins_code, "key_sha256": key_hash(key)})
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise ServiceError(Problem("AUT014", "YIBAO_API_KEYS_FILE", f"无法写入密钥文件 {path}: {exc.strerror or exc}")) from None
     return key

@@ -171,9 +171,24 @@ def test_demo_runs_every_step_and_writes_what_it_lists(tmp_path):
     assert all(Path(p).is_file() for p in got["settled"].values())
     assert (tmp_path / "demo" / "audit" / "hits.parquet").is_file()
     assert (tmp_path / "demo" / "fund" / "fund.xlsx").is_file()
-    assert Decimal(got["dip_point_value"]) > 0
-    assert set(got["fund_levels"]) == {"310", "390"}
-    assert "基金监管" in text and "DIP 病种分值结算" in text and "可支付月数" in text
+    # what the summary reports is what the files hold
+    import json
+
+    import pyarrow.parquet as pq
+
+    demo = tmp_path / "demo"
+    assert got["audit_hits"] == pq.read_table(demo / "audit" / "hits.parquet").num_rows
+    dip = json.loads((demo / "dip" / "settlement.json").read_text(encoding="utf-8"))
+    assert got["dip_point_value"] == dip["settlement_point_value"] and Decimal(dip["settlement_point_value"]) > 0
+    assert f"结算点值 {dip['settlement_point_value']}" in text
+    # the fund pays the budget plus the 结余留用/超支分担 adjustment, to the fen
+    assert Decimal(dip["fund_paid"]) == Decimal(dip["budget"]) + Decimal(dip["band_adjustment"])
+    years = json.loads((demo / "fund" / "fund.json").read_text(encoding="utf-8"))["years"]
+    assert got["fund_levels"] == {y["insutype"]: y["level"] for y in years} and set(got["fund_levels"]) == {"310", "390"}
+    for y in years:
+        assert y["closing"] == y["opening"] + y["income"] - y["expense"]
+        assert str(y["months_of_payout"]) in text
+    assert "基金监管" in text and "可支付月数" in text
 
 
 def test_batch_settle_in_directories_whose_names_hold_a_quote(tmp_path):

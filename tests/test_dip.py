@@ -195,3 +195,52 @@ def test_bad_cases_file_is_refused(tmp_path):
         build_catalog(pack_with(), "dip", tmp_path / "c", {}, cases=tmp_path / "bad.parquet")
     assert err.value.problems[0].code == "PAY002"
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+def test_paths_with_single_quotes(tmp_path):
+    """Directory and file names are SQL string literals: a quote in them must not break the SQL."""
+    import csv
+
+    from yibao.payment.cases import load_cases
+
+    root = tmp_path / "q'x"
+    root.mkdir()
+    cases = write_cases(root / "it's.parquet", HISTORY + PERIOD)
+    build_catalog(pack_with(), "dip", root / "cat'alog", {2023: 1}, cases=cases)
+    result = settle_period(pack_with(), "dip", root / "cat'alog", "2024", root / "o'ut", budget=3_000_000, cases=cases)
+    assert result.counts["settled"] == 5 and (root / "o'ut" / "cases.parquet").exists()
+    text = root / "it's.csv"
+    with text.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SCHEMA.names)
+        writer.writeheader()
+        writer.writerows(PERIOD)
+    assert load_cases(connect(), ["1", "2", "3"], cases=text) == {"cases": 10, "excluded": 4}  # S8 (PAY030) only at settlement
+    # claims directory + batch output directory, both with quotes
+    visits = pa.Table.from_pylist([{**{k: v for k, v in r.items() if k in ("mdtrt_id", "psn_no", "insutype",
+                                   "fixmedins_code", "level", "dise_codg", "oprn_oprt_code", "medfee_sumamt",
+                                   "setl_time")}, "med_type": "21"} for r in PERIOD[:3]])
+    setl = pa.Table.from_pylist([{k: r[k] for k in ("mdtrt_id", "hifp_pay", "fund_pay_sumamt", "psn_part_amt")}
+                                 for r in PERIOD[:3]])
+    (root / "cl'aims").mkdir()
+    (root / "sett'led").mkdir()
+    pq.write_table(visits, root / "cl'aims" / "visits.parquet")
+    pq.write_table(setl, root / "sett'led" / "setlinfo.parquet")
+    assert load_cases(connect(), ["1", "2", "3"], claims=root / "cl'aims", settled=root / "sett'led") == \
+        {"cases": 3, "excluded": 0}
+
+
+def test_moves_csv_amounts_are_exact_decimals(region, tmp_path):
+    import csv
+
+    from yibao.payment.settlement import _scaled
+
+    root, cases, _ = region
+    settle_period(pack_with(), "dip", root / "catalog", "2024", tmp_path / "out", budget=3_000_000, cases=cases)
+    with (tmp_path / "out" / "moves.csv").open(encoding="utf-8") as fh:
+        moves = {r["mdtrt_id"]: (r["medfee_sumamt"], r["ref_avg_cost"], r["points"]) for r in csv.DictReader(fh)}
+    assert moves == {"S2": ("30000.00", "12000.00", "2500.0001"), "S3": ("400.00", "1000.00", "133.3333"),
+                     "S4": ("2000.00", "2000.00", "366.6500"), "S9": ("8000.00", "8000.00", "1333.3333")}
+    # beyond 2⁵³ a float division drops the last digit; the decimal text keeps it
+    big = 2**53 + 1
+    assert connect().sql(f"SELECT {_scaled('x', 4)}, {_scaled('x', 2)} FROM (SELECT {big}::BIGINT AS x)").fetchone() == \
+        ("900719925474.0993", "90071992547409.93")

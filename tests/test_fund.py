@@ -11,12 +11,14 @@ closing 2,250 + 3,210 − 3,000 = 2,460 = 9.84 months → normal.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from yibao.fund.operation import operate, project
@@ -89,3 +91,75 @@ def test_fund_command_writes_workbook_and_charts(tmp_path):
     bad = CliRunner().invoke(app, ["fund", "run", "-p", "jishou-2022", "-c", str(tmp_path / "c"),
                                    "-s", str(tmp_path / "s")])
     assert bad.exit_code == 2 and "FUND001" in bad.output
+
+
+def write_region(root):
+    con = duckdb.connect()
+    persons, setl = region(con)
+    (root / "c").mkdir(parents=True)
+    (root / "s").mkdir(parents=True)
+    pq.write_table(persons, root / "c" / "persons.parquet")
+    pq.write_table(setl, root / "s" / "setlinfo.parquet")
+    return ["-p", "shandong-2024", "-c", str(root / "c"), "-s", str(root / "s")]
+
+
+def fund_cli(args):
+    from yibao.cli import app
+
+    return CliRunner().invoke(app, ["fund", "run", *args])
+
+
+@pytest.mark.parametrize("doc, expected", [
+    ({"groups": [{"dimension": "insutype", "key": "310"}]}, "amounts"),  # a group without amounts
+    ({"groups": [{"dimension": "insutype", "key": "310",
+                  "amounts": {"hifp_pay": {"baseline": "abc", "reform": "1"}}}]}, "数值"),
+    ({"groups": [{"dimension": "insutype", "key": "310",
+                  "amounts": {"hifp_pay": {"baseline": "Infinity", "reform": "1"}}}]}, "有限"),
+    ({"groups": [["not", "a", "group"]]}, "JSON"),
+    ("{not json", "JSON"),
+])
+def test_malformed_simulation_json_is_fund003(tmp_path, doc, expected):
+    from yibao.fund.operation import FundError, simulation_factors
+
+    path = tmp_path / "sim.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc), encoding="utf-8")
+    with pytest.raises(FundError) as err:
+        simulation_factors(path)
+    assert err.value.problems[0].code == "FUND003" and expected in err.value.problems[0].message
+    result = fund_cli([*write_region(tmp_path / "r"), "--simulation", str(path)])
+    assert result.exit_code == 2 and "FUND003" in result.output and "Traceback" not in result.output
+
+
+def test_simulation_factors_by_hand(tmp_path):
+    from yibao.fund.operation import simulation_factors
+
+    path = tmp_path / "sim.json"
+    path.write_text(json.dumps({"groups": [
+        {"dimension": "insutype", "key": "390", "amounts": {"hifp_pay": {"baseline": "200.00", "reform": "220.00"}}},
+        {"dimension": "insutype", "key": "310", "amounts": {"hifp_pay": {"baseline": "0", "reform": "5"}}},
+        {"dimension": "level", "key": "3"}]}), encoding="utf-8")
+    assert simulation_factors(path) == {"390": Decimal("1.1")}
+
+
+def test_paths_with_quotes_are_read(tmp_path):
+    args = write_region(tmp_path / "q'x")
+    result = fund_cli(args)
+    assert result.exit_code == 0, result.output
+    assert "77.64" in result.output
+
+
+def test_unreadable_or_incomplete_inputs_are_fund006(tmp_path):
+    args = write_region(tmp_path)
+    (tmp_path / "c" / "persons.parquet").write_text("psn_no,insutype\nE1,310\n", encoding="utf-8")
+    result = fund_cli(args)
+    assert result.exit_code == 2 and "FUND006" in result.output and "persons.parquet" in result.output
+    pq.write_table(pa.Table.from_pylist([{"psn_no": "E1", "insutype": "310"}]), tmp_path / "c" / "persons.parquet")
+    result = fund_cli(args)
+    assert result.exit_code == 2 and "FUND006" in result.output
+    assert "persons.parquet.retiree" in result.output and "persons.parquet.categories" in result.output
+
+
+def test_year_without_settlements_is_refused(tmp_path):
+    result = fund_cli([*write_region(tmp_path), "--year", "2022"])
+    assert result.exit_code == 2 and "FUND007" in result.output and "2022" in result.output
+    assert "None" not in result.output

@@ -48,20 +48,40 @@ institutions = st.lists(st.tuples(st.integers(1, 10**9), st.integers(1, 10**9), 
                         min_size=1, max_size=12)
 
 
+ratio = st.integers(0, 100).map(lambda n: Decimal(n) / 100)
+
+
+@st.composite
+def bands(draw):
+    """0–3 bands with rising upper bounds; the last one open-ended or not."""
+    uppers = sorted(set(draw(st.lists(st.integers(1, 100), max_size=3))))
+    out = [ShareBand(upto=Decimal(u) / 100, share=draw(ratio)) for u in uppers]
+    if draw(st.booleans()):
+        out.append(ShareBand(share=draw(ratio)))
+    return out
+
+
 @settings(max_examples=200, deadline=None)
-@given(institutions, st.integers(0, 10**10), st.booleans())
-def test_payment_identity(rows, budget, cap):
-    """Σ due = round(total points × point value) exactly; at the budget point value Σ paid = budget."""
+@given(institutions, st.integers(0, 10**10), st.booleans(), bands(), bands())
+def test_payment_identity(rows, budget, cap, surplus, overspend):
+    """Σ due = round(total points × point value) exactly; at the budget point value
+    Σ (due − others) = budget to the fen, and the fund pays budget + Σ band adjustments."""
     insts = [Institution(f"H{i}", "1", 1, p, c, max(c - o, 0), min(o, c)) for i, (p, c, o) in enumerate(rows)]
-    s = settle_points("2024", budget, insts, cap, [], [])
+    s = settle_points("2024", budget, insts, cap, surplus, overspend)
     exact = Fraction(s.total_points_e4) * s.point_value / 10_000
     assert s.total_due == (2 * exact.numerator + exact.denominator) // (2 * exact.denominator)
-    assert s.total_paid + s.total_others == s.total_due
+    assert s.total_paid == s.total_due + s.total_adjustment - s.total_others
     for i in s.institutions:
         share = Fraction(i.points_e4) * s.point_value / 10_000
         assert abs(i.due - share) < 1
+        assert i.paid == i.due + i.adjustment - i.others
+        # a surplus adjustment withholds at most the surplus; an overspend one adds at most the overspend
+        assert (-(i.due - i.cost) <= i.adjustment <= 0) if i.cost < i.due else (0 <= i.adjustment <= i.cost - i.due)
     if s.point_value == s.budget_point_value:
-        assert s.total_paid == budget
+        assert sum(i.due - i.others for i in s.institutions) == budget
+        assert s.total_paid == budget + s.total_adjustment
+    if not surplus and not overspend:
+        assert s.total_adjustment == 0
 
 
 CATALOG = pa.Table.from_pylist([

@@ -8,9 +8,34 @@ from typing import Optional
 import typer
 
 
+# Columns fund operation reads from each file (docs/fund.md).
+REQUIRED = {"persons": ("psn_no", "insutype", "retiree", "categories"),
+            "setlinfo": ("psn_no", "setl_time", "hifp_pay")}
+
+
+def open_table(con, name: str, path: Path) -> None:
+    """View ``name`` over a Parquet file, refused (FUND006) when unreadable or missing a column."""
+    import duckdb
+
+    from yibao.batch.sqlgen import q
+    from yibao.errors import Problem
+    from yibao.fund.operation import FundError
+
+    try:
+        con.sql(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({q(path.as_posix())})")
+        columns = {r[0] for r in con.sql(f"DESCRIBE {name}").fetchall()}
+    except duckdb.Error as exc:
+        raise FundError(Problem("FUND006", str(path), f"不是可读的 Parquet 文件: {str(exc).splitlines()[0]}")) from None
+    missing = [c for c in REQUIRED[name] if c not in columns]
+    if missing:
+        raise FundError([Problem("FUND006", f"{path.name}.{c}", f"缺少列 {c}") for c in missing])
+
+
 def run_fund(policy: str, claims: Path, settled: Path, year: Optional[int], simulation: Optional[Path],
              out_dir: Optional[Path]):
     """Fund operation of a synthetic (or real) region; returns (years, projection, outputs)."""
+    import duckdb
+
     from yibao.errors import Problem
     from yibao.fund.operation import FundError, operate, project, simulation_factors
     from yibao.payment.run import connect
@@ -28,10 +53,14 @@ def run_fund(policy: str, claims: Path, settled: Path, year: Optional[int], simu
         if not path.exists():
             raise FundError(Problem("FUND004", str(path), "文件不存在"))
     con = connect()
-    con.sql(f"CREATE VIEW persons AS SELECT * FROM read_parquet('{persons.as_posix()}')")
-    con.sql(f"CREATE VIEW setlinfo AS SELECT * FROM read_parquet('{setlinfo.as_posix()}')")
+    for name, path in (("persons", persons), ("setlinfo", setlinfo)):
+        open_table(con, name, path)
     year = year or pack.pack.effective_from.year
-    years = operate(con, pack.fund, year)
+    try:
+        years = operate(con, pack.fund, year)
+    except duckdb.Error as exc:  # a column of the wrong type (e.g. categories not a list)
+        raise FundError(Problem("FUND006", f"{persons.name}, {setlinfo.name}",
+                                f"列类型不符: {str(exc).splitlines()[0]}")) from None
     projection = project(years, pack.fund)
     assumptions = {"pack": pack.pack.id, "year": year, **pack.fund.projection.model_dump()}
     if simulation is not None:

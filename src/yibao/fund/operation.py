@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from yibao.batch.sqlgen import q
 from yibao.errors import Problem, YibaoError
 from yibao.money import round_half_up
 from yibao.payment.point_value import allocate
@@ -107,7 +108,7 @@ def _spread(total: int) -> list[int]:
 def operate(con: duckdb.DuckDBPyConnection, fund: Fund, year: int) -> list[SchemeYear]:
     """Tables ``persons`` and ``setlinfo`` must exist in ``con`` (views over the files)."""
     emp, res = fund.employee, fund.resident
-    shares = " ".join(f"WHEN list_contains(categories, '{c}') THEN {s}"
+    shares = " ".join(f"WHEN list_contains(categories, {q(c)}) THEN {s}"
                       for c, s in sorted(fund.assistance.items(), key=lambda kv: -kv[1]))
     share_sql = f"CASE {shares} ELSE 0 END" if shares else "0"
     people = {r[0]: r[1:] for r in con.sql(f"""SELECT insutype, COUNT(*), SUM(CASE WHEN NOT retiree THEN 1 ELSE 0 END),
@@ -115,6 +116,9 @@ def operate(con: duckdb.DuckDBPyConnection, fund: Fund, year: int) -> list[Schem
     spent = {(r[0], r[1]): int(r[2]) for r in con.sql(f"""SELECT p.insutype, CAST(EXTRACT(month FROM s.setl_time) AS INTEGER),
               SUM(CAST(s.hifp_pay * 100 AS BIGINT)) FROM setlinfo s JOIN persons p ON p.psn_no = s.psn_no
               WHERE EXTRACT(year FROM s.setl_time) = {year} GROUP BY 1, 2""").fetchall()}
+    if not spent:  # a year without payouts has no average month: months of payout would be meaningless
+        raise FundError(Problem("FUND007", "--year", f"{year} 年没有已结算的统筹基金支付(setlinfo 中无该年度结算),"
+                                                     " 请检查 --year 或 --settled"))
     out = []
     for insutype in sorted(set(people) & set(SCHEMES)):
         members, active, assisted_share = people[insutype]
@@ -182,15 +186,23 @@ def simulation_factors(path: Path) -> dict[str, Decimal]:
     """Reform / baseline ``hifp_pay`` per scheme from the JSON ``yibao simulate --json`` writes."""
     import json
 
+    factors = {}
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        groups = [g for g in doc["groups"] if g["dimension"] == "insutype"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        for g in doc["groups"]:
+            if g["dimension"] != "insutype":
+                continue
+            pay = g["amounts"]["hifp_pay"]
+            base, reform = Decimal(str(pay["baseline"])), Decimal(str(pay["reform"]))
+            if not (base.is_finite() and reform.is_finite()):
+                raise ValueError(f"{g['key']}: hifp_pay 须为有限数值")
+            if base > 0:
+                factors[str(g["key"])] = reform / base
+    except KeyError as exc:
+        raise FundError(Problem("FUND003", "--simulation", f"政策模拟结果 JSON 缺少字段 {exc}")) from None
+    except ArithmeticError:  # decimal.InvalidOperation on a non-numeric amount ("abc")
+        raise FundError(Problem("FUND003", "--simulation",
+                                "政策模拟结果 JSON 的 amounts.hifp_pay.baseline/reform 须为数值")) from None
+    except (OSError, ValueError, TypeError) as exc:
         raise FundError(Problem("FUND003", "--simulation", f"无法读取政策模拟结果 JSON: {exc}")) from None
-    factors = {}
-    for g in groups:
-        pay = g["amounts"]["hifp_pay"]
-        base, reform = Decimal(pay["baseline"]), Decimal(pay["reform"])
-        if base > 0:
-            factors[g["key"]] = reform / base
     return factors

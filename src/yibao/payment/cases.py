@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from yibao.batch.sqlgen import q
 from yibao.errors import Problem, YibaoError
 
 
@@ -100,7 +101,7 @@ def _read_source(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if not path.exists():
         raise PaymentError(Problem("PAY001", str(path), "病例文件或目录不存在"))
     if path.suffix.lower() == ".csv":
-        con.sql(f"CREATE OR REPLACE VIEW raw_src AS SELECT * FROM read_csv('{path.as_posix()}', all_varchar=true, header=true)")
+        con.sql(f"CREATE OR REPLACE VIEW raw_src AS SELECT * FROM read_csv({q(path.as_posix())}, all_varchar=true, header=true)")
     elif path.suffix.lower() == ".parquet":
         schema = pq.read_schema(path)
         for name in AMOUNTS:
@@ -109,7 +110,7 @@ def _read_source(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                 if not (pa.types.is_decimal(t) or pa.types.is_integer(t)):
                     raise PaymentError(Problem("PAY002", f"{path.name}.{name}",
                                                f"金额列须为 decimal(16,2)(或整数元), 实际为 {t}; 浮点数不能精确表示每一分"))
-        con.sql(f"CREATE OR REPLACE VIEW raw_src AS SELECT * FROM read_parquet('{path.as_posix()}')")
+        con.sql(f"CREATE OR REPLACE VIEW raw_src AS SELECT * FROM read_parquet({q(path.as_posix())})")
     else:
         raise PaymentError(Problem("PAY001", str(path), "病例文件须为 .parquet 或 .csv"))
     names = {r[0] for r in con.sql("DESCRIBE raw_src").fetchall()}
@@ -134,7 +135,7 @@ def _read_claims(con: duckdb.DuckDBPyConnection, claims: Path, settled: Path, me
     for p, what in ((visits, "理赔数据目录的 visits.parquet"), (setlinfo, "批量结算输出的 setlinfo.parquet")):
         if not p.exists():
             raise PaymentError(Problem("PAY001", str(p), f"找不到{what}"))
-    types = ", ".join(f"'{m}'" for m in med_types)
+    types = ", ".join(q(m) for m in med_types)
     con.sql(f"""CREATE OR REPLACE VIEW raw_cases AS
         SELECT v.mdtrt_id, v.psn_no, v.insutype, v.fixmedins_code, v.level, v.dise_codg, v.oprn_oprt_code,
                CAST(NULL AS VARCHAR) AS sec_dise_codg,
@@ -143,8 +144,8 @@ def _read_claims(con: duckdb.DuckDBPyConnection, claims: Path, settled: Path, me
                CAST(s.fund_pay_sumamt AS DECIMAL(18,4)) AS fund_pay_sumamt,
                CAST(s.psn_part_amt AS DECIMAL(18,4)) AS psn_part_amt,
                CAST(v.setl_time AS TIMESTAMP) AS setl_time, s.mdtrt_id IS NOT NULL AS settled
-        FROM read_parquet('{visits.as_posix()}') v
-        LEFT JOIN read_parquet('{setlinfo.as_posix()}') s ON s.mdtrt_id = v.mdtrt_id
+        FROM read_parquet({q(visits.as_posix())}) v
+        LEFT JOIN read_parquet({q(setlinfo.as_posix())}) s ON s.mdtrt_id = v.mdtrt_id
         WHERE v.med_type IN ({types})""")
 
 
@@ -159,7 +160,7 @@ def load_cases(con: duckdb.DuckDBPyConnection, levels: list[str], *, cases: Path
         _read_claims(con, Path(claims), Path(settled), med_types or ["21"])
     else:
         raise PaymentError(Problem("PAY004", "--cases", "请给出 --cases 病例文件, 或 --claims 与 --settled 两个目录"))
-    level_list = ", ".join(f"'{lv}'" for lv in levels) or "NULL"
+    level_list = ", ".join(q(lv) for lv in levels) or "NULL"
 
     def fen(c: str) -> str:
         return f"CAST({c} * 100 AS BIGINT)"

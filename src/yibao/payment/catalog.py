@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from yibao.batch.sqlgen import q
 from yibao.errors import Problem
 from yibao.money import format_yuan
 from yibao.payment import dip, drg
@@ -114,7 +115,7 @@ def write(con: duckdb.DuckDBPyConnection, manifest: dict, tmp: Path, extra: dict
     paths = {}
     for table, name in TABLES.items():
         paths[name] = tmp / name
-        con.sql(f"COPY ({_ordered(table)}) TO '{paths[name].as_posix()}' (FORMAT parquet)")
+        con.sql(f"COPY ({_ordered(table)}) TO {q(paths[name].as_posix())} (FORMAT parquet)")
     paths["catalog.json"] = tmp / "catalog.json"
     paths["catalog.json"].write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     paths["catalog.md"] = tmp / "catalog.md"
@@ -165,5 +166,5 @@ def load(con: duckdb.DuckDBPyConnection, directory: Path, kind: str) -> dict:
         path = directory / name
         if not path.exists():
             raise PaymentError(Problem("PAY041", str(path), "目录文件缺失"))
-        con.sql(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet('{path.as_posix()}')")
+        con.sql(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet({q(path.as_posix())})")
     return manifest

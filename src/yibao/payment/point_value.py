@@ -8,7 +8,8 @@ missing fen one by one to the largest remainders, ties by institution code), so
     Σ due_i = round_half_up(total points × settlement point value)   (to the fen, always)
 
 and when the settlement point value is the budget point value, Σ due_i = budget + Σ others_i
-exactly, i.e. Σ (fund payment to institutions) = budget.
+exactly, i.e. Σ (due_i − others_i) = budget; the fund then pays budget + Σ band adjustments
+(结余留用/超支分担 below), which is the budget itself only when there are no bands.
 
 - 预算点值 budget point value = (budget + patients' and other funds' payments) / total points
 - 费用点值 cost point value = total medical cost / total points

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from yibao.batch.sqlgen import q
 from yibao.errors import Problem
 from yibao.money import fen_to_yuan, format_yuan
 from yibao.payment import dip, drg
@@ -146,6 +147,12 @@ def _csv(path: Path, rows: list[dict], header: list[str] | None = None) -> Path:
     return path
 
 
+def _scaled(column: str, places: int) -> str:
+    """SQL: integer fen (or points × 10⁴) as exact decimal text. ``DECIMAL / 100`` is a DOUBLE in
+    DuckDB, so scale by multiplying with a decimal literal instead."""
+    return f"CAST(CAST({column} AS DECIMAL(38,0)) * 0.{'0' * (places - 1)}1 AS VARCHAR)"
+
+
 def write_outputs(con: duckdb.DuckDBPyConnection, result: SettleResult, tmp: Path) -> dict[str, Path]:
     """settlement.json, institutions.csv, groups.csv, cases.parquet, moves.csv, exclusions.csv, report.md, .xlsx."""
     from yibao.payment.workbook import write_sheets
@@ -165,12 +172,12 @@ def write_outputs(con: duckdb.DuckDBPyConnection, result: SettleResult, tmp: Pat
     con.sql(f"""COPY (SELECT mdtrt_id, psn_no, fixmedins_code, level, dise_codg, oprn_combo AS oprn_oprt_code,
                    group_code, group_kind, deviation, cost AS medfee_fen, ref_cost AS ref_cost_fen,
                    score_e4, coeff_e4, points_e4 FROM points ORDER BY mdtrt_id)
-                TO '{paths['cases.parquet'].as_posix()}' (FORMAT parquet)""")
+                TO {q(paths['cases.parquet'].as_posix())} (FORMAT parquet)""")
     m = result.params.high_multiple
     f = result.params.low_fraction
     moves = con.sql(f"""SELECT mdtrt_id, fixmedins_code, group_code, group_kind, deviation,
-          printf('%.2f', cost / 100.0) AS medfee_sumamt, printf('%.2f', ref_cost / 100.0) AS ref_avg_cost,
-          printf('%.4f', points_e4 / 10000.0) AS points,
+          {_scaled('cost', 2)} AS medfee_sumamt, {_scaled('ref_cost', 2)} AS ref_avg_cost,
+          {_scaled('points_e4', 4)} AS points,
           CASE deviation
             WHEN 'high' THEN '高倍率: 费用 > {m} × 同级次均费用, 分值 = [(费用/次均 − {m}) + 1] × 病种分值'
             WHEN 'low' THEN '低倍率: 费用 < {f} × 同级次均费用, 分值 = 费用/次均 × 病种分值'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 
@@ -145,11 +146,11 @@ def test_readmission_online_uses_history():
     first = visit("V0", "21", datetime(2024, 5, 1, 9), "J18.900")
     first["endtime"] = datetime(2024, 5, 6, 9)
     second = visit("V1", "21", datetime(2024, 5, 14, 9), "J18.100")
-    second["endtime"] = datetime(2024, 5, 18, 9)
+    second["endtime"], second["medfee_sumamt"] = datetime(2024, 5, 18, 9), Decimal("100.00")
     items = [line("F1", "YB-S01-0001", "100.00", "1")]
     res = precheck(PERSON, INST, second, items, [(first, [line("F0", "YB-S01-0001", "100.00", "1", "V0")])])
-    assert [(h.rule_id, h.amount_fen) for h in res.warnings] == [("SV-ADM-01", 0)] or \
-        [h.rule_id for h in res.warnings] == ["SV-ADM-01"]
+    # a visit-level hit: the whole readmission's medfee_sumamt (100.00 yuan), no single fee line
+    assert [(h.rule_id, h.amount_fen, h.feedetl_sns) for h in res.warnings] == [("SV-ADM-01", 10000, [])]
     assert precheck(PERSON, INST, second, items).warnings == []
 
 
@@ -265,3 +266,101 @@ def test_rules_listing_and_one_rule_in_full():
     assert one.exit_code == 0 and "long_rx_days: 84" in one.output and "单次开药超过限定天数" in one.output
     bad = runner.invoke(app, ["audit", "rules", "SV-NOPE"])
     assert bad.exit_code == 2 and "SUP010" in bad.output and "SV-NOPE" in bad.output
+
+
+# --- bad input at the edges: amounts, files, URLs, paths, options -------------------------------
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("pric", "5.015", "最多 2 位小数"), ("pric", "Infinity", "有限数字"), ("pric", "NaN", "有限数字"),
+    ("pric", "1e30", "必须小于"), ("pric", "-1.00", "不得为负"), ("det_item_fee_sumamt", "0.001", "最多 2 位小数"),
+    ("cnt", "1.00001", "最多 4 位小数"), ("cnt", "sNaN", "有限数字"), ("cnt", "abc", "无法转换"),
+])
+def test_online_refuses_inexact_amounts(field, value, words):
+    """Online amounts must be what the batch path can hold: finite, to the fen, bounded; else SUP030."""
+    items = [line("F0", "YB-D01-0001", "9.90", "1"), line("F1", "SV-S-IVINJ", "5.00", "1")]
+    items[1][field] = value
+    with pytest.raises(SupervisionError) as e:
+        precheck(PERSON, INST, visit(), items)
+    p = e.value.problems[0]
+    assert (p.code, p.path) == ("SUP030", f"fee_items.{field}")
+    assert "第 2 行" in p.message and "feedetl_sn=F1" in p.message and words in p.message, p.message
+
+
+def test_online_exact_amounts_pass_and_cli_reports_sup030(tmp_path):
+    # trailing zeros are still exact: 7.500 yuan over the 5.00 cap, twice, is 5.00 yuan (as in the worked example)
+    res = precheck(PERSON, INST, visit(), [line("F2", "SV-S-IVINJ", "7.500", "2.0000")])
+    assert [(h.rule_id, h.amount_fen, h.feedetl_sns) for h in res.warnings] == [("SV-PRICE-01", 500, ["F2"])]
+    from yibao.cli import app
+
+    item = {k: str(v) for k, v in line("F1", "SV-S-IVINJ", "5.00", "1").items()}
+    item["pric"] = "NaN"
+    v = {k: str(x) if isinstance(x, (Decimal, datetime)) else x for k, x in visit().items()}
+    person = {k: str(x) if isinstance(x, Decimal) else x for k, x in PERSON.items()}
+    doc = tmp_path / "visit.json"
+    doc.write_text(json.dumps({"person": person, "institution": INST, "visit": v, "items": [item]}), encoding="utf-8")
+    r = CliRunner().invoke(app, ["audit", "check", "--visit", str(doc)])
+    assert r.exit_code == 2 and "SUP030" in r.output and "fee_items.pric" in r.output, r.output
+    assert not isinstance(r.exception, TypeError)
+
+
+def test_case_commands_keep_the_store_migratable(tmp_path):
+    """A case command on a fresh database leaves it under Alembic, so `yibao db upgrade` still works."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, text
+
+    from yibao.cli import app
+    from yibao.store import migrate
+
+    url = f"sqlite:///{tmp_path / 'fresh' / 'yibao.db'}"
+    r = CliRunner().invoke(app, ["case", "list", "--db", url])
+    assert r.exit_code == 0, r.output
+    migrate.upgrade(url)  # failed with "table sv_cases already exists" when cases used create_all
+    heads = set(ScriptDirectory.from_config(migrate.alembic_config(url)).get_heads())
+    assert {"supervision_0001"} < heads
+    engine = create_engine(url)
+    with engine.connect() as c:
+        assert {row[0] for row in c.execute(text("SELECT version_num FROM alembic_version"))} == heads
+    engine.dispose()
+
+
+def test_case_bad_files_urls_and_status(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from yibao.cli import app
+
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    no_rule = tmp_path / "h.parquet"
+    pq.write_table(pa.table({"subject": ["V1"], "rule_name": ["x"], "severity": ["high"], "amount_yuan": [1]}), no_rule)
+    not_parquet = tmp_path / "h.txt"
+    not_parquet.write_text("rule_id,subject\n", encoding="utf-8")
+    cases = [(["import", "--hits", str(no_rule), "--db", db], "CAS003", "rule_id"),
+             (["import", "--hits", str(not_parquet), "--db", db], "CAS004", "Parquet"),
+             (["list", "--db", "notaurl"], "CAS020", "notaurl"),
+             (["list", "--db", "postgresql+psycopg://u:s3cret@127.0.0.1:1/x"], "CAS020", "127.0.0.1"),
+             (["list", "--status", "bogus", "--db", db], "CAS011", "bogus")]
+    for args, code, words in cases:
+        r = runner.invoke(app, ["case", *args])
+        assert r.exit_code == 2 and code in r.output and words in r.output, (args, r.output, r.exception)
+        assert "s3cret" not in r.output and "Traceback" not in r.output
+
+
+def test_audit_refuses_reversed_period_and_reads_quoted_paths(regions, tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from yibao.cli import app
+
+    base, _, _ = regions
+    runner = CliRunner()
+    r = runner.invoke(app, ["audit", "--claims", str(base / "injected"), "--since", "2024-12-01", "--until", "2024-01-01"])
+    assert r.exit_code == 2 and "AUD006" in r.output, r.output
+    quoted = tmp_path / "r'q"
+    shutil.copytree(base / "injected", quoted)
+    r = runner.invoke(app, ["audit", "--claims", str(quoted), "--rules", "SV-GEND-01", "--no-excel"])
+    assert r.exit_code == 0, r.output
+    hits = pq.read_table(quoted / "audit" / "hits.parquet")
+    assert hits.num_rows > 0 and set(hits.column("rule_id").to_pylist()) == {"SV-GEND-01"}

@@ -38,12 +38,17 @@ class AuditRun:
     items: int = 0
 
 
+def sql_path(path: Path) -> str:
+    """A file path as a SQL string literal: paths are user input and may hold quotes."""
+    return "'" + Path(path).as_posix().replace("'", "''") + "'"
+
+
 def _source(claims_dir: Path, name: str) -> str | None:
     for ext, reader in (("parquet", "read_parquet"), ("csv", "read_csv")):
         path = claims_dir / f"{name}.{ext}"
         if path.is_file():
             opts = ", all_varchar = true" if ext == "csv" else ""
-            return f"{reader}('{path.as_posix()}'{opts})"
+            return f"{reader}({sql_path(path)}{opts})"
     return None
 
 
@@ -61,7 +66,7 @@ def open_claims(claims_dir: str | Path, since: date | None = None, until: date |
     parquet = all((claims_dir / f"{n}.parquet").is_file() for n in REQUIRED)
     if parquet:
         for name in REQUIRED:
-            con.sql(f"CREATE OR REPLACE VIEW {name}_src AS SELECT * FROM read_parquet('{(claims_dir / f'{name}.parquet').as_posix()}')")
+            con.sql(f"CREATE OR REPLACE VIEW {name}_src AS SELECT * FROM read_parquet({sql_path(claims_dir / f'{name}.parquet')})")
     else:
         from yibao.claims.schema import read_claims  # CSV / Excel: checked and typed by the contract
 
@@ -221,7 +226,7 @@ def write_outputs(run: AuditRun, out_dir: str | Path, summary: dict[str, pa.Tabl
         run.con.sql(f"COPY (SELECT rule_id, rule_name, family, severity, blocking, subject, mdtrt_id, psn_no, fixmedins_code, "
                     f"atddr_no, setl_time, CAST(CAST(amount AS DECIMAL(18,0)) / 100 AS DECIMAL(16,2)) AS amount_yuan, "
                     f"feedetl_sns, detail, message FROM hits ORDER BY rule_id, subject) "
-                    f"TO '{hits_path.as_posix()}' (FORMAT parquet, COMPRESSION zstd)")
+                    f"TO {sql_path(hits_path)} (FORMAT parquet, COMPRESSION zstd)")
         paths["hits"] = hits_path
         for name, table in summary.items():
             pq.write_table(table, tmp / f"{name}.parquet")

@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.errors import Problem
+from yibao.money import format_yuan, yuan_to_fen
 from yibao.store.base import Base
 from yibao.supervision.model import CaseError
 
@@ -60,8 +61,65 @@ TABLES = [Case.__table__, CaseEvent.__table__]
 
 
 def create_tables(engine) -> None:
-    """For embedded use and tests; deployments run the ``supervision`` Alembic branch."""
+    """For tests on a throw-away database only: tables made here have no Alembic history, so
+    ``yibao db upgrade`` would later fail on them. Everything else goes through :func:`open_store`."""
     Base.metadata.create_all(engine, tables=TABLES)
+
+
+def _safe_url(url: str) -> str:
+    """The URL as a user may see it: never the password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def open_store(url: str | None = None):
+    """An engine on the case store, brought to every Alembic head first (idempotent), so the
+    store's history stays whole and ``yibao db upgrade`` keeps working afterwards."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from yibao.store import migrate
+    from yibao.store.database import default_url, make_engine
+
+    url = url or default_url()
+    try:
+        migrate.upgrade(url)
+        return make_engine(url)
+    except (SQLAlchemyError, OSError) as exc:
+        raise CaseError(Problem("CAS020", "--db", f"无法打开案件库 {_safe_url(url)}: {_reason(exc)}"
+                                "(检查 URL 格式, 如 sqlite:///yibao-data/yibao.db 或 "
+                                "postgresql+psycopg://用户@主机/库, 以及数据库是否可连接)")) from None
+    except CommandError as exc:
+        raise CaseError(Problem("CAS021", "--db", f"案件库迁移失败 {_safe_url(url)}: {_reason(exc)}")) from None
+
+
+def check_status(status: str) -> str:
+    if status not in STATUS_ZH:
+        raise CaseError(Problem("CAS011", "status", f"未知状态 {status!r}; 可用 {list(STATUS_ZH)}"))
+    return status
+
+
+HIT_FIELDS = ("rule_id", "rule_name", "severity", "subject")
+
+
+def check_hit_columns(columns) -> None:
+    """A hits table must carry what a case is made of; name every missing column at once."""
+    have = set(columns)
+    missing = [c for c in HIT_FIELDS if c not in have]
+    if "amount_fen" not in have and "amount_yuan" not in have:
+        missing.append("amount_yuan")
+    if missing:
+        raise CaseError([Problem("CAS003", c, f"疑点文件缺少列 {c}(应为 yibao audit 输出的 hits.parquet)")
+                         for c in missing])
 
 
 def _now() -> datetime:
@@ -72,13 +130,21 @@ def import_hits(session: Session, hits: list[dict], actor: str = "system") -> in
     """Hits (rows of hits.parquet) as new 疑点 cases; a (rule, subject) already filed is kept."""
     have = {(r, s) for r, s in session.execute(select(Case.rule_id, Case.subject))}
     n = 0
-    for h in hits:
+    if hits:
+        check_hit_columns(hits[0])
+    for k, h in enumerate(hits):
         if (h["rule_id"], h["subject"]) in have:
             continue
         now = _now()
         amount = h.get("amount_fen")
-        if amount is None:
-            amount = int((h["amount_yuan"] * 100).to_integral_value())
+        try:
+            if amount is None and h.get("amount_yuan") is not None:
+                amount = yuan_to_fen(h["amount_yuan"])
+        except ValueError:
+            amount = None
+        if amount is None or amount < 0 or h["rule_id"] is None or h["subject"] is None:
+            raise CaseError(Problem("CAS005", f"hits[{k}]",
+                                    f"第 {k + 1} 条疑点缺少规则编号或对象, 或金额不是精确到分的非负数"))
         case = Case(rule_id=h["rule_id"], rule_name=h["rule_name"], severity=h["severity"], subject=h["subject"],
                     mdtrt_id=h.get("mdtrt_id"), psn_no=h.get("psn_no"), fixmedins_code=h.get("fixmedins_code"),
                     atddr_no=h.get("atddr_no"), amount_fen=int(amount), recovered_fen=0, status="suspect",
@@ -101,8 +167,7 @@ def get(session: Session, case_id: int) -> Case:
 def move(session: Session, case_id: int, to: str, actor: str, note: str = "", amount_fen: int | None = None) -> Case:
     """Change a case's status; illegal moves and bad recovery amounts are refused."""
     case = get(session, case_id)
-    if to not in STATUS_ZH:
-        raise CaseError(Problem("CAS011", "status", f"未知状态 {to!r}; 可用 {list(STATUS_ZH)}"))
+    check_status(to)
     if to not in TRANSITIONS.get(case.status, set()):
         allowed = "、".join(STATUS_ZH[s] for s in sorted(TRANSITIONS.get(case.status, ()))) or "无(已结案)"
         raise CaseError(Problem("CAS010", f"case {case_id}.status",
@@ -112,7 +177,7 @@ def move(session: Session, case_id: int, to: str, actor: str, note: str = "", am
             raise CaseError(Problem("CAS012", "amount", "追回须给出大于 0 的追回金额"))
         if amount_fen > case.amount_fen:
             raise CaseError(Problem("CAS013", "amount",
-                                    f"追回金额 {amount_fen / 100:.2f} 元超过违规金额 {case.amount_fen / 100:.2f} 元"))
+                                    f"追回金额 {format_yuan(amount_fen)} 元超过违规金额 {format_yuan(case.amount_fen)} 元"))
         case.recovered_fen = amount_fen
     if to in ("excluded",) and not note:
         raise CaseError(Problem("CAS014", "note", "排除疑点须说明理由"))

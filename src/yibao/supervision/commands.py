@@ -154,6 +154,8 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
 
     try:
         s, u = _date(since, "--since"), _date(until, "--until")
+        if s is not None and u is not None and s > u:
+            raise AuditInputError(Problem("AUD006", "--since", f"审核期起 {s} 晚于审核期止 {u}"))
         only = [r.strip() for r in rules.split(",") if r.strip()] if rules else None
         rs = load_ruleset(ruleset, only, skip_invalid)
         started = time.perf_counter()
@@ -204,15 +206,21 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
 
 def _credit_tables(url: str):
     import pyarrow as pa
-
-    from yibao.store.database import make_engine
-    from yibao.supervision.cases import create_tables, credit_scores
+    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.orm import Session
 
-    engine = make_engine(url)
-    create_tables(engine)
-    with Session(engine) as s:
-        inst, doc = credit_scores(s)
+    from yibao.errors import Problem
+    from yibao.supervision.cases import credit_scores, open_store
+    from yibao.supervision.model import CaseError
+
+    engine = open_store(url)
+    try:
+        with Session(engine) as s:
+            inst, doc = credit_scores(s)
+    except DBAPIError as exc:
+        raise CaseError(Problem("CAS022", "--db", f"读取案件库失败: {str(exc.orig).strip()}")) from None
+    finally:
+        engine.dispose()
     return {"credit_institutions": pa.Table.from_pylist(inst) if inst else pa.table({"fixmedins_code": pa.array([], pa.string())}),
             "credit_physicians": pa.Table.from_pylist(doc) if doc else pa.table({"atddr_no": pa.array([], pa.string())})}
 
@@ -221,47 +229,60 @@ def _register_cases(case_app: typer.Typer) -> None:
     DB = typer.Option(None, "--db", help="案件库 URL, 默认 YIBAO_DATABASE_URL 或 ./yibao-data/yibao.db")
     ACTOR = typer.Option("cli", "--actor", help="操作人")
 
-    def session(db):
+    def act(db, fn):
+        """``fn`` in one transaction on the case store (migrated first); errors as CAS problems."""
+        from sqlalchemy.exc import DBAPIError
         from sqlalchemy.orm import Session
 
-        from yibao.store.database import make_engine
-        from yibao.supervision.cases import create_tables
-
-        engine = make_engine(db)
-        create_tables(engine)
-        return Session(engine)
-
-    def act(db, fn):
-        from yibao.errors import YibaoError
+        from yibao.errors import Problem, YibaoError
+        from yibao.supervision.cases import open_store
+        from yibao.supervision.model import CaseError
 
         try:
-            with session(db) as s, s.begin():
-                result = fn(s)
+            engine = open_store(db)
+            try:
+                with Session(engine) as s, s.begin():
+                    result = fn(s)
+            except DBAPIError as exc:
+                raise CaseError(Problem("CAS022", "--db", f"案件库操作失败, 未作任何修改: {str(exc.orig).strip()}")) from None
+            finally:
+                engine.dispose()
         except YibaoError as exc:
             _fail(exc)
             return None
         return result
 
     def show_case(c) -> str:
+        from yibao.money import format_yuan
         from yibao.supervision.cases import STATUS_ZH
 
         return (f"#{c.id} [{STATUS_ZH[c.status]}] {c.rule_id} {c.rule_name} 对象 {c.subject} 机构 {c.fixmedins_code or ''} "
-                f"违规金额 {c.amount_fen / 100:.2f} 元 追回 {c.recovered_fen / 100:.2f} 元 承办 {c.assignee or '—'}")
+                f"违规金额 {format_yuan(c.amount_fen)} 元 追回 {format_yuan(c.recovered_fen)} 元 承办 {c.assignee or '—'}")
 
     @case_app.command("import")
     def case_import(hits: Path = typer.Option(..., "--hits", help="yibao audit 输出的 hits.parquet"), db: Optional[str] = DB,
                     actor: str = ACTOR) -> None:
         """把审核疑点导入为案件(同一规则同一对象只建一次)。"""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         from yibao.cli import out
-        from yibao.errors import Problem
-        from yibao.supervision.cases import import_hits
+        from yibao.errors import Problem, YibaoError
+        from yibao.supervision.cases import check_hit_columns, import_hits
         from yibao.supervision.model import CaseError
 
-        if not hits.is_file():
-            _fail(CaseError(Problem("CAS002", "--hits", f"文件不存在: {hits}")))
-        rows = pq.read_table(hits).to_pylist()
+        try:
+            if not hits.is_file():
+                raise CaseError(Problem("CAS002", "--hits", f"文件不存在: {hits}"))
+            try:
+                table = pq.read_table(hits)
+            except (pa.ArrowException, OSError) as exc:
+                raise CaseError(Problem("CAS004", "--hits", f"无法读取 Parquet 文件 {hits}: {exc}")) from None
+            check_hit_columns(table.column_names)
+        except YibaoError as exc:
+            _fail(exc)
+            return
+        rows = table.to_pylist()
         n = act(db, lambda s: import_hits(s, rows, actor))
         out.print(f"新建 {n} 个疑点案件(共 {len(rows)} 条疑点)")
 
@@ -272,7 +293,15 @@ def _register_cases(case_app: typer.Typer) -> None:
         from sqlalchemy import select
 
         from yibao.cli import out
-        from yibao.supervision.cases import Case
+        from yibao.errors import YibaoError
+        from yibao.supervision.cases import Case, check_status
+
+        if status is not None:
+            try:
+                check_status(status)
+            except YibaoError as exc:
+                _fail(exc)
+                return
 
         def q(s):
             stmt = select(Case).order_by(Case.amount_fen.desc(), Case.id).limit(limit)
@@ -286,6 +315,7 @@ def _register_cases(case_app: typer.Typer) -> None:
     def case_show(case_id: int = typer.Argument(...), db: Optional[str] = DB) -> None:
         """案件详情与全部操作记录。"""
         from yibao.cli import out
+        from yibao.money import format_yuan
         from yibao.supervision.cases import STATUS_ZH, events, get
 
         def q(s):
@@ -293,7 +323,7 @@ def _register_cases(case_app: typer.Typer) -> None:
             lines = [show_case(c), c.message]
             for e in events(s, case_id):
                 move = f"{STATUS_ZH.get(e.from_status, '') or ''}→{STATUS_ZH.get(e.to_status, '')}" if e.to_status else ""
-                amt = f" {e.amount_fen / 100:.2f} 元" if e.amount_fen else ""
+                amt = f" {format_yuan(e.amount_fen)} 元" if e.amount_fen else ""
                 lines.append(f"  {e.at} {e.actor} {e.action} {move}{amt} {e.note}")
             return lines
         for line in act(db, q) or []:
@@ -348,13 +378,14 @@ def _register_cases(case_app: typer.Typer) -> None:
         from rich.table import Table
 
         from yibao.cli import out
+        from yibao.money import format_yuan
         from yibao.supervision.cases import credit_scores
 
         inst, doc = act(db, credit_scores) or ([], [])
         t = Table("机构", "认定案件", "扣分", "信用分", "等级", "违规金额(元)", "已追回(元)")
         for r in inst:
             t.add_row(r["fixmedins_code"], str(r["confirmed"]), str(r["deducted"]), str(r["score"]), r["grade"],
-                      f"{r['amount_fen'] / 100:,.2f}", f"{r['recovered_fen'] / 100:,.2f}")
+                      format_yuan(r["amount_fen"]), format_yuan(r["recovered_fen"]))
         out.print(t)
         t2 = Table("医师", "机构", "认定案件", "扣分", "剩余积分(满分 12)")
         for d in doc:

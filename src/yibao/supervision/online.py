@@ -89,7 +89,35 @@ def _sqlite_type(t: pa.DataType) -> str:
     return "TEXT"
 
 
-def _value(table: str, f: pa.Field, v):
+MAX_YUAN = Decimal(10) ** 13  # amounts below this stay exact as doubles once scaled to fen
+MAX_COUNT = Decimal(10) ** 11  # counts × 10^4 likewise below 2^53
+ROW_KEYS = {"persons": "psn_no", "institutions": "fixmedins_code", "visits": "mdtrt_id", "fee_items": "feedetl_sn"}
+
+
+def _bad(table: str, f: pa.Field, row: int | None, key, msg: str) -> SupervisionError:
+    where = "" if row is None else f"第 {row + 1} 行" + (f" ({ROW_KEYS[table]}={key})" if key is not None else "") + ": "
+    return SupervisionError(Problem("SUP030", f"{table}.{f.name}", where + msg))
+
+
+def _exact(table: str, f: pa.Field, v: Decimal, row: int | None, key) -> float:
+    """A decimal input as the float SQLite stores, only when that float is exact after the views
+    scale it to integer fen (amounts) or ten-thousandths (counts): finite, no finer than the
+    column's scale, within bounds. Anything else would silently disagree with the batch path."""
+    scale = f.type.scale
+    amount = scale <= 2
+    if not v.is_finite():
+        raise _bad(table, f, row, key, f"必须是有限数字, 实际为 {str(v)!r}")
+    if amount and v < 0:
+        raise _bad(table, f, row, key, f"金额不得为负, 实际为 {v}")
+    limit = MAX_YUAN if amount else MAX_COUNT
+    if abs(v) >= limit:
+        raise _bad(table, f, row, key, f"{'金额' if amount else '数量'}必须小于 {limit:,}, 实际为 {v}")
+    if v.as_tuple().exponent < -scale and v != v.quantize(Decimal(1).scaleb(-scale)):
+        raise _bad(table, f, row, key, f"{'金额精确到分, 最多 2' if amount else f'数量最多 {scale}'} 位小数, 实际为 {v}")
+    return float(v)
+
+
+def _value(table: str, f: pa.Field, v, row: int | None = None, key=None):
     """One input value as SQLite stores it: decimals as floats (the views round them to integer
     fen / ten-thousandths), times as ISO text so comparisons and DATE() work."""
     if v is None:
@@ -99,7 +127,7 @@ def _value(table: str, f: pa.Field, v):
         if pa.types.is_decimal(t):
             if isinstance(v, (bool, float)):
                 raise TypeError(type(v).__name__)
-            return float(Decimal(str(v)))
+            return _exact(table, f, Decimal(v.strip() if isinstance(v, str) else v), row, key)
         if pa.types.is_timestamp(t):
             if isinstance(v, str):
                 v = datetime.fromisoformat(v)
@@ -116,20 +144,19 @@ def _value(table: str, f: pa.Field, v):
             raise TypeError(type(v).__name__)
         return v
     except (TypeError, ValueError, InvalidOperation) as exc:
-        raise SupervisionError(Problem("SUP030", f"{table}.{f.name}",
-                                       f"预审核输入无法转换为 {t}: {v!r} ({exc})")) from None
+        raise _bad(table, f, row, key, f"预审核输入无法转换为 {t}: {v!r} ({exc})") from None
 
 
-def _fast(table: str, f: pa.Field, v):
+def _fast(table: str, f: pa.Field, v, row: int | None = None, key=None):
     """:func:`_value` for the common, already-typed case (``to_pylist`` rows), else the checks."""
     if v is None or type(v) is str:
         return v if v is None or not (pa.types.is_decimal(f.type) or pa.types.is_timestamp(f.type)
-                                      or pa.types.is_integer(f.type)) else _value(table, f, v)
+                                      or pa.types.is_integer(f.type)) else _value(table, f, v, row, key)
     if type(v) is Decimal and pa.types.is_decimal(f.type):
-        return float(v)
+        return _exact(table, f, v, row, key)
     if type(v) is datetime and pa.types.is_timestamp(f.type):
         return v.isoformat(" ")
-    return _value(table, f, v)
+    return _value(table, f, v, row, key)
 
 
 class OnlineDatabase:
@@ -157,8 +184,9 @@ class OnlineDatabase:
         try:
             for name, fields in self.columns.items():
                 con.execute(f"DELETE FROM {name}")
-                con.executemany(self.inserts[name], [tuple(_fast(name, f, r.get(f.name)) for f in fields)
-                                                     for r in tables[name]])
+                key = ROW_KEYS[name]
+                con.executemany(self.inserts[name], [tuple(_fast(name, f, r.get(f.name), i, r.get(key)) for f in fields)
+                                                     for i, r in enumerate(tables[name])])
             for name, insert in self.derived:
                 con.execute(f"DELETE FROM {name}")
                 con.execute(insert)

@@ -10,7 +10,6 @@ the visit must still be unsettled; a restarted server then settles the same msgi
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,11 @@ from sqlalchemy.orm import Session
 from yibao.service import sample
 from yibao.store.database import make_engine
 from yibao.store.models import AccumulatorLedger, IdempotencyRecord, Settlement, SettlementDetail, Visit
+from yibao.store.throwaway import free_port
 
 KEY = "crash-test-key"
 PATH = "/fsi/api/rsfComIfsService/callService"
 SETTLE_KEY = f"fsi:his1:{sample.HOSPITAL}:m-settle"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(url: str, port: int, fault: str | None) -> subprocess.Popen:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,16 +35,11 @@ from yibao.service.auth import new_key
 from yibao.store.database import make_engine
 from yibao.store.migrate import upgrade
 from yibao.store.models import AccumulatorBalance, FeeItem, Settlement, Visit
+from yibao.store.throwaway import free_port
 
 PATH = "/fsi/api/rsfComIfsService/callService"
 AT = datetime(2024, 6, 3, 10, 0, 0)
 PERSONS = 2000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(url: str, visits: int, n_items: int) -> list[tuple[str, str]]:
@@ -321,7 +315,7 @@ def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int 
             console.print(f"[dim]{backend}: 准备 {visits:,} 次就诊 × {items} 条明细 …[/]")
             work = prepare(url, visits, items)
             key = new_key()
-            port = _free_port()
+            port = free_port()
             server = start_server(url, port, workers, key, online_audit)
             try:
                 noop = asyncio.run(ceiling(port, clients, min(3.0, seconds)))

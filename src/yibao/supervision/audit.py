@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from yibao.batch.sqlgen import q
 from yibao.errors import Problem
 from yibao.supervision.model import AuditInputError, Skipped, SupervisionError
 from yibao.supervision.ruleset import RuleSet
@@ -40,7 +41,7 @@ class AuditRun:
 
 def sql_path(path: Path) -> str:
     """A file path as a SQL string literal: paths are user input and may hold quotes."""
-    return "'" + Path(path).as_posix().replace("'", "''") + "'"
+    return q(Path(path).as_posix())
 
 
 def _source(claims_dir: Path, name: str) -> str | None:

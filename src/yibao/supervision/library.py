@@ -17,6 +17,7 @@ from typing import Callable
 
 from pydantic import Field, model_validator
 
+from yibao.batch.sqlgen import q
 from yibao.supervision.model import Params, Rule
 
 RULES: dict[str, Rule] = {}
@@ -42,7 +43,7 @@ def lit(value) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, (int, Decimal)):
         return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return q(str(value))
 
 
 def values(rows: list[tuple], columns: str) -> str:

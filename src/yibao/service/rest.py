@@ -22,6 +22,7 @@ from yibao.service import transactions as tx
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
 from yibao.service.statement_page import render_html
+from yibao.service.statement_pdf import render_pdf
 from yibao.settlement.request import FeeItemIn
 from yibao.settlement.statement import dumps
 from yibao.store.models import AuditLog, Person
@@ -141,17 +142,30 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
     def get_settlement(who: Caller, setl_id: Annotated[str, ID_PATH]) -> Response:
         return json_response(dumps(desk.read(lambda s: tx.settlement_record(s, who, setl_id)[1])))
 
-    @api.get("/settlements/{setl_id}/statement.html", response_class=HTMLResponse,
-             summary="结算单(HTML, 可打印) / printable statement")
-    def statement(who: Caller, setl_id: Annotated[str, ID_PATH]) -> HTMLResponse:
-        def page(s) -> str:
+    def statement_parts(who: Principal, setl_id: str) -> tuple[dict, dict, dict]:
+        """The settlement, its person as ``who`` may see them (masked by role) and its institution."""
+        def parts(s) -> tuple[dict, dict, dict]:
             row, record = tx.settlement_record(s, who, setl_id)
             p = s.get(Person, row.psn_no)
             certno, name = who.identity(p.certno, p.psn_name) if p else (None, None)
             inst = registry.institution(s, row.fixmedins_code)
-            return render_html(record, {"certno": certno, "psn_name": name},
-                               {"fixmedins_code": inst.fixmedins_code, "fixmedins_name": inst.fixmedins_name})
-        return HTMLResponse(desk.read(page))
+            return (record, {"certno": certno, "psn_name": name},
+                    {"fixmedins_code": inst.fixmedins_code, "fixmedins_name": inst.fixmedins_name})
+        return desk.read(parts)
+
+    @api.get("/settlements/{setl_id}/statement.html", response_class=HTMLResponse,
+             summary="结算单(HTML, 可打印) / printable statement")
+    def statement(who: Caller, setl_id: Annotated[str, ID_PATH]) -> HTMLResponse:
+        return HTMLResponse(render_html(*statement_parts(who, setl_id)))
+
+    @api.get("/settlements/{setl_id}/statement.pdf", response_class=Response,
+             responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+                              "description": "A4 PDF, 字体 STSong-Light(阅读器自带, 不嵌入)"}},
+             summary="结算单(PDF, 存档) / statement as PDF, byte-identical on every fetch")
+    def statement_pdf(who: Caller, setl_id: Annotated[str, ID_PATH]) -> Response:
+        body = render_pdf(*statement_parts(who, setl_id))  # rendered outside the read transaction
+        return Response(body, media_type="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="statement-{setl_id}.pdf"'})
 
     @api.get("/totals", summary="对总账(3201) / totals of an institution's valid settlements")
     def totals(who: Caller, fixmedins_code: Annotated[str, Query(min_length=1, max_length=40)],

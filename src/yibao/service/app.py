@@ -9,7 +9,9 @@ ID numbers or names.
 
 from __future__ import annotations
 
+import gc
 import logging
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yibao.errors import Problem, YibaoError, format_loc, translate
-from yibao.service import platform, rest
+from yibao.service import platform, precheck, rest
 from yibao.service.auth import KeyRing, Principal
 from yibao.service.desk import Desk
 from yibao.service.errors import status_of
@@ -49,7 +51,17 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
         key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
         return ring.authenticate(key)
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        precheck.warm()
+        # everything loaded so far (packs, rules, libraries) lives as long as the process: moving it out of the
+        # collector's reach spares each worker full collections that otherwise stall every request in flight
+        gc.collect()
+        gc.freeze()
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="yibao 医保结算服务 / settlement service",
         version="1",
         description="国家医保平台形态的交易接口(/fsi/api/rsfComIfsService/callService)与 REST 接口(/api/v1)。"

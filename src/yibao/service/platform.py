@@ -30,7 +30,7 @@ from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
 from yibao.service.errors import ServiceError
 from yibao.settlement.request import FeeItemIn
-from yibao.settlement.statement import dumps
+from yibao.settlement.statement import compact_json
 
 log = logging.getLogger("yibao.service")
 PATH = "/fsi/api/rsfComIfsService/callService"
@@ -242,27 +242,27 @@ def _handle(desk: Desk, authenticate, request: Request, body: bytes) -> tuple[st
     try:
         data = json.loads(body, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError):
-        return dumps(failure([Problem("FSI001", "", "报文不是合法的 JSON")])), None
+        return compact_json(failure([Problem("FSI001", "", "报文不是合法的 JSON")])), None
     if not isinstance(data, dict):
-        return dumps(failure([Problem("FSI001", "", "报文顶层必须是 JSON 对象")])), None
+        return compact_json(failure([Problem("FSI001", "", "报文顶层必须是 JSON 对象")])), None
     try:
         who = authenticate(request)
     except YibaoError as exc:
-        return dumps(failure(exc.problems)), None
+        return compact_json(failure(exc.problems)), None
     try:
         env = Envelope.model_validate(data)
     except ValidationError as exc:
-        return dumps(failure(pydantic_problems(exc, "FSI002"))), None
+        return compact_json(failure(pydantic_problems(exc, "FSI002"))), None
     try:
         if env.infno in READS:
-            return dumps(answer(0, READS[env.infno](desk, who, env), None)), env
+            return compact_json(answer(0, READS[env.infno](desk, who, env), None)), env
         if env.infno not in WRITES:
             raise ServiceError(Problem("FSI003", "infno", f"不支持的交易编号 {env.infno}; 支持: {', '.join(INFNOS)}"))
         handler = WRITES[env.infno]
         scope = f"fsi:{who.name}:{env.fixmedins_code}:{env.msgid}"  # per caller: no replaying another's answer
         digest = request_hash({"infno": env.infno, "input": data.get("input"), "fixmedins_code": env.fixmedins_code,
                                "insuplc_admdvs": env.insuplc_admdvs, "mdtrtarea_admvs": env.mdtrtarea_admvs})
-        text, _ = desk.write(scope, digest, lambda s: dumps(answer(0, handler(s, who, env, desk), None)))
+        text, _ = desk.write(scope, digest, lambda s: compact_json(answer(0, handler(s, who, env, desk), None)))
         return text, env
     except YibaoError as exc:
-        return dumps(failure(exc.problems)), env
+        return compact_json(failure(exc.problems)), env

@@ -42,6 +42,12 @@ def available() -> bool:
     return _online() is not None and hasattr(_online(), "precheck")
 
 
+def warm() -> None:
+    """Load the rule set and translate its online rules before the first settlement needs them."""
+    if available():
+        _online().prepare(_ruleset())
+
+
 def run(session: Session, stage: str, person: Person, person_row: dict, institution: Institution,
         visit: Visit, setl_time: datetime, items: list[FeeItem]) -> dict:
     """``{"warnings": [...], "blocking": [...]}``; both empty when supervision is not installed."""

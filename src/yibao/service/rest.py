@@ -24,7 +24,7 @@ from yibao.service.desk import Desk, request_hash
 from yibao.service.statement_page import render_html
 from yibao.service.statement_pdf import render_pdf
 from yibao.settlement.request import FeeItemIn
-from yibao.settlement.statement import dumps
+from yibao.settlement.statement import compact_json
 from yibao.store.models import AuditLog, Person
 
 IdKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
@@ -84,7 +84,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
 
     def write(who: Principal, key: str | None, what: dict, fn, status: int = 200) -> Response:
         scope = None if key is None else f"rest:{who.name}:{key}"
-        text, _ = desk.write(scope, request_hash(what), lambda s: dumps(fn(s)))
+        text, _ = desk.write(scope, request_hash(what), lambda s: compact_json(fn(s)))
         return json_response(text, status)
 
     @api.get("/health", summary="存活检查 / liveness")
@@ -93,11 +93,11 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
 
     @api.get("/persons/{psn_no}", summary="参保人信息(1101) / person, enrollments, categories")
     def get_person(who: Caller, psn_no: Annotated[str, ID_PATH], on: date | None = None) -> Response:
-        return json_response(dumps(desk.read(lambda s: tx.person_info(s, who, psn_no=psn_no, on=on or date.today()))))
+        return json_response(compact_json(desk.read(lambda s: tx.person_info(s, who, psn_no=psn_no, on=on or date.today()))))
 
     @api.post("/persons/lookup", summary="按证件号码查参保人(证件号不进 URL 与日志) / person by ID number")
     def lookup_person(who: Caller, body: CertnoIn) -> Response:
-        return json_response(dumps(desk.read(
+        return json_response(compact_json(desk.read(
             lambda s: tx.person_info(s, who, certno=body.certno, on=body.on or date.today()))))
 
     @api.post("/visits", status_code=201, summary="就诊登记(2201/2401) / register a visit")
@@ -108,7 +108,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
 
     @api.get("/visits/{mdtrt_id}", summary="就诊及费用明细 / a visit with its fee items")
     def get_visit(who: Caller, mdtrt_id: Annotated[str, ID_PATH]) -> Response:
-        return json_response(dumps(desk.read(lambda s: tx.visit_record(s, who, mdtrt_id))))
+        return json_response(compact_json(desk.read(lambda s: tx.visit_record(s, who, mdtrt_id))))
 
     @api.post("/visits/{mdtrt_id}/fee-items", summary="上传费用明细(2204/2301) / upload fee items")
     def upload(who: Caller, mdtrt_id: Annotated[str, ID_PATH], body: UploadIn, key: IdKey = None) -> Response:
@@ -119,7 +119,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
     @api.post("/visits/{mdtrt_id}/presettle", summary="预结算(2206/2303), 不写入 / pre-settle, writes nothing")
     def presettle(who: Caller, mdtrt_id: Annotated[str, ID_PATH], body: SettleIn) -> Response:
         c = ctx(who, None, body.setl_time)
-        return json_response(dumps(desk.read(lambda s: tx.settle(
+        return json_response(compact_json(desk.read(lambda s: tx.settle(
             s, who, c, desk.packs, mdtrt_id=mdtrt_id, medfee_sumamt=body.medfee_sumamt, acct_used=body.acct_used,
             write=False))))
 
@@ -140,7 +140,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
 
     @api.get("/settlements/{setl_id}", summary="结算信息 / a settlement with its explanation")
     def get_settlement(who: Caller, setl_id: Annotated[str, ID_PATH]) -> Response:
-        return json_response(dumps(desk.read(lambda s: tx.settlement_record(s, who, setl_id)[1])))
+        return json_response(compact_json(desk.read(lambda s: tx.settlement_record(s, who, setl_id)[1])))
 
     def statement_parts(who: Principal, setl_id: str) -> tuple[dict, dict, dict]:
         """The settlement, its person as ``who`` may see them (masked by role) and its institution."""
@@ -170,7 +170,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
     @api.get("/totals", summary="对总账(3201) / totals of an institution's valid settlements")
     def totals(who: Caller, fixmedins_code: Annotated[str, Query(min_length=1, max_length=40)],
                begndate: date, enddate: date, insutype: Insutype | None = None) -> Response:
-        return json_response(dumps(desk.read(lambda s: tx.totals(
+        return json_response(compact_json(desk.read(lambda s: tx.totals(
             s, who, fixmedins_code=fixmedins_code, begndate=begndate, enddate=enddate, insutype=insutype))))
 
     @api.get("/audit", summary="审计日志(只增不改) / append-only audit log")
@@ -183,6 +183,6 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
             return [{"id": r.id, "at": r.at.isoformat(), "actor": r.actor, "role": r.role, "action": r.action,
                      "request_id": r.request_id, "entity": r.entity, "entity_id": r.entity_id, "detail": r.detail}
                     for r in s.scalars(q)]
-        return json_response(dumps(desk.read(rows)))
+        return json_response(compact_json(desk.read(rows)))
 
     return api

@@ -213,13 +213,23 @@ _MARK = "\u2063YUAN:"
 _MARK_RE = re.compile('"' + _MARK + r'(-?[0-9]+\.[0-9]{2})"')
 
 
-def dumps(data: Any) -> str:
-    """JSON with Decimal yuan written as numbers with exactly two decimals (15555.00)."""
+def dumps(data: Any, indent: int | None = 2) -> str:
+    """JSON with Decimal yuan written as numbers with exactly two decimals (15555.00).
+
+    ``indent=None`` gives one compact line through the C encoder, several times faster than the
+    indented form (the service's answers; the CLI prints indented JSON for people).
+    """
 
     def default(obj: Any) -> Any:
         if isinstance(obj, Decimal):
             return f"{_MARK}{obj:.2f}"
         raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
-    text = json.dumps(data, ensure_ascii=False, indent=2, default=default)
+    text = json.dumps(data, ensure_ascii=False, indent=indent, default=default,
+                      separators=(",", ":") if indent is None else None)
     return _MARK_RE.sub(r"\1", text)
+
+
+def compact_json(data: Any) -> str:
+    """:func:`dumps` on one line: what the service answers and stores for idempotent replay."""
+    return dumps(data, indent=None)

@@ -218,6 +218,12 @@ def _query(ruleset: RuleSet, stage: str) -> OnlineQuery:
         return _QUERIES[key][1]
 
 
+def prepare(ruleset: RuleSet, stages: tuple[str, ...] = ("pre", "during")) -> None:
+    """Transpile the stages' rules now (a server calls this at start, not on its first request)."""
+    for stage in stages:
+        _query(ruleset, stage)
+
+
 def _database() -> OnlineDatabase:
     db = getattr(_local, "db", None)
     if db is None:

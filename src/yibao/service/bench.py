@@ -2,12 +2,15 @@
 
 For each backend (SQLite file; a throwaway PostgreSQL) it migrates a fresh store, loads a sample
 registry and pre-registers visits with their fee items (bulk inserts, not timed), starts
-``yibao serve`` on loopback, and drives 2207 from concurrent async httpx clients for a fixed time.
-It prints settlements/s, p50/p99 latency and errors, then checks the ledger: every person's
-balance equals the sum of their ledger rows and the number of settlements equals the successes.
-Two references in the same run: the no-op health endpoint through the same server and client
-(what the HTTP stack alone allows on this machine) and the in-process engine settling the same
-visits (no HTTP, no database).
+``yibao serve`` on loopback, and drives 2207 from concurrent async clients (httpx, or aiohttp,
+which leaves more of a small machine's cores to the server) in two rounds: a closed loop, each
+client sending as soon as it is answered (capacity), then an open loop at a fixed offered rate
+(default 300/s, the issue's goal), with latency counted from when each request was due. It prints
+settlements/s, p50/p99 latency and errors, then checks the ledger: every person's balance equals
+the sum of their ledger rows and the number of settlements equals the successes. Two references
+in the same run: the no-op health endpoint through the same server and client (what the HTTP
+stack alone allows on this machine) and the in-process engine settling the same visits (no HTTP,
+no database).
 """
 
 from __future__ import annotations
@@ -96,60 +99,93 @@ def start_server(url: str, port: int, workers: int, key: str, online_audit: bool
     raise RuntimeError("yibao serve did not answer within 60 s")
 
 
-class LeanClient:
-    """One keep-alive HTTP/1.1 connection, a few lines of asyncio: the load client's own CPU cost kept small
-    (httpx spends ~2 ms of CPU per request, on the same 2 cores the server needs)."""
+class _HttpxPost:
+    """httpx, the client the issue names: ~2 ms of CPU per request on this machine."""
 
-    def __init__(self, port: int, headers: dict[str, str]):
-        self.port = port
-        self.head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self.reader = self.writer = None
+    def __init__(self, port: int, headers: dict[str, str], clients: int):
+        import httpx
+
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30,
+                                      limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients))
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.head}Content-Type: application/json\r\n"
-                          f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        length = next(int(x.split(":", 1)[1]) for x in lines[1:] if x.lower().startswith("content-length:"))
-        return status, await self.reader.readexactly(length)
+        r = await self.http.post(path, content=body, headers={"Content-Type": "application/json"})
+        return r.status_code, r.content
+
+    async def get(self, path: str) -> int:
+        return (await self.http.get(path)).status_code
 
     async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        await self.http.aclose()
+
+
+class _AiohttpPost:
+    """aiohttp: the same keep-alive HTTP/1.1 load for a fraction of httpx's CPU, so that on a 2-core machine the
+    load generator takes less of the cores the server under test needs."""
+
+    def __init__(self, port: int, headers: dict[str, str], clients: int):
+        import aiohttp
+
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=clients),
+                                          timeout=aiohttp.ClientTimeout(total=30))
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        async with self.http.post(self.base + path, data=body, headers={"Content-Type": "application/json"}) as r:
+            return r.status, await r.read()
+
+    async def get(self, path: str) -> int:
+        async with self.http.get(self.base + path) as r:
+            await r.read()
+            return r.status
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+CLIENTS = {"httpx": _HttpxPost, "aiohttp": _AiohttpPost}
 
 
 async def drive(port: int, key: str, work: list[tuple[str, str]], clients: int, seconds: float,
-                lean: bool = False) -> dict:
-    import json
+                client: str = "httpx", rate: float = 0.0) -> dict:
+    """2207 from ``clients`` concurrent clients for ``seconds``.
 
-    import httpx
+    ``rate`` 0: closed loop, each client sends its next request as soon as the last is answered (the
+    server's capacity; latency is then mostly queueing: mean latency = clients / throughput).
+    ``rate`` > 0: open loop, request j is due at start + j / rate and the next free client sends it;
+    latency counts from when it was due, so a late send (every client busy) is charged to the server.
+    """
+    import json
 
     queue = list(reversed(work))
     latencies: list[float] = []
     errors: list[str] = []
-    stop = time.perf_counter() + seconds
+    start = time.perf_counter()
+    stop = start + seconds
+    due = [0]  # the next request's sequence number (rate > 0)
+    http = CLIENTS[client](port, {"X-API-Key": key}, clients)
 
-    async def client(k: int, http: httpx.AsyncClient) -> None:
+    async def one_client(k: int) -> None:
         n = 0
-        own = LeanClient(port, {"X-API-Key": key}) if lean else None
         while queue and time.perf_counter() < stop:
+            if rate > 0:
+                t_due = start + due[0] / rate
+                due[0] += 1
+                if t_due >= stop:
+                    break
+                delay = t_due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             mdtrt_id, psn_no = queue.pop()
             n += 1
             env = {"infno": "2207", "msgid": f"{sample.HOSPITAL}{k:04d}{n:08d}{mdtrt_id}", "mdtrtarea_admvs": "370102",
                    "insuplc_admdvs": "370102", "recer_sys_code": "YBXT", "opter": "bench",
                    "fixmedins_code": sample.HOSPITAL, "inf_time": AT.strftime("%Y-%m-%d %H:%M:%S"),
                    "input": {"data": {"psn_no": psn_no, "mdtrt_id": mdtrt_id}}}
-            t0 = time.perf_counter()
+            t0 = t_due if rate > 0 else time.perf_counter()
             try:
-                if own is not None:
-                    status, raw = await own.post(PATH, json.dumps(env).encode())
-                    body = json.loads(raw)
-                else:
-                    r = await http.post(PATH, json=env)
-                    status, body = r.status_code, r.json()
+                status, raw = await http.post(PATH, json.dumps(env).encode())
+                body = json.loads(raw)
                 if status != 200 or body.get("infcode") != 0:
                     errors.append(str(body.get("err_msg"))[:200])
                     continue
@@ -157,36 +193,33 @@ async def drive(port: int, key: str, work: list[tuple[str, str]], clients: int, 
                 errors.append(f"{exc.__class__.__name__}: {exc}"[:200])
                 continue
             latencies.append(time.perf_counter() - t0)
-        if own is not None:
-            await own.close()
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key},
-                                 limits=limits, timeout=30) as http:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client(k, http) for k in range(clients)))
-        elapsed = time.perf_counter() - t0
+    try:
+        await asyncio.gather(*(one_client(k) for k in range(clients)))
+        elapsed = time.perf_counter() - start
+    finally:
+        await http.close()
     return {"ok": len(latencies), "errors": errors, "elapsed": elapsed, "latencies": sorted(latencies)}
 
 
-async def ceiling(port: int, clients: int, seconds: float) -> float:
+async def ceiling(port: int, clients: int, seconds: float, client: str = "httpx") -> float:
     """Requests/s of the no-op health endpoint through the same server and client: the HTTP stack's limit."""
-    import httpx
-
     done = 0
     stop = time.perf_counter() + seconds
+    http = CLIENTS[client](port, {}, clients)
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def one_client() -> None:
         nonlocal done
         while time.perf_counter() < stop:
             await http.get("/api/v1/health")
             done += 1
 
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                 limits=httpx.Limits(max_connections=clients)) as http:
+    try:
         t0 = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(clients)))
+        await asyncio.gather(*(one_client() for _ in range(clients)))
         return done / (time.perf_counter() - t0)
+    finally:
+        await http.close()
 
 
 def _children(pid: int) -> list[int]:
@@ -291,18 +324,31 @@ def engine_alone(visits: int, n_items: int) -> float:
     return visits / (time.perf_counter() - t0)
 
 
+def _row(label: str, result: dict, ledger_text: str) -> list[str]:
+    lat = result["latencies"]
+    p50 = statistics.median(lat) * 1000 if lat else float("nan")
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else float("nan")
+    result.update(rate=result["ok"] / result["elapsed"], p50=p50, p99=p99)
+    return [label, f"{result['rate']:,.0f}", f"{p50:.1f}", f"{p99:.1f}", f"{result['ok']:,}",
+            f"{len(result['errors']):,}", ledger_text]
+
+
 def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int = 2,
-        backends: list[str] | None = None, online_audit: bool = True, client: str = "httpx") -> None:
+        backends: list[str] | None = None, online_audit: bool = True, client: str = "httpx",
+        rate: float = 300.0) -> None:
+    """Per backend: the HTTP ceiling, the closed-loop capacity, then (``rate`` > 0) latency at ``rate``/s offered."""
     console = Console(highlight=False, width=max(120, Console().width))
     backends = backends or ["sqlite", "postgresql"]
-    visits = max(2000, int(seconds * 800))
+    per_run = max(2000, int(seconds * 800))
     audit = "事中审核开 online audit on" if online_audit else "事中审核关 online audit off"
     table = Table(title=f"yibao bench serve · 2207 × {items} 条明细 · {clients} 并发客户端 · {workers} 工作进程 · "
-                        f"{seconds:g} 秒/后端 · {audit} · 客户端 {client}")
-    for col in ("后端 backend", "笔/秒 settlements/s", "p50 ms", "p99 ms", "成功 ok", "错误 errors", "台账 ledger"):
+                        f"{seconds:g} 秒/轮 · {audit} · 客户端 {client}")
+    for col in ("后端 backend · 负载 load", "笔/秒 settlements/s", "p50 ms", "p99 ms", "成功 ok", "错误 errors",
+                "台账 ledger"):
         table.add_column(col, justify="left" if col.startswith(("后端", "台账")) else "right")
     first_errors: list[str] = []
     cpu_lines: list[str] = []
+    verdicts: list[str] = []
     for backend in backends:
         with ExitStack() as stack:
             if backend == "postgresql":
@@ -312,15 +358,22 @@ def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int 
             else:
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="yibao-bench-"))
                 url = f"sqlite:///{tmp}/yibao.db"
-            console.print(f"[dim]{backend}: 准备 {visits:,} 次就诊 × {items} 条明细 …[/]")
-            work = prepare(url, visits, items)
+            runs = 2 if rate > 0 else 1
+            console.print(f"[dim]{backend}: 准备 {per_run * runs:,} 次就诊 × {items} 条明细 …[/]")
+            work = prepare(url, per_run * runs, items)
             key = new_key()
             port = free_port()
             server = start_server(url, port, workers, key, online_audit)
+            results = []
             try:
-                noop = asyncio.run(ceiling(port, clients, min(3.0, seconds)))
+                noop = asyncio.run(ceiling(port, clients, min(3.0, seconds), client))
                 with CpuShare(server.pid) as cpu:
-                    result = asyncio.run(drive(port, key, work, clients, seconds, lean=client == "lean"))
+                    closed = asyncio.run(drive(port, key, work[:per_run], clients, seconds, client))
+                results.append(("闭环满载 closed loop (capacity)", closed, cpu))
+                if rate > 0:
+                    with CpuShare(server.pid) as cpu_paced:
+                        paced = asyncio.run(drive(port, key, work[per_run:], clients, seconds, client, rate))
+                    results.append((f"定速 paced {rate:g}/s", paced, cpu_paced))
             finally:
                 server.terminate()
                 try:
@@ -328,18 +381,24 @@ def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int 
                 except subprocess.TimeoutExpired:
                     server.kill()
                     server.wait()
-            lat = result["latencies"]
-            p50 = statistics.median(lat) * 1000 if lat else float("nan")
-            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else float("nan")
-            table.add_row(backend, f"{result['ok'] / result['elapsed']:,.0f}", f"{p50:.1f}", f"{p99:.1f}",
-                          f"{result['ok']:,}", f"{len(result['errors']):,}", check_ledger(url, result["ok"]))
+            ok_total = sum(r["ok"] for _, r, _ in results)
+            ledger_text = check_ledger(url, ok_total)
+            for label, result, used in results:
+                table.add_row(*_row(f"{backend} · {label}", result, ledger_text))
+                first_errors += result["errors"][:3]
+                cpu_lines.append(f"{backend} · {label}: CPU {used.text()}")
             table.add_row(f"  {backend}: no-op GET (HTTP 上限)", f"{noop:,.0f}", "—", "—", "—", "—", "—")
-            first_errors += result["errors"][:3]
-            cpu_lines.append(f"{backend}: CPU {cpu.text()} (其余为数据库与本机其他任务 / the rest: database, other jobs)")
-    rate = engine_alone(min(visits, 20000), items)
-    table.add_row("engine alone 引擎(1核)", f"{rate:,.0f}", "—", "—", "—", "—", "—")
+            if rate > 0:
+                met = (paced["rate"] >= 0.98 * rate and paced["p99"] <= 50 and not paced["errors"]
+                       and not closed["errors"] and ledger_text.startswith("一致"))
+                verdicts.append(f"{backend}: {rate:g}/s 定速下 p99 {paced['p99']:.1f} ms, 实得 {paced['rate']:,.0f}/s, "
+                                f"错误 {len(paced['errors'])} → 目标(≥300/s, p99≤50 ms){'达到 met' if met else '未达到 NOT met'}")
+    engine_rate = engine_alone(min(per_run, 20000), items)
+    table.add_row("engine alone 引擎(1核)", f"{engine_rate:,.0f}", "—", "—", "—", "—", "—")
     console.print(table)
     for line in cpu_lines:
+        console.print(line + " (其余为数据库与本机其他任务 / the rest: database, other jobs)")
+    for line in verdicts:
         console.print(line)
     for e in first_errors:
         console.print(f"[red]错误示例[/] {e}")

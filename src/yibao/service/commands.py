@@ -115,17 +115,19 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     workers: int = typer.Option(2, min=1, max=16, help="yibao serve 工作进程数"),
                     backend: list[str] = typer.Option(["sqlite", "postgresql"], help="sqlite / postgresql"),
                     online_audit: bool = typer.Option(True, help="结算时运行事中审核规则(智能审核)"),
-                    client: str = typer.Option("httpx", help="压测客户端: httpx, 或 lean(极简 asyncio HTTP/1.1, 少占 CPU)")):
+                    client: str = typer.Option("httpx", help="压测客户端: httpx, 或 aiohttp(同样的 HTTP/1.1 长连接, 少占 CPU)"),
+                    rate: float = typer.Option(300.0, min=0, max=100000,
+                                               help="定速一轮的总速率(笔/秒), 0 = 只测闭环满载")):
         """结算服务压测: 2207 每秒笔数与 p50/p99, 并核对累计台账 / load benchmark of 2207."""
         from yibao.service.bench import run
 
         bad = [b for b in backend if b not in ("sqlite", "postgresql")]
         if bad:
             _fail("BEN001", f"--backend 只能是 sqlite 或 postgresql, 实际为 {bad}")
-        if client not in ("httpx", "lean"):
-            _fail("BEN002", f"--client 只能是 httpx 或 lean, 实际为 {client}")
+        if client not in ("httpx", "aiohttp"):
+            _fail("BEN002", f"--client 只能是 httpx 或 aiohttp, 实际为 {client}")
         run(seconds=seconds, clients=clients, items=items, workers=workers, backends=backend,
-            online_audit=online_audit, client=client)
+            online_audit=online_audit, client=client, rate=rate)
 
 
 def _safe(url: str) -> str:

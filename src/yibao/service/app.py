@@ -24,6 +24,7 @@ from yibao.service.auth import KeyRing, Principal
 from yibao.service.desk import Desk
 from yibao.service.errors import status_of
 from yibao.service.packs import PackSet
+from yibao.service.transactions import fault_point
 from yibao.store.database import make_engine
 
 log = logging.getLogger("yibao.service")
@@ -53,6 +54,7 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        fault_point("app:start")
         precheck.warm()
         # everything loaded so far (packs, rules, libraries) lives as long as the process: moving it out of the
         # collector's reach spares each worker full collections that otherwise stall every request in flight

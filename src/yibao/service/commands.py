@@ -56,7 +56,24 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             KeyRing.from_env()
         except YibaoError as exc:
             fail(exc)
-        uvicorn.run("yibao.service.app:create_app", factory=True, host=host, port=port, workers=workers,
+        from yibao.store.database import default_url, make_engine
+
+        target = default_url()
+        try:
+            make_engine(target).dispose()  # the URL's form and driver; connections are made per request
+        except Exception as exc:  # noqa: BLE001 - any driver's refusal, told without a stack trace
+            _fail("DB002", f"数据库 URL 无法使用 ({_safe(target)}): {exc.__class__.__name__}: {_first_line(exc)}")
+        from yibao.service import workers as procs
+
+        if workers > 1 and procs.available():  # a listening socket per process: connections spread evenly
+            try:
+                procs.serve(host, port, workers, log_level=log_level, access_log=False)
+            except OSError as exc:
+                _fail("SRV001", f"无法监听 {host}:{port}: {exc.strerror or exc}")
+            except procs.WorkerFailed as exc:
+                _fail("SRV002", str(exc))
+            return
+        uvicorn.run(procs.APP, factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, access_log=False)
 
     @service_app.command("load")

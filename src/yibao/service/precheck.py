@@ -14,7 +14,7 @@ import os
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from yibao.money import fen_to_yuan
@@ -56,15 +56,16 @@ def run(session: Session, stage: str, person: Person, person_row: dict, institut
     inst_row = {"fixmedins_code": institution.fixmedins_code, "fixmedins_name": institution.fixmedins_name,
                 "level": institution.level, "admdvs": institution.admdvs}
     medfee = sum(i.det_item_fee_sumamt_fen for i in items)
-    result = _online().precheck(person_row, inst_row, visit_row(visit, institution, setl_time, medfee),
+    result = _online().precheck(person_row, inst_row, visit_row(visit, institution.level, setl_time, medfee),
                                 [item_row(i) for i in items], history(session, visit, institution, setl_time),
                                 stage=stage, params=_ruleset())
     return result.to_dict()
 
 
-def visit_row(v: Visit, inst: Institution, setl_time: datetime | None, medfee_fen: int) -> dict:
+def visit_row(v, level: str, setl_time: datetime | None, medfee_fen: int) -> dict:
+    """``v``: a Visit, or a row with its columns."""
     return {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "insutype": v.insutype, "med_type": v.med_type,
-            "fixmedins_code": v.fixmedins_code, "level": inst.level, "begntime": v.begntime,
+            "fixmedins_code": v.fixmedins_code, "level": level, "begntime": v.begntime,
             "endtime": v.endtime or setl_time, "setl_time": setl_time, "dise_codg": v.dise_codg,
             "oprn_oprt_code": None, "referral_from_level": v.referral_from_level,
             "acct_balance": fen_to_yuan(0), "medfee_sumamt": fen_to_yuan(medfee_fen)}
@@ -77,24 +78,32 @@ def item_row(i: FeeItem) -> dict:
             "preselfpay_ratio": i.preselfpay_ratio, "fee_ocur_time": i.fee_ocur_time}
 
 
+_VISITS = Visit.__table__
+_ITEMS = FeeItem.__table__
+# built once (a statement caches its own compiled form): columns, not ORM objects, for rows only read
+_EARLIER = (select(_VISITS, Institution.__table__.c.level.label("inst_level"))
+            .join(Institution.__table__, Institution.__table__.c.fixmedins_code == _VISITS.c.fixmedins_code,
+                  isouter=True)
+            .where(_VISITS.c.psn_no == bindparam("psn_no"), _VISITS.c.mdtrt_id != bindparam("mdtrt_id"),
+                   _VISITS.c.status == "settled", _VISITS.c.begntime >= bindparam("since"))
+            .order_by(_VISITS.c.begntime.desc()))
+_EARLIER_ITEMS = (select(_ITEMS).where(_ITEMS.c.mdtrt_id.in_(bindparam("ids", expanding=True)))
+                  .order_by(_ITEMS.c.mdtrt_id, _ITEMS.c.feedetl_sn))
+
+
 def history(session: Session, visit: Visit, inst: Institution, setl_time: datetime) -> list[tuple[dict, list[dict]]]:
-    """Two queries however long the history: earlier visits with their institutions, then all their items."""
+    """Two queries however long the history: earlier visits with their institutions' levels, then all their items."""
     since = setl_time - timedelta(days=HISTORY_DAYS)
-    earlier = session.execute(select(Visit, Institution).join(
-        Institution, Institution.fixmedins_code == Visit.fixmedins_code, isouter=True).where(
-        Visit.psn_no == visit.psn_no, Visit.mdtrt_id != visit.mdtrt_id, Visit.status == "settled",
-        Visit.begntime >= since).order_by(Visit.begntime.desc())).all()
+    earlier = session.execute(_EARLIER, {"psn_no": visit.psn_no, "mdtrt_id": visit.mdtrt_id, "since": since}).all()
     if not earlier:
         return []
     items: dict[str, list] = {}
-    table = FeeItem.__table__
-    for row in session.execute(select(table).where(table.c.mdtrt_id.in_([v.mdtrt_id for v, _ in earlier]))
-                               .order_by(table.c.mdtrt_id, table.c.feedetl_sn)):
+    for row in session.execute(_EARLIER_ITEMS, {"ids": [v.mdtrt_id for v in earlier]}):
         items.setdefault(row.mdtrt_id, []).append(row)
     out = []
-    for v, v_inst in earlier:
+    for v in earlier:
         mine = items.get(v.mdtrt_id, [])
-        out.append((visit_row(v, v_inst or inst, v.endtime, sum(i.det_item_fee_sumamt_fen for i in mine)),
+        out.append((visit_row(v, v.inst_level or inst.level, v.endtime, sum(i.det_item_fee_sumamt_fen for i in mine)),
                     [item_row(i) for i in mine]))
     return out
 

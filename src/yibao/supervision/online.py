@@ -147,14 +147,24 @@ def _value(table: str, f: pa.Field, v, row: int | None = None, key=None):
         raise _bad(table, f, row, key, f"预审核输入无法转换为 {t}: {v!r} ({exc})") from None
 
 
-def _fast(table: str, f: pa.Field, v, row: int | None = None, key=None):
-    """:func:`_value` for the common, already-typed case (``to_pylist`` rows), else the checks."""
-    if v is None or type(v) is str:
-        return v if v is None or not (pa.types.is_decimal(f.type) or pa.types.is_timestamp(f.type)
-                                      or pa.types.is_integer(f.type)) else _value(table, f, v, row, key)
-    if type(v) is Decimal and pa.types.is_decimal(f.type):
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_decimal(t):
+        return "decimal"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    return "integer" if pa.types.is_integer(t) else "other"
+
+
+def _fast(table: str, f: pa.Field, kind: str, v, row: int | None = None, key=None):
+    """:func:`_value` for the common, already-typed case, else the checks; ``kind`` is ``_kind(f.type)``,
+    worked out once per column rather than once per value."""
+    if v is None:
+        return None
+    if type(v) is str:
+        return v if kind == "other" else _value(table, f, v, row, key)
+    if type(v) is Decimal and kind == "decimal":
         return _exact(table, f, v, row, key)
-    if type(v) is datetime and pa.types.is_timestamp(f.type):
+    if type(v) is datetime and kind == "timestamp":
         return v.isoformat(" ")
     return _value(table, f, v, row, key)
 
@@ -167,6 +177,7 @@ class OnlineDatabase:
                                    cached_statements=512)
         self.con.execute("PRAGMA case_sensitive_like = ON")  # DuckDB's and Spark's LIKE are case-sensitive
         self.columns = _base_columns()
+        self.kinds = {name: [(f, _kind(f.type)) for f in fields] for name, fields in self.columns.items()}
         self.inserts = {}
         for name, fields in self.columns.items():
             cols = ", ".join(f"{f.name} {_sqlite_type(f.type)}" for f in fields)
@@ -185,7 +196,9 @@ class OnlineDatabase:
             for name, fields in self.columns.items():
                 con.execute(f"DELETE FROM {name}")
                 key = ROW_KEYS[name]
-                con.executemany(self.inserts[name], [tuple(_fast(name, f, r.get(f.name), i, r.get(key)) for f in fields)
+                kinds = self.kinds[name]
+                con.executemany(self.inserts[name], [tuple(_fast(name, f, k, r.get(f.name), i, r.get(key))
+                                                           for f, k in kinds)
                                                      for i, r in enumerate(tables[name])])
             for name, insert in self.derived:
                 con.execute(f"DELETE FROM {name}")

@@ -6,6 +6,8 @@ store with a few settled visits, so generated ids sometimes hit and usually miss
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from yibao.store.database import make_engine
 from yibao.store.migrate import upgrade
 
 _dir = Path(tempfile.mkdtemp(prefix="yibao-schema-"))
+atexit.register(shutil.rmtree, _dir, ignore_errors=True)  # built at import, for the parametrised schema
 URL = f"sqlite:///{_dir / 'yibao.db'}"
 upgrade(URL)
 with Session(make_engine(URL)) as _s, _s.begin():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,19 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from yibao.service.bench import child_pids, yibao_executable
 from yibao.store.migrate import upgrade
 from yibao.store.throwaway import free_port
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's")
 
 
-def _children(pid: int) -> list[int]:
-    return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
-
-
 def _workers(pid: int) -> list[int]:
     """The server's uvicorn processes (multiprocessing may add a helper that listens on nothing)."""
-    return [c for c in _children(pid) if _listening(c)]
+    return [c for c in child_pids(pid) if _listening(c)]
 
 
 def _sockets(pid: int) -> set[str]:
@@ -46,12 +42,12 @@ def _tcp(state: str, port: int) -> set[str]:
     out = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         f = line.split()
-        if int(f[1].split(":")[1], 16) == PORT[0] and f[3] == state:
+        if int(f[1].split(":")[1], 16) == port and f[3] == state:
             out.add(f[9])
     return out
 
 
-PORT = [0]
+PORT = [0]  # the port of the server under test
 
 
 def _listening(pid: int) -> bool:
@@ -82,7 +78,7 @@ def test_connections_spread_over_workers_and_a_dead_worker_is_replaced(tmp_path)
     upgrade(url)
     PORT[0] = free_port()
     env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024", "YIBAO_API_KEYS": "t:admin=k"}
-    exe = shutil.which("yibao") or str(Path(sys.executable).with_name("yibao"))
+    exe = yibao_executable()
     server = subprocess.Popen([exe, "serve", "--port", str(PORT[0]), "--workers", "2"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -121,7 +117,7 @@ def test_a_worker_that_cannot_start_stops_the_server_with_a_coded_error(tmp_path
     PORT[0] = free_port()
     env = {**os.environ, "YIBAO_DATABASE_URL": f"sqlite:///{tmp_path}/yibao.db", "YIBAO_PACKS": "shandong-2024",
            "YIBAO_API_KEYS": "t:admin=k", "YIBAO_FAULT": "app:start"}  # every worker exits while starting
-    exe = shutil.which("yibao") or str(Path(sys.executable).with_name("yibao"))
+    exe = yibao_executable()
     done = subprocess.run([exe, "serve", "--port", str(PORT[0]), "--workers", "2"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
@@ -132,7 +128,7 @@ def test_a_worker_that_cannot_start_stops_the_server_with_a_coded_error(tmp_path
 def test_an_unusable_database_url_is_refused_before_any_worker_starts():
     env = {**os.environ, "YIBAO_DATABASE_URL": "nosuchdb://nowhere/x", "YIBAO_PACKS": "shandong-2024",
            "YIBAO_API_KEYS": "t:admin=k"}
-    exe = shutil.which("yibao") or str(Path(sys.executable).with_name("yibao"))
+    exe = yibao_executable()
     done = subprocess.run([exe, "serve", "--port", str(free_port()), "--workers", "2"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "DB002" in done.stderr and "Traceback" not in done.stderr

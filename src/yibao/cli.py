@@ -50,6 +50,11 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+def print_json(data) -> None:
+    """A command's ``--json`` answer on stdout: readable, Chinese kept as is."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
 def fail(exc: YibaoError, as_json: bool = False) -> None:
     if as_json:
         err.print_json(json.dumps(exc.to_dict(), ensure_ascii=False))
@@ -364,7 +369,7 @@ def claims_check(
         fail(exc, as_json)
         return
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        print_json(report.to_dict())
         if not report.ok:
             raise typer.Exit(code=2)
         return
@@ -457,7 +462,7 @@ def simulate_cmd(
         fail(exc, as_json)
         return
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        print_json(result.to_dict())
         return
     out.print(format_simulation(result))
     out.print(f"[dim]{run.visits:,} 次就诊, 两个政策包; 用时 {time.perf_counter() - started:.1f} 秒 "
@@ -494,7 +499,7 @@ def monitor_cmd(
         fail(exc, as_json)
         return
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        print_json(result.to_dict())
         return
     out.print(format_monitoring(result))
 

@@ -62,10 +62,7 @@ def _build(kind: str, policy: str, cases, claims, settled, years, out_dir, table
 
 def _settle(kind: str, policy: str, catalog: Path, period: str, budget, cases, claims, settled, out_dir, as_json,
             table=None) -> None:
-    import json
-    import sys
-
-    from yibao.cli import fail, out
+    from yibao.cli import fail, out, print_json
     from yibao.errors import YibaoError
     from yibao.payment.run import settle_period
     from yibao.policy.loader import resolve_pack
@@ -78,7 +75,7 @@ def _settle(kind: str, policy: str, catalog: Path, period: str, budget, cases, c
         fail(exc, as_json)
         return
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        print_json(result.to_dict())
         return
     from rich.table import Table
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Optional
@@ -104,6 +103,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         ruleset: str = typer.Option("default", "--ruleset", help="规则参数文件或内置名称"),
     ) -> None:
         """对一次就诊做预审核(联机路径), 输出提醒与拦截 (online pre-check of one visit)."""
+        from yibao.cli import print_json
         from yibao.errors import Problem, YibaoError
         from yibao.supervision.model import AuditInputError
         from yibao.supervision.online import precheck
@@ -123,7 +123,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         except YibaoError as exc:
             _fail(exc)
             return
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        print_json(result.to_dict())
         if result.blocked:
             raise typer.Exit(code=3)
 

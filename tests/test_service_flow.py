@@ -232,22 +232,28 @@ def test_blocking_audit_hit_refuses_settlement_and_warnings_are_returned(world, 
     from types import SimpleNamespace
 
     from yibao.service import precheck
+    from yibao.supervision import online
 
     seen = {}
 
-    def fake(person, institution, visit, items, history=(), *, stage, params=None):
-        seen.update(stage=stage, items=len(items), medfee=visit["medfee_sumamt"], certno=person["certno"])
+    def fake(values, current, *, stage, ruleset):
+        cols = online.value_columns()
+        visit = dict(zip(cols["visits"], values["visits"][0]))
+        seen.update(stage=stage, current=current == visit["mdtrt_id"], items=len(values["fee_items"]),
+                    medfee=visit["medfee_sumamt"], psn_no=dict(zip(cols["persons"], values["persons"][0]))["psn_no"])
         hit = {"rule_id": "R-TEST", "rule_name": "测试规则", "severity": "high", "message": "第 1 条明细超量",
                "amount": "25.00", "feedetl_sns": ["F000001"]}
         return SimpleNamespace(to_dict=lambda: {"warnings": [], "blocking": [hit]})
 
-    monkeypatch.setattr(precheck, "_online", lambda: SimpleNamespace(precheck=fake))
+    real = {name: getattr(online, name) for name in ("value_columns", "amount_value", "count_value", "time_value")}
+    monkeypatch.setattr(precheck, "_online", lambda: SimpleNamespace(precheck_values=fake, **real,
+                                                                     history_codes=lambda *_: frozenset()))
     monkeypatch.setattr(precheck, "_ruleset", lambda: None)
     client, keys, engine = world
     his = Platform(client, keys.keys["his1"])
     mdtrt_id = his.visit("P000000001")
     pre = his.ok("2206", {"data": {"psn_no": "P000000001", "mdtrt_id": mdtrt_id}})
-    assert seen == {"stage": "pre", "items": 30, "medfee": Decimal("750.00"), "certno": sample.certno(1)}
+    assert seen == {"stage": "pre", "current": True, "items": 30, "medfee": 750.0, "psn_no": "P000000001"}
     assert pre["blocking"][0]["rule_id"] == "R-TEST"
     before = counts(engine)
     refused = his("2207", {"data": {"psn_no": "P000000001", "mdtrt_id": mdtrt_id}})

@@ -13,7 +13,7 @@ non-integer intermediate is ``ROUND``-ed before a cast (DuckDB rounds on cast, S
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Callable
+from typing import Callable, Iterable
 
 from pydantic import Field, model_validator
 
@@ -28,10 +28,11 @@ EARLIER = "(a.begntime < b.begntime OR (a.begntime = b.begntime AND a.mdtrt_id <
 
 def rule(id: str, name: str, family: str, description: str, stages: str, severity: str = "medium", *,
          params: type[Params], scope: str = "visit", needs: tuple[str, ...] = (), blocking: bool = False,
-         fp_bound: float = 0.002) -> Callable[[Callable[[Params], str]], Callable[[Params], str]]:
+         fp_bound: float = 0.002, history_codes: Callable[[Params], Iterable[str]] | None = None,
+         ) -> Callable[[Callable[[Params], str]], Callable[[Params], str]]:
     def register(build: Callable[[Params], str]) -> Callable[[Params], str]:
         RULES[id] = Rule(id, name, family, description, frozenset(stages.split()), severity, params, build,
-                         scope, needs, blocking, fp_bound)
+                         scope, needs, blocking, fp_bound, history_codes)
         return build
     return register
 
@@ -415,7 +416,7 @@ def _duplicate_line(p: DuplicateLine) -> str:
 
 
 @rule("SV-DUP-02", "限定间隔内重复检查", "重复收费", "同一参保人在限定天数内再次收取同一检查检验项目",
-      "during after", "medium", params=WindowItems)
+      "during after", "medium", params=WindowItems, history_codes=lambda p: (i.code for i in p.items))
 def _repeat_window(p: WindowItems) -> str:
     c = values([(i.code, i.name, i.days) for i in p.items], "code, name, days")
     detail = ("b.med_list_codg || ' ' || b.name || ' 在 ' || " + s("b.days") + " || ' 天内重复收费, 上次 ' || "
@@ -519,7 +520,8 @@ def _supply(drugs: list[DrugItem]) -> str:
 
 
 @rule("SV-DRUG-01", "重复开药(用药天数重叠)", "超量开药",
-      "同一参保人同一药品, 上次开具的用药天数尚未用完(超过容差天数)又再次开药", "during after", "medium", params=Overlap)
+      "同一参保人同一药品, 上次开具的用药天数尚未用完(超过容差天数)又再次开药", "during after", "medium", params=Overlap,
+      history_codes=lambda p: (d.code for d in p.drugs))
 def _overlap(p: Overlap) -> str:
     detail = ("l.med_list_codg || ' ' || l.name || ' 上次所开药量可用至第 ' || " + s("l.prev_end - l.d0")
               + " || ' 天后, 重叠超过 ' || " + s(p.tolerance_days) + " || ' 天'")

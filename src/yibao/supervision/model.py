@@ -13,7 +13,7 @@ two executions agree visit for visit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -58,6 +58,11 @@ class Rule:
     needs: tuple[str, ...] = ()  # "table.column" or "table" beyond the required schema
     blocking: bool = False  # when online, refuse the settlement instead of warning
     fp_bound: float = 0.002  # documented bound on the share of clean subjects it flags
+    # Which of the person's *other* visits' fee lines the rule reads: None, none of them (it reads
+    # the current visit's lines, and at most the other visits' rows); else the codes, from the
+    # parameters, of the only lines it reads, and only where the current visit has a line with the
+    # same code. The online path loads no other history lines (the costliest input of a settlement).
+    history_codes: Callable[[Params], Iterable[str]] | None = None
 
     @property
     def online(self) -> bool:
@@ -79,6 +84,10 @@ class ConfiguredRule:
 
     def sql(self) -> str:
         return self.rule.build(self.params)
+
+    def history_codes(self) -> frozenset[str]:
+        """The codes of the other visits' lines this rule reads (see :attr:`Rule.history_codes`)."""
+        return frozenset(self.rule.history_codes(self.params)) if self.rule.history_codes else frozenset()
 
     def param_text(self) -> str:
         """Parameter values, short, for the hit message (lists of items are summarised)."""

@@ -69,6 +69,7 @@ def _schema(name: str) -> pa.Schema:
     return schema
 
 
+@functools.lru_cache(maxsize=1)
 def _base_columns() -> dict[str, list[pa.Field]]:
     """The base-table columns the derived views read, found in the views' SQL itself."""
     used: dict[str, dict[str, None]] = {n: {} for n in BASE_TABLES}
@@ -135,7 +136,7 @@ def _value(table: str, f: pa.Field, v, row: int | None = None, key=None):
                 v = datetime(v.year, v.month, v.day)
             if not isinstance(v, datetime):
                 raise TypeError(type(v).__name__)
-            return v.isoformat(sep=" ", timespec="seconds" if not v.microsecond else "microseconds")
+            return time_value(v)
         if pa.types.is_integer(t) or pa.types.is_boolean(t):
             if isinstance(v, float) or isinstance(v, str) and not v.strip().lstrip("-").isdigit():
                 raise TypeError(type(v).__name__)
@@ -165,7 +166,7 @@ def _fast(table: str, f: pa.Field, kind: str, v, row: int | None = None, key=Non
     if type(v) is Decimal and kind == "decimal":
         return _exact(table, f, v, row, key)
     if type(v) is datetime and kind == "timestamp":
-        return v.isoformat(" ")
+        return time_value(v)
     return _value(table, f, v, row, key)
 
 
@@ -189,17 +190,23 @@ class OnlineDatabase:
             self.con.execute(f"CREATE TABLE {name} AS {select} LIMIT 0")
             self.derived.append((name, f"INSERT INTO {name} {select}"))
 
-    def load(self, tables: dict[str, list[dict]]) -> None:
+    def convert(self, tables: dict[str, list[dict]]) -> dict[str, list[tuple]]:
+        """Rows as the claims schema names them → the tables' value tuples, every value checked."""
+        out = {}
+        for name, kinds in self.kinds.items():
+            key = ROW_KEYS[name]
+            out[name] = [tuple(_fast(name, f, k, r.get(f.name), i, r.get(key)) for f, k in kinds)
+                         for i, r in enumerate(tables[name])]
+        return out
+
+    def load(self, values: dict[str, list[tuple]]) -> None:
+        """Replace the base tables' rows with ``values`` and refill the derived views, in one transaction."""
         con = self.con
         con.execute("BEGIN")
         try:
-            for name, fields in self.columns.items():
+            for name in self.columns:
                 con.execute(f"DELETE FROM {name}")
-                key = ROW_KEYS[name]
-                kinds = self.kinds[name]
-                con.executemany(self.inserts[name], [tuple(_fast(name, f, k, r.get(f.name), i, r.get(key))
-                                                           for f, k in kinds)
-                                                     for i, r in enumerate(tables[name])])
+                con.executemany(self.inserts[name], values[name])
             for name, insert in self.derived:
                 con.execute(f"DELETE FROM {name}")
                 con.execute(insert)
@@ -212,6 +219,7 @@ class OnlineQuery:
 
     def __init__(self, ruleset: RuleSet, stage: str):
         self.rules = {r.id: r for r in ruleset.rules if stage in r.rule.stages and r.rule.scope == "visit"}
+        self.history_codes = frozenset().union(*(r.history_codes() for r in self.rules.values()))
         cols = ", ".join(HIT_COLUMNS)
         self.statements = [(rid, to_sqlite(f"SELECT '{rid}' AS rule_id, {cols} FROM ({r.sql()}) WHERE mdtrt_id = :current",
                                            rid)) for rid, r in self.rules.items()]
@@ -261,12 +269,64 @@ def precheck(person: dict, institution: dict, visit: dict, items: list[dict],
             _DEFAULT[name] = load_ruleset(name)
         ruleset = _DEFAULT[name]
     q = _query(ruleset, stage)
+    wanted = history_codes(ruleset, stage, items)
+    history = [(v, [i for i in its if i.get("med_list_codg") in wanted]) for v, its in history]
+    db = _database()
+    values = db.convert({"persons": [person], "institutions": [institution],
+                         "visits": [visit] + [v for v, _ in history],
+                         "fee_items": list(items) + [i for _, its in history for i in its]})
+    return _run(db, q, values, visit["mdtrt_id"])
+
+
+def history_codes(ruleset: RuleSet, stage: str, items) -> frozenset[str]:
+    """The codes of the person's earlier fee lines that the stage's rules can read for a visit with
+    ``items`` (dicts or rows with ``med_list_codg``): only lines whose code a rule lists and the
+    visit also has (see ``Rule.history_codes``). Every earlier visit's own row is still needed;
+    its other lines change no hit, so neither path loads them."""
+    listed = _query(ruleset, stage).history_codes
+    if not listed:
+        return frozenset()
+    return frozenset(c for c in (i["med_list_codg"] if isinstance(i, dict) else i.med_list_codg for i in items)
+                     if c in listed)
+
+
+def precheck_values(values: dict[str, list[tuple]], current: str, *, stage: str = "during",
+                    ruleset: RuleSet) -> Precheck:
+    """:func:`precheck` over rows already in the online tables' form: for each table in
+    :func:`value_columns`, tuples in that column order, amounts and counts as :func:`amount_value`
+    / :func:`count_value` give them, times as :func:`time_value`. For a caller whose rows come from
+    a store that checked them on the way in (the settlement service): it skips the per-value checks
+    that cost more than the rules themselves. ``current`` is the visit whose hits count."""
+    if stage not in ("pre", "during"):
+        raise SupervisionError(Problem("SUP031", "stage", f"stage 应为 pre 或 during, 实际为 {stage!r}"))
+    return _run(_database(), _query(ruleset, stage), values, current)
+
+
+def value_columns() -> dict[str, tuple[str, ...]]:
+    """Per base table, the columns the rules read, in the order :func:`precheck_values` takes them."""
+    return {name: tuple(f.name for f in fields) for name, fields in _base_columns().items()}
+
+
+def amount_value(fen: int | None) -> float | None:
+    """An amount in integer fen as the online tables hold it: the same float :func:`_exact` makes of
+    the yuan Decimal (both are the double nearest the yuan amount; the views round back to fen)."""
+    return None if fen is None else fen / 100
+
+
+def count_value(cnt: Decimal | None) -> float | None:
+    return None if cnt is None else float(cnt)
+
+
+def time_value(t: datetime | None) -> str | None:
+    """A time as the online tables hold it: ISO text, so comparisons and DATE() work."""
+    return None if t is None else t.isoformat(" ")
+
+
+def _run(db: OnlineDatabase, q: "OnlineQuery", values: dict[str, list[tuple]], current: str) -> Precheck:
     if not q.statements:
         return Precheck()
-    db = _database()
-    db.load({"persons": [person], "institutions": [institution], "visits": [visit] + [v for v, _ in history],
-              "fee_items": list(items) + [i for _, its in history for i in its]})
-    arg = {"current": visit["mdtrt_id"]}
+    db.load(values)
+    arg = {"current": current}
     rows = [row for _, sql in q.statements for row in db.con.execute(sql, arg)]
     return collect(q.rules, rows)
 

@@ -1,7 +1,7 @@
 """The FastAPI application: both faces over one :class:`~yibao.service.desk.Desk`.
 
 ``create_app()`` reads its configuration from the environment (``YIBAO_DATABASE_URL`` or
-``YIBAO_DATA_DIR``, ``YIBAO_PACKS``, ``YIBAO_API_KEYS_FILE`` / ``YIBAO_API_KEYS``), so
+``YIBAO_DATA_DIR``, ``YIBAO_PACKS``, ``YIBAO_API_KEYS_FILE`` / ``YIBAO_API_KEYS``, ``YIBAO_THREADS``), so
 ``uvicorn --factory yibao.service.app:create_app`` and ``yibao serve`` start the same thing.
 Every error becomes a platform answer (infcode -1) or a 4xx JSON problem; logs carry ids, never
 ID numbers or names.
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -38,7 +40,24 @@ def problem_response(status: int, title: str, problems: list[Problem]) -> JSONRe
         status_code=status, media_type="application/problem+json")
 
 
-def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRing | None = None) -> FastAPI:
+def threads_from_env() -> int | None:
+    """``YIBAO_THREADS``: how many requests one process runs at once in its threadpool (unset: anyio's 40)."""
+    text = os.environ.get("YIBAO_THREADS", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise YibaoError(Problem("SRV003", "YIBAO_THREADS", f"应为 1 到 64 的整数, 实际为 {text!r}"))
+    return int(text)
+
+
+def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRing | None = None,
+               threads: int | None = None) -> FastAPI:
+    """``threads``: requests run at once per process (default ``YIBAO_THREADS``, else anyio's 40). Every
+    request's database work runs in a thread and holds the GIL between round trips; with many threads a
+    thread back from PostgreSQL waits for the GIL behind the others, up to the 5 ms switch interval each
+    time, so a settlement's dozen round trips stretch and the process burns CPU switching. ``yibao serve``
+    passes 1 and gets concurrency from processes instead (docs/service.md has the measurements)."""
+    threads = threads or threads_from_env()
     # one connection per request in flight: requests run in the threadpool (40 threads per worker), and a load
     # of N concurrent clients puts about N / workers on each; 10 kept + 20 overflow covers 16 clients on 1 worker
     engine = make_engine(url, pool_size=10, max_overflow=20)
@@ -55,6 +74,8 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         fault_point("app:start")
+        if threads:
+            to_thread.current_default_thread_limiter().total_tokens = threads
         precheck.warm()
         # everything loaded so far (packs, rules, libraries) lives as long as the process: moving it out of the
         # collector's reach spares each worker full collections that otherwise stall every request in flight

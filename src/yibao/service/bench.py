@@ -81,12 +81,14 @@ def yibao_executable() -> str:
     return shutil.which("yibao") or str(Path(sys.executable).with_name("yibao"))
 
 
-def start_server(url: str, port: int, workers: int, key: str, online_audit: bool = True) -> subprocess.Popen:
+def start_server(url: str, port: int, workers: int, key: str, online_audit: bool = True,
+                 threads: int = 1) -> subprocess.Popen:
     env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024",
            "YIBAO_API_KEYS": f"bench:institution:{sample.HOSPITAL}={key}",
            "YIBAO_ONLINE_AUDIT": "on" if online_audit else "off"}
     env.pop("YIBAO_FAULT", None)
-    proc = subprocess.Popen([yibao_executable(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+    proc = subprocess.Popen([yibao_executable(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                             "--threads", str(threads)],
                             env=env, stdout=subprocess.DEVNULL)
     import httpx
 
@@ -343,7 +345,7 @@ def _row(label: str, result: dict, ledger_text: str) -> list[str]:
             f"{len(result['errors']):,}", ledger_text]
 
 
-def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int = 2,
+def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int = 2, threads: int = 1,
         backends: list[str] | None = None, online_audit: bool = True, client: str = "httpx",
         rate: float = 300.0) -> None:
     """Per backend: the HTTP ceiling, the closed-loop capacity, then (``rate`` > 0) latency at ``rate``/s offered."""
@@ -351,8 +353,8 @@ def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int 
     backends = backends or ["sqlite", "postgresql"]
     per_run = max(2000, int(seconds * 800))
     audit = "事中审核开 online audit on" if online_audit else "事中审核关 online audit off"
-    table = Table(title=f"yibao bench serve · 2207 × {items} 条明细 · {clients} 并发客户端 · {workers} 工作进程 · "
-                        f"{seconds:g} 秒/轮 · {audit} · 客户端 {client}")
+    table = Table(title=f"yibao bench serve · 2207 × {items} 条明细 · {clients} 并发客户端 · "
+                        f"{workers} 工作进程 × {threads} 线程 · {seconds:g} 秒/轮 · {audit} · 客户端 {client}")
     for col in ("后端 backend · 负载 load", "笔/秒 settlements/s", "p50 ms", "p99 ms", "成功 ok", "错误 errors",
                 "台账 ledger"):
         table.add_column(col, justify="left" if col.startswith(("后端", "台账")) else "right")
@@ -373,7 +375,7 @@ def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int 
             work = prepare(url, per_run * runs, items)
             key = new_key()
             port = free_port()
-            server = start_server(url, port, workers, key, online_audit)
+            server = start_server(url, port, workers, key, online_audit, threads)
             results = []
             try:
                 noop = asyncio.run(ceiling(port, clients, min(3.0, seconds), client))

@@ -37,6 +37,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @app.command("serve")
     def serve(host: str = typer.Option("127.0.0.1", help="监听地址"), port: int = typer.Option(8000, help="端口"),
               workers: int = typer.Option(1, min=1, max=32, help="工作进程数"),
+              threads: int = typer.Option(1, min=1, max=64, help="每个工作进程同时办理的请求数(线程); "
+                                          "默认 1: 并发靠多进程, 见 docs/service.md"),
               url: Optional[str] = typer.Option(None, help="数据库 URL(默认见 yibao db upgrade)"),
               log_level: str = typer.Option("warning", help="uvicorn 日志级别")):
         """启动结算服务(国家平台接口 + REST, 文档在 /docs) / start the settlement service."""
@@ -51,6 +53,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         if url:
             os.environ["YIBAO_DATABASE_URL"] = url
+        os.environ["YIBAO_THREADS"] = str(threads)  # read by create_app in every worker
         try:  # check the configuration here, where an error can be printed, not in each worker
             PackSet.load()
             KeyRing.from_env()
@@ -130,6 +133,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     clients: int = typer.Option(16, min=1, max=256, help="并发客户端数"),
                     items: int = typer.Option(30, min=1, max=500, help="每次结算的费用明细条数"),
                     workers: int = typer.Option(2, min=1, max=16, help="yibao serve 工作进程数"),
+                    threads: int = typer.Option(1, min=1, max=64, help="yibao serve 每进程线程数(--threads)"),
                     backend: list[str] = typer.Option(["sqlite", "postgresql"], help="sqlite / postgresql"),
                     online_audit: bool = typer.Option(True, help="结算时运行事中审核规则(智能审核)"),
                     client: str = typer.Option("httpx", help="压测客户端: httpx, 或 aiohttp(同样的 HTTP/1.1 长连接, 少占 CPU)"),
@@ -143,7 +147,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             _fail("BEN001", f"--backend 只能是 sqlite 或 postgresql, 实际为 {bad}")
         if client not in ("httpx", "aiohttp"):
             _fail("BEN002", f"--client 只能是 httpx 或 aiohttp, 实际为 {client}")
-        run(seconds=seconds, clients=clients, items=items, workers=workers, backends=backend,
+        run(seconds=seconds, clients=clients, items=items, workers=workers, threads=threads, backends=backend,
             online_audit=online_audit, client=client, rate=rate)
 
 

@@ -28,13 +28,23 @@ EARLIER = "(a.begntime < b.begntime OR (a.begntime = b.begntime AND a.mdtrt_id <
 
 def rule(id: str, name: str, family: str, description: str, stages: str, severity: str = "medium", *,
          params: type[Params], scope: str = "visit", needs: tuple[str, ...] = (), blocking: bool = False,
-         fp_bound: float = 0.002, history_codes: Callable[[Params], Iterable[str]] | None = None,
+         fp_bound: float = 0.002, codes: Callable[[Params], Iterable[str]] | None = None,
+         history_codes: Callable[[Params], Iterable[str]] | None = None,
          ) -> Callable[[Callable[[Params], str]], Callable[[Params], str]]:
     def register(build: Callable[[Params], str]) -> Callable[[Params], str]:
         RULES[id] = Rule(id, name, family, description, frozenset(stages.split()), severity, params, build,
-                         scope, needs, blocking, fp_bound, history_codes)
+                         scope, needs, blocking, fp_bound, codes, history_codes)
         return build
     return register
+
+
+def item_codes(p) -> Iterable[str]:
+    """The listed codes of a catalogue rule whose parameters are ``items``."""
+    return (i.code for i in p.items)
+
+
+def drug_codes(p) -> Iterable[str]:
+    return (d.code for d in p.drugs)
 
 
 def lit(value) -> str:
@@ -327,7 +337,7 @@ class Procedures(Params):
 
 
 @rule("SV-GEND-01", "限性别项目", "限性别", "限定性别使用的药品、诊疗项目不得用于另一性别的参保人",
-      "pre during after", "high", params=GenderItems, blocking=True)
+      "pre during after", "high", params=GenderItems, blocking=True, codes=item_codes)
 def _gender(p: GenderItems) -> str:
     c = values([(i.code, i.name, i.gend) for i in p.items], "code, name, gend")
     detail = ("l.med_list_codg || ' ' || c.name || ' 限' || CASE c.gend WHEN '1' THEN '男' ELSE '女' END"
@@ -337,7 +347,7 @@ def _gender(p: GenderItems) -> str:
 
 
 @rule("SV-AGE-01", "限儿童项目用于成人", "限年龄", "限定儿童使用的项目, 参保人年龄超过上限",
-      "pre during after", "high", params=AgeItems, blocking=True)
+      "pre during after", "high", params=AgeItems, blocking=True, codes=item_codes)
 def _child_only(p: AgeItems) -> str:
     c = values([(i.code, i.name, i.max_age) for i in p.items if i.max_age is not None], "code, name, max_age")
     detail = f"l.med_list_codg || ' ' || c.name || ' 限 ' || {s('c.max_age')} || ' 岁及以下, 参保人 ' || {s('l.age')} || ' 岁'"
@@ -345,7 +355,7 @@ def _child_only(p: AgeItems) -> str:
 
 
 @rule("SV-AGE-02", "限年龄下限项目", "限年龄", "限定一定年龄以上使用的项目, 参保人年龄低于下限",
-      "pre during after", "medium", params=AgeItems)
+      "pre during after", "medium", params=AgeItems, codes=item_codes)
 def _min_age(p: AgeItems) -> str:
     c = values([(i.code, i.name, i.min_age) for i in p.items if i.min_age is not None], "code, name, min_age")
     detail = f"l.med_list_codg || ' ' || c.name || ' 限 ' || {s('c.min_age')} || ' 岁及以上, 参保人 ' || {s('l.age')} || ' 岁'"
@@ -353,7 +363,7 @@ def _min_age(p: AgeItems) -> str:
 
 
 @rule("SV-LVL-01", "限医院等级项目", "限医院等级", "限定在一定等级医疗机构开展的项目, 在其他等级机构收费",
-      "pre during after", "medium", params=LevelItems)
+      "pre during after", "medium", params=LevelItems, codes=item_codes)
 def _level(p: LevelItems) -> str:
     c = values([(i.code, i.name, lv) for i in p.items for lv in i.levels], "code, name, level")
     detail = "l.med_list_codg || ' ' || k.name || ' 不得在 ' || l.level || ' 级机构收费'"
@@ -363,7 +373,7 @@ def _level(p: LevelItems) -> str:
 
 
 @rule("SV-MODE-01", "限住院项目用于门诊", "限就医方式", "限定住院使用的项目, 在门诊就诊中收费",
-      "pre during after", "medium", params=ModeItems)
+      "pre during after", "medium", params=ModeItems, codes=item_codes)
 def _inpatient_only(p: ModeItems) -> str:
     c = values([(i.code, i.name) for i in p.items], "code, name")
     detail = "l.med_list_codg || ' ' || c.name || ' 限住院使用, 本次医疗类别 ' || l.med_type"
@@ -372,7 +382,7 @@ def _inpatient_only(p: ModeItems) -> str:
 
 
 @rule("SV-MODE-02", "限门诊项目用于住院", "限就医方式", "限定门诊使用的项目(如门诊诊查费), 在住院中收费",
-      "pre during after", "low", params=ModeItems)
+      "pre during after", "low", params=ModeItems, codes=item_codes)
 def _outpatient_only(p: ModeItems) -> str:
     c = values([(i.code, i.name) for i in p.items], "code, name")
     detail = "l.med_list_codg || ' ' || c.name || ' 限门诊使用, 本次医疗类别 ' || l.med_type"
@@ -381,7 +391,7 @@ def _outpatient_only(p: ModeItems) -> str:
 
 
 @rule("SV-IND-01", "限适应症用药无相应诊断", "限适应症", "限定支付范围的药品, 就诊诊断不符合限定的适应症",
-      "pre during after", "medium", params=IndicationItems)
+      "pre during after", "medium", params=IndicationItems, codes=item_codes)
 def _indication(p: IndicationItems) -> str:
     c = values([(i.code, i.name, x) for i in p.items for x in i.prefixes], "code, name, prefix")
     detail = "l.med_list_codg || ' ' || k.name || ' 限适应症, 诊断 ' || l.dise_codg || ' 不在限定范围'"
@@ -392,7 +402,7 @@ def _indication(p: IndicationItems) -> str:
 
 
 @rule("SV-SWAP-01", "高值耗材无对应手术", "串换项目", "高值医用耗材收费, 但本次就诊没有与之对应的手术操作",
-      "during after", "medium", params=Procedures)
+      "during after", "medium", params=Procedures, codes=item_codes)
 def _consumable(p: Procedures) -> str:
     c = values([(i.code, i.name, x) for i in p.items for x in i.procedures], "code, name, prefix")
     detail = "l.med_list_codg || ' ' || k.name || ' 无对应手术, 手术操作 ' || COALESCE(l.oprn_oprt_code, '无')"
@@ -416,7 +426,8 @@ def _duplicate_line(p: DuplicateLine) -> str:
 
 
 @rule("SV-DUP-02", "限定间隔内重复检查", "重复收费", "同一参保人在限定天数内再次收取同一检查检验项目",
-      "during after", "medium", params=WindowItems, history_codes=lambda p: (i.code for i in p.items))
+      "during after", "medium", params=WindowItems, codes=item_codes,
+      history_codes=item_codes)
 def _repeat_window(p: WindowItems) -> str:
     c = values([(i.code, i.name, i.days) for i in p.items], "code, name, days")
     detail = ("b.med_list_codg || ' ' || b.name || ' 在 ' || " + s("b.days") + " || ' 天内重复收费, 上次 ' || "
@@ -429,7 +440,7 @@ def _repeat_window(p: WindowItems) -> str:
 
 
 @rule("SV-DUP-03", "项目内涵重复收费", "重复收费", "已包含在另一项目中的项目, 在同一就诊中另行收费",
-      "pre during after", "medium", params=Pairs)
+      "pre during after", "medium", params=Pairs, codes=lambda p: (x.included for x in p.pairs))
 def _included(p: Pairs) -> str:
     c = values([(x.main, x.main_name, x.included, x.included_name) for x in p.pairs],
                "main, main_name, included, included_name")
@@ -439,7 +450,7 @@ def _included(p: Pairs) -> str:
 
 
 @rule("SV-SPLIT-01", "分解收费", "分解收费", "应按组合项目整体收费的, 拆分为多个单项分别收费",
-      "pre during after", "medium", params=Packages)
+      "pre during after", "medium", params=Packages, codes=lambda p: (x for k in p.packages for x in k.components))
 def _split(p: Packages) -> str:
     c = values([(k.code, k.name, fen(k.price), x, k.min_components) for k in p.packages for x in k.components],
                "code, name, price, component, min_components")
@@ -455,7 +466,7 @@ def _split(p: Packages) -> str:
 
 
 @rule("SV-PRICE-01", "超标准收费", "超标准收费", "单价高于目录规定的最高限价",
-      "pre during after", "medium", params=PriceItems)
+      "pre during after", "medium", params=PriceItems, codes=item_codes)
 def _price(p: PriceItems) -> str:
     c = values([(i.code, i.name, fen(i.cap)) for i in p.items], "code, name, cap")
     detail = ("l.med_list_codg || ' ' || c.name || ' 单价 ' || " + s("l.pric_fen") + " || ' 分, 限价 ' || "
@@ -480,19 +491,19 @@ def _over_limit(p: LimitItems, group: str, what: str) -> str:
 
 
 @rule("SV-FREQ-01", "超每日限定频次", "超限定频次", "同一项目每日收费次数超过限定频次",
-      "pre during after", "medium", params=LimitItems)
+      "pre during after", "medium", params=LimitItems, codes=item_codes)
 def _per_day(p: LimitItems) -> str:
     return _over_limit(p, "l0.mdtrt_id, l0.med_list_codg, l0.fee_day", "当日")
 
 
 @rule("SV-FREQ-02", "超每次住院限定次数", "超限定频次", "同一项目在一次住院中收费次数超过限定次数",
-      "during after", "medium", params=LimitItems)
+      "during after", "medium", params=LimitItems, codes=item_codes)
 def _per_admission(p: LimitItems) -> str:
     return _over_limit(p, "l0.mdtrt_id, l0.med_list_codg", "本次住院")
 
 
 @rule("SV-QTY-02", "单次就诊超量", "超数量", "同一药品或项目在一次就诊中的数量超过限定数量",
-      "pre during after", "low", params=LimitItems)
+      "pre during after", "low", params=LimitItems, codes=item_codes)
 def _per_visit(p: LimitItems) -> str:
     return _over_limit(p, "l0.mdtrt_id, l0.med_list_codg", "本次就诊")
 
@@ -521,7 +532,7 @@ def _supply(drugs: list[DrugItem]) -> str:
 
 @rule("SV-DRUG-01", "重复开药(用药天数重叠)", "超量开药",
       "同一参保人同一药品, 上次开具的用药天数尚未用完(超过容差天数)又再次开药", "during after", "medium", params=Overlap,
-      history_codes=lambda p: (d.code for d in p.drugs))
+      codes=drug_codes, history_codes=drug_codes)
 def _overlap(p: Overlap) -> str:
     detail = ("l.med_list_codg || ' ' || l.name || ' 上次所开药量可用至第 ' || " + s("l.prev_end - l.d0")
               + " || ' 天后, 重叠超过 ' || " + s(p.tolerance_days) + " || ' 天'")
@@ -533,7 +544,7 @@ def _overlap(p: Overlap) -> str:
 
 @rule("SV-DRUG-02", "单次开药超过限定天数", "超量开药",
       "一次开药的用药天数超过限定天数; 长处方(慢性病诊断或门诊慢特病)适用较长的限定天数",
-      "pre during after", "medium", params=SingleSupply)
+      "pre during after", "medium", params=SingleSupply, codes=drug_codes)
 def _single_supply(p: SingleSupply) -> str:
     long_rx = " OR ".join([f"l.dise_codg LIKE {lit(x + '%')}" for x in p.long_rx_prefixes]
                           + ([f"l.med_type IN {in_list(p.long_rx_med_types)}"] if p.long_rx_med_types else [])) or "FALSE"

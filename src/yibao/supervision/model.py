@@ -58,6 +58,9 @@ class Rule:
     needs: tuple[str, ...] = ()  # "table.column" or "table" beyond the required schema
     blocking: bool = False  # when online, refuse the settlement instead of warning
     fp_bound: float = 0.002  # documented bound on the share of clean subjects it flags
+    # A catalogue rule: the codes, from the parameters, of the only lines it flags (None: any line
+    # or visit). Online, a visit with none of these codes skips the rule: it cannot be hit.
+    codes: Callable[[Params], Iterable[str]] | None = None
     # Which of the person's *other* visits' fee lines the rule reads: None, none of them (it reads
     # the current visit's lines, and at most the other visits' rows); else the codes, from the
     # parameters, of the only lines it reads, and only where the current visit has a line with the
@@ -84,6 +87,10 @@ class ConfiguredRule:
 
     def sql(self) -> str:
         return self.rule.build(self.params)
+
+    def codes(self) -> frozenset[str] | None:
+        """The codes of the only lines this rule flags, or None (see :attr:`Rule.codes`)."""
+        return frozenset(self.rule.codes(self.params)) if self.rule.codes else None
 
     def history_codes(self) -> frozenset[str]:
         """The codes of the other visits' lines this rule reads (see :attr:`Rule.history_codes`)."""

@@ -179,6 +179,7 @@ class OnlineDatabase:
         self.con.execute("PRAGMA case_sensitive_like = ON")  # DuckDB's and Spark's LIKE are case-sensitive
         self.columns = _base_columns()
         self.kinds = {name: [(f, _kind(f.type)) for f in fields] for name, fields in self.columns.items()}
+        self.positions = {f.name: k for k, f in enumerate(self.columns["fee_items"])}  # fee_items' columns
         self.inserts = {}
         for name, fields in self.columns.items():
             cols = ", ".join(f"{f.name} {_sqlite_type(f.type)}" for f in fields)
@@ -221,8 +222,9 @@ class OnlineQuery:
         self.rules = {r.id: r for r in ruleset.rules if stage in r.rule.stages and r.rule.scope == "visit"}
         self.history_codes = frozenset().union(*(r.history_codes() for r in self.rules.values()))
         cols = ", ".join(HIT_COLUMNS)
+        # (rule id, SQLite statement, codes of the only lines it flags or None)
         self.statements = [(rid, to_sqlite(f"SELECT '{rid}' AS rule_id, {cols} FROM ({r.sql()}) WHERE mdtrt_id = :current",
-                                           rid)) for rid, r in self.rules.items()]
+                                           rid), r.codes()) for rid, r in self.rules.items()]
 
 
 _QUERIES: dict[tuple[int, str], tuple[RuleSet, OnlineQuery]] = {}
@@ -323,11 +325,16 @@ def time_value(t: datetime | None) -> str | None:
 
 
 def _run(db: OnlineDatabase, q: "OnlineQuery", values: dict[str, list[tuple]], current: str) -> Precheck:
-    if not q.statements:
+    """Only the rules the visit can hit: a catalogue rule whose codes the visit has none of is skipped,
+    and when none is left nothing is loaded."""
+    mdtrt, codg = db.positions["mdtrt_id"], db.positions["med_list_codg"]
+    codes = {line[codg] for line in values["fee_items"] if line[mdtrt] == current}
+    statements = [sql for _, sql, only in q.statements if only is None or not only.isdisjoint(codes)]
+    if not statements:
         return Precheck()
     db.load(values)
     arg = {"current": current}
-    rows = [row for _, sql in q.statements for row in db.con.execute(sql, arg)]
+    rows = [row for sql in statements for row in db.con.execute(sql, arg)]
     return collect(q.rules, rows)
 
 

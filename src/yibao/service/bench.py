@@ -154,7 +154,7 @@ CLIENTS = {"httpx": _HttpxClient, "aiohttp": _AiohttpClient}
 
 
 async def drive(port: int, key: str, work: list[tuple[str, str]], clients: int, seconds: float,
-                client: str = "httpx", rate: float = 0.0) -> dict:
+                client: str = "aiohttp", rate: float = 0.0) -> dict:
     """2207 from ``clients`` concurrent clients for ``seconds``.
 
     ``rate`` 0: closed loop, each client sends its next request as soon as the last is answered (the
@@ -209,7 +209,7 @@ async def drive(port: int, key: str, work: list[tuple[str, str]], clients: int, 
     return {"ok": len(latencies), "errors": errors, "elapsed": elapsed, "latencies": sorted(latencies)}
 
 
-async def ceiling(port: int, clients: int, seconds: float, client: str = "httpx") -> float:
+async def ceiling(port: int, clients: int, seconds: float, client: str = "aiohttp") -> float:
     """Requests/s of the no-op health endpoint through the same server and client: the HTTP stack's limit."""
     done = 0
     stop = time.perf_counter() + seconds
@@ -346,7 +346,7 @@ def _row(label: str, result: dict, ledger_text: str) -> list[str]:
 
 
 def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int = 2, threads: int = 1,
-        backends: list[str] | None = None, online_audit: bool = True, client: str = "httpx",
+        backends: list[str] | None = None, online_audit: bool = True, client: str = "aiohttp",
         rate: float = 300.0) -> None:
     """Per backend: the HTTP ceiling, the closed-loop capacity, then (``rate`` > 0) latency at ``rate``/s offered."""
     console = Console(highlight=False, width=max(120, Console().width))

@@ -9,7 +9,7 @@ picks the policy pack.
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Callable
+from typing import Annotated, Callable, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -137,6 +137,24 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         c = ctx(who, key, at)
         return write(who, key, {"op": "reverse", "setl_id": setl_id},
                      lambda s: tx.reverse(s, who, c, setl_id=setl_id))
+
+    @api.get("/settlements", summary="查询结算(新的在前, 分页) / search settlements, newest first")
+    def list_settlements(
+            who: Caller,
+            psn_no: Annotated[str | None, Query(min_length=1, max_length=40, description="人员编号")] = None,
+            fixmedins_code: Annotated[str | None, Query(min_length=1, max_length=40,
+                                                        description="机构编码; 机构调用方默认且只能是本机构")] = None,
+            mdtrt_id: Annotated[str | None, Query(min_length=1, max_length=40, description="就诊 ID")] = None,
+            begndate: Annotated[date | None, Query(description="结算日期起(含)")] = None,
+            enddate: Annotated[date | None, Query(description="结算日期止(含)")] = None,
+            setl_stas: Annotated[Literal["valid", "reversed"] | None,
+                                 Query(description="valid 有效 / reversed 已撤销")] = None,
+            limit: Annotated[int, Query(ge=1, le=500, description="每页条数")] = 100,
+            cursor: Annotated[str | None, Query(max_length=100, description="上一页的 next_cursor")] = None,
+    ) -> Response:
+        return json_response(compact_json(desk.read(lambda s: tx.settlement_list(
+            s, who, psn_no=psn_no, fixmedins_code=fixmedins_code, mdtrt_id=mdtrt_id, begndate=begndate,
+            enddate=enddate, status=setl_stas, limit=limit, cursor=cursor))))
 
     @api.get("/settlements/{setl_id}", summary="结算信息 / a settlement with its explanation")
     def get_settlement(who: Caller, setl_id: Annotated[str, ID_PATH]) -> Response:

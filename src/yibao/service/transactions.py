@@ -432,6 +432,55 @@ def settlement_record(session: Session, who: Principal, setl_id: str) -> tuple[S
     return s, out
 
 
+LIST_AMOUNTS = ("medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifmi_pay", "maf_pay", "acct_pay", "psn_cash_pay")
+
+
+def settlement_list(session: Session, who: Principal, *, psn_no: str | None = None,
+                    fixmedins_code: str | None = None, mdtrt_id: str | None = None, begndate: date | None = None,
+                    enddate: date | None = None, status: str | None = None, limit: int = 100,
+                    cursor: str | None = None) -> dict:
+    """Settlements matching every given filter, newest first, ``limit`` at a time: what a desk
+    looks up before a reversal or a reprint. An institution sees only its own (its code is the
+    default filter; another's is refused). ``next_cursor`` continues the list (None at its end)."""
+    if who.role == "institution":
+        fixmedins_code = fixmedins_code or who.fixmedins_code
+    who.require("settlement.read", fixmedins_code)
+    if begndate and enddate and enddate < begndate:
+        raise ServiceError(Problem("SET062", "enddate", f"结束日期 {enddate} 早于开始日期 {begndate}"))
+    q = select(Settlement)
+    for column, value in ((Settlement.psn_no, psn_no), (Settlement.fixmedins_code, fixmedins_code),
+                          (Settlement.mdtrt_id, mdtrt_id), (Settlement.status, status)):
+        if value is not None:
+            q = q.where(column == value)
+    if begndate:
+        q = q.where(Settlement.setl_time >= datetime.combine(begndate, datetime.min.time()))
+    if enddate:
+        q = q.where(Settlement.setl_time <= datetime.combine(enddate, datetime.max.time()))
+    if cursor:
+        at, setl_id = _cursor(cursor)
+        q = q.where((Settlement.setl_time < at) | ((Settlement.setl_time == at) & (Settlement.setl_id < setl_id)))
+    rows = session.scalars(q.order_by(Settlement.setl_time.desc(), Settlement.setl_id.desc()).limit(limit + 1)).all()
+    page = rows[:limit]
+    items = [{"setl_id": r.setl_id, "mdtrt_id": r.mdtrt_id, "psn_no": r.psn_no, "fixmedins_code": r.fixmedins_code,
+              "insutype": r.insutype, "med_type": r.med_type, "setl_time": r.setl_time.strftime("%Y-%m-%d %H:%M:%S"),
+              "setl_stas": r.status, "revs_setl_id": r.revs_setl_id,
+              **{f: fen_to_yuan(getattr(r, f)) for f in LIST_AMOUNTS}} for r in page]
+    last = page[-1] if page and len(rows) > limit else None
+    return {"settlements": items,
+            "next_cursor": None if last is None else f"{last.setl_time.isoformat()}|{last.setl_id}"}
+
+
+def _cursor(text: str) -> tuple[datetime, str]:
+    at, sep, setl_id = text.partition("|")
+    try:
+        when = datetime.fromisoformat(at)
+        if not sep or not setl_id or when.tzinfo is not None:  # next_cursor is a naive time and an id
+            raise ValueError(text)
+        return when, setl_id
+    except ValueError:
+        raise ServiceError(Problem("SET061", "cursor", f"翻页游标 {text!r} 无效: 请使用上一页应答中的 next_cursor")) from None
+
+
 def visit_record(session: Session, who: Principal, mdtrt_id: str) -> dict:
     v = visit_for(session, who, mdtrt_id, "settlement.read")
     items = session.scalars(select(FeeItem).where(FeeItem.mdtrt_id == mdtrt_id).order_by(FeeItem.feedetl_sn)).all()

@@ -57,6 +57,27 @@ def test_without_a_setting_the_threadpool_runs_them_together(tmp_path, monkeypat
     assert peak_concurrency(tmp_path, monkeypatch, threads=None) == 4
 
 
+def test_liveness_answers_while_the_only_thread_is_busy(tmp_path, monkeypatch):
+    monkeypatch.delenv("YIBAO_THREADS", raising=False)
+    app = create_app(f"sqlite:///{tmp_path}/t.db", keys=KeyRing([]), threads=1)
+    busy = threading.Event()
+
+    def slow() -> dict:
+        busy.set()
+        time.sleep(0.5)
+        return {}
+
+    app.add_api_route("/slow", slow)
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(client.get, "/slow")
+        assert busy.wait(5)
+        t0 = time.perf_counter()
+        assert client.get("/api/v1/health").status_code == 200
+        assert time.perf_counter() - t0 < 0.3 and not pending.done()  # did not wait for /slow
+        assert pending.result().status_code == 200
+    app.state.desk.engine.dispose()
+
+
 @pytest.mark.parametrize("bad", ["0", "abc", "65"])
 def test_a_bad_setting_is_refused_with_its_name(tmp_path, monkeypatch, bad):
     monkeypatch.setenv("YIBAO_THREADS", bad)

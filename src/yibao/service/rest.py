@@ -88,7 +88,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         return json_response(text, status)
 
     @api.get("/health", summary="存活检查 / liveness")
-    def health() -> dict:
+    async def health() -> dict:  # on the event loop: never queued behind the threadpool's work (--threads)
         return {"status": "ok", "packs": [f"{p.id}@{p.version}" for p in desk.packs.packs]}
 
     @api.get("/persons/{psn_no}", summary="参保人信息(1101) / person, enrollments, categories")

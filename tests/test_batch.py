@@ -197,3 +197,24 @@ def test_spark_matches_duckdb_and_scalar(spark, name):
     cols = [c for c in on_duck.column_names if c != "setl_time"]
     assert on_spark.select(cols).to_pylist() == on_duck.select(cols).to_pylist()
     assert assert_same(pack, rows, on_spark, scalar_results(pack, persons, rows)) == len(rows)
+
+
+def test_window_floor_is_the_query_s_own_passes_with_nothing_in_between():
+    """``yibao bench settle``'s floor: as many dependent year-to-date sums as the settlement query
+    has (each over the previous), on the same ordering keys, and nothing else."""
+    import duckdb
+
+    from yibao.bench.settle import window_floor_sql
+
+    builder = SettlementSQL(CompiledPack(resolve_pack("shandong-2024")))
+    sql = builder.query("visits_in")
+    assert builder.window_passes == sql.count("_w AS (SELECT rn, ") > 3
+    con = duckdb.connect()
+    con.sql("CREATE TABLE v AS SELECT * FROM (VALUES ('P1', 2024, TIMESTAMP '2024-01-02 09:00:00', 'M2', 300), "
+            "('P1', 2024, TIMESTAMP '2024-01-01 09:00:00', 'M1', 100), ('P1', 2025, TIMESTAMP '2025-01-01 09:00:00', "
+            "'M4', 70), ('P2', 2024, TIMESTAMP '2024-01-01 09:00:00', 'M3', 50)) t(psn_no, yr, setl_time, mdtrt_id, inscp)")
+    rows = con.sql(f"SELECT mdtrt_id, ytd1, ytd2 FROM ({window_floor_sql('v', 2)}) ORDER BY mdtrt_id").fetchall()
+    # ytd1: the person-year's earlier inscp; ytd2: the earlier ytd1 values
+    assert rows == [("M1", 0, 0), ("M2", 100, 0), ("M3", 0, 0), ("M4", 0, 0)]
+    three = con.sql(f"SELECT ytd3 FROM ({window_floor_sql('v', 3)}) WHERE mdtrt_id = 'M2'").fetchone()
+    assert three == (0,)

@@ -73,6 +73,8 @@ class Query:
     stages: list[tuple[str, list[str]]] = field(default_factory=list)
     sparse: bool = False  # DuckDB: year-to-date sums over only the rows that add to them (see add_prior)
     windows: dict[str, tuple[str, str, list[tuple[str, str]]]] = field(default_factory=dict)
+    priors: set[str] = field(default_factory=set)  # stages that are year-to-date window passes
+    passes: int = 0  # of those, how many the last sql() kept (a pass no output needs is dropped)
 
     def add(self, *columns: str) -> None:
         self.stages.append((f"s{len(self.stages)}", list(columns)))
@@ -86,6 +88,7 @@ class Query:
         values), and the sums are joined back by row number — the wide rows are never sorted.
         Without it (Spark) the sums are ordinary window sums over every row.
         """
+        self.priors.add(f"s{len(self.stages)}")
         if not self.sparse:
             self.add(*(f"{prior_sum(expr, partition)} AS {alias}" for expr, alias in sums))
             return
@@ -118,8 +121,10 @@ class Query:
         selects.reverse()
         ctes = []
         previous = self.source
+        self.passes = 0
         for (name, stage_cols), cols in zip(self.stages, selects):
             wanted = {alias_of(c) for c in stage_cols if c in cols}
+            self.passes += name in self.priors and bool(wanted)
             if name in self.windows and wanted:
                 partition, rows, sums = self.windows[name]
                 sums = [(expr, alias) for expr, alias in sums if alias in wanted]
@@ -426,7 +431,9 @@ class SettlementSQL:
         picked = ", ".join(f"k.{c}" if c in ids else f"k.{passthrough[c]} AS {c}" if c in passthrough else f"c.{c}"
                            for c in outputs)
         final = f"SELECT {picked} FROM {{last}} c JOIN keyed k ON k.rn = c.rn"
-        return qy.sql(self.input_columns() + ["pk", "rn"], numeric + ["rn"], head, final)
+        sql = qy.sql(self.input_columns() + ["pk", "rn"], numeric + ["rn"], head, final)
+        self.window_passes = qy.passes  # year-to-date passes the query runs, each over the last
+        return sql
 
     def flags(self) -> list[str]:
         """Per-row flags: which tiers apply (exclusive groups resolved), their tilt, guarantees, account."""

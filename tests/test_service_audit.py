@@ -142,3 +142,10 @@ def test_settlement_hits_are_the_library_hits_for_the_visit_and_its_history(worl
                                 params=precheck._ruleset()).to_dict()
     assert "SV-DUP-02" in {h["rule_id"] for h in expected3["warnings"]}
     assert sorted(map(hit_key, done["warnings"])) == sorted(map(hit_key, expected3["warnings"]))
+
+
+def test_history_codes_are_the_listed_codes_the_visit_has():
+    rules = precheck._ruleset()
+    assert online.history_codes(rules, "during", [{"med_list_codg": "SV-S-CTCH"}, {"med_list_codg": "X1"},
+                                                  {"feedetl_sn": "F3"}]) == {"SV-S-CTCH"}
+    assert online.history_codes(rules, "pre", [{"med_list_codg": "SV-S-CTCH"}]) == frozenset()  # no pre rule reads them

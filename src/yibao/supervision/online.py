@@ -288,7 +288,7 @@ def history_codes(ruleset: RuleSet, stage: str, items) -> frozenset[str]:
     listed = _query(ruleset, stage).history_codes
     if not listed:
         return frozenset()
-    return frozenset(c for c in (i["med_list_codg"] if isinstance(i, dict) else i.med_list_codg for i in items)
+    return frozenset(c for c in (i.get("med_list_codg") if isinstance(i, dict) else i.med_list_codg for i in items)
                      if c in listed)
 
 

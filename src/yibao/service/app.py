@@ -58,8 +58,8 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
     time, so a settlement's dozen round trips stretch and the process burns CPU switching. ``yibao serve``
     passes 1 and gets concurrency from processes instead (docs/service.md has the measurements)."""
     threads = threads or threads_from_env()
-    # one connection per request in flight: requests run in the threadpool (40 threads per worker), and a load
-    # of N concurrent clients puts about N / workers on each; 10 kept + 20 overflow covers 16 clients on 1 worker
+    # one connection per request in flight: requests run in the threadpool (``threads``, else 40 per worker), and
+    # a load of N concurrent clients puts about N / workers on each; 10 kept + 20 overflow covers 16 on 1 worker
     engine = make_engine(url, pool_size=10, max_overflow=20)
     desk = Desk(engine, packs or PackSet.load())
     ring = keys if keys is not None else KeyRing.from_env()

@@ -66,6 +66,10 @@ class _WriterLock:
         finally:
             self._threads.release()
 
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
 
 def sqlite_writer_lock(engine: Engine) -> _WriterLock:
     database = engine.url.database

@@ -4,9 +4,17 @@ Set HYPOTHESIS_PROFILE=dev for random exploration (still no deadline: packs are 
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+# The store keys (chain key, 证件号 keys; yibao.store.keys) of this test run: one throwaway file, made by the
+# first migration and removed at the end, never the developer's own yibao-data/store-keys.json.
+_KEYS_DIR = Path(tempfile.mkdtemp(prefix="yibao-test-keys-"))
+os.environ.setdefault("YIBAO_STORE_KEYS_FILE", str(_KEYS_DIR / "store-keys.json"))
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
@@ -68,3 +76,7 @@ def store_url(request, tmp_path, pg_url, _migrated_templates):
     yield pg_url.rsplit("/", 1)[0] + "/" + name
     with _migrated_templates["postgresql"].connect() as conn:
         conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_KEYS_DIR, ignore_errors=True)

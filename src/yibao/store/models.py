@@ -172,6 +172,8 @@ class Settlement(Base):
     acct_pay: Mapped[int] = mapped_column(BigInteger)
     psn_cash_pay: Mapped[int] = mapped_column(BigInteger)
     hosp_part_amt: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")  # hash chain (yibao.store.chain)
+    row_hash: Mapped[str] = mapped_column(String(64), default="")
 
     __table_args__ = (Index("ix_settlements_fixmedins_code_setl_time", "fixmedins_code", "setl_time"),)
 
@@ -200,6 +202,8 @@ class AccumulatorBalance(Base):
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     acc_values: Mapped[dict] = mapped_column(JSON)
     entries: Mapped[int] = mapped_column(Integer, default=0)  # ledger rows so far (a sequence)
+    setl_head: Mapped[str] = mapped_column(String(64), default="")  # last row_hash of the person-year's settlements
+    ledger_head: Mapped[str] = mapped_column(String(64), default="")  # ... and of its ledger rows
 
 
 class AccumulatorLedger(Base):
@@ -213,6 +217,8 @@ class AccumulatorLedger(Base):
     kind: Mapped[str] = mapped_column(String(8))  # settle | reverse
     delta: Mapped[dict] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(DateTime)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")  # hash chain (yibao.store.chain)
+    row_hash: Mapped[str] = mapped_column(String(64), default="")
 
 
 class IdempotencyRecord(Base):
@@ -238,6 +244,9 @@ class AuditLog(Base):
     entity: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[str] = mapped_column(String(80))
     detail: Mapped[dict] = mapped_column(JSON)
+    chain_stream: Mapped[str] = mapped_column(String(40), default="")  # the writing lane (yibao.store.chain)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")  # hash chain (yibao.store.chain)
+    row_hash: Mapped[str] = mapped_column(String(64), default="")
 
 
 __all__ = [

@@ -34,7 +34,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from yibao.service import ledger, sample
-from yibao.service.auth import new_key
+from yibao.service.auth import key_hash, new_key
 from yibao.store.database import make_engine
 from yibao.store.migrate import upgrade
 from yibao.store.models import AccumulatorBalance, FeeItem, Settlement, Visit
@@ -84,7 +84,7 @@ def yibao_executable() -> str:
 def start_server(url: str, port: int, workers: int, key: str, online_audit: bool = True,
                  threads: int = 1) -> subprocess.Popen:
     env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024",
-           "YIBAO_API_KEYS": f"bench:institution:{sample.HOSPITAL}={key}",
+           "YIBAO_API_KEYS": f"bench:institution:{sample.HOSPITAL}=sha256:{key_hash(key)}",
            "YIBAO_ONLINE_AUDIT": "on" if online_audit else "off"}
     env.pop("YIBAO_FAULT", None)
     proc = subprocess.Popen([yibao_executable(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),

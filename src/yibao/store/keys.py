@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +64,24 @@ def where() -> str:
 
 
 _cache: dict[tuple, StoreKeys] = {}
+_checked: list = [0.0, None, None]  # when the source was last looked at, what it was, its keys
+RECHECK_SECONDS = 1.0
 
 
 def load() -> StoreKeys:
-    """The keys, read once per source (the file is read again when it changes, e.g. after rotation)."""
+    """The keys, read once per source; the source is looked at again at most once a second (a settlement
+    hashes several rows: a stat per row would cost more than the hashes), so a rotated file is seen within a
+    second by running processes."""
+    now = time.monotonic()
+    source = (os.environ.get(ENV_JSON), os.environ.get(ENV_FILE), os.environ.get("YIBAO_DATA_DIR"))
+    if _checked[2] is not None and _checked[1] == source and now - _checked[0] < RECHECK_SECONDS:
+        return _checked[2]
+    found = _load()
+    _checked[:] = [now, source, found]
+    return found
+
+
+def _load() -> StoreKeys:
     text = os.environ.get(ENV_JSON)
     if text:
         tag: tuple = ("env", text)
@@ -119,6 +134,7 @@ def write(keys: StoreKeys, path: Path | None = None) -> Path:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     _cache.clear()
+    _checked[2] = None  # this process sees its own write at once
     return path
 
 

@@ -87,7 +87,8 @@ def tamper(url: str, sql: str, **params) -> None:
         else:
             conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_update"))
             conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
-        conn.execute(text(sql), params)
+        for statement in sql.split("; "):
+            conn.execute(text(statement), params)
     engine.dispose()
 
 
@@ -109,7 +110,7 @@ def test_an_honest_store_verifies_and_every_row_is_chained(store_url):
 
 @pytest.mark.parametrize("what", ["ledger_delta", "settlement_amount", "detail_amount", "audit_detail",
                                   "case_note", "ledger_row_deleted", "settlement_reversal_mark",
-                                  "balance_values", "ledger_tail_deleted"])
+                                  "balance_values", "ledger_tail_deleted", "person_year_erased"])
 def test_verify_names_the_first_altered_row(store_url, what):
     made = populate(store_url)
     first = made["setl_ids"][0]
@@ -131,6 +132,12 @@ def test_verify_names_the_first_altered_row(store_url, what):
                            {"v": '{"setl:count": 5}'}, "CHN010", "accumulator_balances(psn_no=P000000003, year=2024)"),
         "ledger_tail_deleted": ("DELETE FROM accumulator_ledger WHERE psn_no = 'P000000001' AND seq = 3", {},
                                 "CHN003", "accumulator_balances.ledger_head"),
+        # a whole person-year erased consistently (details, ledger, settlements, balance): the audit log remembers
+        "person_year_erased": ("DELETE FROM settlement_details WHERE setl_id IN (SELECT setl_id FROM settlements "
+                               "WHERE psn_no = 'P000000003'); DELETE FROM accumulator_ledger WHERE psn_no = 'P000000003'; "
+                               "DELETE FROM settlements WHERE psn_no = 'P000000003'; "
+                               "DELETE FROM accumulator_balances WHERE psn_no = 'P000000003'", {},
+                               "CHN012", "settlements(setl_id=S"),
     }[what]
     sql, params, code, where = expected
     tamper(store_url, sql, **params)

@@ -135,4 +135,25 @@ def verify(conn) -> list:
         if (status == "reversed") != (setl_id in reversed_ids):
             problems.append(Problem("CHN011", f"settlements(setl_id={setl_id})",
                                     f"结算状态 {status} 与累计台账不符(台账{'有' if setl_id in reversed_ids else '无'}撤销行)"))
+    return problems + verify_audit_trail(conn)
+
+
+def verify_audit_trail(conn) -> list:
+    """Every settlement the audit log records must still exist: deleting a settlement together with its
+    ledger rows and balance (a whole person-year) leaves the chains of that person consistent, but not the
+    audit log's record of it (whose own chain shows a deleted audit row)."""
+    from yibao.errors import Problem
+    from yibao.store.models import AuditLog, Settlement
+
+    a = AuditLog.__table__
+    s = Settlement.__table__
+    have = set(conn.execute(select(s.c.setl_id)).scalars())
+    problems = []
+    for (setl_id,) in conn.execution_options(yield_per=5000).execute(
+            select(a.c.entity_id).where(a.c.entity == "settlement", a.c.action == "settle")):
+        if setl_id not in have:
+            problems.append(Problem("CHN012", f"settlements(setl_id={setl_id})",
+                                    "审计日志记录了这笔结算, 但结算表中没有它(结算被删除)"))
+            if len(problems) >= 20:
+                break
     return problems

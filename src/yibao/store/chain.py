@@ -213,9 +213,18 @@ def _ended(session: Session, transaction) -> None:
 
 
 def track(cls, spec: Spec) -> None:
-    """Seal every ORM insert of ``cls`` before it is written (the stream's head read under ``spec.lock``)."""
+    """Seal every ORM insert of ``cls`` before it is written; a stream's head is read from the table once per
+    transaction (under ``spec.lock`` on PostgreSQL, so two transactions never chain onto the same row), then
+    carried in the session for the rows that follow it in the same flush or transaction."""
     table = Base.metadata.tables[spec.table]
-    last = {}
+    last_hash = (select(table.c.row_hash).where(*[table.c[c] == bindparam(c) for c in spec.stream])
+                 .order_by(*[table.c[c].desc() for c in spec.order]).limit(1))
+    defaults = dict(spec.columns())
+    lock = None
+    if spec.lock is not None:
+        parent = Base.metadata.tables[spec.lock[0]]
+        key = parent.c[spec.lock[1]]
+        lock = select(key).where(key == bindparam("k")).with_for_update()
 
     @event.listens_for(cls, "before_insert")
     def _before_insert(mapper, connection: Connection, target) -> None:
@@ -223,26 +232,18 @@ def track(cls, spec: Spec) -> None:
         for prop in mapper.column_attrs:
             name = prop.columns[0].name
             value = getattr(target, prop.key)
-            if value is None:
-                default = next((d for n, d in spec.columns() if n == name), None)
-                if default is not None:
-                    value = default
-                    setattr(target, prop.key, default)
+            if value is None and defaults.get(name) is not None:  # the default the INSERT would give, hashed
+                value = defaults[name]
+                setattr(target, prop.key, value)
             row[name] = value
         stream = spec.stream_of(row)
         session = object_session(target)
         heads = session.info.setdefault(_HEADS, {}) if session is not None else {}
         prev = heads.get(stream)
         if prev is None:
-            if spec.lock is not None and connection.dialect.name == "postgresql":
-                parent = Base.metadata.tables[spec.lock[0]]
-                connection.execute(select(parent.c[spec.lock[1]]).where(
-                    parent.c[spec.lock[1]] == row[spec.stream[0]]).with_for_update())
-            if "q" not in last:
-                cond = [table.c[c] == bindparam(c) for c in spec.stream]
-                last["q"] = (select(table.c.row_hash).where(*cond)
-                             .order_by(*[table.c[c].desc() for c in spec.order]).limit(1))
-            prev = connection.execute(last["q"], {c: row[c] for c in spec.stream}).scalar() or GENESIS
+            if lock is not None and connection.dialect.name == "postgresql":
+                connection.execute(lock, {"k": row[spec.stream[0]]})
+            prev = connection.execute(last_hash, {c: row[c] for c in spec.stream}).scalar() or GENESIS
         heads[stream] = seal(spec, prev, row)
         target.prev_hash, target.row_hash = row["prev_hash"], row["row_hash"]
 

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from yibao.service import ledger, sample
 from yibao.service.auth import key_hash, new_key
+from yibao.store import keys as store_keys
 from yibao.store.database import make_engine
 from yibao.store.migrate import upgrade
 from yibao.store.models import AccumulatorBalance, FeeItem, Settlement, Visit
@@ -363,6 +364,7 @@ def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int 
     verdicts: list[str] = []
     for backend in backends:
         with ExitStack() as stack:
+            stack.enter_context(store_keys.throwaway())  # a throwaway store's keys: never left in ./yibao-data
             if backend == "postgresql":
                 from yibao.store.throwaway import throwaway_postgres
 

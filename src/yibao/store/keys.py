@@ -18,10 +18,13 @@ outside the data directory and outside the database's backups (docs/security.md)
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,3 +183,21 @@ def rotate(engine, forget_old: bool = False) -> dict:
     kept = {kid: staged.certno[kid]} if forget_old else staged.certno
     write(StoreKeys(old.chain, kept, kid, old.source))
     return {"key_id": kid, "persons": len(rows), "retired": sorted(k for k in old.certno if k in kept and k != kid)}
+
+
+@contextlib.contextmanager
+def throwaway() -> Iterator[Path]:
+    """Keys for a throwaway store (benchmarks, demos on a temp database): a temp keys file for the block,
+    inherited by child processes, removed afterwards; the caller's own keys are left alone."""
+    saved = {k: os.environ.get(k) for k in (ENV_JSON, ENV_FILE)}
+    with tempfile.TemporaryDirectory(prefix="yibao-keys-") as tmp:
+        os.environ.pop(ENV_JSON, None)
+        os.environ[ENV_FILE] = str(Path(tmp) / "store-keys.json")
+        try:
+            yield Path(os.environ[ENV_FILE])
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v

@@ -153,6 +153,7 @@ def test_usage_errors_are_chinese_with_a_code(args, words):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_demo_runs_every_step_and_writes_what_it_lists(tmp_path):
     # the README's main job on a small region: every step runs and every listed output exists
     from decimal import Decimal

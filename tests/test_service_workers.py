@@ -17,7 +17,8 @@ from yibao.service.bench import child_pids, yibao_executable
 from yibao.store.migrate import upgrade
 from yibao.store.throwaway import free_port
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's")
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's"),
+              pytest.mark.slow]
 
 
 def _workers(pid: int) -> list[int]:

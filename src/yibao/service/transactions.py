@@ -25,6 +25,7 @@ from yibao.money import fen_to_yuan, yuan_to_fen
 from yibao.policy.compiled import CompiledPack
 from yibao.service import ledger, precheck, registry
 from yibao.service.auth import Principal
+from yibao.service.desk import recheck
 from yibao.service.errors import Conflict, NotFound, ServiceError, problem
 from yibao.service.packs import PackSet
 from yibao.settlement import engine
@@ -160,6 +161,7 @@ def upload_items(session: Session, who: Principal, ctx: Context, packs: PackSet,
                  items: list, psn_no: str | None = None) -> dict:
     """Store the lines (each validated by :class:`FeeItemIn`) and classify each under the pack."""
     v = visit_for(session, who, mdtrt_id, "visit.write", psn_no, lock=True)
+    recheck(session)  # a duplicate of this request that committed while we waited for the visit: its answer
     if v.status == "settled":
         raise problem(Conflict, "VIS010", "mdtrt_id", f"就诊 {mdtrt_id} 已结算; 须先撤销结算才能再上传费用明细")
     existing = set(session.scalars(select(FeeItem.feedetl_sn).where(FeeItem.mdtrt_id == mdtrt_id)))
@@ -263,6 +265,8 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     balance = ledger.lock_balance(session, owner, on.year) if write else None
     found = _visit_context(session, mdtrt_id, on, lock=write)
     v = _checked(found[0] if found else None, who, mdtrt_id, "settle", psn_no)
+    if write:
+        recheck(session)  # a duplicate that committed while we waited for the locks: answer as it did
     _, p, inst_row, enrollments, cats = found
     if write:
         acc = ledger.accumulators(balance)
@@ -379,6 +383,7 @@ def reverse(session: Session, who: Principal, ctx: Context, *, setl_id: str, mdt
     if psn_no and psn_no != s.psn_no:
         raise ServiceError(Problem("REV003", "input.data.psn_no", f"人员编号 {psn_no} 与结算 {setl_id} 不符"))
     balance = ledger.lock_balance(session, s.psn_no, s.year)
+    recheck(session)
     session.refresh(s)
     if s.status != "valid":
         raise problem(Conflict, "REV004", "input.data.setl_id", f"结算 {setl_id} 已于 {s.revs_time} 撤销, 不能重复撤销")

@@ -1,0 +1,94 @@
+"""A HIS retrying after a timeout: sixteen identical copies of one 2207 envelope at once.
+
+Every copy must get the first answer byte for byte (one settlement, one ledger row). A copy that
+queued on the balance/visit row locks behind the first must not fail with ``SET050 已结算``: the
+stored-answer lookup is repeated once the locks are held (``desk.recheck``). Run with real threads on
+SQLite and on a real PostgreSQL, through the platform face's own handler.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from yibao.service import platform, sample
+from yibao.service import transactions as tx
+from yibao.service.auth import Principal
+from yibao.service.desk import Desk
+from yibao.service.packs import PackSet
+from yibao.settlement.request import FeeItemIn
+from yibao.store.database import make_engine
+from yibao.store.models import AccumulatorLedger, IdempotencyRecord, Settlement
+
+COPIES = 16
+HIS = Principal("his1", "institution", sample.HOSPITAL)
+
+
+def envelope(infno: str, data: dict, msgid: str) -> bytes:
+    return json.dumps({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "370102", "insuplc_admdvs": "370102",
+                       "recer_sys_code": "YBXT", "opter": "op1", "fixmedins_code": sample.HOSPITAL,
+                       "inf_time": "2024-06-01 10:00:00", "input": data}).encode()
+
+
+def call(desk: Desk, body: bytes, who: Principal = HIS) -> dict:
+    text, _ = platform._handle(desk, lambda _request: who, None, body)
+    return json.loads(text)
+
+
+def together(n: int, fn) -> list:
+    """``fn(k)`` on ``n`` threads released at once by a barrier; the results in order."""
+    barrier = threading.Barrier(n)
+    out: list = [None] * n
+
+    def run(k: int) -> None:
+        barrier.wait()
+        try:
+            out[k] = fn(k)
+        except BaseException as exc:  # noqa: BLE001 - compared below
+            out[k] = exc
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+def visit_with_items(desk: Desk, psn_no: str = "P000000001", at: datetime = datetime(2024, 6, 1, 9, 0)) -> str:
+    ctx = tx.Context("setup", "op", at)
+    lines = [FeeItemIn.model_validate(x) for x in sample.items(30)]
+
+    def make(session):
+        v = tx.register_visit(session, HIS, ctx, fixmedins_code=sample.HOSPITAL, psn_no=psn_no,
+                              insutype="390" if int(psn_no[1:]) % 2 else "310", med_type="21", begntime=at)
+        tx.upload_items(session, HIS, ctx, desk.packs, mdtrt_id=v["mdtrt_id"], items=lines)
+        return v["mdtrt_id"]
+    return desk.read(make)
+
+
+def test_sixteen_copies_of_one_settlement_all_get_the_first_answer(store_url):
+    engine = make_engine(store_url)
+    with Session(engine) as s, s.begin():
+        sample.seed(s, 2)
+    desk = Desk(make_engine(store_url, pool_size=COPIES, max_overflow=4), PackSet.load(["shandong-2024"]))
+    mdtrt_id = visit_with_items(desk)
+    body = envelope("2207", {"data": {"psn_no": "P000000001", "mdtrt_id": mdtrt_id}}, "H3701020000120240601000001")
+    answers = together(COPIES, lambda _k: platform._handle(desk, lambda _r: HIS, None, body)[0])
+
+    assert all(isinstance(a, str) for a in answers), answers
+    decoded = [json.loads(a) for a in answers]
+    assert [d["infcode"] for d in decoded] == [0] * COPIES, {d["err_msg"] for d in decoded}
+    assert len(set(answers)) == 1  # byte for byte the first answer
+    # (475.00 − 200.00 deductible) × 85% at a 基层 hospital, inpatient
+    assert decoded[0]["output"]["setlinfo"]["hifp_pay"] == 233.75
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Settlement)) == 1
+        assert s.scalar(select(func.count()).select_from(AccumulatorLedger)) == 1
+        assert s.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
+    desk.engine.dispose()
+    engine.dispose()

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from yibao.errors import Problem, RequestError, pydantic_problems
 from yibao.money import mul_rate, yuan_to_fen
@@ -34,6 +34,13 @@ class PersonIn(_In):
     gend: str | None = Field(None, pattern=r"^[0129]$")
 
 
+# What the store holds exactly (fee_items.cnt NUMERIC(16,4), preselfpay_ratio NUMERIC(9,6)): a finer value would
+# be rounded on the way in, and a settlement computed from the stored line would then differ from the one
+# classified at upload (or by ``yibao settle``) from the value as sent. So it is refused everywhere alike.
+CNT_DECIMALS = 4
+RATIO_DECIMALS = 6
+
+
 class FeeItemIn(_In):
     feedetl_sn: str = Field(min_length=1, max_length=40)
     med_list_codg: str = Field(min_length=1, max_length=60)
@@ -42,6 +49,20 @@ class FeeItemIn(_In):
     cnt: Annotated[Decimal, Field(gt=0, le=100000)] = Decimal(1)
     det_item_fee_sumamt: Yuan
     preselfpay_ratio: Ratio | None = None
+
+    @field_validator("cnt")
+    @classmethod
+    def _cnt_exact(cls, value: Decimal) -> Decimal:
+        if value.is_finite() and -value.normalize().as_tuple().exponent > CNT_DECIMALS:
+            raise ValueError(f"数量 cnt 最多 {CNT_DECIMALS} 位小数, 实际为 {value}")
+        return value
+
+    @field_validator("preselfpay_ratio")
+    @classmethod
+    def _ratio_exact(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and -value.normalize().as_tuple().exponent > RATIO_DECIMALS:
+            raise ValueError(f"先行自付比例 preselfpay_ratio 最多 {RATIO_DECIMALS} 位小数, 实际为 {value}")
+        return value
 
     @model_validator(mode="after")
     def _amount_matches(self) -> "FeeItemIn":

@@ -35,7 +35,7 @@ def envelope(infno: str, data: dict, msgid: str) -> bytes:
 
 
 def call(desk: Desk, body: bytes, who: Principal = HIS) -> dict:
-    text, _ = platform._handle(desk, lambda _request: who, None, body)
+    text, _ = platform._handle(desk, who, body)
     return json.loads(text)
 
 
@@ -78,7 +78,7 @@ def test_sixteen_copies_of_one_settlement_all_get_the_first_answer(store_url):
     desk = Desk(make_engine(store_url, pool_size=COPIES, max_overflow=4), PackSet.load(["shandong-2024"]))
     mdtrt_id = visit_with_items(desk)
     body = envelope("2207", {"data": {"psn_no": "P000000001", "mdtrt_id": mdtrt_id}}, "H3701020000120240601000001")
-    answers = together(COPIES, lambda _k: platform._handle(desk, lambda _r: HIS, None, body)[0])
+    answers = together(COPIES, lambda _k: platform._handle(desk, HIS, body)[0])
 
     assert all(isinstance(a, str) for a in answers), answers
     decoded = [json.loads(a) for a in answers]

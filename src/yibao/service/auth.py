@@ -63,6 +63,10 @@ class Principal:
         if self.role not in PERMISSIONS[action]:
             raise problem(Forbidden, "AUT003", "role",
                           f"角色 {ROLES.get(self.role, self.role)}({self.role}) 无权执行 {action}")
+        self.require_own(fixmedins_code)
+
+    def require_own(self, fixmedins_code: str | None) -> None:
+        """An institution acts only for its own code (staff for any)."""
         if self.role == "institution" and fixmedins_code is not None and fixmedins_code != self.fixmedins_code:
             raise problem(Forbidden, "AUT004", "fixmedins_code",
                           f"机构 {self.fixmedins_code} 只能办理本机构业务, 不能办理机构 {fixmedins_code} 的业务")

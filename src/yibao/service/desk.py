@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from yibao.service.errors import Conflict, problem
+from yibao.service.limits import Limits
 from yibao.service.packs import PackSet
 from yibao.store.models import IdempotencyRecord
 
@@ -111,9 +112,10 @@ def recheck(session: Session) -> None:
 
 
 class Desk:
-    def __init__(self, engine: Engine, packs: PackSet):
+    def __init__(self, engine: Engine, packs: PackSet, limits: Limits | None = None):
         self.engine = engine
         self.packs = packs
+        self.limits = limits or Limits.load()  # plausibility limits (YIBAO_LIMITS), checked by the writes
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         # SQLite has one writer: queue writers on a lock rather than in SQLite's busy handler, which
         # sleeps in growing steps (up to 100 ms a time) and makes latency jump

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from yibao.errors import Problem, RequestError, pydantic_problems
+from yibao.identifiers import Identifier
 from yibao.money import mul_rate, yuan_to_fen
 from yibao.policy.model import Code, Insutype, MedType, Ratio, Yuan
 from yibao.settlement.model import Accumulators, ClassifiedAmounts, FeeItem, Person, Visit
@@ -42,8 +43,8 @@ RATIO_DECIMALS = 6
 
 
 class FeeItemIn(_In):
-    feedetl_sn: str = Field(min_length=1, max_length=40)
-    med_list_codg: str = Field(min_length=1, max_length=60)
+    feedetl_sn: Identifier = Field(min_length=1, max_length=40)
+    med_list_codg: Identifier = Field(min_length=1, max_length=60)
     chrgitm_lv: Code | None = None
     pric: Yuan | None = None
     cnt: Annotated[Decimal, Field(gt=0, le=100000)] = Decimal(1)

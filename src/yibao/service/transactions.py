@@ -269,6 +269,12 @@ def _visit_context(session: Session, mdtrt_id: str, on: date, lock: bool):
     return v, p, inst, enrollments, frozenset(c for c in (cat_text or "").split(",") if c)
 
 
+_PERSONS = Person.__table__
+# PostgreSQL: the row lock every settlement drawing on the account takes (after the balance lock, before the visit)
+_LOCK_ACCOUNT = select(_PERSONS.c.acct_balc_fen).where(_PERSONS.c.psn_no == bindparam("psn_no")).with_for_update()
+_DEBIT_ACCOUNT = (update(_PERSONS).where(_PERSONS.c.psn_no == bindparam("debit_psn_no"),
+                                         _PERSONS.c.acct_balc_fen >= bindparam("pay"))
+                  .values(acct_balc_fen=_PERSONS.c.acct_balc_fen - bindparam("pay")))
 _SETTLED_ON = (select(func.coalesce(func.sum(Settlement.medfee_sumamt), 0))
                .where(Settlement.psn_no == bindparam("psn_no"), Settlement.status == "valid",
                       Settlement.setl_time >= bindparam("since", type_=DateTime),
@@ -289,7 +295,7 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     total and the person's settled total of the day within the plausibility ``limits``."""
     limits = limits or configured()
     on = ctx.at.date()
-    # locks are always taken in the order person-year balance → visit
+    # locks are always taken in the order person-year balance → person (account) → visit
     owner = psn_no
     if write and not psn_no:  # whose balance to lock: read the visit once unlocked, then again under the lock
         owner = _checked(session.get(Visit, mdtrt_id), who, mdtrt_id, "settle", None).psn_no
@@ -297,6 +303,8 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
         balance = ledger.lock_balance(session, owner, on.year) if write else None
     except IntegrityError:  # the balance row's one foreign key: there is no such person
         raise problem(NotFound, "REG010", "psn_no", f"人员编号 {owner} 不存在") from None
+    if write and acct_used:  # the personal account is one row for all years: lock it before reading its balance
+        session.execute(_LOCK_ACCOUNT, {"psn_no": owner})
     found = _visit_context(session, mdtrt_id, on, lock=write)
     v = _checked(found[0] if found else None, who, mdtrt_id, "settle", psn_no)
     if write:
@@ -352,6 +360,10 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     info = result.setlinfo.as_dict()
     # Core statements, executed in order within the request's transaction (no unit of work to sort)
     conn = session.connection()
+    if info["acct_pay"]:  # never below zero, whatever happened since the balance was read
+        if conn.execute(_DEBIT_ACCOUNT, {"debit_psn_no": p.psn_no, "pay": info["acct_pay"]}).rowcount != 1:
+            raise problem(Conflict, "ACC001", "input.data.acct_used_flag",
+                          f"个人账户余额不足以支付 {fen_to_yuan(info['acct_pay'])}(余额已被同时进行的结算使用), 请重新预结算")
     with pipelined(conn):  # PostgreSQL: the writes below go out in one round trip
         conn.execute(_SETTLEMENTS, {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": v.psn_no,
                                     "fixmedins_code": v.fixmedins_code, "insutype": v.insutype, "med_type": v.med_type,
@@ -366,9 +378,6 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
                                      "rule_name": d.rule_name} for seq, d in enumerate(result.setldetail)])
         fault_point("settle:after_settlement")
         ledger.post(session, balance, setl_id, "settle", result.delta, result.accumulators_after, ctx.at)
-        if info["acct_pay"]:
-            conn.execute(update(Person).where(Person.psn_no == p.psn_no)
-                         .values(acct_balc_fen=Person.acct_balc_fen - info["acct_pay"]))
         conn.execute(_CLOSE_VISIT, {"m": mdtrt_id, "at": ctx.at})
         audit(session, who, ctx, "settle", "settlement", setl_id,
               {"mdtrt_id": mdtrt_id, "psn_no": v.psn_no, "medfee_sumamt": info["medfee_sumamt"],

@@ -92,3 +92,44 @@ def test_sixteen_copies_of_one_settlement_all_get_the_first_answer(store_url):
         assert s.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
     desk.engine.dispose()
     engine.dispose()
+
+
+def test_a_retry_after_key_rotation_gets_the_first_answer(store_url):
+    """The idempotency key is institution + msgid (REST: institution + Idempotency-Key), not the API key's name."""
+    from fastapi.testclient import TestClient
+
+    from yibao.service.app import create_app
+    from yibao.service.auth import KeyRing, key_hash
+    from yibao.store.models import Visit
+
+    engine = make_engine(store_url)
+    with Session(engine) as s, s.begin():
+        sample.seed(s, 2)
+    ring = KeyRing([(key_hash("old"), Principal("his1-2023", "institution", sample.HOSPITAL)),
+                    (key_hash("new"), Principal("his1-2024", "institution", sample.HOSPITAL)),
+                    (key_hash("other"), Principal("his2", "institution", sample.OTHER_HOSPITAL))])
+    app = create_app(store_url, keys=ring)
+    body = envelope("2201", {"data": {"psn_no": "P000000001", "insutype": "390", "begntime": "2024-06-01 09:00:00",
+                                      "med_type": "11"}}, "H3701020000120240601000009")
+    rest_body = {"fixmedins_code": sample.HOSPITAL, "psn_no": "P000000001", "insutype": "390",
+                 "begntime": "2024-06-01T09:00:00"}
+    with TestClient(app) as client:
+        def post(key: str) -> dict:
+            return client.post(platform.PATH, content=body, headers={"Authorization": f"Bearer {key}"}).json()
+
+        def rest(key: str):
+            return client.post("/api/v1/visits", json=rest_body, headers={"Authorization": f"Bearer {key}",
+                                                                         "Idempotency-Key": "visit-1"})
+
+        first = post("old")
+        assert first["infcode"] == 0
+        again = post("new")
+        assert again == first  # the stored answer, byte for byte (inf_refmsgid included)
+        stolen = post("other")  # another institution may not replay it
+        assert stolen["err_msg"].startswith("[AUT004] fixmedins_code: 机构 H37010200002 只能办理本机构业务")
+        r1, r2 = rest("old"), rest("new")
+        assert r1.status_code == r2.status_code == 201 and r1.text == r2.text
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Visit)) == 2  # one per face
+    app.state.desk.engine.dispose()
+    engine.dispose()

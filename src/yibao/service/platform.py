@@ -30,7 +30,8 @@ from yibao.service import transactions as tx
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
 from yibao.service.body import DEFAULT_MAX_BODY, TooLarge, read_limited
-from yibao.service.errors import ServiceError, TooManyRequests, status_of
+from yibao.service.errors import ServiceError, TooManyRequests
+from yibao.service.ratelimit import Guard
 from yibao.settlement.request import FeeItemIn
 from yibao.settlement.statement import compact_json
 
@@ -222,7 +223,8 @@ def failure(problems: list[Problem]) -> dict:
     return answer(-1, {}, "; ".join(str(p) for p in problems))
 
 
-def router(desk: Desk, authenticate: Callable[[Request], Principal], max_body: int = DEFAULT_MAX_BODY) -> APIRouter:
+def router(desk: Desk, authenticate: Callable[[Request], Principal], max_body: int = DEFAULT_MAX_BODY,
+           guard: Guard | None = None) -> APIRouter:
     api = APIRouter(tags=["国家平台接口 national platform"])
 
     @api.post(PATH, summary="国家医保平台交易(按 infno 分发) / platform transaction keyed by infno",
@@ -234,14 +236,14 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal], max_body: i
         try:  # the key first, from the headers: a caller without one costs no reading and no parsing
             who = authenticate(request)
             body = await read_limited(request, max_body)
+            text, env = await run_in_threadpool(_handle, desk, who, body, guard)
+        except TooManyRequests as exc:  # not a business answer: the caller must wait (HTTP 429, Retry-After)
+            return Response(compact_json(failure(exc.problems)), status_code=429,
+                            headers={"Retry-After": str(exc.retry_after)}, media_type="application/json; charset=utf-8")
         except YibaoError as exc:
-            headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
-            return Response(compact_json(failure(exc.problems)), status_code=status_of(exc) if headers else 200,
-                            headers=headers, media_type="application/json; charset=utf-8")
+            text, env = compact_json(failure(exc.problems)), None
         except TooLarge:
             text, env = compact_json(failure([Problem("FSI006", "", f"报文超过 {max_body} 字节的上限")])), None
-        else:
-            text, env = await run_in_threadpool(_handle, desk, who, body)
         if env is not None:
             log.info("fsi infno=%s msgid=%s fixmedins=%s ms=%.1f", env.infno, env.msgid, env.fixmedins_code,
                      (time.perf_counter() - started) * 1000)
@@ -278,7 +280,12 @@ def hostile(data: Any) -> Problem | None:
     return None
 
 
-def _handle(desk: Desk, who: Principal, body: bytes) -> tuple[str, Envelope | None]:
+SETTLES = {"2207", "2304"}
+
+
+def _handle(desk: Desk, who: Principal, body: bytes, guard: Guard | None = None) -> tuple[str, Envelope | None]:
+    """The answer text and the envelope (None when unreadable); :class:`TooManyRequests` past the settlement
+    rate of the institution."""
     try:
         data = json.loads(body, parse_float=Decimal)
     except RecursionError:
@@ -301,11 +308,15 @@ def _handle(desk: Desk, who: Principal, body: bytes) -> tuple[str, Envelope | No
         if env.infno not in WRITES:
             raise ServiceError(Problem("FSI003", "infno", f"不支持的交易编号 {env.infno}; 支持: {', '.join(INFNOS)}"))
         handler = WRITES[env.infno]
+        if guard is not None and env.infno in SETTLES:
+            guard.settlement(env.fixmedins_code)
         # institution + msgid, as the platform keys it: a retry under a rotated API key is still the same request
         scope = f"fsi:{env.fixmedins_code}:{env.msgid}"
         digest = request_hash({"infno": env.infno, "input": data.get("input"), "fixmedins_code": env.fixmedins_code,
                                "insuplc_admdvs": env.insuplc_admdvs, "mdtrtarea_admvs": env.mdtrtarea_admvs})
         text, _ = desk.write(scope, digest, lambda s: compact_json(answer(0, handler(s, who, env, desk), None)))
         return text, env
+    except TooManyRequests:
+        raise
     except YibaoError as exc:
         return compact_json(failure(exc.problems)), env

@@ -22,6 +22,7 @@ from yibao.service import registry
 from yibao.service import transactions as tx
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
+from yibao.service.ratelimit import Guard
 from yibao.service.statement_page import render_html
 from yibao.service.statement_pdf import render_pdf
 from yibao.settlement.request import FeeItemIn
@@ -78,7 +79,7 @@ def json_response(text: str, status: int = 200) -> Response:
     return Response(text, status_code=status, media_type="application/json; charset=utf-8")
 
 
-def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRouter:
+def router(desk: Desk, authenticate: Callable[[Request], Principal], guard: Guard | None = None) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["REST"])
     Caller = Annotated[Principal, Depends(authenticate)]
 
@@ -131,6 +132,8 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
 
     @api.post("/visits/{mdtrt_id}/settle", summary="结算(2207/2304) / settle")
     def settle(who: Caller, mdtrt_id: Annotated[str, ID_PATH], body: SettleIn, key: IdKey = None) -> Response:
+        if guard is not None:  # per institution (staff: per user), 429 past the rate
+            guard.settlement(who.fixmedins_code if who.role == "institution" else f"user:{who.name}")
         c = ctx(who, key, body.setl_time)
         return write(who, key, {"op": "settle", "mdtrt_id": mdtrt_id, **body.model_dump(mode="json")},
                      lambda s: tx.settle(s, who, c, desk.packs, mdtrt_id=mdtrt_id, medfee_sumamt=body.medfee_sumamt,

@@ -94,6 +94,36 @@ def test_sixteen_copies_of_one_settlement_all_get_the_first_answer(store_url):
     engine.dispose()
 
 
+def test_sixteen_copies_of_an_upload_and_of_a_reversal_all_get_the_first_answer(store_url):
+    """The other writes that lock rows (2204: the visit; 2208: the balance) recheck the stored answer too."""
+    from yibao.store.models import FeeItem
+
+    engine = make_engine(store_url)
+    with Session(engine) as s, s.begin():
+        sample.seed(s, 2)
+    desk = Desk(make_engine(store_url, pool_size=COPIES, max_overflow=4), PackSet.load(["shandong-2024"]))
+    ctx = tx.Context("setup", "op", datetime(2024, 6, 1, 9, 0))
+    mdtrt_id = desk.read(lambda s: tx.register_visit(s, HIS, ctx, fixmedins_code=sample.HOSPITAL, psn_no="P000000001",
+                                                     insutype="390", med_type="11",
+                                                     begntime=datetime(2024, 6, 1, 9, 0))["mdtrt_id"])
+    lines = [dict(x, mdtrt_id=mdtrt_id, psn_no="P000000001") for x in sample.items(30)]
+    upload = envelope("2204", {"feedetail": lines}, "H3701020000120240601000002")
+    answers = together(COPIES, lambda _k: platform._handle(desk, HIS, upload)[0])
+    assert len(set(answers)) == 1 and json.loads(answers[0])["infcode"] == 0, {json.loads(a)["err_msg"] for a in answers}
+
+    settled = call(desk, envelope("2207", {"data": {"psn_no": "P000000001", "mdtrt_id": mdtrt_id}}, "settle-1"))
+    setl_id = settled["output"]["setlinfo"]["setl_id"]
+    reverse = envelope("2208", {"data": {"psn_no": "P000000001", "mdtrt_id": mdtrt_id, "setl_id": setl_id}}, "rev-1")
+    answers = together(COPIES, lambda _k: platform._handle(desk, HIS, reverse)[0])
+    assert len(set(answers)) == 1 and json.loads(answers[0])["infcode"] == 0, {json.loads(a)["err_msg"] for a in answers}
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(FeeItem)) == 30
+        assert s.scalar(select(func.count()).select_from(AccumulatorLedger)) == 2  # +delta, −delta
+        assert s.scalar(select(func.count()).select_from(IdempotencyRecord)) == 3
+    desk.engine.dispose()
+    engine.dispose()
+
+
 def test_a_retry_after_key_rotation_gets_the_first_answer(store_url):
     """The idempotency key is institution + msgid (REST: institution + Idempotency-Key), not the API key's name."""
     from fastapi.testclient import TestClient

@@ -117,3 +117,15 @@ def test_limits_come_from_the_environment(monkeypatch):
     with pytest.raises(YibaoError) as refused:
         GuardConfig.from_env()
     assert refused.value.problems[0].code == "SRV005"
+
+
+def test_inline_keys_may_be_given_as_digests(monkeypatch):
+    from yibao.service.auth import KeyRing, key_hash
+
+    monkeypatch.setenv("YIBAO_API_KEYS", f"his1:institution:{sample.HOSPITAL}=sha256:{key_hash('the-key')};t:admin=plain")
+    ring = KeyRing.from_env()
+    assert ring.authenticate("the-key").name == "his1" and ring.authenticate("plain").name == "t"
+    monkeypatch.setenv("YIBAO_API_KEYS", "t:admin=sha256:abc")
+    with pytest.raises(YibaoError) as refused:
+        KeyRing.from_env()
+    assert refused.value.problems[0].code == "AUT017"

@@ -163,3 +163,39 @@ def test_a_retry_after_key_rotation_gets_the_first_answer(store_url):
         assert s.scalar(select(func.count()).select_from(Visit)) == 2  # one per face
     app.state.desk.engine.dispose()
     engine.dispose()
+
+
+def test_long_idempotency_keys_and_principal_names_fit_the_store(store_url, monkeypatch):
+    """scope_key is 200 characters wide: a long Idempotency-Key with the longest principal name is stored
+    as a digest, never a 500 (PostgreSQL enforces the width; SQLite does not); a longer name is refused when
+    the keys are loaded."""
+    from fastapi.testclient import TestClient
+
+    from yibao.service.app import create_app
+    from yibao.service.auth import KeyRing, key_hash
+
+    engine = make_engine(store_url)
+    with Session(engine) as s, s.begin():
+        sample.seed(s, 2)
+    ring = KeyRing([(key_hash("k"), Principal("clerk-" + "x" * 34, "clerk"))])  # 40: the longest name allowed
+    app = create_app(store_url, keys=ring)
+    body = {"fixmedins_code": sample.HOSPITAL, "psn_no": "P000000001", "insutype": "390",
+            "begntime": "2024-06-01T09:00:00"}
+    with TestClient(app) as client:
+        def post(key: str):
+            return client.post("/api/v1/visits", json=body, headers={"Authorization": "Bearer k", "Idempotency-Key": key})
+        first, again = post("i" * 100), post("i" * 100)
+        assert first.status_code == again.status_code == 201 and first.text == again.text
+        assert post("i" * 101).status_code == 422
+    app.state.desk.engine.dispose()
+    engine.dispose()
+    import pytest
+
+    from yibao.service.errors import ServiceError
+
+    for spec, code in (("x" * 41 + ":clerk=k", "AUT015"), ("a\u202eb:clerk=k", "AUT015"),
+                       (f"his:institution:{'H' * 41}=k", "AUT016"), ("his:institution:H<1>=k", "AUT016")):
+        monkeypatch.setenv("YIBAO_API_KEYS", spec)
+        with pytest.raises(ServiceError) as refused:
+            KeyRing.from_env()
+        assert refused.value.problems[0].code == code

@@ -29,8 +29,8 @@ from yibao.settlement.request import FeeItemIn
 from yibao.settlement.statement import compact_json
 from yibao.store.models import AuditLog, Person
 
-IdKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
-                                     description="幂等键: 同一键重发返回第一次的结果")]
+IdKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$",
+                                     description="幂等键(可见 ASCII 字符, 最多 100 个): 同一键重发返回第一次的结果")]
 ID_PATTERN = r"^[A-Za-z0-9_\-]+$"  # ids this service issues and path segments: a subset of yibao.identifiers
 ID_PATH = Path(min_length=1, max_length=40, pattern=ID_PATTERN)
 CODE_PATTERN = r"^[0-9A-Za-z._+*/\-]+$"  # yibao.identifiers.Identifier, for query parameters

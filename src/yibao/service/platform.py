@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from datetime import date, datetime
@@ -257,7 +258,8 @@ MAX_DEPTH = 12  # the deepest real envelope (input.feedetail[i].field) is 4
 
 def hostile(data: Any) -> Problem | None:
     """The first string (key or value) holding a character no field accepts (NUL, bidi override, zero-width,
-    lone surrogate, ...: :func:`yibao.identifiers.text_problem`), or nesting deeper than :data:`MAX_DEPTH`,
+    lone surrogate, ...: :func:`yibao.identifiers.text_problem`), a number beyond 18 digits either side of the
+    point, NaN or infinity (FSI007), or nesting deeper than :data:`MAX_DEPTH`,
     anywhere in the envelope, ignored fields included: such a string would otherwise reach the request hash
     (a surrogate cannot be encoded), the store (PostgreSQL refuses NUL) or a log."""
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
@@ -277,7 +279,19 @@ def hostile(data: Any) -> Problem | None:
             stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
         elif isinstance(value, str) and (why := text_problem(value)):
             return Problem("FSI004", path, why)
+        elif isinstance(value, (Decimal, float, int)) and not isinstance(value, bool) and not _plausible_number(value):
+            return Problem("FSI007", path, f"数值 {value} 超出范围(绝对值须在 1e-18 到 1e18 之间, 且为有限数)")
     return None
+
+
+def _plausible_number(value: Decimal | float | int) -> bool:
+    """No field holds more than 18 digits either side of the point; beyond that a number is refused before any
+    model sees it (turning ``1E+9999999`` into an ``int`` alone costs seconds of CPU)."""
+    if isinstance(value, int):
+        return -10**18 <= value <= 10**18
+    if isinstance(value, float):
+        return math.isfinite(value) and (value == 0 or 1e-18 <= abs(value) <= 1e18)
+    return value.is_finite() and (value.is_zero() or -18 <= value.adjusted() <= 18)
 
 
 SETTLES = {"2207", "2304"}

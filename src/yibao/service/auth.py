@@ -127,9 +127,9 @@ NAME_MAX = 40  # the name is stored as the operator of what it does (settlements
 
 
 def _principal(name: str, role: str, code: str | None, source: str) -> Principal:
-    if not isinstance(name, str) or not 1 <= len(name) <= NAME_MAX or text_problem(name):
-        raise ServiceError(Problem("AUT015", source, f"密钥名称须为 1 到 {NAME_MAX} 个字符的文本"
-                                                     f"{'(' + text_problem(name) + ')' if isinstance(name, str) and text_problem(name) else ''}"))
+    why = text_problem(name) if isinstance(name, str) else "不是文本"
+    if why or not 1 <= len(name) <= NAME_MAX:
+        raise ServiceError(Problem("AUT015", source, f"密钥名称须为 1 到 {NAME_MAX} 个字符的文本" + (f"({why})" if why else "")))
     if code is not None and (not isinstance(code, str) or not 1 <= len(code) <= 40 or identifier_problem(code)):
         raise ServiceError(Problem("AUT016", source, f"{name}: fixmedins_code 须为 1 到 40 个编码字符"))
     if role not in ROLES:

@@ -27,7 +27,7 @@ class _In(BaseModel):
 
 
 class PersonIn(_In):
-    psn_no: str = Field(min_length=1, max_length=40, description="人员编号")
+    psn_no: Identifier = Field(min_length=1, max_length=40, description="人员编号")
     insutype: Insutype = Field(description="险种类型: 310 职工 / 390 居民 ...")
     categories: list[Code] = Field(default=[], description="人员类别, 如 dibao")
     retiree: bool = Field(False, description="是否退休")
@@ -87,12 +87,12 @@ class AmountsIn(_In):
 
 
 class VisitIn(_In):
-    mdtrt_id: str = Field(min_length=1, max_length=40, description="就诊 ID")
+    mdtrt_id: Identifier = Field(min_length=1, max_length=40, description="就诊 ID")
     med_type: MedType = Field(description="医疗类别: 11 普通门诊, 14 门诊慢特病, 21 普通住院, 52 生育住院")
     level: Code = Field(description="定点机构等级(政策包中声明的代码)")
     setl_time: Union[datetime, date] = Field(description="结算日期/时间")
-    fixmedins_code: str = Field("", max_length=40)
-    dise_codg: str = Field("", max_length=40, description="主诊断编码")
+    fixmedins_code: Identifier = Field("", max_length=40)
+    dise_codg: Identifier = Field("", max_length=40, description="主诊断编码")
     referral_from_level: Code | None = Field(None, description="医共体内转诊: 转出机构等级")
     acct_balance: Yuan = Field(Decimal(0), description="本次可用个人账户余额(元)")
     items: list[FeeItemIn] | None = None

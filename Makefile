@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAMP_ALL := $(VENV)/.installed-all
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test test-fast bench setup clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP_ALL)
 	$(BIN)/pytest
+
+# while editing: no PostgreSQL, Spark or slow tests, fewer hypothesis examples (CI runs `make test`)
+test-fast: $(STAMP_ALL)
+	HYPOTHESIS_PROFILE=fast YIBAO_PROPERTY_SCALE=0.1 $(BIN)/pytest -m "not postgres and not spark and not slow" -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/yibao bench scalar

@@ -1,6 +1,7 @@
 """Hypothesis runs derandomized and without an example database, so CI is deterministic.
 
-Set HYPOTHESIS_PROFILE=dev for random exploration (still no deadline: packs are compiled per example).
+Set HYPOTHESIS_PROFILE=dev for random exploration (still no deadline: packs are compiled per example);
+``make test-fast`` uses the ``fast`` profile (fewer examples).
 """
 
 import os
@@ -18,6 +19,7 @@ os.environ.setdefault("YIBAO_STORE_KEYS_FILE", str(_KEYS_DIR / "store-keys.json"
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
+settings.register_profile("fast", derandomize=True, database=None, deadline=None, max_examples=15)  # make test-fast
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
@@ -40,26 +42,34 @@ def pg_url():
 
 
 @pytest.fixture(scope="session")
-def _migrated_templates(tmp_path_factory, pg_url):
-    """The store migrated once per backend; each test gets a copy (SQLite file / PostgreSQL TEMPLATE)."""
-    from sqlalchemy import create_engine, text
-
+def _sqlite_template(tmp_path_factory):
+    """The store migrated once on SQLite; each test gets a copy of the file."""
     from yibao.store.migrate import upgrade
 
     sqlite_path = tmp_path_factory.mktemp("store") / "template.db"
     upgrade(f"sqlite:///{sqlite_path}")
+    return sqlite_path
+
+
+@pytest.fixture(scope="session")
+def _pg_template(pg_url):
+    """The store migrated once on PostgreSQL, as a TEMPLATE database each test copies."""
+    from sqlalchemy import create_engine, text
+
+    from yibao.store.migrate import upgrade
+
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text("DROP DATABASE IF EXISTS yibao_template"))
         conn.execute(text("CREATE DATABASE yibao_template"))
     upgrade(pg_url.rsplit("/", 1)[0] + "/yibao_template")
-    yield {"sqlite": sqlite_path, "postgresql": admin}
+    yield admin
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path, pg_url, _migrated_templates):
-    """A freshly migrated, empty store on each backend."""
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path):
+    """A freshly migrated, empty store on each backend (PostgreSQL only started when asked for)."""
     import shutil
     import uuid
 
@@ -67,15 +77,31 @@ def store_url(request, tmp_path, pg_url, _migrated_templates):
 
     if request.param == "sqlite":
         path = tmp_path / "yibao.db"
-        shutil.copy(_migrated_templates["sqlite"], path)
+        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
+    pg_url = request.getfixturevalue("pg_url")
+    admin = request.getfixturevalue("_pg_template")
     name = "t_" + uuid.uuid4().hex[:12]
-    with _migrated_templates["postgresql"].connect() as conn:
+    with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name} TEMPLATE yibao_template"))
     yield pg_url.rsplit("/", 1)[0] + "/" + name
-    with _migrated_templates["postgresql"].connect() as conn:
+    with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Lanes: tests that need PostgreSQL or Spark are marked by the fixtures they use.
+
+    ``make test`` runs everything (CI); ``make test-fast`` leaves out ``postgres``, ``spark`` and
+    ``slow`` for a lane under a minute while editing.
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "pg_url" in names:
+            item.add_marker(pytest.mark.postgres)
+        if "spark" in names:
+            item.add_marker(pytest.mark.spark)
 
 
 def pytest_unconfigure(config):

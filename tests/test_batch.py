@@ -129,6 +129,7 @@ def test_sparse_windows_equal_plain_windows_and_are_materialised(name):
     assert scans[0] >= scans[1] + 2, scans  # each sparse stage read from one materialised CTE
 
 
+@pytest.mark.slow
 @settings(max_examples=8, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # shrinking 12,500 visits is slow
 @given(valid_packs())
 def test_duckdb_matches_scalar_on_random_packs(data_and_pack):

@@ -198,7 +198,7 @@ def test_api_keys_from_the_environment_only_by_hash(monkeypatch):
 
     monkeypatch.delenv("YIBAO_API_KEYS_FILE", raising=False)
     monkeypatch.setenv("YIBAO_API_KEYS", f"his1:institution:{sample.HOSPITAL}=yb_plaintext_key")
-    with pytest.raises(ServiceError, match="AUT015") as caught:
+    with pytest.raises(ServiceError, match="AUT018") as caught:
         KeyRing.from_env()
     assert "yb_plaintext_key" not in str(caught.value)
     monkeypatch.setenv("YIBAO_API_KEYS", f"his1:institution:{sample.HOSPITAL}=sha256:{key_hash('yb_secret')};"

@@ -15,6 +15,7 @@ import sys
 import time
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -26,7 +27,7 @@ from yibao.store.throwaway import free_port
 
 KEY = "crash-test-key"
 PATH = "/fsi/api/rsfComIfsService/callService"
-SETTLE_KEY = f"fsi:his1:{sample.HOSPITAL}:m-settle"
+SETTLE_KEY = f"fsi:{sample.HOSPITAL}:m-settle"  # institution + msgid
 
 
 def start(url: str, port: int, fault: str | None) -> subprocess.Popen:
@@ -55,6 +56,7 @@ def call(port: int, infno: str, inp: dict, msgid: str) -> dict:
     return httpx.post(f"http://127.0.0.1:{port}{PATH}", json=env, headers={"X-API-Key": KEY}, timeout=30).json()
 
 
+@pytest.mark.slow
 def test_crash_mid_settlement_leaves_no_partial_settlement(store_url):
     engine = make_engine(store_url)
     with Session(engine) as s, s.begin():

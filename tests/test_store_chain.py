@@ -189,13 +189,13 @@ def test_audit_lanes_survive_concurrent_writers_and_rollbacks(store_url):
 
 
 @pytest.fixture
-def pg_store(pg_url, _migrated_templates):
+def pg_store(pg_url, _pg_template):
     """A freshly migrated PostgreSQL store (the roles and grants are PostgreSQL's)."""
     name = "t_" + uuid.uuid4().hex[:12]
-    with _migrated_templates["postgresql"].connect() as conn:
+    with _pg_template.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name} TEMPLATE yibao_template"))
     yield pg_url.rsplit("/", 1)[0] + "/" + name
-    with _migrated_templates["postgresql"].connect() as conn:
+    with _pg_template.connect() as conn:
         conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
 
 

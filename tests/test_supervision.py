@@ -231,6 +231,7 @@ def test_case_lifecycle(tmp_path):
     assert doc[0]["score"] == 12 - 6
 
 
+@pytest.mark.spark
 def test_spark_runs_the_whole_library(regions):
     """All rules on Spark (one job, through the batch engine's portable layer) give DuckDB's hits, rule by rule."""
     from yibao.batch.spark import spark_session

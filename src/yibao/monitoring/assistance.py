@@ -5,9 +5,9 @@ deductible stated as a share of last year's per-capita disposable income (``{inc
 that is how a pack writes "personal burden above N% of income" — 再救助 for the assistance
 categories, 依申请救助 for 因病致贫重病患者. Such a tier is
 
-- **依申请救助 (on application)** when every category it names is a category a person enters *by
-  applying* (民政部门认定): a code containing ``illness`` or a name containing 因病致贫, 因病返贫 or
-  重病 (the Shandong pack's ``illness_poverty`` 因病致贫重病患者);
+- **依申请救助 (on application)** when every category it names is one the pack lists under
+  ``application_categories``: categories a person enters *by applying* (民政部门认定), such as the
+  Shandong pack's ``illness_poverty`` 因病致贫重病患者;
 - **再救助 (automatic)** otherwise: its categories are recognised beforehand (特困, 低保, …) or it
   names none (everyone).
 
@@ -41,20 +41,17 @@ from yibao.policy.model import IncomeShare
 from yibao.settlement.model import BUCKETS
 
 INSCP_BUCKETS = frozenset({"inscp_coshare", "inscp_overcap", "inscp_dedc"})
-APPLICATION_WORDS = ("因病致贫", "因病返贫", "重病")
-
 ROUTE_NAMES = {"reassistance": "再救助", "application": "依申请救助"}
 
 
 def application_categories(pack: CompiledPack) -> frozenset[str]:
-    """Categories a person enters by applying (see the module docstring).
+    """Categories a person enters by applying, as the pack states them (``application_categories``).
 
     >>> from yibao.policy.loader import resolve_pack
     >>> sorted(application_categories(CompiledPack(resolve_pack("shandong-2024"))))
     ['illness_poverty']
     """
-    return frozenset(code for code, name in pack.categories.items()
-                     if "illness" in code.lower() or any(w in name for w in APPLICATION_WORDS))
+    return frozenset(pack.pack.application_categories)
 
 
 def income_share_tiers(pack: CompiledPack) -> list[CompiledTier]:

@@ -46,18 +46,81 @@ def parse_yaml(text: str, source: str = "") -> Any:
 def load_pack(path: str | Path) -> PolicyPack:
     """Read and validate a pack file; raises :class:`PolicyError` naming file, path and rule."""
     path = Path(path)
+    return pack_from_data(_pack_data(path, ()), str(path))
+
+
+def pack_from_text(text: str, source: str = "<text>", base_dir: Path | None = None) -> PolicyPack:
+    """A pack from YAML text; an ``extends:`` in it is looked up beside ``base_dir`` (default: here)."""
+    data = _with_parent(parse_yaml(text, source), source, base_dir or Path.cwd(), ())
+    return pack_from_data(data, source)
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyError(Problem("POL001", "", "文件不存在"), str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(Problem("POL001", "", f"无法读取文件: {exc}"), str(path)) from None
-    return pack_from_text(text, str(path))
 
 
-def pack_from_text(text: str, source: str = "<text>") -> PolicyPack:
-    data = parse_yaml(text, source)
-    return pack_from_data(data, source)
+def _pack_data(path: Path, chain: tuple[Path, ...]) -> Any:
+    data = parse_yaml(_read(path), str(path))
+    return _with_parent(data, str(path), path.parent, chain + (path.resolve(),))
+
+
+def _with_parent(data: Any, source: str, base_dir: Path, chain: tuple[Path, ...]) -> Any:
+    """Resolve ``extends:``: the parent pack's data with this pack's overrides merged in.
+
+    A reform that changes four numbers states those four numbers, not a copy of the whole pack.
+    Mappings merge key by key; lists of rules (items with an ``id``) merge by id, new ids are
+    appended; any other value, list included, replaces the parent's. The merged document is then
+    validated as one pack, so a problem's path is a path in the merged pack.
+    """
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    data = dict(data)
+    parent = data.pop("extends")
+    if not isinstance(parent, str) or not parent.strip():
+        raise PolicyError(Problem("POL004", "extends", "extends 须为内置政策包名称或政策包文件的路径"), source)
+    path = base_dir / parent
+    if not path.exists() and parent in shipped_pack_names():
+        path = shipped_pack_path(parent)
+    if not path.exists():
+        raise PolicyError(Problem("POL004", "extends", f"extends 指向的政策包 {parent!r} 不存在"
+                                  f"(既不是 {base_dir} 下的文件, 也不是内置政策包)"), source)
+    if path.resolve() in chain:
+        names = " → ".join(p.name for p in chain + (path.resolve(),))
+        raise PolicyError(Problem("POL005", "extends", f"extends 形成循环: {names}"), source)
+    return merge_pack_data(_pack_data(path, chain), data)
+
+
+def merge_pack_data(base: Any, over: Any) -> Any:
+    """``over`` laid on ``base`` (see :func:`_with_parent`).
+
+    >>> merge_pack_data({"basic": [{"id": "a", "ratio": 1}, {"id": "b"}]}, {"basic": [{"id": "a", "ratio": 2}]})
+    {'basic': [{'id': 'a', 'ratio': 2}, {'id': 'b'}]}
+    """
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = merge_pack_data(base[key], value) if key in base else value
+        return out
+    if isinstance(base, list) and isinstance(over, list) and _by_id(base) and _by_id(over):
+        out = list(base)
+        index = {item["id"]: i for i, item in enumerate(out)}
+        for item in over:
+            if item["id"] in index:
+                out[index[item["id"]]] = merge_pack_data(out[index[item["id"]]], item)
+            else:
+                index[item["id"]] = len(out)
+                out.append(item)
+        return out
+    return over
+
+
+def _by_id(items: list) -> bool:
+    return bool(items) and all(isinstance(item, dict) and "id" in item for item in items)
 
 
 def pack_from_data(data: Any, source: str = "<data>") -> PolicyPack:
@@ -108,6 +171,9 @@ def check_references(pack: PolicyPack) -> Iterable[Problem]:
     def category(code: str, path: str) -> Iterable[Problem]:
         if code not in categories:
             yield Problem("POL022", path, f"未声明的人员类别 {code!r}; 已声明: {sorted(categories)}")
+
+    for i, code in enumerate(pack.application_categories):
+        yield from category(code, f"application_categories[{i}]")
 
     for i, entry in enumerate(pack.classification.catalog):
         if entry.chrgitm_lv not in pack.classification.classes:

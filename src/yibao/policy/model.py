@@ -350,6 +350,9 @@ class PolicyPack(Strict):
     reference: Reference
     levels: dict[Code, str] = Field(description="定点机构等级代码 → 名称, 如 1: 一级/基层")
     categories: dict[Code, str] = Field(default={}, description="人员类别代码 → 名称, 如 dibao: 低保对象")
+    application_categories: list[Code] = Field(
+        default=[], description="须本人申请、经民政部门认定才进入的人员类别(如 illness_poverty 因病致贫重病患者); "
+                                "只针对这些类别的救助层次是依申请救助")
     classification: Classification
     basic: list[BasicRule] = Field(min_length=1)
     tiers: list[Tier] = []

@@ -18,10 +18,22 @@ SCHEMA_FILE = "policy-pack.schema.json"
 
 
 def pack_schema() -> dict:
+    """A whole pack; or, with ``extends:``, only its overrides (top-level names checked).
+
+    An extending pack states a few numbers, so the editor checks it loosely; ``yibao policy
+    check`` validates the merged pack against the full models.
+    """
     schema = PolicyPack.model_json_schema(mode="validation")
+    whole = {key: schema.pop(key) for key in ("properties", "required", "additionalProperties")}
+    extends = {"type": "string", "minLength": 1, "title": "Extends",
+               "description": "继承的政策包: 内置政策包名称或相对本文件的路径; 本文件只写不同之处"}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **schema,
+        "if": {"required": ["extends"]},
+        "then": {"properties": {"extends": extends},
+                 "propertyNames": {"enum": sorted(whole["properties"]) + ["extends"]}},
+        "else": whole,
     }
 
 

@@ -206,3 +206,7 @@ def test_api_keys_from_the_environment_only_by_hash(monkeypatch):
     ring = KeyRing.from_env()
     assert ring.authenticate("yb_secret").fixmedins_code == sample.HOSPITAL
     assert ring.authenticate("yb_other").role == "admin"
+
+
+def test_scrub_leaves_names_of_things_alone():
+    assert privacy.scrub("rule_name=重复收费 fixmedins_name=示例医院") == "rule_name=重复收费 fixmedins_name=示例医院"

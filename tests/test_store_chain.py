@@ -251,3 +251,24 @@ def test_the_migration_seals_rows_written_before_it(store_url):
         C.comment(s, 1, "迁移后的意见", "稽核员丙")
     engine.dispose()
     assert problems(store_url) == []
+
+
+def test_verify_reads_a_snapshot_without_holding_up_sqlite_writers(tmp_path):
+    from yibao.store.database import read_snapshot
+    from yibao.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'y.db'}"
+    upgrade(url)
+    populate(url, persons=1, cases=False)
+    reader, writer = make_engine(url), make_engine(url)
+    with reader.connect() as raw:
+        conn = read_snapshot(raw)
+        with conn.begin():
+            before = chain.verify(conn).rows["audit_log"]
+            with writer.begin() as w:  # BEGIN IMMEDIATE while the verify transaction is open: not blocked
+                w.execute(text("UPDATE persons SET acct_balc_fen = acct_balc_fen WHERE psn_no = 'P000000001'"))
+            populate(url, persons=1, seed=False, cases=False)  # whole settlements commit meanwhile
+            assert chain.verify(conn).rows["audit_log"] == before  # and the snapshot does not see them
+    reader.dispose()
+    writer.dispose()
+    assert problems(url) == []

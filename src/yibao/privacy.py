@@ -68,7 +68,7 @@ def mask_name_sql(column: str) -> str:
 # --- logs -------------------------------------------------------------------------------------------
 
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{6}(?:\d{11}[\dXx]|\d{9})(?![0-9A-Za-z])")
-_NAME_VALUE = re.compile(r"""((?:psn_name|name|姓名)['"]?\s*[:=]\s*['"]?)([^'",;\s)}\]]+)""")
+_NAME_VALUE = re.compile(r"""((?<![A-Za-z_])(?:psn_name|name|姓名)['"]?\s*[:=]\s*['"]?)([^'",;\s)}\]]+)""")
 
 
 def scrub(text: str) -> str:

@@ -40,14 +40,16 @@ def verify(url: Optional[str] = typer.Option(None, help=URL_HELP),
     from yibao.errors import YibaoError
     from yibao.service import ledger
     from yibao.store import chain
-    from yibao.store.database import default_url, make_engine
+    from yibao.store.database import default_url, make_engine, read_snapshot
 
     target = url or default_url()
     engine = make_engine(target)
     try:
-        with engine.connect() as conn:
-            report = chain.verify(conn)
-            report.problems += ledger.verify(conn)
+        with engine.connect() as raw:
+            conn = read_snapshot(raw)
+            with conn.begin():
+                report = chain.verify(conn)
+                report.problems += ledger.verify(conn)
     except YibaoError as exc:
         fail(exc, as_json)
     except Exception as exc:  # noqa: BLE001 - unreachable database, not migrated: said plainly
@@ -123,16 +125,18 @@ def restore_cmd(backup_file: Path = typer.Argument(..., help="yibao db backup ç”
     from yibao.service import ledger
     from yibao.store import chain
     from yibao.store.backup import restore
-    from yibao.store.database import default_url, make_engine
+    from yibao.store.database import default_url, make_engine, read_snapshot
 
     target = url or default_url()
     try:
         done = restore(backup_file, target)
         engine = make_engine(target)
         try:
-            with engine.connect() as conn:
-                report = chain.verify(conn)
-                report.problems += ledger.verify(conn)
+            with engine.connect() as raw:
+                conn = read_snapshot(raw)
+                with conn.begin():
+                    report = chain.verify(conn)
+                    report.problems += ledger.verify(conn)
         finally:
             engine.dispose()
     except YibaoError as exc:

@@ -86,10 +86,22 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):  # pragma: no cover - exercised via every SQLite test
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a long read (yibao db verify) takes a snapshot without the write lock: WAL readers never block writers
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_SNAPSHOT) else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+READ_SNAPSHOT = "yibao_read_snapshot"
+
+
+def read_snapshot(conn: Connection) -> Connection:
+    """``conn`` reading one consistent snapshot of the whole store for as long as its transaction lasts, without
+    holding up writers (PostgreSQL REPEATABLE READ; SQLite a deferred read transaction, not BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        return conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn.execution_options(**{READ_SNAPSHOT: True})
 
 
 @contextlib.contextmanager

@@ -153,6 +153,23 @@ def test_usage_errors_are_chinese_with_a_code(args, words):
     assert "Traceback" not in done.stderr
 
 
+def test_a_coded_error_a_command_lets_through_is_printed_without_a_traceback():
+    import subprocess
+    import sys
+
+    script = ("from yibao.cli import app, main\n"
+              "from yibao.errors import Problem, YibaoError\n"
+              "@app.command('boom')\n"
+              "def boom():\n"
+              "    raise YibaoError(Problem('TST001', 'x', '测试错误'))\n"
+              "main()\n")
+    done = subprocess.run([sys.executable, "-c", script, "boom"], capture_output=True, text=True,
+                          env={**__import__("os").environ, "COLUMNS": "200"})
+    assert done.returncode == 2
+    assert "TST001" in done.stderr and "测试错误" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.slow
 def test_demo_runs_every_step_and_writes_what_it_lists(tmp_path):
     # the README's main job on a small region: every step runs and every listed output exists

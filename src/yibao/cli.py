@@ -412,8 +412,11 @@ def main() -> None:  # pragma: no cover - entry point guard
     except typer.Abort:
         err.print("已中断")
         raise SystemExit(130)
-    except YibaoError as exc:
-        fail(exc)
+    except YibaoError as exc:  # a command that let its coded error through: same answer, no traceback
+        try:
+            fail(exc)
+        except typer.Exit as done:
+            raise SystemExit(done.exit_code) from None
     except KeyboardInterrupt:
         err.print("已中断")
         raise SystemExit(130)

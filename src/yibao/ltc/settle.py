@@ -22,7 +22,7 @@ several days must not straddle a change of level or eligibility (LTC014): it is 
 from __future__ import annotations
 
 from calendar import monthrange
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from yibao.errors import Problem
@@ -131,7 +131,7 @@ def _benefit(ltc: LongTermCare, person: CarePerson, r: CareRecord) -> tuple[Bene
         return None, f"服务日期在参保人死亡日期 {person.death_date} 之后"
     if ltc.eligibility.continuous_months:
         since = person.enrolled_since
-        if since is None or _months_between(since, r.srv_date) < ltc.eligibility.continuous_months:
+        if since is None or r.srv_date < add_months(since, ltc.eligibility.continuous_months):
             return None, f"连续参保不满 {ltc.eligibility.continuous_months} 个月"
     span = person.level_on(r.srv_date)
     if span is None:
@@ -147,9 +147,27 @@ def _benefit(ltc: LongTermCare, person: CarePerson, r: CareRecord) -> tuple[Bene
     return None, f"失能等级 {name} 不享受此护理方式({r.mode})的待遇"
 
 
-def _months_between(since: date, day: date) -> int:
-    months = (day.year - since.year) * 12 + day.month - since.month
-    return months - (1 if day.day < since.day else 0)
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later (the month's last day where it has no such day).
+
+    >>> add_months(date(2024, 1, 31), 1), add_months(date(2023, 9, 30), 6)
+    (datetime.date(2024, 2, 29), datetime.date(2024, 3, 30))
+    """
+    m = day.month - 1 + months
+    year, month = day.year + m // 12, m % 12 + 1
+    return date(year, month, min(day.day, monthrange(year, month)[1]))
+
+
+def changes(ltc: LongTermCare, person: CarePerson) -> list[date]:
+    """Days on which the benefit a record gets may change: a record of several days may not straddle one."""
+    out = set()
+    for span in person.levels:
+        out |= {span.begin, span.begin + timedelta(days=ltc.eligibility.waiting_days), span.end + timedelta(days=1)}
+    if person.enrolled_since is not None:
+        out.add(add_months(person.enrolled_since, ltc.eligibility.continuous_months))
+    if person.death_date is not None:
+        out.add(person.death_date + timedelta(days=1))
+    return sorted(out)
 
 
 def settle_month(ltc: LongTermCare, person: CarePerson, month: str, records: list[CareRecord]) -> LtcSettlement:
@@ -158,14 +176,15 @@ def settle_month(ltc: LongTermCare, person: CarePerson, month: str, records: lis
     if problems:
         raise LtcError(problems)
     covered: dict[str, int] = {}
-    days: dict[str, set[date]] = {}
+    days: dict[str, list[tuple[int, int]]] = {}  # benefit → [first, end) day ordinals
     visits: dict[str, set[str]] = {}
     excluded: list[tuple[str, str, int]] = []
     problems = []
+    breaks = changes(ltc, person)
     for i, r in enumerate(records):
         b, reason = _benefit(ltc, person, r)
-        if r.days > 1 and any(_benefit(ltc, person, replace(r, srv_date=r.srv_date + timedelta(days=k))) != (b, reason)
-                              for k in range(1, r.days)):
+        last = r.srv_date + timedelta(days=r.days - 1)
+        if r.days > 1 and any(r.srv_date < c <= last for c in breaks):
             problems.append(Problem("LTC014", f"records[{i}].days",
                                     f"记录 {r.srv_id} 的 {r.days} 天跨越了失能等级或待遇资格的变化; 请在变化处拆开上传"))
             continue
@@ -173,7 +192,7 @@ def settle_month(ltc: LongTermCare, person: CarePerson, month: str, records: lis
             excluded.append((r.srv_id, reason, r.amount))
             continue
         covered[b.id] = covered.get(b.id, 0) + r.amount
-        days.setdefault(b.id, set()).update(r.srv_date + timedelta(days=k) for k in range(r.days))
+        days.setdefault(b.id, []).append((r.srv_date.toordinal(), r.srv_date.toordinal() + r.days))
         visits.setdefault(b.id, set()).add(r.srv_id)
     if problems:
         raise LtcError(problems)
@@ -184,7 +203,7 @@ def settle_month(ltc: LongTermCare, person: CarePerson, month: str, records: lis
     for b in ltc.benefits:
         if b.id not in covered:
             continue
-        units = len(days[b.id]) if b.limit_per == "day" else len(visits[b.id])
+        units = _union_length(days[b.id]) if b.limit_per == "day" else len(visits[b.id])
         limit = yuan_to_fen(b.limit)
         allowed = min(covered[b.id], limit * units)
         raw = mul_rate(allowed, b.ratio)
@@ -205,3 +224,16 @@ def settle_month(ltc: LongTermCare, person: CarePerson, month: str, records: lis
     fund = sum(line.pay for line in lines)
     return LtcSettlement(person.psn_no, month, total, excluded_amt, over, allowed_amt, fund, total - fund,
                          tuple(lines), tuple(excluded), month_cap, tuple(steps))
+
+
+def _union_length(spans: list[tuple[int, int]]) -> int:
+    """Days covered by half-open [first, end) spans, each day once."""
+    total, reach = 0, None
+    for first, end in sorted(spans):
+        if reach is None or first >= reach:
+            total += end - first
+            reach = end
+        elif end > reach:
+            total += end - reach
+            reach = end
+    return total

@@ -62,34 +62,43 @@ def generate(pack: PolicyPack, region: Path, seed: int = 7, year: int | None = N
     chosen = [p for p in persons if p["insutype"] in ltc.eligibility.insutypes
               and rng.random() < (0.04 if p["age"] >= 60 else 0.002)]
     psn_rows, assess_rows, records, labels = [], [], [], []
-    jan1 = date(year, 1, 1)
+    jan1, dec31 = date(year, 1, 1), date(year, 12, 31)
+    served = {lv for b in ltc.benefits for lv in b.levels}
+    pending = ["double_days", "after_death", "above_level"]  # the first persons served get one each: every region has all
     for k, p in enumerate(chosen):
         since = jan1 - timedelta(days=int(rng.integers(30, 3650)))
-        death = jan1 + timedelta(days=int(rng.integers(30, 360))) if rng.random() < 0.05 else None
-        psn_rows.append({"psn_no": p["psn_no"], "insutype": p["insutype"], "enrolled_since": since, "death_date": death})
         begin = jan1 - timedelta(days=int(rng.integers(0, 400))) if rng.random() < 0.7 else jan1 + timedelta(days=int(rng.integers(0, 200)))
         result = assess(ltc.assessment, _scores(rng, pack, float(rng.uniform(0.2, 0.9))))
         end = valid_until(ltc.assessment, begin)
+        start = max(begin, jan1)
+        inject = None
+        if result.level in served and start < dec31 - timedelta(days=40):
+            options = [x for x in pending if x != "above_level" or result.level != max(served)]
+            inject = options[0] if options else str(rng.choice(["", "double_days", "after_death", "above_level"],
+                                                               p=[0.94, 0.02, 0.02, 0.02])) or None
+            if inject in pending:
+                pending.remove(inject)
+            if inject == "above_level" and result.level == max(served):
+                inject = None
+        death = None
+        if inject == "after_death" or rng.random() < 0.04:
+            death = start + timedelta(days=int(rng.integers(10, max(11, (dec31 - start).days - 15))))
+        psn_rows.append({"psn_no": p["psn_no"], "insutype": p["insutype"], "enrolled_since": since, "death_date": death})
         assess_rows.append({"assessment_id": f"LA{k + 1:06d}", "psn_no": p["psn_no"], "level": result.level,
                             "begin": begin, "end": end, "assessor": f"E{int(rng.integers(1, 21)):03d}",
                             "adl": result.totals["adl"], "cognition": result.totals["cognition"],
                             "perception": result.totals["perception"]})
-        if result.level not in {lv for b in ltc.benefits for lv in b.levels}:
+        if result.level not in served:
             continue
-        mode = str(rng.choice(["institution", "home", "visit"], p=[0.3, 0.5, 0.2]))
+        mode = "institution" if inject == "double_days" else str(rng.choice(["institution", "home", "visit"], p=[0.3, 0.5, 0.2]))
         home = homes[int(rng.integers(0, len(homes)))]["fixmedins_code"]
-        start = max(begin, jan1)
-        last_day = min(end, date(year, 12, 31), death or date(year, 12, 31))
-        if death is not None and rng.random() < 0.3:  # the institution keeps billing after death
-            last_day = min(date(year, 12, 31), death + timedelta(days=10))
-            labels.append({"psn_no": p["psn_no"], "pattern": "after_death"})
-        srv_level = result.level
-        if rng.random() < 0.03 and result.level != "5":
-            srv_level = str(int(result.level) + 1)
-            labels.append({"psn_no": p["psn_no"], "pattern": "above_level"})
-        double = mode == "institution" and rng.random() < 0.03
-        if double:
-            labels.append({"psn_no": p["psn_no"], "pattern": "double_days"})
+        last_day = min(end, dec31, death or dec31)
+        if inject == "after_death":  # the institution keeps billing after death
+            last_day = min(dec31, death + timedelta(days=10))
+        srv_level = str(int(result.level) + 1) if inject == "above_level" else result.level
+        double = inject == "double_days"
+        if inject:
+            labels.append({"psn_no": p["psn_no"], "pattern": inject})
         if any(s[0] <= last_day and s[1] >= start for s in stays.get(p["psn_no"], [])):
             labels.append({"psn_no": p["psn_no"], "pattern": "in_hospital"})
         # an institution bills by month, and apart where eligibility changes (enough months enrolled, death)

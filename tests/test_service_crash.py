@@ -26,7 +26,7 @@ from yibao.store.throwaway import free_port
 
 KEY = "crash-test-key"
 PATH = "/fsi/api/rsfComIfsService/callService"
-SETTLE_KEY = f"fsi:his1:{sample.HOSPITAL}:m-settle"
+SETTLE_KEY = f"fsi:{sample.HOSPITAL}:m-settle"  # institution + msgid
 
 
 def start(url: str, port: int, fault: str | None) -> subprocess.Popen:

@@ -133,3 +133,48 @@ def test_an_unusable_database_url_is_refused_before_any_worker_starts():
     done = subprocess.run([exe, "serve", "--port", str(free_port()), "--workers", "2"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "DB002" in done.stderr and "Traceback" not in done.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _port_free(port: int) -> bool:
+    from yibao.service.workers import listening_socket
+
+    try:
+        listening_socket("127.0.0.1", port, shared=False).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_killing_the_supervisor_with_sigkill_takes_its_workers_down(tmp_path):
+    """No clean-up runs in a SIGKILLed supervisor: its workers must still die and free the port, so a
+    restart is not refused with SRV001 (before: orphans kept serving on the port)."""
+    url = f"sqlite:///{tmp_path}/yibao.db"
+    upgrade(url)
+    PORT[0] = free_port()
+    env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024", "YIBAO_API_KEYS": "t:admin=k"}
+    server = subprocess.Popen([yibao_executable(), "serve", "--port", str(PORT[0]), "--workers", "2"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        _wait_for(lambda: len(_workers(server.pid)) == 2 and _healthy())
+        workers = _workers(server.pid)
+        server.kill()
+        server.wait(timeout=10)
+        _wait_for(lambda: not any(_alive(w) for w in workers), seconds=30)
+        _wait_for(lambda: _port_free(PORT[0]), seconds=10)
+        assert not _healthy()
+    finally:
+        for w in workers:  # a failed run must not leave them behind either
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=10)

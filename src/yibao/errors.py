@@ -114,6 +114,7 @@ _MESSAGES = {
     "enum": "取值不在允许的范围内",
     "uuid_parsing": "格式不符(应为 UUID)",
     "bytes_type": "必须是文本",
+    "string_unicode": "不是合法的 Unicode 文本(含孤立的代理项, 如 \\ud800)",
 }
 
 

@@ -2,7 +2,8 @@
 
 Keys are never stored: ``YIBAO_API_KEYS_FILE`` names a JSON file of principals holding only the
 SHA-256 of each key (``yibao service key`` writes one), and ``YIBAO_API_KEYS`` may add principals
-inline (``name:role[:fixmedins_code]=key;...``, hashed on load). Keys are random 32-byte tokens,
+inline (``name:role[:fixmedins_code]=sha256:<digest>;...``, or ``=key``: a plain key, hashed on load, for
+trials — the environment of a process is readable by its user and root). Keys are random 32-byte tokens,
 so a plain hash is enough; comparison is constant-time. A request carries its key as
 ``Authorization: Bearer <key>`` or ``X-API-Key``.
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yibao.errors import Problem
+from yibao.identifiers import identifier_problem, text_problem
 from yibao.monitoring.masking import mask_certno, mask_name
 from yibao.service.errors import Forbidden, ServiceError, Unauthorized, problem
 
@@ -63,6 +65,10 @@ class Principal:
         if self.role not in PERMISSIONS[action]:
             raise problem(Forbidden, "AUT003", "role",
                           f"角色 {ROLES.get(self.role, self.role)}({self.role}) 无权执行 {action}")
+        self.require_own(fixmedins_code)
+
+    def require_own(self, fixmedins_code: str | None) -> None:
+        """An institution acts only for its own code (staff for any)."""
         if self.role == "institution" and fixmedins_code is not None and fixmedins_code != self.fixmedins_code:
             raise problem(Forbidden, "AUT004", "fixmedins_code",
                           f"机构 {self.fixmedins_code} 只能办理本机构业务, 不能办理机构 {fixmedins_code} 的业务")
@@ -100,8 +106,11 @@ class KeyRing:
             parts = who.split(":")
             if len(parts) < 2 or not key:
                 raise ServiceError(Problem("AUT010", "YIBAO_API_KEYS", f"格式应为 name:role[:fixmedins_code]=key, 实际为 {who!r}"))
-            entries.append((key_hash(key), _principal(parts[0], parts[1], parts[2] if len(parts) > 2 else None,
-                                                       "YIBAO_API_KEYS")))
+            digest = key[7:].lower() if key.startswith("sha256:") else key_hash(key)
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ServiceError(Problem("AUT017", "YIBAO_API_KEYS", f"{parts[0]}: sha256: 之后须为 64 位十六进制摘要"))
+            entries.append((digest, _principal(parts[0], parts[1], parts[2] if len(parts) > 2 else None,
+                                               "YIBAO_API_KEYS")))
         return cls(entries)
 
     def authenticate(self, key: str | None) -> Principal:
@@ -114,7 +123,15 @@ class KeyRing:
         raise problem(Unauthorized, "AUT002", "Authorization", "API 密钥无效")
 
 
+NAME_MAX = 40  # the name is stored as the operator of what it does (settlements.opter)
+
+
 def _principal(name: str, role: str, code: str | None, source: str) -> Principal:
+    why = text_problem(name) if isinstance(name, str) else "不是文本"
+    if why or not 1 <= len(name) <= NAME_MAX:
+        raise ServiceError(Problem("AUT015", source, f"密钥名称须为 1 到 {NAME_MAX} 个字符的文本" + (f"({why})" if why else "")))
+    if code is not None and (not isinstance(code, str) or not 1 <= len(code) <= 40 or identifier_problem(code)):
+        raise ServiceError(Problem("AUT016", source, f"{name}: fixmedins_code 须为 1 到 40 个编码字符"))
     if role not in ROLES:
         raise ServiceError(Problem("AUT011", source, f"未知角色 {role!r}; 可用: {', '.join(ROLES)}"))
     if (role == "institution") != bool(code):

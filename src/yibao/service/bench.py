@@ -85,7 +85,8 @@ def start_server(url: str, port: int, workers: int, key: str, online_audit: bool
                  threads: int = 1) -> subprocess.Popen:
     env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024",
            "YIBAO_API_KEYS": f"bench:institution:{sample.HOSPITAL}={key}",
-           "YIBAO_ONLINE_AUDIT": "on" if online_audit else "off"}
+           "YIBAO_ONLINE_AUDIT": "on" if online_audit else "off",
+           "YIBAO_SETTLE_RATE": "0"}  # one institution drives the whole load: its settlement rate is not limited
     env.pop("YIBAO_FAULT", None)
     proc = subprocess.Popen([yibao_executable(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
                              "--threads", str(threads)],

@@ -39,7 +39,13 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
               workers: int = typer.Option(1, min=1, max=32, help="工作进程数"),
               threads: int = typer.Option(1, min=1, max=64, help="每个工作进程同时办理的请求数(线程); "
                                           "默认 1: 并发靠多进程, 见 docs/service.md"),
-              url: Optional[str] = typer.Option(None, help="数据库 URL(默认见 yibao db upgrade)"),
+              url: Optional[str] = typer.Option(None, help="数据库 URL, 不含密码(命令行在 ps 中可见); 默认见 yibao db upgrade"),
+              url_file: Optional[Path] = typer.Option(None, help="含数据库 URL 的文件(可含密码, 权限 0600); "
+                                                      "或环境变量 YIBAO_DATABASE_URL / YIBAO_DATABASE_URL_FILE"),
+              max_body_bytes: Optional[int] = typer.Option(None, min=1024, help="请求体上限(字节), 默认 4 MiB"),
+              auth_failures: Optional[int] = typer.Option(None, min=0, help="认证失败几次即锁定来源/密钥, 0 = 不锁定"),
+              lockout_seconds: Optional[float] = typer.Option(None, min=0, help="锁定时长(秒)"),
+              settle_rate: Optional[float] = typer.Option(None, min=0, help="每机构每进程每秒结算笔数上限, 0 = 不限"),
               log_level: str = typer.Option("warning", help="uvicorn 日志级别")):
         """启动结算服务(国家平台接口 + REST, 文档在 /docs) / start the settlement service."""
         import os
@@ -49,19 +55,40 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from yibao.cli import fail
         from yibao.errors import YibaoError
         from yibao.service.auth import KeyRing
+        from yibao.service.body import max_body_from_env
+        from yibao.service.limits import Limits
         from yibao.service.packs import PackSet
+        from yibao.service.ratelimit import GuardConfig
 
-        if url:
+        if url and _has_password(url):
+            _fail("SRV006", "--url 中含数据库密码(命令行对本机所有用户在 ps 中可见): 请改用 --url-file、环境变量 "
+                            "YIBAO_DATABASE_URL / YIBAO_DATABASE_URL_FILE, 或 PostgreSQL 的 ~/.pgpass / PGPASSWORD")
+        if url_file is not None:
+            try:
+                url = url_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                _fail("SRV007", f"无法读取 --url-file {url_file}: {exc.strerror or exc}")
+        if url:  # workers read it from the environment (not from their command line)
             os.environ["YIBAO_DATABASE_URL"] = url
         os.environ["YIBAO_THREADS"] = str(threads)  # read by create_app in every worker
+        for name, value in (("YIBAO_MAX_BODY_BYTES", max_body_bytes), ("YIBAO_AUTH_FAILURES", auth_failures),
+                            ("YIBAO_LOCKOUT_SECONDS", lockout_seconds), ("YIBAO_SETTLE_RATE", settle_rate)):
+            if value is not None:
+                os.environ[name] = str(value)
         try:  # check the configuration here, where an error can be printed, not in each worker
             PackSet.load()
             KeyRing.from_env()
+            max_body_from_env()
+            GuardConfig.from_env()
+            Limits.load()
         except YibaoError as exc:
             fail(exc)
         from yibao.store.database import default_url, make_engine
 
-        target = default_url()
+        try:
+            target = default_url()
+        except OSError as exc:
+            _fail("SRV007", f"无法读取 YIBAO_DATABASE_URL_FILE: {exc.strerror or exc}")
         try:
             make_engine(target).dispose()  # the URL's form and driver; connections are made per request
         except Exception as exc:  # noqa: BLE001 - any driver's refusal, told without a stack trace
@@ -160,6 +187,15 @@ def _safe(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<url>"
+
+
+def _has_password(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return bool(make_url(url).password)
+    except Exception:  # an unparsable URL is reported when it is used
+        return False
 
 
 def _first_line(exc: Exception) -> str:

@@ -6,6 +6,12 @@ Sending the same key again replays the stored answer byte for byte and changes n
 key with a different request is refused. A failed request stores nothing, so it may be corrected
 and resent under the same key. Two identical requests racing: the loser's insert of the key fails,
 it rolls back everything it did and replays the winner's answer.
+
+The first lookup runs before any row lock. A duplicate that then waits on a lock the first request holds
+(PostgreSQL: the person-year balance, the visit) would, once let through, see the first one's work and fail
+(``SET050 已结算``) although its answer is stored by then; so every write that locks rows calls
+:func:`recheck` right after taking them, which looks the key up again (a fresh statement: it sees what
+committed while it waited) and replays the stored answer.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from yibao.service.errors import Conflict, problem
+from yibao.service.limits import Limits
 from yibao.service.packs import PackSet
 from yibao.store.models import IdempotencyRecord
 
@@ -82,10 +89,34 @@ def request_hash(data: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class Replay(Exception):
+    """Raised inside a write when its scope key was answered meanwhile: the desk rolls back and replays."""
+
+    def __init__(self, answer: str):
+        super().__init__("replay")
+        self.answer = answer
+
+
+SCOPE_MAX = 200  # idempotency_records.scope_key
+_SCOPE = "yibao.scope"  # session.info key: (scope_key, request_hash) of the write in progress
+
+
+def recheck(session: Session) -> None:
+    """After a write has taken its row locks: if another request with the same scope key committed while
+    this one waited, stop here and answer as that one did (:class:`Replay`); a different request under the
+    same key is refused (IDM001)."""
+    scope = session.info.get(_SCOPE)
+    if scope is not None:
+        replay = Desk._stored(session, *scope)
+        if replay is not None:
+            raise Replay(replay)
+
+
 class Desk:
-    def __init__(self, engine: Engine, packs: PackSet):
+    def __init__(self, engine: Engine, packs: PackSet, limits: Limits | None = None):
         self.engine = engine
         self.packs = packs
+        self.limits = limits or Limits.load()  # plausibility limits (YIBAO_LIMITS), checked by the writes
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         # SQLite has one writer: queue writers on a lock rather than in SQLite's busy handler, which
         # sleeps in growing steps (up to 100 ms a time) and makes latency jump
@@ -97,6 +128,8 @@ class Desk:
 
     def write(self, scope_key: str | None, req_hash: str, fn: Callable[[Session], str]) -> tuple[str, bool]:
         """Run ``fn`` (which returns the answer text) once per scope key; (answer, replayed)."""
+        if scope_key is not None and len(scope_key) > SCOPE_MAX:  # the column's width: a digest stands in
+            scope_key = scope_key[:8] + "#" + hashlib.sha256(scope_key.encode("utf-8")).hexdigest()
         with self._writer:
             for attempt in range(3):
                 try:
@@ -105,11 +138,14 @@ class Desk:
                             replay = self._stored(session, scope_key, req_hash)
                             if replay is not None:
                                 return replay, True
+                            session.info[_SCOPE] = (scope_key, req_hash)
                         answer = fn(session)
                         if scope_key is not None:
                             session.connection().execute(_RECORD, {"scope_key": scope_key, "request_hash": req_hash,
                                                                    "response": answer, "created_at": datetime.now()})
                     return answer, False
+                except Replay as replay:  # rolled back on leaving the block above
+                    return replay.answer, True
                 except IntegrityError:
                     if scope_key is not None:  # an identical request committed first: answer as it did
                         with self.sessions() as session, session.begin():

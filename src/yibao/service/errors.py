@@ -34,6 +34,17 @@ class Forbidden(ServiceError):
     status = 403
 
 
+class TooManyRequests(ServiceError):
+    """Too many failed authentications or settlements in the window: come back after ``retry_after`` seconds."""
+
+    title = "请求过于频繁"
+    status = 429
+
+    def __init__(self, problems, retry_after: int):
+        super().__init__(problems)
+        self.retry_after = retry_after
+
+
 def status_of(exc: YibaoError) -> int:
     return getattr(exc, "status", 422)
 

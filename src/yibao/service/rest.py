@@ -16,20 +16,24 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from yibao.identifiers import Identifier
 from yibao.policy.model import Insutype, MedType
 from yibao.service import registry
 from yibao.service import transactions as tx
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
+from yibao.service.ratelimit import Guard
 from yibao.service.statement_page import render_html
 from yibao.service.statement_pdf import render_pdf
 from yibao.settlement.request import FeeItemIn
 from yibao.settlement.statement import compact_json
 from yibao.store.models import AuditLog, Person
 
-IdKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
-                                     description="幂等键: 同一键重发返回第一次的结果")]
-ID_PATH = Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")
+IdKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$",
+                                     description="幂等键(可见 ASCII 字符, 最多 100 个): 同一键重发返回第一次的结果")]
+ID_PATTERN = r"^[A-Za-z0-9_\-]+$"  # ids this service issues and path segments: a subset of yibao.identifiers
+ID_PATH = Path(min_length=1, max_length=40, pattern=ID_PATTERN)
+CODE_PATTERN = r"^[0-9A-Za-z._+*/\-]+$"  # yibao.identifiers.Identifier, for query parameters
 
 
 class _In(BaseModel):
@@ -37,14 +41,14 @@ class _In(BaseModel):
 
 
 class RegisterIn(_In):
-    fixmedins_code: str = Field(min_length=1, max_length=40)
-    psn_no: str = Field(min_length=1, max_length=40)
+    fixmedins_code: Identifier = Field(min_length=1, max_length=40)
+    psn_no: Identifier = Field(min_length=1, max_length=40)
     insutype: Insutype
     med_type: MedType = "11"
     begntime: datetime
-    dise_codg: str = Field("", max_length=40)
-    ipt_otp_no: str = Field("", max_length=40)
-    referral_from_level: str | None = Field(None, max_length=10)
+    dise_codg: Identifier = Field("", max_length=40)
+    ipt_otp_no: Identifier = Field("", max_length=40)
+    referral_from_level: Identifier | None = Field(None, max_length=10)
 
 
 class FeeLineIn(FeeItemIn):
@@ -67,7 +71,7 @@ class ReverseIn(_In):
 
 
 class CertnoIn(_In):
-    certno: str = Field(min_length=1, max_length=18)
+    certno: str = Field(min_length=18, max_length=18, pattern=r"^[0-9]{17}[0-9Xx]$", description="18 位身份证号")
     on: date | None = None
 
 
@@ -75,7 +79,7 @@ def json_response(text: str, status: int = 200) -> Response:
     return Response(text, status_code=status, media_type="application/json; charset=utf-8")
 
 
-def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRouter:
+def router(desk: Desk, authenticate: Callable[[Request], Principal], guard: Guard | None = None) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["REST"])
     Caller = Annotated[Principal, Depends(authenticate)]
 
@@ -83,7 +87,9 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         return tx.Context(request_id=key or "", opter=who.name, at=(at or datetime.now()).replace(tzinfo=None))
 
     def write(who: Principal, key: str | None, what: dict, fn, status: int = 200) -> Response:
-        scope = None if key is None else f"rest:{who.name}:{key}"
+        # an institution's key by its code (a retry under a rotated API key is the same request), staff by name
+        owner = f"inst:{who.fixmedins_code}" if who.role == "institution" else f"user:{who.name}"
+        scope = None if key is None else f"rest:{owner}:{key}"
         text, _ = desk.write(scope, request_hash(what), lambda s: compact_json(fn(s)))
         return json_response(text, status)
 
@@ -114,21 +120,24 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
     def upload(who: Caller, mdtrt_id: Annotated[str, ID_PATH], body: UploadIn, key: IdKey = None) -> Response:
         c = ctx(who, key, body.at)
         return write(who, key, {"op": "upload", "mdtrt_id": mdtrt_id, **body.model_dump(mode="json")},
-                     lambda s: tx.upload_items(s, who, c, desk.packs, mdtrt_id=mdtrt_id, items=body.items))
+                     lambda s: tx.upload_items(s, who, c, desk.packs, mdtrt_id=mdtrt_id, items=body.items,
+                                               limits=desk.limits))
 
     @api.post("/visits/{mdtrt_id}/presettle", summary="预结算(2206/2303), 不写入 / pre-settle, writes nothing")
     def presettle(who: Caller, mdtrt_id: Annotated[str, ID_PATH], body: SettleIn) -> Response:
         c = ctx(who, None, body.setl_time)
         return json_response(compact_json(desk.read(lambda s: tx.settle(
             s, who, c, desk.packs, mdtrt_id=mdtrt_id, medfee_sumamt=body.medfee_sumamt, acct_used=body.acct_used,
-            write=False))))
+            write=False, limits=desk.limits))))
 
     @api.post("/visits/{mdtrt_id}/settle", summary="结算(2207/2304) / settle")
     def settle(who: Caller, mdtrt_id: Annotated[str, ID_PATH], body: SettleIn, key: IdKey = None) -> Response:
+        if guard is not None:  # per institution (staff: per user), 429 past the rate
+            guard.settlement(who.fixmedins_code if who.role == "institution" else f"user:{who.name}")
         c = ctx(who, key, body.setl_time)
         return write(who, key, {"op": "settle", "mdtrt_id": mdtrt_id, **body.model_dump(mode="json")},
                      lambda s: tx.settle(s, who, c, desk.packs, mdtrt_id=mdtrt_id, medfee_sumamt=body.medfee_sumamt,
-                                         acct_used=body.acct_used))
+                                         acct_used=body.acct_used, limits=desk.limits))
 
     @api.post("/settlements/{setl_id}/reverse", summary="撤销结算(2208/2305), 后结先撤 / reverse, latest first")
     def reverse(who: Caller, setl_id: Annotated[str, ID_PATH], body: ReverseIn | None = None,
@@ -141,10 +150,10 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
     @api.get("/settlements", summary="查询结算(新的在前, 分页) / search settlements, newest first")
     def list_settlements(
             who: Caller,
-            psn_no: Annotated[str | None, Query(min_length=1, max_length=40, description="人员编号")] = None,
-            fixmedins_code: Annotated[str | None, Query(min_length=1, max_length=40,
+            psn_no: Annotated[str | None, Query(min_length=1, max_length=40, pattern=CODE_PATTERN, description="人员编号")] = None,
+            fixmedins_code: Annotated[str | None, Query(min_length=1, max_length=40, pattern=CODE_PATTERN,
                                                         description="机构编码; 机构调用方默认且只能是本机构")] = None,
-            mdtrt_id: Annotated[str | None, Query(min_length=1, max_length=40, description="就诊 ID")] = None,
+            mdtrt_id: Annotated[str | None, Query(min_length=1, max_length=40, pattern=CODE_PATTERN, description="就诊 ID")] = None,
             begndate: Annotated[date | None, Query(description="结算日期起(含)")] = None,
             enddate: Annotated[date | None, Query(description="结算日期止(含)")] = None,
             setl_stas: Annotated[Literal["valid", "reversed"] | None,
@@ -186,7 +195,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
                         headers={"Content-Disposition": f'inline; filename="statement-{setl_id}.pdf"'})
 
     @api.get("/totals", summary="对总账(3201) / totals of an institution's valid settlements")
-    def totals(who: Caller, fixmedins_code: Annotated[str, Query(min_length=1, max_length=40)],
+    def totals(who: Caller, fixmedins_code: Annotated[str, Query(min_length=1, max_length=40, pattern=CODE_PATTERN)],
                begndate: date, enddate: date, insutype: Insutype | None = None) -> Response:
         return json_response(compact_json(desk.read(lambda s: tx.totals(
             s, who, fixmedins_code=fixmedins_code, begndate=begndate, enddate=enddate, insutype=insutype))))

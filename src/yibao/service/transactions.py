@@ -13,19 +13,23 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Date, DateTime, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yibao.errors import Problem, YibaoError
+from yibao.identifiers import identifier_problem
 from yibao.money import fen_to_yuan, yuan_to_fen
 from yibao.policy.compiled import CompiledPack
 from yibao.service import ledger, precheck, registry
 from yibao.service.auth import Principal
+from yibao.service.desk import recheck
 from yibao.service.errors import Conflict, NotFound, ServiceError, problem
+from yibao.service.limits import Limits, configured
 from yibao.service.packs import PackSet
 from yibao.settlement import engine
 from yibao.settlement.classify import classify_items
@@ -157,12 +161,26 @@ def _checked(v: Visit | None, who: Principal, mdtrt_id: str, action: str, psn_no
 
 
 def upload_items(session: Session, who: Principal, ctx: Context, packs: PackSet, *, mdtrt_id: str,
-                 items: list, psn_no: str | None = None) -> dict:
-    """Store the lines (each validated by :class:`FeeItemIn`) and classify each under the pack."""
+                 items: list, psn_no: str | None = None, limits: Limits | None = None) -> dict:
+    """Store the lines (each validated by :class:`FeeItemIn`) and classify each under the pack; every line
+    and the visit's new total within the plausibility ``limits`` (else nothing is stored)."""
+    limits = limits or configured()
+    out_of_bounds = [p for i, it in enumerate(items)
+                     for p in limits.line_problems(pric=it.pric, cnt=it.cnt, amount_fen=yuan_to_fen(it.det_item_fee_sumamt),
+                                                   path=f"input.feedetail[{i}]")]
+    if out_of_bounds:
+        raise ServiceError(out_of_bounds)
     v = visit_for(session, who, mdtrt_id, "visit.write", psn_no, lock=True)
+    recheck(session)  # a duplicate of this request that committed while we waited for the visit: its answer
     if v.status == "settled":
         raise problem(Conflict, "VIS010", "mdtrt_id", f"就诊 {mdtrt_id} 已结算; 须先撤销结算才能再上传费用明细")
-    existing = set(session.scalars(select(FeeItem.feedetl_sn).where(FeeItem.mdtrt_id == mdtrt_id)))
+    stored = dict(session.execute(select(FeeItem.feedetl_sn, FeeItem.det_item_fee_sumamt_fen)
+                                  .where(FeeItem.mdtrt_id == mdtrt_id)).tuples().all())
+    over = limits.visit_problem(sum(stored.values()) + sum(yuan_to_fen(it.det_item_fee_sumamt) for it in items),
+                                "input.feedetail")
+    if over:
+        raise ServiceError(over)
+    existing = set(stored)
     pack = packs.pick(v.insuplc_admdvs, ctx.at.date())
     result = []
     for i, it in enumerate(items):
@@ -251,18 +269,46 @@ def _visit_context(session: Session, mdtrt_id: str, on: date, lock: bool):
     return v, p, inst, enrollments, frozenset(c for c in (cat_text or "").split(",") if c)
 
 
+_PERSONS = Person.__table__
+# PostgreSQL: the row lock every settlement drawing on the account takes (after the balance lock, before the visit)
+_LOCK_ACCOUNT = select(_PERSONS.c.acct_balc_fen).where(_PERSONS.c.psn_no == bindparam("psn_no")).with_for_update()
+_DEBIT_ACCOUNT = (update(_PERSONS).where(_PERSONS.c.psn_no == bindparam("debit_psn_no"),
+                                         _PERSONS.c.acct_balc_fen >= bindparam("pay"))
+                  .values(acct_balc_fen=_PERSONS.c.acct_balc_fen - bindparam("pay")))
+_SETTLED_ON = (select(func.coalesce(func.sum(Settlement.medfee_sumamt), 0))
+               .where(Settlement.psn_no == bindparam("psn_no"), Settlement.status == "valid",
+                      Settlement.setl_time >= bindparam("since", type_=DateTime),
+                      Settlement.setl_time < bindparam("until", type_=DateTime)))
+
+
+def _settled_on(session: Session, psn_no: str, day: date) -> int:
+    """The person's valid settled medical fees on ``day`` (fen): what the daily plausibility limit counts."""
+    since = datetime.combine(day, datetime.min.time())
+    return int(session.execute(_SETTLED_ON, {"psn_no": psn_no, "since": since,
+                                             "until": since + timedelta(days=1)}).scalar_one())
+
+
 def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, mdtrt_id: str,
            psn_no: str | None = None, medfee_sumamt: Decimal | None = None, acct_used: bool = False,
-           write: bool = True) -> dict:
-    """Settle (``write=True``) or pre-settle (``write=False``: same answer, nothing written)."""
+           write: bool = True, limits: Limits | None = None) -> dict:
+    """Settle (``write=True``) or pre-settle (``write=False``: same answer, nothing written); the visit's
+    total and the person's settled total of the day within the plausibility ``limits``."""
+    limits = limits or configured()
     on = ctx.at.date()
-    # locks are always taken in the order person-year balance → visit
+    # locks are always taken in the order person-year balance → person (account) → visit
     owner = psn_no
     if write and not psn_no:  # whose balance to lock: read the visit once unlocked, then again under the lock
         owner = _checked(session.get(Visit, mdtrt_id), who, mdtrt_id, "settle", None).psn_no
-    balance = ledger.lock_balance(session, owner, on.year) if write else None
+    try:
+        balance = ledger.lock_balance(session, owner, on.year) if write else None
+    except IntegrityError:  # the balance row's one foreign key: there is no such person
+        raise problem(NotFound, "REG010", "psn_no", f"人员编号 {owner} 不存在") from None
+    if write and acct_used:  # the personal account is one row for all years: lock it before reading its balance
+        session.execute(_LOCK_ACCOUNT, {"psn_no": owner})
     found = _visit_context(session, mdtrt_id, on, lock=write)
     v = _checked(found[0] if found else None, who, mdtrt_id, "settle", psn_no)
+    if write:
+        recheck(session)  # a duplicate that committed while we waited for the locks: answer as it did
     _, p, inst_row, enrollments, cats = found
     if write:
         acc = ledger.accumulators(balance)
@@ -278,6 +324,10 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     if medfee_sumamt is not None and yuan_to_fen(medfee_sumamt) != total:
         raise ServiceError(Problem("SET052", "input.data.medfee_sumamt",
                                    f"医疗费总额 medfee_sumamt={medfee_sumamt} 与已上传费用明细合计 {fen_to_yuan(total)} 不符"))
+    over = limits.visit_problem(total, "mdtrt_id") or limits.day_problem(
+        _settled_on(session, v.psn_no, on), total, on, "psn_no")
+    if over:
+        raise ServiceError(over)
     registry.enrollment_among(enrollments, v.psn_no, v.insutype, on)
     inst = registry.designated(inst_row, v.fixmedins_code, on)
     age = registry.age_on(p.brdy, on)
@@ -310,6 +360,10 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     info = result.setlinfo.as_dict()
     # Core statements, executed in order within the request's transaction (no unit of work to sort)
     conn = session.connection()
+    if info["acct_pay"]:  # never below zero, whatever happened since the balance was read
+        if conn.execute(_DEBIT_ACCOUNT, {"debit_psn_no": p.psn_no, "pay": info["acct_pay"]}).rowcount != 1:
+            raise problem(Conflict, "ACC001", "input.data.acct_used_flag",
+                          f"个人账户余额不足以支付 {fen_to_yuan(info['acct_pay'])}(余额已被同时进行的结算使用), 请重新预结算")
     with pipelined(conn):  # PostgreSQL: the writes below go out in one round trip
         conn.execute(_SETTLEMENTS, {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": v.psn_no,
                                     "fixmedins_code": v.fixmedins_code, "insutype": v.insutype, "med_type": v.med_type,
@@ -324,9 +378,6 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
                                      "rule_name": d.rule_name} for seq, d in enumerate(result.setldetail)])
         fault_point("settle:after_settlement")
         ledger.post(session, balance, setl_id, "settle", result.delta, result.accumulators_after, ctx.at)
-        if info["acct_pay"]:
-            conn.execute(update(Person).where(Person.psn_no == p.psn_no)
-                         .values(acct_balc_fen=Person.acct_balc_fen - info["acct_pay"]))
         conn.execute(_CLOSE_VISIT, {"m": mdtrt_id, "at": ctx.at})
         audit(session, who, ctx, "settle", "settlement", setl_id,
               {"mdtrt_id": mdtrt_id, "psn_no": v.psn_no, "medfee_sumamt": info["medfee_sumamt"],
@@ -379,6 +430,7 @@ def reverse(session: Session, who: Principal, ctx: Context, *, setl_id: str, mdt
     if psn_no and psn_no != s.psn_no:
         raise ServiceError(Problem("REV003", "input.data.psn_no", f"人员编号 {psn_no} 与结算 {setl_id} 不符"))
     balance = ledger.lock_balance(session, s.psn_no, s.year)
+    recheck(session)
     session.refresh(s)
     if s.status != "valid":
         raise problem(Conflict, "REV004", "input.data.setl_id", f"结算 {setl_id} 已于 {s.revs_time} 撤销, 不能重复撤销")
@@ -474,7 +526,7 @@ def _cursor(text: str) -> tuple[datetime, str]:
     at, sep, setl_id = text.partition("|")
     try:
         when = datetime.fromisoformat(at)
-        if not sep or not setl_id or when.tzinfo is not None:  # next_cursor is a naive time and an id
+        if not sep or not setl_id or when.tzinfo is not None or identifier_problem(setl_id):  # a naive time, an id
             raise ValueError(text)
         return when, setl_id
     except ValueError:

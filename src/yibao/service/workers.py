@@ -5,15 +5,19 @@ accepts: a burst of keep-alive connections (a HIS opening its pool, a load test)
 almost all on one process, which then runs on one core while the others idle (seen: 16 of 16
 connections on one of two workers, half the throughput). With a socket per process the kernel
 spreads new connections over the processes by a hash of the connection's addresses. Linux only;
-elsewhere ``yibao serve`` falls back to uvicorn's own workers.
+elsewhere ``yibao serve`` falls back to uvicorn's own workers. Each worker dies with the supervisor
+(``PR_SET_PDEATHSIG``), even when the supervisor is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
 import socket
 import sys
+import threading
 import time
 from typing import Any
 
@@ -40,11 +44,35 @@ def listening_socket(host: str, port: int, shared: bool = True) -> socket.socket
     return sock
 
 
-def _worker(host: str, port: int, options: dict[str, Any], ready) -> None:
-    import threading
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM (uvicorn's graceful stop) when its parent dies, however it
+    dies: a supervisor killed with SIGKILL runs no clean-up, and its workers would otherwise live on as
+    orphans holding the port (a restart then fails with SRV001). If the parent is already gone (it died
+    before this call), stop now."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    except (OSError, AttributeError):  # no prctl: watch the parent instead
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(host: str, port: int, options: dict[str, Any], ready, parent: int | None = None) -> None:
     import uvicorn
 
+    if parent is not None:
+        die_with_parent(parent)
     sock = listening_socket(host, port)
     server = uvicorn.Server(uvicorn.Config(APP, factory=True, **options))
 
@@ -68,7 +96,7 @@ def serve(host: str, port: int, workers: int, **options: Any) -> None:
 
     def start() -> Any:
         ready = ctx.Event()
-        p = ctx.Process(target=_worker, args=(host, port, options, ready), daemon=False)
+        p = ctx.Process(target=_worker, args=(host, port, options, ready, os.getpid()), daemon=False)
         p.start()
         p.ready = ready
         return p

@@ -13,9 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from yibao.errors import Problem, RequestError, pydantic_problems
+from yibao.identifiers import Identifier
 from yibao.money import mul_rate, yuan_to_fen
 from yibao.policy.model import Code, Insutype, MedType, Ratio, Yuan
 from yibao.settlement.model import Accumulators, ClassifiedAmounts, FeeItem, Person, Visit
@@ -26,7 +27,7 @@ class _In(BaseModel):
 
 
 class PersonIn(_In):
-    psn_no: str = Field(min_length=1, max_length=40, description="人员编号")
+    psn_no: Identifier = Field(min_length=1, max_length=40, description="人员编号")
     insutype: Insutype = Field(description="险种类型: 310 职工 / 390 居民 ...")
     categories: list[Code] = Field(default=[], description="人员类别, 如 dibao")
     retiree: bool = Field(False, description="是否退休")
@@ -34,14 +35,35 @@ class PersonIn(_In):
     gend: str | None = Field(None, pattern=r"^[0129]$")
 
 
+# What the store holds exactly (fee_items.cnt NUMERIC(16,4), preselfpay_ratio NUMERIC(9,6)): a finer value would
+# be rounded on the way in, and a settlement computed from the stored line would then differ from the one
+# classified at upload (or by ``yibao settle``) from the value as sent. So it is refused everywhere alike.
+CNT_DECIMALS = 4
+RATIO_DECIMALS = 6
+
+
 class FeeItemIn(_In):
-    feedetl_sn: str = Field(min_length=1, max_length=40)
-    med_list_codg: str = Field(min_length=1, max_length=60)
+    feedetl_sn: Identifier = Field(min_length=1, max_length=40)
+    med_list_codg: Identifier = Field(min_length=1, max_length=60)
     chrgitm_lv: Code | None = None
     pric: Yuan | None = None
     cnt: Annotated[Decimal, Field(gt=0, le=100000)] = Decimal(1)
     det_item_fee_sumamt: Yuan
     preselfpay_ratio: Ratio | None = None
+
+    @field_validator("cnt")
+    @classmethod
+    def _cnt_exact(cls, value: Decimal) -> Decimal:
+        if value.is_finite() and -value.normalize().as_tuple().exponent > CNT_DECIMALS:
+            raise ValueError(f"数量 cnt 最多 {CNT_DECIMALS} 位小数, 实际为 {value}")
+        return value
+
+    @field_validator("preselfpay_ratio")
+    @classmethod
+    def _ratio_exact(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and -value.normalize().as_tuple().exponent > RATIO_DECIMALS:
+            raise ValueError(f"先行自付比例 preselfpay_ratio 最多 {RATIO_DECIMALS} 位小数, 实际为 {value}")
+        return value
 
     @model_validator(mode="after")
     def _amount_matches(self) -> "FeeItemIn":
@@ -65,12 +87,12 @@ class AmountsIn(_In):
 
 
 class VisitIn(_In):
-    mdtrt_id: str = Field(min_length=1, max_length=40, description="就诊 ID")
+    mdtrt_id: Identifier = Field(min_length=1, max_length=40, description="就诊 ID")
     med_type: MedType = Field(description="医疗类别: 11 普通门诊, 14 门诊慢特病, 21 普通住院, 52 生育住院")
     level: Code = Field(description="定点机构等级(政策包中声明的代码)")
     setl_time: Union[datetime, date] = Field(description="结算日期/时间")
-    fixmedins_code: str = Field("", max_length=40)
-    dise_codg: str = Field("", max_length=40, description="主诊断编码")
+    fixmedins_code: Identifier = Field("", max_length=40)
+    dise_codg: Identifier = Field("", max_length=40, description="主诊断编码")
     referral_from_level: Code | None = Field(None, description="医共体内转诊: 转出机构等级")
     acct_balance: Yuan = Field(Decimal(0), description="本次可用个人账户余额(元)")
     items: list[FeeItemIn] | None = None

@@ -1,6 +1,7 @@
 """Where the store lives and how to connect: a URL, SQLite file in a data directory by default.
 
-``YIBAO_DATABASE_URL`` selects the database (``postgresql+psycopg://...`` in production);
+``YIBAO_DATABASE_URL`` (or the file named by ``YIBAO_DATABASE_URL_FILE``) selects the database
+(``postgresql+psycopg://...`` in production);
 otherwise the store is ``$YIBAO_DATA_DIR/yibao.db`` (default ``./yibao-data``). SQLite runs in
 WAL mode with a busy timeout so readers never block the one writer and writers queue instead of
 failing at once. Every SQLite transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock
@@ -24,6 +25,8 @@ def default_url() -> str:
     url = os.environ.get("YIBAO_DATABASE_URL")
     if url:
         return url
+    if os.environ.get("YIBAO_DATABASE_URL_FILE"):  # a file readable by the service only: no password in ps or env
+        return Path(os.environ["YIBAO_DATABASE_URL_FILE"]).read_text(encoding="utf-8").strip()
     data_dir = Path(os.environ.get("YIBAO_DATA_DIR", "yibao-data"))
     return f"sqlite:///{data_dir / 'yibao.db'}"
 

@@ -400,7 +400,7 @@ class Benefit(Strict):
     limit: Yuan = Field(description="每日/每次纳入基金支付的最高费用(元)")
     monthly_cap: Yuan | None = Field(None, description="本待遇每月基金最高支付(元); 不填则只受总限额约束")
     items: list[ItemClassName] = Field(min_length=1, description="纳入支付的项目类别; 其余(如伙食费)个人自付")
-    fund_pay_type: str = Field("LTC100", min_length=3, max_length=10)
+    fund_pay_type: FundPayType = Field(description="上报的基金支付类型")
 
 
 class LtcFunding(Strict):

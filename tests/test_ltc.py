@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yibao.ltc.assess import LtcError, assess, check_assessor, valid_until
+from yibao.ltc.assess import LtcError, assess, check_assessor, due_for_reassessment, valid_until
 from yibao.ltc.settle import CarePerson, CareRecord, LevelSpan, settle_month
 from yibao.policy.loader import resolve_pack
 
@@ -71,6 +71,13 @@ def test_an_assessor_may_not_assess_the_same_person_twice_in_a_row():
     with pytest.raises(LtcError) as exc:
         check_assessor(LTC.assessment, "E1", "E1")
     assert codes(exc) == [("LTC004", "assessor")]
+
+
+def test_conclusions_ending_soon_are_listed_for_reassessment():
+    latest = {"A": ("4", date(2024, 7, 10)), "B": ("3", date(2024, 12, 1)), "C": ("5", date(2024, 6, 1)),
+              "D": ("3", date(2024, 8, 30))}
+    assert due_for_reassessment(latest, date(2024, 7, 1), 60) == [
+        ("C", "5", date(2024, 6, 1)), ("A", "4", date(2024, 7, 10)), ("D", "3", date(2024, 8, 30))]
 
 
 def test_a_conclusion_holds_for_the_packs_months():

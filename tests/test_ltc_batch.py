@@ -171,3 +171,16 @@ def test_the_ltc_fund_stands_beside_the_pools(tmp_path):
     assert year.opening == 45000  # 6 months of 75.00
     assert year.closing == 45000 + 82000 - 90000
     assert str(year.months_of_payout) == "4.93" and year.level == "warning"
+
+
+def test_due_lists_conclusions_ending_soon_and_refuses_a_bad_date(region):
+    assessments = pq.read_table(region / "ltc_assessments.parquet").to_pylist()
+    soon = sorted(a["end"] for a in assessments)[0]
+    result = runner.invoke(app, ["ltc", "due", "--data", str(region), "--on", soon.isoformat(), "--within", "0"],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    ending = {a["psn_no"] for a in assessments if a["end"] == soon}
+    assert f"到期须重新评估: {len(ending):,} 人" in result.output
+    assert all(p in result.output for p in ending)
+    bad = runner.invoke(app, ["ltc", "due", "--data", str(region), "--on", "2024-02-30"])
+    assert bad.exit_code == 2 and "LTC007" in bad.output

@@ -78,3 +78,13 @@ def check_assessor(scale: Assessment, previous_assessor: str | None, assessor: s
     """同一评估员不得连续两次评估同一人 (when the pack says so): LTC004."""
     if scale.no_repeat_assessor and previous_assessor is not None and previous_assessor == assessor:
         raise LtcError(Problem("LTC004", path, f"评估员 {assessor} 上一次已评估此人; 按规定须由另一名评估员评估"))
+
+
+def due_for_reassessment(latest: dict[str, tuple[str, date]], on: date, within_days: int) -> list[tuple[str, str, date]]:
+    """(psn_no, level, end) of conclusions that end within ``within_days`` of ``on`` (or already ended), soonest first.
+
+    ``latest`` maps each person to the level and end date of their latest conclusion: the bureau
+    invites them for re-assessment before benefits stop.
+    """
+    horizon = date.fromordinal(on.toordinal() + within_days)
+    return sorted(((psn, level, end) for psn, (level, end) in latest.items() if end <= horizon), key=lambda r: (r[2], r[0]))

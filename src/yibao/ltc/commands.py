@@ -144,6 +144,40 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         out.print(view)
         out.print(f"个人负担下降 {sim.persons_better:,} 人, 上升 {sim.persons_worse:,} 人")
 
+    @ltc_app.command("due")
+    def ltc_due(
+        data: Path = typer.Option(..., "--data", "-d", help="含 ltc_assessments 的目录"),
+        on: str = typer.Option(..., "--on", help="统计日 YYYY-MM-DD"),
+        within: int = typer.Option(60, "--within", help="多少天内到期"),
+    ) -> None:
+        """到期须重新评估的名单 (assessments ending soon: re-assessment list)."""
+        from datetime import date
+
+        import duckdb
+
+        from yibao.cli import fail, out
+        from yibao.errors import Problem, YibaoError
+        from yibao.ltc.assess import LtcError, due_for_reassessment
+        from yibao.ltc.batch import open_inputs
+
+        try:
+            try:
+                day = date.fromisoformat(on)
+            except ValueError:
+                raise LtcError(Problem("LTC007", "--on", f"日期应为 YYYY-MM-DD, 实际为 {on!r}")) from None
+            con = duckdb.connect()
+            open_inputs(con, Path(data))
+            latest = {psn: (level, end) for psn, level, end in con.sql(
+                """SELECT psn_no, arg_max(level, CAST(begin AS DATE)), arg_max(CAST("end" AS DATE), CAST(begin AS DATE))
+                   FROM ltc_assessments GROUP BY psn_no""").fetchall()}
+        except YibaoError as exc:
+            fail(exc)
+            return
+        rows = due_for_reassessment(latest, day, within)
+        out.print(f"{within} 天内(至 {date.fromordinal(day.toordinal() + within)})到期须重新评估: {len(rows):,} 人")
+        for psn, level, end in rows:
+            out.print(f"  {psn}  等级 {level}  有效期至 {end}")
+
     @bench_app.command("ltc")
     def bench_ltc(persons: int = typer.Option(20000, "--persons", help="合成地区人数")) -> None:
         """长护结算吞吐: DuckDB 一次读入 vs 逐人查询 (LTC settlement throughput)."""

@@ -108,6 +108,11 @@ def test_bad_files_are_refused_whole_with_row_and_column(tmp_path):
     with pytest.raises(LtcError) as exc:
         load(duckdb.connect(), tmp_path)
     assert [(p.code, p.path) for p in exc.value.problems] == [("LTC023", "ltc_records[第 1 行].psn_no")]
+    write_inputs(tmp_path, [rec(fixmedins_code="C1"), rec(srv_id="S2", fixmedins_code="C2")])
+    pq.write_table(pa.Table.from_pylist([{"fixmedins_code": "C1", "modes": ["home"]}]), tmp_path / "ltc_institutions.parquet")
+    with pytest.raises(LtcError) as exc:
+        load(duckdb.connect(), tmp_path)
+    assert [(p.code, p.path) for p in exc.value.problems] == [("LTC045", "ltc_records[第 2 行].fixmedins_code")]
     pq.write_table(pa.Table.from_pylist([{"srv_id": "S1"}]), tmp_path / "ltc_records.parquet")
     with pytest.raises(LtcError) as exc:
         load(duckdb.connect(), tmp_path)

@@ -119,6 +119,13 @@ def load(con: duckdb.DuckDBPyConnection, data_dir: Path) -> Region:
         records[(psn, day.strftime("%Y-%m"))].append(CareRecord(sid, day, mode, item, fen, days, code))
         if lv is not None:
             levels[sid] = lv
+    homes = find(data_dir, "ltc_institutions")
+    if homes is not None:  # only designated care institutions, for the modes they are designated for
+        modes = {code: set(m) for code, m in con.sql(f"SELECT fixmedins_code, modes FROM {_source(homes)}").fetchall()}
+        for row_no, sid, code, mode in con.sql("SELECT row_no, srv_id, fixmedins_code, mode FROM ltc_records").fetchall():
+            if mode not in modes.get(code, ()):
+                unknown.append(Problem("LTC045", f"ltc_records[第 {row_no} 行].fixmedins_code",
+                                       f"机构 {code} 不是{mode}护理的定点护理机构(见 ltc_institutions)"))
     if unknown:
         raise LtcError(unknown[:20])
     stays: dict[str, list[tuple[date, date]]] = defaultdict(list)

@@ -7,6 +7,8 @@ reached 2024-07-01), August 2024 居家护理 31 days billed 2,170.00 (70.00 a d
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -19,7 +21,7 @@ from yibao.service import sample
 from yibao.service.app import create_app
 from yibao.store.base import Base
 from yibao.store.database import make_engine
-from yibao.store.models import AuditLog
+from yibao.store.models import AuditLog, Visit
 
 PSN = "P000000002"  # an employee (310) of the sample region
 SCORES = {"adl": {"feeding": 0, "bathing": 0, "grooming": 0, "dressing": 0, "bowels": 0, "bladder": 5, "toilet": 0,
@@ -69,9 +71,14 @@ def test_designate_assess_upload_settle_reverse_and_settle_again(world):
     assert (r.json()["level"], r.json()["end"]) == ("4", "2026-06-30")
     r = call("his1", "POST", "/records", {"fixmedins_code": sample.HOSPITAL, "month": "2024-08", "records": records()})
     assert r.status_code == 200, r.text
+    with Session(engine) as s, s.begin():  # an inpatient stay 10–15 August: care on the 11th–14th is suspect
+        s.add(Visit(mdtrt_id="M1", psn_no=PSN, fixmedins_code=sample.OTHER_HOSPITAL, insutype="310",
+                    insuplc_admdvs="370102", med_type="21", begntime=datetime(2024, 8, 10, 9), endtime=datetime(2024, 8, 15, 10),
+                    status="settled", created_at=datetime(2024, 8, 10, 9)))
     r = call("clerk", "POST", "/settlements", {"psn_no": PSN, "month": "2024-08"})
     assert r.status_code == 201, r.text
     first = r.json()
+    assert [(h["rule_id"], h["srv_ids"], h["amount"]) for h in first["hits"]] == [("LTC-A02", ["S1"], "2170.00")]
     assert (first["ltc_sumamt"], first["allowed_amt"], first["fund_pay"], first["psn_pay"]) == (
         "2170.00", "1860.00", "1302.00", "868.00")
     assert first["lines"][0]["units"] == 31 and "31 护理日 × 限额 60.00 元" in first["explanation"][0]

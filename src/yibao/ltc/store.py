@@ -27,7 +27,7 @@ from yibao.service.auth import Principal
 from yibao.service.errors import Conflict, NotFound, problem
 from yibao.service.transactions import Context, audit, new_id
 from yibao.store.base import Base
-from yibao.store.models import Enrollment
+from yibao.store.models import Enrollment, Visit
 
 
 class LtcAssessment(Base):
@@ -220,7 +220,12 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, ps
         raise problem(Conflict, "LTC041", "month", f"{psn_no} 的 {month} 已结算; 重新结算须先撤销")
     recs = [CareRecord(r.srv_id, r.srv_date, r.mode, r.item_class, r.amount_fen, r.days, r.fixmedins_code) for r in rows]
     s = settle_month(ltc, person, month, recs)
-    hits = audit_month(ltc, person, month, recs, {r.srv_id: r.srv_level for r in rows if r.srv_level})
+    first_day, last_day = month_bounds(month)
+    stays = [(b.date(), e.date()) for b, e in session.execute(
+        select(Visit.begntime, Visit.endtime).where(Visit.psn_no == psn_no, Visit.med_type == "21",
+                                                    Visit.endtime.is_not(None), Visit.begntime <= datetime.combine(last_day, datetime.max.time()),
+                                                    Visit.endtime >= datetime.combine(first_day, datetime.min.time())))]
+    hits = audit_month(ltc, person, month, recs, {r.srv_id: r.srv_level for r in rows if r.srv_level}, stays)
     setl_id = new_id("LS")
     detail = {"lines": [ln.__dict__ for ln in s.lines], "excluded": [list(x) for x in s.excluded],
               "explanation": list(s.steps), "month_cap": s.month_cap,

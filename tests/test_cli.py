@@ -182,7 +182,7 @@ def test_demo_runs_every_step_and_writes_what_it_lists(tmp_path):
     console = Console(record=True, width=120)
     got = run_demo(console, persons=2_000, out_dir=tmp_path / "demo", seed=3)
     text = console.export_text()
-    for step in ("synth", "simulate", "write", "monitor", "audit", "dip", "fund"):
+    for step in ("synth", "simulate", "write", "monitor", "audit", "dip", "ltc", "fund"):
         assert got[step] > 0, step
     for sub in ("region", "simulation", "monitoring", "audit", "dip-catalog", "dip", "fund"):
         assert any((tmp_path / "demo" / sub).iterdir()), sub
@@ -202,7 +202,9 @@ def test_demo_runs_every_step_and_writes_what_it_lists(tmp_path):
     # the fund pays the budget plus the 结余留用/超支分担 adjustment, to the fen
     assert Decimal(dip["fund_paid"]) == Decimal(dip["budget"]) + Decimal(dip["band_adjustment"])
     years = json.loads((demo / "fund" / "fund.json").read_text(encoding="utf-8"))["years"]
-    assert got["fund_levels"] == {y["insutype"]: y["level"] for y in years} and set(got["fund_levels"]) == {"310", "390"}
+    assert got["fund_levels"] == {y["insutype"]: y["level"] for y in years} and set(got["fund_levels"]) == {"310", "390", "LTC"}
+    ltc_paid = sum(pq.read_table(demo / "settled" / "ltc_settlements.parquet").column("fund_pay").to_pylist())
+    assert ltc_paid > 0 and next(y for y in years if y["insutype"] == "LTC")["expense"] == int(ltc_paid * 100)
     for y in years:
         assert y["closing"] == y["opening"] + y["income"] - y["expense"]
         assert str(y["months_of_payout"]) in text

@@ -108,6 +108,10 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         t = time.perf_counter()
         dip = run_dip(reform_model, region, out_dir / "settled", out_dir)
         steps["dip"] = time.perf_counter() - t
+        progress.update(task, description="长期护理保险 long-term care")
+        t = time.perf_counter()
+        ltc = run_ltc_step(region, out_dir / "settled")
+        steps["ltc"] = time.perf_counter() - t
         progress.update(task, description="基金运行与预测 fund operation")
         t = time.perf_counter()
         fund = run_fund_step(region, out_dir)
@@ -119,6 +123,7 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     console.print(format_monitoring(mon))
     console.print(audit["table"])
     console.print(dip["text"])
+    console.print(ltc["text"])
     console.print(fund["table"])
     files = Table(title="输出文件 outputs")
     files.add_column("内容")
@@ -130,12 +135,13 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     files.add_row("因病返贫监测名单(CSV/Excel)", str(out_dir / "monitoring"))
     files.add_row("基金监管疑点与汇总(Parquet/Excel)", str(out_dir / "audit"))
     files.add_row("DIP 目录与结算(Parquet/CSV/Excel/报告)", f"{out_dir / 'dip-catalog'}, {out_dir / 'dip'}")
+    files.add_row("长期护理保险结算与审核(Parquet)", str(out_dir / "settled" / "ltc_settlements.parquet"))
     files.add_row("基金运行(JSON/Excel/图表)", str(out_dir / "fund"))
     console.print(files)
     console.print(
         f"用时 time: 生成 {steps['synth']:.1f} s, 两个政策包的批量结算与比较 {steps['simulate']:.1f} s,"
         f" 写出 {steps['write']:.1f} s, 监测 {steps['monitor']:.1f} s, 审核 {steps['audit']:.1f} s,"
-        f" DIP {steps['dip']:.1f} s, 基金运行 {steps['fund']:.1f} s; 合计 {total:.1f} s")
+        f" DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s, 基金运行 {steps['fund']:.1f} s; 合计 {total:.1f} s")
     console.print("单次就诊的结算单示例 / statements of single visits: [bold]yibao demo --examples[/]")
     return {"region": region, "settled": settled, "total_s": total, "audit_hits": audit["hits"],
             "dip_point_value": dip["point_value"], "fund_levels": fund["levels"], **steps}
@@ -173,6 +179,19 @@ def run_dip(pack_model, region: Path, settled: Path, out_dir: Path) -> dict:
             f" 基金拨付 {Decimal(s['fund_paid']):,.2f} 元, 预算 {Decimal(s['budget']):,.2f} 元"
             f"(差额为结余留用/超支分担)")
     return {"text": text, "point_value": s["settlement_point_value"]}
+
+
+def run_ltc_step(region: Path, settled: Path) -> dict:
+    """A year of long-term care beside the region: assessed persons, care records, monthly settlement, audit."""
+    from yibao.ltc.commands import settle_dir, synth_region
+
+    synth_region("shandong-2024", region)
+    months, hits, _ = settle_dir("shandong-2024", region, settled)
+    persons = len({m.psn_no for m in months})
+    text = (f"长期护理保险 long-term care: {persons:,} 名失能人员 {len(months):,} 个人月, 护理费用"
+            f" {format_yuan(sum(m.ltc_sumamt for m in months))} 元, 长护基金支付 {format_yuan(sum(m.fund_pay for m in months))} 元,"
+            f" 审核疑点 {len(hits):,} 条")
+    return {"text": text, "person_months": len(months), "hits": len(hits)}
 
 
 def run_fund_step(region: Path, out_dir: Path) -> dict:

@@ -36,6 +36,7 @@ def run_fund(policy: str, claims: Path, settled: Path, year: Optional[int], simu
     """Fund operation of a synthetic (or real) region; returns (years, projection, outputs)."""
     import duckdb
 
+    from yibao.batch.sqlgen import q
     from yibao.errors import Problem
     from yibao.fund.operation import FundError, operate, project, simulation_factors
     from yibao.payment.run import connect
@@ -61,6 +62,12 @@ def run_fund(policy: str, claims: Path, settled: Path, year: Optional[int], simu
     except duckdb.Error as exc:  # a column of the wrong type (e.g. categories not a list)
         raise FundError(Problem("FUND006", f"{persons.name}, {setlinfo.name}",
                                 f"列类型不符: {str(exc).splitlines()[0]}")) from None
+    ltc_settled = Path(settled) / "ltc_settlements.parquet"
+    if pack.ltc is not None and pack.ltc.funding is not None and ltc_settled.exists():  # 长护险基金 (yibao ltc settle)
+        from yibao.ltc.fund import ltc_year
+
+        con.sql(f"CREATE VIEW ltc_settlements AS SELECT * FROM read_parquet({q(ltc_settled.as_posix())})")
+        years.append(ltc_year(con, pack, year))
     projection = project(years, pack.fund)
     assumptions = {"pack": pack.pack.id, "year": year, **pack.fund.projection.model_dump()}
     if simulation is not None:

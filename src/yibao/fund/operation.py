@@ -31,7 +31,7 @@ from yibao.money import round_half_up
 from yibao.payment.point_value import allocate
 from yibao.policy.model import Fund, FundWarning
 
-SCHEMES = {"310": "职工基本医疗保险", "390": "城乡居民基本医疗保险"}
+SCHEMES = {"310": "职工基本医疗保险", "390": "城乡居民基本医疗保险", "LTC": "长期护理保险"}  # LTC: yibao.ltc.fund
 LEVELS = {"severe": "严重预警", "warning": "预警", "normal": "正常", "over": "结余过多"}
 
 

@@ -225,6 +225,38 @@ def check_references(pack: PolicyPack) -> Iterable[Problem]:
         for j, c in enumerate(g.categories):
             yield from category(c, f"guarantees[{i}].categories[{j}]")
 
+    if pack.ltc is not None:
+        yield from _check_ltc(pack.ltc)
+
+
+def _check_ltc(ltc) -> Iterable[Problem]:
+    a = ltc.assessment
+    known = set(a.levels)
+
+    def ltc_level(code: str, path: str) -> Iterable[Problem]:
+        if code not in known:
+            yield Problem("POL040", path, f"未声明的失能等级 {code!r}; ltc.assessment.levels 已声明: {sorted(known)}")
+
+    for dim in ("adl", "cognition", "perception"):
+        seen: set[str] = set()
+        for j, item in enumerate(getattr(a, dim)):
+            if item.code in seen:
+                yield Problem("POL042", f"ltc.assessment.{dim}[{j}].code", f"评估项目 {item.code!r} 重复")
+            seen.add(item.code)
+    for i, rule in enumerate(a.rules):
+        yield from ltc_level(rule.level, f"ltc.assessment.rules[{i}].level")
+        for dim in ("cognition", "perception"):
+            if getattr(rule, f"{dim}_max") is not None and not getattr(a, dim):
+                yield Problem("POL043", f"ltc.assessment.rules[{i}].{dim}_max", f"量表没有 {dim} 项目, 不能按它的总分分级")
+    yield from ltc_level(a.default_level, "ltc.assessment.default_level")
+    ids: set[str] = set()
+    for i, b in enumerate(ltc.benefits):
+        if b.id in ids:
+            yield Problem("POL041", f"ltc.benefits[{i}].id", f"待遇编号 {b.id!r} 重复")
+        ids.add(b.id)
+        for j, code in enumerate(b.levels):
+            yield from ltc_level(code, f"ltc.benefits[{i}].levels[{j}]")
+
 
 def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
     ded = rule.deductible

@@ -343,6 +343,86 @@ class Fund(Strict):
     projection: FundProjection
 
 
+# --- 长期护理保险 long-term care (section ``ltc``; formulas in yibao.ltc) ------------------------
+
+CareMode = Literal["institution", "home", "visit"]
+CARE_MODE_NAMES = {"institution": "机构护理(院护)", "home": "居家护理(家护)", "visit": "上门巡护(巡护)"}
+ItemClassName = Literal["care", "medical_care", "bed", "meals", "other"]
+ITEM_CLASS_NAMES = {"care": "生活照料/护理服务", "medical_care": "医疗护理", "bed": "床位费",
+                    "meals": "伙食费", "other": "其他"}
+
+
+class ScaleItem(Strict):
+    """One item of an assessment scale (e.g. Barthel 进食) and the scores an assessor may give."""
+
+    code: Code
+    name: str = Field(min_length=1)
+    scores: list[int] = Field(min_length=1, description="允许的得分, 如 [0, 5, 10]")
+
+
+class LevelRule(Strict):
+    """A disability level reached when every stated score is at most its bound (first rule wins)."""
+
+    level: Code
+    adl_max: int | None = Field(None, ge=0, description="日常生活活动能力总分不高于此值")
+    cognition_max: int | None = Field(None, ge=0, description="认知能力总分不高于此值")
+    perception_max: int | None = Field(None, ge=0, description="感知觉与沟通总分不高于此值")
+
+
+class Assessment(Strict):
+    """失能评估: the scale, how scores give a level, how long a conclusion holds."""
+
+    levels: dict[Code, str] = Field(min_length=1, description="失能等级代码 → 名称, 按由轻到重书写")
+    adl: list[ScaleItem] = Field(min_length=1, description="日常生活活动能力(如 Barthel 指数 10 项)")
+    cognition: list[ScaleItem] = []
+    perception: list[ScaleItem] = []
+    rules: list[LevelRule] = Field(min_length=1, description="按顺序取第一条满足的规则; 都不满足为 default_level")
+    default_level: Code = Field(description="没有规则满足时的等级(通常为 0 基本正常)")
+    validity_months: int = Field(ge=1, le=120, description="评估结论有效月数, 到期须重新评估")
+    no_repeat_assessor: bool = Field(True, description="同一评估员不得连续两次评估同一人")
+
+
+class Eligibility(Strict):
+    insutypes: list[Code] = Field(min_length=1, description="参加长期护理保险的险种(如 310 职工、390 居民)")
+    continuous_months: int = Field(0, ge=0, le=240, description="享受待遇前须连续参保的月数")
+    waiting_days: int = Field(0, ge=0, le=3650, description="评估结论生效后的待遇等待期(天)")
+
+
+class Benefit(Strict):
+    """What one care mode pays for the listed levels."""
+
+    id: Code
+    name: str = Field(min_length=1)
+    mode: CareMode
+    levels: list[Code] = Field(min_length=1, description="享受此待遇的失能等级")
+    ratio: Ratio = Field(description="基金支付比例")
+    limit_per: Literal["day", "visit"] = Field(description="限额单位: 每护理日(day)或每次上门(visit)")
+    limit: Yuan = Field(description="每日/每次纳入基金支付的最高费用(元)")
+    monthly_cap: Yuan | None = Field(None, description="本待遇每月基金最高支付(元); 不填则只受总限额约束")
+    items: list[ItemClassName] = Field(min_length=1, description="纳入支付的项目类别; 其余(如伙食费)个人自付")
+    fund_pay_type: FundPayType = Field(description="上报的基金支付类型")
+
+
+class LtcFunding(Strict):
+    """How the LTC fund is financed (the income side of ``yibao fund``)."""
+
+    employee_rate: Ratio = Field(description="职工: 按缴费基数的比例(单位与个人合计), 如 0.005")
+    resident_per_capita: Yuan = Field(description="居民: 人均年筹资(元)")
+    resident_subsidy_share: Ratio = Field(description="居民筹资中财政补助的比例")
+    opening_months: Decimal = Field(Decimal(6), ge=0, le=120, description="年初结余, 以月均支出的月数表示")
+
+
+class LongTermCare(Strict):
+    """长期护理保险 (pack section ``ltc``)."""
+
+    name: str = "长期护理保险"
+    assessment: Assessment
+    eligibility: Eligibility
+    benefits: list[Benefit] = Field(min_length=1)
+    monthly_cap: Yuan = Field(description="每人每月基金最高支付(元), 各护理方式合计")
+    funding: LtcFunding | None = None
+
+
 class PolicyPack(Strict):
     """A region's dated benefit rules (医保待遇政策包)."""
 
@@ -361,4 +441,5 @@ class PolicyPack(Strict):
     monitoring: Monitoring | None = None
     payment: Payment | None = None
     fund: Fund | None = None
+    ltc: LongTermCare | None = None
     assumptions: list[Assumption] = []

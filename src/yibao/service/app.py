@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yibao.errors import Problem, YibaoError, format_loc, translate
+from yibao.ltc import rest as ltc_rest
 from yibao.service import platform, precheck, rest
 from yibao.service.auth import KeyRing, Principal, key_hash
 from yibao.service.body import BodyLimit, max_body_from_env
@@ -110,6 +111,7 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
     app.state.desk = desk
     app.include_router(platform.router(desk, authenticate, max_body, guard))
     app.include_router(rest.router(desk, authenticate, guard))
+    app.include_router(ltc_rest.router(desk, authenticate))  # 长期护理保险
 
     @app.exception_handler(YibaoError)
     async def _yibao(_request: Request, exc: YibaoError):

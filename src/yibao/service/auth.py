@@ -48,6 +48,12 @@ PERMISSIONS = {
     "settlement.read": {"institution", "clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
     "totals.read": {"institution", "clerk", "reviewer", "rechecker", "analyst", "admin"},
     "audit.read": {"auditor", "admin"},
+    # 长期护理保险 (yibao.ltc)
+    "ltc.assess": {"clerk", "reviewer", "admin"},
+    "ltc.designate": {"admin"},
+    "ltc.upload": {"institution", "clerk", "admin"},
+    "ltc.settle": {"clerk", "admin"},
+    "ltc.read": {"institution", "clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

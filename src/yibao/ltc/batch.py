@@ -1,0 +1,195 @@
+"""A region's care records settled person-month by person-month, with the same functions as one month online.
+
+DuckDB reads and checks the files (Parquet or CSV: ``ltc_persons``, ``ltc_assessments``,
+``ltc_records``, and ``visits`` for inpatient stays when present) and hands each person's records
+over in order; :func:`yibao.ltc.settle.settle_month` and :func:`yibao.ltc.audit.audit_month` do
+the rest. Every row is checked first and a bad file is refused whole, naming the row and column.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from yibao.errors import Problem
+from yibao.ltc.assess import LtcError
+from yibao.ltc.audit import LtcHit, audit_month
+from yibao.ltc.settle import CarePerson, CareRecord, LevelSpan, LtcSettlement, settle_month
+from yibao.money import fen_to_yuan
+from yibao.policy.model import LongTermCare
+from yibao.reports import publish
+from yibao.batch.sqlgen import q
+
+# column → (check as SQL on the text value v, what it must be)
+TEXT = ("v IS NOT NULL AND length(v) BETWEEN 1 AND 40", "非空文本(不超过 40 字)")
+DATE = ("TRY_CAST(v AS DATE) IS NOT NULL", "日期 YYYY-MM-DD")
+OPT_DATE = ("v IS NULL OR TRY_CAST(v AS DATE) IS NOT NULL", "日期 YYYY-MM-DD 或空")
+COLUMNS = {
+    "ltc_persons": {"psn_no": TEXT, "insutype": TEXT, "enrolled_since": OPT_DATE, "death_date": OPT_DATE},
+    "ltc_assessments": {"assessment_id": TEXT, "psn_no": TEXT, "level": TEXT, "begin": DATE, "end": DATE},
+    "ltc_records": {
+        "srv_id": TEXT, "psn_no": TEXT, "fixmedins_code": TEXT, "srv_date": DATE,
+        "days": ("TRY_CAST(v AS INTEGER) BETWEEN 1 AND 31", "1–31 的整数"),
+        "mode": ("v IN ('institution', 'home', 'visit')", "institution/home/visit"),
+        "item_class": ("v IN ('care', 'medical_care', 'bed', 'meals', 'other')", "care/medical_care/bed/meals/other"),
+        "amount": (r"regexp_full_match(v, '[0-9]{1,13}(\.[0-9]{1,2})?')", "不小于 0 的金额(元), 最多两位小数"),
+        "srv_level": ("v IS NULL OR length(v) BETWEEN 1 AND 40", "失能等级代码或空"),
+    },
+}
+
+
+@dataclass
+class Region:
+    persons: dict[str, CarePerson]
+    records: dict[tuple[str, str], list[CareRecord]]  # (psn_no, YYYY-MM) → records, date order
+    srv_levels: dict[str, str]
+    stays: dict[str, list[tuple[date, date]]]
+
+
+def _source(path: Path) -> str:
+    reader = "read_csv" if path.suffix.lower() == ".csv" else "read_parquet"
+    extra = ", all_varchar = true, header = true" if reader == "read_csv" else ""
+    return f"{reader}({q(path.as_posix())}{extra})"
+
+
+def find(data_dir: Path, name: str) -> Path | None:
+    for suffix in (".parquet", ".csv"):
+        if (data_dir / f"{name}{suffix}").exists():
+            return data_dir / f"{name}{suffix}"
+    return None
+
+
+def open_inputs(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """Views ``ltc_persons``, ``ltc_assessments``, ``ltc_records`` of text columns, every row checked (LTC020–LTC022)."""
+    problems = []
+    for name, columns in COLUMNS.items():
+        path = find(data_dir, name)
+        if path is None:
+            problems.append(Problem("LTC020", str(data_dir / f"{name}.parquet"), "文件不存在(Parquet 或 CSV)"))
+            continue
+        try:
+            have = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {_source(path)}").fetchall()}
+        except duckdb.Error as exc:
+            problems.append(Problem("LTC020", str(path), f"无法读取: {str(exc).splitlines()[0]}"))
+            continue
+        missing = [c for c in columns if c not in have]
+        if missing:
+            problems += [Problem("LTC021", f"{path.name}.{c}", f"缺少列 {c}") for c in missing]
+            continue
+        cols = ", ".join(f"CAST({q_ident(c)} AS VARCHAR) AS {q_ident(c)}" for c in columns)
+        con.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT row_number() OVER () AS row_no, {cols} FROM {_source(path)}")
+        for column, (check, want) in columns.items():
+            bad = con.sql(f"SELECT row_no, v FROM (SELECT row_no, {q_ident(column)} AS v FROM {name}) "
+                          f"WHERE NOT coalesce({check}, false) ORDER BY row_no LIMIT 3").fetchall()
+            for row_no, value in bad:
+                problems.append(Problem("LTC022", f"{path.name}[第 {row_no} 行].{column}", f"应为{want}, 实际为 {value!r}"))
+    if problems:
+        raise LtcError(problems)
+
+
+def q_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def load(con: duckdb.DuckDBPyConnection, data_dir: Path) -> Region:
+    open_inputs(con, data_dir)
+    spans: dict[str, list[LevelSpan]] = defaultdict(list)
+    for psn, level, begin, end, aid in con.sql("""SELECT psn_no, level, CAST(begin AS DATE), CAST("end" AS DATE),
+            assessment_id FROM ltc_assessments ORDER BY psn_no, CAST(begin AS DATE)""").fetchall():
+        spans[psn].append(LevelSpan(level, begin, end, aid))
+    persons = {psn: CarePerson(psn, insutype, tuple(spans.get(psn, ())), since, death)
+               for psn, insutype, since, death in con.sql("""SELECT psn_no, insutype, CAST(enrolled_since AS DATE),
+                   CAST(death_date AS DATE) FROM ltc_persons""").fetchall()}
+    records: dict[tuple[str, str], list[CareRecord]] = defaultdict(list)
+    levels = {}
+    unknown = []
+    for row_no, sid, psn, code, day, days, mode, item, fen, lv in con.sql("""SELECT row_no, srv_id, psn_no, fixmedins_code,
+            CAST(srv_date AS DATE), CAST(days AS INTEGER), mode, item_class,
+            CAST(CAST(amount AS DECIMAL(18, 2)) * 100 AS BIGINT), srv_level
+            FROM ltc_records ORDER BY psn_no, CAST(srv_date AS DATE), srv_id""").fetchall():
+        if psn not in persons:
+            unknown.append(Problem("LTC023", f"ltc_records[第 {row_no} 行].psn_no", f"人员 {psn} 不在 ltc_persons 中"))
+            continue
+        records[(psn, day.strftime("%Y-%m"))].append(CareRecord(sid, day, mode, item, fen, days, code))
+        if lv is not None:
+            levels[sid] = lv
+    homes = find(data_dir, "ltc_institutions")
+    if homes is not None:  # only designated care institutions, for the modes they are designated for
+        modes = {code: set(m) for code, m in con.sql(f"SELECT fixmedins_code, modes FROM {_source(homes)}").fetchall()}
+        for row_no, sid, code, mode in con.sql("SELECT row_no, srv_id, fixmedins_code, mode FROM ltc_records").fetchall():
+            if mode not in modes.get(code, ()):
+                unknown.append(Problem("LTC045", f"ltc_records[第 {row_no} 行].fixmedins_code",
+                                       f"机构 {code} 不是{mode}护理的定点护理机构(见 ltc_institutions)"))
+    if unknown:
+        raise LtcError(unknown[:20])
+    stays: dict[str, list[tuple[date, date]]] = defaultdict(list)
+    visits = find(data_dir, "visits")
+    if visits is not None:
+        for psn, begin, end in con.sql(f"""SELECT psn_no, CAST(begntime AS DATE), CAST(endtime AS DATE)
+                FROM {_source(visits)} WHERE med_type = '21'""").fetchall():
+            stays[psn].append((begin, end))
+    return Region(persons, dict(records), levels, dict(stays))
+
+
+def settle_region(ltc: LongTermCare, region: Region) -> tuple[list[LtcSettlement], list[LtcHit]]:
+    """Every person-month, settled and audited; problems of all months reported together."""
+    settled, hits, problems = [], [], []
+    for (psn, month), recs in sorted(region.records.items()):
+        person = region.persons[psn]
+        try:
+            settled.append(settle_month(ltc, person, month, recs))
+        except LtcError as exc:
+            problems += [Problem(p.code, f"{psn} {month} {p.path}", p.message) for p in exc.problems]
+            continue
+        hits += audit_month(ltc, person, month, recs, region.srv_levels, region.stays.get(psn, ()))
+    if problems:
+        raise LtcError(problems[:50])
+    return settled, hits
+
+
+MONEY = pa.decimal128(16, 2)
+
+
+def tables(settled: list[LtcSettlement], hits: list[LtcHit]) -> dict[str, pa.Table]:
+    """Output tables in yuan (decimal(16,2)): one row per person-month, per benefit line, per exclusion, per hit."""
+    months = pa.Table.from_pylist([{
+        "psn_no": s.psn_no, "month": s.month, "ltc_sumamt": fen_to_yuan(s.ltc_sumamt), "excluded_amt": fen_to_yuan(s.excluded_amt),
+        "over_limit_amt": fen_to_yuan(s.over_limit_amt), "allowed_amt": fen_to_yuan(s.allowed_amt), "fund_pay": fen_to_yuan(s.fund_pay),
+        "psn_pay": fen_to_yuan(s.psn_pay)} for s in settled], schema=pa.schema(
+        [("psn_no", pa.string()), ("month", pa.string())]
+        + [(c, MONEY) for c in ("ltc_sumamt", "excluded_amt", "over_limit_amt", "allowed_amt", "fund_pay", "psn_pay")]))
+    lines = pa.Table.from_pylist([{
+        "psn_no": s.psn_no, "month": s.month, "benefit_id": ln.benefit_id, "mode": ln.mode, "ratio": ln.ratio,
+        "units": ln.units, "covered": fen_to_yuan(ln.covered), "allowed": fen_to_yuan(ln.allowed), "over_limit": fen_to_yuan(ln.over_limit),
+        "pay": fen_to_yuan(ln.pay)} for s in settled for ln in s.lines], schema=pa.schema(
+        [("psn_no", pa.string()), ("month", pa.string()), ("benefit_id", pa.string()), ("mode", pa.string()),
+         ("ratio", pa.string()), ("units", pa.int32())] + [(c, MONEY) for c in ("covered", "allowed", "over_limit", "pay")]))
+    excluded = pa.Table.from_pylist([{"psn_no": s.psn_no, "month": s.month, "srv_id": sid, "reason": reason,
+                                      "amount": fen_to_yuan(fen)} for s in settled for sid, reason, fen in s.excluded],
+                                    schema=pa.schema([("psn_no", pa.string()), ("month", pa.string()), ("srv_id", pa.string()),
+                                                      ("reason", pa.string()), ("amount", MONEY)]))
+    hit_rows = pa.Table.from_pylist([{"rule_id": h.rule_id, "rule_name": h.rule_name, "psn_no": h.psn_no, "month": h.month,
+                                      "srv_ids": list(h.srv_ids), "amount": fen_to_yuan(h.amount), "reason": h.reason} for h in hits],
+                                    schema=pa.schema([("rule_id", pa.string()), ("rule_name", pa.string()),
+                                                      ("psn_no", pa.string()), ("month", pa.string()),
+                                                      ("srv_ids", pa.list_(pa.string())), ("amount", MONEY),
+                                                      ("reason", pa.string())]))
+    return {"ltc_settlements": months, "ltc_lines": lines, "ltc_excluded": excluded, "ltc_hits": hit_rows}
+
+
+def write_outputs(out_dir: Path, settled: list[LtcSettlement], hits: list[LtcHit]) -> dict[str, Path]:
+    """Write every table whole or none (:func:`yibao.reports.publish`)."""
+    def build(tmp: Path) -> dict[str, Path]:
+        out = {}
+        for name, table in tables(settled, hits).items():
+            pq.write_table(table, tmp / f"{name}.parquet")
+            out[name] = tmp / f"{name}.parquet"
+        return out
+
+    return publish(out_dir, build, lambda m: LtcError(Problem("LTC030", "--out", m)))

@@ -5,9 +5,17 @@ Set HYPOTHESIS_PROFILE=dev for random exploration (still no deadline: packs are 
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+# The store keys (chain key, 证件号 keys; yibao.store.keys) of this test run: one throwaway file, made by the
+# first migration and removed at the end, never the developer's own yibao-data/store-keys.json.
+_KEYS_DIR = Path(tempfile.mkdtemp(prefix="yibao-test-keys-"))
+os.environ.setdefault("YIBAO_STORE_KEYS_FILE", str(_KEYS_DIR / "store-keys.json"))
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
@@ -94,3 +102,48 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.postgres)
         if "spark" in names:
             item.add_marker(pytest.mark.spark)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_KEYS_DIR, ignore_errors=True)
+
+
+# --- personal data never in the logs of the whole run -------------------------------------------------
+# Every log record that reaches the root logger during the run is kept (after yibao.privacy scrubbed it), and
+# every 证件号 and name a Person was made with is remembered; at the end none of them may appear in any record.
+
+import logging  # noqa: E402
+
+from sqlalchemy import event  # noqa: E402
+
+from yibao.store.models import Person  # noqa: E402
+
+_IDENTITIES: set[str] = set()
+_LOGGED: list[str] = []
+
+
+class _KeepAll(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _LOGGED.append(logging.Formatter("%(name)s %(message)s").format(record))
+        except Exception:  # noqa: BLE001 - an unformattable record carries nothing to check
+            pass
+
+
+@event.listens_for(Person, "init")
+def _remember_identity(target, args, kwargs) -> None:
+    for key in ("certno", "psn_name"):
+        if kwargs.get(key):
+            _IDENTITIES.add(str(kwargs[key]))
+
+
+logging.getLogger().addHandler(_KeepAll(level=logging.DEBUG))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    leaks = sorted({(who, line) for line in _LOGGED for who in _IDENTITIES if who in line})
+    if leaks:
+        print(f"\n个人信息出现在日志中 (personal data in {len(leaks)} log records):")
+        for who, line in leaks[:10]:
+            print(f"  {who[:1]}…: {line[:200]}")
+        session.exitstatus = 1

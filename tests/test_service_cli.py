@@ -7,13 +7,15 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from yibao.cli import app
+from yibao.service.auth import key_hash
 
+ADMIN_K = f"t:admin=sha256:{key_hash('k')}"  # the key "k" for principal t, by hash
 SECRET = "s3cret-pw"
 UNUSABLE = f"postgresql+nosuchdriver://yibao:{SECRET}@127.0.0.1/yibao"  # refused by make_engine: no server needed
 
 
 def run(*args: str, **env: str):
-    return CliRunner().invoke(app, ["serve", *args], env={"YIBAO_API_KEYS": "t:admin=k",
+    return CliRunner().invoke(app, ["serve", *args], env={"YIBAO_API_KEYS": ADMIN_K,
                                                          "YIBAO_DATABASE_URL": None, "YIBAO_DATABASE_URL_FILE": None,
                                                          **env})
 

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yibao.service import sample
+from yibao.service.auth import key_hash
 from yibao.store.database import make_engine
 from yibao.store.models import AccumulatorLedger, IdempotencyRecord, Settlement, SettlementDetail, Visit
 from yibao.store.throwaway import free_port
@@ -31,7 +32,7 @@ SETTLE_KEY = f"fsi:{sample.HOSPITAL}:m-settle"  # institution + msgid
 
 def start(url: str, port: int, fault: str | None) -> subprocess.Popen:
     env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024",
-           "YIBAO_API_KEYS": f"his1:institution:{sample.HOSPITAL}={KEY}"}
+           "YIBAO_API_KEYS": f"his1:institution:{sample.HOSPITAL}=sha256:{key_hash(KEY)}"}
     env.pop("YIBAO_FAULT", None)
     if fault:
         env["YIBAO_FAULT"] = fault

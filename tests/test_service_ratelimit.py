@@ -122,9 +122,13 @@ def test_limits_come_from_the_environment(monkeypatch):
 def test_inline_keys_may_be_given_as_digests(monkeypatch):
     from yibao.service.auth import KeyRing, key_hash
 
-    monkeypatch.setenv("YIBAO_API_KEYS", f"his1:institution:{sample.HOSPITAL}=sha256:{key_hash('the-key')};t:admin=plain")
+    monkeypatch.setenv("YIBAO_API_KEYS", f"his1:institution:{sample.HOSPITAL}=sha256:{key_hash('the-key')}")
     ring = KeyRing.from_env()
-    assert ring.authenticate("the-key").name == "his1" and ring.authenticate("plain").name == "t"
+    assert ring.authenticate("the-key").name == "his1"
+    monkeypatch.setenv("YIBAO_API_KEYS", "t:admin=plain")  # a plaintext key in the environment: refused (issue 13)
+    with pytest.raises(YibaoError) as plain:
+        KeyRing.from_env()
+    assert plain.value.problems[0].code == "AUT018"
     monkeypatch.setenv("YIBAO_API_KEYS", "t:admin=sha256:abc")
     with pytest.raises(YibaoError) as refused:
         KeyRing.from_env()

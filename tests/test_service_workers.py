@@ -13,9 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from yibao.service.auth import key_hash
 from yibao.service.bench import child_pids, yibao_executable
 from yibao.store.migrate import upgrade
 from yibao.store.throwaway import free_port
+
+ADMIN_K = f"t:admin=sha256:{key_hash('k')}"  # the key "k" for principal t, by hash (plaintext is refused)
 
 pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's"),
               pytest.mark.slow]
@@ -78,7 +81,7 @@ def test_connections_spread_over_workers_and_a_dead_worker_is_replaced(tmp_path)
     url = f"sqlite:///{tmp_path}/yibao.db"
     upgrade(url)
     PORT[0] = free_port()
-    env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024", "YIBAO_API_KEYS": "t:admin=k"}
+    env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024", "YIBAO_API_KEYS": ADMIN_K}
     exe = yibao_executable()
     server = subprocess.Popen([exe, "serve", "--port", str(PORT[0]), "--workers", "2"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -117,7 +120,7 @@ def test_connections_spread_over_workers_and_a_dead_worker_is_replaced(tmp_path)
 def test_a_worker_that_cannot_start_stops_the_server_with_a_coded_error(tmp_path):
     PORT[0] = free_port()
     env = {**os.environ, "YIBAO_DATABASE_URL": f"sqlite:///{tmp_path}/yibao.db", "YIBAO_PACKS": "shandong-2024",
-           "YIBAO_API_KEYS": "t:admin=k", "YIBAO_FAULT": "app:start"}  # every worker exits while starting
+           "YIBAO_API_KEYS": ADMIN_K, "YIBAO_FAULT": "app:start"}  # every worker exits while starting
     exe = yibao_executable()
     done = subprocess.run([exe, "serve", "--port", str(PORT[0]), "--workers", "2"], env=env,
                           capture_output=True, text=True, timeout=120)
@@ -128,7 +131,7 @@ def test_a_worker_that_cannot_start_stops_the_server_with_a_coded_error(tmp_path
 
 def test_an_unusable_database_url_is_refused_before_any_worker_starts():
     env = {**os.environ, "YIBAO_DATABASE_URL": "nosuchdb://nowhere/x", "YIBAO_PACKS": "shandong-2024",
-           "YIBAO_API_KEYS": "t:admin=k"}
+           "YIBAO_API_KEYS": ADMIN_K}
     exe = yibao_executable()
     done = subprocess.run([exe, "serve", "--port", str(free_port()), "--workers", "2"], env=env,
                           capture_output=True, text=True, timeout=60)
@@ -159,7 +162,7 @@ def test_killing_the_supervisor_with_sigkill_takes_its_workers_down(tmp_path):
     url = f"sqlite:///{tmp_path}/yibao.db"
     upgrade(url)
     PORT[0] = free_port()
-    env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024", "YIBAO_API_KEYS": "t:admin=k"}
+    env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024", "YIBAO_API_KEYS": ADMIN_K}
     server = subprocess.Popen([yibao_executable(), "serve", "--port", str(PORT[0]), "--workers", "2"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []

@@ -321,7 +321,9 @@ def test_case_commands_keep_the_store_migratable(tmp_path):
     assert {"supervision_0001"} < heads
     engine = create_engine(url)
     with engine.connect() as c:
-        assert {row[0] for row in c.execute(text("SELECT version_num FROM alembic_version"))} == heads
+        stored = tuple(row[0] for row in c.execute(text("SELECT version_num FROM alembic_version")))
+    script = ScriptDirectory.from_config(migrate.alembic_config(url))  # a head another branch depends on is implied
+    assert heads <= {r.revision for r in script.iterate_revisions(stored, "base")}
     engine.dispose()
 
 

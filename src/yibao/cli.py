@@ -424,7 +424,9 @@ def main() -> None:  # pragma: no cover - entry point guard
     except Exception as exc:  # an unexpected failure: short message, no traceback for users
         if os.environ.get("YIBAO_DEBUG"):
             raise
-        err.print(f"[bold red]内部错误 (internal error)[/]: {type(exc).__name__}: {exc}\n"
+        from yibao.privacy import scrub
+
+        err.print(f"[bold red]内部错误 (internal error)[/]: {type(exc).__name__}: {escape(scrub(str(exc)))}\n"
                   "请设置 YIBAO_DEBUG=1 重试并报告此问题。")
         raise SystemExit(70)
 

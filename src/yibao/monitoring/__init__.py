@@ -7,7 +7,7 @@ See ``docs/monitoring.md``.
 """
 
 from yibao.monitoring.assistance import AssistanceCheck, application_categories, income_share_tiers
-from yibao.monitoring.masking import mask_certno, mask_name
+from yibao.privacy import mask_certno, mask_name
 from yibao.monitoring.render import format_monitoring
 from yibao.monitoring.screen import FlaggedPerson, MonitoringError, MonitoringResult, ThresholdInfo, monitor
 

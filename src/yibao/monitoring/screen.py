@@ -28,7 +28,7 @@ from yibao.batch.sqlgen import ident, q
 from yibao.errors import Problem, YibaoError
 from yibao.money import fen_to_yuan, mul_rate
 from yibao.monitoring.assistance import AssistanceCheck, check, income_share_tiers
-from yibao.monitoring.masking import mask_certno_sql, mask_name_sql
+from yibao.privacy import mask_certno_sql, mask_name_sql
 from yibao.policy.compiled import CompiledPack
 
 TOP_VISITS = 3

@@ -1,9 +1,10 @@
 """Who is calling, and what they may do: institution API keys and staff users with roles.
 
 Keys are never stored: ``YIBAO_API_KEYS_FILE`` names a JSON file of principals holding only the
-SHA-256 of each key (``yibao service key`` writes one), and ``YIBAO_API_KEYS`` may add principals
-inline (``name:role[:fixmedins_code]=sha256:<digest>;...``, or ``=key``: a plain key, hashed on load, for
-trials — the environment of a process is readable by its user and root). Keys are random 32-byte tokens,
+SHA-256 of each key (``yibao service key`` writes one, mode 0600), and ``YIBAO_API_KEYS`` may add
+principals inline, also by hash only (``name:role[:fixmedins_code]=sha256:<64 hex>;...``): a plaintext
+key in the environment (readable in ``/proc/<pid>/environ``, process listings, crash reports) is
+refused with AUT018. Keys are random 32-byte tokens,
 so a plain hash is enough; comparison is constant-time. A request carries its key as
 ``Authorization: Bearer <key>`` or ``X-API-Key``.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from yibao.errors import Problem
 from yibao.identifiers import identifier_problem, text_problem
-from yibao.monitoring.masking import mask_certno, mask_name
+from yibao.privacy import mask_certno, mask_name
 from yibao.service.errors import Forbidden, ServiceError, Unauthorized, problem
 
 ROLES = {
@@ -86,6 +87,9 @@ class Principal:
         return mask_certno(certno), mask_name(psn_name)
 
 
+HASHED = "sha256:"
+
+
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -111,12 +115,17 @@ class KeyRing:
             who, _, key = spec.partition("=")
             parts = who.split(":")
             if len(parts) < 2 or not key:
-                raise ServiceError(Problem("AUT010", "YIBAO_API_KEYS", f"格式应为 name:role[:fixmedins_code]=key, 实际为 {who!r}"))
-            digest = key[7:].lower() if key.startswith("sha256:") else key_hash(key)
+                raise ServiceError(Problem("AUT010", "YIBAO_API_KEYS",
+                                           f"格式应为 name:role[:fixmedins_code]=sha256:<密钥的 SHA-256>, 实际为 {who!r}"))
+            principal = _principal(parts[0], parts[1], parts[2] if len(parts) > 2 else None, "YIBAO_API_KEYS")
+            if not key.startswith(HASHED):
+                raise ServiceError(Problem("AUT018", f"YIBAO_API_KEYS[{parts[0]}]",
+                                           "环境变量中不再接受明文密钥: 请用 yibao service key 写入密钥文件"
+                                           "(YIBAO_API_KEYS_FILE, 只存哈希), 或写成 sha256:<密钥的 64 位十六进制 SHA-256>"))
+            digest = key[len(HASHED):].lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise ServiceError(Problem("AUT017", "YIBAO_API_KEYS", f"{parts[0]}: sha256: 之后须为 64 位十六进制摘要"))
-            entries.append((digest, _principal(parts[0], parts[1], parts[2] if len(parts) > 2 else None,
-                                               "YIBAO_API_KEYS")))
+            entries.append((digest, principal))
         return cls(entries)
 
     def authenticate(self, key: str | None) -> Principal:
@@ -169,8 +178,9 @@ def add_key(path: Path, name: str, role: str, fixmedins_code: str | None) -> str
     rows.append({"name": name, "role": role, "fixmedins_code": fixmedins_code, "key_sha256": key_hash(key)})
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:
-        tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
-        os.chmod(tmp, 0o600)
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(rows, ensure_ascii=False, indent=2))  # 0600 from creation: never readable by others
         tmp.replace(path)
     except OSError as exc:
         if tmp.parent.is_dir():

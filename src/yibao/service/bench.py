@@ -34,7 +34,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from yibao.service import ledger, sample
-from yibao.service.auth import new_key
+from yibao.service.auth import key_hash, new_key
+from yibao.store import keys as store_keys
 from yibao.store.database import make_engine
 from yibao.store.migrate import upgrade
 from yibao.store.models import AccumulatorBalance, FeeItem, Settlement, Visit
@@ -84,7 +85,7 @@ def yibao_executable() -> str:
 def start_server(url: str, port: int, workers: int, key: str, online_audit: bool = True,
                  threads: int = 1) -> subprocess.Popen:
     env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_PACKS": "shandong-2024",
-           "YIBAO_API_KEYS": f"bench:institution:{sample.HOSPITAL}={key}",
+           "YIBAO_API_KEYS": f"bench:institution:{sample.HOSPITAL}=sha256:{key_hash(key)}",
            "YIBAO_ONLINE_AUDIT": "on" if online_audit else "off",
            "YIBAO_SETTLE_RATE": "0"}  # one institution drives the whole load: its settlement rate is not limited
     env.pop("YIBAO_FAULT", None)
@@ -364,6 +365,7 @@ def run(seconds: float = 10.0, clients: int = 16, items: int = 30, workers: int 
     verdicts: list[str] = []
     for backend in backends:
         with ExitStack() as stack:
+            stack.enter_context(store_keys.throwaway())  # a throwaway store's keys: never left in ./yibao-data
             if backend == "postgresql":
                 from yibao.store.throwaway import throwaway_postgres
 

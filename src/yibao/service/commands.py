@@ -15,7 +15,7 @@ import typer
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this domain's commands to the ``yibao`` app and its benchmarks to ``yibao bench``."""
-    db_app = typer.Typer(help="结算库(迁移) / the settlement store", no_args_is_help=True)
+    from yibao.store.commands import db_app  # verify, backup, restore, rotate-key live with the store
     service_app = typer.Typer(help="结算服务的数据与密钥 / service data and keys", no_args_is_help=True)
     app.add_typer(db_app, name="db")
     app.add_typer(service_app, name="service")

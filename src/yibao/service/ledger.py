@@ -7,6 +7,10 @@ lock (``BEGIN IMMEDIATE``) — then computes on the balance it read and writes t
 and the new balance in the same transaction. Concurrent settlements of one person therefore run
 one after the other, each on top of the previous one's result: no update is ever lost.
 
+The balance row also holds the heads of the person-year's two hash chains (settlements and
+ledger rows, :mod:`yibao.store.chain`): read by the same locking upsert, moved by the same update,
+so chaining costs a hash per row and no extra round trip.
+
 Written with Core statements built once per dialect (not ORM units of work): the hot path of every
 settlement, where the ORM's flush bookkeeping cost more than the round trips themselves.
 """
@@ -21,6 +25,7 @@ from sqlalchemy import JSON, Integer, bindparam, func, insert, select, text, upd
 from sqlalchemy.orm import Session
 
 from yibao.settlement.model import Accumulators
+from yibao.store import chain
 from yibao.store.models import AccumulatorBalance, AccumulatorLedger
 
 _BALANCES = AccumulatorBalance.__table__
@@ -35,23 +40,35 @@ class Balance:
     year: int
     acc_values: dict
     entries: int
+    setl_head: str = chain.GENESIS
+    ledger_head: str = chain.GENESIS
 
 
 # ON CONFLICT DO UPDATE locks the existing row exactly as SELECT ... FOR UPDATE would, in the same round trip
 # that creates it if missing and reads it back. Written as text: the same SQL on PostgreSQL and SQLite (3.35+),
 # and unlike the dialect ``insert().on_conflict_do_update()`` construct it is cached, not compiled per call.
-_LOCK = text("INSERT INTO accumulator_balances (psn_no, year, acc_values, entries) VALUES (:psn_no, :year, '{}', 0) "
+_LOCK = text("INSERT INTO accumulator_balances (psn_no, year, acc_values, entries, setl_head, ledger_head) "
+             "VALUES (:psn_no, :year, '{}', 0, '', '') "
              "ON CONFLICT (psn_no, year) DO UPDATE SET entries = accumulator_balances.entries "
-             "RETURNING acc_values, entries").columns(acc_values=JSON, entries=Integer)
+             "RETURNING acc_values, entries, setl_head, ledger_head").columns(acc_values=JSON, entries=Integer)
 _MOVE = (update(_BALANCES).where(_BALANCES.c.psn_no == bindparam("b_psn_no"), _BALANCES.c.year == bindparam("b_year"))
-         .values(acc_values=bindparam("b_values", type_=JSON), entries=bindparam("b_entries")))
+         .values(acc_values=bindparam("b_values", type_=JSON), entries=bindparam("b_entries"),
+                 setl_head=bindparam("b_setl_head"), ledger_head=bindparam("b_ledger_head")))
 _APPEND = insert(_LEDGER)
 
 
 def lock_balance(session: Session, psn_no: str, year: int) -> Balance:
     """The person's balance row for the year, locked for this transaction (created if missing)."""
-    values, entries = session.connection().execute(_LOCK, {"psn_no": psn_no, "year": year}).one()
-    return Balance(psn_no, year, dict(values or {}), entries)
+    values, entries, setl_head, ledger_head = session.connection().execute(
+        _LOCK, {"psn_no": psn_no, "year": year}).one()
+    return Balance(psn_no, year, dict(values or {}), entries, setl_head or chain.GENESIS, ledger_head or chain.GENESIS)
+
+
+def seal_settlement(balance: Balance, row: dict, details: list[dict]) -> None:
+    """Chain the settlement row about to be inserted (its fund details hashed with it) after the
+    person-year's last settlement; :func:`post` then stores the new head with the balance."""
+    assert (row["psn_no"], row["year"]) == (balance.psn_no, balance.year)
+    balance.setl_head = chain.seal(chain.SETTLEMENTS, balance.setl_head, row, details)
 
 
 def accumulators(balance: Balance | AccumulatorBalance) -> Accumulators:
@@ -64,10 +81,13 @@ def post(session: Session, balance: Balance, setl_id: str, kind: str,
     balance.entries += 1
     balance.acc_values = dict(after.values)
     conn = session.connection()
-    conn.execute(_APPEND, {"psn_no": balance.psn_no, "year": balance.year, "seq": balance.entries,
-                           "setl_id": setl_id, "kind": kind, "delta": dict(delta), "at": at})
+    row = {"psn_no": balance.psn_no, "year": balance.year, "seq": balance.entries, "setl_id": setl_id, "kind": kind,
+           "delta": dict(delta), "at": at}
+    balance.ledger_head = chain.seal(chain.LEDGER, balance.ledger_head, row)
+    conn.execute(_APPEND, row)
     conn.execute(_MOVE, {"b_psn_no": balance.psn_no, "b_year": balance.year, "b_values": balance.acc_values,
-                         "b_entries": balance.entries})
+                         "b_entries": balance.entries, "b_setl_head": balance.setl_head,
+                         "b_ledger_head": balance.ledger_head})
 
 
 def ledger_sum(session: Session, psn_no: str, year: int) -> dict[str, int]:
@@ -82,3 +102,58 @@ def ledger_sum(session: Session, psn_no: str, year: int) -> dict[str, int]:
 
 def ledger_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(AccumulatorLedger)) or 0
+
+
+def verify(conn) -> list:
+    """The checks the chains cannot make on their own (``yibao db verify``): each balance row (a cache the
+    service updates) equals the fold of its ledger rows, and a settlement is marked reversed exactly when
+    its chained ledger has the reversal row (the marks are the settlement's only mutable columns)."""
+    from yibao.errors import Problem
+    from yibao.store.models import Settlement
+
+    sums: dict[tuple, dict[str, int]] = {}
+    reversed_ids: set[str] = set()
+    for psn_no, year, kind, setl_id, delta in conn.execution_options(yield_per=5000).execute(
+            select(_LEDGER.c.psn_no, _LEDGER.c.year, _LEDGER.c.kind, _LEDGER.c.setl_id, _LEDGER.c.delta)):
+        total = sums.setdefault((psn_no, year), {})
+        for k, v in delta.items():
+            total[k] = total.get(k, 0) + int(v)
+        if kind == "reverse":
+            reversed_ids.add(setl_id)
+    problems = []
+    for psn_no, year, values in conn.execute(select(_BALANCES.c.psn_no, _BALANCES.c.year, _BALANCES.c.acc_values)):
+        folded = {k: v for k, v in sums.pop((psn_no, year), {}).items() if v}
+        if {k: int(v) for k, v in (values or {}).items() if int(v)} != folded:
+            problems.append(Problem("CHN010", f"accumulator_balances(psn_no={psn_no}, year={year})",
+                                    "累计余额与累计台账各行之和不符(余额被改动)"))
+    for (psn_no, year), left in sums.items():
+        if any(left.values()):
+            problems.append(Problem("CHN010", f"accumulator_balances(psn_no={psn_no}, year={year})",
+                                    "累计台账有行, 但没有对应的累计余额行(余额被删除)"))
+    s = Settlement.__table__
+    for setl_id, status in conn.execution_options(yield_per=5000).execute(select(s.c.setl_id, s.c.status)):
+        if (status == "reversed") != (setl_id in reversed_ids):
+            problems.append(Problem("CHN011", f"settlements(setl_id={setl_id})",
+                                    f"结算状态 {status} 与累计台账不符(台账{'有' if setl_id in reversed_ids else '无'}撤销行)"))
+    return problems + verify_audit_trail(conn)
+
+
+def verify_audit_trail(conn) -> list:
+    """Every settlement the audit log records must still exist: deleting a settlement together with its
+    ledger rows and balance (a whole person-year) leaves the chains of that person consistent, but not the
+    audit log's record of it (whose own chain shows a deleted audit row)."""
+    from yibao.errors import Problem
+    from yibao.store.models import AuditLog, Settlement
+
+    a = AuditLog.__table__
+    s = Settlement.__table__
+    have = set(conn.execute(select(s.c.setl_id)).scalars())
+    problems = []
+    for (setl_id,) in conn.execution_options(yield_per=5000).execute(
+            select(a.c.entity_id).where(a.c.entity == "settlement", a.c.action == "settle")):
+        if setl_id not in have:
+            problems.append(Problem("CHN012", f"settlements(setl_id={setl_id})",
+                                    "审计日志记录了这笔结算, 但结算表中没有它(结算被删除)"))
+            if len(problems) >= 20:
+                break
+    return problems

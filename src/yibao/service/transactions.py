@@ -38,6 +38,7 @@ from yibao.settlement.model import FeeItem as EngineItem
 from yibao.settlement.model import Person as EnginePerson
 from yibao.settlement.model import Visit as EngineVisit
 from yibao.settlement.statement import explain
+from yibao.store import chain
 from yibao.store.database import pipelined
 from yibao.store.models import (
     AccumulatorBalance,
@@ -80,9 +81,10 @@ _AUDIT = insert(AuditLog.__table__).inline()
 
 def audit(session: Session, who: Principal, ctx: Context, action: str, entity: str, entity_id: str,
           detail: dict[str, Any]) -> None:
-    session.connection().execute(_AUDIT, {"at": datetime.now(), "actor": who.name, "role": who.role, "action": action,
-                                          "request_id": ctx.request_id, "entity": entity, "entity_id": entity_id,
-                                          "detail": detail})
+    row = {"at": datetime.now(), "actor": who.name, "role": who.role, "action": action,
+           "request_id": ctx.request_id, "entity": entity, "entity_id": entity_id, "detail": detail}
+    chain.seal_in_lane(session, chain.AUDIT, row)  # hash chain (yibao.store.chain)
+    session.connection().execute(_AUDIT, row)
 
 
 # --- 1101 person information -------------------------------------------------------------------
@@ -365,17 +367,20 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
             raise problem(Conflict, "ACC001", "input.data.acct_used_flag",
                           f"个人账户余额不足以支付 {fen_to_yuan(info['acct_pay'])}(余额已被同时进行的结算使用), 请重新预结算")
     with pipelined(conn):  # PostgreSQL: the writes below go out in one round trip
-        conn.execute(_SETTLEMENTS, {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": v.psn_no,
-                                    "fixmedins_code": v.fixmedins_code, "insutype": v.insutype, "med_type": v.med_type,
-                                    "setl_time": ctx.at, "year": on.year, "pack_id": pack.id,
-                                    "pack_version": pack.version, "status": "valid", "revs_setl_id": None,
-                                    "revs_time": None, "delta": dict(result.delta),
-                                    "acc_after": dict(result.accumulators_after.values),
-                                    "explanation": explain(result, pack), "opter": ctx.opter, **info})
-        if result.setldetail:
-            conn.execute(_DETAILS, [{"setl_id": setl_id, "seq": seq, "fund_pay_type": d.fund_pay_type,
-                                     "fund_payamt": d.fund_payamt, "setl_field": d.setl_field, "rule_id": d.rule_id,
-                                     "rule_name": d.rule_name} for seq, d in enumerate(result.setldetail)])
+        row = {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": v.psn_no,
+               "fixmedins_code": v.fixmedins_code, "insutype": v.insutype, "med_type": v.med_type,
+               "setl_time": ctx.at, "year": on.year, "pack_id": pack.id,
+               "pack_version": pack.version, "status": "valid", "revs_setl_id": None,
+               "revs_time": None, "delta": dict(result.delta),
+               "acc_after": dict(result.accumulators_after.values),
+               "explanation": explain(result, pack), "opter": ctx.opter, **info}
+        details = [{"setl_id": setl_id, "seq": seq, "fund_pay_type": d.fund_pay_type, "fund_payamt": d.fund_payamt,
+                    "setl_field": d.setl_field, "rule_id": d.rule_id, "rule_name": d.rule_name}
+                   for seq, d in enumerate(result.setldetail)]
+        ledger.seal_settlement(balance, row, details)  # hash chain (yibao.store.chain)
+        conn.execute(_SETTLEMENTS, row)
+        if details:
+            conn.execute(_DETAILS, details)
         fault_point("settle:after_settlement")
         ledger.post(session, balance, setl_id, "settle", result.delta, result.accumulators_after, ctx.at)
         conn.execute(_CLOSE_VISIT, {"m": mdtrt_id, "at": ctx.at})

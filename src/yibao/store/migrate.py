@@ -23,7 +23,10 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(url: str | None = None, target: str = "heads") -> None:
     """Bring the database to every head (the service's and other domains' branches)."""
+    from yibao.store import chain
+
     command.upgrade(alembic_config(url), target)
+    chain.forget_lanes()  # a migration may have re-sealed rows this process's audit lanes end on
 
 
 def current_heads(url: str | None = None) -> set[str]:

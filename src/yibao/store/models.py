@@ -25,21 +25,53 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yibao import privacy
 from yibao.settlement.model import SETLINFO_FIELDS
 from yibao.store.base import Base
 
 ID = String(40)
 
 
+class _Certno:
+    """``Person.certno``: the 证件号, read (decrypted) and set (encrypted + blind index) as a plain attribute.
+    It is not a column: querying by it is refused here; find a person with ``registry.person_by_certno``."""
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError("Person.certno is encrypted at rest and cannot be queried: use "
+                                 "yibao.service.registry.person_by_certno (blind index)")
+        token = obj.certno_enc
+        if token is None:
+            return None
+        cached = obj.__dict__.get("_certno_plain")
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        plain = privacy.decrypt_certno(token, obj.psn_no)
+        obj.__dict__["_certno_plain"] = (token, plain)
+        return plain
+
+    def __set__(self, obj, value: str) -> None:
+        if not obj.psn_no:
+            raise ValueError("psn_no must be set before certno (it binds the ciphertext to the person)")
+        obj.certno_enc = privacy.encrypt_certno(value, obj.psn_no)
+        obj.certno_bidx = privacy.certno_index(value)
+        obj.__dict__["_certno_plain"] = (obj.certno_enc, privacy.normalise(value))
+
+
 class Person(Base):
-    """参保人. certno carries a valid GB 11643 check digit (checked on load, see registry.py)."""
+    """参保人. certno carries a valid GB 11643 check digit (checked on load, see registry.py); it is stored
+    encrypted (``certno_enc``) and found by its blind index (``certno_bidx``), see :mod:`yibao.privacy`."""
 
     __tablename__ = "persons"
+    __table_args__ = (UniqueConstraint("certno_bidx", name="uq_persons_certno_bidx"),)
     psn_no: Mapped[str] = mapped_column(ID, primary_key=True)
-    certno: Mapped[str] = mapped_column(String(18), unique=True)
+    certno_enc: Mapped[str] = mapped_column(String(120))
+    certno_bidx: Mapped[str] = mapped_column(String(64))
+    certno = _Certno()
     psn_cert_type: Mapped[str] = mapped_column(String(6), default="01")
     psn_name: Mapped[str] = mapped_column(String(60))
     gend: Mapped[str | None] = mapped_column(String(1))
@@ -48,6 +80,11 @@ class Person(Base):
     admdvs: Mapped[str] = mapped_column(String(6))
     hh_no: Mapped[str | None] = mapped_column(ID)
     acct_balc_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # 个人账户余额
+
+    def __init__(self, certno: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if certno is not None:
+            self.certno = certno  # after psn_no: the ciphertext is bound to it
 
 
 class Enrollment(Base):
@@ -172,6 +209,8 @@ class Settlement(Base):
     acct_pay: Mapped[int] = mapped_column(BigInteger)
     psn_cash_pay: Mapped[int] = mapped_column(BigInteger)
     hosp_part_amt: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")  # hash chain (yibao.store.chain)
+    row_hash: Mapped[str] = mapped_column(String(64), default="")
 
     __table_args__ = (Index("ix_settlements_fixmedins_code_setl_time", "fixmedins_code", "setl_time"),)
 
@@ -200,6 +239,8 @@ class AccumulatorBalance(Base):
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     acc_values: Mapped[dict] = mapped_column(JSON)
     entries: Mapped[int] = mapped_column(Integer, default=0)  # ledger rows so far (a sequence)
+    setl_head: Mapped[str] = mapped_column(String(64), default="")  # last row_hash of the person-year's settlements
+    ledger_head: Mapped[str] = mapped_column(String(64), default="")  # ... and of its ledger rows
 
 
 class AccumulatorLedger(Base):
@@ -213,6 +254,8 @@ class AccumulatorLedger(Base):
     kind: Mapped[str] = mapped_column(String(8))  # settle | reverse
     delta: Mapped[dict] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(DateTime)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")  # hash chain (yibao.store.chain)
+    row_hash: Mapped[str] = mapped_column(String(64), default="")
 
 
 class IdempotencyRecord(Base):
@@ -238,6 +281,9 @@ class AuditLog(Base):
     entity: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[str] = mapped_column(String(80))
     detail: Mapped[dict] = mapped_column(JSON)
+    chain_stream: Mapped[str] = mapped_column(String(40), default="")  # the writing lane (yibao.store.chain)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")  # hash chain (yibao.store.chain)
+    row_hash: Mapped[str] = mapped_column(String(64), default="")
 
 
 __all__ = [

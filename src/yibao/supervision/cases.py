@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.errors import Problem
 from yibao.money import format_yuan, yuan_to_fen
+from yibao.store import chain
 from yibao.store.base import Base
 from yibao.supervision.model import CaseError
 
@@ -55,8 +56,11 @@ class CaseEvent(Base):
     to_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
     amount_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")  # hash chain per case (yibao.store.chain)
+    row_hash: Mapped[str] = mapped_column(String(64), default="")
 
 
+chain.track(CaseEvent, chain.CASE_EVENTS)
 TABLES = [Case.__table__, CaseEvent.__table__]
 
 

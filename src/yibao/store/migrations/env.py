@@ -17,7 +17,7 @@ from yibao.store.base import Base
 from yibao.store.database import make_engine
 
 # Other domains' tables on the same Base, imported when present so autogenerate and checks see them.
-for _module in ("yibao.supervision.cases", "yibao.ltc.store"):
+for _module in ("yibao.supervision.cases", "yibao.ltc.store"):  # (yibao.store.models holds the trust branch's columns)
     if importlib.util.find_spec(_module.rsplit(".", 1)[0]) and importlib.util.find_spec(_module):
         importlib.import_module(_module)
 
@@ -45,8 +45,21 @@ def run_migrations_online() -> None:
 def _run(connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                       compare_type=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    # SQLite rebuilds a table to change it (batch mode): foreign keys must be off while a referenced table is
+    # copied and swapped (SQLite's own procedure), set outside the transaction, checked before it commits
+    sqlite = connection.dialect.name == "sqlite" and not connection.in_transaction()
+    if sqlite:
+        connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
+    finally:
+        if sqlite:
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if hasattr(context, "config"):  # run by Alembic (importing this file elsewhere, e.g. doctest collection, does nothing)

@@ -157,7 +157,7 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     """
     program = program or lower(pack)
     register_program(con, pack, program, source)
-    reader = con.execute(ordering_query(program, source)).fetch_record_batch(BATCH_ROWS)
+    reader = con.execute(ordering_query(program, source)).to_arrow_reader(BATCH_ROWS)
     count = 0
     with ThreadPoolExecutor(max_workers=threads()) as pool:
         pending = []

@@ -43,29 +43,40 @@ def _codes_table(name: str, values: list[str]) -> pa.Table:
     return pa.table({"code": pa.array(values, pa.string()), "idx": pa.array(range(len(values)), pa.int64())})
 
 
-def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program: Program, source: str) -> None:
-    """Small code tables for the ordering query: levels, insutypes, med_types, and the rule of each combination."""
-    con.register("k_levels", _codes_table("level", program.levels))
-    con.register("k_ins", _codes_table("insutype", program.insutypes))
-    con.register("k_med", _codes_table("med_type", program.med_types))
-    combos = con.sql(f"SELECT DISTINCT insutype, med_type, COALESCE(dise_codg, '') AS dise_codg, level FROM {source}").fetchall()
+def code_tables(pack: CompiledPack, program: Program, combos) -> dict[str, pa.Table]:
+    """Small tables the ordering query joins: level, insutype and med_type codes, and the rule of each
+    (insutype, med_type, dise_codg, level) combination in ``combos``."""
     index = {id(r): i for i, r in enumerate(pack.basic)}
-    rows = {"insutype": [], "med_type": [], "dise_codg": [], "level": [], "bidx": [], "once_match": []}
+    rows: dict[str, list] = {"insutype": [], "med_type": [], "dise_codg": [], "level": [], "bidx": [], "once_match": []}
     for insutype, med_type, dise, level in combos:
+        dise = dise or ""
         rule = pack.basic_rule(insutype, med_type, dise, level) if level in pack.levels else None
         if rule is None:
-            continue  # refused before settlement (batch validation, BAT004) or by settle_table (KRN010)
+            continue  # refused before settlement (batch validation, BAT004) or by settle_batch (KRN010)
         for key, value in (("insutype", insutype), ("med_type", med_type), ("dise_codg", dise), ("level", level),
                            ("bidx", index[id(rule)]),
                            ("once_match", int(bool(rule.once_diseases) and dise.startswith(rule.once_diseases)))):
             rows[key].append(value)
-    con.register("k_rules", pa.table({
-        "insutype": pa.array(rows["insutype"], pa.string()), "med_type": pa.array(rows["med_type"], pa.string()),
-        "dise_codg": pa.array(rows["dise_codg"], pa.string()), "level": pa.array(rows["level"], pa.string()),
-        "bidx": pa.array(rows["bidx"], pa.int64()), "once_match": pa.array(rows["once_match"], pa.int64())}))
+    return {
+        "k_levels": _codes_table("level", program.levels),
+        "k_ins": _codes_table("insutype", program.insutypes),
+        "k_med": _codes_table("med_type", program.med_types),
+        "k_rules": pa.table({
+            "insutype": pa.array(rows["insutype"], pa.string()), "med_type": pa.array(rows["med_type"], pa.string()),
+            "dise_codg": pa.array(rows["dise_codg"], pa.string()), "level": pa.array(rows["level"], pa.string()),
+            "bidx": pa.array(rows["bidx"], pa.int64()), "once_match": pa.array(rows["once_match"], pa.int64())}),
+    }
 
 
-def ordering_query(program: Program, source: str) -> str:
+COMBOS = "SELECT DISTINCT insutype, med_type, COALESCE(dise_codg, '') AS dise_codg, level FROM {source}"
+
+
+def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program: Program, source: str) -> None:
+    for name, table in code_tables(pack, program, con.sql(COMBOS.format(source=source)).fetchall()).items():
+        con.register(name, table)
+
+
+def ordering_query(program: Program, source: str, order: bool = True) -> str:
     """The kernel's input in person order: codes, rule index, category mask, amounts (fen)."""
     n_ins, n_med = len(program.insutypes), len(program.med_types)
     cats = " + ".join(f"(CASE WHEN v.cat_{ident(c)} THEN {1 << i} ELSE 0 END)"
@@ -84,7 +95,7 @@ LEFT JOIN k_levels kl ON kl.code = v.level
 LEFT JOIN k_levels kr ON kr.code = v.referral_from_level
 LEFT JOIN k_rules r ON r.insutype = v.insutype AND r.med_type = v.med_type
      AND r.dise_codg = COALESCE(v.dise_codg, '') AND r.level = v.level
-ORDER BY {ORDER}
+{"ORDER BY " + ORDER if order else ""}
 """
 
 

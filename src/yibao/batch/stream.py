@@ -130,8 +130,8 @@ def _starts(batch: pa.RecordBatch) -> np.ndarray:
     return start
 
 
-def settle_batch(program: Program, batch: pa.RecordBatch) -> pa.RecordBatch:
-    """One person-complete block through the kernel; the output row per visit, in the block's order."""
+def block_inputs(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+    """A person-complete block's kernel inputs as int64 arrays (nulls as -1)."""
     def col(name: str) -> np.ndarray:
         column = batch.column(name)
         if column.null_count:
@@ -147,7 +147,23 @@ def settle_batch(program: Program, batch: pa.RecordBatch) -> pa.RecordBatch:
         ids = batch.column("mdtrt_id").take(pa.array(bad[:5])).to_pylist()
         raise KernelError(Problem("KRN010", "visits.med_type",
                                   f"{len(bad):,} 次就诊没有适用的基本医保规则或机构等级不在政策包中, 如 {'、'.join(ids)}"))
-    out, pays = kernel.run(program, visits)
+    _check_order(batch, visits["start"])
+    return visits
+
+
+def _check_order(batch: pa.RecordBatch, start: np.ndarray) -> None:
+    """A person-year in two places of a block, or visits of one person-year out of time order: KRN011."""
+    keys = pc.binary_join_element_wise(batch.column("psn_no"), pc.cast(batch.column("yr"), pa.string()), "\x1f")
+    if pc.count_distinct(keys).as_py() != int(start.sum()):
+        raise KernelError(Problem("KRN011", "visits.psn_no", "就诊未按参保人与年度排序: 同一参保人同一年度的就诊不连续"))
+    times = batch.column("setl_time")
+    if batch.num_rows > 1:
+        earlier = pc.less(times.slice(1), times.slice(0, batch.num_rows - 1)).to_numpy(zero_copy_only=False)
+        if np.any(earlier & (start[1:] == 0)):
+            raise KernelError(Problem("KRN011", "visits.setl_time", "同一参保人同一年度的就诊未按结算时间排序"))
+
+
+def block_output(program: Program, batch: pa.RecordBatch, out: np.ndarray, pays: np.ndarray) -> pa.RecordBatch:
     arrays = [batch.column(c) for c in PASS_THROUGH]
     names = list(PASS_THROUGH)
     for j, f in enumerate((*SETLINFO_FIELDS, "inscp_psn_part")):
@@ -157,6 +173,12 @@ def settle_batch(program: Program, batch: pa.RecordBatch) -> pa.RecordBatch:
         arrays.append(pa.array(pays[:, j]))
         names.append(f"pay__{ident(rid)}")
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def settle_batch(program: Program, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """One person-complete block through the kernel; the output row per visit, in the block's order."""
+    out, pays = kernel.run(program, block_inputs(batch))
+    return block_output(program, batch, out, pays)
 
 
 def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: str,

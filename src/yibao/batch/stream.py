@@ -30,7 +30,9 @@ from yibao.policy.compiled import CompiledPack
 from yibao.settlement.model import SETLINFO_FIELDS
 
 PASS_THROUGH = ("psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type", "level")
-ORDER = "psn_no, yr, setl_time, mdtrt_id"
+# persons in the order of a 64-bit hash of psn_no first (sorting on an integer is cheaper than on text; any
+# order of persons will do as long as each person-year is contiguous and in time order), psn_no breaks ties
+ORDER = "hash(psn_no), psn_no, yr, setl_time, mdtrt_id"
 BATCH_ROWS = 262_144
 
 
@@ -100,24 +102,34 @@ LEFT JOIN k_rules r ON r.insutype = v.insutype AND r.med_type = v.med_type
 
 
 def person_blocks(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Re-cut record batches so none splits a person (psn_no, yr): the tail carries into the next."""
+    """Re-cut record batches so none splits a person-year (psn_no, yr), copying only the rows at a cut."""
     carry: pa.RecordBatch | None = None
     for batch in reader:
         if batch.num_rows == 0:
             continue
-        if carry is not None:
-            batch = pa.Table.from_batches([carry, batch]).combine_chunks().to_batches()[0]
+        if carry is not None:  # the carried person-year may go on at the head of this batch
+            key_psn, key_yr = carry.column("psn_no")[-1], carry.column("yr")[-1]
+            same = pc.and_(pc.equal(batch.column("psn_no"), key_psn), pc.equal(batch.column("yr"), key_yr))
+            head = _leading_true(same)
+            if head == batch.num_rows:
+                carry = pa.concat_batches([carry, batch])
+                continue
+            yield pa.concat_batches([carry, batch.slice(0, head)])
+            batch = batch.slice(head)
         psn, yr = batch.column("psn_no"), batch.column("yr")
-        last_psn, last_yr = psn[-1], yr[-1]
-        same = pc.and_(pc.equal(psn, last_psn), pc.equal(yr, last_yr))
-        cut = batch.num_rows - int(pc.sum(same).as_py())  # rows of the last person-year are contiguous
-        if cut == 0:
-            carry = batch
-            continue
-        yield batch.slice(0, cut)
+        same = pc.and_(pc.equal(psn, psn[-1]), pc.equal(yr, yr[-1]))
+        cut = batch.num_rows - int(pc.sum(same).as_py())  # the last person-year's rows are contiguous
+        if cut:
+            yield batch.slice(0, cut)
         carry = batch.slice(cut)
     if carry is not None and carry.num_rows:
         yield carry
+
+
+def _leading_true(mask: pa.Array) -> int:
+    values = mask.to_numpy(zero_copy_only=False)
+    off = np.flatnonzero(~values)
+    return int(off[0]) if len(off) else len(values)
 
 
 def _starts(batch: pa.RecordBatch) -> np.ndarray:
@@ -208,7 +220,8 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
 
 
 def settle_table(pack: CompiledPack, visits_in: pa.Table | str, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
-    """Settle ``visits_in`` (an Arrow table, or a relation in ``con``) into one Arrow table, person order."""
+    """Settle ``visits_in`` (an Arrow table, or a relation in ``con``) into one Arrow table (each person's
+    visits together, in time order; persons in the kernel's order)."""
     con = con or duckdb.connect()
     source = "visits_in"
     if isinstance(visits_in, pa.Table):

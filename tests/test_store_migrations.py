@@ -31,8 +31,11 @@ OURS = {t.name for t in models.Base.metadata.sorted_tables if t.name in {
 
 
 def test_upgrade_reaches_every_head_and_matches_the_models(store_url):
-    heads = set(ScriptDirectory.from_config(alembic_config(store_url)).get_heads())
-    assert "svc0001" in heads and current_heads(store_url) == heads
+    script = ScriptDirectory.from_config(alembic_config(store_url))
+    heads = set(script.get_heads())
+    # a branch that depends_on another's revision stands for both in alembic_version
+    applied = {r.revision for r in script.iterate_revisions(list(current_heads(store_url)), "base")}
+    assert "svc0001" in heads and heads <= applied
     engine = make_engine(store_url)
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)

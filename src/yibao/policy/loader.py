@@ -159,6 +159,11 @@ def check_references(pack: PolicyPack) -> Iterable[Problem]:
         for j, c in enumerate(g.categories):
             yield from category(c, f"guarantees[{i}].categories[{j}]")
 
+    for i, a in enumerate(pack.financing.assistance if pack.financing else []):
+        yield from category(a.category, f"financing.assistance[{i}].category")
+        if (a.kind == "fixed") != (a.amount is not None) or (a.kind == "percentage") != (a.ratio is not None):
+            yield Problem("POL060", f"financing.assistance[{i}]", "fixed 须且只须给出 amount, percentage 须且只须给出 ratio")
+
 
 def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
     ded = rule.deductible

@@ -45,6 +45,9 @@ PERMISSIONS = {
     "settlement.read": {"institution", "clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
     "totals.read": {"institution", "clerk", "reviewer", "rechecker", "analyst", "admin"},
     "audit.read": {"auditor", "admin"},
+    # enrolment (参保与筹资, yibao.enrolment)
+    "enrol.write": {"clerk", "admin"},
+    "enrol.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

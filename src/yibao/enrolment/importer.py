@@ -161,13 +161,12 @@ FROM islands GROUP BY psn_no, category, island ORDER BY psn_no, category, valid_
 
 
 def certno_index(session: Session) -> pa.Table:
-    """certno → psn_no of every person, read through the ORM attribute (the registry seam: certno may be
-    stored encrypted; ``Person.certno`` stays readable). One pass over persons per import."""
+    """certno → psn_no of every person, reading the mapped ``Person.certno`` attribute (never filtering on
+    the column: the registry seam, behind which certno may be stored encrypted and decrypted on read)."""
     certnos, psns = [], []
-    for p in session.scalars(select(Person).execution_options(yield_per=20_000)):
-        certnos.append(p.certno)
-        psns.append(p.psn_no)
-        session.expunge(p)
+    for psn_no, certno in session.execute(select(Person.psn_no, Person.certno).execution_options(yield_per=50_000)):
+        certnos.append(certno)
+        psns.append(psn_no)
     return pa.table({"certno": pa.array(certnos, pa.string()), "psn_no": pa.array(psns, pa.string())})
 
 
@@ -233,7 +232,8 @@ def import_categories(session: Session, who: Principal, ctx: Context, path: Path
                             {"dept": dept, "source": path.name, "rows": good.num_rows, "recorded_at": ctx.at,
                              "recorded_by": ctx.opter}).scalar_one()
     touched = pa.table({"psn_no": good.column("psn_no").unique()})
-    _adopt_legacy(session, touched, ctx)
+    existing = _touched_rows(session, CategoryFact, touched, _FACT_COLUMNS)
+    legacy = _adopt_legacy(session, touched, existing, ctx)
     _bulk_insert(conn, CategoryFact.__table__, {
         "psn_no": good.column("psn_no"), "category": good.column("category"), "action": good.column("action"),
         "valid_from": good.column("valid_from"), "valid_to": good.column("valid_to"),
@@ -242,7 +242,14 @@ def import_categories(session: Session, who: Principal, ctx: Context, path: Path
          "recorded_by": ctx.opter})
     t["insert_facts"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    n_proj = reproject(session, touched)
+    # the fold's input without reading back: stored facts keep their ids; adopted and new ones follow them in
+    # recording order (only the order within one person matters)
+    n = good.num_rows
+    new = {"id": pa.array(range(2**42, 2**42 + n), pa.int64()), "psn_no": good.column("psn_no"),
+           "category": good.column("category"), "action": good.column("action"),
+           "valid_from": good.column("valid_from"), "valid_to": good.column("valid_to"),
+           "dept": pa.array([dept] * n, pa.string())}
+    n_proj = reproject(session, touched, [_facts_table(existing), _facts_table(legacy), pa.table(new)])
     t["projection"] = time.perf_counter() - t0
     audit(session, who, ctx, "category.import", "import_batch", str(batch_id),
           {"dept": dept, "source": path.name, "rows": good.num_rows, "persons": touched.num_rows})
@@ -276,35 +283,40 @@ def _touched_rows(session: Session, model, touched: pa.Table, columns) -> pa.Tab
     return out
 
 
-def _adopt_legacy(session: Session, touched: pa.Table, ctx: Context) -> None:
-    """Persons with projection rows but no category facts get those rows as facts first (see registry)."""
-    has_facts = set(_touched_rows(session, CategoryFact, touched, [CategoryFact.psn_no])["psn_no"])
+_FACT_COLUMNS = [CategoryFact.id, CategoryFact.psn_no, CategoryFact.category, CategoryFact.action,
+                 CategoryFact.valid_from, CategoryFact.valid_to, CategoryFact.dept]
+
+
+def _facts_table(cols: dict[str, list]) -> pa.Table:
+    return pa.table({"id": pa.array(cols["id"], pa.int64()), "psn_no": pa.array(cols["psn_no"], pa.string()),
+                     "category": pa.array(cols["category"], pa.string()),
+                     "action": pa.array(cols["action"], pa.string()),
+                     "valid_from": pa.array(cols["valid_from"], pa.date32()),
+                     "valid_to": pa.array(cols["valid_to"], pa.date32()),
+                     "dept": pa.array(cols["dept"], pa.string())})
+
+
+def _adopt_legacy(session: Session, touched: pa.Table, existing: dict[str, list], ctx: Context) -> dict[str, list]:
+    """Persons with projection rows but no category facts get those rows as facts first (see registry);
+    returns them as fold input (ids after every stored fact)."""
+    has_facts = set(existing["psn_no"])
     legacy = _touched_rows(session, PersonCategory, touched,
                            [PersonCategory.psn_no, PersonCategory.category, PersonCategory.issuing_dept,
                             PersonCategory.valid_from, PersonCategory.valid_to, PersonCategory.id])
-    keep = [i for i, p in enumerate(legacy["psn_no"]) if p not in has_facts]
-    if not keep:
-        return
-    keep.sort(key=lambda i: legacy["id"][i])
+    keep = sorted((i for i, p in enumerate(legacy["psn_no"]) if p not in has_facts), key=lambda i: legacy["id"][i])
     rows = [{"psn_no": legacy["psn_no"][i], "category": legacy["category"][i], "action": "grant",
              "valid_from": legacy["valid_from"][i], "valid_to": legacy["valid_to"][i],
              "dept": legacy["issuing_dept"][i], "reason": "既有类别记录", "recorded_at": ctx.at,
              "recorded_by": ctx.opter} for i in keep]
-    session.connection().execute(insert(CategoryFact.__table__), rows)
+    if rows:
+        session.connection().execute(insert(CategoryFact.__table__), rows)
+    return {"id": [2**41 + k for k in range(len(rows))], **{c: [r[c] for r in rows] for c in
+            ("psn_no", "category", "action", "valid_from", "valid_to", "dept")}}
 
 
-def reproject(session: Session, touched: pa.Table) -> int:
-    """Recompute ``person_categories`` of the touched persons from all their facts (set-based fold)."""
-    cols = [CategoryFact.id, CategoryFact.psn_no, CategoryFact.category, CategoryFact.action,
-            CategoryFact.valid_from, CategoryFact.valid_to, CategoryFact.dept]
-    data = _touched_rows(session, CategoryFact, touched, cols)
-    facts = pa.table({"id": pa.array(data["id"], pa.int64()), "psn_no": pa.array(data["psn_no"], pa.string()),
-                      "category": pa.array(data["category"], pa.string()),
-                      "action": pa.array(data["action"], pa.string()),
-                      "valid_from": pa.array(data["valid_from"], pa.date32()),
-                      "valid_to": pa.array(data["valid_to"], pa.date32()),
-                      "dept": pa.array(data["dept"], pa.string())})
-    proj = fold_table(facts)
+def reproject(session: Session, touched: pa.Table, facts: list[pa.Table]) -> int:
+    """Replace ``person_categories`` of the touched persons with the set-based fold of all their facts."""
+    proj = fold_table(pa.concat_tables(facts))
     conn = session.connection()
     psns = touched.column("psn_no").to_pylist()
     cats = PersonCategory.__table__

@@ -133,3 +133,30 @@ def test_the_set_based_fold_equals_the_python_fold(raw):
     want = sorted((p, m.category, m.start, m.end, m.dept) for p in ("P1", "P2")
                   for m in F.memberships([f for f in fs if f.psn_no == p]))
     assert got == want
+
+
+def test_roster_lists_who_is_enrolled_nowhere_and_the_rate_by_month(tmp_path):
+    from yibao.enrolment import coverage
+    from yibao.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    upgrade(url)
+    engine = _store(url, 3)  # P0..P2 enrolled all 2024
+    with Session(engine) as s, s.begin():
+        er.change_status(s, CLERK, CTX, psn_no="P2", insutype="390", action="terminate", eff_date=date(2024, 2, 1),
+                         reason="迁出")
+    path = tmp_path / "roster.csv"
+    outsider = sample.certno(777)
+    path.write_text("证件号码,区划,类别\n" + "\n".join([
+        f"{sample.certno(100)},370102,dibao", f"{sample.certno(101)},370102,", f"{sample.certno(102)},370102,",
+        f"{outsider},370103,dibao"]) + "\n", encoding="utf-8")
+    with Session(engine) as s:
+        out = coverage.report(s, coverage.read_roster(path), coverage.month_ends(date(2024, 1, 1), date(2024, 2, 29)))
+    by = {(r["admdvs"], r["category"], r["month"]): (r["population"], r["enrolled"], r["rate"]) for r in out["rates"]}
+    assert by[("370102", "", "2024-01")] == (2, 2, 100.0)
+    assert by[("370102", "", "2024-02")] == (2, 1, 50.0)
+    assert by[("370103", "dibao", "2024-02")] == (1, 0, 0.0)
+    assert [(m["admdvs"], m["registry"]) for m in out["not_enrolled"]] == [("370102", "有人员记录但未参保"),
+                                                                           ("370103", "无人员记录")]
+    assert all("*" in m["certno"] for m in out["not_enrolled"])
+    engine.dispose()

@@ -149,6 +149,102 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             r = importer.import_categories(s, who, _ctx(who), path, dept=dept, known=_known(pack))
         out.print(f"已导入 {r.rows:,} 行, 涉及 {r.persons:,} 人, 类别记录 {r.projection_rows:,} 条 (批次 {r.batch_id})")
 
+    @enrol.command("declare")
+    def cmd_declare(path: Path = typer.Argument(..., help="CSV: psn_no,wage(月工资, 元)"),
+                    emp_no: str = typer.Option(..., help="单位编号"), sector: str = typer.Option(..., help="行业"),
+                    admdvs: str = typer.Option(..., help="参保地区划"), period: str = typer.Option(..., help="YYYY-MM"),
+                    paid: bool = typer.Option(True, help="已缴(--no-paid 记为应缴未缴)"),
+                    pack: str = typer.Option("shandong-2024", help="政策包(financing)"), url: Optional[str] = URL):
+        """职工缴费申报 / an employer's monthly declaration into the ledger."""
+        import csv
+
+        from yibao.money import yuan_to_fen
+
+        with path.open(encoding="utf-8-sig") as fh:
+            lines = [(r["psn_no"], yuan_to_fen(r["wage"])) for r in csv.DictReader(fh)]
+        who = _who()
+        with _session(url) as s:
+            from yibao.enrolment import ledger
+
+            _show(ledger.declare_employer(s, who, _ctx(who), _fin(pack), emp_no=emp_no, sector=sector, admdvs=admdvs,
+                                          period=_date(period + "-01"), lines=lines, paid=paid))
+
+    @enrol.command("resident")
+    def cmd_resident(year: int = typer.Option(...), pack: str = typer.Option("shandong-2024"),
+                     dynamic: bool = typer.Option(True, help="动态参保: 资助对象未参保者自认定日起参保"),
+                     url: Optional[str] = URL):
+        """居民年度缴费入账(资助参保、个人缴费、财政补助) / the year's resident contributions."""
+        who = _who()
+        with _session(url) as s:
+            from yibao.enrolment import ledger
+
+            _show(ledger.resident_contributions(s, who, _ctx(who), _fin(pack), year, dynamic=dynamic))
+
+    @enrol.command("roster")
+    def cmd_roster(year: int = typer.Option(...), pack: str = typer.Option("shandong-2024"),
+                   admdvs: str = typer.Option("", help="区划前缀"), url: Optional[str] = URL):
+        """资助参保名单与缴费台账核对(记入医疗救助基金) / subsidy roster reconciled against the ledger."""
+        from yibao.money import fen_to_yuan
+
+        with _session(url, write=False) as s:
+            from yibao.enrolment import ledger
+
+            lines = ledger.subsidy_roster(s, _fin(pack), year, admdvs)
+        by: dict[str, list] = {}
+        for line in lines:
+            by.setdefault(line.status, []).append(line)
+        _show({"year": year, "persons": len(lines),
+               "maf_charge": fen_to_yuan(sum(x.assistance_fen for x in lines)),
+               "by_status": {k: len(v) for k, v in sorted(by.items())},
+               "by_category": {c: fen_to_yuan(sum(x.assistance_fen for x in lines if x.category == c))
+                               for c in sorted({x.category for x in lines})},
+               "exceptions": [{"psn_no": x.psn_no, "category": x.category, "status": x.status,
+                               "subsidy": fen_to_yuan(x.assistance_fen),
+                               "ledger": None if x.contributed_fen is None else fen_to_yuan(x.contributed_fen)}
+                              for x in lines if x.status != "ok"][:200]})
+
+    @enrol.command("arrears")
+    def cmd_arrears(on: str = typer.Option(..., "--on"), pack: str = typer.Option("shandong-2024"),
+                    url: Optional[str] = URL):
+        """欠费超过政策包月数者暂停待遇(记一条暂停事实) / suspend by arrears."""
+        who = _who()
+        with _session(url) as s:
+            from yibao.enrolment import ledger
+
+            _show(ledger.apply_arrears(s, who, _ctx(who), _fin(pack), _date(on)))
+
+    @enrol.command("flags")
+    def cmd_flags(period: str = typer.Option(..., help="YYYY-MM"), pack: str = typer.Option("shandong-2024"),
+                  sector_avg: list[str] = typer.Option(..., help="行业=月平均工资(元), 可重复"),
+                  url: Optional[str] = URL):
+        """瞒报基数提示 / employers declaring every base at the floor in a well-paid sector."""
+        from yibao.money import yuan_to_fen
+
+        avg = {k: yuan_to_fen(v) for k, _, v in (x.partition("=") for x in sector_avg)}
+        with _session(url, write=False) as s:
+            from yibao.enrolment import ledger
+
+            _show(ledger.floor_flags(s, _fin(pack), period, avg))
+
+    @enrol.command("coverage")
+    def cmd_coverage(path: Path = typer.Argument(..., help="人口名单 CSV: 证件号码,区划[,类别]"),
+                     begin: str = typer.Option(..., "--from"), end: str = typer.Option(..., "--to"),
+                     url: Optional[str] = URL):
+        """应保尽保: 未参保名单(脱敏)与按区划/类别/月的参保率 / who is not enrolled; enrolment rate."""
+        with _session(url, write=False) as s:
+            from yibao.enrolment import coverage
+
+            _show(coverage.report(s, coverage.read_roster(path), coverage.month_ends(_date(begin), _date(end))))
+
+    @enrol.command("statement")
+    def cmd_statement(psn_no: str = typer.Argument(...), begin: str = typer.Option(..., "--from"),
+                      end: str = typer.Option(..., "--to"), url: Optional[str] = URL):
+        """个人账户对账单 / personal account balance statement."""
+        with _session(url, write=False) as s:
+            from yibao.enrolment import ledger
+
+            _show(ledger.account_statement(s, psn_no, _date(begin), _date(end)))
+
     @bench_app.command("enrol")
     def bench_enrol(rows: int = typer.Option(1_000_000, help="类别名单行数(每行一人)"),
                     naive_rows: int = typer.Option(2_000, help="逐行办理对照组的行数"),
@@ -158,6 +254,18 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from yibao.enrolment.bench import run
 
         run(rows=rows, naive_rows=naive_rows, lookups=lookups, url=url)
+
+
+def _fin(pack: str):
+    from yibao.cli import fail
+    from yibao.errors import Problem
+    from yibao.policy.loader import resolve_pack
+    from yibao.service.errors import ServiceError
+
+    fin = resolve_pack(pack).financing
+    if fin is None:
+        fail(ServiceError(Problem("ENR050", "financing", f"政策包 {pack} 没有筹资规则(financing)")))
+    return fin
 
 
 def _date(text: str) -> date:

@@ -247,3 +247,26 @@ def test_store_state_as_of_any_date_is_the_fold_and_transfers_leave_no_gap(sqlit
                 assert len(before) == 1 and len(after) == 1
                 assert before[0].valid_to + F.ONE_DAY == after[0].valid_from
     engine.dispose()
+
+
+def test_cli_register_suspend_show_and_a_rejected_import(sqlite_url, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from yibao.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["enrol", "register", "--insutype", "390", "--admdvs", "370102", "--begndate", "2024-01-01",
+                            "--certno", sample.certno(55), "--name", "孙七", "--url", sqlite_url])
+    assert r.exit_code == 0, r.output
+    psn_no = json.loads(r.stdout)["psn_no"]
+    r = runner.invoke(app, ["enrol", "suspend", psn_no, "--insutype", "390", "--on", "2024-03-01", "--reason", "断缴",
+                            "--url", sqlite_url])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["enrol", "show", psn_no, "--on", "2024-03-02", "--url", sqlite_url])
+    assert json.loads(r.stdout)["enrolments"][0]["status_name"] == "暂停"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("证件号码,类别,有效期起,有效期止\n123,dibao,2024-01-01,2024-12-31\n", encoding="utf-8")
+    r = runner.invoke(app, ["enrol", "import", str(bad), "--dept", "民政", "--url", sqlite_url])
+    assert r.exit_code == 2 and "REG001" in r.output and "第2行.certno" in r.output

@@ -81,3 +81,17 @@ def test_register_category_and_refusals(api):
                      json={"insutype": "390", "eff_date": "2024-06-01", "reason": "x"})
     assert forbidden.status_code == 403
     assert call("clerk", "GET", "/enrolment/NOPE").status_code == 404
+
+
+def test_certificate_pdf_masks_identity_for_auditors(api):
+    import io
+
+    import pypdf
+
+    call = api
+    body = call("auditor", "GET", "/enrolment/P000000001/certificate.pdf", params={"on": "2024-06-30"})
+    assert body.status_code == 200 and body.headers["content-type"] == "application/pdf"
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(body.content)).pages)
+    assert "参保证明" in text and "2024-05-01" in text and sample.certno(1) not in text
+    again = call("auditor", "GET", "/enrolment/P000000001/certificate.pdf", params={"on": "2024-06-30"})
+    assert again.content == body.content

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from yibao.enrolment import registry as er
+from yibao.enrolment.certificate import certificate_view, render_certificate
 from yibao.service import registry
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
@@ -148,5 +149,14 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
     @api.get("/{psn_no}/facts", summary="全部参保事实(谁、何时、为何) / every fact with who and why")
     def facts(who: Caller, psn_no: Annotated[str, PSN]) -> Response:
         return read(lambda s: er.history(s, who, psn_no))
+
+    @api.get("/{psn_no}/certificate.pdf", response_class=Response,
+             responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+                              "description": "A4 PDF, 字体 STSong-Light(阅读器自带)"}},
+             summary="参保证明(PDF) / certificate of enrolment")
+    def certificate(who: Caller, psn_no: Annotated[str, PSN], on: date | None = None) -> Response:
+        view = desk.read(lambda s: certificate_view(s, who, psn_no, on or date.today()))
+        return Response(render_certificate(view), media_type="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="certificate-{psn_no}.pdf"'})
 
     return api

@@ -245,6 +245,18 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
             _show(ledger.account_statement(s, psn_no, _date(begin), _date(end)))
 
+    @enrol.command("certificate")
+    def cmd_certificate(psn_no: str = typer.Argument(...), on: str = typer.Option(date.today().isoformat(), "--on"),
+                        output: Path = typer.Option(..., "--out", "-o", help="PDF 文件"), url: Optional[str] = URL):
+        """参保证明 PDF / certificate of enrolment."""
+        from yibao.cli import out
+        from yibao.enrolment.certificate import certificate_view, render_certificate
+
+        with _session(url, write=False) as s:
+            view = certificate_view(s, _who(), psn_no, _date(on))
+        output.write_bytes(render_certificate(view))
+        out.print(f"已写入 {output}")
+
     @bench_app.command("enrol")
     def bench_enrol(rows: int = typer.Option(1_000_000, help="类别名单行数(每行一人)"),
                     naive_rows: int = typer.Option(2_000, help="逐行办理对照组的行数"),

@@ -149,3 +149,48 @@ def test_family_pay_within_the_balance_and_the_statement(engine):
         st_ = ledger.account_statement(s, "H1", date(2024, 7, 1), date(2024, 7, 31))
         assert (st_["opening"], st_["closing"]) == (Decimal("0.00"), Decimal("150.00"))
         assert [line["kind"] for line in st_["lines"]] == ["credit", "family_pay"]
+
+
+def test_fund_income_comes_from_the_ledger():
+    """E1 8,000 元 all year: employer 560 × 12 = 6,720; E2 3,000 → base 3,600: 252 × 9 paid months = 2,268;
+    pool income 8,988.00; accounts 160 × 12 + 72 × 9 + retiree 90 × 12 = 3,648.00. Residents: 低保 R1
+    pays 240 (资助 160), R2, R3 400 each, fiscal 670 × 3: 3,210.00 = 1,040 + 160 + 2,010."""
+    import duckdb
+    import pyarrow as pa
+
+    from yibao.fund.operation import operate
+    from yibao.synth import enrolment as synth_enrolment
+
+    rows = []
+    for psn, wage, retiree, unpaid in (("E1", 800_000, False, set()), ("E2", 300_000, False, {10, 11, 12}),
+                                       ("E3", 0, True, set())):
+        for m in range(1, 13):
+            line = rules.employee_month(FIN, wage, date(2024, m, 1), retiree)
+            rows.append({"psn_no": psn, "insutype": "310", "scheme": "employee", "period": f"2024-{m:02d}",
+                         "status": "due" if m in unpaid else "paid", **_amounts(line)})
+    for psn, cats in (("R1", ["dibao"]), ("R2", []), ("R3", [])):
+        rows.append({"psn_no": psn, "insutype": "390", "scheme": "resident", "period": "2024", "status": "paid",
+                     **_amounts(rules.resident_year(FIN, 2024, cats))})
+    con = duckdb.connect()
+    con.register("persons", pa.Table.from_pylist([
+        {"psn_no": p, "insutype": t, "retiree": p == "E3", "categories": ["dibao"] if p == "R1" else []}
+        for p, t in (("E1", "310"), ("E2", "310"), ("E3", "310"), ("R1", "390"), ("R2", "390"), ("R3", "390"))]))
+    con.register("setlinfo", pa.Table.from_pylist([{"psn_no": "E1", "setl_time": datetime(2024, 1, 5),
+                                                    "hifp_pay": Decimal("1000.00")},
+                                                   {"psn_no": "R1", "setl_time": datetime(2024, 3, 5),
+                                                    "hifp_pay": Decimal("3000.00")}]))
+    con.register("contributions", pa.Table.from_pylist(rows))
+    emp, res = operate(con, resolve_pack("shandong-2024").fund, 2024, ledger=True)
+    assert (emp.income, emp.account_income, emp.months[9].income) == (898800, 364800, 56000)
+    assert res.income == 321000 and res.income_sources == {"employer": 0, "individual": 104000,
+                                                           "assistance": 16000, "subsidy": 201000}
+    # the synthetic ledger of a synthetic region has the same columns
+    persons = pa.Table.from_pylist([{"psn_no": "E1", "insutype": "310", "retiree": False, "admdvs": "370102",
+                                     "categories": []}])
+    assert {"employer_fen", "account_fen", "status"} <= set(
+        synth_enrolment.contributions(resolve_pack("shandong-2024"), persons, 2024).column_names)
+
+
+def _amounts(line):
+    return {k: getattr(line, k) for k in ("employer_fen", "employee_fen", "personal_fen", "assistance_fen",
+                                          "fiscal_fen", "account_fen")}

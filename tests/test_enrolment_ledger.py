@@ -194,3 +194,22 @@ def test_fund_income_comes_from_the_ledger():
 def _amounts(line):
     return {k: getattr(line, k) for k in ("employer_fen", "employee_fen", "personal_fen", "assistance_fen",
                                           "fiscal_fen", "account_fen")}
+
+
+def test_synthetic_ledger_rows_are_the_rules_amounts():
+    from yibao.synth import enrolment as synth_enrolment
+    from yibao.synth import generate
+
+    pack = resolve_pack("shandong-2024")
+    persons = generate(pack, persons=300, seed=4)["persons"]
+    table = synth_enrolment.contributions(pack, persons, 2024, seed=4)
+    info = {p["psn_no"]: p for p in persons.to_pylist()}
+    assert table.num_rows == sum(12 if p["insutype"] == "310" else 1 for p in info.values())
+    for row in table.to_pylist():
+        p = info[row["psn_no"]]
+        if row["scheme"] == "employee":
+            line = rules.employee_month(FIN, row["declared_base_fen"], date(2024, int(row["period"][5:]), 1),
+                                        p["retiree"])
+        else:
+            line = rules.resident_year(FIN, 2024, p["categories"])
+        assert [row[f] for f in synth_enrolment.AMOUNTS] == [getattr(line, f) for f in synth_enrolment.AMOUNTS]

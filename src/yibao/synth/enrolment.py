@@ -24,58 +24,75 @@ SECTORS = ["制造", "批发零售", "建筑", "金融", "信息技术", "教育
 SECTOR_WAGE = [5200, 4600, 5000, 11000, 10500, 6500, 7000, 6800]  # 月平均工资(元), 示例
 
 
+AMOUNTS = ("base_fen", "employer_fen", "employee_fen", "personal_fen", "fiscal_fen", "assistance_fen", "relief_fen",
+           "total_fen", "account_fen")
+COLUMNS = ("psn_no", "insutype", "scheme", "period", "admdvs", "emp_no", "sector", "declared_base_fen", *AMOUNTS,
+           "status", "category")
+
+
 def contributions(pack: PolicyPack, persons: pa.Table, year: int, seed: int = 1) -> pa.Table:
-    """The ledger rows of ``year`` (the en_contributions columns, psn_no first), or an empty table when the
-    pack has no ``financing`` section."""
+    """The ledger rows of ``year`` (the en_contributions columns), built column-wise; empty when the pack
+    has no ``financing`` section."""
     fin = pack.financing
-    cols: dict[str, list] = {k: [] for k in (
-        "psn_no", "insutype", "scheme", "period", "admdvs", "emp_no", "sector", "declared_base_fen", "base_fen",
-        "employer_fen", "employee_fen", "personal_fen", "fiscal_fen", "assistance_fen", "relief_fen", "total_fen",
-        "account_fen", "status", "category")}
+    empty = pa.table({c: pa.array([], pa.int64() if c.endswith("_fen") else pa.string()) for c in COLUMNS})
     if fin is None:
-        return pa.table(cols)
+        return empty
     rng = np.random.default_rng(seed + 15)
-    psn = persons.column("psn_no").to_pylist()
-    ins = persons.column("insutype").to_pylist()
-    ret = persons.column("retiree").to_pylist()
-    adm = persons.column("admdvs").to_pylist()
-    cats = persons.column("categories").to_pylist()
-    n = len(psn)
+    n = persons.num_rows
+    insutype = np.array(persons.column("insutype").to_pylist())
+    retiree = np.array(persons.column("retiree").to_pylist(), dtype=bool)
     employer = rng.integers(0, max(1, n // 40), n)
     sector_of = employer % len(SECTORS)
     under = (employer * 2654435761 % 100) < 5  # employers declaring at the floor
     wage = np.array(SECTOR_WAGE)[sector_of] * rng.lognormal(0, 0.35, n)
-    declared = np.where(under, 0, np.round(wage / 100) * 100).astype(np.int64)
-    late = rng.random(n) < 0.02
-    cache: dict[tuple, rules.Line] = {}
-    res_cache: dict[tuple, rules.Line] = {}
-
-    def add(i, insutype, scheme, period, line, status, emp_no="", sector="", declared_fen=0):
-        for k, v in (("psn_no", psn[i]), ("insutype", insutype), ("scheme", scheme), ("period", period),
-                     ("admdvs", adm[i]), ("emp_no", emp_no), ("sector", sector), ("declared_base_fen", declared_fen),
-                     ("base_fen", line.base_fen), ("employer_fen", line.employer_fen),
-                     ("employee_fen", line.employee_fen), ("personal_fen", line.personal_fen),
-                     ("fiscal_fen", line.fiscal_fen), ("assistance_fen", line.assistance_fen),
-                     ("relief_fen", line.relief_fen), ("total_fen", line.total_fen), ("account_fen", line.account_fen),
-                     ("status", status), ("category", line.category)):
-            cols[k].append(v)
-
-    for i in range(n):
-        if ins[i] == "310" and fin.employee is not None:
-            emp_no, sector = f"U{employer[i]:06d}", SECTORS[sector_of[i]]
-            for m in range(1, 13):
-                key = (int(declared[i]), m, bool(ret[i]))
-                if key not in cache:
-                    cache[key] = rules.employee_month(fin, yuan_to_fen(key[0]), date(year, m, 1), key[2])
-                status = "due" if late[i] and m >= 10 and not ret[i] else "paid"
-                add(i, "310", "employee", f"{year}-{m:02d}", cache[key], status, emp_no, sector,
-                    0 if ret[i] else yuan_to_fen(int(declared[i])))
-        elif ins[i] == "390" and fin.resident:
-            key = tuple(sorted(cats[i] or []))
-            if key not in res_cache:
-                res_cache[key] = rules.resident_year(fin, year, key)
-            add(i, "390", "resident", str(year), res_cache[key], "paid")
-    return pa.table(cols)
+    declared = np.where(under | retiree, 0, np.round(wage / 100) * 100).astype(np.int64)
+    late = (rng.random(n) < 0.02) & ~retiree
+    parts = []
+    emp = np.flatnonzero(insutype == "310") if fin.employee is not None else np.array([], dtype=np.int64)
+    if len(emp):
+        values, inverse = np.unique(declared[emp] * 2 + retiree[emp], return_inverse=True)
+        # one rule call per distinct (wage, retired, month): amounts[k, month, field]
+        amounts = np.array([[[getattr(line, f) for f in AMOUNTS]
+                             for line in (rules.employee_month(fin, yuan_to_fen(int(v // 2)), date(year, m, 1), bool(v % 2))
+                                          for m in range(1, 13))] for v in values], dtype=np.int64)
+        who = np.repeat(emp, 12)
+        month = np.tile(np.arange(12), len(emp))
+        got = amounts[np.repeat(inverse, 12), month]
+        status = np.where(late[who] & (month >= 9), "due", "paid")
+        parts.append({"idx": who, "insutype": "310", "scheme": "employee",
+                      "period": np.array([f"{year}-{m:02d}" for m in range(1, 13)])[month],
+                      "emp_no": np.char.add("U", np.char.zfill(employer[who].astype(str), 6)),
+                      "sector": np.array(SECTORS)[sector_of[who]], "declared_base_fen": declared[who] * 100,
+                      "amounts": got, "status": status, "category": np.full(len(who), "")})
+    res = np.flatnonzero(insutype == "390") if fin.resident else np.array([], dtype=np.int64)
+    if len(res):
+        cats = persons.column("categories").to_pylist()
+        keys = [tuple(sorted(cats[i] or [])) for i in res]
+        distinct = sorted(set(keys))
+        lines = {k: rules.resident_year(fin, year, k) for k in distinct}
+        pos = {k: j for j, k in enumerate(distinct)}
+        table = np.array([[getattr(lines[k], f) for f in AMOUNTS] for k in distinct], dtype=np.int64)
+        inv = np.array([pos[k] for k in keys], dtype=np.int64)
+        parts.append({"idx": res, "insutype": "390", "scheme": "resident", "period": np.full(len(res), str(year)),
+                      "emp_no": np.full(len(res), ""), "sector": np.full(len(res), ""),
+                      "declared_base_fen": np.zeros(len(res), dtype=np.int64), "amounts": table[inv],
+                      "status": np.full(len(res), "paid"),
+                      "category": np.array([lines[k].category for k in distinct] or [""])[inv]})
+    if not parts:
+        return empty
+    tables = []
+    for p in parts:
+        rows = len(p["idx"])
+        take = pa.array(p["idx"])
+        cols = {"psn_no": persons.column("psn_no").take(take), "insutype": pa.array([p["insutype"]] * rows),
+                "scheme": pa.array([p["scheme"]] * rows), "period": pa.array(p["period"].astype(str)),
+                "admdvs": persons.column("admdvs").take(take), "emp_no": pa.array(p["emp_no"].astype(str)),
+                "sector": pa.array(p["sector"].astype(str)),
+                "declared_base_fen": pa.array(p["declared_base_fen"], pa.int64())}
+        cols.update({f: pa.array(p["amounts"][:, j], pa.int64()) for j, f in enumerate(AMOUNTS)})
+        cols.update({"status": pa.array(p["status"].astype(str)), "category": pa.array(p["category"].astype(str))})
+        tables.append(pa.table(cols).cast(empty.schema))
+    return pa.concat_tables(tables)
 
 
 def enrolment_facts(persons: pa.Table, year: int) -> pa.Table:

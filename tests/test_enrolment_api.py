@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -95,3 +98,22 @@ def test_certificate_pdf_masks_identity_for_auditors(api):
     assert "参保证明" in text and "2024-05-01" in text and sample.certno(1) not in text
     again = call("auditor", "GET", "/enrolment/P000000001/certificate.pdf", params={"on": "2024-06-30"})
     assert again.content == body.content
+
+
+def test_declaration_family_pay_and_statement_over_rest(api):
+    call = api
+    decl = call("clerk", "POST", "/enrolment/contributions/employer",
+                json={"emp_no": "U9", "sector": "金融", "insuplc_admdvs": "370102", "period": "2024-06",
+                      "lines": [{"psn_no": "P000000002", "wage": "8000.00"}]})
+    assert decl.status_code == 200, decl.text
+    exact = lambda r: json.loads(r.text, parse_float=Decimal)  # noqa: E731
+    assert exact(decl)["lines"][0]["account"] == Decimal("160.00")
+    assert call("clerk", "POST", "/enrolment/P000000002/household",
+                json={"member_psn_no": "P000000003", "relation": "配偶", "valid_from": "2024-01-01"}).status_code == 200
+    pay = call("clerk", "POST", "/enrolment/P000000002/family-pay",
+               json={"member_psn_no": "P000000003", "amount": "30.00", "on": "2024-06-20", "ref": "门诊"})
+    assert pay.status_code == 200, pay.text
+    assert exact(pay)["balc"] == Decimal("2130.00")  # 2,000 opening + 160 credited − 30
+    stmt = call("auditor", "GET", "/enrolment/P000000002/account",
+                params={"begndate": "2024-01-01", "enddate": "2099-12-31"})
+    assert (exact(stmt)["opening"], exact(stmt)["closing"]) == (Decimal("2000.00"), Decimal("2130.00"))

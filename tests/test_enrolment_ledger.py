@@ -135,17 +135,23 @@ def test_family_pay_within_the_balance_and_the_statement(engine):
         ledger.declare_employer(s, CLERK, CTX, FIN, emp_no="U1", sector="金融", admdvs="370102",
                                 period=date(2024, 1, 1), lines=[("H1", 1_000_000)], paid=True)
         with pytest.raises(ServiceError) as exc:
-            ledger.family_pay(s, CLERK, CTX, holder_psn_no="H1", member_psn_no="H2", amount_fen=5000,
+            ledger.family_pay(s, CLERK, CTX, FIN, holder_psn_no="H1", member_psn_no="H2", amount_fen=5000,
                               on=date(2024, 7, 10), ref="门诊")
         assert exc.value.problems[0].code == "ENR059"
         er.link_household(s, CLERK, CTX, holder_psn_no="H1", member_psn_no="H2", relation="子女",
                           valid_from=date(2024, 1, 1))
-        ledger.family_pay(s, CLERK, CTX, holder_psn_no="H1", member_psn_no="H2", amount_fen=5000,
+        ledger.family_pay(s, CLERK, CTX, FIN, holder_psn_no="H1", member_psn_no="H2", amount_fen=5000,
                           on=date(2024, 7, 10), ref="门诊")
         with pytest.raises(ServiceError) as exc:
-            ledger.family_pay(s, CLERK, CTX, holder_psn_no="H1", member_psn_no="H2", amount_fen=20000,
+            ledger.family_pay(s, CLERK, CTX, FIN, holder_psn_no="H1", member_psn_no="H2", amount_fen=20000,
                               on=date(2024, 7, 10), ref="门诊")
         assert exc.value.problems[0].code == "ENR060"
+        closed = FIN.model_copy(update={"employee": FIN.employee.model_copy(update={
+            "account": FIN.employee.account.model_copy(update={"family_mutual": False})})})
+        with pytest.raises(ServiceError) as exc:
+            ledger.family_pay(s, CLERK, CTX, closed, holder_psn_no="H1", member_psn_no="H2", amount_fen=100,
+                              on=date(2024, 7, 10), ref="门诊")
+        assert exc.value.problems[0].code == "ENR061"
         st_ = ledger.account_statement(s, "H1", date(2024, 7, 1), date(2024, 7, 31))
         assert (st_["opening"], st_["closing"]) == (Decimal("0.00"), Decimal("150.00"))
         assert [line["kind"] for line in st_["lines"]] == ["credit", "family_pay"]

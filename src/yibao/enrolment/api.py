@@ -6,15 +6,20 @@ Writes accept an ``Idempotency-Key`` like every other write.
 """
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Callable, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from yibao.enrolment import ledger
 from yibao.enrolment import registry as er
 from yibao.enrolment.certificate import certificate_view, render_certificate
+from yibao.errors import Problem
+from yibao.money import yuan_to_fen
 from yibao.service import registry
+from yibao.service.errors import ServiceError
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
 from yibao.service.transactions import Context
@@ -69,6 +74,27 @@ class CategoryIn(_In):
     reason: str = Field("", max_length=200)
 
 
+class WageLine(_In):
+    psn_no: str = Field(min_length=1, max_length=40)
+    wage: Decimal = Field(ge=0, le=Decimal("10000000"), decimal_places=2, description="月工资(元)")
+
+
+class DeclareIn(_In):
+    emp_no: str = Field(min_length=1, max_length=40)
+    sector: str = Field("", max_length=20)
+    insuplc_admdvs: Admdvs
+    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="所属期 YYYY-MM")
+    paid: bool = True
+    lines: list[WageLine] = Field(min_length=1, max_length=5000)
+
+
+class FamilyPayIn(_In):
+    member_psn_no: str = Field(min_length=1, max_length=40)
+    amount: Decimal = Field(gt=0, le=Decimal("1000000"), decimal_places=2)
+    on: date
+    ref: str = Field("", max_length=60)
+
+
 class HouseholdIn(_In):
     member_psn_no: str = Field(min_length=1, max_length=40)
     relation: str = Field(min_length=1, max_length=20)
@@ -93,6 +119,34 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
 
     def known(s, admdvs: str, on: date) -> set[str]:
         return set(desk.packs.pick(admdvs, on).categories)
+
+    def financing(admdvs: str, on: date):
+        fin = desk.packs.pick(admdvs, on).pack.financing
+        if fin is None:
+            raise ServiceError(Problem("ENR050", "financing", f"参保地 {admdvs} 在 {on} 生效的政策包没有筹资规则"))
+        return fin
+
+    @api.post("/contributions/employer", summary="职工缴费申报(入缴费台账) / an employer's monthly declaration")
+    def declare(who: Caller, body: DeclareIn, key: IdKey = None) -> Response:
+        period = date.fromisoformat(body.period + "-01")
+        return write(who, key, {"op": "declare", **body.model_dump(mode="json")}, lambda s, c: ledger.declare_employer(
+            s, who, c, financing(body.insuplc_admdvs, period), emp_no=body.emp_no, sector=body.sector,
+            admdvs=body.insuplc_admdvs, period=period, lines=[(x.psn_no, yuan_to_fen(x.wage)) for x in body.lines],
+            paid=body.paid))
+
+    @api.post("/{psn_no}/family-pay", summary="家庭共济: 从本人账户支付登记成员的费用 / pay a family member from the account")
+    def family_pay(who: Caller, psn_no: Annotated[str, PSN], body: FamilyPayIn, key: IdKey = None) -> Response:
+        def run(s, c):
+            p = registry.person(s, psn_no)
+            return ledger.family_pay(s, who, c, financing(p.admdvs, body.on), holder_psn_no=psn_no,
+                                     member_psn_no=body.member_psn_no, amount_fen=yuan_to_fen(body.amount),
+                                     on=body.on, ref=body.ref)
+        return write(who, key, {"op": "family_pay", "psn_no": psn_no, **body.model_dump(mode="json")}, run)
+
+    @api.get("/{psn_no}/account", summary="个人账户对账单 / account statement")
+    def account(who: Caller, psn_no: Annotated[str, PSN], begndate: date, enddate: date) -> Response:
+        who.require("enrol.read")
+        return read(lambda s: ledger.account_statement(s, psn_no, begndate, enddate))
 
     @api.post("", summary="参保登记 / enrol a new or existing person")
     def register(who: Caller, body: RegisterIn, key: IdKey = None) -> Response:

@@ -267,11 +267,13 @@ def resident_contributions(session: Session, who: Principal, ctx: Context, fin: 
 # --- personal accounts ------------------------------------------------------------------------------
 
 
-def family_pay(session: Session, who: Principal, ctx: Context, *, holder_psn_no: str, member_psn_no: str,
-               amount_fen: int, on: date, ref: str) -> dict:
+def family_pay(session: Session, who: Principal, ctx: Context, fin: Financing, *, holder_psn_no: str,
+               member_psn_no: str, amount_fen: int, on: date, ref: str) -> dict:
     """家庭共济: a registered family member's own-pay part paid from the holder's account, never beyond
     its balance. (Settlement's own account debit, with its lock, is the service's; this is the desk path.)"""
     who.require("enrol.write")
+    if fin.employee is None or not fin.employee.account.family_mutual:
+        raise _err("ENR061", "financing.employee.account.family_mutual", "政策包未开通个人账户家庭共济")
     if amount_fen <= 0:
         raise _err("ENR058", "amount", "共济支付金额须大于 0")
     if not er.linked_on(session, holder_psn_no, member_psn_no, on):
@@ -282,11 +284,12 @@ def family_pay(session: Session, who: Principal, ctx: Context, *, holder_psn_no:
     assert holder is not None
     if holder.acct_balc_fen < amount_fen:
         raise _err("ENR060", "amount", f"账户余额 {fen_to_yuan(holder.acct_balc_fen)} 元不足支付 {fen_to_yuan(amount_fen)} 元")
+    balc = holder.acct_balc_fen - amount_fen
     credit_account(session, ctx, holder_psn_no, on, -amount_fen, "family_pay", f"{member_psn_no}:{ref}")
     audit(session, who, ctx, "account.family_pay", "person", holder_psn_no,
           {"member_psn_no": member_psn_no, "amount": amount_fen, "ref": ref})
     return {"holder_psn_no": holder_psn_no, "member_psn_no": member_psn_no, "amount": fen_to_yuan(amount_fen),
-            "balc": fen_to_yuan(holder.acct_balc_fen - amount_fen)}
+            "balc": fen_to_yuan(balc)}
 
 
 def account_statement(session: Session, psn_no: str, begndate: date, enddate: date) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Iterable
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from yibao.enrolment import facts as F
@@ -45,7 +45,7 @@ def _fact(r: EnrolmentFact) -> F.EnrolFact:
                        r.psn_type, r.carried_months)
 
 
-def _legacy_enrol(rows: Iterable[Enrollment]) -> list[F.EnrolFact]:
+def _legacy_enrol(rows: Iterable) -> list[F.EnrolFact]:
     """Facts equal to projection rows written before facts existed (ids negative: before any real fact)."""
     out: list[F.EnrolFact] = []
     for r in sorted(rows, key=lambda r: (r.valid_from, r.id)):
@@ -57,20 +57,28 @@ def _legacy_enrol(rows: Iterable[Enrollment]) -> list[F.EnrolFact]:
     return out
 
 
+_EF = EnrolmentFact.__table__
+_CF = CategoryFact.__table__
+# built once (a statement caches its compiled form): the as-of read is two or three indexed round trips
+_FACTS_OF = (select(_EF.c.id, _EF.c.psn_no, _EF.c.insutype, _EF.c.eff_date, _EF.c.status, _EF.c.admdvs, _EF.c.kind,
+                    _EF.c.reason, _EF.c.psn_type, _EF.c.carried_months)
+             .where(_EF.c.psn_no == bindparam("p")).order_by(_EF.c.id))
+_ROWS_OF = select(_ENROLL).where(_ENROLL.c.psn_no == bindparam("p"))
+_CATFACTS_OF = (select(_CF.c.id, _CF.c.psn_no, _CF.c.category, _CF.c.action, _CF.c.valid_from, _CF.c.valid_to,
+                       _CF.c.dept, _CF.c.recognised_on).where(_CF.c.psn_no == bindparam("p")).order_by(_CF.c.id))
+_CATROWS_OF = select(_CATS).where(_CATS.c.psn_no == bindparam("p")).order_by(_CATS.c.id)
+
+
 def enrol_facts(session: Session, psn_no: str, insutype: str | None = None) -> dict[str, list[F.EnrolFact]]:
     """The person's enrolment facts by insutype (legacy rows read as facts where none are stored)."""
-    q = select(EnrolmentFact).where(EnrolmentFact.psn_no == psn_no)
-    if insutype:
-        q = q.where(EnrolmentFact.insutype == insutype)
+    conn = session.connection()
     out: dict[str, list[F.EnrolFact]] = {}
-    for r in session.scalars(q.order_by(EnrolmentFact.id)):
-        out.setdefault(r.insutype, []).append(_fact(r))
-    q = select(Enrollment).where(Enrollment.psn_no == psn_no)
-    if insutype:
-        q = q.where(Enrollment.insutype == insutype)
-    legacy: dict[str, list[Enrollment]] = {}
-    for r in session.scalars(q):
-        if r.insutype not in out:
+    for r in conn.execute(_FACTS_OF, {"p": psn_no}):
+        if insutype is None or r.insutype == insutype:
+            out.setdefault(r.insutype, []).append(F.EnrolFact(*r))
+    legacy: dict[str, list] = {}
+    for r in conn.execute(_ROWS_OF, {"p": psn_no}):
+        if r.insutype not in out and (insutype is None or r.insutype == insutype):
             legacy.setdefault(r.insutype, []).append(r)
     for t, rows in legacy.items():
         out[t] = _legacy_enrol(rows)
@@ -82,13 +90,12 @@ def _cat(r: CategoryFact) -> F.CategoryFact:
 
 
 def category_facts(session: Session, psn_no: str) -> list[F.CategoryFact]:
-    stored = [_cat(r) for r in session.scalars(select(CategoryFact).where(CategoryFact.psn_no == psn_no)
-                                               .order_by(CategoryFact.id))]
+    conn = session.connection()
+    stored = [F.CategoryFact(*r) for r in conn.execute(_CATFACTS_OF, {"p": psn_no})]
     if stored:
         return stored
     return [F.CategoryFact(-(10**9) + i, r.psn_no, r.category, "grant", r.valid_from, r.valid_to, r.issuing_dept)
-            for i, r in enumerate(session.scalars(select(PersonCategory).where(PersonCategory.psn_no == psn_no)
-                                                  .order_by(PersonCategory.id)))]
+            for i, r in enumerate(conn.execute(_CATROWS_OF, {"p": psn_no}))]
 
 
 def as_of(session: Session, psn_no: str, on: date) -> dict:

@@ -358,6 +358,7 @@ class EmployeeAccount(Strict):
 
     in_service_share: Ratio = Field(Decimal(1), description="在职职工个人缴费计入个人账户的比例(2021 改革后通常 1)")
     retiree_monthly: Yuan = Field(Decimal(0), description="退休人员每月划入个人账户的定额(元)")
+    family_mutual: bool = Field(True, description="家庭共济: 账户可支付登记的家庭成员的个人负担")
 
 
 class Arrears(Strict):

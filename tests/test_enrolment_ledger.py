@@ -96,6 +96,13 @@ def test_declaration_credits_accounts_and_arrears_suspend(engine):
         assert exc.value.problems[0].code == "REG020"
         ledger.pay_arrears(s, CLERK, CTX, psn_no="E3", period="2024-05")
         assert ledger.arrears_months(s, "E3", date(2024, 7, 1)) == 0  # the latest month is paid now
+        waiting = FIN.model_copy(update={"employee": FIN.employee.model_copy(update={
+            "arrears": FIN.employee.arrears.model_copy(update={"waiting_months": 2})})})
+        assert ledger.pay_arrears(s, CLERK, CTX, psn_no="E3", period="2024-04", fin=waiting)["resumed_from"] \
+            == "2024-09-10"  # paid 2024-07-10, benefits again after a 2-month wait
+        with pytest.raises(ServiceError):
+            registry.enrollment(s, "E3", "310", date(2024, 9, 9))
+        assert registry.enrollment(s, "E3", "310", date(2024, 9, 10)).insuplc_admdvs == "370102"
         assert s.get(Person, "E3").acct_balc_fen == 10000
         with pytest.raises(ServiceError) as exc:
             ledger.declare_employer(s, CLERK, CTX, FIN, emp_no="U1", sector="金融", admdvs="370102",

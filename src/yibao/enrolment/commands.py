@@ -169,6 +169,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             _show(ledger.declare_employer(s, who, _ctx(who), _fin(pack), emp_no=emp_no, sector=sector, admdvs=admdvs,
                                           period=_date(period + "-01"), lines=lines, paid=paid))
 
+    @enrol.command("pay")
+    def cmd_pay(psn_no: str = typer.Argument(...), period: str = typer.Option(..., help="所属期 YYYY-MM"),
+                pack: str = typer.Option("shandong-2024"), url: Optional[str] = URL):
+        """补缴欠费; 因欠费暂停且已缴清者, 按政策包等待期恢复待遇 / pay arrears."""
+        who = _who()
+        with _session(url) as s:
+            from yibao.enrolment import ledger
+
+            _show(ledger.pay_arrears(s, who, _ctx(who), psn_no=psn_no, period=period, fin=_fin(pack)))
+
     @enrol.command("resident")
     def cmd_resident(year: int = typer.Option(...), pack: str = typer.Option("shandong-2024"),
                      dynamic: bool = typer.Option(True, help="动态参保: 资助对象未参保者自认定日起参保"),

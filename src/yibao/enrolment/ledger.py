@@ -84,8 +84,13 @@ def declare_employer(session: Session, who: Principal, ctx: Context, fin: Financ
     return {"emp_no": emp_no, "period": label, "lines": out}
 
 
-def pay_arrears(session: Session, who: Principal, ctx: Context, *, psn_no: str, period: str) -> dict:
-    """补缴: a paid row for a period that has only a due/deferred row; credits the account then."""
+ARREARS_REASON = "连续欠费"
+
+
+def pay_arrears(session: Session, who: Principal, ctx: Context, *, psn_no: str, period: str,
+                fin: Financing | None = None) -> dict:
+    """补缴: a paid row for a period that has only a due/deferred row; credits the account then. With
+    ``fin``, a person suspended for arrears and now clear resumes after the pack's waiting period."""
     who.require("enrol.write")
     rows = session.scalars(select(Contribution).where(Contribution.psn_no == psn_no, Contribution.period == period)
                            .order_by(Contribution.id)).all()
@@ -102,7 +107,26 @@ def pay_arrears(session: Session, who: Principal, ctx: Context, *, psn_no: str, 
     if r.account_fen:
         credit_account(session, ctx, psn_no, ctx.at.date(), r.account_fen, "credit", f"补缴:{period}")
     audit(session, who, ctx, "contribution.pay", "contribution", psn_no, {"period": period, "total": r.total_fen})
-    return {"psn_no": psn_no, "period": period, "total": fen_to_yuan(r.total_fen)}
+    resumed = _resume_if_cleared(session, who, ctx, fin, psn_no, r.insutype)
+    return {"psn_no": psn_no, "period": period, "total": fen_to_yuan(r.total_fen),
+            "resumed_from": None if resumed is None else resumed.isoformat()}
+
+
+def _resume_if_cleared(session: Session, who: Principal, ctx: Context, fin: Financing | None, psn_no: str,
+                       insutype: str) -> date | None:
+    """A person suspended for arrears whose arrears are now cleared resumes after the pack's waiting period."""
+    today = ctx.at.date()
+    fs = er.enrol_facts(session, psn_no, insutype).get(insutype, [])
+    st = F.state_on(fs, today)
+    if fin is None or fin.employee is None or st is None or st.status != F.SUSPENDED or st.kind != "suspend" \
+            or not st.reason.startswith(ARREARS_REASON) or arrears_months(session, psn_no, today) > 0:
+        return None
+    wait = fin.employee.arrears.waiting_months
+    y, m = divmod(today.month - 1 + wait, 12)
+    start = date(today.year + y, m + 1, min(today.day, 28)) if wait else today
+    er.change_status(session, who, ctx, psn_no=psn_no, insutype=insutype, action="resume", eff_date=start,
+                     reason=f"补缴欠费后恢复(等待期 {wait} 个月)")
+    return start
 
 
 def arrears_months(session: Session, psn_no: str, on: date) -> int:
@@ -137,7 +161,7 @@ def apply_arrears(session: Session, who: Principal, ctx: Context, fin: Financing
         if st is None or st.status != F.ACTIVE:
             continue
         er.change_status(session, who, ctx, psn_no=psn_no, insutype="310", action="suspend", eff_date=on,
-                         reason=f"连续欠费 {n} 个月(超过 {limit} 个月), 暂停统筹基金待遇")
+                         reason=f"{ARREARS_REASON} {n} 个月(超过 {limit} 个月), 暂停统筹基金待遇")
         out.append({"psn_no": psn_no, "arrears_months": n})
     return out
 

@@ -103,7 +103,7 @@ def test_declaration_credits_accounts_and_arrears_suspend(engine):
         with pytest.raises(ServiceError):
             registry.enrollment(s, "E3", "310", date(2024, 9, 9))
         assert registry.enrollment(s, "E3", "310", date(2024, 9, 10)).insuplc_admdvs == "370102"
-        assert s.get(Person, "E3").acct_balc_fen == 10000
+        assert s.get(Person, "E3").acct_balc_fen == 20000  # two months paid: 2 × 5,000 × 2%
         with pytest.raises(ServiceError) as exc:
             ledger.declare_employer(s, CLERK, CTX, FIN, emp_no="U1", sector="金融", admdvs="370102",
                                     period=date(2024, 1, 1), lines=[("E1", 300_000)], paid=True)

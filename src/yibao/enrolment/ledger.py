@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from yibao.enrolment import facts as F
 from yibao.enrolment import registry as er
 from yibao.enrolment import rules
-from yibao.enrolment.models import AccountEntry, Contribution, HouseholdLink
+from yibao.enrolment.models import AccountEntry, Contribution
 from yibao.errors import Problem
 from yibao.money import fen_to_yuan
 from yibao.policy.model import Financing
@@ -335,5 +335,5 @@ def account_statement(session: Session, psn_no: str, begndate: date, enddate: da
             "lines": [{"date": d.isoformat(), "kind": k, "amount": fen_to_yuan(a), "ref": r} for d, k, a, r in lines]}
 
 
-__all__ = ["HouseholdLink", "account_statement", "apply_arrears", "arrears_months", "declare_employer",
+__all__ = ["account_statement", "apply_arrears", "arrears_months", "declare_employer",
            "family_pay", "floor_flags", "pay_arrears", "resident_contributions", "subsidy_roster"]

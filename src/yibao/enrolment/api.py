@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Callable, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,8 @@ IdKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 PSN = Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")
 Insu = Literal["310", "390", "510"]
 Admdvs = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
+Day = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2200, 12, 31))]  # a real business date
+EndDay = Annotated[date, Field(ge=date(1900, 1, 1), le=date(9999, 12, 31), description="9999-12-31 表示长期有效")]
 
 
 class _In(BaseModel):
@@ -42,14 +44,14 @@ class RegisterIn(_In):
     gend: Literal["1", "2"] | None = None
     insutype: Insu
     insuplc_admdvs: Admdvs
-    begndate: date
+    begndate: Day
     psn_type: str = Field("", max_length=6)
     reason: str = Field("参保登记", max_length=200)
 
 
 class StatusIn(_In):
     insutype: Insu
-    eff_date: date = Field(description="新状态开始的日期")
+    eff_date: Day = Field(description="新状态开始的日期")
     reason: str = Field(min_length=1, max_length=200)
 
 
@@ -59,7 +61,7 @@ class ChangeIn(StatusIn):
 
 class TransferIn(_In):
     insutype: Insu
-    eff_date: date = Field(description="转入地参保开始日期; 转出地参保止于前一日")
+    eff_date: Day = Field(description="转入地参保开始日期; 转出地参保止于前一日")
     to_admdvs: Admdvs
     reason: str = Field("转移接续", max_length=200)
 
@@ -67,10 +69,10 @@ class TransferIn(_In):
 class CategoryIn(_In):
     category: str = Field(min_length=1, max_length=40)
     action: Literal["grant", "revoke"] = "grant"
-    valid_from: date
-    valid_to: date
+    valid_from: Day
+    valid_to: EndDay
     dept: str = Field(min_length=1, max_length=20, description="认定部门: 民政 / 乡村振兴 / 残联 …")
-    recognised_on: date | None = None
+    recognised_on: Day | None = None
     reason: str = Field("", max_length=200)
 
 
@@ -83,7 +85,7 @@ class DeclareIn(_In):
     emp_no: str = Field(min_length=1, max_length=40)
     sector: str = Field("", max_length=20)
     insuplc_admdvs: Admdvs
-    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="所属期 YYYY-MM")
+    period: str = Field(pattern=r"^(19|2[0-1])[0-9]{2}-(0[1-9]|1[0-2])$", description="所属期 YYYY-MM")
     paid: bool = True
     lines: list[WageLine] = Field(min_length=1, max_length=5000)
 
@@ -91,15 +93,15 @@ class DeclareIn(_In):
 class FamilyPayIn(_In):
     member_psn_no: str = Field(min_length=1, max_length=40)
     amount: Decimal = Field(gt=0, le=Decimal("1000000"), decimal_places=2)
-    on: date
+    on: Day
     ref: str = Field("", max_length=60)
 
 
 class HouseholdIn(_In):
     member_psn_no: str = Field(min_length=1, max_length=40)
     relation: str = Field(min_length=1, max_length=20)
-    valid_from: date
-    valid_to: date = date(9999, 12, 31)
+    valid_from: Day
+    valid_to: EndDay = date(9999, 12, 31)
     action: Literal["grant", "revoke"] = "grant"
     reason: str = Field("", max_length=200)
 
@@ -144,7 +146,8 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         return write(who, key, {"op": "family_pay", "psn_no": psn_no, **body.model_dump(mode="json")}, run)
 
     @api.get("/{psn_no}/account", summary="个人账户对账单 / account statement")
-    def account(who: Caller, psn_no: Annotated[str, PSN], begndate: date, enddate: date) -> Response:
+    def account(who: Caller, psn_no: Annotated[str, PSN], begndate: Annotated[date, Query(ge=date(1900, 1, 1), le=date(9999, 12, 31))],
+                enddate: Annotated[date, Query(ge=date(1900, 1, 1), le=date(9999, 12, 31))]) -> Response:
         who.require("enrol.read")
         return read(lambda s: ledger.account_statement(s, psn_no, begndate, enddate))
 
@@ -196,7 +199,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
                                                     valid_to=body.valid_to, action=body.action, reason=body.reason))
 
     @api.get("/{psn_no}", summary="某日的参保状态与人员类别(事实折叠) / state as of a date")
-    def state(who: Caller, psn_no: Annotated[str, PSN], on: date | None = None) -> Response:
+    def state(who: Caller, psn_no: Annotated[str, PSN], on: Annotated[date | None, Query(ge=date(1900, 1, 1), le=date(2200, 12, 31))] = None) -> Response:
         who.require("enrol.read")
         return read(lambda s: (registry.person(s, psn_no), er.as_of(s, psn_no, on or date.today()))[1])
 
@@ -208,7 +211,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
              responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
                               "description": "A4 PDF, 字体 STSong-Light(阅读器自带)"}},
              summary="参保证明(PDF) / certificate of enrolment")
-    def certificate(who: Caller, psn_no: Annotated[str, PSN], on: date | None = None) -> Response:
+    def certificate(who: Caller, psn_no: Annotated[str, PSN], on: Annotated[date | None, Query(ge=date(1900, 1, 1), le=date(2200, 12, 31))] = None) -> Response:
         view = desk.read(lambda s: certificate_view(s, who, psn_no, on or date.today()))
         return Response(render_certificate(view), media_type="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="certificate-{psn_no}.pdf"'})

@@ -21,7 +21,6 @@ from yibao.service.auth import Principal
 from yibao.service.errors import ServiceError
 from yibao.service.transactions import Context
 from yibao.store.database import make_engine
-from yibao.store.migrate import upgrade
 from yibao.store.models import Person
 
 CLERK = Principal("clerk1", "clerk")
@@ -30,10 +29,9 @@ FIN = resolve_pack("shandong-2024").financing
 
 
 @pytest.fixture
-def engine(tmp_path):
-    url = f"sqlite:///{tmp_path / 'l.db'}"
-    upgrade(url)
-    eng = make_engine(url)
+def engine(store_url):
+    """A migrated store on SQLite and on PostgreSQL."""
+    eng = make_engine(store_url)
     yield eng
     eng.dispose()
 

@@ -115,7 +115,10 @@ def test_subsidy_roster_dynamic_enrolment_and_reconciliation(engine):
         _person(s, "R1", 11, "390", cats={"tekun": "民政"})
         _person(s, "R2", 12, "390", cats={"dibao": "民政"})
         _person(s, "R3", 13, "390", cats={"illness_poverty": "民政"})
-        _person(s, "R4", 14, "310")  # an employee recognised as 低保边缘 in June, not in the resident scheme
+        _person(s, "R4", 14, "390")  # left the scheme in March, recognised as 低保边缘 in June
+        er.change_status(s, CLERK, CTX, psn_no="R4", insutype="390", action="terminate", eff_date=date(2024, 3, 1),
+                         reason="断保")
+        _person(s, "R5", 15, "310", cats={"dibao": "民政"})  # an employee: insured, no resident subsidy
         er.record_category(s, CLERK, CTX, psn_no="R4", category="dibao_edge", action="grant",
                            valid_from=date(2024, 6, 15), valid_to=date(2024, 12, 31), dept="民政",
                            known=resolve_pack("shandong-2024").categories)
@@ -127,8 +130,8 @@ def test_subsidy_roster_dynamic_enrolment_and_reconciliation(engine):
         assert out["assistance"] == Decimal("720.00") and out["personal"] == Decimal("880.00")
     with Session(engine) as s:
         assert [r.status for r in ledger.subsidy_roster(s, FIN, 2024)] == ["ok", "ok", "ok"]
-        r4 = s.scalars(select(EnrolmentFact).where(EnrolmentFact.psn_no == "R4", EnrolmentFact.insutype == "390")).one()
-        assert (r4.eff_date, r4.kind) == (date(2024, 6, 15), "register")
+        r4 = s.scalars(select(EnrolmentFact).where(EnrolmentFact.psn_no == "R4").order_by(EnrolmentFact.id)).all()[-1]
+        assert (r4.eff_date, r4.kind, r4.reason) == (date(2024, 6, 15), "resume", "动态参保: 认定为 dibao_edge")
         rows = {c.psn_no: c for c in s.scalars(select(Contribution))}
         assert (rows["R3"].personal_fen, rows["R3"].assistance_fen, rows["R3"].fiscal_fen) == (40000, 0, 67000)
 
@@ -224,3 +227,20 @@ def test_synthetic_ledger_rows_are_the_rules_amounts():
         else:
             line = rules.resident_year(FIN, 2024, p["categories"])
         assert [row[f] for f in synth_enrolment.AMOUNTS] == [getattr(line, f) for f in synth_enrolment.AMOUNTS]
+
+
+def test_a_loaded_synthetic_region_gets_facts_equal_to_its_rows_and_a_reconciled_ledger(engine):
+    from yibao.synth import generate
+
+    pack = resolve_pack("shandong-2024")
+    tables = generate(pack, persons=300, seed=5)
+    with Session(engine) as s, s.begin():
+        registry.load_region(s, tables, 2024)
+        out = ledger.load_synthetic(s, CLERK, CTX, pack, tables["persons"], 2024, 5)
+    assert out["enrolment_facts"] == 600
+    with Session(engine) as s:
+        roster = ledger.subsidy_roster(s, FIN, 2024)
+        assert roster and {r.status for r in roster} == {"ok"}
+        psn = tables["persons"]["psn_no"][0].as_py()
+        assert er.as_of(s, psn, date(2024, 12, 31))["enrolments"][0]["kind"] == "register"
+        assert er.as_of(s, psn, date(2025, 1, 1))["enrolments"][0]["psn_insu_stas"] == "4"

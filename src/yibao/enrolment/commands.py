@@ -54,9 +54,11 @@ def _session(url: str | None, write: bool = True):
 
 
 def _show(data) -> None:
-    from yibao.cli import print_json
+    """JSON on stdout; amounts (Decimal yuan) as exact strings."""
+    import json
+    import sys
 
-    print_json(data)
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _known(pack: str) -> set[str]:
@@ -178,6 +180,22 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             from yibao.enrolment import ledger
 
             _show(ledger.pay_arrears(s, who, _ctx(who), psn_no=psn_no, period=period, fin=_fin(pack)))
+
+    @enrol.command("load")
+    def cmd_load(pack: str = typer.Option("shandong-2024", help="与 yibao service load 相同的政策包"),
+                 persons: int = typer.Option(1000, min=1, max=2_000_000, help="与 yibao service load 相同的人数"),
+                 seed: int = typer.Option(1, help="与 yibao service load 相同的种子"), url: Optional[str] = URL):
+        """合成地区的参保事实与一年缴费台账装入库(在 yibao service load 之后) / load a synthetic ledger."""
+        from yibao.policy.loader import resolve_pack
+        from yibao.synth import generate
+
+        p = resolve_pack(pack)
+        table = generate(p, persons=persons, seed=seed)["persons"]
+        who = _who()
+        with _session(url) as s:
+            from yibao.enrolment import ledger
+
+            _show(ledger.load_synthetic(s, who, _ctx(who), p, table, p.pack.effective_from.year, seed))
 
     @enrol.command("resident")
     def cmd_resident(year: int = typer.Option(...), pack: str = typer.Option("shandong-2024"),

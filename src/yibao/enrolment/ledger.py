@@ -239,6 +239,9 @@ def subsidy_roster(session: Session, fin: Financing, year: int, admdvs_prefix: s
                     break
         if aid == 0:
             continue
+        emp = F.state_on(er.enrol_facts(session, psn_no, "310").get("310", []), on)
+        if emp is not None and emp.status == F.ACTIVE:  # insured as an employee: not a 居民 subsidy case
+            continue
         got = ledger.get(psn_no)
         out.append(RosterLine(psn_no, which, on, individual, aid, None if got is None else int(got)))
     return out
@@ -255,8 +258,9 @@ def resident_contributions(session: Session, who: Principal, ctx: Context, fin: 
     done = set(session.scalars(select(Contribution.psn_no).where(Contribution.period == label,
                                                                  Contribution.scheme == "resident")))
     enrolled_now = 0
+    roster = {line.psn_no: line for line in subsidy_roster(session, fin, year)}
     if dynamic:
-        for line in subsidy_roster(session, fin, year):
+        for line in roster.values():
             st = F.state_on(er.enrol_facts(session, line.psn_no, "390").get("390", []), line.on)
             if st is None or st.status != F.ACTIVE:
                 p = registry.person(session, line.psn_no)
@@ -275,10 +279,13 @@ def resident_contributions(session: Session, who: Principal, ctx: Context, fin: 
     for psn_no, since, admdvs in session.execute(q).all():
         if psn_no in done:
             continue
-        on = max(since, start)
-        held = [c for (c,) in session.execute(select(PersonCategory.category).where(
-            PersonCategory.psn_no == psn_no, PersonCategory.valid_from <= on, PersonCategory.valid_to >= on))]
-        line = rules.resident_year(fin, year, held, on)
+        if psn_no in roster:  # judged on the day the roster found them subsidised (1 January or recognition)
+            line = rules.resident_year(fin, year, [roster[psn_no].category], roster[psn_no].on)
+        else:
+            on = max(since, start)
+            held = [c for (c,) in session.execute(select(PersonCategory.category).where(
+                PersonCategory.psn_no == psn_no, PersonCategory.valid_from <= on, PersonCategory.valid_to >= on))]
+            line = rules.resident_year(fin, year, held, on)
         session.add(_row(psn_no, "390", "resident", label, admdvs, line, "paid", ctx, paid_date=ctx.at.date()))
         rows += 1
         for k in ("personal_fen", "assistance_fen", "fiscal_fen"):
@@ -337,3 +344,36 @@ def account_statement(session: Session, psn_no: str, begndate: date, enddate: da
 
 __all__ = ["account_statement", "apply_arrears", "arrears_months", "declare_employer",
            "family_pay", "floor_flags", "pay_arrears", "resident_contributions", "subsidy_roster"]
+
+
+def load_synthetic(session: Session, who: Principal, ctx: Context, pack, persons, year: int, seed: int) -> dict:
+    """After ``yibao service load`` of the same pack and seed: the region's enrolment facts (a year's spell,
+    as the loaded rows say, so the projection is unchanged) and its contribution ledger, in bulk."""
+    from yibao.enrolment.importer import _bulk_insert
+    from yibao.enrolment.models import EnrolmentFact
+    from yibao.synth import enrolment as synth_enrolment
+
+    who.require("enrol.write")
+    if pack.financing is None:
+        raise _err("ENR050", "financing", f"政策包 {pack.pack.id} 没有筹资规则(financing)")
+    facts = synth_enrolment.enrolment_facts(persons, year)
+    common = {"reason": "合成地区年度参保", "carried_months": 0, "recorded_at": ctx.at, "recorded_by": ctx.opter,
+              "request_id": ctx.request_id}
+    conn = session.connection()
+    for eff, status, kind in ((date(year, 1, 1), F.ACTIVE, "register"), (date(year + 1, 1, 1), F.TERMINATED, "adopt")):
+        _bulk_insert(conn, EnrolmentFact.__table__, {c: facts.column(c) for c in ("psn_no", "insutype", "admdvs",
+                                                                                  "psn_type")},
+                     {"eff_date": eff, "status": status, "kind": kind, **common})
+    rows = synth_enrolment.contributions(pack, persons, year, seed)
+    due = [rules.month_end(date(int(p[:4]), int(p[5:7]), 1)) if len(p) == 7 else date(int(p), 12, 31)
+           for p in rows.column("period").to_pylist()]
+    import pyarrow as pa
+
+    paid = [d if s == "paid" else None for d, s in zip(due, rows.column("status").to_pylist())]
+    _bulk_insert(conn, Contribution.__table__, {**{c: rows.column(c) for c in rows.column_names},
+                                                "due_date": pa.array(due, pa.date32()),
+                                                "paid_date": pa.array(paid, pa.date32())},
+                 {"recorded_at": ctx.at, "recorded_by": ctx.opter})
+    audit(session, who, ctx, "enrol.load", "region", pack.pack.id, {"facts": 2 * facts.num_rows,
+                                                                     "contributions": rows.num_rows})
+    return {"enrolment_facts": 2 * facts.num_rows, "contributions": rows.num_rows}

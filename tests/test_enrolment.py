@@ -270,3 +270,38 @@ def test_cli_register_suspend_show_and_a_rejected_import(sqlite_url, tmp_path):
     bad.write_text("证件号码,类别,有效期起,有效期止\n123,dibao,2024-01-01,2024-12-31\n", encoding="utf-8")
     r = runner.invoke(app, ["enrol", "import", str(bad), "--dept", "民政", "--url", sqlite_url])
     assert r.exit_code == 2 and "REG001" in r.output and "第2行.certno" in r.output
+
+
+def test_concurrent_writers_of_one_person_keep_projection_equal_to_the_fold(store_url):
+    """Two clerks recording categories for one person at once: each projection includes the other's fact."""
+    import threading
+
+    engine = make_engine(store_url)
+    with Session(engine) as s, s.begin():
+        er.register(s, CLERK, CTX, certno=sample.certno(66), psn_name="周八", insutype="390", admdvs="370102",
+                    begndate=date(2024, 1, 1), new_psn_no="PC")
+    errors = []
+
+    def grant(cat: str, month: int) -> None:
+        try:
+            for k in range(3):
+                with Session(engine) as s, s.begin():
+                    er.record_category(s, CLERK, CTX, psn_no="PC", category=cat, action="grant",
+                                       valid_from=date(2024, month + k, 1), valid_to=date(2024, month + k, 20),
+                                       dept="民政", known=CATS)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=grant, args=(c, m)) for c, m in (("dibao", 1), ("tekun", 5))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Session(engine) as s:
+        fs = er.category_facts(s, "PC")
+        rows = s.scalars(select(PersonCategory).where(PersonCategory.psn_no == "PC")).all()
+        assert len(fs) == 6
+        assert sorted((r.category, r.valid_from, r.valid_to) for r in rows) == sorted(
+            (m.category, m.start, m.end) for m in F.memberships(fs))
+    engine.dispose()

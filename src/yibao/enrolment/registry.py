@@ -160,6 +160,12 @@ def project_categories(session: Session, psn_no: str, fs: list[F.CategoryFact]) 
         conn.execute(insert(_CATS), rows)
 
 
+def _lock(session: Session, psn_no: str) -> None:
+    """Serialise writers of one person's facts (PostgreSQL row lock on the person; SQLite has one writer):
+    two transactions each appending a fact must not each project without the other's."""
+    session.connection().execute(select(Person.psn_no).where(Person.psn_no == psn_no).with_for_update())
+
+
 def _check_insutype(insutype: str, path: str = "insutype") -> None:
     if insutype not in INSUTYPES:
         raise _err("ENR003", path, f"险种 {insutype!r} 不在 {sorted(INSUTYPES)} 之内")
@@ -173,6 +179,7 @@ def _check_admdvs(admdvs: str, path: str = "insuplc_admdvs") -> None:
 def _record(session: Session, who: Principal, ctx: Context, psn_no: str, insutype: str, new: list[F.EnrolFact],
             action: str) -> dict:
     """Check order against the stored facts, append ``new``, project, audit; the answer."""
+    _lock(session, psn_no)
     fs = _adopt_enrol(session, psn_no, insutype, ctx)
     # a scheduled end (an adopted row's expiry) may be preceded; any other later fact would silently win
     last = max((f.eff_date for f in fs if not (f.kind == "adopt" and f.status == F.TERMINATED)), default=None)
@@ -358,6 +365,7 @@ def record_category(session: Session, who: Principal, ctx: Context, *, psn_no: s
         raise _err("ENR025", "action", f"action 须为 grant(认定) 或 revoke(退出), 实际为 {action!r}")
     if valid_to < valid_from:
         raise _err("ENR021", "valid_to", f"有效期止 {valid_to} 早于有效期起 {valid_from}")
+    _lock(session, psn_no)
     fs = category_facts(session, psn_no)
     if fs and fs[0].id < 0:  # adopt legacy rows as stored facts
         adopted = []

@@ -232,6 +232,10 @@ def import_categories(session: Session, who: Principal, ctx: Context, path: Path
                             {"dept": dept, "source": path.name, "rows": good.num_rows, "recorded_at": ctx.at,
                              "recorded_by": ctx.opter}).scalar_one()
     touched = pa.table({"psn_no": good.column("psn_no").unique()})
+    if conn.dialect.name != "sqlite":  # the single-person writers' lock (registry._lock), taken for every touched person
+        psns = touched.column("psn_no").to_pylist()
+        for i in range(0, len(psns), 5_000):
+            conn.execute(select(Person.psn_no).where(Person.psn_no.in_(psns[i:i + 5_000])).with_for_update())
     existing = _touched_rows(session, CategoryFact, touched, _FACT_COLUMNS)
     legacy = _adopt_legacy(session, touched, existing, ctx)
     _bulk_insert(conn, CategoryFact.__table__, {

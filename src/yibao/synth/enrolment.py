@@ -108,15 +108,28 @@ def enrolment_facts(persons: pa.Table, year: int) -> pa.Table:
                                            for t, r in zip(ins, ret)])})
 
 
+BLOCK = 100_000  # persons per written block: memory stays bounded for regions of millions
+
+
 def write(pack: PolicyPack, out_dir: str | Path, year: int | None = None, seed: int = 1) -> dict[str, tuple[Path, int]]:
-    """Read ``persons.parquet`` in ``out_dir``; write ``contributions.parquet`` and ``enrolment_facts.parquet``."""
+    """Read ``persons.parquet`` in ``out_dir``; write ``contributions.parquet`` and ``enrolment_facts.parquet``
+    block by block (each block's draws seeded by its number, so the output does not depend on memory)."""
     out = Path(out_dir)
     persons = pq.read_table(out / "persons.parquet", columns=["psn_no", "insutype", "retiree", "admdvs", "categories"])
     year = year or pack.pack.effective_from.year
-    written = {}
-    for name, table in (("contributions", contributions(pack, persons, year, seed)),
-                        ("enrolment_facts", enrolment_facts(persons, year))):
-        path = out / f"{name}.parquet"
-        pq.write_table(table, path, compression="zstd")
-        written[name] = (path, table.num_rows)
+    written: dict[str, tuple[Path, int]] = {}
+    writers: dict[str, pq.ParquetWriter] = {}
+    try:
+        for b, first in enumerate(range(0, max(persons.num_rows, 1), BLOCK)):
+            part = persons.slice(first, BLOCK)
+            for name, table in (("contributions", contributions(pack, part, year, seed + 7919 * b)),
+                                ("enrolment_facts", enrolment_facts(part, year))):
+                if name not in writers:
+                    writers[name] = pq.ParquetWriter(out / f"{name}.parquet", table.schema, compression="zstd")
+                writers[name].write_table(table)
+                path, rows = written.get(name, (out / f"{name}.parquet", 0))
+                written[name] = (path, rows + table.num_rows)
+    finally:
+        for w in writers.values():
+            w.close()
     return written

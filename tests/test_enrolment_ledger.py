@@ -244,3 +244,19 @@ def test_a_loaded_synthetic_region_gets_facts_equal_to_its_rows_and_a_reconciled
         psn = tables["persons"]["psn_no"][0].as_py()
         assert er.as_of(s, psn, date(2024, 12, 31))["enrolments"][0]["kind"] == "register"
         assert er.as_of(s, psn, date(2025, 1, 1))["enrolments"][0]["psn_insu_stas"] == "4"
+
+
+def test_pack_financing_is_checked_on_load():
+    from yibao.errors import PolicyError
+    from yibao.policy.loader import pack_from_text, shipped_pack_path
+
+    text = shipped_pack_path("shandong-2024").read_text(encoding="utf-8")
+    bad = (text.replace("    employer_rate: 0.07\n    employee_rate: 0.02\n    account:",
+                        "    employer_rate: 0.08\n    employee_rate: 0.02\n    account:")
+           .replace("{category: dibao, kind: fixed, amount: 160,", "{category: dibao, kind: fixed,")
+           .replace("{category: monitor, kind: fixed,", "{category: nobody, kind: fixed,"))
+    with pytest.raises(PolicyError) as exc:
+        pack_from_text(bad)
+    assert sorted((p.code, p.path) for p in exc.value.problems) == [
+        ("POL022", "financing.assistance[4].category"), ("POL060", "financing.assistance[1]"),
+        ("POL061", "financing.employee.employer_rate")]

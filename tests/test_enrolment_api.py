@@ -84,6 +84,13 @@ def test_register_category_and_refusals(api):
                      json={"insutype": "390", "eff_date": "2024-06-01", "reason": "x"})
     assert forbidden.status_code == 403
     assert call("clerk", "GET", "/enrolment/NOPE").status_code == 404
+    arrived = call("clerk", "POST", f"/enrolment/{psn_no}/transfer-in",
+                   json={"insutype": "310", "eff_date": "2024-07-01", "insuplc_admdvs": "370102",
+                         "from_admdvs": "110105", "carried_months": 30})
+    assert arrived.status_code == 200, arrived.text
+    assert arrived.json()["continuous_months"] == 30  # carried in, nothing yet here
+    later = call("clerk", "GET", f"/enrolment/{psn_no}", params={"on": "2024-09-30"}).json()
+    assert [e["continuous_months"] for e in later["enrolments"] if e["insutype"] == "310"] == [33]
 
 
 def test_certificate_pdf_masks_identity_for_auditors(api):

@@ -66,6 +66,15 @@ class TransferIn(_In):
     reason: str = Field("转移接续", max_length=200)
 
 
+class TransferInIn(_In):
+    insutype: Insu
+    eff_date: Day = Field(description="本地参保开始日期")
+    insuplc_admdvs: Admdvs
+    from_admdvs: Admdvs
+    carried_months: int = Field(ge=0, le=1200, description="转出地参保凭证上的连续参保月数")
+    psn_type: str = Field("", max_length=6)
+
+
 class CategoryIn(_In):
     category: str = Field(min_length=1, max_length=40)
     action: Literal["grant", "revoke"] = "grant"
@@ -180,6 +189,14 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         return write(who, key, {"op": "transfer", "psn_no": psn_no, **body.model_dump(mode="json")},
                      lambda s, c: er.transfer(s, who, c, psn_no=psn_no, insutype=body.insutype,
                                               eff_date=body.eff_date, to_admdvs=body.to_admdvs, reason=body.reason))
+
+    @api.post("/{psn_no}/transfer-in", summary="转移接续(外地转入) / arrival from another region, months carried")
+    def transfer_in(who: Caller, psn_no: Annotated[str, PSN], body: TransferInIn, key: IdKey = None) -> Response:
+        return write(who, key, {"op": "transfer_in", "psn_no": psn_no, **body.model_dump(mode="json")},
+                     lambda s, c: er.transfer_in(s, who, c, psn_no=psn_no, insutype=body.insutype,
+                                                 eff_date=body.eff_date, admdvs=body.insuplc_admdvs,
+                                                 carried_months=body.carried_months, from_admdvs=body.from_admdvs,
+                                                 psn_type=body.psn_type))
 
     @api.post("/{psn_no}/categories", summary="人员类别认定/退出 / grant or revoke a category")
     def category(who: Caller, psn_no: Annotated[str, PSN], body: CategoryIn, key: IdKey = None) -> Response:

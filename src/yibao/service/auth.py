@@ -54,6 +54,9 @@ PERMISSIONS = {
     "ltc.upload": {"institution", "clerk", "admin"},
     "ltc.settle": {"clerk", "admin"},
     "ltc.read": {"institution", "clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    # enrolment (参保与筹资, yibao.enrolment)
+    "enrol.write": {"clerk", "admin"},
+    "enrol.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

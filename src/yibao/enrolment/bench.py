@@ -26,6 +26,8 @@ from yibao.service.transactions import Context
 from yibao.store.database import make_engine
 from yibao.store.migrate import upgrade
 from yibao.store.models import Person
+from yibao import privacy
+from yibao.store import keys
 from yibao.synth.ids import certnos, fixed_ids
 
 CATS = ["tekun", "dibao", "dibao_edge", "fanpin", "monitor"]
@@ -41,8 +43,13 @@ def _seed(engine, persons: pa.Table) -> None:
     now = datetime.now().replace(microsecond=0)
     with Session(engine) as s, s.begin():
         conn = s.connection()
-        importer._bulk_insert(conn, Person.__table__, {"psn_no": persons.column("psn_no"),
-                                                       "certno": persons.column("certno")},
+        psn, cert = persons.column("psn_no").to_pylist(), persons.column("certno").to_pylist()
+        ring = keys.load()  # the registry stores certno encrypted and indexed (yibao.privacy): so does the seed
+        secret = ring.certno[ring.certno_active]
+        importer._bulk_insert(conn, Person.__table__, {
+            "psn_no": persons.column("psn_no"),
+            "certno_enc": pa.array([privacy.encrypt_certno(c, p) for c, p in zip(cert, psn)], pa.string()),
+            "certno_bidx": pa.array([privacy.certno_index(c, secret) for c in cert], pa.string())},
                               {"psn_cert_type": "01", "psn_name": "基准", "gend": "1", "brdy": date(1950, 1, 1),
                                "retiree": False,
                                "admdvs": "370102", "hh_no": None, "acct_balc_fen": 0})

@@ -50,7 +50,7 @@ def report(session: Session, roster: pa.Table, months: list[date]) -> dict:
     db = duckdb.connect()
     try:
         db.register("roster", roster.select(["certno", "admdvs", "category"]))
-        db.register("persons", certno_index(session))
+        db.register("persons", certno_index(session, roster.column("certno").to_pylist()))
         db.register("enr", _enrollments(session))
         db.register("months", pa.table({"m": pa.array(months, pa.date32())}))
         base = """

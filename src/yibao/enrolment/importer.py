@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from yibao.enrolment.models import CategoryFact, ImportBatch
+from yibao import privacy
 from yibao.errors import Problem
 from yibao.service.auth import Principal
 from yibao.service.errors import ServiceError
@@ -160,14 +161,25 @@ FROM islands GROUP BY psn_no, category, island ORDER BY psn_no, category, valid_
 """
 
 
-def certno_index(session: Session) -> pa.Table:
-    """certno → psn_no of every person, reading the mapped ``Person.certno`` attribute (never filtering on
-    the column: the registry seam, behind which certno may be stored encrypted and decrypted on read)."""
-    certnos, psns = [], []
-    for psn_no, certno in session.execute(select(Person.psn_no, Person.certno).execution_options(yield_per=50_000)):
-        certnos.append(certno)
-        psns.append(psn_no)
-    return pa.table({"certno": pa.array(certnos, pa.string()), "psn_no": pa.array(psns, pa.string())})
+def certno_index(session: Session, certnos) -> pa.Table:
+    """certno → psn_no for the given ID numbers (an import's or a roster's), found by blind index: the registry
+    keeps certno encrypted at rest (:mod:`yibao.privacy`), so it is looked up by its keyed hash, never read out."""
+    from yibao.store import keys
+
+    ring = keys.load()
+    secrets = [ring.certno[ring.certno_active]] + [v for k, v in ring.certno.items() if k != ring.certno_active]
+    by_index: dict[str, str] = {}
+    for value in {str(c).strip().upper() for c in certnos if c is not None}:
+        for secret in secrets:
+            by_index[privacy.certno_index(value, secret)] = value
+    found_c, found_p = [], []
+    wanted = list(by_index)
+    for i in range(0, len(wanted), 5_000):
+        for psn_no, bidx in session.execute(select(Person.psn_no, Person.certno_bidx)
+                                            .where(Person.certno_bidx.in_(wanted[i:i + 5_000]))):
+            found_c.append(by_index[bidx])
+            found_p.append(psn_no)
+    return pa.table({"certno": pa.array(found_c, pa.string()), "psn_no": pa.array(found_p, pa.string())})
 
 
 def validate(table: pa.Table, known: Iterable[str], persons: pa.Table) -> tuple[list[Problem], int, pa.Table]:
@@ -218,7 +230,8 @@ def import_categories(session: Session, who: Principal, ctx: Context, path: Path
     table = read_table(path)
     t["read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    persons = certno_index(session) if persons is None else persons
+    persons = certno_index(session, table.column("certno").to_pylist() if "certno" in table.column_names else []) \
+        if persons is None else persons
     t["person_index"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     problems, count, good = validate(table, known, persons)

@@ -44,6 +44,7 @@ DOMAIN_COMMANDS: tuple[str, ...] = (
     "yibao.service.commands",
     "yibao.supervision.commands",
     "yibao.payment.commands",
+    "yibao.handling.commands",
 )
 
 out = Console(highlight=False)

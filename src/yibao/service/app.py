@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yibao.errors import Problem, YibaoError, format_loc, translate
+from yibao.handling import rest as handling_rest
 from yibao.service import platform, precheck, rest
 from yibao.service.auth import KeyRing, Principal
 from yibao.service.desk import Desk
@@ -93,6 +94,7 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
     app.state.desk = desk
     app.include_router(platform.router(desk, authenticate))
     app.include_router(rest.router(desk, authenticate))
+    app.include_router(handling_rest.router(desk, authenticate))
 
     @app.exception_handler(YibaoError)
     async def _yibao(_request: Request, exc: YibaoError):

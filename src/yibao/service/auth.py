@@ -45,6 +45,12 @@ PERMISSIONS = {
     "settlement.read": {"institution", "clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
     "totals.read": {"institution", "clerk", "reviewer", "rechecker", "analyst", "admin"},
     "audit.read": {"auditor", "admin"},
+    # handling (经办 service items, issue 16)
+    "handling.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin", "institution"},
+    "handling.apply": {"clerk", "institution", "admin"},
+    "handling.accept": {"clerk", "admin"},
+    "handling.review": {"reviewer", "admin"},
+    "handling.recheck": {"rechecker", "admin"},
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

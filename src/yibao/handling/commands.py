@@ -73,8 +73,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         try:
             result = fn()
         except YibaoError as exc:
-            fail(exc, as_json)
-            raise typer.Exit(1) from None
+            fail(exc, as_json)  # prints the coded problems and exits 2
         return result
 
     @h.command("items")

@@ -4,7 +4,6 @@ Every action carries the case ``version`` the caller last read: if another clerk
 meanwhile, the answer is 409 HDL040 and nothing is written.
 """
 
-from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Callable, Literal

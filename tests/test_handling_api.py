@@ -57,3 +57,58 @@ def test_cli_items_guide_deadline():
     assert r.exit_code == 0 and r.stdout.strip() == "2026-10-13"
     r = runner.invoke(app, ["handling", "guide", "XX"])
     assert r.exit_code == 2 and "HDL001" in r.output
+
+
+def test_chronic_visit_needs_a_certification(api):  # noqa: F811
+    """门诊慢特病 (14) without a valid 认定 settles as ordinary outpatient (the Shandong pack's choice);
+    after the case is 办结 the same visit settles as 14 with the 门诊慢特病 rule."""
+    from yibao.service import sample
+
+    call, _ = api
+    psn = "P000000003"
+    v = call("his1", "POST", "/visits", json={"fixmedins_code": sample.HOSPITAL, "psn_no": psn, "insutype": "390",
+                                             "med_type": "14", "dise_codg": "J44", "begntime": "2024-05-06T09:00:00"})
+    assert v.status_code == 201, v.text
+    mdtrt = v.json()["mdtrt_id"]
+    assert call("his1", "POST", f"/visits/{mdtrt}/fee-items",
+                json={"items": sample.items(3, price="200.00"), "at": "2024-05-06T09:10:00"}).status_code == 200
+    before = call("his1", "POST", f"/visits/{mdtrt}/presettle", json={"setl_time": "2024-05-06T10:00:00"}).json()
+    assert before["setlinfo"]["med_type"] == "11"
+    assert [w["rule_id"] for w in before["warnings"]] == ["HDL061"]
+
+    case = call("clerk", "POST", "/handling/cases", json={
+        "item_code": "MZMTB", "psn_no": psn, "channel": "window", "service_point": "市医保服务大厅",
+        "form": {"dise_codg": "MTB006", "valid_from": "2024-01-01"}, "materials": ["id_doc", "diagnosis", "records"]})
+    no = case.json()["case_no"]
+    for who, action, version in (("clerk", "accept", 1), ("reviewer", "review", 2), ("rechecker", "recheck", 3)):
+        r = call(who, "POST", f"/handling/cases/{no}/actions", json={"action": action, "version": version})
+        assert r.status_code == 200, r.text
+    after = call("his1", "POST", f"/visits/{mdtrt}/presettle", json={"setl_time": "2024-05-06T10:00:00"}).json()
+    assert after["setlinfo"]["med_type"] == "14" and after["warnings"] == []
+    assert after["setlinfo"]["medfee_sumamt"] == before["setlinfo"]["medfee_sumamt"]
+    # 3 lines of 400 元 (甲, 乙 with 10% 先行自付, 丙): in scope 400 + 360 = 760 元
+    assert before["setlinfo"]["hifp_pay"] == 400.0  # 居民普通门诊统筹 level 1: 760 × 60% = 456, annual cap 400
+    assert after["setlinfo"]["hifp_pay"] == 322.0  # 居民门诊慢特病: (760 − 300 annual deductible) × 70%
+
+
+def test_refusing_pack_refuses_the_uncertified_chronic_visit():
+    from datetime import date
+
+    import pytest
+
+    from yibao.handling.effects import settled_med_type
+    from yibao.policy.loader import resolve_pack
+    from yibao.service.errors import ServiceError
+
+    pack = resolve_pack("shandong-2024")
+    refusing = pack.model_copy(update={"handling": pack.handling.model_copy(update={"uncertified_chronic": "refuse"})})
+
+    class NoFacts:  # a session whose fact query finds nothing
+        def scalars(self, _q):
+            return []
+
+    with pytest.raises(ServiceError) as e:
+        settled_med_type(NoFacts(), refusing, "P1", "14", date(2024, 5, 6))
+    assert e.value.problems[0].code == "HDL060"
+    assert settled_med_type(NoFacts(), pack, "P1", "14", date(2024, 5, 6))[0] == "11"
+    assert settled_med_type(NoFacts(), pack, "P1", "21", date(2024, 5, 6)) == ("21", None)

@@ -112,3 +112,33 @@ def test_refusing_pack_refuses_the_uncertified_chronic_visit():
     assert e.value.problems[0].code == "HDL060"
     assert settled_med_type(NoFacts(), pack, "P1", "14", date(2024, 5, 6))[0] == "11"
     assert settled_med_type(NoFacts(), pack, "P1", "21", date(2024, 5, 6)) == ("21", None)
+
+
+def test_assistance_approval_puts_the_person_in_the_category(api):  # noqa: F811
+    """依申请救助 办结 records the fact and the 人员类别 (因病致贫重病患者), so the visit now settles with 救助."""
+    from yibao.service import sample
+
+    call, _ = api
+    psn = "P000000004"  # i=3: employee (310), no category
+    v = call("his1", "POST", "/visits", json={"fixmedins_code": sample.HOSPITAL, "psn_no": psn, "insutype": "310",
+                                             "med_type": "21", "begntime": "2024-06-03T09:00:00"})
+    mdtrt = v.json()["mdtrt_id"]
+    assert call("his1", "POST", f"/visits/{mdtrt}/fee-items",
+                json={"items": sample.items(3, price="40000.00"), "at": "2024-06-03T09:10:00"}).status_code == 200
+    before = call("his1", "POST", f"/visits/{mdtrt}/presettle", json={"setl_time": "2024-06-10T10:00:00"}).json()
+    bad = call("clerk", "POST", "/handling/cases", json={
+        "item_code": "YSQJZ", "psn_no": psn, "channel": "online", "service_point": "网上服务大厅",
+        "form": {"category": "rich", "valid_from": "2024-06-01"}, "materials": ["id_doc", "recognition", "bank_card"]})
+    assert bad.status_code == 422 and bad.json()["problems"][0]["code"] == "HDL013"
+    case = call("clerk", "POST", "/handling/cases", json={
+        "item_code": "YSQJZ", "psn_no": psn, "channel": "online", "service_point": "网上服务大厅",
+        "form": {"category": "illness_poverty", "valid_from": "2024-06-01"},
+        "materials": ["id_doc", "recognition", "bank_card"]})
+    no = case.json()["case_no"]
+    for who, action, version in (("clerk", "accept", 1), ("reviewer", "review", 2), ("rechecker", "recheck", 3)):
+        assert call(who, "POST", f"/handling/cases/{no}/actions",
+                    json={"action": action, "version": version}).status_code == 200
+    after = call("his1", "POST", f"/visits/{mdtrt}/presettle", json={"setl_time": "2024-06-10T10:00:00"}).json()
+    # 政策范围内个人负担 = 起付线 200 + 共付 15,180 = 15,380 元; 超过 40,000 × 25% = 10,000 元的部分 × 60% = 3,228 元
+    assert (before["setlinfo"]["maf_pay"], after["setlinfo"]["maf_pay"]) == (0.0, 3228.0)
+    assert (before["setlinfo"]["psn_cash_pay"], after["setlinfo"]["psn_cash_pay"]) == (103380.0, 100152.0)

@@ -1,8 +1,12 @@
 """Working days (工作日) from a holiday calendar kept as data: public holidays and 调休 weekends.
 
 A deadline of ``n`` working days from a date is the n-th working day after it (the start day
-itself is not counted, as 行政许可法 第八十二条 counts 期限 from the next day). A year the calendar
-does not list is refused (HDL030) rather than guessed.
+itself is not counted, as 行政许可法 第八十二条 counts 期限 from the next day).
+
+A year the calendar does not list yet (next year's 国务院 notice not entered) is counted
+provisionally: Monday to Friday less the fixed-date statutory holidays (元旦 1/1, 劳动节 5/1–5/2,
+国庆节 10/1–10/3); lunar holidays and 调休 are unknown then, so a deadline in such a year is
+marked provisional (``provisional()``) rather than refused — the desk keeps working at year end.
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ from importlib import resources
 
 import yaml
 
-from yibao.errors import Problem
-from yibao.handling.catalogue import HandlingError
+FIXED_HOLIDAYS = frozenset({(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)})  # 全国年节及纪念日放假办法, fixed dates
 
 
 @dataclass(frozen=True)
@@ -25,14 +28,15 @@ class Calendar:
     years: frozenset[int]
 
     def is_working_day(self, day: date) -> bool:
-        self._covers(day)
+        if day.year not in self.years:
+            return day.weekday() < 5 and (day.month, day.day) not in FIXED_HOLIDAYS
         if day in self.work:
             return True
         return day.weekday() < 5 and day not in self.off
 
-    def _covers(self, day: date) -> None:
-        if day.year not in self.years:
-            raise HandlingError(Problem("HDL030", "calendar", f"节假日日历未包含 {day.year} 年, 无法计算工作日"))
+    def provisional(self, day: date) -> bool:
+        """True when ``day``'s year is not in the calendar (its working days are estimated)."""
+        return day.year not in self.years
 
     def add_working_days(self, start: date, n: int) -> date:
         day = start

@@ -21,7 +21,7 @@ from yibao.errors import Problem, YibaoError, pydantic_problems
 
 CHANNELS = {"window": "窗口", "online": "网办", "village": "村级服务点", "hospital": "医院"}
 STEPS = {"accept": "受理", "review": "审核", "recheck": "复核"}
-FieldType = Literal["text", "date", "yuan", "int", "certno", "admdvs", "enum", "disease"]
+FieldType = Literal["text", "date", "yuan", "int", "certno", "admdvs", "enum", "disease", "category"]
 
 
 class HandlingError(YibaoError):
@@ -121,10 +121,12 @@ def catalogue() -> Catalogue:
 _ADMDVS = re.compile(r"^[1-9][0-9]{5}$")
 
 
-def validate_form(item: Item, form: dict[str, Any], diseases: dict[str, str] | None = None) -> dict[str, Any]:
+def validate_form(item: Item, form: dict[str, Any], diseases: dict[str, str] | None = None,
+                  categories: dict[str, str] | None = None) -> dict[str, Any]:
     """The form's values normalised (dates ISO, yuan as 2-decimal strings), or every problem at once.
 
     ``diseases`` is the pack's 门诊慢特病 list (code → name); a ``disease`` field must name one of them.
+    ``categories`` is the pack's 人员类别 list; a ``category`` field must name one of them.
     """
     problems: list[Problem] = []
     out: dict[str, Any] = {}
@@ -139,7 +141,7 @@ def validate_form(item: Item, form: dict[str, Any], diseases: dict[str, str] | N
                 problems.append(Problem("HDL010", path, f"{f.label} 为必填项"))
             continue
         try:
-            out[f.name] = _value(f, raw, diseases)
+            out[f.name] = _value(f, raw, diseases, categories)
         except ValueError as exc:
             problems.append(Problem(exc.args[0], path, f"{f.label}: {exc.args[1]}"))
     if "valid_from" in out and "valid_to" in out and out["valid_to"] < out["valid_from"]:
@@ -149,7 +151,7 @@ def validate_form(item: Item, form: dict[str, Any], diseases: dict[str, str] | N
     return out
 
 
-def _value(f: FormField, raw: Any, diseases: dict[str, str] | None) -> Any:
+def _value(f: FormField, raw: Any, diseases: dict[str, str] | None, categories: dict[str, str] | None = None) -> Any:
     text = str(raw).strip()
     if f.type == "text":
         if len(text) > 100:
@@ -190,6 +192,11 @@ def _value(f: FormField, raw: Any, diseases: dict[str, str] | None) -> Any:
     if f.type == "enum":
         if text not in (f.options or []):
             raise ValueError("HDL013", f"{text!r} 不在可选值 {'/'.join(f.options or [])} 中")
+        return text
+    if f.type == "category":
+        if not categories or text not in categories:
+            known = "/".join(f"{k}({v})" for k, v in (categories or {}).items())
+            raise ValueError("HDL013", f"{text!r} 不是所用政策包的人员类别" + (f"; 可选 {known}" if known else ""))
         return text
     # disease
     if diseases is None:

@@ -23,6 +23,7 @@ from yibao.handling.workflow import ACTION_ZH, STATUS_ZH, STEP_OF_STATUS, Action
 from yibao.service import registry
 from yibao.service.auth import Principal
 from yibao.service.transactions import Context, audit, new_id
+from yibao.store.models import PersonCategory
 from yibao.handling.models import TABLES, HdCase, HdEvent, HdFact, facts_on  # noqa: F401  (re-exported)
 
 FOREVER = date(9999, 12, 31)
@@ -72,7 +73,9 @@ def apply_for(session: Session, who: Principal, ctx: Context, *, item_code: str,
     else:
         raise _fail(HandlingError, "HDL002", "psn_no", "须给出人员编号 psn_no 或证件号码 certno")
     try:
-        values = validate_form(item, form, chronic_diseases(packs, person.admdvs, _starts(form, ctx.at.date())))
+        starts = _starts(form, ctx.at.date())
+        values = validate_form(item, form, chronic_diseases(packs, person.admdvs, starts),
+                               person_categories(packs, person.admdvs, starts))
     except HandlingError as exc:
         problems += exc.problems
         values = {}
@@ -113,6 +116,16 @@ def chronic_diseases(packs, admdvs: str, on: date) -> dict[str, str] | None:
     if handling is None or not handling.chronic_diseases:
         return None
     return {d.code: d.name for d in handling.chronic_diseases}
+
+
+def person_categories(packs, admdvs: str, on: date) -> dict[str, str] | None:
+    """The pack's 人员类别 (code → name) for the region on the date, if a pack is in force."""
+    if packs is None:
+        return None
+    try:
+        return dict(packs.pick(admdvs, on).pack.categories)
+    except YibaoError:
+        return None
 
 
 def _agent_problems(agent: dict[str, str] | None) -> list[Problem]:
@@ -213,6 +226,9 @@ def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, 
     detail = {"mdtrt_admdvs": form["mdtrt_admdvs"]} if kind == "offsite_filing" else {}
     session.add(HdFact(psn_no=row.psn_no, kind=kind, code=code, valid_from=valid_from, valid_to=valid_to,
                        detail=detail, case_no=row.case_no, recorded_by=who.name, recorded_at=ctx.at))
+    if kind == "assistance":  # the approved person is in that 人员类别 from now on: later settlements pay 救助
+        session.add(PersonCategory(psn_no=row.psn_no, category=code, issuing_dept="医保依申请救助",
+                                   valid_from=valid_from, valid_to=valid_to))
     return f"fact:{kind}:{code}"
 
 

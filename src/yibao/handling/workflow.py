@@ -142,4 +142,7 @@ def timeliness(state: CaseState, today: date, cal: Calendar) -> dict:
         flag = "即将超期"
     else:
         flag = "正常"
-    return {"deadline": state.deadline.isoformat(), "days_left": left, "flag": flag}
+    out = {"deadline": state.deadline.isoformat(), "days_left": left, "flag": flag}
+    if cal.provisional(state.deadline):
+        out["provisional"] = True  # 日历未含该年: 截止日按周一至周五及固定日期节日预估
+    return out

@@ -137,9 +137,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         def go():
             who = _who(user, role)
             ctx = Context(uuid.uuid4().hex, who.name, datetime.now())
+            packs = _packs()
             return _run(url, lambda s: store.act(s, who, ctx, case_no=case_no, kind=action, version=version,
                                                  materials=material, notice=notice, reason=reason, rating=rating,
-                                                 comment=comment))
+                                                 comment=comment, packs=packs))
         _show(guarded(go, as_json), as_json)
 
     @h.command("show")

@@ -77,7 +77,24 @@ class HdFact(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-TABLES = [HdCase.__table__, HdEvent.__table__, HdFact.__table__]
+class HdTopup(Base):
+    """补差: a year's valid settlements re-run with a late approval in place; the per-visit differences
+    and their total, as a statement of its own. Insert-only; the settlements themselves are never edited."""
+
+    __tablename__ = "hd_topups"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    topup_no: Mapped[str] = mapped_column(String(32), unique=True)
+    case_no: Mapped[str] = mapped_column(String(32), index=True)
+    psn_no: Mapped[str] = mapped_column(String(40), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    lines: Mapped[list] = mapped_column(JSON)
+    totals: Mapped[dict] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+TABLES = [HdCase.__table__, HdEvent.__table__, HdFact.__table__, HdTopup.__table__]
 
 
 def facts_on(session: Session, psn_no: str, kind: str, on: date) -> list["HdFact"]:

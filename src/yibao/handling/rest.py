@@ -102,7 +102,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         data = body.model_dump()
         kind = data.pop("action")
         return write(who, key, {"op": "handling.act", "case_no": case_no, **body.model_dump(mode="json")},
-                     lambda s: store.act(s, who, c, case_no=case_no, kind=kind, **data))
+                     lambda s: store.act(s, who, c, case_no=case_no, kind=kind, packs=desk.packs, **data))
 
     @api.get("/stats", summary="经办统计 / volume, on-time rate, days, 网办率, satisfaction")
     def stats(who: Caller, begndate: date, enddate: date,

@@ -23,8 +23,9 @@ from yibao.handling.workflow import ACTION_ZH, STATUS_ZH, STEP_OF_STATUS, Action
 from yibao.service import registry
 from yibao.service.auth import Principal
 from yibao.service.transactions import Context, audit, new_id
+from yibao.handling.topup import statement, topup
 from yibao.store.models import PersonCategory
-from yibao.handling.models import TABLES, HdCase, HdEvent, HdFact, facts_on  # noqa: F401  (re-exported)
+from yibao.handling.models import TABLES, HdCase, HdEvent, HdFact, HdTopup, facts_on  # noqa: F401  (re-exported)
 
 FOREVER = date(9999, 12, 31)
 AGENT_KINDS = {"proxy": "代办", "helper": "帮办"}
@@ -162,7 +163,7 @@ def _row(session: Session, case_no: str) -> HdCase:
 
 def act(session: Session, who: Principal, ctx: Context, *, case_no: str, kind: str, version: int | None,
         materials: list[str] | None = None, notice: list[str] | None = None, reason: str | None = None,
-        rating: int | None = None, comment: str | None = None) -> dict:
+        rating: int | None = None, comment: str | None = None, packs=None) -> dict:
     """One action on a case. ``version`` is the one the caller read: if the case moved since,
     the action is refused (HDL040) and nothing is written."""
     row = _row(session, case_no)
@@ -200,7 +201,7 @@ def act(session: Session, who: Principal, ctx: Context, *, case_no: str, kind: s
            {"step": step, "rating": rating, "materials": materials or []})
     effect = None
     if after.status == "completed" and before.status != "completed":
-        effect = _record_effect(session, who, ctx, row, item.effect)
+        effect = _record_effect(session, who, ctx, row, item.effect, packs)
     audit(session, who, ctx, f"handling.{kind}", "hd_case", row.case_no,
           {"item_code": row.item_code, "from": before.status, "to": after.status, "step": step, "effect": effect})
     return case_record(session, who, case_no, ctx.at.date())
@@ -211,7 +212,8 @@ def _event(session, row, who, at, action, from_status, to_status, note, detail) 
                         from_status=from_status, to_status=to_status, note=note or "", detail=detail))
 
 
-def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, effect: str | None) -> str | None:
+def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, effect: str | None,
+                   packs=None) -> str | None:
     """What a completed case changes: a dated fact, or (enrolment items) a hook for yibao.enrolment."""
     kind = FACT_KINDS.get(effect or "")
     if kind is None:
@@ -229,6 +231,11 @@ def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, 
     if kind == "assistance":  # the approved person is in that 人员类别 from now on: later settlements pay 救助
         session.add(PersonCategory(psn_no=row.psn_no, category=code, issuing_dept="医保依申请救助",
                                    valid_from=valid_from, valid_to=valid_to))
+        session.flush()
+        if packs is not None:  # 补差 of the years already settled since the approval's start
+            done = [t.topup_no for y in range(valid_from.year, ctx.at.year + 1)
+                    if (t := topup(session, who, packs, case_no=row.case_no, psn_no=row.psn_no, year=y, at=ctx.at))]
+            return f"fact:{kind}:{code}" + "".join(f" topup:{n}" for n in done)
     return f"fact:{kind}:{code}"
 
 
@@ -257,6 +264,8 @@ def case_record(session: Session, who: Principal, case_no: str, today: date, row
         "completed_on": row.completed_on.isoformat() if row.completed_on else None,
         "timeliness": timeliness(state, today, calendar()) if row.deadline else None,
         "rating": row.rating, "rating_comment": row.rating_comment,
+        "topups": [statement(t) for t in session.scalars(select(HdTopup).where(HdTopup.case_no == row.case_no)
+                                                          .order_by(HdTopup.id))],
         "events": [{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "role": e.role, "action": e.action,
                     "action_name": ACTION_ZH.get(e.action, "申请"), "from": e.from_status, "to": e.to_status,
                     "note": e.note} for e in events],

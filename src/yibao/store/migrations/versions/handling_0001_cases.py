@@ -1,4 +1,4 @@
-"""handling: 经办 cases, their events and the entitlement facts they record
+"""handling: 经办 cases, their events, the entitlement facts they record, and 补差 statements
 
 Revision ID: handling_0001
 Revises:
@@ -82,9 +82,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_hd_facts"),
     )
     op.create_index("ix_hd_facts_psn_no", "hd_facts", ["psn_no"])
+    op.create_table(
+        "hd_topups",
+        sa.Column("id", BIGID, autoincrement=True, nullable=False),
+        sa.Column("topup_no", sa.String(32), nullable=False),
+        sa.Column("case_no", sa.String(32), nullable=False),
+        sa.Column("psn_no", sa.String(40), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("lines", sa.JSON(), nullable=False),
+        sa.Column("totals", sa.JSON(), nullable=False),
+        sa.Column("created_by", sa.String(80), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_hd_topups"),
+        sa.UniqueConstraint("topup_no", name="uq_hd_topups_topup_no"),
+    )
+    op.create_index("ix_hd_topups_case_no", "hd_topups", ["case_no"])
+    op.create_index("ix_hd_topups_psn_no", "hd_topups", ["psn_no"])
 
 
 def downgrade() -> None:
+    op.drop_table("hd_topups")
     op.drop_table("hd_facts")
     op.drop_table("hd_events")
     op.drop_table("hd_cases")

@@ -183,6 +183,26 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 "label", "volume", "completed", "on_time_rate", "avg_working_days", "online_rate", "rated",
                 "avg_rating", "good_rate")))
 
+    @h.command("clearing")
+    def clearing(month: str = typer.Argument(..., help="月份 YYYY-MM"), user: str = USER,
+                 role: str = typer.Option("analyst", "--role", help="角色(须可读对账数据)"),
+                 url: Optional[str] = URL, as_json: bool = JSON):
+        """异地就医月度清算单: 就医地垫付、参保地清算."""
+        from yibao.handling.clearing import clearing_statement
+
+        st = guarded(lambda: _run(url, lambda s: clearing_statement(s, _who(user, role), month), write=False), as_json)
+        if as_json:
+            print_json(st)
+            return
+        out.print(f"{st['month']} 异地就医清算单")
+        for ln in st["lines"]:
+            out.print(f"  就医地 {ln['mdtrt_area']} ← 参保地 {ln['insu_area']} ({ln['scope']}) {ln['visits']} 人次 "
+                      f"医疗费 {ln['medfee_sumamt']} 清算 {ln['clearing_amt']}")
+        for k, v in st["advanced_by_mdtrt_area"].items():
+            out.print(f"  就医地垫付 {k}: {v}")
+        for k, v in st["owed_by_insu_area"].items():
+            out.print(f"  参保地清算 {k}: {v}")
+
     @h.command("deadline")
     def deadline(start: str = typer.Argument(..., help="受理日期 YYYY-MM-DD"), days: int = typer.Argument(..., min=1, max=60)):
         """承诺时限: 从受理日起第 N 个工作日(节假日与调休按日历)."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from yibao.handling import store
 from yibao.handling.catalogue import catalogue
+from yibao.handling.clearing import clearing_statement
 from yibao.handling.stats import handling_stats
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
@@ -103,6 +104,10 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         kind = data.pop("action")
         return write(who, key, {"op": "handling.act", "case_no": case_no, **body.model_dump(mode="json")},
                      lambda s: store.act(s, who, c, case_no=case_no, kind=kind, packs=desk.packs, **data))
+
+    @api.get("/clearing/{month}", summary="异地就医月度清算单(就医地垫付 / 参保地清算) / inter-region clearing")
+    def clearing(who: Caller, month: Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$")]) -> Response:
+        return json_response(compact_json(desk.read(lambda s: clearing_statement(s, who, month))))
 
     @api.get("/stats", summary="经办统计 / volume, on-time rate, days, 网办率, satisfaction")
     def stats(who: Caller, begndate: date, enddate: date,

@@ -349,12 +349,6 @@ class ChronicDisease(Strict):
     kind: Literal["basic", "separate"] = Field(description="basic 基本病种 / separate 单独支付病种")
 
 
-class Offsite(Strict):
-    """异地就医: the 参保地 ratio is lowered by these points without 备案 (e.g. -10 for 10 个百分点)."""
-
-    unfiled_ratio_points: Points = Field(description="未备案异地就医报销比例调整的百分点(负数为降低)")
-
-
 class Handling(Strict):
     """经办 facts the settlement reads (optional; a pack without it keeps today's behaviour)."""
 
@@ -362,7 +356,6 @@ class Handling(Strict):
     chronic_med_types: list[MedType] = Field(default=["14"], description="须有门诊慢特病认定的医疗类别")
     uncertified_chronic: Literal["ordinary_outpatient", "refuse"] = Field(
         "ordinary_outpatient", description="无有效认定的门诊慢特病就诊: 按普通门诊结算, 或拒绝结算")
-    offsite: Offsite | None = None
 
 
 class PolicyPack(Strict):

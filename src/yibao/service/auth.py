@@ -51,6 +51,7 @@ PERMISSIONS = {
     "handling.accept": {"clerk", "admin"},
     "handling.review": {"reviewer", "admin"},
     "handling.recheck": {"rechecker", "admin"},
+    "handling.clearing": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

@@ -142,3 +142,40 @@ def test_assistance_approval_puts_the_person_in_the_category(api):  # noqa: F811
     # 政策范围内个人负担 = 起付线 200 + 共付 15,180 = 15,380 元; 超过 40,000 × 25% = 10,000 元的部分 × 60% = 3,228 元
     assert (before["setlinfo"]["maf_pay"], after["setlinfo"]["maf_pay"]) == (0.0, 3228.0)
     assert (before["setlinfo"]["psn_cash_pay"], after["setlinfo"]["psn_cash_pay"]) == (103380.0, 100152.0)
+
+
+def test_cli_apply_act_show_stats(tmp_path):
+    """The CLI on a store: apply (with a coded refusal first, nothing written), accept, review, show, stats."""
+    from sqlalchemy.orm import Session
+
+    from yibao.service import sample
+    from yibao.store.database import make_engine
+    from yibao.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'y.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s, s.begin():
+        sample.seed(s, 2)
+    engine.dispose()
+    runner = CliRunner()
+    base = ["--url", url, "--json"]
+    bad = runner.invoke(app, ["handling", "apply", "--item", "LBDJ", "--psn-no", "P000000001", "--point", "大厅",
+                              "--field", "disease=痛风", "--field", "valid_from=2024-02-01", *base])
+    assert bad.exit_code == 2 and "HDL013" in bad.output
+    r = runner.invoke(app, ["handling", "apply", "--item", "LBDJ", "--psn-no", "P000000001", "--point", "大厅",
+                            "--channel", "online", "--field", "disease=糖尿病", "--field", "valid_from=2024-02-01",
+                            "--material", "id_doc", "--material", "diagnosis", "--user", "c1", *base])
+    assert r.exit_code == 0, r.output
+    no = json.loads(r.stdout)["case_no"]
+    r = runner.invoke(app, ["handling", "act", no, "accept", "--version", "1", "--user", "c1", *base])
+    assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "accepted", r.output
+    r = runner.invoke(app, ["handling", "act", no, "review", "--version", "2", "--user", "c1", "--role", "admin", *base])
+    assert r.exit_code == 2 and "HDL023" in r.output  # the acceptor may not review, even as admin
+    r = runner.invoke(app, ["handling", "act", no, "review", "--version", "2", "--user", "r1", "--role", "reviewer", *base])
+    assert json.loads(r.stdout)["status"] == "completed"
+    shown = json.loads(runner.invoke(app, ["handling", "show", no, *base]).stdout)
+    assert [e["action"] for e in shown["events"]] == ["apply", "accept", "review"]
+    stats = json.loads(runner.invoke(app, ["handling", "stats", "--begndate", "2000-01-01", "--enddate", "2100-12-31",
+                                           "--by", "item", *base]).stdout)
+    assert [(x["item"], x["volume"], x["completed"], x["online_rate"]) for x in stats] == [("LBDJ", 1, 1, "1.0000")]

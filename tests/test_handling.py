@@ -56,7 +56,7 @@ def test_form_validation_reports_every_problem():
                                           "valid_to": "2026-04-01"})
     assert codes(e.value) == ["HDL013", "HDL012", "HDL016"]
     assert validate_form(CAT.item("LXBX"), {"fixmedins_code": "H1", "begndate": "2026-01-05", "medfee_sumamt": "12.5",
-                                            "med_type": "11"})["medfee_sumamt"] == "12.50"
+                                            "insutype": "390", "med_type": "11"})["medfee_sumamt"] == "12.50"
     with pytest.raises(HandlingError) as e:
         validate_form(CAT.item("SYJT"), {"delivery_date": "2026-01-05", "leave_days": 400, "avg_wage": "1.001"})
     assert codes(e.value) == ["HDL012", "HDL012"]

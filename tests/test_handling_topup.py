@@ -91,3 +91,28 @@ def test_late_approval_topup_equals_the_year_settled_afresh(api):
     # a later visit continues from the corrected year: identical for both
     later_a, later_b = settle(call, A, DATES[3], "5000.00"), settle(call, B, DATES[3], "5000.00")
     assert [later_a[f] for f in MONEY] == [later_b[f] for f in MONEY]
+
+
+def test_manual_reimbursement_settles_the_receipts_and_orders_a_payment(api):
+    """零星报销: the receipts go through the same engine as a visit (same amounts as settling it at the
+    desk), and the fund's share becomes a payment order; a wrong total is refused with nothing written."""
+    call, engine = api
+    lines = [dict(x, feedetl_sn=f"R{k}") for k, x in enumerate(sample.items(3, price="3000.00"))]
+    body = {"item_code": "LXBX", "psn_no": A, "channel": "window", "service_point": "市医保服务大厅",
+            "form": {"fixmedins_code": sample.HOSPITAL, "begndate": "2024-07-01", "medfee_sumamt": "18000.00",
+                     "insutype": "310", "med_type": "21"},
+            "materials": ["id_doc", "invoice", "fee_list", "discharge", "bank_card"], "fee_items": lines}
+    wrong = call("clerk", "POST", "/handling/cases", json={**body, "form": {**body["form"], "medfee_sumamt": "17999.99"}})
+    assert wrong.status_code == 422 and [p["code"] for p in wrong.json()["problems"]] == ["HDL082"]
+    assert call("clerk", "GET", "/handling/cases").json() == []
+    case = call("clerk", "POST", "/handling/cases", json=body).json()
+    for who, action, version in (("clerk", "accept", 1), ("reviewer", "review", 2), ("rechecker", "recheck", 3)):
+        r = call(who, "POST", f"/handling/cases/{case['case_no']}/actions", json={"action": action, "version": version})
+        assert r.status_code == 200, r.text
+    pay = r.json()["payments"]
+    assert len(pay) == 1
+    setl = call("clerk", "GET", f"/settlements/{pay[0]['setl_id']}").json()["setlinfo"]
+    direct = settle(call, B, "2024-07-01", "3000.00")  # the same receipts settled at the desk (B: same rules)
+    assert pay[0]["amount"] == setl["fund_pay_sumamt"] > 0
+    for f in ("medfee_sumamt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay"):
+        assert setl[f] == direct[f]

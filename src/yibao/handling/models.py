@@ -30,6 +30,7 @@ class HdCase(Base):
     authorization_no: Mapped[str | None] = mapped_column(String(60), nullable=True)
     form: Mapped[dict] = mapped_column(JSON)
     materials: Mapped[list] = mapped_column(JSON)
+    fee_items: Mapped[list] = mapped_column(JSON)  # 零星报销: the receipts' fee lines as entered
     notice: Mapped[list] = mapped_column(JSON)
     step_actors: Mapped[list] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -94,7 +95,22 @@ class HdTopup(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-TABLES = [HdCase.__table__, HdEvent.__table__, HdFact.__table__, HdTopup.__table__]
+class HdPayment(Base):
+    """A payment order (支付单) a completed case owes the person: 零星报销's fund share. Insert-only."""
+
+    __tablename__ = "hd_payments"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    payment_no: Mapped[str] = mapped_column(String(32), unique=True)
+    case_no: Mapped[str] = mapped_column(String(32), index=True)
+    psn_no: Mapped[str] = mapped_column(String(40))
+    setl_id: Mapped[str] = mapped_column(String(40))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+TABLES = [HdCase.__table__, HdEvent.__table__, HdFact.__table__, HdTopup.__table__, HdPayment.__table__]
 
 
 def facts_on(session: Session, psn_no: str, kind: str, on: date) -> list["HdFact"]:

@@ -46,6 +46,7 @@ class ApplyIn(_In):
     form: dict[str, str | int] = Field(default={}, max_length=30)
     materials: list[str] = Field(default=[], max_length=30)
     agent: AgentIn | None = None
+    fee_items: list[dict] = Field(default=[], max_length=500, description="零星报销: 票据费用明细(同结算的 fee-items)")
 
 
 class ActIn(_In):

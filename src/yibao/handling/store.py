@@ -10,12 +10,15 @@ module only loads the state, asks it, and writes the answer if nobody else wrote
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from yibao.errors import Problem, YibaoError
+from pydantic import ValidationError
+
+from yibao.errors import Problem, YibaoError, pydantic_problems
 from yibao.handling.calendar import calendar
 from yibao.handling.catalogue import (CHANNELS, STEPS, HandlingError, catalogue, missing_materials,
                                       unknown_materials, validate_form)
@@ -25,7 +28,10 @@ from yibao.service.auth import Principal
 from yibao.service.transactions import Context, audit, new_id
 from yibao.handling.topup import statement, topup
 from yibao.store.models import PersonCategory
-from yibao.handling.models import TABLES, HdCase, HdEvent, HdFact, HdTopup, facts_on  # noqa: F401  (re-exported)
+from yibao.handling.models import TABLES, HdCase, HdEvent, HdFact, HdPayment, HdTopup, facts_on  # noqa: F401
+from yibao.money import fen_to_yuan, yuan_to_fen
+from yibao.service import transactions as tx
+from yibao.settlement.request import FeeItemIn
 
 FOREVER = date(9999, 12, 31)
 AGENT_KINDS = {"proxy": "代办", "helper": "帮办"}
@@ -54,7 +60,8 @@ def _fail(cls, code: str, path: str, message: str):
 
 def apply_for(session: Session, who: Principal, ctx: Context, *, item_code: str, psn_no: str | None = None,
               certno: str | None = None, channel: str, service_point: str, form: dict[str, Any],
-              materials: list[str], agent: dict[str, str] | None = None, packs=None) -> dict:
+              materials: list[str], agent: dict[str, str] | None = None, packs=None,
+              fee_items: list[dict] | None = None) -> dict:
     """A new case (申请), status 待受理; every problem in the input is answered at once."""
     who.require("handling.apply")
     item = catalogue().item(item_code)
@@ -80,6 +87,7 @@ def apply_for(session: Session, who: Principal, ctx: Context, *, item_code: str,
     except HandlingError as exc:
         problems += exc.problems
         values = {}
+    lines = _fee_lines(item.effect, fee_items or [], values, problems)
     if problems:
         raise HandlingError(problems, item.code)
     now = ctx.at
@@ -87,7 +95,7 @@ def apply_for(session: Session, who: Principal, ctx: Context, *, item_code: str,
                  channel=channel, service_point=service_point.strip(), applied_by=who.name,
                  agent_kind=(agent or {}).get("kind"), agent_name=(agent or {}).get("name"),
                  agent_relation=(agent or {}).get("relation"), authorization_no=(agent or {}).get("authorization_no"),
-                 form=values, materials=list(dict.fromkeys(materials)), notice=[], step_actors=[], reason=None,
+                 form=values, materials=list(dict.fromkeys(materials)), fee_items=lines, notice=[], step_actors=[], reason=None,
                  applied_on=now.date(), created_at=now, updated_at=now)
     session.add(row)
     session.flush()
@@ -127,6 +135,28 @@ def person_categories(packs, admdvs: str, on: date) -> dict[str, str] | None:
         return dict(packs.pick(admdvs, on).pack.categories)
     except YibaoError:
         return None
+
+
+def _fee_lines(effect: str | None, fee_items: list[dict], values: dict, problems: list[Problem]) -> list[dict]:
+    """零星报销's receipt lines, each checked as a settlement fee line; their sum must be the receipt total."""
+    if effect != "manual_reimbursement":
+        if fee_items:
+            problems.append(Problem("HDL083", "fee_items", "只有零星报销事项录入费用明细"))
+        return []
+    if not fee_items:
+        problems.append(Problem("HDL080", "fee_items", "零星报销须录入票据的费用明细"))
+        return []
+    lines = []
+    for i, raw in enumerate(fee_items):
+        try:
+            lines.append(FeeItemIn.model_validate(raw).model_dump(mode="json"))
+        except ValidationError as exc:
+            problems += pydantic_problems(exc, "HDL081", f"fee_items[{i}]")
+    total = sum(yuan_to_fen(Decimal(str(x["det_item_fee_sumamt"]))) for x in lines)
+    if lines and len(lines) == len(fee_items) and "medfee_sumamt" in values and total != yuan_to_fen(Decimal(values["medfee_sumamt"])):
+        problems.append(Problem("HDL082", "form.medfee_sumamt",
+                                f"票据金额 {values['medfee_sumamt']} 与费用明细合计 {fen_to_yuan(total)} 不符"))
+    return lines
 
 
 def _agent_problems(agent: dict[str, str] | None) -> list[Problem]:
@@ -215,6 +245,8 @@ def _event(session, row, who, at, action, from_status, to_status, note, detail) 
 def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, effect: str | None,
                    packs=None) -> str | None:
     """What a completed case changes: a dated fact, or (enrolment items) a hook for yibao.enrolment."""
+    if effect == "manual_reimbursement" and packs is not None:
+        return _reimburse(session, ctx, row, packs)
     kind = FACT_KINDS.get(effect or "")
     if kind is None:
         # enrolment_registration / enrolment_change: TODO(#15) call yibao.enrolment once merged;
@@ -237,6 +269,25 @@ def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, 
                     if (t := topup(session, who, packs, case_no=row.case_no, psn_no=row.psn_no, year=y, at=ctx.at))]
             return f"fact:{kind}:{code}" + "".join(f" topup:{n}" for n in done)
     return f"fact:{kind}:{code}"
+
+
+def _reimburse(session: Session, ctx: Context, row: HdCase, packs) -> str:
+    """零星报销: the receipts settled by the same engine as a visit at the institution on the care date
+    (so that date's pack and year apply), and a payment order for the fund's share to the person."""
+    form = row.form
+    day = datetime.combine(date.fromisoformat(form["begndate"]), datetime.min.time()).replace(hour=8)
+    system = Principal(f"handling:{row.case_no}", "clerk")  # the desk settles on the case's behalf
+    at = Context(request_id=row.case_no, opter=system.name, at=day)
+    visit = tx.register_visit(session, system, at, fixmedins_code=form["fixmedins_code"], psn_no=row.psn_no,
+                              insutype=form["insutype"], med_type=form["med_type"], begntime=day)
+    tx.upload_items(session, system, at, packs, mdtrt_id=visit["mdtrt_id"],
+                    items=[FeeItemIn.model_validate(x) for x in row.fee_items])
+    setl = tx.settle(session, system, at, packs, mdtrt_id=visit["mdtrt_id"])["setlinfo"]
+    amount = yuan_to_fen(Decimal(str(setl["fund_pay_sumamt"])))
+    pay = HdPayment(payment_no=new_id("PO"), case_no=row.case_no, psn_no=row.psn_no, setl_id=setl["setl_id"],
+                    amount_fen=amount, created_by=ctx.opter, created_at=ctx.at)
+    session.add(pay)
+    return f"settlement:{setl['setl_id']} payment:{pay.payment_no}"
 
 
 def case_record(session: Session, who: Principal, case_no: str, today: date, row: HdCase | None = None) -> dict:
@@ -264,6 +315,10 @@ def case_record(session: Session, who: Principal, case_no: str, today: date, row
         "completed_on": row.completed_on.isoformat() if row.completed_on else None,
         "timeliness": timeliness(state, today, calendar()) if row.deadline else None,
         "rating": row.rating, "rating_comment": row.rating_comment,
+        "payments": [{"payment_no": p.payment_no, "setl_id": p.setl_id, "amount": fen_to_yuan(p.amount_fen)}
+                     for p in session.scalars(select(HdPayment).where(HdPayment.case_no == row.case_no)
+                                              .order_by(HdPayment.id))],
+        "fee_items": row.fee_items,
         "topups": [statement(t) for t in session.scalars(select(HdTopup).where(HdTopup.case_no == row.case_no)
                                                           .order_by(HdTopup.id))],
         "events": [{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "role": e.role, "action": e.action,

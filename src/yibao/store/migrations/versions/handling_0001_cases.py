@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("authorization_no", sa.String(60), nullable=True),
         sa.Column("form", sa.JSON(), nullable=False),
         sa.Column("materials", sa.JSON(), nullable=False),
+        sa.Column("fee_items", sa.JSON(), nullable=False),
         sa.Column("notice", sa.JSON(), nullable=False),
         sa.Column("step_actors", sa.JSON(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
@@ -98,9 +99,24 @@ def upgrade() -> None:
     )
     op.create_index("ix_hd_topups_case_no", "hd_topups", ["case_no"])
     op.create_index("ix_hd_topups_psn_no", "hd_topups", ["psn_no"])
+    op.create_table(
+        "hd_payments",
+        sa.Column("id", BIGID, autoincrement=True, nullable=False),
+        sa.Column("payment_no", sa.String(32), nullable=False),
+        sa.Column("case_no", sa.String(32), nullable=False),
+        sa.Column("psn_no", sa.String(40), nullable=False),
+        sa.Column("setl_id", sa.String(40), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("created_by", sa.String(80), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_hd_payments"),
+        sa.UniqueConstraint("payment_no", name="uq_hd_payments_payment_no"),
+    )
+    op.create_index("ix_hd_payments_case_no", "hd_payments", ["case_no"])
 
 
 def downgrade() -> None:
+    op.drop_table("hd_payments")
     op.drop_table("hd_topups")
     op.drop_table("hd_facts")
     op.drop_table("hd_events")

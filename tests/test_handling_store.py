@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import date, datetime
+from decimal import Decimal
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -176,3 +177,17 @@ def test_conflict_when_the_version_read_is_stale(engine):
     with pytest.raises(HandlingError) as e:
         write(engine, lambda s: store.act(s, REVIEWER, ctx(date(2026, 4, 1)), case_no=no, kind="review", version=1))
     assert e.value.problems[0].code == "HDL040"
+
+
+def test_maternity_allowance_payment_order(engine):
+    form = {"delivery_date": "2026-03-02", "leave_days": "158", "avg_wage": "8000.00"}
+    no = write(engine, lambda s: store.apply_for(
+        s, CLERK, ctx(date(2026, 4, 1)), item_code="SYJT", psn_no="P000000002", channel="online",
+        service_point="网上服务大厅", form=form, materials=["id_doc", "birth_cert", "employer_form"]))["case_no"]
+    d = date(2026, 4, 1)
+    write(engine, lambda s: store.act(s, CLERK, ctx(d), case_no=no, kind="accept", version=1))
+    write(engine, lambda s: store.act(s, REVIEWER, ctx(d), case_no=no, kind="review", version=2))
+    done = write(engine, lambda s: store.act(s, RECHECKER, ctx(d), case_no=no, kind="recheck", version=3))
+    assert done["payments"][0]["amount"] == Decimal("42133.33")  # 8,000 ÷ 30 × 158 = 42,133.33 元
+    with Session(engine) as s:
+        assert s.scalars(select(store.HdPayment.amount_fen).where(store.HdPayment.case_no == no)).all() == [4213333]

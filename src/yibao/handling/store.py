@@ -29,7 +29,7 @@ from yibao.service.transactions import Context, audit, new_id
 from yibao.handling.topup import statement, topup
 from yibao.store.models import PersonCategory
 from yibao.handling.models import TABLES, HdCase, HdEvent, HdFact, HdPayment, HdTopup, facts_on  # noqa: F401
-from yibao.money import fen_to_yuan, yuan_to_fen
+from yibao.money import fen_to_yuan, round_half_up, yuan_to_fen
 from yibao.service import transactions as tx
 from yibao.settlement.request import FeeItemIn
 
@@ -247,6 +247,8 @@ def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, 
     """What a completed case changes: a dated fact, or (enrolment items) a hook for yibao.enrolment."""
     if effect == "manual_reimbursement" and packs is not None:
         return _reimburse(session, ctx, row, packs)
+    if effect == "maternity_allowance":
+        return _maternity(session, ctx, row)
     kind = FACT_KINDS.get(effect or "")
     if kind is None:
         # enrolment_registration / enrolment_change: TODO(#15) call yibao.enrolment once merged;
@@ -288,6 +290,23 @@ def _reimburse(session: Session, ctx: Context, row: HdCase, packs) -> str:
                     amount_fen=amount, created_by=ctx.opter, created_at=ctx.at)
     session.add(pay)
     return f"settlement:{setl['setl_id']} payment:{pay.payment_no}"
+
+
+def maternity_allowance_fen(avg_wage: str, leave_days: int) -> int:
+    """生育津贴 = 用人单位上年度职工月平均工资 ÷ 30 × 产假天数, half-up to the fen (one rounding).
+
+    >>> maternity_allowance_fen("8000.00", 158)
+    4213333
+    """
+    return round_half_up(Decimal(yuan_to_fen(Decimal(avg_wage))) * leave_days / 30)
+
+
+def _maternity(session: Session, ctx: Context, row: HdCase) -> str:
+    amount = maternity_allowance_fen(row.form["avg_wage"], int(row.form["leave_days"]))
+    pay = HdPayment(payment_no=new_id("PO"), case_no=row.case_no, psn_no=row.psn_no, setl_id="",
+                    amount_fen=amount, created_by=ctx.opter, created_at=ctx.at)
+    session.add(pay)
+    return f"payment:{pay.payment_no}"
 
 
 def case_record(session: Session, who: Principal, case_no: str, today: date, row: HdCase | None = None) -> dict:

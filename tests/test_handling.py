@@ -207,3 +207,16 @@ class Workflow(RuleBasedStateMachine):
 
 TestWorkflow = Workflow.TestCase
 TestWorkflow.settings = settings(max_examples=150, stateful_step_count=25, deadline=None)
+
+
+class TwoStepWorkflow(Workflow):
+    """The same invariants for a two-step item (受理 → 审核 = 办结)."""
+
+    def __init__(self):
+        super().__init__()
+        self.item = CAT.item("LBDJ")
+        self.state = CaseState("LBDJ", materials=("id_doc",))
+
+
+TestTwoStepWorkflow = TwoStepWorkflow.TestCase
+TestTwoStepWorkflow.settings = settings(max_examples=100, stateful_step_count=20, deadline=None)

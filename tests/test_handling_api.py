@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from test_api_auth import api  # noqa: F401  (the REST app with sample keys: clerk, reviewer, rechecker...)
 from yibao.cli import app
 
-BEIJING = {"filing_type": "长期居住", "mdtrt_admdvs": "110105", "valid_from": "2024-01-01", "valid_to": "2024-12-31"}
+BEIJING = {"filing_type": "长期居住", "mdtrt_admdvs": "110105", "valid_from": "2026-01-01", "valid_to": "2099-12-31"}
 
 
 def test_catalogue_and_a_filing_case(api):  # noqa: F811
@@ -42,10 +42,14 @@ def test_bad_application_is_a_422_naming_fields(api):  # noqa: F811
     before = call("clerk", "GET", "/handling/cases").json()
     r = call("clerk", "POST", "/handling/cases", json={
         "item_code": "YDBA", "psn_no": "P000000001", "channel": "window", "service_point": "大厅",
-        "form": {**BEIJING, "valid_to": "2023-12-31", "filing_type": "出差"}, "materials": ["id_doc"]})
+        "form": {**BEIJING, "valid_to": "2025-12-31", "filing_type": "出差"}, "materials": ["id_doc"]})
     assert r.status_code == 422
     assert [(p["code"], p["path"]) for p in r.json()["problems"]] == [
         ("HDL013", "form.filing_type"), ("HDL016", "form.valid_to")]
+    expired = call("clerk", "POST", "/handling/cases", json={
+        "item_code": "YDBA", "psn_no": "P000000001", "channel": "window", "service_point": "大厅",
+        "form": {**BEIJING, "valid_from": "2025-01-01", "valid_to": "2025-12-31"}, "materials": ["id_doc"]})
+    assert [(p["code"], p["path"]) for p in expired.json()["problems"]] == [("HDL084", "form.valid_to")]
     assert call("clerk", "GET", "/handling/cases").json() == before  # nothing written
 
 

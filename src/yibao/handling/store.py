@@ -88,6 +88,8 @@ def apply_for(session: Session, who: Principal, ctx: Context, *, item_code: str,
         problems += exc.problems
         values = {}
     lines = _fee_lines(item.effect, fee_items or [], values, problems)
+    if item.effect == "offsite_filing" and values.get("valid_to") and date.fromisoformat(values["valid_to"]) < ctx.at.date():
+        problems.append(Problem("HDL084", "form.valid_to", f"备案截止日期 {values['valid_to']} 已过, 备案已过期, 不能申请"))
     if problems:
         raise HandlingError(problems, item.code)
     now = ctx.at

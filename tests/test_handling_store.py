@@ -191,3 +191,19 @@ def test_maternity_allowance_payment_order(engine):
     assert done["payments"][0]["amount"] == Decimal("42133.33")  # 8,000 ÷ 30 × 158 = 42,133.33 元
     with Session(engine) as s:
         assert s.scalars(select(store.HdPayment.amount_fen).where(store.HdPayment.case_no == no)).all() == [4213333]
+
+
+def test_completing_an_item_that_settles_needs_the_packs(engine):
+    form = {"category": "illness_poverty", "valid_from": "2024-01-01"}
+    no = write(engine, lambda s: store.apply_for(
+        s, CLERK, ctx(date(2026, 4, 1)), item_code="YSQJZ", psn_no="P000000002", channel="window",
+        service_point="大厅", form=form, materials=["id_doc", "recognition", "bank_card"], packs=PACKS))["case_no"]
+    d = date(2026, 4, 1)
+    write(engine, lambda s: store.act(s, CLERK, ctx(d), case_no=no, kind="accept", version=1))
+    write(engine, lambda s: store.act(s, REVIEWER, ctx(d), case_no=no, kind="review", version=2))
+    before = counts(engine)
+    with pytest.raises(HandlingError) as e:
+        write(engine, lambda s: store.act(s, RECHECKER, ctx(d), case_no=no, kind="recheck", version=3))
+    assert e.value.problems[0].code == "HDL085" and counts(engine) == before
+    done = write(engine, lambda s: store.act(s, RECHECKER, ctx(d), case_no=no, kind="recheck", version=3, packs=PACKS))
+    assert done["status"] == "completed" and done["topups"] == []  # nothing settled yet: no 补差

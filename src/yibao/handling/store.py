@@ -246,15 +246,17 @@ def _event(session, row, who, at, action, from_status, to_status, note, detail) 
 
 def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, effect: str | None,
                    packs=None) -> str | None:
-    """What a completed case changes: a dated fact, or (enrolment items) a hook for yibao.enrolment."""
-    if effect == "manual_reimbursement" and packs is not None:
+    """What a completed case changes: a dated fact, a settlement and payment order, a 补差, or
+    (enrolment items) a hook for yibao.enrolment."""
+    if effect in ("manual_reimbursement", "assistance_approval") and packs is None:
+        raise _fail(HandlingError, "HDL085", "packs", "办结此事项要按政策包结算, 调用方未提供政策包")
+    if effect == "manual_reimbursement":
         return _reimburse(session, ctx, row, packs)
     if effect == "maternity_allowance":
         return _maternity(session, ctx, row)
     kind = FACT_KINDS.get(effect or "")
     if kind is None:
-        # enrolment_registration / enrolment_change: TODO(#15) call yibao.enrolment once merged;
-        # manual_reimbursement / maternity_allowance: settled by their own commands (not yet built)
+        # enrolment_registration / enrolment_change: TODO(#15) call yibao.enrolment once merged
         return f"pending:{effect}" if effect else None
     form = row.form
     code = {"chronic": form.get("dise_codg"), "two_diseases": form.get("disease"),
@@ -268,10 +270,10 @@ def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, 
         session.add(PersonCategory(psn_no=row.psn_no, category=code, issuing_dept="医保依申请救助",
                                    valid_from=valid_from, valid_to=valid_to))
         session.flush()
-        if packs is not None:  # 补差 of the years already settled since the approval's start
-            done = [t.topup_no for y in range(valid_from.year, ctx.at.year + 1)
-                    if (t := topup(session, who, packs, case_no=row.case_no, psn_no=row.psn_no, year=y, at=ctx.at))]
-            return f"fact:{kind}:{code}" + "".join(f" topup:{n}" for n in done)
+        # 补差 of the years already settled since the approval's start
+        done = [t.topup_no for y in range(valid_from.year, ctx.at.year + 1)
+                if (t := topup(session, who, packs, case_no=row.case_no, psn_no=row.psn_no, year=y, at=ctx.at))]
+        return f"fact:{kind}:{code}" + "".join(f" topup:{n}" for n in done)
     return f"fact:{kind}:{code}"
 
 

@@ -180,6 +180,11 @@ def test_cli_apply_act_show_stats(tmp_path):
     assert json.loads(r.stdout)["status"] == "completed"
     shown = json.loads(runner.invoke(app, ["handling", "show", no, *base]).stdout)
     assert [e["action"] for e in shown["events"]] == ["apply", "accept", "review"]
+    bad_file = tmp_path / "lines.json"
+    bad_file.write_text("{}", encoding="utf-8")
+    r = runner.invoke(app, ["handling", "apply", "--item", "LXBX", "--psn-no", "P000000001", "--point", "大厅",
+                            "--fee-items", str(bad_file), *base])
+    assert r.exit_code == 2 and "HDL086" in r.output
     stats = json.loads(runner.invoke(app, ["handling", "stats", "--begndate", "2000-01-01", "--enddate", "2100-12-31",
                                            "--by", "item", *base]).stdout)
     assert [(x["item"], x["volume"], x["completed"], x["online_rate"]) for x in stats] == [("LBDJ", 1, 1, "1.0000")]

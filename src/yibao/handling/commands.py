@@ -6,8 +6,10 @@ is written in one transaction with its audit entry, or not at all.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date, datetime
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -41,6 +43,16 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
             raise HandlingError(Problem("HDL008", option, f"应为 名称=值, 实际为 {v!r}"))
         out[k.strip()] = val.strip()
     return out
+
+
+def _read_lines(path: Path) -> list:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HandlingError(Problem("HDL086", "--fee-items", f"读不出费用明细 JSON: {exc}")) from None
+    if not isinstance(data, list):
+        raise HandlingError(Problem("HDL086", "--fee-items", "费用明细须为 JSON 数组"))
+    return data
 
 
 def _run(url: Optional[str], fn, write: bool = True):
@@ -110,6 +122,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                   field: list[str] = typer.Option([], "--field", help="表单字段 名称=值, 可重复"),
                   material: list[str] = typer.Option([], "--material", help="已交材料编码, 可重复"),
                   agent: list[str] = typer.Option([], "--agent", help="帮办代办 kind=proxy|helper name=.. relation=.. authorization_no=.."),
+                  fee_items: Optional[Path] = typer.Option(None, "--fee-items", help="零星报销: 费用明细 JSON 文件(数组, 同结算接口)"),
                   user: str = USER, role: str = ROLE, url: Optional[str] = URL, as_json: bool = JSON):
         """申请一个事项(登记为待受理)."""
         def go():
@@ -117,10 +130,11 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             ctx = Context(uuid.uuid4().hex, who.name, datetime.now())
             form = _pairs(field, "--field")
             ag = _pairs(agent, "--agent") or None
+            lines = _read_lines(fee_items) if fee_items else None
             packs = _packs()
             return _run(url, lambda s: store.apply_for(s, who, ctx, item_code=item, psn_no=psn_no, certno=certno,
                                                        channel=channel, service_point=point, form=form,
-                                                       materials=material, agent=ag, packs=packs))
+                                                       materials=material, agent=ag, packs=packs, fee_items=lines))
         _show(guarded(go, as_json), as_json)
 
     @h.command("act")

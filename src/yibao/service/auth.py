@@ -57,6 +57,13 @@ PERMISSIONS = {
     # enrolment (参保与筹资, yibao.enrolment)
     "enrol.write": {"clerk", "admin"},
     "enrol.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    # handling (经办 service items, issue 16)
+    "handling.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin", "institution"},
+    "handling.apply": {"clerk", "institution", "admin"},
+    "handling.accept": {"clerk", "admin"},
+    "handling.review": {"reviewer", "admin"},
+    "handling.recheck": {"rechecker", "admin"},
+    "handling.clearing": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

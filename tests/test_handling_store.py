@@ -207,3 +207,31 @@ def test_completing_an_item_that_settles_needs_the_packs(engine):
     assert e.value.problems[0].code == "HDL085" and counts(engine) == before
     done = write(engine, lambda s: store.act(s, RECHECKER, ctx(d), case_no=no, kind="recheck", version=3, packs=PACKS))
     assert done["status"] == "completed" and done["topups"] == []  # nothing settled yet: no 补差
+
+
+def test_enrolment_items_record_their_facts_in_the_enrolment_registry(engine):
+    from yibao.store.models import Enrollment
+
+    d = date(2026, 4, 1)
+
+    def close(item: str, form: dict, materials: list[str]) -> dict:
+        no = write(engine, lambda s: store.apply_for(s, CLERK, ctx(d), item_code=item, psn_no="P000000001",
+                                                     channel="window", service_point="市医保服务大厅", form=form,
+                                                     materials=materials))["case_no"]
+        write(engine, lambda s: store.act(s, CLERK, ctx(d), case_no=no, kind="accept", version=1))
+        return write(engine, lambda s: store.act(s, REVIEWER, ctx(d), case_no=no, kind="review", version=2))
+
+    done = close("CBDJ", {"insutype": "390", "admdvs": "370102", "valid_from": "2025-01-01"}, ["id_doc"])
+    assert done["status"] == "completed"
+    suspended = close("CBBG", {"insutype": "390", "change": "暂停参保", "valid_from": "2025-07-01"},
+                      ["id_doc", "change_proof"])
+    assert suspended["status"] == "completed"
+    with Session(engine) as s:
+        spans = sorted((e.insutype, e.valid_from, e.valid_to) for e in
+                       s.scalars(select(Enrollment).where(Enrollment.psn_no == "P000000001")))
+        actions = s.scalars(select(AuditLog.action).where(AuditLog.action.like("enrol.%"))).all()
+    # enrolled through 2024 (sample), registered again from 2025-01-01 (one continuous spell), suspended from
+    # 2025-07-01: cover runs on to 2025-06-30 and stops there
+    assert [(i, t) for i, f, t in spans if f <= date(2025, 3, 1) <= t] == [("390", date(2025, 6, 30))]
+    assert not any(f <= date(2025, 7, 1) <= t for _, f, t in spans)
+    assert actions

@@ -254,10 +254,11 @@ def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, 
         return _reimburse(session, ctx, row, packs)
     if effect == "maternity_allowance":
         return _maternity(session, ctx, row)
+    if effect in ("enrolment_registration", "enrolment_change"):
+        return _enrolment(session, ctx, row, effect)
     kind = FACT_KINDS.get(effect or "")
     if kind is None:
-        # enrolment_registration / enrolment_change: TODO(#15) call yibao.enrolment once merged
-        return f"pending:{effect}" if effect else None
+        return None
     form = row.form
     code = {"chronic": form.get("dise_codg"), "two_diseases": form.get("disease"),
             "offsite_filing": form.get("filing_type"), "assistance": form.get("category")}[kind]
@@ -275,6 +276,30 @@ def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, 
                 if (t := topup(session, who, packs, case_no=row.case_no, psn_no=row.psn_no, year=y, at=ctx.at))]
         return f"fact:{kind}:{code}" + "".join(f" topup:{n}" for n in done)
     return f"fact:{kind}:{code}"
+
+
+ENROLMENT_ACTIONS = {"暂停参保": "suspend", "恢复参保": "resume", "终止参保": "terminate"}
+
+
+def _enrolment(session: Session, ctx: Context, row: HdCase, effect: str) -> str:
+    """参保登记 / 参保变更: the enrolment registry records the dated fact (yibao.enrolment), on the case's behalf."""
+    from yibao.enrolment import registry as enrolment
+
+    form = row.form
+    system = Principal(f"handling:{row.case_no}", "clerk")
+    on = date.fromisoformat(form["valid_from"])
+    reason = f"经办案件 {row.case_no}"
+    if effect == "enrolment_registration":
+        enrolment.register(session, system, ctx, psn_no=row.psn_no, insutype=form["insutype"], admdvs=form["admdvs"],
+                           begndate=on, reason=reason)
+        return f"enrolment:register:{form['insutype']}"
+    action = ENROLMENT_ACTIONS.get(form["change"])
+    if action is None:  # 信息变更: the same status from that day, recorded as a change
+        enrolment.change(session, system, ctx, psn_no=row.psn_no, insutype=form["insutype"], eff_date=on, reason=reason)
+        return f"enrolment:change:{form['insutype']}"
+    enrolment.change_status(session, system, ctx, psn_no=row.psn_no, insutype=form["insutype"], action=action,
+                            eff_date=on, reason=reason)
+    return f"enrolment:{action}:{form['insutype']}"
 
 
 def _reimburse(session: Session, ctx: Context, row: HdCase, packs) -> str:

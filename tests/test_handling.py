@@ -23,7 +23,7 @@ def codes(exc: HandlingError) -> list[str]:
 
 
 def test_catalogue_ships_the_eight_items_with_guides():
-    assert [i.code for i in CAT.items] == ["MZMTB", "LBDJ", "YDBA", "LXBX", "YSQJZ", "SYJT", "CBDJ", "CBBG"]
+    assert [i.code for i in CAT.items] == ["MZMTB", "LBDJ", "YDBA", "LXBX", "YSQJZ", "SYJT", "CBDJ", "CBBG", "SNPG"]
     g = CAT.item("YDBA").guide()
     assert g["name"] == "异地就医备案" and g["promised_days"] == 2 and g["channels"] == ["窗口", "网办", "村级服务点", "医院"]
     assert [f["options"] for f in g["fields"] if f["name"] == "filing_type"] == [["长期居住", "临时外出", "转诊"]]

@@ -235,3 +235,25 @@ def test_enrolment_items_record_their_facts_in_the_enrolment_registry(engine):
     assert [(i, t) for i, f, t in spans if f <= date(2025, 3, 1) <= t] == [("390", date(2025, 6, 30))]
     assert not any(f <= date(2025, 7, 1) <= t for _, f, t in spans)
     assert actions
+
+
+def test_an_ltc_assessment_case_records_the_level_when_it_closes(engine):
+    from yibao.ltc.store import LtcAssessment
+
+    scores = {"feeding": 0, "bathing": 0, "grooming": 0, "dressing": 0, "bowels": 0, "bladder": 5, "toilet": 0,
+              "transfer": 5, "mobility": 5, "stairs": 0, "orientation_time": 2, "orientation_person": 2, "memory": 2,
+              "vision": 2, "hearing": 2, "communication": 2}
+    form = {"assessor": "E001", "valid_from": "2024-07-01", **{k: str(v) for k, v in scores.items()}}
+    d = date(2026, 4, 1)
+    no = write(engine, lambda s: store.apply_for(s, CLERK, ctx(d), item_code="SNPG", psn_no="P000000002",
+                                                 channel="hospital", service_point="某护理院", form=form,
+                                                 materials=["id_doc", "records"]))["case_no"]
+    write(engine, lambda s: store.act(s, CLERK, ctx(d), case_no=no, kind="accept", version=1))
+    write(engine, lambda s: store.act(s, REVIEWER, ctx(d), case_no=no, kind="review", version=2))
+    with pytest.raises(HandlingError):  # closing an item that applies the pack needs the packs
+        write(engine, lambda s: store.act(s, RECHECKER, ctx(d), case_no=no, kind="recheck", version=3))
+    done = write(engine, lambda s: store.act(s, RECHECKER, ctx(d), case_no=no, kind="recheck", version=3, packs=PACKS))
+    assert done["status"] == "completed"
+    with Session(engine) as s:
+        a = s.scalars(select(LtcAssessment).where(LtcAssessment.psn_no == "P000000002")).one()
+    assert (a.level, a.assessor, a.begin, a.end) == ("4", "E001", date(2024, 7, 1), date(2026, 6, 30))  # ADL 15: 二级

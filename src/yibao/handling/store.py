@@ -248,7 +248,7 @@ def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, 
                    packs=None) -> str | None:
     """What a completed case changes: a dated fact, a settlement and payment order, a 补差, or
     (enrolment items) a hook for yibao.enrolment."""
-    if effect in ("manual_reimbursement", "assistance_approval") and packs is None:
+    if effect in ("manual_reimbursement", "assistance_approval", "ltc_assessment") and packs is None:
         raise _fail(HandlingError, "HDL085", "packs", "办结此事项要按政策包结算, 调用方未提供政策包")
     if effect == "manual_reimbursement":
         return _reimburse(session, ctx, row, packs)
@@ -256,6 +256,8 @@ def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, 
         return _maternity(session, ctx, row)
     if effect in ("enrolment_registration", "enrolment_change"):
         return _enrolment(session, ctx, row, effect)
+    if effect == "ltc_assessment":
+        return _ltc_assessment(session, ctx, row, packs)
     kind = FACT_KINDS.get(effect or "")
     if kind is None:
         return None
@@ -300,6 +302,24 @@ def _enrolment(session: Session, ctx: Context, row: HdCase, effect: str) -> str:
     enrolment.change_status(session, system, ctx, psn_no=row.psn_no, insutype=form["insutype"], action=action,
                             eff_date=on, reason=reason)
     return f"enrolment:{action}:{form['insutype']}"
+
+
+def _ltc_assessment(session: Session, ctx: Context, row: HdCase, packs) -> str:
+    """失能等级评估: the scores on the form through the pack's LTC scale and rules (yibao.ltc), recorded as the
+    person's assessment conclusion from ``valid_from`` (the assessor rule and validity are the pack's)."""
+    from yibao.ltc import store as ltc_store
+
+    if packs is None:
+        raise _fail(HandlingError, "HDL085", "packs", "办结此事项要按政策包评定, 调用方未提供政策包")
+    form = row.form
+    on = date.fromisoformat(form["valid_from"])
+    ltc = ltc_store.pack_for(session, packs, row.psn_no, on).pack.ltc
+    scores = {dim: {it.code: int(form[it.code]) for it in getattr(ltc.assessment, dim) if it.code in form}
+              for dim in ("adl", "cognition", "perception")}
+    system = Principal(f"handling:{row.case_no}", "clerk")
+    done = ltc_store.record_assessment(session, system, ctx, ltc, psn_no=row.psn_no, scores=scores,
+                                       assessor=form["assessor"], effective=on)
+    return f"ltc:{done['assessment_id']}:level:{done['level']}"
 
 
 def _reimburse(session: Session, ctx: Context, row: HdCase, packs) -> str:

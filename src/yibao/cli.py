@@ -45,6 +45,7 @@ DOMAIN_COMMANDS: tuple[str, ...] = (
     "yibao.supervision.commands",
     "yibao.payment.commands",
     "yibao.ltc.commands",
+    "yibao.web.commands",
 )
 
 out = Console(highlight=False)

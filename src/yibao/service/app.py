@@ -34,6 +34,7 @@ from yibao.service.packs import PackSet
 from yibao.service.ratelimit import Guard, GuardConfig
 from yibao.service.transactions import fault_point
 from yibao.store.database import make_engine
+from yibao.web.app import install as install_web
 
 log = logging.getLogger("yibao.service")
 
@@ -112,6 +113,7 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
     app.include_router(platform.router(desk, authenticate, max_body, guard))
     app.include_router(rest.router(desk, authenticate, guard))
     app.include_router(ltc_rest.router(desk, authenticate))  # 长期护理保险
+    install_web(app, desk)  # the web front door (/web): same desk, roles and audit log
 
     @app.exception_handler(YibaoError)
     async def _yibao(_request: Request, exc: YibaoError):

@@ -37,6 +37,7 @@ ROLES = {
     "auditor": "稽核",
     "analyst": "分析",
     "admin": "管理员",
+    "insured": "参保人",  # web self-service (issue #19): an insured person, bound to their own psn_no
 }
 
 # action → roles allowed (institutions additionally only for their own fixmedins_code)
@@ -54,6 +55,13 @@ PERMISSIONS = {
     "ltc.upload": {"institution", "clerk", "admin"},
     "ltc.settle": {"clerk", "admin"},
     "ltc.read": {"institution", "clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    # web front door (issue #19): pages over the other domains, and the insured person's own records
+    "self.read": {"insured"},
+    "fund.read": {"analyst", "admin"},
+    "simulation.run": {"analyst", "admin"},
+    "policy.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    "case.read": {"reviewer", "rechecker", "auditor", "admin"},
+    "monitoring.read": {"clerk", "analyst", "admin"},
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

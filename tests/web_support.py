@@ -1,0 +1,106 @@
+"""Shared by the web tests: a migrated temp store with the sample region and web users, the app served
+by uvicorn in a thread on a free port (always shut down), and Debian's Chromium through Playwright."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy.orm import Session
+
+from yibao.service import sample
+from yibao.service.app import create_app
+from yibao.store.database import make_engine
+from yibao.store.migrate import upgrade
+from yibao.web.users import add_user
+
+PASSWORD = "correct-horse-9"
+USERS = {  # username → (role, fixmedins_code, psn_no)
+    "clerk1": ("clerk", None, None),
+    "reviewer1": ("reviewer", None, None),
+    "rechecker1": ("rechecker", None, None),
+    "analyst1": ("analyst", None, None),
+    "auditor1": ("auditor", None, None),
+    "admin1": ("admin", None, None),
+    "his1": ("institution", sample.HOSPITAL, None),
+    "insured1": ("insured", None, "P000000001"),
+}
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+SHOTS = Path(__file__).resolve().parent.parent / "out" / "screenshots"
+
+
+def seeded_store(path: Path) -> str:
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s, s.begin():
+        sample.seed(s, 6)
+        for name, (role, code, psn) in USERS.items():
+            add_user(s, name, PASSWORD, role, fixmedins_code=code, psn_no=psn)
+    engine.dispose()
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(url: str):
+    """The service (API + web) on http://127.0.0.1:<free port>, stopped and joined on exit."""
+    app = create_app(url, keys=sample.make_keys().ring)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="yibao-web-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        app.state.desk.engine.dispose()
+
+
+def login(page, base: str, username: str, password: str = PASSWORD) -> None:
+    page.goto(f"{base}/web/login")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_load_state()
+
+
+def axe_violations(page) -> list[dict]:
+    """Serious and critical axe-core violations of the current page (WCAG 2 A/AA rules)."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("""async () => {
+        const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                       nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+    }""")
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+def shot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def dump(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=1)

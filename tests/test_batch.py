@@ -1,4 +1,5 @@
-"""Differential proof: the columnar engine (DuckDB, Spark) settles exactly like the scalar engine.
+"""Differential proof: the batch engine (the compiled kernel, fed by DuckDB or run inside Spark) settles exactly
+like the scalar engine.
 
 Random packs (the property-test strategy) and random visits of many persons over a year; every
 setlinfo amount of every visit must agree to the fen. A mismatch prints the visit and the
@@ -18,7 +19,7 @@ from hypothesis import Phase, given, settings
 
 from strategies import valid_packs
 from yibao.batch.duck import settle_visits
-from yibao.batch.sqlgen import SettlementSQL, ident
+from yibao.batch.sqlgen import ident
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
 from yibao.settlement.engine import settle
@@ -109,26 +110,6 @@ def test_duckdb_matches_scalar_on_shipped_packs(name):
     assert assert_same(pack, rows, batch, scalar_results(pack, persons, rows)) == len(rows)
 
 
-@pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020"])
-def test_sparse_windows_equal_plain_windows_and_are_materialised(name):
-    # DuckDB runs year-to-date sums over only the rows that add to them (Spark runs plain
-    # windows); both must agree, and DuckDB must materialise each twice-read stage once —
-    # inlined, the chain of stages would be recomputed exponentially often
-    import duckdb
-
-    pack = CompiledPack(resolve_pack(name))
-    _, rows = random_region(pack, 3_000, seed=5)
-    con = duckdb.connect()
-    con.register("visits_in", pa.Table.from_pylist(rows))
-    gen = SettlementSQL(pack)
-    sparse = con.sql(gen.query("visits_in", sparse=True) + " ORDER BY mdtrt_id").fetchall()
-    plain = con.sql(gen.query("visits_in", sparse=False) + " ORDER BY mdtrt_id").fetchall()
-    assert sparse == plain and len(sparse) == 3_000
-    scans = [con.sql("EXPLAIN " + gen.query("visits_in", sparse=s)).fetchall()[0][1].count("CTE_SCAN")
-             for s in (True, False)]
-    assert scans[0] >= scans[1] + 2, scans  # each sparse stage read from one materialised CTE
-
-
 @pytest.mark.slow
 @settings(max_examples=8, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # shrinking 12,500 visits is slow
 @given(valid_packs())
@@ -200,22 +181,3 @@ def test_spark_matches_duckdb_and_scalar(spark, name):
     assert assert_same(pack, rows, on_spark, scalar_results(pack, persons, rows)) == len(rows)
 
 
-def test_window_floor_is_the_query_s_own_passes_with_nothing_in_between():
-    """``yibao bench settle``'s floor: as many dependent year-to-date sums as the settlement query
-    has (each over the previous), on the same ordering keys, and nothing else."""
-    import duckdb
-
-    from yibao.bench.settle import window_floor_sql
-
-    builder = SettlementSQL(CompiledPack(resolve_pack("shandong-2024")))
-    sql = builder.query("visits_in")
-    assert builder.window_passes == sql.count("_w AS (SELECT rn, ") > 3
-    con = duckdb.connect()
-    con.sql("CREATE TABLE v AS SELECT * FROM (VALUES ('P1', 2024, TIMESTAMP '2024-01-02 09:00:00', 'M2', 300), "
-            "('P1', 2024, TIMESTAMP '2024-01-01 09:00:00', 'M1', 100), ('P1', 2025, TIMESTAMP '2025-01-01 09:00:00', "
-            "'M4', 70), ('P2', 2024, TIMESTAMP '2024-01-01 09:00:00', 'M3', 50)) t(psn_no, yr, setl_time, mdtrt_id, inscp)")
-    rows = con.sql(f"SELECT mdtrt_id, ytd1, ytd2 FROM ({window_floor_sql('v', 2)}) ORDER BY mdtrt_id").fetchall()
-    # ytd1: the person-year's earlier inscp; ytd2: the earlier ytd1 values
-    assert rows == [("M1", 0, 0), ("M2", 100, 0), ("M3", 0, 0), ("M4", 0, 0)]
-    three = con.sql(f"SELECT ytd3 FROM ({window_floor_sql('v', 3)}) WHERE mdtrt_id = 'M2'").fetchone()
-    assert three == (0,)

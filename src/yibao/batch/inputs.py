@@ -3,8 +3,8 @@
 Two steps, both plain SQL so DuckDB and Spark run the same text:
 - :func:`classification_query`: fee lines → the four classified amounts per visit, in fen,
   exactly as :mod:`yibao.settlement.classify` does it line by line;
-- :func:`visits_in_query`: visits ⋈ persons ⋈ classified amounts → ``visits_in`` for
-  :class:`yibao.batch.sqlgen.SettlementSQL`.
+- :func:`visits_in_query`: visits ⋈ persons ⋈ classified amounts → ``visits_in``, the input of the
+  compiled kernel (:mod:`yibao.batch.stream`).
 The pack's catalogue and charge classes travel as two small tables (:func:`pack_tables`).
 """
 

@@ -1,9 +1,10 @@
 """Settle a whole claims directory on DuckDB: validate, classify, settle, write.
 
 The claims directory holds ``persons``, ``visits`` and ``fee_items`` (Parquet, or CSV/Excel
-through :mod:`yibao.claims.schema`), in the schema of ``docs/claims-schema.md``. Results are
-DuckDB tables in the run's connection (``settled_<tag>``, amounts in fen) so simulation and
-monitoring can query them without a round trip through Python, and can be written as Parquet
+through :mod:`yibao.claims.schema`), in the schema of ``docs/claims-schema.md``. DuckDB classifies
+and orders; the compiled kernel settles (:mod:`yibao.batch.stream`) and the settled year streams
+into a Parquet file of the run, seen in the run's connection as ``settled_<tag>`` (amounts in fen)
+so simulation and monitoring query it without a round trip through Python; it can be written out
 with amounts in yuan.
 """
 
@@ -16,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
-from yibao.batch.sqlgen import SettlementSQL, ident, q
+from yibao.batch.lower import lower
+from yibao.batch.sqlgen import ident, q
+from yibao.batch.stream import settle_stream, settled_schema
 from yibao.batch.validate import BatchError, check_applicability
 from yibao.errors import Problem
 from yibao.policy.compiled import CompiledPack
@@ -33,6 +37,15 @@ class BatchRun:
     timings: dict[str, float] = field(default_factory=dict)
     visits: int = 0
     items: int = 0
+    _spill: tempfile.TemporaryDirectory | None = None
+
+    def spill_dir(self) -> Path:
+        """Where settled years are written as they stream out of the kernel (removed with the run)."""
+        if self._spill is None:
+            root = Path(os.environ.get("YIBAO_DUCKDB_TEMP") or Path(tempfile.gettempdir()) / "yibao-duckdb")
+            root.mkdir(parents=True, exist_ok=True)
+            self._spill = tempfile.TemporaryDirectory(prefix="settled-", dir=root)
+        return Path(self._spill.name)
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -105,10 +118,16 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
     if "classified" not in {r[0] for r in con.sql("SHOW TABLES").fetchall()}:
         classify(run, pack)
     t = time.perf_counter()
-    con.sql(f"CREATE OR REPLACE TABLE visits_in_{tag} AS {visits_in_query(pack)}")
-    query = SettlementSQL(pack).query(f"visits_in_{tag}")
+    con.sql(f"CREATE OR REPLACE VIEW visits_in_{tag} AS {visits_in_query(pack)}")
     table = f"settled_{tag}"
-    con.sql(f"CREATE OR REPLACE TABLE {table} AS {query}")
+    path = run.spill_dir() / f"{table}.parquet"
+    program = lower(pack)
+    writer = pq.ParquetWriter(path, settled_schema(program), compression="zstd")
+    try:
+        settle_stream(pack, con, f"visits_in_{tag}", writer.write_batch, program)
+    finally:
+        writer.close()
+    con.sql(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({q(path.as_posix())})")
     run.timings[f"settle_{tag}"] = time.perf_counter() - t
     return table
 

@@ -1,20 +1,24 @@
-"""Run the same settlement SQL on Apache Spark, for regions that outgrow one machine.
+"""Settle on Apache Spark, for regions that outgrow one machine: the laptop's kernel inside the executors.
 
-The queries of :mod:`yibao.batch.sqlgen` and :mod:`yibao.batch.inputs` are transpiled from
-DuckDB's dialect to Spark SQL with SQLGlot; nothing is rewritten by hand, so Spark and DuckDB run
-one definition. Local mode is used in tests; ``docs/batch.md`` has the ``spark-submit`` recipe.
+The input SQL of :mod:`yibao.batch.inputs` and :mod:`yibao.batch.stream` is transpiled from
+DuckDB's dialect to Spark SQL with SQLGlot; visits are repartitioned by person and sorted within
+partitions, and every partition goes through the same compiled kernel
+(:func:`yibao.batch.stream.settle_batch`) with ``mapInArrow`` — a cluster runs exactly the code a
+laptop runs. Local mode is used in tests; ``docs/batch.md`` has the ``spark-submit`` recipe.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import sqlglot
 
 from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
-from yibao.batch.sqlgen import SettlementSQL
+from yibao.batch.lower import lower
+from yibao.batch.stream import COMBOS, code_tables, ordering_query, person_blocks, settle_batch, settled_schema
 from yibao.policy.compiled import CompiledPack
 
 
@@ -25,6 +29,7 @@ def to_spark(sql: str) -> str:
 def spark_session(master: str = "local[2]"):
     """A Spark session bound to loopback with Arrow transfer on."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors run the kernel: this interpreter's packages
     from pyspark.sql import SparkSession
 
     return (
@@ -42,14 +47,34 @@ def spark_session(master: str = "local[2]"):
     )
 
 
-def output_sql(pack: CompiledPack, source: str) -> str:
-    return f"SELECT * FROM ({SettlementSQL(pack).query(source, sparse=False)}) ORDER BY psn_no, setl_time, mdtrt_id"
+def settle_frame(spark, pack: CompiledPack, source: str = "visits_in", partitions: int | None = None):
+    """Settle the ``visits_in`` columns of temp view ``source``; returns a Spark DataFrame (one row per visit)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    program = lower(pack)
+    combos = [tuple(r) for r in spark.sql(to_spark(COMBOS.format(source=source))).collect()]
+    for name, table in code_tables(pack, program, combos).items():
+        spark.createDataFrame(table.to_pandas() if table.num_rows else None, schema=from_arrow_schema(table.schema)) \
+            .createOrReplaceTempView(name)
+    ordered = spark.sql(to_spark(ordering_query(program, source, order=False)))
+    ordered = (ordered.repartition(partitions or int(spark.conf.get("spark.sql.shuffle.partitions")), "psn_no")
+               .sortWithinPartitions("psn_no", "yr", "setl_time", "mdtrt_id"))
+    passing = {f.name: f for f in ordered.schema.fields}
+    schema = settled_schema(program)
+    fields = [passing[f.name] if f.name in passing else from_arrow_schema(pa.schema([f])).fields[0] for f in schema]
+    from pyspark.sql.types import StructType
+
+    def settle_partition(batches):
+        for block in person_blocks(batches):
+            yield settle_batch(program, block)
+
+    return ordered.mapInArrow(settle_partition, StructType(fields))
 
 
 def settle_visits(spark, pack: CompiledPack, visits_in: pa.Table) -> pa.Table:
-    """Settle an Arrow ``visits_in`` table (see sqlgen) on Spark; returns Arrow."""
+    """Settle an Arrow ``visits_in`` table on Spark; returns Arrow in person order."""
     spark.createDataFrame(visits_in).createOrReplaceTempView("visits_in")
-    return spark.sql(to_spark(output_sql(pack, "visits_in"))).toArrow()
+    return settle_frame(spark, pack).orderBy("psn_no", "setl_time", "mdtrt_id").toArrow()
 
 
 def settle_claims(spark, pack: CompiledPack, claims_dir: str | Path):
@@ -61,7 +86,7 @@ def settle_claims(spark, pack: CompiledPack, claims_dir: str | Path):
         spark.createDataFrame(table).createOrReplaceTempView(name)
     spark.sql(to_spark(classification_query("fee_items"))).createOrReplaceTempView("classified")
     spark.sql(to_spark(visits_in_query(pack))).createOrReplaceTempView("visits_in")
-    return spark.sql(to_spark(output_sql(pack, "visits_in")))
+    return settle_frame(spark, pack)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ few of their ids; if anything is reported, no visit is settled.
 
 from __future__ import annotations
 
-from yibao.batch.sqlgen import MAX_VISIT_FEN, SettlementSQL, q
+from yibao.batch.sqlgen import MAX_VISIT_FEN, q, rule_condition
 from yibao.errors import Problem, YibaoError
 from yibao.policy.compiled import CompiledPack
 
@@ -20,11 +20,10 @@ class BatchError(YibaoError):
 
 def applicability_checks(pack: CompiledPack) -> list[tuple[str, str, str, str]]:
     """(code, path, Chinese message, SQL selecting the offending ids as ``id``)."""
-    gen = SettlementSQL(pack)
     levels = ", ".join(q(lv) for lv in pack.levels)
     cats = ", ".join(q(c) for c in pack.categories) or "''"
     rule_conditions = " OR ".join(
-        f"({gen.rule_condition(r, 'p.insutype', 'v.med_type', 'v.level', 'COALESCE(v.dise_codg, ' + q('') + ')')})"
+        f"({rule_condition(r, 'p.insutype', 'v.med_type', 'v.level', 'COALESCE(v.dise_codg, ' + q('') + ')')})"
         for r in pack.basic)
     return [
         ("BAT001", "visits.setl_time",

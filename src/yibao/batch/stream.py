@@ -1,0 +1,248 @@
+"""Visits streamed from DuckDB into the compiled kernel, block by block, on every core.
+
+DuckDB does what it is good at — reading the claims, classifying fee lines, the joins and the
+ORDER BY (person, year, settlement time, mdtrt_id) — and hands over Arrow record batches. Batches
+are cut only where a person-year ends, so each block starts with empty accumulators; blocks are
+settled by :func:`yibao.batch.kernel.settle_block` in a thread pool (the kernel holds no GIL), and
+every settled block leaves as an Arrow record batch: into a Parquet file as it comes (memory stays
+bounded whatever the year's size) or into one table.
+
+Which basic rule a visit falls under is decided by :meth:`CompiledPack.basic_rule` — the scalar
+engine's own look-up — once per distinct (insutype, med_type, dise_codg, level), and joined back.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from yibao.batch import kernel
+from yibao.batch.lower import KernelError, Program, lower
+from yibao.batch.sqlgen import ident, q
+from yibao.errors import Problem
+from yibao.policy.compiled import CompiledPack
+from yibao.settlement.model import SETLINFO_FIELDS
+
+PASS_THROUGH = ("psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type", "level")
+# persons in the order of a 64-bit hash of psn_no first (sorting on an integer is cheaper than on text; any
+# order of persons will do as long as each person-year is contiguous and in time order), psn_no breaks ties
+ORDER = "hash(psn_no), psn_no, yr, setl_time, mdtrt_id"
+BATCH_ROWS = 262_144
+
+
+def threads() -> int:
+    """Kernel threads: ``YIBAO_KERNEL_THREADS``, else every core."""
+    return int(os.environ.get("YIBAO_KERNEL_THREADS") or os.cpu_count() or 1)
+
+
+def _codes_table(name: str, values: list[str]) -> pa.Table:
+    return pa.table({"code": pa.array(values, pa.string()), "idx": pa.array(range(len(values)), pa.int64())})
+
+
+def code_tables(pack: CompiledPack, program: Program, combos) -> dict[str, pa.Table]:
+    """Small tables the ordering query joins: level, insutype and med_type codes, and the rule of each
+    (insutype, med_type, dise_codg, level) combination in ``combos``."""
+    index = {id(r): i for i, r in enumerate(pack.basic)}
+    rows: dict[str, list] = {"insutype": [], "med_type": [], "dise_codg": [], "level": [], "bidx": [], "once_match": []}
+    for insutype, med_type, dise, level in combos:
+        dise = dise or ""
+        rule = pack.basic_rule(insutype, med_type, dise, level) if level in pack.levels else None
+        if rule is None:
+            continue  # refused before settlement (batch validation, BAT004) or by settle_batch (KRN010)
+        for key, value in (("insutype", insutype), ("med_type", med_type), ("dise_codg", dise), ("level", level),
+                           ("bidx", index[id(rule)]),
+                           ("once_match", int(bool(rule.once_diseases) and dise.startswith(rule.once_diseases)))):
+            rows[key].append(value)
+    return {
+        "k_levels": _codes_table("level", program.levels),
+        "k_ins": _codes_table("insutype", program.insutypes),
+        "k_med": _codes_table("med_type", program.med_types),
+        "k_rules": pa.table({
+            "insutype": pa.array(rows["insutype"], pa.string()), "med_type": pa.array(rows["med_type"], pa.string()),
+            "dise_codg": pa.array(rows["dise_codg"], pa.string()), "level": pa.array(rows["level"], pa.string()),
+            "bidx": pa.array(rows["bidx"], pa.int64()), "once_match": pa.array(rows["once_match"], pa.int64())}),
+    }
+
+
+COMBOS = "SELECT DISTINCT insutype, med_type, COALESCE(dise_codg, '') AS dise_codg, level FROM {source}"
+
+
+def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program: Program, source: str) -> None:
+    for name, table in code_tables(pack, program, con.sql(COMBOS.format(source=source)).fetchall()).items():
+        con.register(name, table)
+
+
+def ordering_query(program: Program, source: str, order: bool = True) -> str:
+    """The kernel's input in person order: codes, rule index, category mask, amounts (fen)."""
+    n_ins, n_med = len(program.insutypes), len(program.med_types)
+    cats = " + ".join(f"(CASE WHEN v.cat_{ident(c)} THEN {1 << i} ELSE 0 END)"
+                      for i, c in enumerate(program.categories)) or "0"
+    return f"""
+SELECT v.psn_no, v.mdtrt_id, v.yr, v.setl_time, v.insutype, v.med_type, v.level,
+       COALESCE(ki.idx, {n_ins}) AS k_ins, COALESCE(km.idx, {n_med}) AS k_med, kl.idx AS k_level,
+       COALESCE(kr.idx, -1) AS k_ref, COALESCE(r.bidx, -1) AS k_bidx, COALESCE(r.once_match, 0) AS k_once,
+       CAST({cats} AS BIGINT) AS k_cats, CAST(COALESCE(v.retiree, FALSE) AS BIGINT) AS k_retiree,
+       CAST(v.acct_balance AS BIGINT) AS k_acct, CAST(v.fulamt AS BIGINT) AS k_ful, CAST(v.overlmt AS BIGINT) AS k_ovl,
+       CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp
+FROM {source} v
+LEFT JOIN k_ins ki ON ki.code = v.insutype
+LEFT JOIN k_med km ON km.code = v.med_type
+LEFT JOIN k_levels kl ON kl.code = v.level
+LEFT JOIN k_levels kr ON kr.code = v.referral_from_level
+LEFT JOIN k_rules r ON r.insutype = v.insutype AND r.med_type = v.med_type
+     AND r.dise_codg = COALESCE(v.dise_codg, '') AND r.level = v.level
+{"ORDER BY " + ORDER if order else ""}
+"""
+
+
+def person_blocks(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Re-cut record batches so none splits a person-year (psn_no, yr), copying only the rows at a cut."""
+    carry: pa.RecordBatch | None = None
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        if carry is not None:  # the carried person-year may go on at the head of this batch
+            key_psn, key_yr = carry.column("psn_no")[-1], carry.column("yr")[-1]
+            same = pc.and_(pc.equal(batch.column("psn_no"), key_psn), pc.equal(batch.column("yr"), key_yr))
+            head = _leading_true(same)
+            if head == batch.num_rows:
+                carry = pa.concat_batches([carry, batch])
+                continue
+            yield pa.concat_batches([carry, batch.slice(0, head)])
+            batch = batch.slice(head)
+        psn, yr = batch.column("psn_no"), batch.column("yr")
+        same = pc.and_(pc.equal(psn, psn[-1]), pc.equal(yr, yr[-1]))
+        cut = batch.num_rows - int(pc.sum(same).as_py())  # the last person-year's rows are contiguous
+        if cut:
+            yield batch.slice(0, cut)
+        carry = batch.slice(cut)
+    if carry is not None and carry.num_rows:
+        yield carry
+
+
+def _leading_true(mask: pa.Array) -> int:
+    values = mask.to_numpy(zero_copy_only=False)
+    off = np.flatnonzero(~values)
+    return int(off[0]) if len(off) else len(values)
+
+
+def _starts(batch: pa.RecordBatch) -> np.ndarray:
+    psn, yr = batch.column("psn_no"), batch.column("yr")
+    start = np.ones(batch.num_rows, np.int64)
+    if batch.num_rows > 1:
+        same = pc.and_(pc.equal(psn.slice(1), psn.slice(0, batch.num_rows - 1)),
+                       pc.equal(yr.slice(1), yr.slice(0, batch.num_rows - 1)))
+        start[1:] = ~same.to_numpy(zero_copy_only=False)
+    return start
+
+
+def block_inputs(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+    """A person-complete block's kernel inputs as int64 arrays (nulls as -1)."""
+    def col(name: str) -> np.ndarray:
+        column = batch.column(name)
+        if column.null_count:
+            column = pc.fill_null(column, -1)
+        return column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+    visits = {"start": _starts(batch), "ins": col("k_ins"), "med": col("k_med"), "level": col("k_level"),
+              "ref": col("k_ref"), "bidx": col("k_bidx"), "once_match": col("k_once"), "cats": col("k_cats"),
+              "retiree": col("k_retiree"), "acct_bal": col("k_acct"), "ful": col("k_ful"), "ovl": col("k_ovl"),
+              "pre": col("k_pre"), "inscp": col("k_inscp")}
+    bad = np.flatnonzero((visits["bidx"] < 0) | (visits["level"] < 0))
+    if len(bad):
+        ids = batch.column("mdtrt_id").take(pa.array(bad[:5])).to_pylist()
+        raise KernelError(Problem("KRN010", "visits.med_type",
+                                  f"{len(bad):,} 次就诊没有适用的基本医保规则或机构等级不在政策包中, 如 {'、'.join(ids)}"))
+    _check_order(batch, visits["start"])
+    return visits
+
+
+def _check_order(batch: pa.RecordBatch, start: np.ndarray) -> None:
+    """A person-year in two places of a block, or visits of one person-year out of time order: KRN011."""
+    keys = pc.binary_join_element_wise(batch.column("psn_no"), pc.cast(batch.column("yr"), pa.string()), "\x1f")
+    if pc.count_distinct(keys).as_py() != int(start.sum()):
+        raise KernelError(Problem("KRN011", "visits.psn_no", "就诊未按参保人与年度排序: 同一参保人同一年度的就诊不连续"))
+    times = batch.column("setl_time")
+    if batch.num_rows > 1:
+        earlier = pc.less(times.slice(1), times.slice(0, batch.num_rows - 1)).to_numpy(zero_copy_only=False)
+        if np.any(earlier & (start[1:] == 0)):
+            raise KernelError(Problem("KRN011", "visits.setl_time", "同一参保人同一年度的就诊未按结算时间排序"))
+
+
+def block_output(program: Program, batch: pa.RecordBatch, out: np.ndarray, pays: np.ndarray) -> pa.RecordBatch:
+    arrays = [batch.column(c) for c in PASS_THROUGH]
+    names = list(PASS_THROUGH)
+    for j, f in enumerate((*SETLINFO_FIELDS, "inscp_psn_part")):
+        arrays.append(pa.array(out[:, j]))
+        names.append(f)
+    for j, rid in enumerate(program.rule_ids):
+        arrays.append(pa.array(pays[:, j]))
+        names.append(f"pay__{ident(rid)}")
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def settle_batch(program: Program, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """One person-complete block through the kernel; the output row per visit, in the block's order."""
+    out, pays = kernel.run(program, block_inputs(batch))
+    return block_output(program, batch, out, pays)
+
+
+def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: str,
+                  sink: Callable[[pa.RecordBatch], None], program: Program | None = None) -> int:
+    """Settle every row of relation ``source`` (the ``visits_in`` columns); each settled block goes to ``sink``.
+
+    Returns the number of visits. Blocks are settled by ``threads()`` workers, at most twice as many
+    in flight as workers, and handed to ``sink`` in order.
+    """
+    program = program or lower(pack)
+    register_program(con, pack, program, source)
+    reader = con.execute(ordering_query(program, source)).to_arrow_reader(BATCH_ROWS)
+    count = 0
+    with ThreadPoolExecutor(max_workers=threads()) as pool:
+        pending = []
+        for block in person_blocks(reader):
+            pending.append(pool.submit(settle_batch, program, block))
+            while len(pending) > 2 * threads():
+                done = pending.pop(0).result()
+                count += done.num_rows
+                sink(done)
+        for future in pending:
+            done = future.result()
+            count += done.num_rows
+            sink(done)
+    return count
+
+
+def settle_table(pack: CompiledPack, visits_in: pa.Table | str, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """Settle ``visits_in`` (an Arrow table, or a relation in ``con``) into one Arrow table (each person's
+    visits together, in time order; persons in the kernel's order)."""
+    con = con or duckdb.connect()
+    source = "visits_in"
+    if isinstance(visits_in, pa.Table):
+        con.register("visits_in", visits_in)
+    else:
+        source = visits_in
+    batches: list[pa.RecordBatch] = []
+    settle_stream(pack, con, source, batches.append)
+    if not batches:
+        program = lower(pack)
+        return settled_schema(program).empty_table()
+    return pa.Table.from_batches(batches)
+
+
+def settled_schema(program: Program) -> pa.Schema:
+    fields = [pa.field("psn_no", pa.string()), pa.field("mdtrt_id", pa.string()), pa.field("yr", pa.int64()),
+              pa.field("setl_time", pa.timestamp("us")), pa.field("insutype", pa.string()),
+              pa.field("med_type", pa.string()), pa.field("level", pa.string())]
+    fields += [pa.field(f, pa.int64()) for f in (*SETLINFO_FIELDS, "inscp_psn_part")]
+    fields += [pa.field(f"pay__{ident(r)}", pa.int64()) for r in program.rule_ids]
+    return pa.schema(fields)
+
+
+__all__ = ["settle_stream", "settle_table", "person_blocks", "ordering_query", "q"]

@@ -80,8 +80,8 @@ def login(page, base: str, username: str, password: str = PASSWORD) -> None:
     page.goto(f"{base}/web/login")
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="登录").click()
 
 
 def axe_violations(page) -> list[dict]:

@@ -171,7 +171,10 @@ def routes(router: APIRouter, desk: Desk) -> None:
         return visit_page(request, who, mdtrt_id)
 
     def upload(who, mdtrt_id: str, lines) -> None:
-        desk.write(None, "", lambda s: tx.upload_items(s, who, _ctx(who), desk.packs, mdtrt_id=mdtrt_id, items=lines))
+        """Lines are classified under the pack in force at the same time the settle form defaults to."""
+        visit = desk.read(lambda s: tx.visit_record(s, who, mdtrt_id))
+        c = tx.Context(request_id="web", opter=who.name, at=datetime.fromisoformat(_settle_default(visit)))
+        desk.write(None, "", lambda s: tx.upload_items(s, who, c, desk.packs, mdtrt_id=mdtrt_id, items=lines))
 
     @router.post("/desk/visits/{mdtrt_id}/lines", response_class=HTMLResponse)
     async def add_line(request: Request, mdtrt_id: str):

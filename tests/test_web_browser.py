@@ -14,7 +14,8 @@ from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from web_support import CHROMIUM, CHROMIUM_ARGS, axe_violations, dump, login, seeded_store, serving, shot
+from web_support import (CHROMIUM, CHROMIUM_ARGS, audit_count, axe_violations, dump, login, seeded_store, serving,
+                         settle_directly, shot)
 from yibao.service import sample
 from yibao.store.database import make_engine
 from yibao.store.models import AuditLog, Settlement
@@ -83,7 +84,7 @@ def test_clerk_settles_and_reverses_a_visit_by_keyboard(site, page):
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/web/desk/visits/M\w+$"))
     mdtrt_id = page.url.rsplit("/", 1)[-1]
-    for sn, code, lv, pric, cnt in (("F1", "X00001", "01", "12.50", "2"), ("F2", "X00002", "03", "30.00", "1")):
+    for sn, code, lv, pric, cnt in (("F1", "X00001", "01", "12.50", "2"), ("F2", "SV-S-MRI3T", "03", "30.00", "1")):
         page.get_by_label("流水号", exact=True).fill(sn)
         page.get_by_label("医疗目录编码").fill(code)
         page.get_by_label("等级(01甲 02乙 03丙)").fill(lv)
@@ -97,10 +98,14 @@ def test_clerk_settles_and_reverses_a_visit_by_keyboard(site, page):
     with page.expect_navigation():
         page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="预结算结果(未写入)")).to_be_visible()
+    # the audit's warning sits in the row of the line it concerns: 3.0T MRI at a level-1 hospital
+    expect(page.locator("tr", has_text="SV-S-MRI3T").locator("p.warn")).to_contain_text("SV-LVL-01")
+    expect(page.locator("tr", has_text="X00001").locator("p.warn")).to_have_count(0)
     shot(page, "03-presettle")
     accessible(page)
     # 25.00 甲类 + 30.00 丙类 at a level-1 hospital, employee outpatient: what the engine says, fen for fen
     pre_fund = page.locator("#pre-fund").inner_text()
+    assert page.locator("#pre-total").inner_text() == "55.00"
     page.locator("#settle-button").focus()
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/web/desk/settlements/S\w+$"))
@@ -151,17 +156,107 @@ def test_user_without_the_role_is_refused(site, page):
 
 
 def test_insured_person_checks_caps_on_a_phone(site, browser):
-    base, _ = site
+    base, url = site
+    setl = settle_directly(url, "P000000001", [("G1", "X00001", "01", "80.00"), ("G2", "X00002", "02", "40.00")])
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True,
                                   has_touch=True, device_scale_factor=2, bypass_csp=True)
     page = context.new_page()
     try:
         login(page, base, "insured1")
-        page.goto(f"{base}/web/me")
-        expect(page.get_by_role("heading", name=re.compile("我的医保"))).to_be_visible()
+        page.goto(f"{base}/web/me?year=2024")
+        expect(page.get_by_role("heading", name="我的医保 · 2024 年")).to_be_visible()
         expect(page.get_by_role("heading", name="限额与起付线还剩多少")).to_be_visible()
+        # this year's totals are the settlement's own amounts, to the fen
+        expect(page.locator("#ytd-medfee")).to_have_text(f"{setl['medfee_sumamt']} 元")
+        expect(page.locator("#ytd-fund")).to_have_text(f"{setl['fund_pay_sumamt']} 元")
+        expect(page.locator("#ytd-cash")).to_have_text(f"{setl['psn_cash_pay']} 元")
+        # every cap with a use: left = limit - used, and some cap shows the pooled fund's payment as used
+        rows = page.locator("li.cap[data-used]")
+        used = []
+        for k in range(rows.count()):
+            r = rows.nth(k)
+            limit, spent, left = (Decimal(r.get_attribute(a)) for a in ("data-limit", "data-used", "data-left"))
+            assert left == max(Decimal(0), limit - spent)
+            used.append(spent)
+        assert Decimal(setl["hifp_pay"]) > 0 and Decimal(setl["hifp_pay"]) in used
+        expect(page.locator("table#mine tbody tr")).to_have_count(1)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
         shot(page, "06-me-mobile")
         accessible(page)
+        pdf = page.request.get(f"{base}/web/me/settlements/{setl['setl_id']}/statement.pdf")
+        assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
+        # someone else's statement is not reachable
+        other = settle_directly(url, "P000000003", [("H1", "X00001", "01", "10.00")])
+        assert page.request.get(f"{base}/web/me/settlements/{other['setl_id']}/statement.pdf").status == 404
+    finally:
+        context.close()
+
+
+def test_bad_input_comes_back_beside_the_field(site, page):
+    base, url = site
+    login(page, base, "clerk1")
+    before = audit_count(url)
+    page.goto(f"{base}/web/desk")
+    page.get_by_label("证件号码(18 位身份证号)").fill("12345")
+    page.get_by_role("button", name="查找").click()
+    expect(page.locator("#f-certno-error")).to_contain_text("18 位")
+    expect(page.get_by_label("证件号码(18 位身份证号)")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("证件号码(18 位身份证号)").fill("11010119900101123X")
+    page.get_by_role("button", name="查找").click()
+    expect(page.locator("#f-certno-error")).to_be_visible()
+    shot(page, "07-desk-bad-input")
+    accessible(page)
+    # a person found, then a visit with no time: message beside 就诊时间, nothing registered
+    page.get_by_label("证件号码(18 位身份证号)").fill(CERTNO_2)
+    page.get_by_role("button", name="查找").click()
+    page.get_by_label("就诊时间").fill("")
+    page.get_by_role("button", name="登记就诊").click()
+    expect(page.locator("#f-begntime-error")).to_contain_text("请填写时间")
+    # a fee line with a bad amount on an existing visit: beside the field, no line stored
+    page.get_by_label("就诊时间").fill("2024-04-01T08:00")
+    with page.expect_navigation():
+        page.get_by_role("button", name="登记就诊").click()
+    page.get_by_label("流水号", exact=True).fill("B1")
+    page.get_by_label("医疗目录编码").fill("X00001")
+    page.get_by_label("单价(元)").fill("abc")
+    page.get_by_role("button", name="添加明细").click()
+    expect(page.locator("#f-pric-error")).to_be_visible()
+    expect(page.locator("td", has_text="B1")).to_have_count(0)
+    page.get_by_label("文件(列: feedetl_sn, med_list_codg, chrgitm_lv, pric, cnt, det_item_fee_sumamt)").set_input_files(
+        files=[{"name": "fees.csv", "mimeType": "text/csv",
+                "buffer": "feedetl_sn,med_list_codg,det_item_fee_sumamt\nU1,X00001,10.00\nU2,X00002,-5\n".encode()}])
+    page.get_by_role("button", name="导入").click()
+    expect(page.locator("#f-file-error")).to_contain_text("第3行")
+    expect(page.locator("td", has_text="U1")).to_have_count(0)  # all or nothing
+    shot(page, "08-visit-bad-input")
+    accessible(page)
+    assert audit_count(url) == before + 1  # only the visit's registration was written
+
+
+def test_csrf_lockout_and_logout(site, browser):
+    base, url = site
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN", bypass_csp=True)
+    page = context.new_page()
+    try:
+        login(page, base, "reviewer1")
+        cookie = next(c for c in context.cookies() if c["name"] == "yb_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["secure"]
+        # a form posted without the session's CSRF token is refused and does nothing
+        r = page.request.post(f"{base}/web/logout", form={"csrf": "forged"})
+        assert r.status == 403 and "CSRF" in r.text()
+        page.goto(f"{base}/web/")
+        expect(page.get_by_role("button", name="退出登录")).to_be_visible()
+        with page.expect_navigation():
+            page.get_by_role("button", name="退出登录").click()
+        assert page.url.endswith("/web/login")
+        page.goto(f"{base}/web/")
+        assert "/web/login" in page.url  # the session ended on the server
+        # five wrong passwords lock the account; then even the right one is refused
+        for _ in range(5):
+            login(page, base, "auditor1", "not-the-password")
+        expect(page.get_by_role("alert")).to_contain_text("已锁定")
+        login(page, base, "auditor1")
+        expect(page.get_by_role("alert")).to_contain_text("已锁定")
+        assert "/web/login" in page.url
     finally:
         context.close()

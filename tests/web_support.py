@@ -104,3 +104,39 @@ def shot(page, name: str) -> Path:
 
 def dump(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=1)
+
+
+def settle_directly(url: str, psn_no: str, lines: list[tuple[str, str, str, str]]) -> dict:
+    """A visit of 2024 settled through the service's own transactions (as the API would): its setlinfo."""
+    from datetime import datetime
+
+    from yibao.service import transactions as tx
+    from yibao.service.auth import Principal
+    from yibao.service.packs import PackSet
+    from yibao.service.rest import FeeLineIn
+
+    who, packs, engine = Principal("clerk", "clerk"), PackSet.load(), make_engine(url)
+    at = datetime(2024, 6, 3, 9, 0)
+    ctx = tx.Context(request_id="", opter="clerk", at=at)
+    items = [FeeLineIn(feedetl_sn=sn, med_list_codg=code, chrgitm_lv=lv, det_item_fee_sumamt=amount, pric=amount,
+                       cnt="1") for sn, code, lv, amount in lines]
+    with Session(engine) as s, s.begin():
+        enrol = tx.person_info(s, who, psn_no=psn_no, on=at.date())["insuinfo"][0]["insutype"]
+        visit = tx.register_visit(s, who, ctx, fixmedins_code=sample.HOSPITAL, psn_no=psn_no, insutype=enrol,
+                                  med_type="11", begntime=at)
+        tx.upload_items(s, who, ctx, packs, mdtrt_id=visit["mdtrt_id"], items=items)
+        out = tx.settle(s, who, ctx, packs, mdtrt_id=visit["mdtrt_id"])
+    engine.dispose()
+    return {k: str(v) for k, v in out["setlinfo"].items()}
+
+
+def audit_count(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from yibao.store.models import AuditLog
+
+    engine = make_engine(url)
+    with Session(engine) as s:
+        n = s.scalar(select(func.count()).select_from(AuditLog))
+    engine.dispose()
+    return n

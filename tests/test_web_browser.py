@@ -260,3 +260,100 @@ def test_csrf_lockout_and_logout(site, browser):
         assert "/web/login" in page.url
     finally:
         context.close()
+
+
+def case_id_of(page, subject: str) -> str:
+    return page.locator("tr", has_text=subject).get_by_role("link").inner_text().removeprefix("案件 ")
+
+
+def test_supervisors_work_a_case_with_separation_of_duties(site, browser):
+    base, url = site
+
+    def as_user(name):
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN", bypass_csp=True)
+        pg = ctx.new_page()
+        pg.set_default_timeout(15000)
+        login(pg, base, name)
+        return ctx, pg
+
+    ctx, page = as_user("reviewer1")
+    try:
+        page.get_by_role("navigation", name="主菜单").get_by_role("link", name="智能监管").click()
+        expect(page.locator("#by-rule")).to_contain_text("SV-GEND-01")
+        expect(page.locator("#by-inst")).to_contain_text("420.50")  # 300.00 + 120.50 at the one hospital
+        page.get_by_label("状态").select_option("suspect")
+        with page.expect_navigation():
+            page.get_by_role("button", name="筛选").click()
+        expect(page.locator("#cases tbody tr")).to_have_count(2)
+        shot(page, "09-cases")
+        accessible(page)
+        case = case_id_of(page, "M-DEMO-2")
+        page.goto(f"{base}/web/cases/{case}")
+        expect(page.locator("#rule-text")).to_contain_text("性别")
+        expect(page.get_by_role("button", name="认定违规")).to_have_count(0)  # not the reviewer's move
+        with page.expect_navigation():
+            page.get_by_role("button", name="开始核实").click()
+        expect(page.locator("#case-status")).to_have_text("核实中")
+        # a forged decision by the reviewer is refused with the 403 page, nothing moves
+        csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+        r = page.request.post(f"{base}/web/cases/{case}/move", form={"csrf": csrf, "to": "confirmed"})
+        assert r.status == 403
+    finally:
+        ctx.close()
+    ctx, page = as_user("rechecker1")
+    try:
+        page.goto(f"{base}/web/cases/{case}")
+        expect(page.locator("#case-status")).to_have_text("核实中")
+        # excluding needs a reason: beside the field, nothing moved
+        with page.expect_navigation():
+            page.get_by_role("button", name="排除疑点").click()
+        expect(page.locator("#f-note-error")).to_contain_text("CAS014")
+        expect(page.locator("#case-status")).to_have_text("核实中")
+        page.get_by_label("办理意见(排除须写明理由)").fill("经核实确属违规收费")
+        with page.expect_navigation():
+            page.get_by_role("button", name="认定违规").click()
+        expect(page.locator("#case-status")).to_have_text("认定违规")
+    finally:
+        ctx.close()
+    ctx, page = as_user("admin1")  # admin may do every step, but not two steps of one duty chain
+    try:
+        other = None
+        page.goto(f"{base}/web/cases?status=suspect")
+        other = case_id_of(page, "M-DEMO-1")
+        page.goto(f"{base}/web/cases/{other}")
+        with page.expect_navigation():
+            page.get_by_role("button", name="开始核实").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="认定违规").click()
+        expect(page.locator("#f-to-error")).to_contain_text("岗位分离")
+        expect(page.locator("#case-status")).to_have_text("核实中")
+        shot(page, "10-case-refused-duty")
+        accessible(page)
+    finally:
+        ctx.close()
+    ctx, page = as_user("auditor1")
+    try:
+        page.goto(f"{base}/web/cases/{case}")
+        page.get_by_label("追回金额(元)").fill("200.00")  # more than at stake
+        with page.expect_navigation():
+            page.get_by_role("button", name="登记追回").click()
+        expect(page.locator("#f-amount-error")).to_contain_text("CAS013")
+        page.get_by_label("追回金额(元)").fill("120.50")
+        with page.expect_navigation():
+            page.get_by_role("button", name="登记追回").click()
+        expect(page.locator("#case-status")).to_have_text("追回")
+        expect(page.locator("#recovered")).to_have_text("120.50 元")
+        expect(page.locator("#events tbody tr")).to_have_count(4)  # 立案, 核实, 认定, 追回
+        shot(page, "11-case-recovered")
+        accessible(page)
+        page.goto(f"{base}/web/cases")
+        expect(page.locator("#credit")).to_contain_text("90")  # 100 less 10 for one high-severity case
+    finally:
+        ctx.close()
+    engine = make_engine(url)
+    with Session(engine) as s:
+        trail = [(a, who) for a, who in s.execute(select(AuditLog.action, AuditLog.actor)
+                                                   .where(AuditLog.action.like("web.case_%")).order_by(AuditLog.id))]
+    engine.dispose()
+    assert trail == [("web.case_verifying", "reviewer1"), ("web.case_confirmed", "rechecker1"),
+                     ("web.case_verifying", "admin1"), ("web.case_recovered", "auditor1")]

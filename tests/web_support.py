@@ -17,9 +17,18 @@ from yibao.service import sample
 from yibao.service.app import create_app
 from yibao.store.database import make_engine
 from yibao.store.migrate import upgrade
+from yibao.supervision import cases
 from yibao.web.users import add_user
 
 PASSWORD = "correct-horse-9"
+HITS = [  # two suspect cases as `yibao audit` would file them
+    {"rule_id": "SV-LVL-01", "rule_name": "限医院等级项目", "severity": "medium", "subject": "M-DEMO-1",
+     "mdtrt_id": None, "psn_no": "P000000004", "fixmedins_code": sample.HOSPITAL, "atddr_no": "D001",
+     "amount_fen": 30000, "message": "3.0T 磁共振成像在一级医院收费"},
+    {"rule_id": "SV-GEND-01", "rule_name": "限性别项目", "severity": "high", "subject": "M-DEMO-2",
+     "mdtrt_id": None, "psn_no": "P000000002", "fixmedins_code": sample.HOSPITAL, "atddr_no": "D002",
+     "amount_fen": 12050, "message": "宫颈液基细胞学检查用于男性"},
+]
 USERS = {  # username → (role, fixmedins_code, psn_no)
     "clerk1": ("clerk", None, None),
     "reviewer1": ("reviewer", None, None),
@@ -45,6 +54,7 @@ def seeded_store(path: Path) -> str:
         sample.seed(s, 6)
         for name, (role, code, psn) in USERS.items():
             add_user(s, name, PASSWORD, role, fixmedins_code=code, psn_no=psn)
+        cases.import_hits(s, HITS)
     engine.dispose()
     return url
 

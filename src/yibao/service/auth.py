@@ -62,6 +62,9 @@ PERMISSIONS = {
     "policy.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
     "case.read": {"reviewer", "rechecker", "auditor", "admin"},
     "monitoring.read": {"clerk", "analyst", "admin"},
+    "case.verify": {"reviewer", "admin"},  # 初审: assign, take into 核实
+    "case.decide": {"rechecker", "admin"},  # 复核: 认定违规 / 排除 (never the user who verified it)
+    "case.recover": {"auditor", "admin"},  # 追回 (never the user who confirmed it)
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

@@ -253,9 +253,9 @@ def test_csrf_lockout_and_logout(site, browser):
         assert "/web/login" in page.url  # the session ended on the server
         # five wrong passwords lock the account; then even the right one is refused
         for _ in range(5):
-            login(page, base, "auditor1", "not-the-password")
+            login(page, base, "auditor2", "not-the-password")
         expect(page.get_by_role("alert")).to_contain_text("已锁定")
-        login(page, base, "auditor1")
+        login(page, base, "auditor2")
         expect(page.get_by_role("alert")).to_contain_text("已锁定")
         assert "/web/login" in page.url
     finally:

@@ -35,6 +35,7 @@ USERS = {  # username → (role, fixmedins_code, psn_no)
     "rechecker1": ("rechecker", None, None),
     "analyst1": ("analyst", None, None),
     "auditor1": ("auditor", None, None),
+    "auditor2": ("auditor", None, None),  # locked out by the lock-out test
     "admin1": ("admin", None, None),
     "his1": ("institution", sample.HOSPITAL, None),
     "insured1": ("insured", None, "P000000001"),

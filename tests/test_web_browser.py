@@ -357,3 +357,33 @@ def test_supervisors_work_a_case_with_separation_of_duties(site, browser):
     engine.dispose()
     assert trail == [("web.case_verifying", "reviewer1"), ("web.case_confirmed", "rechecker1"),
                      ("web.case_verifying", "admin1"), ("web.case_recovered", "auditor1")]
+
+
+def test_policy_packs_read_as_rules_and_compared(site, page):
+    base, _ = site
+    login(page, base, "analyst1")
+    page.get_by_role("navigation", name="主菜单").get_by_role("link", name="政策包").click()
+    expect(page.locator("#packs tbody tr")).to_have_count(5)
+    with page.expect_navigation():
+        page.locator("#packs tr", has_text="sichuan-county-2020").get_by_role("link").click()
+    assert page.url.endswith("/web/packs/sichuan-county-2020")
+    page.goto(f"{base}/web/packs/shandong-2024")
+    expect(page.locator("#effective")).to_have_text("2024-01-01 至 2024-12-31")
+    expect(page.get_by_role("heading", name="基本医疗保险")).to_be_visible()
+    shot(page, "12-pack")
+    accessible(page)
+    page.goto(f"{base}/web/packs")
+    page.get_by_label("政策包 A").select_option("shandong-2024-baseline")
+    page.get_by_label("政策包 B").select_option("shandong-2024-ltc-reform")
+    with page.expect_navigation():
+        page.get_by_role("button", name="比较").click()
+    expect(page.locator("#diff-count")).to_contain_text("共有 8 处不同")
+    row = page.locator("#diff tr", has_text="basic[resident_inpatient].ratio_by_level.1")
+    expect(row.locator("td").nth(1)).to_have_text("0.80")
+    expect(row.locator("td").nth(2)).to_have_text("0.85")
+    shot(page, "13-pack-diff")
+    accessible(page)
+    response = page.goto(f"{base}/web/packs?a=shandong-2024&b=no-such-pack")
+    assert response.status == 422
+    expect(page.locator("#f-b-error")).to_contain_text("请选择政策包 B")
+    assert page.goto(f"{base}/web/packs/no-such-pack").status == 404

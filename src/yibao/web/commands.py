@@ -1,4 +1,4 @@
-"""``yibao user add`` (web users) and ``yibao bench web`` (server time per page)."""
+"""``yibao user add``: web users of the front door (argon2id hashes only)."""
 
 from __future__ import annotations
 

@@ -454,3 +454,48 @@ def test_fund_dashboard_draws_chinese_charts(site, page, tmp_path, monkeypatch):
     assert page.goto(f"{base}/web/fund").status == 200
     login(page, base, "clerk1")
     assert page.goto(f"{base}/web/fund").status == 403
+
+
+def test_analyst_runs_a_simulation_and_downloads_the_excel(site, page, tmp_path, monkeypatch):
+    base, _ = site
+    from typer.testing import CliRunner
+
+    from yibao.cli import app as cli
+
+    made = CliRunner().invoke(cli, ["synth", "--pack", "shandong-2024-baseline", "--persons", "120", "--seed", "3",
+                                    "--out", str(tmp_path / "claims" / "示例地区")])
+    assert made.exit_code == 0, made.output
+    login(page, base, "analyst1")
+    page.get_by_role("navigation", name="主菜单").get_by_role("link", name="政策模拟").click()
+    expect(page.get_by_role("alert")).to_contain_text("YIBAO_CLAIMS_DIR")
+    monkeypatch.setenv("YIBAO_CLAIMS_DIR", str(tmp_path / "claims"))
+    page.goto(f"{base}/web/simulate")
+    # bad input: the same pack twice, nothing started
+    page.get_by_label("基线政策包").select_option("shandong-2024-baseline")
+    page.get_by_label("改革政策包").select_option("shandong-2024-baseline")
+    with page.expect_navigation():
+        page.get_by_role("button", name="开始模拟").click()
+    expect(page.locator("#f-reform-error")).to_contain_text("WEB071")
+    expect(page.locator("#f-claims-error")).to_contain_text("WEB072")
+    shot(page, "15-simulate-form")
+    accessible(page)
+    page.get_by_label("改革政策包").select_option("shandong-2024-ltc-reform")
+    page.get_by_label("理赔数据集").select_option("示例地区")
+    with page.expect_navigation():
+        page.get_by_role("button", name="开始模拟").click()
+    expect(page.locator("#sim-bar")).to_be_visible()
+    expect(page.locator("#sim-status")).to_have_text("已完成", timeout=120_000)  # htmx polls, then reloads
+    expect(page.locator("#sim-groups")).to_contain_text("全体参保人")
+    expect(page.locator("img[alt='个人负担十分位']")).to_be_visible()
+    assert page.locator("img[alt='个人负担十分位']").evaluate("i => i.naturalWidth") > 0
+    shot(page, "16-simulation-result")
+    accessible(page)
+    with page.expect_download() as download:
+        page.locator("#xlsx").click()
+    path = tmp_path / "downloaded.xlsx"
+    download.value.save_as(path)
+    from openpyxl import load_workbook
+    assert download.value.suggested_filename == "simulation.xlsx"
+    assert len(load_workbook(path, read_only=True).sheetnames) >= 3
+    login(page, base, "clerk1")
+    assert page.goto(f"{base}/web/simulate").status == 403

@@ -499,3 +499,49 @@ def test_analyst_runs_a_simulation_and_downloads_the_excel(site, page, tmp_path,
     assert len(load_workbook(path, read_only=True).sheetnames) >= 3
     login(page, base, "clerk1")
     assert page.goto(f"{base}/web/simulate").status == 403
+
+
+def test_return_to_poverty_alerts_followed_up(site, page, tmp_path, monkeypatch):
+    base, url = site
+    from typer.testing import CliRunner
+
+    from yibao.cli import app as cli
+
+    made = CliRunner().invoke(cli, ["synth", "--pack", "shandong-2024", "--persons", "150", "--seed", "3",
+                                    "--out", str(tmp_path / "claims" / "示例县")])
+    assert made.exit_code == 0, made.output
+    monkeypatch.setenv("YIBAO_CLAIMS_DIR", str(tmp_path / "claims"))
+    login(page, base, "clerk1")
+    page.get_by_role("navigation", name="主菜单").get_by_role("link", name="返贫监测").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="开始筛查").click()
+    expect(page.locator("#f-pack-error")).to_contain_text("WEB080")  # nothing chosen: beside the fields
+    page.get_by_label("政策包").select_option("shandong-2024")
+    page.get_by_label("理赔数据集").select_option("示例县")
+    with page.expect_navigation():
+        page.get_by_role("button", name="开始筛查").click()
+    expect(page.locator("#summary")).to_contain_text("筛查 150 个人员年度, 其中 1 个超过预警线")
+    row = page.locator("#alerts tbody tr").first
+    certno_cell = row.locator("td").nth(2).inner_text()
+    assert re.fullmatch(r"\d{6}\*{8}\d{3}[\dX]", certno_cell)  # masked
+    expect(row.locator("td").nth(7)).to_have_text("待核实")
+    shot(page, "17-monitoring-list")
+    accessible(page)
+    with page.expect_download() as download:
+        page.locator("#xlsx").click()
+    assert download.value.suggested_filename == "monitoring.xlsx"
+    with page.expect_navigation():
+        row.get_by_role("link").click()
+    expect(page.locator("#follow-status")).to_have_text("待核实")
+    with page.expect_navigation():
+        page.get_by_role("button", name="核实").click()
+    expect(page.locator("#f-note-error")).to_contain_text("WEB082")  # a note is required, nothing written
+    expect(page.locator("#history")).to_contain_text("尚未跟进")
+    for to, note in (("核实", "入户核实, 情况属实"), ("帮扶", "落实医疗救助与临时救助"), ("销号", "风险消除")):
+        page.get_by_label("办理情况").fill(note)
+        with page.expect_navigation():
+            page.get_by_role("button", name=to).click()
+        expect(page.locator("#follow-status")).to_have_text(to)
+    expect(page.locator("#history tbody tr")).to_have_count(3)
+    shot(page, "18-monitoring-person")
+    accessible(page)

@@ -28,7 +28,7 @@ from yibao.web import site
 from yibao.web.forms import errors_of, text
 from yibao.web.site import nav_entry, render, require
 
-nav_entry("/cases", "智能监管", "case.read")
+nav_entry("/cases", "智能监管", "case.read", order=30)
 PAGE = 50
 MOVES = {  # target status → (permission, button label)
     "verifying": ("case.verify", "开始核实"),

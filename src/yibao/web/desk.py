@@ -32,7 +32,7 @@ INSUTYPES = {"310": "职工基本医疗保险", "390": "城乡居民基本医疗
              "330": "大额医疗费用补助", "392": "城乡居民大病保险", "510": "生育保险"}
 ID_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
-nav_entry("/desk", "结算台", "settle")
+nav_entry("/desk", "结算台", "settle", order=10)
 
 
 def _ctx(who) -> tx.Context:

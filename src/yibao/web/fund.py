@@ -24,7 +24,7 @@ from yibao.service.desk import Desk
 from yibao.web import site
 from yibao.web.site import nav_entry, render, require
 
-nav_entry("/fund", "基金看板", "fund.read")
+nav_entry("/fund", "基金看板", "fund.read", order=50)
 ENV = "YIBAO_FUND_REPORT"
 
 

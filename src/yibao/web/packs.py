@@ -21,7 +21,7 @@ from yibao.service.desk import Desk
 from yibao.web import site
 from yibao.web.site import nav_entry, render, require
 
-nav_entry("/packs", "政策包", "policy.read")
+nav_entry("/packs", "政策包", "policy.read", order=40)
 PACK_DIR = Path(__file__).resolve().parent.parent / "policy" / "packs"
 INSUTYPES = {"310": "职工基本医疗保险", "390": "城乡居民基本医疗保险", "320": "公务员医疗补助",
              "330": "大额医疗费用补助", "392": "城乡居民大病保险", "510": "生育保险"}

@@ -27,7 +27,7 @@ from yibao.store.models import AccumulatorBalance, Enrollment, Institution, Pers
 from yibao.web import site
 from yibao.web.site import nav_entry, render, require
 
-nav_entry("/me", "我的医保", "self.read")
+nav_entry("/me", "我的医保", "self.read", order=20)
 TOTALS = ("medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifmi_pay", "maf_pay", "acct_pay", "psn_cash_pay")
 
 

@@ -30,7 +30,7 @@ from yibao.web import site
 from yibao.web.forms import text
 from yibao.web.site import nav_entry, render, require
 
-nav_entry("/simulate", "政策模拟", "simulation.run")
+nav_entry("/simulate", "政策模拟", "simulation.run", order=60)
 ENV = "YIBAO_CLAIMS_DIR"
 FILES = {"xlsx": ("simulation.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
          "fund_by_tier": ("chart_fund_by_tier.png", "image/png"),

@@ -32,16 +32,19 @@ class NavEntry:
     path: str
     label: str
     action: str  # a PERMISSIONS key
+    order: int = 100  # place in the menu (modules register in whatever order they are imported)
 
 
 NAV: list[NavEntry] = []
 
 
-def nav_entry(path: str, label: str, action: str) -> None:
+def nav_entry(path: str, label: str, action: str, order: int = 100) -> None:
     """Add a page to the menu; shown to the roles PERMISSIONS[action] names."""
     if action not in PERMISSIONS:
         raise KeyError(action)
-    NAV.append(NavEntry(PREFIX + path, label, action))
+    if all(e.path != PREFIX + path for e in NAV):
+        NAV.append(NavEntry(PREFIX + path, label, action, order))
+        NAV.sort(key=lambda e: e.order)
 
 
 def allowed(who: WebPrincipal | None, action: str) -> bool:

@@ -247,6 +247,23 @@ def test_bad_input_comes_back_beside_the_field(site, page):
     shot(page, "08-visit-bad-input")
     accessible(page)
     assert audit_count(url) == before + 1  # only the visit's registration was written
+    # a good Excel file with Chinese headings goes in whole
+    from io import BytesIO
+
+    from openpyxl import Workbook
+    book = Workbook()
+    book.active.append(["费用明细流水号", "医疗目录编码", "收费项目等级", "单价", "数量", "明细项目费用总额"])
+    book.active.append(["E1", "X00001", "01", "10.00", "2", "20.00"])
+    book.active.append(["E2", "X00002", "02", "7.50", "1", "7.50"])
+    data = BytesIO()
+    book.save(data)
+    page.get_by_label("文件(列: feedetl_sn, med_list_codg, chrgitm_lv, pric, cnt, det_item_fee_sumamt)").set_input_files(
+        files=[{"name": "明细.xlsx", "buffer": data.getvalue(),
+                "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}])
+    with page.expect_navigation():
+        page.get_by_role("button", name="导入").click()
+    expect(page.locator("td", has_text="E2")).to_be_visible()
+    expect(page.locator("dd", has_text="27.50 元")).to_be_visible()  # the visit's total: 20.00 + 7.50
 
 
 def test_csrf_lockout_and_logout(site, browser):

@@ -93,3 +93,10 @@ def test_sessions_end_on_logout_and_when_idle(tmp_path):
     with Session(engine) as s, s.begin():
         assert principal_of(s, token2, T0 + timedelta(minutes=1)) is None
     engine.dispose()
+
+
+def test_bench_web_prints_each_page_beside_the_api():
+    done = CliRunner().invoke(app, ["bench", "web", "--persons", "20", "--visits", "3", "--repeat", "2"])
+    assert done.exit_code == 0, done.output
+    for page in ("结算台 /web/desk", "对照 API /api/v1/settlements/{id}", "我的医保 /web/me"):
+        assert page in done.output

@@ -1,4 +1,4 @@
-"""``yibao user add``: web users of the front door (argon2id hashes only)."""
+"""``yibao user add`` (web users, argon2id hashes only) and ``yibao bench web`` (server time per page)."""
 
 from __future__ import annotations
 
@@ -39,3 +39,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         finally:
             engine.dispose()
         out.print(f"已开通网页用户 {username}(角色 {role})")
+
+    @bench_app.command("web")
+    def bench_web(persons: int = typer.Option(5000, help="参保人数"),
+                  visits: int = typer.Option(2000, help="已结算就诊数"),
+                  repeat: int = typer.Option(30, help="每个页面请求次数")):
+        """网页服务端用时(中位数、P95), 与同一结算的 JSON 接口对照 / server time per page."""
+        from yibao.cli import out
+        from yibao.web.bench import run
+
+        rows = run(persons, visits, repeat)
+        out.print(f"{persons:,} 参保人, {visits:,} 次已结算就诊, 每页 {repeat} 次(进程内, 无网络)")
+        for label, median, p95 in rows:
+            out.print(f"{label:<40} 中位数 {median:7.1f} ms   P95 {p95:7.1f} ms")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from web_support import (CHROMIUM, CHROMIUM_ARGS, audit_count, axe_violations, dump, login, seeded_store, serving,
-                         settle_directly, shot)
+                         settle_at, settle_directly, shot)
 from yibao.service import sample
 from yibao.store.database import make_engine
 from yibao.store.models import AuditLog, Settlement
@@ -562,3 +562,20 @@ def test_return_to_poverty_alerts_followed_up(site, page, tmp_path, monkeypatch)
     expect(page.locator("#history tbody tr")).to_have_count(3)
     shot(page, "18-monitoring-person")
     accessible(page)
+
+
+def test_an_institution_user_works_only_for_its_own_institution(site, page):
+    base, url = site
+    login(page, base, "his1")
+    page.goto(f"{base}/web/desk")
+    page.get_by_label("证件号码(18 位身份证号)").fill(sample.certno(4))
+    with page.expect_navigation():
+        page.get_by_role("button", name="查找").click()
+    options = page.get_by_label("定点机构").locator("option")
+    expect(options).to_have_count(1)
+    expect(options.first).to_have_attribute("value", sample.HOSPITAL)
+    # a settlement of the other hospital is not shown to it
+    other = settle_at(url, "P000000005", sample.OTHER_HOSPITAL)
+    response = page.goto(f"{base}/web/desk/settlements/{other}")
+    assert response.status in (403, 404)
+    expect(page.locator("#fund-pay")).to_have_count(0)

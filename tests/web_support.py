@@ -117,7 +117,13 @@ def dump(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=1)
 
 
-def settle_directly(url: str, psn_no: str, lines: list[tuple[str, str, str, str]]) -> dict:
+def settle_at(url: str, psn_no: str, fixmedins_code: str) -> str:
+    """One line settled at ``fixmedins_code``; its setl_id."""
+    return settle_directly(url, psn_no, [("K1", "X00001", "01", "15.00")], fixmedins_code)["setl_id"]
+
+
+def settle_directly(url: str, psn_no: str, lines: list[tuple[str, str, str, str]],
+                    fixmedins_code: str = sample.HOSPITAL) -> dict:
     """A visit of 2024 settled through the service's own transactions (as the API would): its setlinfo."""
     from datetime import datetime
 
@@ -133,7 +139,7 @@ def settle_directly(url: str, psn_no: str, lines: list[tuple[str, str, str, str]
                        cnt="1") for sn, code, lv, amount in lines]
     with Session(engine) as s, s.begin():
         enrol = tx.person_info(s, who, psn_no=psn_no, on=at.date())["insuinfo"][0]["insutype"]
-        visit = tx.register_visit(s, who, ctx, fixmedins_code=sample.HOSPITAL, psn_no=psn_no, insutype=enrol,
+        visit = tx.register_visit(s, who, ctx, fixmedins_code=fixmedins_code, psn_no=psn_no, insutype=enrol,
                                   med_type="11", begntime=at)
         tx.upload_items(s, who, ctx, packs, mdtrt_id=visit["mdtrt_id"], items=items)
         out = tx.settle(s, who, ctx, packs, mdtrt_id=visit["mdtrt_id"])

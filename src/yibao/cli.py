@@ -46,6 +46,7 @@ DOMAIN_COMMANDS: tuple[str, ...] = (
     "yibao.payment.commands",
     "yibao.ltc.commands",
     "yibao.enrolment.commands",
+    "yibao.handling.commands",
 )
 
 out = Console(highlight=False)

@@ -57,6 +57,11 @@ PERMISSIONS = {
     # enrolment (参保与筹资, yibao.enrolment)
     "enrol.write": {"clerk", "admin"},
     "enrol.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    # 经办 (yibao.handling): 受理 / 审核 / 复核 are different people on one case (the engine enforces it)
+    "handling.accept": {"clerk", "admin"},
+    "handling.review": {"reviewer", "admin"},
+    "handling.recheck": {"rechecker", "admin"},
+    "handling.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

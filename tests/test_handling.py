@@ -6,7 +6,6 @@ import threading
 from datetime import date, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -15,9 +14,6 @@ from sqlalchemy.orm import Session
 from yibao.handling.calendar import CalendarError, WorkCalendar
 from yibao.handling.store import HandlingCase
 from yibao.handling.workflow import FINAL, Acted, HandlingError, check_form, decide, shipped_catalogue
-from yibao.service import sample
-from yibao.service.app import create_app
-from yibao.store.database import make_engine
 from yibao.store.models import AuditLog
 
 CAL = WorkCalendar.shipped()
@@ -97,18 +93,9 @@ ALL = list(CHRONIC.guide.materials)
 
 
 @pytest.fixture
-def world(store_url):
-    engine = make_engine(store_url)
-    with Session(engine) as s, s.begin():
-        sample.seed(s, 3)
-    keys = sample.make_keys()
-    app = create_app(store_url, keys=keys.ring)
-    with TestClient(app) as client:
-        def call(who: str, method: str, path: str, body=None):
-            return client.request(method, f"/api/v1/handling{path}", json=body, headers={"X-API-Key": keys.keys[who]})
-        yield call, engine
-    app.state.desk.engine.dispose()
-    engine.dispose()
+def world(sample_api):
+    call, engine = sample_api
+    yield (lambda who, method, path, body=None: call(who, method, "/api/v1/handling" + path, body)), engine
 
 
 def count(engine, model) -> int:

@@ -170,19 +170,28 @@ def operate(con: duckdb.DuckDBPyConnection, fund: Fund, year: int, ledger: bool 
             incomes, sources, account, contributors = booked[insutype]
             sources = {k: v for k, v in sources.items() if v or k in ("employer", "individual")}
         expenses = [spent.get((insutype, m), 0) for m in range(1, 13)]
-        expense = sum(expenses)
-        opening = round_half_up(Decimal(expense) * fund.opening_months / 12)
-        acc, rows, spent_ytd = opening, [], 0
-        for m in range(1, 13):
-            acc += incomes[m - 1] - expenses[m - 1]
-            spent_ytd += expenses[m - 1]
-            months = months_of(acc, Fraction(spent_ytd, m))
-            rows.append(MonthRow(insutype, m, incomes[m - 1], expenses[m - 1], incomes[m - 1] - expenses[m - 1], acc,
-                                 months, warning_level(months, fund.warning)))
-        months = months_of(acc, Fraction(expense, 12))
-        out.append(SchemeYear(insutype, year, int(members), int(contributors), sum(incomes), sources, account,
-                              expense, opening, acc, months, warning_level(months, fund.warning), rows))
+        out.append(scheme_year(insutype, year, int(members), int(contributors), incomes, expenses, sources, account,
+                               fund.opening_months, fund.warning))
     return out
+
+
+def scheme_year(insutype: str, year: int, members: int, contributors: int, incomes: list[int], expenses: list[int],
+                sources: dict[str, int], account: int, opening_months: Decimal, warning: FundWarning) -> SchemeYear:
+    """A fund's year from its twelve months of income and expense: the accumulated balance month by month,
+    months of payout (year to date) and the warning level; the opening balance is ``opening_months`` of the
+    year's average month. One definition for every fund (the pools, the LTC fund)."""
+    expense = sum(expenses)
+    opening = round_half_up(Decimal(expense) * opening_months / 12)
+    acc, rows, spent_ytd = opening, [], 0
+    for m in range(1, 13):
+        acc += incomes[m - 1] - expenses[m - 1]
+        spent_ytd += expenses[m - 1]
+        months = months_of(acc, Fraction(spent_ytd, m))
+        rows.append(MonthRow(insutype, m, incomes[m - 1], expenses[m - 1], incomes[m - 1] - expenses[m - 1], acc,
+                             months, warning_level(months, warning)))
+    months = months_of(acc, Fraction(expense, 12))
+    return SchemeYear(insutype, year, members, contributors, sum(incomes), sources, account, expense, opening, acc,
+                      months, warning_level(months, warning), rows)
 
 
 @dataclass

@@ -147,3 +147,27 @@ def pytest_sessionfinish(session, exitstatus):
         for who, line in leaks[:10]:
             print(f"  {who[:1]}…: {line[:200]}")
         session.exitstatus = 1
+
+
+@pytest.fixture
+def sample_api(store_url):
+    """A sample region (3 persons, 2 institutions) in a fresh store, the service on it, and
+    ``call(principal, method, path, body)`` for its JSON API as one of the sample principals."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy.orm import Session
+
+    from yibao.service import sample
+    from yibao.service.app import create_app
+    from yibao.store.database import make_engine
+
+    engine = make_engine(store_url)
+    with Session(engine) as s, s.begin():
+        sample.seed(s, 3)
+    keys = sample.make_keys()
+    app = create_app(store_url, keys=keys.ring)
+    with TestClient(app) as client:
+        def call(who: str, method: str, path: str, body=None):
+            return client.request(method, path, json=body, headers={"X-API-Key": keys.keys[who]})
+        yield call, engine
+    app.state.desk.engine.dispose()
+    engine.dispose()

@@ -12,13 +12,11 @@ from datetime import datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yibao.ltc import store as ltc_store
 from yibao.service import sample
-from yibao.service.app import create_app
 from yibao.store.base import Base
 from yibao.store.database import make_engine
 from yibao.store.models import AuditLog, Visit
@@ -31,18 +29,9 @@ SCORES = {"adl": {"feeding": 0, "bathing": 0, "grooming": 0, "dressing": 0, "bow
 
 
 @pytest.fixture
-def world(store_url):
-    engine = make_engine(store_url)
-    with Session(engine) as s, s.begin():
-        sample.seed(s, 4)
-    keys = sample.make_keys()
-    app = create_app(store_url, keys=keys.ring)
-    with TestClient(app) as client:
-        def call(who: str, method: str, path: str, body=None):
-            return client.request(method, f"/api/v1/ltc{path}", json=body, headers={"X-API-Key": keys.keys[who]})
-        yield call, engine
-    app.state.desk.engine.dispose()
-    engine.dispose()
+def world(sample_api):
+    call, engine = sample_api
+    yield (lambda who, method, path, body=None: call(who, method, "/api/v1/ltc" + path, body)), engine
 
 
 def test_the_migration_builds_the_models(store_url):

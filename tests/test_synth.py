@@ -88,7 +88,7 @@ def test_large_regions_are_generated_in_blocks(pack, tmp_path, monkeypatch):
         blocks_of[hh].add(i // 700)
     assert all(len(b) == 1 for b in blocks_of.values())
     written = region_module.generate_to(pack, tmp_path, persons=2000, seed=8)
-    assert {name: rows for name, (_, rows) in written.items()} == {k: t.num_rows for k, t in tables.items()}
+    assert {name: rows for name, (_, rows) in written.items() if name in tables} == {k: t.num_rows for k, t in tables.items()}
     for name in SCHEMAS:
         assert pq.read_table(tmp_path / f"{name}.parquet").equals(tables[name]), name
     assert not list(tmp_path.glob(".*.tmp"))

@@ -45,6 +45,8 @@ DOMAIN_COMMANDS: tuple[str, ...] = (
     "yibao.supervision.commands",
     "yibao.payment.commands",
     "yibao.ltc.commands",
+    "yibao.enrolment.commands",
+    "yibao.handling.commands",
     "yibao.web.commands",
 )
 

@@ -70,6 +70,7 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     from yibao.monitoring import format_monitoring, monitor
     from yibao.simulation import format_simulation, simulate
     from yibao.supervision.inject import add_supervision_columns, write_supervised
+    from yibao.synth import enrolment as synth_enrolment
     from yibao.synth import generate
 
     out_dir = Path(out_dir)
@@ -85,6 +86,7 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         # with supervision's optional inputs (physician, fee times, purchases, exam results): the
         # claims columns are the same as without them, so settlement results do not change
         write_supervised(add_supervision_columns(generate(reform_model, persons=persons, seed=seed), seed), region)
+        synth_enrolment.write(reform_model, region, seed=seed)  # registry facts + contribution ledger → fund income
         steps["synth"] = time.perf_counter() - t
         run = open_claims(region)
         progress.update(task, description=f"批量结算与政策模拟 settling {run.visits:,} visits under both packs")

@@ -224,9 +224,7 @@ def settle_block(
         buckets[5] = ful[i]
         for k in range(6):
             paid[k] = 0
-        for k in range(pays.shape[1]):
-            pays[i, k] = 0
-        pays[i, r] = hifp
+        pays[i, r] = hifp  # ``pays`` arrives zeroed: only the rules that applied are written
         fund = hifp
         # --- cumulative tiers ----------------------------------------------------------------
         for t in range(n_tiers):

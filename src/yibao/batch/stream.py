@@ -33,7 +33,7 @@ PASS_THROUGH = ("psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type",
 # persons in the order of a 64-bit hash of psn_no first (sorting on an integer is cheaper than on text; any
 # order of persons will do as long as each person-year is contiguous and in time order), psn_no breaks ties
 ORDER = "hash(psn_no), psn_no, yr, setl_time, mdtrt_id"
-BATCH_ROWS = 262_144
+BATCH_ROWS = 131_072  # rows per Arrow batch from DuckDB: several blocks per core keep both cores busy
 
 
 def threads() -> int:

@@ -10,7 +10,9 @@ import typer
 
 # Columns fund operation reads from each file (docs/fund.md).
 REQUIRED = {"persons": ("psn_no", "insutype", "retiree", "categories"),
-            "setlinfo": ("psn_no", "setl_time", "hifp_pay")}
+            "setlinfo": ("psn_no", "setl_time", "hifp_pay"),
+            "contributions": ("psn_no", "insutype", "scheme", "period", "status", "employer_fen", "employee_fen",
+                              "personal_fen", "assistance_fen", "fiscal_fen", "account_fen")}
 
 
 def open_table(con, name: str, path: Path) -> None:
@@ -57,8 +59,13 @@ def run_fund(policy: str, claims: Path, settled: Path, year: Optional[int], simu
     for name, path in (("persons", persons), ("setlinfo", setlinfo)):
         open_table(con, name, path)
     year = year or pack.pack.effective_from.year
+    ledger = Path(claims) / "contributions.parquet"  # the enrolment ledger, when the region has one
+    booked: set[str] = set()
+    if ledger.exists():
+        open_table(con, "contributions", ledger)
+        booked = _ledger_schemes(con)
     try:
-        years = operate(con, pack.fund, year)
+        years = operate(con, pack.fund, year, ledger=ledger.exists())
     except duckdb.Error as exc:  # a column of the wrong type (e.g. categories not a list)
         raise FundError(Problem("FUND006", f"{persons.name}, {setlinfo.name}",
                                 f"列类型不符: {str(exc).splitlines()[0]}")) from None
@@ -69,7 +76,9 @@ def run_fund(policy: str, claims: Path, settled: Path, year: Optional[int], simu
         con.sql(f"CREATE VIEW ltc_settlements AS SELECT * FROM read_parquet({q(ltc_settled.as_posix())})")
         years.append(ltc_year(con, pack, year))
     projection = project(years, pack.fund)
-    assumptions = {"pack": pack.pack.id, "year": year, **pack.fund.projection.model_dump()}
+    assumptions = {"pack": pack.pack.id, "year": year, **pack.fund.projection.model_dump(),
+                   "income_basis": {y.insutype: "ledger: contributions.parquet" if y.insutype in booked
+                                    else "assumption: pack fund section" for y in years}}
     if simulation is not None:
         factors = simulation_factors(simulation)
         projection += project(years, pack.fund, factors, "reform")
@@ -81,6 +90,10 @@ def run_fund(policy: str, claims: Path, settled: Path, year: Optional[int], simu
         outputs = publish(out_dir, lambda tmp: write(years, projection, assumptions, tmp),
                           lambda m: FundError(Problem("FUND005", "--out", m)))
     return years, projection, outputs
+
+
+def _ledger_schemes(con) -> set[str]:
+    return {r[0] for r in con.sql("SELECT DISTINCT insutype FROM contributions WHERE status = 'paid'").fetchall()}
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

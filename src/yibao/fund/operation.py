@@ -1,7 +1,10 @@
 """Fund operation of the basic pools (统筹基金) per scheme and month: income, expense, balance,
 accumulated balance, months of payout (可支付月数) and the warning level.
 
-Income is synthetic, from the persons table and the pack's ``fund`` section:
+Income comes from the contribution ledger (``contributions.parquet`` beside ``persons.parquet``,
+written by ``yibao synth`` / the enrolment domain; see :func:`ledger_income` and docs/enrolment.md)
+for every scheme it has paid rows of; otherwise it is assumed, from the persons table and the
+pack's ``fund`` section (``income_basis`` in the output says which):
 
 - employees (310): each active (non-retired) employee pays ``employer_rate × wage_base_monthly``
   into the pool every month (the employee's own ``employee_rate`` goes to the personal account
@@ -105,8 +108,36 @@ def _spread(total: int) -> list[int]:
     return allocate([Fraction(total, 12)] * 12, total)
 
 
-def operate(con: duckdb.DuckDBPyConnection, fund: Fund, year: int) -> list[SchemeYear]:
-    """Tables ``persons`` and ``setlinfo`` must exist in ``con`` (views over the files)."""
+def ledger_income(con: duckdb.DuckDBPyConnection, year: int) -> dict[str, tuple[list[int], dict[str, int], int, int]]:
+    """Pool income per scheme and month from a ``contributions`` view (the enrolment ledger, paid rows):
+    the employer share plus what a payer's own contribution leaves after its account credit (retirees'
+    credits are the account's, not pool income); 居民 personal + 资助 + 财政,
+    a year's row spread over the months like the assumed income. → {insutype: (months, sources, account, payers)}."""
+    out: dict[str, tuple[list[int], dict[str, int], int, int]] = {}
+    rows = con.sql(f"""SELECT insutype, period, SUM(employer_fen),
+                       SUM(CASE WHEN employee_fen + personal_fen > 0 THEN employee_fen + personal_fen - account_fen
+                           ELSE 0 END), SUM(assistance_fen),
+                       SUM(fiscal_fen), SUM(account_fen), COUNT(DISTINCT psn_no)
+                       FROM contributions WHERE status = 'paid' AND period LIKE '{int(year)}%'
+                       GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+    for insutype, period, employer, personal, assistance, fiscal, account, payers in rows:
+        months, sources, acct, n = out.get(insutype, ([0] * 12, {"employer": 0, "individual": 0, "assistance": 0,
+                                                               "subsidy": 0}, 0, 0))
+        pool = [int(employer), int(personal), int(assistance), int(fiscal)]
+        if len(period) == 7:
+            months[int(period[5:7]) - 1] += sum(pool)
+        else:
+            months = [a + b for a, b in zip(months, _spread(sum(pool)))]
+        for k, v in zip(("employer", "individual", "assistance", "subsidy"), pool):
+            sources[k] += v
+        out[insutype] = (months, sources, acct + int(account), max(n, int(payers)))
+    return out
+
+
+def operate(con: duckdb.DuckDBPyConnection, fund: Fund, year: int, ledger: bool = False) -> list[SchemeYear]:
+    """Tables ``persons`` and ``setlinfo`` must exist in ``con`` (views over the files); with ``ledger``
+    also ``contributions``, whose paid rows replace the assumed income of each scheme they cover."""
+    booked = ledger_income(con, year) if ledger else {}
     emp, res = fund.employee, fund.resident
     shares = " ".join(f"WHEN list_contains(categories, {q(c)}) THEN {s}"
                       for c, s in sorted(fund.assistance.items(), key=lambda kv: -kv[1]))
@@ -135,20 +166,32 @@ def operate(con: duckdb.DuckDBPyConnection, fund: Fund, year: int) -> list[Schem
             incomes = _spread(individual + subsidy)
             sources = {"individual": individual - assisted, "assistance": assisted, "subsidy": subsidy}
             account, contributors = 0, members
+        if insutype in booked:
+            incomes, sources, account, contributors = booked[insutype]
+            sources = {k: v for k, v in sources.items() if v or k in ("employer", "individual")}
         expenses = [spent.get((insutype, m), 0) for m in range(1, 13)]
-        expense = sum(expenses)
-        opening = round_half_up(Decimal(expense) * fund.opening_months / 12)
-        acc, rows, spent_ytd = opening, [], 0
-        for m in range(1, 13):
-            acc += incomes[m - 1] - expenses[m - 1]
-            spent_ytd += expenses[m - 1]
-            months = months_of(acc, Fraction(spent_ytd, m))
-            rows.append(MonthRow(insutype, m, incomes[m - 1], expenses[m - 1], incomes[m - 1] - expenses[m - 1], acc,
-                                 months, warning_level(months, fund.warning)))
-        months = months_of(acc, Fraction(expense, 12))
-        out.append(SchemeYear(insutype, year, int(members), int(contributors), sum(incomes), sources, account,
-                              expense, opening, acc, months, warning_level(months, fund.warning), rows))
+        out.append(scheme_year(insutype, year, int(members), int(contributors), incomes, expenses, sources, account,
+                               fund.opening_months, fund.warning))
     return out
+
+
+def scheme_year(insutype: str, year: int, members: int, contributors: int, incomes: list[int], expenses: list[int],
+                sources: dict[str, int], account: int, opening_months: Decimal, warning: FundWarning) -> SchemeYear:
+    """A fund's year from its twelve months of income and expense: the accumulated balance month by month,
+    months of payout (year to date) and the warning level; the opening balance is ``opening_months`` of the
+    year's average month. One definition for every fund (the pools, the LTC fund)."""
+    expense = sum(expenses)
+    opening = round_half_up(Decimal(expense) * opening_months / 12)
+    acc, rows, spent_ytd = opening, [], 0
+    for m in range(1, 13):
+        acc += incomes[m - 1] - expenses[m - 1]
+        spent_ytd += expenses[m - 1]
+        months = months_of(acc, Fraction(spent_ytd, m))
+        rows.append(MonthRow(insutype, m, incomes[m - 1], expenses[m - 1], incomes[m - 1] - expenses[m - 1], acc,
+                             months, warning_level(months, warning)))
+    months = months_of(acc, Fraction(expense, 12))
+    return SchemeYear(insutype, year, members, contributors, sum(incomes), sources, account, expense, opening, acc,
+                      months, warning_level(months, warning), rows)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import duckdb
 
-from yibao.fund.operation import MonthRow, SchemeYear, months_of, warning_level
+from yibao.fund.operation import SchemeYear, scheme_year
 from yibao.money import round_half_up
 from yibao.payment.point_value import allocate
 from yibao.policy.model import FundWarning, PolicyPack
@@ -39,17 +39,7 @@ def ltc_year(con: duckdb.DuckDBPyConnection, pack: PolicyPack, year: int) -> Sch
     spent = dict(con.execute("""SELECT CAST(substr(month, 6, 2) AS INTEGER), SUM(CAST(fund_pay * 100 AS BIGINT))
                                 FROM ltc_settlements WHERE substr(month, 1, 4) = ? GROUP BY 1""", [str(year)]).fetchall())
     expenses = [int(spent.get(m, 0)) for m in range(1, 13)]
-    expense = sum(expenses)
-    warn = pack.fund.warning if pack.fund else FundWarning()
-    opening = round_half_up(Decimal(expense) * f.opening_months / 12)
-    acc, rows, ytd = opening, [], 0
-    for m in range(1, 13):
-        acc += incomes[m - 1] - expenses[m - 1]
-        ytd += expenses[m - 1]
-        months = months_of(acc, Fraction(ytd, m))
-        rows.append(MonthRow("LTC", m, incomes[m - 1], expenses[m - 1], incomes[m - 1] - expenses[m - 1], acc, months,
-                             warning_level(months, warn)))
-    months = months_of(acc, Fraction(expense, 12))
     sources = {"employee": employee_monthly * 12, "resident_individual": resident_year - subsidy, "resident_subsidy": subsidy}
-    return SchemeYear("LTC", year, sum(counts.values()), sum(counts.values()), sum(incomes), sources, 0, expense,
-                      opening, acc, months, warning_level(months, warn), rows)
+    members = sum(counts.values())
+    return scheme_year("LTC", year, members, members, incomes, expenses, sources, 0, f.opening_months,
+                       pack.fund.warning if pack.fund else FundWarning())

@@ -228,6 +228,32 @@ def check_references(pack: PolicyPack) -> Iterable[Problem]:
     if pack.ltc is not None:
         yield from _check_ltc(pack.ltc)
 
+    for i, a in enumerate(pack.financing.assistance if pack.financing else []):
+        yield from category(a.category, f"financing.assistance[{i}].category")
+        if (a.kind == "fixed") != (a.amount is not None) or (a.kind == "percentage") != (a.ratio is not None):
+            yield Problem("POL060", f"financing.assistance[{i}]", "fixed 须且只须给出 amount, percentage 须且只须给出 ratio")
+    yield from _check_financing_agrees(pack)
+
+
+
+def _check_financing_agrees(pack: PolicyPack) -> Iterable[Problem]:
+    """``fund`` (the fund model's assumptions) and ``financing`` (the ledger's rules) state some numbers
+    twice; where both are given they must be equal, so a rate has one value."""
+    fin, fund = pack.financing, pack.fund
+    if fin is None or fund is None:
+        return
+    if fin.employee is not None:
+        for name in ("employer_rate", "employee_rate"):
+            if getattr(fin.employee, name) != getattr(fund.employee, name):
+                yield Problem("POL061", f"financing.employee.{name}",
+                              f"与 fund.employee.{name} 不一致({getattr(fin.employee, name)} ≠ {getattr(fund.employee, name)})")
+    for i, y in enumerate(fin.resident):
+        if y.year == pack.pack.effective_from.year and (y.individual, y.fiscal) != (fund.resident.individual,
+                                                                                    fund.resident.subsidy):
+            yield Problem("POL061", f"financing.resident[{i}]",
+                          f"{y.year} 年标准与 fund.resident 不一致(个人 {y.individual}/{fund.resident.individual}, "
+                          f"财政 {y.fiscal}/{fund.resident.subsidy})")
+
 
 def _check_ltc(ltc) -> Iterable[Problem]:
     a = ltc.assessment

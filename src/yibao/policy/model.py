@@ -423,6 +423,85 @@ class LongTermCare(Strict):
     funding: LtcFunding | None = None
 
 
+# --- 筹资 (financing): contribution rules of the enrolment domain (yibao.enrolment) ---------------
+
+
+class BaseLimits(Strict):
+    """职工缴费基数: the declared monthly wage clamped to [floor, ceiling] (often 60%–300% of the average)."""
+
+    floor_monthly: Yuan = Field(description="月缴费基数下限(元)")
+    ceiling_monthly: Yuan = Field(description="月缴费基数上限(元)")
+
+
+class EmployeeAccount(Strict):
+    """个人账户划入: in service a share of the employee's own contribution; retirees a fixed monthly amount."""
+
+    in_service_share: Ratio = Field(Decimal(1), description="在职职工个人缴费计入个人账户的比例(2021 改革后通常 1)")
+    retiree_monthly: Yuan = Field(Decimal(0), description="退休人员每月划入个人账户的定额(元)")
+    family_mutual: bool = Field(True, description="家庭共济: 账户可支付登记的家庭成员的个人负担")
+
+
+class Arrears(Strict):
+    """欠费: months unpaid before benefits stop, and the waiting period after 补缴 / new enrolment."""
+
+    suspend_after_months: int = Field(3, ge=0, le=24, description="连续欠费超过此月数, 暂停享受统筹基金待遇")
+    waiting_months: int = Field(0, ge=0, le=12, description="中断后重新参保或补缴的待遇等待期(月)")
+
+
+class EmployeeFinancing(Strict):
+    base: BaseLimits
+    employer_rate: Ratio = Field(description="单位缴费率")
+    employee_rate: Ratio = Field(description="个人缴费率")
+    account: EmployeeAccount = EmployeeAccount()
+    arrears: Arrears = Arrears()
+    sector_floor_flag: Ratio = Field(Decimal("0.5"), description="瞒报基数提示: 单位申报基数全在下限, 而行业平均"
+                                     "工资高于下限的 (1 + 此比例) 倍时提示")
+
+
+class FlexibleFinancing(Strict):
+    """灵活就业人员参加职工医保: one rate on a base the person chooses within the limits."""
+
+    rate: Ratio = Field(description="缴费率(个人全额承担)")
+    account_share: Ratio = Field(Decimal(0), description="计入个人账户的比例(占缴费额)")
+
+
+class ResidentYear(Strict):
+    year: int = Field(ge=2000, le=2100)
+    individual: Yuan = Field(description="居民个人年缴费标准(元/人)")
+    fiscal: Yuan = Field(description="各级财政人均补助(元/人)")
+
+
+class AssistanceRule(Strict):
+    """资助参保: what medical assistance pays of a category's resident contribution, over a period."""
+
+    category: Code
+    kind: Literal["full", "fixed", "percentage", "none"]
+    amount: Yuan | None = Field(None, description="fixed: 每人资助金额(元)")
+    ratio: Ratio | None = Field(None, description="percentage: 资助占个人缴费的比例")
+    valid_from: date
+    valid_to: date
+
+
+class Relief(Strict):
+    """阶段性减征 (a factor on the employer rate) or 缓缴 (due date moved), over months of a period."""
+
+    id: Code
+    kind: Literal["reduce", "defer"]
+    valid_from: date
+    valid_to: date
+    employer_factor: Ratio = Field(Decimal(1), description="reduce: 单位费率乘以此系数, 减半征收为 0.5")
+    defer_until: date | None = Field(None, description="defer: 缓缴至此日期, 期间不计欠费")
+    note: str = ""
+
+
+class Financing(Strict):
+    employee: EmployeeFinancing | None = None
+    flexible: FlexibleFinancing | None = None
+    resident: list[ResidentYear] = []
+    assistance: list[AssistanceRule] = []
+    reliefs: list[Relief] = []
+
+
 class PolicyPack(Strict):
     """A region's dated benefit rules (医保待遇政策包)."""
 
@@ -442,4 +521,5 @@ class PolicyPack(Strict):
     payment: Payment | None = None
     fund: Fund | None = None
     ltc: LongTermCare | None = None
+    financing: Financing | None = None
     assumptions: list[Assumption] = []

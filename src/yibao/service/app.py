@@ -22,7 +22,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from yibao.enrolment import api as enrolment_api
 from yibao.errors import Problem, YibaoError, format_loc, translate
+from yibao.handling import rest as handling_rest
 from yibao.ltc import rest as ltc_rest
 from yibao.service import platform, precheck, rest
 from yibao.service.auth import KeyRing, Principal, key_hash
@@ -113,6 +115,8 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
     app.include_router(platform.router(desk, authenticate, max_body, guard))
     app.include_router(rest.router(desk, authenticate, guard))
     app.include_router(ltc_rest.router(desk, authenticate))  # 长期护理保险
+    app.include_router(enrolment_api.router(desk, authenticate))  # 参保与筹资
+    app.include_router(handling_rest.router(desk, authenticate))  # 经办
     install_web(app, desk)  # the web front door (/web): same desk, roles and audit log
 
     @app.exception_handler(YibaoError)

@@ -174,6 +174,9 @@ def generate_to(pack: PolicyPack, out_dir: str | Path, persons: int = 100_000, s
         path = out / f"{name}.parquet"
         os.replace(tmp[name], path)
         paths[name] = (path, rows[name])
+    from yibao.synth import enrolment  # registry facts and the contribution ledger (docs/enrolment.md)
+
+    paths.update(enrolment.write(pack, out, year, seed))
     return paths
 
 

@@ -1,0 +1,1 @@
+"""参保与筹资: the enrolment registry of dated facts, contributions, subsidised enrolment, accounts."""

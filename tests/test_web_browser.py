@@ -579,3 +579,56 @@ def test_an_institution_user_works_only_for_its_own_institution(site, page):
     response = page.goto(f"{base}/web/desk/settlements/{other}")
     assert response.status in (403, 404)
     expect(page.locator("#fund-pay")).to_have_count(0)
+
+
+def test_handling_worklist_accept_and_review(site, browser):
+    base, _ = site
+
+    def as_user(name):
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+        pg = ctx.new_page()
+        pg.set_default_timeout(15000)
+        login(pg, base, name)
+        return ctx, pg
+
+    ctx, page = as_user("clerk1")
+    try:
+        page.get_by_role("navigation", name="主菜单").get_by_role("link", name="经办").click()
+        page.get_by_label("事项").select_option("two_diseases")
+        with page.expect_navigation():
+            page.get_by_role("button", name="打开办事指南与表单").click()
+        # bad input: no person, no disease — beside the fields, nothing accepted
+        page.get_by_label("病种").select_option("")
+        with page.expect_navigation():
+            page.get_by_role("button", name="受理").click()
+        expect(page.locator("#f-psn_no-error, #f-f_disease-error").first).to_be_visible()
+        expect(page.locator("#worklist tbody")).to_contain_text("没有案件")
+        page.get_by_label("人员编号").fill("P000000001")
+        page.get_by_label("病种").select_option("hypertension")
+        page.get_by_label("登记基层医疗卫生机构编码").fill(sample.HOSPITAL)
+        page.get_by_label("医保电子凭证或身份证件").check()
+        page.get_by_label("基层医疗卫生机构诊断或随访记录").check()
+        shot(page, "19-handling-accept")
+        accessible(page)
+        with page.expect_navigation():
+            page.get_by_role("button", name="受理").click()
+        expect(page.locator("#hd-status")).to_have_text("已受理")
+        case_url = page.url
+        # the clerk who accepted may not review it: the engine's refusal, shown on the page
+        with page.expect_navigation():
+            page.get_by_role("button", name="通过").click()
+        expect(page.locator("#f-action-error")).to_be_visible()
+        expect(page.locator("#hd-status")).to_have_text("已受理")
+    finally:
+        ctx.close()
+    ctx, page = as_user("reviewer1")
+    try:
+        page.goto(case_url)
+        with page.expect_navigation():
+            page.get_by_role("button", name="通过").click()
+        expect(page.locator("#hd-status")).to_have_text("办结")
+        expect(page.locator("#hd-events tbody tr")).to_have_count(2)
+        shot(page, "20-handling-case")
+        accessible(page)
+    finally:
+        ctx.close()

@@ -1,204 +1,222 @@
-"""经办 workflow: deadlines across holidays, the engine's properties, and cases in the store on SQLite and PostgreSQL."""
+"""经办 engine: the catalogue, the working-day calendar and the workflow state machine (pure)."""
 
 from __future__ import annotations
 
-import threading
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from yibao.handling.calendar import CalendarError, WorkCalendar
-from yibao.handling.store import HandlingCase
-from yibao.handling.workflow import FINAL, Acted, HandlingError, check_form, decide, shipped_catalogue
-from yibao.store.models import AuditLog
+from yibao.handling.calendar import calendar
+from yibao.handling.catalogue import HandlingError, catalogue, missing_materials, parse_catalogue, validate_form
+from yibao.handling.workflow import FINAL, Action, CaseState, apply, timeliness
 
-CAL = WorkCalendar.shipped()
-CATALOGUE = shipped_catalogue()
-CHRONIC = CATALOGUE.item("chronic_cert")  # accept → review → recheck
-FILING = CATALOGUE.item("offsite_filing")  # accept → review
+CAL = calendar()
+CAT = catalogue()
+DISEASES = {"M00100": "高血压", "M00200": "糖尿病"}
 
 
-# --- working days ---------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("start, days, due", [
-    (date(2026, 9, 28), 5, date(2026, 10, 10)),   # 国庆 1–7 October; Saturday 10 October is worked
-    (date(2026, 2, 13), 1, date(2026, 2, 14)),    # Saturday 14 February is worked (调休)
-    (date(2026, 2, 14), 1, date(2026, 2, 24)),    # 春节 15–23 February
-    (date(2026, 12, 25), 3, date(2026, 12, 30)),  # an ordinary weekend
-    (date(2026, 4, 3), 1, date(2026, 4, 7)),      # 清明 4–6 April
-])
-def test_deadlines_count_working_days_across_holidays(start, days, due):
-    assert CAL.add_working_days(start, days) == due
+def codes(exc: HandlingError) -> list[str]:
+    return [p.code for p in exc.problems]
 
 
-def test_a_year_without_holiday_data_is_refused():
-    with pytest.raises(CalendarError) as exc:
-        CAL.add_working_days(date(2027, 3, 1), 2)
-    assert exc.value.problems[0].code == "HDL030"
+def test_catalogue_ships_the_eight_items_with_guides():
+    assert [i.code for i in CAT.items] == ["MZMTB", "LBDJ", "YDBA", "LXBX", "YSQJZ", "SYJT", "CBDJ", "CBBG"]
+    g = CAT.item("YDBA").guide()
+    assert g["name"] == "异地就医备案" and g["promised_days"] == 2 and g["channels"] == ["窗口", "网办", "村级服务点", "医院"]
+    assert [f["options"] for f in g["fields"] if f["name"] == "filing_type"] == [["长期居住", "临时外出", "转诊"]]
 
 
-@given(st.dates(date(2026, 1, 1), date(2026, 10, 31)), st.integers(0, 40))
-def test_the_deadline_is_a_working_day_that_many_working_days_later(start, days):
-    due = CAL.add_working_days(start, days)
-    assert CAL.working_days_between(start, due) == days
-    assert days == 0 or CAL.is_working_day(due)
+def test_unknown_item_is_a_coded_error():
+    with pytest.raises(HandlingError) as e:
+        CAT.item("NOPE")
+    assert codes(e.value) == ["HDL001"] and "门诊慢特病认定" in str(e.value)
 
 
-# --- the engine: no way out of a final state, never closed by fewer people than steps -------------
+def test_a_bad_catalogue_is_refused():
+    with pytest.raises(HandlingError) as e:
+        parse_catalogue({"version": "x", "items": [{"code": "ab"}]})
+    assert set(codes(e.value)) == {"HDL000"}
 
-@settings(max_examples=300)
-@given(st.sampled_from([CHRONIC, FILING]),
-       st.lists(st.tuples(st.sampled_from(["approve", "return", "reject", "resubmit"]), st.sampled_from("ABCD")),
-                max_size=12))
-def test_no_path_leaves_a_final_state_and_no_one_closes_alone(item, moves):
-    state, history = "accepted", [Acted("accept", "A")]
-    for action, actor in moves:
-        before = state
+
+def test_form_validation_reports_every_problem():
+    item = CAT.item("MZMTB")
+    assert validate_form(item, {"dise_codg": "M00100", "valid_from": "2026-03-01"}, DISEASES) == {
+        "dise_codg": "M00100", "valid_from": "2026-03-01"}
+    with pytest.raises(HandlingError) as e:
+        validate_form(item, {"dise_codg": "X99", "valid_from": "2026-13-01", "extra": 1}, DISEASES)
+    assert codes(e.value) == ["HDL011", "HDL015", "HDL012"]
+    with pytest.raises(HandlingError) as e:
+        validate_form(item, {"dise_codg": "M00100"}, None)
+    assert codes(e.value) == ["HDL014", "HDL010"]
+    with pytest.raises(HandlingError) as e:
+        validate_form(CAT.item("YDBA"), {"filing_type": "出差", "mdtrt_admdvs": "44030", "valid_from": "2026-05-01",
+                                          "valid_to": "2026-04-01"})
+    assert codes(e.value) == ["HDL013", "HDL012", "HDL016"]
+    assert validate_form(CAT.item("LXBX"), {"fixmedins_code": "H1", "begndate": "2026-01-05", "medfee_sumamt": "12.5",
+                                            "insutype": "390", "med_type": "11"})["medfee_sumamt"] == "12.50"
+    with pytest.raises(HandlingError) as e:
+        validate_form(CAT.item("SYJT"), {"delivery_date": "2026-01-05", "leave_days": 400, "avg_wage": "1.001"})
+    assert codes(e.value) == ["HDL012", "HDL012"]
+
+
+# --- the calendar ---------------------------------------------------------------------------------
+
+
+def test_holidays_and_make_up_days():
+    assert not CAL.is_working_day(date(2026, 2, 16))  # 春节, a Monday
+    assert CAL.is_working_day(date(2026, 2, 14))  # 调休 Saturday
+    assert CAL.add_working_days(date(2026, 2, 12), 3) == date(2026, 2, 24)  # Fri 13, Sat 14 (调休), Tue 24
+    assert CAL.add_working_days(date(2026, 9, 30), 1) == date(2026, 10, 8)
+    assert CAL.add_working_days(date(2026, 9, 18), 2) == date(2026, 9, 21)  # Sun 20 is a 调休 working day
+    # 2027 is not in the calendar yet: Mon–Fri less fixed-date holidays, marked provisional
+    assert CAL.add_working_days(date(2026, 12, 30), 3) == date(2027, 1, 5)  # Thu 31, (Fri 1 元旦), Mon 4, Tue 5
+    assert CAL.provisional(date(2027, 1, 5)) and not CAL.provisional(date(2026, 12, 31))
+    s = run("YDBA", Action("accept", "a", date(2026, 12, 31)), materials=("id_doc", "commitment"))
+    assert timeliness(s, date(2026, 12, 31), CAL) == {"deadline": "2027-01-05", "days_left": 2, "flag": "即将超期",
+                                                      "provisional": True}
+
+
+@given(st.dates(date(2026, 1, 1), date(2026, 10, 31)), st.integers(1, 20))
+def test_deadline_is_the_nth_working_day(start, n):
+    end = CAL.add_working_days(start, n)
+    brute = [start + timedelta(days=k) for k in range(1, 60)]
+    working = [d for d in brute if (d.weekday() < 5 or d in CAL.work) and d not in CAL.off]
+    assert end == working[n - 1]
+    assert CAL.working_days_between(start, end) == n and CAL.is_working_day(end)
+
+
+# --- the workflow ---------------------------------------------------------------------------------
+
+ALL = ("id_doc", "diagnosis", "records")
+
+
+def run(item_code: str, *actions: Action, materials=ALL) -> CaseState:
+    item = CAT.item(item_code)
+    s = CaseState(item_code, materials=tuple(materials))
+    for a in actions:
+        s = apply(item, s, a, CAL)
+    return s
+
+
+D = date(2026, 2, 12)
+
+
+def test_three_step_case_to_completion_with_deadline():
+    s = run("MZMTB", Action("accept", "a", D), Action("review", "b", D), Action("recheck", "c", date(2026, 3, 9)))
+    assert s.status == "completed" and s.accepted_on == D
+    assert s.deadline == date(2026, 3, 11)  # 15 working days from Thu 12 Feb across 春节 and two 调休 Saturdays
+    assert timeliness(s, date(2026, 3, 20), CAL)["flag"] == "按时办结"
+
+
+def test_separation_of_duties():
+    with pytest.raises(HandlingError) as e:
+        run("MZMTB", Action("accept", "a", D), Action("review", "a", D))
+    assert codes(e.value) == ["HDL023"]
+    with pytest.raises(HandlingError) as e:
+        run("MZMTB", Action("accept", "a", D), Action("review", "b", D), Action("recheck", "a", D))
+    assert codes(e.value) == ["HDL023"]
+    # returned at review by b, b may not then accept the supplemented case
+    with pytest.raises(HandlingError) as e:
+        run("MZMTB", Action("accept", "a", D), Action("return", "b", D, notice=("诊断证明须加盖公章",)),
+            Action("supplement", "applicant", D), Action("accept", "b", D))
+    assert codes(e.value) == ["HDL023"]
+
+
+def test_missing_materials_return_with_one_time_notice():
+    item = CAT.item("MZMTB")
+    with pytest.raises(HandlingError) as e:
+        run("MZMTB", Action("accept", "a", D), materials=("id_doc",))
+    assert codes(e.value) == ["HDL024"] and "二级及以上定点医疗机构诊断证明、病历资料" in str(e.value)
+    s = run("MZMTB", Action("return", "a", D, notice=("照片须为近期免冠照",)), materials=("id_doc",))
+    assert s.status == "returned"
+    assert [n["name"] for n in s.notice] == ["二级及以上定点医疗机构诊断证明", "病历资料及相关检查检验报告", "照片须为近期免冠照"]
+    s = apply(item, s, Action("supplement", "applicant", D, materials=("diagnosis", "records")), CAL)
+    assert s.status == "submitted" and missing_materials(item, list(s.materials)) == []
+    s = apply(item, s, Action("accept", "a", D), CAL)
+    assert s.status == "accepted"
+
+
+def test_refuse_needs_a_reason_and_is_final():
+    with pytest.raises(HandlingError) as e:
+        run("LBDJ", Action("refuse", "a", D, reason=" "))
+    assert codes(e.value) == ["HDL026"]
+    s = run("LBDJ", Action("refuse", "a", D, reason="非本统筹区参保人员"))
+    assert s.status == "refused" and s.reason == "非本统筹区参保人员"
+    with pytest.raises(HandlingError) as e:
+        apply(CAT.item("LBDJ"), s, Action("accept", "z", D), CAL)
+    assert codes(e.value) == ["HDL021"]
+
+
+def test_rating_only_once_and_only_after_completion():
+    s = run("LBDJ", Action("accept", "a", D), Action("review", "b", D), materials=("id_doc", "diagnosis"))
+    assert s.status == "completed"  # two-step item
+    s = apply(CAT.item("LBDJ"), s, Action("rate", "applicant", D, rating=5), CAL)
+    assert s.rating == 5
+    with pytest.raises(HandlingError) as e:
+        apply(CAT.item("LBDJ"), s, Action("rate", "applicant", D, rating=4), CAL)
+    assert codes(e.value) == ["HDL027"]
+
+
+def test_overdue_warning():
+    s = run("YDBA", Action("accept", "a", date(2026, 4, 30)), materials=("id_doc", "commitment"))
+    assert s.deadline == date(2026, 5, 7)  # 劳动节 1–5 May
+    assert timeliness(s, date(2026, 5, 6), CAL) == {"deadline": "2026-05-07", "days_left": 1, "flag": "即将超期"}
+    assert timeliness(s, date(2026, 5, 8), CAL) == {"deadline": "2026-05-07", "days_left": -1, "flag": "已超期"}
+
+
+KINDS = ["accept", "review", "recheck", "return", "refuse", "reject", "supplement", "withdraw", "rate"]
+
+
+class Workflow(RuleBasedStateMachine):
+    """Random action sequences by a small staff: the engine's invariants hold after every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.item = CAT.item("MZMTB")
+        self.state = CaseState("MZMTB", materials=("id_doc",))
+        self.final_seen: CaseState | None = None
+
+    @rule(kind=st.sampled_from(KINDS), actor=st.sampled_from(["a", "b", "c", "d"]),
+          day=st.integers(0, 200), materials=st.lists(st.sampled_from(ALL), max_size=3),
+          reason=st.sampled_from(["", "不符合条件"]), rating=st.integers(0, 6))
+    def act(self, kind, actor, day, materials, reason, rating):
+        before = self.state
         try:
-            move = decide(item, state, action, actor, history)
-        except HandlingError as exc:
-            assert exc.problems[0].code in {"HDL021", "HDL022"}
-            if before in FINAL:
-                assert exc.problems[0].code == "HDL021"
-            continue
-        assert before not in FINAL
-        state = move.to
-        if move.step is not None:
-            history.append(Acted(move.step, actor))
-        if state == "closed":
-            people = [a.actor for a in history if a.step in item.steps]
-            assert len(set(people)) == len(people) >= len(item.steps)
+            self.state = apply(self.item, before, Action(kind, actor, date(2026, 1, 5) + timedelta(days=day),
+                                                         materials=tuple(materials), reason=reason,
+                                                         notice=("补正",), rating=rating), CAL)
+        except HandlingError:
+            assert self.state == before
+        if before.status in FINAL:
+            assert self.state.status == before.status  # no path out of a final state
+            assert self.state.step_actors == before.step_actors
+
+    @invariant()
+    def duties_are_separated(self):
+        steps_of: dict[str, set[str]] = {}
+        for step, actor in self.state.step_actors:
+            steps_of.setdefault(actor, set()).add(step)
+        assert all(len(v) == 1 for v in steps_of.values())
+        if self.state.status == "completed":
+            assert len({a for _, a in self.state.step_actors}) >= len(self.item.steps)
+            assert self.state.deadline == CAL.add_working_days(self.state.accepted_on, self.item.promised_days)
 
 
-def test_the_form_is_checked_whole_and_missing_materials_are_listed_at_once():
-    with pytest.raises(HandlingError) as exc:
-        check_form(CHRONIC, {"disease": "M<script>", "diagnosed_on": "2026-02-30", "colour": "red"}, [])
-    assert sorted((p.code, p.path) for p in exc.value.problems) == [
-        ("HDL010", "form.colour"), ("HDL011", "form.hospital"), ("HDL012", "form.diagnosed_on"),
-        ("HDL012", "form.disease")]
-    form, missing = check_form(CHRONIC, {"disease": "M00900", "hospital": "H37010200002", "diagnosed_on": "2026-03-01"},
-                               ["医保电子凭证或身份证件"])
-    assert missing == ["二级及以上医院诊断证明", "近一年相关病历与检查报告"]
+TestWorkflow = Workflow.TestCase
+TestWorkflow.settings = settings(max_examples=150, stateful_step_count=25, deadline=None)
 
 
-# --- cases in the store ----------------------------------------------------------------------------
+class TwoStepWorkflow(Workflow):
+    """The same invariants for a two-step item (受理 → 审核 = 办结)."""
 
-PSN = "P000000001"
-FORM = {"disease": "M00900", "hospital": "H37010200002", "diagnosed_on": "2026-03-01"}
-ALL = list(CHRONIC.guide.materials)
-
-
-@pytest.fixture
-def world(sample_api):
-    call, engine = sample_api
-    yield (lambda who, method, path, body=None: call(who, method, "/api/v1/handling" + path, body)), engine
+    def __init__(self):
+        super().__init__()
+        self.item = CAT.item("LBDJ")
+        self.state = CaseState("LBDJ", materials=("id_doc",))
 
 
-def count(engine, model) -> int:
-    with Session(engine) as s:
-        return s.scalar(select(func.count()).select_from(model)) or 0
-
-
-def test_accept_review_recheck_close_and_rate(world):
-    call, engine = world
-    r = call("clerk", "POST", "/cases", {"item": "chronic_cert", "psn_no": PSN, "form": FORM, "materials": ALL,
-                                         "channel": "village", "service_point": "某村卫生室",
-                                         "on_behalf": {"agent": "村医王某", "authorisation": "SQ-2026-001"}})
-    assert r.status_code == 201, r.text
-    case = r.json()
-    assert case["status"] == "accepted" and case["version"] == 1
-    assert case["events"][0]["on_behalf"] == {"agent": "村医王某", "authorisation": "SQ-2026-001"}
-    cid = case["case_id"]
-    same = call("admin", "POST", f"/cases/{cid}/actions", {"action": "approve", "version": 1})
-    assert same.status_code == 200 and same.json()["status"] == "reviewed"  # admin reviews
-    again = call("admin", "POST", f"/cases/{cid}/actions", {"action": "approve", "version": 2})
-    assert again.status_code == 422 and again.json()["problems"][0]["code"] == "HDL022"  # never two steps
-    wrong_role = call("reviewer", "POST", f"/cases/{cid}/actions", {"action": "approve", "version": 2})
-    assert wrong_role.status_code == 403
-    done = call("rechecker", "POST", f"/cases/{cid}/actions", {"action": "approve", "version": 2})
-    assert done.status_code == 200 and done.json()["status"] == "closed" and done.json()["closed_on"]
-    late = call("rechecker", "POST", f"/cases/{cid}/actions", {"action": "reject", "version": 3, "note": "x"})
-    assert late.status_code == 422 and late.json()["problems"][0]["code"] == "HDL021"
-    assert call("clerk", "POST", f"/cases/{cid}/rating", {"score": 5}).json()["rating"] == 5
-    assert call("clerk", "POST", f"/cases/{cid}/rating", {"score": 4}).status_code == 409
-    with Session(engine) as s:
-        actions = s.scalars(select(AuditLog.action).where(AuditLog.action.like("handling.%")).order_by(AuditLog.id)).all()
-    assert actions == ["handling.accept", "handling.approve", "handling.approve", "handling.rate"]
-    stats = call("analyst", "GET", "/statistics?by=channel").json()["rows"]
-    assert stats == [{"channel": "village", "cases": 1, "ended": 1, "on_time_rate": 1.0,
-                      "avg_working_days": stats[0]["avg_working_days"], "online_rate": 0.0, "satisfaction": 5.0}]
-
-
-def test_return_with_a_complete_list_resubmit_and_reject_with_reason(world):
-    call, engine = world
-    case = call("clerk", "POST", "/cases", {"item": "chronic_cert", "psn_no": PSN, "form": FORM,
-                                            "materials": ALL[:1], "channel": "window", "service_point": "大厅"}).json()
-    assert case["status"] == "returned" and case["missing"] == ALL[1:]  # 一次性告知 at acceptance
-    cid = case["case_id"]
-    short = call("clerk", "POST", f"/cases/{cid}/actions", {"action": "resubmit", "version": 1, "materials": ALL[1:2]})
-    assert short.status_code == 422 and short.json()["problems"][0]["code"] == "HDL017"
-    ok = call("clerk", "POST", f"/cases/{cid}/actions", {"action": "resubmit", "version": 1, "materials": ALL[1:]})
-    assert ok.json()["status"] == "accepted" and ok.json()["missing"] == []
-    empty = call("reviewer", "POST", f"/cases/{cid}/actions", {"action": "return", "version": 2})
-    assert empty.status_code == 422 and empty.json()["problems"][0]["code"] == "HDL016"
-    silent = call("reviewer", "POST", f"/cases/{cid}/actions", {"action": "reject", "version": 2})
-    assert silent.status_code == 422 and silent.json()["problems"][0]["code"] == "HDL015"
-    no = call("reviewer", "POST", f"/cases/{cid}/actions", {"action": "reject", "version": 2, "note": "病种不在目录中"})
-    assert no.json()["status"] == "rejected"
-
-
-def test_bad_applications_are_refused_and_write_nothing(world):
-    call, engine = world
-    bad = [({"item": "no_such", "psn_no": PSN, "channel": "window", "service_point": "大厅"}, "HDL001"),
-           ({"item": "chronic_cert", "psn_no": PSN, "form": {"disease": "M009"}, "channel": "window",
-             "service_point": "大厅"}, "HDL011"),
-           ({"item": "assistance_application", "psn_no": PSN, "form": {"year": "2026", "reason": "重病"},
-             "channel": "online", "service_point": "网厅"}, "HDL014"),
-           ({"item": "chronic_cert", "psn_no": "P999", "form": FORM, "channel": "window", "service_point": "大厅"},
-            "REG010"),
-           ({"item": "chronic_cert", "psn_no": PSN, "form": FORM, "channel": "window", "service_point": "大厅",
-             "on_behalf": {"agent": "李某", "authorisation": "bad id!"}}, "REQ010")]
-    for body, code in bad:
-        r = call("clerk", "POST", "/cases", body)
-        assert r.status_code in (404, 422) and r.json()["problems"][0]["code"] == code, (body, r.text)
-    assert count(engine, HandlingCase) == 0
-
-
-def test_two_clerks_on_one_case_at_once_one_wins_the_other_gets_a_conflict(world):
-    call, engine = world
-    cid = call("clerk", "POST", "/cases", {"item": "offsite_filing", "psn_no": PSN, "materials": list(FILING.guide.materials),
-                                           "form": {"filing_type": "temporary", "destination": "110105",
-                                                    "begin": "2026-03-01", "end": "2026-06-30"},
-                                           "channel": "online", "service_point": "网厅"}).json()["case_id"]
-    barrier, answers = threading.Barrier(2), []
-
-    def act(who: str, action: str) -> None:
-        barrier.wait()
-        body = {"action": action, "version": 1, **({"note": "材料不实"} if action == "reject" else {})}
-        answers.append(call(who, "POST", f"/cases/{cid}/actions", body))
-
-    threads = [threading.Thread(target=act, args=("reviewer", "approve")), threading.Thread(target=act, args=("admin", "reject"))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    codes = sorted(r.status_code for r in answers)
-    assert codes == [200, 409], [r.text for r in answers]
-    loser = next(r for r in answers if r.status_code == 409)
-    assert loser.json()["problems"][0]["code"] == "HDL024"
-    final = call("clerk", "GET", f"/cases/{cid}").json()
-    assert final["version"] == 2 and len(final["events"]) == 2  # the loser wrote nothing
-
-
-def test_overdue_cases_are_listed(world):
-    call, engine = world
-    cid = call("clerk", "POST", "/cases", {"item": "two_diseases", "psn_no": PSN, "materials": list(CATALOGUE.item("two_diseases").guide.materials),
-                                           "form": {"disease": "diabetes", "hospital": "H37010200001"},
-                                           "channel": "hospital", "service_point": "社区卫生服务中心"}).json()
-    later = (date.fromisoformat(cid["due_on"]) + timedelta(days=1)).isoformat()
-    assert [c["case_id"] for c in call("auditor", "GET", f"/overdue?on={later}").json()["overdue"]] == [cid["case_id"]]
-    assert call("auditor", "GET", f"/overdue?on={cid['due_on']}").json()["overdue"] == []
+TestTwoStepWorkflow = TwoStepWorkflow.TestCase
+TestTwoStepWorkflow.settings = settings(max_examples=100, stateful_step_count=20, deadline=None)

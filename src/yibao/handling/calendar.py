@@ -1,65 +1,46 @@
-"""Working days from a holiday calendar kept as data: deadlines counted the way a bureau counts them.
+"""Working days (工作日) from a holiday calendar kept as data: public holidays and 调休 weekends.
 
-A day is a working day when it is Monday–Friday and not a statutory holiday, or when it is a
-weekend the State Council moved work to (调休). Years without calendar data are refused (HDL030)
-rather than guessed from weekends alone.
+A deadline of ``n`` working days from a date is the n-th working day after it (the start day
+itself is not counted, as 行政许可法 第八十二条 counts 期限 from the next day).
+
+A year the calendar does not list yet (next year's 国务院 notice not entered) is counted
+provisionally: Monday to Friday less the fixed-date statutory holidays (元旦 1/1, 劳动节 5/1–5/2,
+国庆节 10/1–10/3); lunar holidays and 调休 are unknown then, so a deadline in such a year is
+marked provisional (``provisional()``) rather than refused — the desk keeps working at year end.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from importlib import resources
 
 import yaml
 
-from yibao.errors import Problem, YibaoError
-
-
-class CalendarError(YibaoError):
-    title = "工作日历"
+FIXED_HOLIDAYS = frozenset({(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)})  # 全国年节及纪念日放假办法, fixed dates
 
 
 @dataclass(frozen=True)
-class WorkCalendar:
-    holidays: frozenset[date]
-    workdays: frozenset[date]
+class Calendar:
+    off: frozenset[date]
+    work: frozenset[date]
     years: frozenset[int]
-
-    @classmethod
-    def shipped(cls) -> "WorkCalendar":
-        text = (resources.files("yibao.handling") / "holidays.yaml").read_text(encoding="utf-8")
-        return cls.from_data(yaml.safe_load(text))
-
-    @classmethod
-    def from_data(cls, data: dict) -> "WorkCalendar":
-        holidays, workdays = set(), set()
-        for _year, spec in data.items():
-            for first, last in spec.get("holidays", []):
-                day = first
-                while day <= last:
-                    holidays.add(day)
-                    day += timedelta(days=1)
-            workdays.update(spec.get("workdays", []))
-        return cls(frozenset(holidays), frozenset(workdays), frozenset(int(y) for y in data))
 
     def is_working_day(self, day: date) -> bool:
         if day.year not in self.years:
-            raise CalendarError(Problem("HDL030", "date", f"没有 {day.year} 年的节假日安排, 无法计算工作日; 请在工作日历中补充"))
-        if day in self.workdays:
+            return day.weekday() < 5 and (day.month, day.day) not in FIXED_HOLIDAYS
+        if day in self.work:
             return True
-        return day.weekday() < 5 and day not in self.holidays
+        return day.weekday() < 5 and day not in self.off
 
-    def add_working_days(self, start: date, days: int) -> date:
-        """The date ``days`` working days after ``start`` (the day of acceptance does not count).
+    def provisional(self, day: date) -> bool:
+        """True when ``day``'s year is not in the calendar (its working days are estimated)."""
+        return day.year not in self.years
 
-        >>> cal = WorkCalendar.shipped()
-        >>> cal.add_working_days(date(2026, 9, 30), 1)   # 国庆 1–7 October, 10 October (Saturday) is a working day
-        datetime.date(2026, 10, 8)
-        >>> cal.add_working_days(date(2026, 10, 8), 2)
-        datetime.date(2026, 10, 10)
-        """
-        day, left = start, days
+    def add_working_days(self, start: date, n: int) -> date:
+        day = start
+        left = n
         while left > 0:
             day += timedelta(days=1)
             if self.is_working_day(day):
@@ -67,9 +48,26 @@ class WorkCalendar:
         return day
 
     def working_days_between(self, start: date, end: date) -> int:
-        """Working days after ``start`` up to and including ``end`` (0 when end ≤ start)."""
-        count, day = 0, start
-        while day < end:
-            day += timedelta(days=1)
-            count += self.is_working_day(day)
-        return count
+        """Working days in (start, end]; negative when end is before start."""
+        if end < start:
+            return -self.working_days_between(end, start)
+        return sum(1 for k in range(1, (end - start).days + 1) if self.is_working_day(start + timedelta(days=k)))
+
+
+def parse_calendar(data: dict) -> Calendar:
+    off: set[date] = set()
+    work: set[date] = set()
+    for year, spec in data.items():
+        for first, last in spec.get("holidays", []):
+            d = first
+            while d <= last:
+                off.add(d)
+                d += timedelta(days=1)
+        work.update(spec.get("workdays", []))
+    return Calendar(frozenset(off), frozenset(work), frozenset(int(y) for y in data))
+
+
+@lru_cache(maxsize=1)
+def calendar() -> Calendar:
+    text = resources.files("yibao.handling").joinpath("holidays.yaml").read_text(encoding="utf-8")
+    return parse_calendar(yaml.safe_load(text))

@@ -1,6 +1,9 @@
-"""REST for 经办 (``/api/v1/handling``): the item catalogue, cases, actions, overdue list and statistics."""
+"""经办 REST face (``/api/v1/handling``): the catalogue, cases and their actions, statistics.
 
-# no ``from __future__ import annotations``: FastAPI must see the local ``Caller`` type at definition time
+Every action carries the case ``version`` the caller last read: if another clerk moved the case
+meanwhile, the answer is 409 HDL040 and nothing is written.
+"""
+
 
 from datetime import date, datetime
 from typing import Annotated, Callable, Literal
@@ -10,101 +13,107 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from yibao.handling import store
-from yibao.handling.calendar import WorkCalendar
-from yibao.handling.workflow import shipped_catalogue
-from yibao.identifiers import Identifier, Text
+from yibao.handling.catalogue import catalogue
+from yibao.handling.clearing import clearing_statement
+from yibao.handling.stats import handling_stats
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
+from yibao.service.rest import IdKey, json_response
 from yibao.service.transactions import Context
 from yibao.settlement.statement import compact_json
 
-CASE_ID = Path(pattern=r"^[A-Za-z0-9_\-]{1,40}$")
+CASE_PATH = Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")
+ITEM_PATH = Path(min_length=1, max_length=10, pattern=r"^[A-Za-z0-9]+$")
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Agent(_In):
-    agent: Text = Field(min_length=1, max_length=80, description="代办人")
-    authorisation: Identifier = Field(min_length=1, max_length=80, description="授权书编号")
+class AgentIn(_In):
+    kind: Literal["proxy", "helper"] = Field(description="proxy 代办(亲属/受托人) / helper 帮办(工作人员)")
+    name: str = Field(min_length=1, max_length=60)
+    relation: str | None = Field(None, max_length=30)
+    authorization_no: str | None = Field(None, max_length=60, description="授权委托书编号(代办必填)")
 
 
-class CaseIn(_In):
-    item: Identifier = Field(min_length=1, max_length=40)
-    psn_no: Identifier = Field(min_length=1, max_length=40)
-    form: dict[str, str | int] = {}
-    materials: list[Text] = Field([], max_length=30)
-    channel: Literal["window", "online", "village", "hospital"]
-    service_point: Text = Field(min_length=1, max_length=80)
-    on_behalf: Agent | None = None
+class ApplyIn(_In):
+    item_code: str = Field(min_length=1, max_length=10)
+    psn_no: str | None = Field(None, min_length=1, max_length=40)
+    certno: str | None = Field(None, min_length=1, max_length=18)
+    channel: str = Field(min_length=1, max_length=10, description="window 窗口 / online 网办 / village 村级服务点 / hospital 医院")
+    service_point: str = Field(min_length=1, max_length=60)
+    form: dict[str, str | int] = Field(default={}, max_length=30)
+    materials: list[str] = Field(default=[], max_length=30)
+    agent: AgentIn | None = None
+    fee_items: list[dict] = Field(default=[], max_length=500, description="零星报销: 票据费用明细(同结算的 fee-items)")
 
 
-class ActionIn(_In):
-    action: Literal["approve", "return", "reject", "resubmit"]
-    version: int = Field(ge=1, description="办理时看到的案件版本; 已被他人办理则冲突(HDL024)")
-    note: Text = Field("", max_length=400)
-    missing: list[Text] = Field([], max_length=30, description="退回补正: 一次性告知的全部所缺材料")
-    materials: list[Text] = Field([], max_length=30, description="补正: 补交的材料")
-    on_behalf: Agent | None = None
-
-
-class RatingIn(_In):
-    score: int = Field(ge=1, le=5)
-
-
-def json_response(data, status: int = 200) -> Response:
-    return Response(data if isinstance(data, str) else compact_json(data), status_code=status,
-                    media_type="application/json; charset=utf-8")
+class ActIn(_In):
+    action: Literal["accept", "review", "recheck", "return", "refuse", "reject", "supplement", "withdraw", "rate"]
+    version: int = Field(ge=1, le=10**6, description="你读到的案件版本; 案件已变则 409 HDL040")
+    materials: list[str] = Field(default=[], max_length=30)
+    notice: list[str] = Field(default=[], max_length=30, description="一次性告知: 所缺材料以外需补正的事项")
+    reason: str | None = Field(None, max_length=500)
+    rating: int | None = Field(None, ge=1, le=5)
+    comment: str | None = Field(None, max_length=500)
 
 
 def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRouter:
     api = APIRouter(prefix="/api/v1/handling", tags=["经办 handling"])
     Caller = Annotated[Principal, Depends(authenticate)]
-    catalogue, calendar = shipped_catalogue(), WorkCalendar.shipped()
 
-    def write(who: Principal, what: dict, fn, status: int = 200) -> Response:
-        ctx = Context(request_id="", opter=who.name, at=datetime.now())
-        text, _ = desk.write(None, request_hash(what), lambda s: compact_json(fn(s, ctx)))
+    def write(who: Principal, key: str | None, what: dict, fn, status: int = 200) -> Response:
+        scope = None if key is None else f"rest:{who.name}:{key}"
+        text, _ = desk.write(scope, request_hash(what), lambda s: compact_json(fn(s)))
         return json_response(text, status)
 
-    @api.get("/items", summary="事项清单与办事指南 / the service items")
-    def items(who: Caller) -> Response:
-        return json_response({"items": [i.model_dump() for i in catalogue.items]})
+    def ctx(who: Principal, key: str | None) -> Context:
+        return Context(request_id=key or "", opter=who.name, at=datetime.now())
 
-    @api.post("/cases", status_code=201, summary="受理 / accept an application")
-    def accept(who: Caller, body: CaseIn) -> Response:
-        return write(who, body.model_dump(mode="json"), lambda s, ctx: store.accept(
-            s, who, ctx, catalogue, calendar, item_code=body.item, psn_no=body.psn_no, form=body.form,
-            materials=body.materials, channel=body.channel, service_point=body.service_point,
-            on_behalf=body.on_behalf.model_dump() if body.on_behalf else None), 201)
+    @api.get("/items", summary="服务事项清单 / the service-item catalogue")
+    def items(who: Caller) -> dict:
+        return {"version": catalogue().version, "items": [i.guide() for i in catalogue().items]}
 
-    @api.post("/cases/{case_id}/actions", summary="审核、复核、退回补正、不予办理、补正后重新提交 / act on a case")
-    def act(who: Caller, case_id: Annotated[str, CASE_ID], body: ActionIn) -> Response:
-        return write(who, {"case_id": case_id, **body.model_dump(mode="json")}, lambda s, ctx: store.act(
-            s, who, ctx, catalogue, case_id=case_id, action=body.action, expected_version=body.version,
-            note=body.note, missing=body.missing, materials=body.materials,
-            on_behalf=body.on_behalf.model_dump() if body.on_behalf else None))
+    @api.get("/items/{item_code}", summary="办事指南 / one item's guide")
+    def guide(who: Caller, item_code: Annotated[str, ITEM_PATH]) -> dict:
+        return catalogue().item(item_code).guide()
 
-    @api.post("/cases/{case_id}/rating", summary="好差评 / rate a finished case")
-    def rate(who: Caller, case_id: Annotated[str, CASE_ID], body: RatingIn) -> Response:
-        return write(who, {"case_id": case_id, **body.model_dump()},
-                     lambda s, ctx: store.rate(s, who, ctx, case_id=case_id, score=body.score))
+    @api.post("/cases", status_code=201, summary="申请(受理前) / file an application")
+    def apply_for(who: Caller, body: ApplyIn, key: IdKey = None) -> Response:
+        c = ctx(who, key)
+        data = body.model_dump()
+        agent = data.pop("agent")
+        return write(who, key, {"op": "handling.apply", **body.model_dump(mode="json")},
+                     lambda s: store.apply_for(s, who, c, agent=agent, packs=desk.packs, **data), 201)
 
-    @api.get("/cases/{case_id}", summary="案件及办理记录 / a case with its history")
-    def get(who: Caller, case_id: Annotated[str, CASE_ID]) -> Response:
-        who.require("handling.read")
-        return json_response(desk.read(lambda s: store.case_view(s, case_id)))
+    @api.get("/cases", summary="待办件(未办结, 含超期预警) / open cases with deadline flags")
+    def worklist(who: Caller, status: Annotated[str | None, Query(max_length=16)] = None,
+                 item_code: Annotated[str | None, Query(max_length=10)] = None, overdue: bool = False,
+                 limit: Annotated[int, Query(ge=1, le=500)] = 200) -> Response:
+        return json_response(compact_json(desk.read(lambda s: store.worklist(
+            s, who, date.today(), status=status, item_code=item_code, overdue_only=overdue, limit=limit))))
 
-    @api.get("/overdue", summary="超期预警 / cases past their promised date")
-    def overdue(who: Caller, on: date | None = None) -> Response:
-        who.require("handling.read")
-        return json_response({"overdue": desk.read(lambda s: store.overdue(s, on or date.today()))})
+    @api.get("/cases/{case_no}", summary="案件详情与办理记录 / a case with its events")
+    def get_case(who: Caller, case_no: Annotated[str, CASE_PATH]) -> Response:
+        return json_response(compact_json(desk.read(lambda s: store.case_record(s, who, case_no, date.today()))))
 
-    @api.get("/statistics", summary="办件统计 / volume, on-time rate, handling days, 网办率, satisfaction")
-    def statistics(who: Caller,
-                   by: Annotated[Literal["item", "channel", "service_point", "month"], Query()] = "item") -> Response:
-        who.require("handling.read")
-        return json_response({"by": by, "rows": desk.read(lambda s: store.statistics(s, calendar, by))})
+    @api.post("/cases/{case_no}/actions", summary="办理: 受理/审核/复核/退回补正/不予受理/补正/评价 / act on a case")
+    def act(who: Caller, case_no: Annotated[str, CASE_PATH], body: ActIn, key: IdKey = None) -> Response:
+        c = ctx(who, key)
+        data = body.model_dump()
+        kind = data.pop("action")
+        return write(who, key, {"op": "handling.act", "case_no": case_no, **body.model_dump(mode="json")},
+                     lambda s: store.act(s, who, c, case_no=case_no, kind=kind, packs=desk.packs, **data))
+
+    @api.get("/clearing/{month}", summary="异地就医月度清算单(就医地垫付 / 参保地清算) / inter-region clearing")
+    def clearing(who: Caller, month: Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$")]) -> Response:
+        return json_response(compact_json(desk.read(lambda s: clearing_statement(s, who, month))))
+
+    @api.get("/stats", summary="经办统计 / volume, on-time rate, days, 网办率, satisfaction")
+    def stats(who: Caller, begndate: date, enddate: date,
+              by: Literal["item", "channel", "service_point", "month"] = "item") -> Response:
+        return json_response(compact_json(desk.read(lambda s: handling_stats(
+            s, who, begndate=begndate, enddate=enddate, by=by))))
 
     return api

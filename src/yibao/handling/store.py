@@ -1,224 +1,378 @@
-"""Cases of service items in the store: one row a case (its state and version), one row per action.
+"""Cases in the store: the case row (with a version for optimistic locking), its events, and the
+dated entitlement facts (认定/登记/备案/救助) a completed case records.
 
-Every action is checked by the pure engine (:func:`yibao.handling.workflow.decide`) against the
-case's state and history, then written with the case's ``version`` raised in the same
-``UPDATE … WHERE version = :expected`` — two clerks acting on one case at once: one wins, the other
-gets HDL024 and nothing of theirs is written. Actions land in the audit log; nothing is deleted.
+Every function runs inside the caller's one transaction: on any error the caller rolls back, so
+bad input writes nothing. Each write also goes to the audit log through
+:func:`yibao.service.transactions.audit`. The engine (:mod:`yibao.handling.workflow`) decides; this
+module only loads the state, asks it, and writes the answer if nobody else wrote first.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Integer, String, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from yibao.errors import Problem
-from yibao.handling.calendar import WorkCalendar
-from yibao.handling.workflow import (
-    ACTIONS,
-    CHANNELS,
-    FINAL,
-    STATES,
-    Acted,
-    Catalogue,
-    HandlingError,
-    check_form,
-    decide,
-)
+from pydantic import ValidationError
+
+from yibao.errors import Problem, YibaoError, pydantic_problems
+from yibao.handling.calendar import calendar
+from yibao.handling.catalogue import (CHANNELS, STEPS, HandlingError, catalogue, missing_materials,
+                                      unknown_materials, validate_form)
+from yibao.handling.workflow import ACTION_ZH, STATUS_ZH, STEP_OF_STATUS, Action, CaseState, apply, timeliness
 from yibao.service import registry
 from yibao.service.auth import Principal
-from yibao.service.errors import Conflict, NotFound, problem
 from yibao.service.transactions import Context, audit, new_id
-from yibao.store.base import Base
+from yibao.handling.topup import statement, topup
+from yibao.store.models import PersonCategory
+from yibao.handling.models import TABLES, HdCase, HdEvent, HdFact, HdPayment, HdTopup, facts_on  # noqa: F401
+from yibao.money import fen_to_yuan, round_half_up, yuan_to_fen
+from yibao.service import transactions as tx
+from yibao.settlement.request import FeeItemIn
+
+FOREVER = date(9999, 12, 31)
+AGENT_KINDS = {"proxy": "代办", "helper": "帮办"}
 
 
-class HandlingCase(Base):
-    __tablename__ = "hd_cases"
-
-    case_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    item_code: Mapped[str] = mapped_column(String(40), index=True)
-    psn_no: Mapped[str] = mapped_column(String(40), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    form: Mapped[dict] = mapped_column(JSON)
-    missing: Mapped[list] = mapped_column(JSON)  # 一次性告知: every material still missing
-    channel: Mapped[str] = mapped_column(String(16))
-    service_point: Mapped[str] = mapped_column(String(80))
-    accepted_on: Mapped[date] = mapped_column(Date)
-    due_on: Mapped[date] = mapped_column(Date)
-    closed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
-    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 好差评 1–5, after the case ends
+class HandlingConflict(HandlingError):
+    title = "经办案件状态冲突"
+    status = 409
 
 
-class HandlingEvent(Base):
-    __tablename__ = "hd_case_events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    case_id: Mapped[str] = mapped_column(ForeignKey("hd_cases.case_id"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime)
-    actor: Mapped[str] = mapped_column(String(80))
-    role: Mapped[str] = mapped_column(String(20))
-    step: Mapped[str | None] = mapped_column(String(16), nullable=True)  # accept / review / recheck
-    action: Mapped[str] = mapped_column(String(16))
-    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    to_status: Mapped[str] = mapped_column(String(16))
-    note: Mapped[str] = mapped_column(String(400))
-    on_behalf: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # 帮办代办: agent and authorisation
+class HandlingNotFound(HandlingError):
+    title = "未找到"
+    status = 404
 
 
-TABLES = [HandlingCase.__table__, HandlingEvent.__table__]
+
+# item effect → the fact kind a completed case records; the other effects are below
+FACT_KINDS = {"chronic_certification": "chronic", "two_diseases_registration": "two_diseases",
+              "offsite_filing": "offsite_filing", "assistance_approval": "assistance"}
+STEP_PERMISSION = {"accept": "handling.accept", "review": "handling.review", "recheck": "handling.recheck"}
 
 
-def _case(session: Session, case_id: str) -> HandlingCase:
-    row = session.get(HandlingCase, case_id)
+def _fail(cls, code: str, path: str, message: str):
+    return cls(Problem(code, path, message))
+
+
+def apply_for(session: Session, who: Principal, ctx: Context, *, item_code: str, psn_no: str | None = None,
+              certno: str | None = None, channel: str, service_point: str, form: dict[str, Any],
+              materials: list[str], agent: dict[str, str] | None = None, packs=None,
+              fee_items: list[dict] | None = None) -> dict:
+    """A new case (申请), status 待受理; every problem in the input is answered at once."""
+    who.require("handling.apply")
+    item = catalogue().item(item_code)
+    problems: list[Problem] = []
+    if channel not in CHANNELS:
+        problems.append(Problem("HDL018", "channel", f"渠道须为 {'/'.join(CHANNELS)}({'/'.join(CHANNELS.values())})"))
+    elif channel not in item.channels:
+        problems.append(Problem("HDL018", "channel", f"{item.name} 不能通过{CHANNELS[channel]}办理"))
+    if not service_point.strip() or len(service_point) > 60:
+        problems.append(Problem("HDL019", "service_point", "服务网点须填写, 不超过 60 个字符"))
+    problems += unknown_materials(item, materials)
+    problems += _agent_problems(agent)
+    if psn_no:
+        person = registry.person(session, psn_no)
+    elif certno:
+        person = registry.person_by_certno(session, certno)
+    else:
+        raise _fail(HandlingError, "HDL002", "psn_no", "须给出人员编号 psn_no 或证件号码 certno")
+    try:
+        starts = _starts(form, ctx.at.date())
+        values = validate_form(item, form, chronic_diseases(packs, person.admdvs, starts),
+                               person_categories(packs, person.admdvs, starts))
+    except HandlingError as exc:
+        problems += exc.problems
+        values = {}
+    lines = _fee_lines(item.effect, fee_items or [], values, problems)
+    if item.effect == "offsite_filing" and values.get("valid_to") and date.fromisoformat(values["valid_to"]) < ctx.at.date():
+        problems.append(Problem("HDL084", "form.valid_to", f"备案截止日期 {values['valid_to']} 已过, 备案已过期, 不能申请"))
+    if problems:
+        raise HandlingError(problems, item.code)
+    now = ctx.at
+    row = HdCase(case_no=new_id("HD"), item_code=item.code, psn_no=person.psn_no, status="submitted", version=1,
+                 channel=channel, service_point=service_point.strip(), applied_by=who.name,
+                 agent_kind=(agent or {}).get("kind"), agent_name=(agent or {}).get("name"),
+                 agent_relation=(agent or {}).get("relation"), authorization_no=(agent or {}).get("authorization_no"),
+                 form=values, materials=list(dict.fromkeys(materials)), fee_items=lines, notice=[], step_actors=[], reason=None,
+                 applied_on=now.date(), created_at=now, updated_at=now)
+    session.add(row)
+    session.flush()
+    _event(session, row, who, now, "apply", None, "submitted", "", {"channel": channel})
+    audit(session, who, ctx, "handling.apply", "hd_case", row.case_no,
+          {"item_code": item.code, "psn_no": person.psn_no, "channel": channel, "service_point": row.service_point,
+           "agent_kind": row.agent_kind})
+    return case_record(session, who, row.case_no, now.date(), row=row)
+
+
+def _starts(form: dict, default: date) -> date:
+    """The date an entitlement starts (its pack's disease list applies), else today."""
+    try:
+        return date.fromisoformat(str(form.get("valid_from")))
+    except ValueError:
+        return default
+
+
+def chronic_diseases(packs, admdvs: str, on: date) -> dict[str, str] | None:
+    """The 门诊慢特病 list (code → name) of the pack in force for the region on the date, if it has one."""
+    if packs is None:
+        return None
+    try:
+        handling = packs.pick(admdvs, on).pack.handling
+    except YibaoError:  # no pack for that region/date: the disease field then says so (HDL014)
+        return None
+    if handling is None or not handling.chronic_diseases:
+        return None
+    return {d.code: d.name for d in handling.chronic_diseases}
+
+
+def person_categories(packs, admdvs: str, on: date) -> dict[str, str] | None:
+    """The pack's 人员类别 (code → name) for the region on the date, if a pack is in force."""
+    if packs is None:
+        return None
+    try:
+        return dict(packs.pick(admdvs, on).pack.categories)
+    except YibaoError:
+        return None
+
+
+def _fee_lines(effect: str | None, fee_items: list[dict], values: dict, problems: list[Problem]) -> list[dict]:
+    """零星报销's receipt lines, each checked as a settlement fee line; their sum must be the receipt total."""
+    if effect != "manual_reimbursement":
+        if fee_items:
+            problems.append(Problem("HDL083", "fee_items", "只有零星报销事项录入费用明细"))
+        return []
+    if not fee_items:
+        problems.append(Problem("HDL080", "fee_items", "零星报销须录入票据的费用明细"))
+        return []
+    lines = []
+    for i, raw in enumerate(fee_items):
+        try:
+            lines.append(FeeItemIn.model_validate(raw).model_dump(mode="json"))
+        except ValidationError as exc:
+            problems += pydantic_problems(exc, "HDL081", f"fee_items[{i}]")
+    total = sum(yuan_to_fen(Decimal(str(x["det_item_fee_sumamt"]))) for x in lines)
+    if lines and len(lines) == len(fee_items) and "medfee_sumamt" in values and total != yuan_to_fen(Decimal(values["medfee_sumamt"])):
+        problems.append(Problem("HDL082", "form.medfee_sumamt",
+                                f"票据金额 {values['medfee_sumamt']} 与费用明细合计 {fen_to_yuan(total)} 不符"))
+    return lines
+
+
+def _agent_problems(agent: dict[str, str] | None) -> list[Problem]:
+    if not agent:
+        return []
+    out = []
+    extra = set(agent) - {"kind", "name", "relation", "authorization_no"}
+    if extra:
+        out.append(Problem("HDL003", "agent", f"帮办代办信息不认识的字段: {', '.join(sorted(extra))}"))
+    if agent.get("kind") not in AGENT_KINDS:
+        out.append(Problem("HDL003", "agent.kind", "须为 proxy(代办, 亲属或受托人) 或 helper(帮办, 工作人员)"))
+    if not (agent.get("name") or "").strip():
+        out.append(Problem("HDL003", "agent.name", "须写明代办人/帮办人"))
+    if agent.get("kind") == "proxy" and not (agent.get("authorization_no") or "").strip():
+        out.append(Problem("HDL004", "agent.authorization_no", "代办须有授权委托书编号"))
+    if agent.get("kind") == "proxy" and not (agent.get("relation") or "").strip():
+        out.append(Problem("HDL004", "agent.relation", "代办须写明与申请人的关系"))
+    return out
+
+
+def _state(row: HdCase) -> CaseState:
+    return CaseState(item_code=row.item_code, status=row.status, materials=tuple(row.materials),
+                     step_actors=tuple((s, a) for s, a in row.step_actors), accepted_on=row.accepted_on,
+                     deadline=row.deadline, completed_on=row.completed_on, notice=tuple(row.notice),
+                     reason=row.reason, rating=row.rating)
+
+
+def _row(session: Session, case_no: str) -> HdCase:
+    row = session.scalars(select(HdCase).where(HdCase.case_no == case_no)).first()
     if row is None:
-        raise problem(NotFound, "HDL002", "case_id", f"没有案件 {case_id}")
+        raise _fail(HandlingNotFound, "HDL005", "case_no", f"经办案件 {case_no} 不存在")
     return row
 
 
-def _event(session: Session, who: Principal, ctx: Context, case_id: str, step, action, before, after, note="",
-           on_behalf=None) -> None:
-    session.add(HandlingEvent(case_id=case_id, at=ctx.at, actor=who.name, role=who.role, step=step, action=action,
-                              from_status=before, to_status=after, note=note, on_behalf=on_behalf))
-
-
-def _on_behalf(agent: dict | None) -> dict | None:
-    """帮办代办: who acted for the applicant, under which authorisation (both required when given)."""
-    if agent is None:
-        return None
-    name, proof = str(agent.get("agent", "")).strip(), str(agent.get("authorisation", "")).strip()
-    if not name or not proof:
-        raise HandlingError(Problem("HDL013", "on_behalf", "帮办代办须写明代办人(agent)和授权书编号(authorisation)"))
-    return {"agent": name[:80], "authorisation": proof[:80]}
-
-
-def accept(session: Session, who: Principal, ctx: Context, catalogue: Catalogue, calendar: WorkCalendar, *,
-           item_code: str, psn_no: str, form: dict, materials: list[str], channel: str, service_point: str,
-           on_behalf: dict | None = None) -> dict:
-    """受理: the form checked whole; missing materials → 退回补正 at once with the 一次性告知 list."""
-    who.require("handling.accept")
-    item = catalogue.item(item_code)
-    if channel not in item.guide.channels:
-        raise HandlingError(Problem("HDL014", "channel", f"事项“{item.name}”不能经 {CHANNELS.get(channel, channel)} 办理; "
-                                    f"可用: {'、'.join(CHANNELS[c] for c in item.guide.channels)}"))
-    registry.person(session, psn_no)
-    clean, missing = check_form(item, form, materials)
-    agent = _on_behalf(on_behalf)
-    accepted_on = ctx.at.date()
-    due = calendar.add_working_days(accepted_on, item.guide.promised_days)
-    case_id = new_id("HC")
-    status = "returned" if missing else "accepted"
-    session.add(HandlingCase(case_id=case_id, item_code=item.code, psn_no=psn_no, status=status, version=1, form=clean,
-                             missing=missing, channel=channel, service_point=service_point[:80],
-                             accepted_on=accepted_on, due_on=due))
-    session.flush()
-    _event(session, who, ctx, case_id, "accept", "accept", None, status,
-           "一次性告知: " + "、".join(missing) if missing else "", agent)
-    audit(session, who, ctx, "handling.accept", "hd_case", case_id, {"item": item.code, "psn_no": psn_no, "status": status})
-    return case_view(session, case_id)
-
-
-def act(session: Session, who: Principal, ctx: Context, catalogue: Catalogue, *, case_id: str, action: str,
-        expected_version: int, note: str = "", missing: list[str] | None = None, materials: list[str] | None = None,
-        on_behalf: dict | None = None) -> dict:
-    """审核 / 复核 / 退回补正 / 不予办理 / 补正后重新提交 — one move of one case, or a coded refusal."""
-    case = _case(session, case_id)
-    item = catalogue.item(case.item_code)
-    if case.version != expected_version:  # someone acted since this clerk looked: say so before anything else
-        raise _stale(case_id, case.version, expected_version)
-    if action == "resubmit":
-        who.require("handling.accept")
+def act(session: Session, who: Principal, ctx: Context, *, case_no: str, kind: str, version: int | None,
+        materials: list[str] | None = None, notice: list[str] | None = None, reason: str | None = None,
+        rating: int | None = None, comment: str | None = None, packs=None) -> dict:
+    """One action on a case. ``version`` is the one the caller read: if the case moved since,
+    the action is refused (HDL040) and nothing is written."""
+    row = _row(session, case_no)
+    item = catalogue().item(row.item_code)
+    who.require("handling.read")
+    if version is not None and row.version != version:  # before the step's role: the case moved under the caller
+        raise _fail(HandlingConflict, "HDL040", "version",
+                    f"案件已被他人办理(当前版本 {row.version}, 你看到的是 {version}), 请刷新后重试")
+    step = STEP_OF_STATUS.get(row.status)
+    if kind in ("accept", "review", "recheck", "return", "refuse", "reject") and step:
+        who.require(STEP_PERMISSION[step])
     else:
-        who.require("handling.review" if case.status == "accepted" else "handling.recheck")
-    history = [Acted(e.step, e.actor) for e in session.scalars(
-        select(HandlingEvent).where(HandlingEvent.case_id == case_id, HandlingEvent.step.is_not(None)))]
-    move = decide(item, case.status, action, who.name, history)
-    if action == "reject" and not note.strip():
-        raise HandlingError(Problem("HDL015", "note", "不予办理须写明理由"))
-    left = list(case.missing)
-    if action == "return":
-        left = [m for m in (missing or []) if m]
-        if not left:
-            raise HandlingError(Problem("HDL016", "missing", "退回补正须一次性告知所缺的全部材料(missing 不能为空)"))
-    if action == "resubmit":
-        brought = set(materials or [])
-        left = [m for m in case.missing if m not in brought]
-        if left:
-            raise HandlingError(Problem("HDL017", "materials", f"仍缺材料: {'、'.join(left)}"))
-    closed_on = ctx.at.date() if move.to in FINAL else None
-    done = session.execute(update(HandlingCase).where(HandlingCase.case_id == case_id,
-                                                      HandlingCase.version == expected_version)
-                           .values(status=move.to, version=expected_version + 1, missing=left, closed_on=closed_on))
-    if done.rowcount != 1:  # another transaction moved it between our read and this write
-        raise _stale(case_id, expected_version + 1, expected_version)
-    _event(session, who, ctx, case_id, move.step, action, case.status, move.to,
-           note or ("一次性告知: " + "、".join(left) if action == "return" else ""), _on_behalf(on_behalf))
-    audit(session, who, ctx, f"handling.{action}", "hd_case", case_id, {"from": case.status, "to": move.to})
-    session.expire_all()
-    return case_view(session, case_id)
+        who.require("handling.apply")
+    if materials:
+        bad = unknown_materials(item, materials)
+        if bad:
+            raise HandlingError(bad, item.code)
+    before = _state(row)
+    after = apply(item, before, Action(kind, who.name, ctx.at.date(), materials=tuple(materials or ()),
+                                       notice=tuple(notice or ()), reason=reason, rating=rating, comment=comment),
+                  calendar())
+    values = {"status": after.status, "materials": list(after.materials), "notice": list(after.notice),
+              "step_actors": [list(p) for p in after.step_actors], "reason": after.reason,
+              "accepted_on": after.accepted_on, "deadline": after.deadline, "completed_on": after.completed_on,
+              "rating": after.rating, "updated_at": ctx.at, "version": row.version + 1}
+    if kind == "rate":
+        values["rating_comment"] = (comment or "").strip()[:500] or None
+    done = session.execute(update(HdCase).where(HdCase.id == row.id, HdCase.version == row.version).values(**values)
+                           .execution_options(synchronize_session=False))
+    if done.rowcount != 1:
+        raise _fail(HandlingConflict, "HDL040", "version", "案件已被他人同时办理, 请刷新后重试")
+    session.expire(row)
+    note = reason or "；".join(n["name"] for n in after.notice if kind == "return") or (comment or "")
+    _event(session, row, who, ctx.at, kind, before.status, after.status, note,
+           {"step": step, "rating": rating, "materials": materials or []})
+    effect = None
+    if after.status == "completed" and before.status != "completed":
+        effect = _record_effect(session, who, ctx, row, item.effect, packs)
+    audit(session, who, ctx, f"handling.{kind}", "hd_case", row.case_no,
+          {"item_code": row.item_code, "from": before.status, "to": after.status, "step": step, "effect": effect})
+    return case_record(session, who, case_no, ctx.at.date())
 
 
-def _stale(case_id: str, current: int, expected: int):
-    return problem(Conflict, "HDL024", "version",
-                   f"案件 {case_id} 已被他人办理(当前版本 {current}, 提交的是 {expected}); 请刷新后重试")
+def _event(session, row, who, at, action, from_status, to_status, note, detail) -> None:
+    session.add(HdEvent(case_id=row.id, at=at, actor=who.name, role=who.role, action=action,
+                        from_status=from_status, to_status=to_status, note=note or "", detail=detail))
 
 
-def rate(session: Session, who: Principal, ctx: Context, *, case_id: str, score: int) -> dict:
-    """好差评: once, after the case ended."""
-    who.require("handling.accept")
-    case = _case(session, case_id)
-    if case.status not in FINAL:
-        raise HandlingError(Problem("HDL018", "case_id", "案件办结后才能评价"))
-    if case.rating is not None:
-        raise problem(Conflict, "HDL019", "case_id", "案件已评价")
-    if not 1 <= score <= 5:
-        raise HandlingError(Problem("HDL025", "score", "评价为 1(非常不满意)到 5(非常满意)"))
-    case.rating = score
-    audit(session, who, ctx, "handling.rate", "hd_case", case_id, {"score": score})
-    return case_view(session, case_id)
+def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, effect: str | None,
+                   packs=None) -> str | None:
+    """What a completed case changes: a dated fact, a settlement and payment order, a 补差, or
+    (enrolment items) a hook for yibao.enrolment."""
+    if effect in ("manual_reimbursement", "assistance_approval") and packs is None:
+        raise _fail(HandlingError, "HDL085", "packs", "办结此事项要按政策包结算, 调用方未提供政策包")
+    if effect == "manual_reimbursement":
+        return _reimburse(session, ctx, row, packs)
+    if effect == "maternity_allowance":
+        return _maternity(session, ctx, row)
+    kind = FACT_KINDS.get(effect or "")
+    if kind is None:
+        # enrolment_registration / enrolment_change: TODO(#15) call yibao.enrolment once merged
+        return f"pending:{effect}" if effect else None
+    form = row.form
+    code = {"chronic": form.get("dise_codg"), "two_diseases": form.get("disease"),
+            "offsite_filing": form.get("filing_type"), "assistance": form.get("category")}[kind]
+    valid_from = date.fromisoformat(form["valid_from"])
+    valid_to = date.fromisoformat(form["valid_to"]) if form.get("valid_to") else FOREVER
+    detail = {"mdtrt_admdvs": form["mdtrt_admdvs"]} if kind == "offsite_filing" else {}
+    session.add(HdFact(psn_no=row.psn_no, kind=kind, code=code, valid_from=valid_from, valid_to=valid_to,
+                       detail=detail, case_no=row.case_no, recorded_by=who.name, recorded_at=ctx.at))
+    if kind == "assistance":  # the approved person is in that 人员类别 from now on: later settlements pay 救助
+        session.add(PersonCategory(psn_no=row.psn_no, category=code, issuing_dept="医保依申请救助",
+                                   valid_from=valid_from, valid_to=valid_to))
+        session.flush()
+        # 补差 of the years already settled since the approval's start
+        done = [t.topup_no for y in range(valid_from.year, ctx.at.year + 1)
+                if (t := topup(session, who, packs, case_no=row.case_no, psn_no=row.psn_no, year=y, at=ctx.at))]
+        return f"fact:{kind}:{code}" + "".join(f" topup:{n}" for n in done)
+    return f"fact:{kind}:{code}"
 
 
-def case_view(session: Session, case_id: str) -> dict:
-    case = _case(session, case_id)
-    events = session.scalars(select(HandlingEvent).where(HandlingEvent.case_id == case_id).order_by(HandlingEvent.id))
-    return {"case_id": case.case_id, "item": case.item_code, "psn_no": case.psn_no, "status": case.status,
-            "status_name": STATES[case.status], "version": case.version, "form": case.form, "missing": case.missing,
-            "channel": case.channel, "service_point": case.service_point, "accepted_on": case.accepted_on.isoformat(),
-            "due_on": case.due_on.isoformat(), "closed_on": case.closed_on.isoformat() if case.closed_on else None,
-            "rating": case.rating,
-            "events": [{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "role": e.role, "step": e.step,
-                        "action": ACTIONS.get(e.action, "受理" if e.action == "accept" else e.action),
-                        "from": e.from_status, "to": e.to_status, "note": e.note, "on_behalf": e.on_behalf}
-                       for e in events]}
+def _reimburse(session: Session, ctx: Context, row: HdCase, packs) -> str:
+    """零星报销: the receipts settled by the same engine as a visit at the institution on the care date
+    (so that date's pack and year apply), and a payment order for the fund's share to the person."""
+    form = row.form
+    day = datetime.combine(date.fromisoformat(form["begndate"]), datetime.min.time()).replace(hour=8)
+    system = Principal(f"handling:{row.case_no}", "clerk")  # the desk settles on the case's behalf
+    at = Context(request_id=row.case_no, opter=system.name, at=day)
+    visit = tx.register_visit(session, system, at, fixmedins_code=form["fixmedins_code"], psn_no=row.psn_no,
+                              insutype=form["insutype"], med_type=form["med_type"], begntime=day)
+    tx.upload_items(session, system, at, packs, mdtrt_id=visit["mdtrt_id"],
+                    items=[FeeItemIn.model_validate(x) for x in row.fee_items])
+    setl = tx.settle(session, system, at, packs, mdtrt_id=visit["mdtrt_id"])["setlinfo"]
+    amount = yuan_to_fen(Decimal(str(setl["fund_pay_sumamt"])))
+    pay = HdPayment(payment_no=new_id("PO"), case_no=row.case_no, psn_no=row.psn_no, setl_id=setl["setl_id"],
+                    amount_fen=amount, created_by=ctx.opter, created_at=ctx.at)
+    session.add(pay)
+    return f"settlement:{setl['setl_id']} payment:{pay.payment_no}"
 
 
-def overdue(session: Session, on: date) -> list[dict]:
-    """Cases not ended whose promised date has passed (超期预警), oldest first."""
-    rows = session.scalars(select(HandlingCase).where(HandlingCase.status.not_in(FINAL), HandlingCase.due_on < on)
-                           .order_by(HandlingCase.due_on))
-    return [{"case_id": c.case_id, "item": c.item_code, "status": STATES[c.status], "due_on": c.due_on.isoformat()}
-            for c in rows]
+def maternity_allowance_fen(avg_wage: str, leave_days: int) -> int:
+    """生育津贴 = 用人单位上年度职工月平均工资 ÷ 30 × 产假天数, half-up to the fen (one rounding).
+
+    >>> maternity_allowance_fen("8000.00", 158)
+    4213333
+    """
+    return round_half_up(Decimal(yuan_to_fen(Decimal(avg_wage))) * leave_days / 30)
 
 
-def statistics(session: Session, calendar: WorkCalendar, by: str = "item") -> list[dict]:
-    """办件量, 按时办结率, 平均办理工作日, 网办率, 满意度 — by item, channel, service_point or month."""
-    groups: dict[str, list[HandlingCase]] = defaultdict(list)
-    for c in session.scalars(select(HandlingCase)):
-        key = {"item": c.item_code, "channel": c.channel, "service_point": c.service_point,
-               "month": c.accepted_on.strftime("%Y-%m")}[by]
-        groups[key].append(c)
+def _maternity(session: Session, ctx: Context, row: HdCase) -> str:
+    amount = maternity_allowance_fen(row.form["avg_wage"], int(row.form["leave_days"]))
+    pay = HdPayment(payment_no=new_id("PO"), case_no=row.case_no, psn_no=row.psn_no, setl_id="",
+                    amount_fen=amount, created_by=ctx.opter, created_at=ctx.at)
+    session.add(pay)
+    return f"payment:{pay.payment_no}"
+
+
+def case_record(session: Session, who: Principal, case_no: str, today: date, row: HdCase | None = None) -> dict:
+    who.require("handling.read")
+    row = row or _row(session, case_no)
+    if who.role == "institution" and row.applied_by != who.name:  # a hospital sees the cases it filed
+        raise _fail(HandlingNotFound, "HDL005", "case_no", f"经办案件 {case_no} 不存在")
+    item = catalogue().item(row.item_code)
+    state = _state(row)
+    _, agent_name = who.identity(None, row.agent_name)
+    events = session.scalars(select(HdEvent).where(HdEvent.case_id == row.id).order_by(HdEvent.id)).all()
+    return {
+        "case_no": row.case_no, "item_code": row.item_code, "item_name": item.name, "psn_no": row.psn_no,
+        "status": row.status, "status_name": STATUS_ZH[row.status], "version": row.version,
+        "channel": row.channel, "channel_name": CHANNELS[row.channel], "service_point": row.service_point,
+        "applied_by": row.applied_by, "applied_on": row.applied_on.isoformat(),
+        "agent": None if not row.agent_kind else {
+            "kind": row.agent_kind, "kind_name": AGENT_KINDS[row.agent_kind], "name": agent_name,
+            "relation": row.agent_relation, "authorization_no": row.authorization_no},
+        "form": row.form, "materials": row.materials,
+        "missing_materials": missing_materials(item, row.materials),
+        "notice": row.notice, "reason": row.reason,
+        "steps": [{"step": s, "step_name": STEPS[s], "actor": a} for s, a in row.step_actors],
+        "accepted_on": row.accepted_on.isoformat() if row.accepted_on else None,
+        "completed_on": row.completed_on.isoformat() if row.completed_on else None,
+        "timeliness": timeliness(state, today, calendar()) if row.deadline else None,
+        "rating": row.rating, "rating_comment": row.rating_comment,
+        "payments": [{"payment_no": p.payment_no, "setl_id": p.setl_id, "amount": fen_to_yuan(p.amount_fen)}
+                     for p in session.scalars(select(HdPayment).where(HdPayment.case_no == row.case_no)
+                                              .order_by(HdPayment.id))],
+        "fee_items": row.fee_items,
+        "topups": [statement(t) for t in session.scalars(select(HdTopup).where(HdTopup.case_no == row.case_no)
+                                                          .order_by(HdTopup.id))],
+        "events": [{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "role": e.role, "action": e.action,
+                    "action_name": ACTION_ZH.get(e.action, "申请"), "from": e.from_status, "to": e.to_status,
+                    "note": e.note} for e in events],
+    }
+
+
+def worklist(session: Session, who: Principal, today: date, *, status: str | None = None,
+             item_code: str | None = None, overdue_only: bool = False, limit: int = 200) -> list[dict]:
+    """Open cases, oldest first, with their deadline flag (已超期 / 即将超期 / 正常)."""
+    who.require("handling.read")
+    q = select(HdCase).order_by(HdCase.id).limit(limit)
+    if status:
+        if status not in STATUS_ZH:
+            raise _fail(HandlingError, "HDL006", "status", f"状态须为 {'/'.join(STATUS_ZH)}")
+        q = q.where(HdCase.status == status)
+    else:
+        q = q.where(HdCase.status.in_(["submitted", "accepted", "reviewed", "returned"]))
+    if item_code:
+        catalogue().item(item_code)
+        q = q.where(HdCase.item_code == item_code)
+    if who.role == "institution":
+        q = q.where(HdCase.applied_by == who.name)
     out = []
-    for key, cases in sorted(groups.items()):
-        ended = [c for c in cases if c.closed_on is not None]
-        days = [calendar.working_days_between(c.accepted_on, c.closed_on) for c in ended]
-        on_time = sum(1 for c in ended if c.closed_on <= c.due_on)
-        ratings = [c.rating for c in cases if c.rating is not None]
-        channels = Counter(c.channel for c in cases)
-        out.append({by: key, "cases": len(cases), "ended": len(ended),
-                    "on_time_rate": round(on_time / len(ended), 4) if ended else None,
-                    "avg_working_days": round(sum(days) / len(days), 2) if days else None,
-                    "online_rate": round(channels["online"] / len(cases), 4),
-                    "satisfaction": round(sum(ratings) / len(ratings), 2) if ratings else None})
+    cal = calendar()
+    for row in session.scalars(q):
+        t = timeliness(_state(row), today, cal) if row.deadline else None
+        if overdue_only and not (t and t["flag"] in ("已超期", "即将超期")):
+            continue
+        out.append({"case_no": row.case_no, "item_code": row.item_code, "status": row.status,
+                    "status_name": STATUS_ZH[row.status], "version": row.version, "psn_no": row.psn_no,
+                    "applied_on": row.applied_on.isoformat(), "timeliness": t})
     return out

@@ -1,189 +1,148 @@
-"""One workflow for every service item (经办事项): 受理 → 审核 → 复核 → 办结, back for 补正, or refused.
+"""The workflow engine: one state machine for every service item, pure (no store, no web).
 
-The item catalogue (``items.yaml``) is data: guide, form fields, steps. The engine here is pure —
-no database, no web: it checks a form against its item, and decides whether an action may move a
-case from one state to another, by whom. The store (:mod:`yibao.handling.store`) records what it
-decides.
+    submitted 待受理 ──accept──▶ accepted 待审核 ──review──▶ reviewed 待复核 ──recheck──▶ completed 办结
+        │  ▲                       │                          │        (two-step items: review → 办结)
+        │  └──supplement── returned 退回补正 ◀── return (一次性告知 list, at any step) ──┘
+        ├──refuse──▶ refused 不予受理 (with reason)
+        └─ review/recheck may reject ──▶ rejected 不予通过 (with reason);  withdraw ──▶ withdrawn 撤回
 
-States: ``accepted`` 已受理(待审核), ``reviewed`` 已审核(待复核), ``returned`` 退回补正(待补正),
-``closed`` 办结 (approved), ``rejected`` 不予受理/不予批准. ``closed`` and ``rejected`` are final:
-no action leaves them (a rating, 好差评, is recorded on a final case without moving it).
-
-Separation of duties: the persons who accept, review and recheck one case are three different
-people (two for items without recheck); nobody can close a case alone where two steps are required.
+Final states (completed, refused, rejected, withdrawn) admit no move; only a completed case can be
+rated (好差评) once. Separation of duties: whoever acted at one step of a case (accept, review,
+recheck — including returning or refusing at it) may never act at another step of the same case.
+Accepting needs every required material (else the case must be returned with the 一次性告知 list);
+the deadline is the item's promised working days counted from the day of the last acceptance.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import Decimal, InvalidOperation
-from importlib import resources
-from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from yibao.errors import Problem
+from yibao.handling.calendar import Calendar
+from yibao.handling.catalogue import STEPS, HandlingError, Item, missing_materials
 
-from yibao.errors import Problem, YibaoError
-
-STATES = {"accepted": "已受理", "reviewed": "已审核", "returned": "退回补正", "closed": "办结", "rejected": "不予办理"}
-FINAL = frozenset({"closed", "rejected"})
-CHANNELS = {"window": "窗口", "online": "网办", "village": "村级服务点", "hospital": "医院"}
-ACTIONS = {"approve": "通过", "return": "退回补正", "reject": "不予办理", "resubmit": "补正后重新提交"}
-STEP_NAMES = {"accept": "受理", "review": "审核", "recheck": "复核"}
-
-
-class HandlingError(YibaoError):
-    title = "经办业务"
-
-
-class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Guide(_M):
-    conditions: str
-    materials: list[str] = Field(min_length=1)
-    legal_basis: str
-    promised_days: int = Field(ge=1, le=365)
-    channels: list[Literal["window", "online", "village", "hospital"]] = Field(min_length=1)
-
-
-class FormField(_M):
-    name: str = Field(pattern=r"^[a-z_]+$")
-    label: str
-    type: Literal["text", "code", "date", "choice", "money", "int", "year", "admdvs"]
-    required: bool = True
-    choices: list[str] | None = None
-
-
-class Item(_M):
-    code: str = Field(pattern=r"^[a-z_]+$")
-    name: str
-    guide: Guide
-    fields: list[FormField]
-    steps: list[Literal["accept", "review", "recheck"]] = Field(min_length=2)
-
-
-class Catalogue(_M):
-    items: list[Item]
-
-    def item(self, code: str) -> Item:
-        for it in self.items:
-            if it.code == code:
-                return it
-        raise HandlingError(Problem("HDL001", "item", f"没有事项 {code!r}; 事项清单: {', '.join(i.code for i in self.items)}"))
-
-
-def shipped_catalogue() -> Catalogue:
-    text = (resources.files("yibao.handling") / "items.yaml").read_text(encoding="utf-8")
-    return Catalogue.model_validate(yaml.safe_load(text))
-
-
-_CODE = re.compile(r"^[0-9A-Za-z._+*/\-]{1,40}$")
-
-
-def check_form(item: Item, form: dict, materials: list[str]) -> tuple[dict, list[str]]:
-    """The form as stored (values normalised) and the materials still missing; bad fields raise HDL010–HDL012."""
-    problems: list[Problem] = []
-    known = {f.name for f in item.fields}
-    for name in sorted(set(form) - known):
-        problems.append(Problem("HDL010", f"form.{name}", f"事项“{item.name}”没有字段 {name!r}"))
-    out = {}
-    for f in item.fields:
-        value = form.get(f.name)
-        if value in (None, ""):
-            if f.required:
-                problems.append(Problem("HDL011", f"form.{f.name}", f"缺少必填项“{f.label}”"))
-            continue
-        text = str(value).strip()
-        why = _field_problem(f, text)
-        if why:
-            problems.append(Problem("HDL012", f"form.{f.name}", f"“{f.label}” {why}"))
-        else:
-            out[f.name] = text
-    if problems:
-        raise HandlingError(problems)
-    missing = [m for m in item.guide.materials if m not in set(materials)]
-    return out, missing
-
-
-def _field_problem(f: FormField, text: str) -> str | None:
-    if f.type == "date":
-        try:
-            date.fromisoformat(text)
-        except ValueError:
-            return f"应为日期 YYYY-MM-DD, 实际为 {text!r}"
-    elif f.type == "choice":
-        if text not in (f.choices or []):
-            return f"应为 {f.choices} 之一, 实际为 {text!r}"
-    elif f.type == "money":
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            return f"应为金额(元), 实际为 {text!r}"
-        if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")) or value >= 10**9:
-            return "应为不小于 0、最多两位小数、小于 10 亿元的金额"
-    elif f.type in ("int", "year"):
-        if not re.fullmatch(r"[0-9]{1,4}", text) or (f.type == "year" and not 2000 <= int(text) <= 2100):
-            return f"应为{'年度' if f.type == 'year' else '整数'}, 实际为 {text!r}"
-    elif f.type == "admdvs":
-        if not re.fullmatch(r"[0-9]{6}", text):
-            return "应为 6 位医保区划代码"
-    elif f.type == "code":
-        if not _CODE.fullmatch(text):
-            return "编码只能由字母、数字与 . _ - + * / 组成(最多 40 位)"
-    elif f.type == "text":
-        if len(text) > 400 or any(ord(ch) < 32 for ch in text):
-            return "文字不超过 400 字, 不含控制字符"
-    return None
+STATUS_ZH = {"submitted": "待受理", "accepted": "待审核", "reviewed": "待复核", "returned": "退回补正",
+             "completed": "办结", "refused": "不予受理", "rejected": "不予通过", "withdrawn": "撤回"}
+FINAL = frozenset({"completed", "refused", "rejected", "withdrawn"})
+ACTION_ZH = {"accept": "受理", "review": "审核通过", "recheck": "复核通过", "return": "退回补正",
+             "refuse": "不予受理", "reject": "不予通过", "supplement": "补正材料", "withdraw": "撤回申请",
+             "rate": "好差评"}
+# the step a status waits for: who acts on a case in this status acts at that step
+STEP_OF_STATUS = {"submitted": "accept", "accepted": "review", "reviewed": "recheck"}
+RATINGS = {1: "非常差", 2: "差", 3: "一般", 4: "好", 5: "非常好"}
+WARN_DAYS = 2  # 即将超期: this many working days or fewer left
 
 
 @dataclass(frozen=True)
-class Acted:
-    """Who acted at which step of a case (from its history)."""
+class CaseState:
+    item_code: str
+    status: str = "submitted"
+    materials: tuple[str, ...] = ()
+    step_actors: tuple[tuple[str, str], ...] = ()  # (step, actor) pairs, in order
+    accepted_on: date | None = None
+    deadline: date | None = None
+    completed_on: date | None = None
+    notice: tuple[dict, ...] = ()  # the last 一次性告知 list
+    reason: str | None = None
+    rating: int | None = None
 
-    step: str  # accept / review / recheck
+    def actors_at(self, step: str) -> set[str]:
+        return {a for s, a in self.step_actors if s == step}
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # a key of ACTION_ZH
     actor: str
+    on: date
+    materials: tuple[str, ...] = ()  # supplement: materials brought now
+    notice: tuple[str, ...] = ()  # return: extra items of the 一次性告知 list besides missing materials
+    reason: str | None = None  # refuse / reject
+    rating: int | None = None
+    comment: str | None = field(default=None)
 
 
-@dataclass(frozen=True)
-class Move:
-    to: str  # the state after the action
-    step: str | None  # the step this action performs (accept/review/recheck), None for resubmit
+def _fail(code: str, path: str, message: str) -> HandlingError:
+    return HandlingError(Problem(code, path, message))
 
 
-def next_step(item: Item, state: str) -> str | None:
-    """The step a case in ``state`` waits for."""
-    if state == "accepted":
-        return "review"
-    if state == "reviewed":
-        return "recheck"
-    return None
+def apply(item: Item, state: CaseState, action: Action, cal: Calendar) -> CaseState:
+    """The case after ``action``, or a coded refusal (HDL02x) leaving ``state`` as it was."""
+    if action.kind not in ACTION_ZH:
+        raise _fail("HDL020", "action", f"未知的办理动作 {action.kind!r}")
+    if action.kind == "rate":
+        return _rate(state, action)
+    if state.status in FINAL:
+        raise _fail("HDL021", "status", f"案件已{STATUS_ZH[state.status]}, 不能再{ACTION_ZH[action.kind]}")
+    if action.kind == "withdraw":
+        return replace(state, status="withdrawn")
+    if action.kind == "supplement":
+        if state.status != "returned":
+            raise _fail("HDL022", "action", f"案件{STATUS_ZH[state.status]}, 只有退回补正的案件可以补正材料")
+        return replace(state, status="submitted", materials=tuple(dict.fromkeys(state.materials + action.materials)))
+    step = STEP_OF_STATUS.get(state.status)
+    if step is None:  # returned: waiting for the applicant
+        raise _fail("HDL022", "action", f"案件{STATUS_ZH[state.status]}, 须先补正材料")
+    allowed = {"accept": {"accept", "return", "refuse"}, "review": {"review", "return", "reject"},
+               "recheck": {"recheck", "return", "reject"}}[step]
+    if action.kind not in allowed:
+        raise _fail("HDL022", "action", f"案件{STATUS_ZH[state.status]}, 此时不能{ACTION_ZH[action.kind]}")
+    for other, actor in state.step_actors:
+        if actor == action.actor and other != step:
+            raise _fail("HDL023", "actor", f"{action.actor} 已在本案{STEPS[other]}环节办理, 不得再办理{STEPS[step]}环节(不相容岗位分离)")
+    acted = replace(state, step_actors=state.step_actors + ((step, action.actor),))
+    if action.kind == "accept":
+        missing = missing_materials(item, list(state.materials))
+        if missing:
+            names = "、".join(m["name"] for m in missing)
+            raise _fail("HDL024", "materials", f"材料不全, 不能受理, 应退回补正并一次性告知: {names}")
+        deadline = cal.add_working_days(action.on, item.promised_days)
+        return replace(acted, status="accepted", accepted_on=action.on, deadline=deadline, notice=())
+    if action.kind == "return":
+        notice = tuple(missing_materials(item, list(state.materials))) + tuple(
+            {"code": "note", "name": n} for n in action.notice if n.strip())
+        if not notice:
+            raise _fail("HDL025", "notice", "退回补正须一次性告知所缺材料或需补正的事项")
+        return replace(acted, status="returned", notice=notice)
+    if action.kind in ("refuse", "reject"):
+        if not (action.reason or "").strip():
+            raise _fail("HDL026", "reason", f"{ACTION_ZH[action.kind]}须写明理由")
+        return replace(acted, status="refused" if action.kind == "refuse" else "rejected", reason=action.reason.strip())
+    # review / recheck: approve this step
+    last = item.steps[-1] == step
+    if last:
+        return replace(acted, status="completed", completed_on=action.on)
+    return replace(acted, status="reviewed")
 
 
-def decide(item: Item, state: str, action: str, actor: str, history: list[Acted]) -> Move:
-    """Whether ``actor`` may take ``action`` on a case of ``item`` in ``state``, and where it goes (HDL020–HDL023)."""
-    if action not in ACTIONS:
-        raise HandlingError(Problem("HDL020", "action", f"未知的操作 {action!r}; 可用: {', '.join(ACTIONS)}"))
-    if state in FINAL:
-        raise HandlingError(Problem("HDL021", "action", f"案件已{STATES[state]}, 不能再{ACTIONS[action]}"))
-    if action == "resubmit":
-        if state != "returned":
-            raise HandlingError(Problem("HDL021", "action", f"只有退回补正的案件可以重新提交, 本案件为{STATES[state]}"))
-        return Move("accepted", None)
-    if state == "returned":
-        raise HandlingError(Problem("HDL021", "action", "案件待补正: 须先补正后重新提交"))
-    step = next_step(item, state)
-    assert step is not None
-    done = {a.actor for a in history if a.step in ("accept", "review", "recheck")}
-    if actor in done:
-        raise HandlingError(Problem("HDL022", "actor",
-                                    f"{actor} 已在本案件的其他环节办理过; 同一案件的受理、审核、复核须由不同人员办理"))
-    if action == "return":
-        return Move("returned", step)
-    if action == "reject":
-        return Move("rejected", step)
-    last = item.steps[-1]
-    return Move("closed" if step == last else "reviewed", step)
+def _rate(state: CaseState, action: Action) -> CaseState:
+    if state.status != "completed":
+        raise _fail("HDL027", "rating", "只有办结的案件可以评价")
+    if state.rating is not None:
+        raise _fail("HDL027", "rating", "本案已评价, 不能重复评价")
+    if action.rating not in RATINGS:
+        raise _fail("HDL027", "rating", "评价须为 1(非常差) 至 5(非常好)")
+    return replace(state, rating=action.rating)
+
+
+def timeliness(state: CaseState, today: date, cal: Calendar) -> dict:
+    """on time / overdue / warning, and working days left (negative when overdue)."""
+    if state.deadline is None:
+        return {"deadline": None, "days_left": None, "flag": None}
+    end = state.completed_on if state.status == "completed" else today
+    left = cal.working_days_between(end, state.deadline)
+    if state.status == "completed":
+        flag = "按时办结" if end <= state.deadline else "超期办结"
+    elif state.status in FINAL:
+        flag = None
+    elif end > state.deadline:
+        flag = "已超期"
+    elif left <= WARN_DAYS:
+        flag = "即将超期"
+    else:
+        flag = "正常"
+    out = {"deadline": state.deadline.isoformat(), "days_left": left, "flag": flag}
+    if cal.provisional(state.deadline):
+        out["provisional"] = True  # 日历未含该年: 截止日按周一至周五及固定日期节日预估
+    return out

@@ -502,6 +502,21 @@ class Financing(Strict):
     reliefs: list[Relief] = []
 
 
+class ChronicDisease(Strict):
+    code: Code
+    name: str = Field(min_length=1)
+    kind: Literal["basic", "separate"] = Field(description="basic 基本病种 / separate 单独支付病种")
+
+
+class Handling(Strict):
+    """经办 facts the settlement reads (optional; a pack without it keeps today's behaviour)."""
+
+    chronic_diseases: list[ChronicDisease] = Field(default=[], description="门诊慢特病病种目录")
+    chronic_med_types: list[MedType] = Field(default=["14"], description="须有门诊慢特病认定的医疗类别")
+    uncertified_chronic: Literal["ordinary_outpatient", "refuse"] = Field(
+        "ordinary_outpatient", description="无有效认定的门诊慢特病就诊: 按普通门诊结算, 或拒绝结算")
+
+
 class PolicyPack(Strict):
     """A region's dated benefit rules (医保待遇政策包)."""
 
@@ -522,4 +537,5 @@ class PolicyPack(Strict):
     fund: Fund | None = None
     ltc: LongTermCare | None = None
     financing: Financing | None = None
+    handling: Handling | None = None
     assumptions: list[Assumption] = []

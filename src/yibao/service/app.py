@@ -24,8 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yibao.enrolment import api as enrolment_api
 from yibao.errors import Problem, YibaoError, format_loc, translate
-from yibao.handling import rest as handling_rest
 from yibao.ltc import rest as ltc_rest
+from yibao.handling import rest as handling_rest
 from yibao.service import platform, precheck, rest
 from yibao.service.auth import KeyRing, Principal, key_hash
 from yibao.service.body import BodyLimit, max_body_from_env

@@ -58,11 +58,13 @@ PERMISSIONS = {
     # enrolment (参保与筹资, yibao.enrolment)
     "enrol.write": {"clerk", "admin"},
     "enrol.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
-    # 经办 (yibao.handling): 受理 / 审核 / 复核 are different people on one case (the engine enforces it)
+    # handling (经办 service items, issue 16)
+    "handling.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin", "institution"},
+    "handling.apply": {"clerk", "institution", "admin"},
     "handling.accept": {"clerk", "admin"},
     "handling.review": {"reviewer", "admin"},
     "handling.recheck": {"rechecker", "admin"},
-    "handling.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    "handling.clearing": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
     # web front door (issue #19): pages over the other domains, and the insured person's own records
     "self.read": {"insured"},
     "fund.read": {"analyst", "admin"},

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yibao.errors import Problem, YibaoError
+from yibao.handling.effects import settled_med_type
 from yibao.identifiers import identifier_problem
 from yibao.money import fen_to_yuan, yuan_to_fen
 from yibao.policy.compiled import CompiledPack
@@ -334,6 +335,7 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     inst = registry.designated(inst_row, v.fixmedins_code, on)
     age = registry.age_on(p.brdy, on)
     pack = packs.pick(v.insuplc_admdvs, on)
+    med_type, med_type_note = settled_med_type(session, pack.pack, v.psn_no, v.med_type, on)  # 门诊慢特病 认定 (#16)
     checks = precheck.run(session, "during" if write else "pre", p, precheck.person_row(p, v.insutype, cats, age),
                           inst, v, ctx.at, list(rows))
     if write and checks["blocking"]:
@@ -342,7 +344,7 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
                                    f"智能审核规则 {hit.get('rule_id')}({hit.get('rule_name')})拦截: {hit.get('message')}"))
     person = EnginePerson(v.psn_no, v.insutype, frozenset(c for c in cats if c in pack.categories),
                           p.retiree, age, p.gend)
-    visit = EngineVisit(mdtrt_id=mdtrt_id, med_type=v.med_type, level=inst.level, setl_date=on,
+    visit = EngineVisit(mdtrt_id=mdtrt_id, med_type=med_type, level=inst.level, setl_date=on,
                         fixmedins_code=v.fixmedins_code, dise_codg=v.dise_codg,
                         referral_from_level=v.referral_from_level, items=_engine_items(rows),
                         acct_balance=p.acct_balc_fen if acct_used else 0)
@@ -352,10 +354,10 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
         raise ServiceError(exc.problems) from None
     setl_id = new_id("S") if write else ""
     out = _setl_output(result.setlinfo.as_dict(), [_detail(d) for d in result.setldetail], setl_id=setl_id,
-                       mdtrt_id=mdtrt_id, psn_no=v.psn_no, insutype=v.insutype, med_type=v.med_type,
+                       mdtrt_id=mdtrt_id, psn_no=v.psn_no, insutype=v.insutype, med_type=med_type,
                        setl_time=ctx.at, pack_id=pack.id, pack_version=pack.version,
                        balc=p.acct_balc_fen - (result.setlinfo.acct_pay if write else 0))
-    out["warnings"] = checks["warnings"]
+    out["warnings"] = checks["warnings"] + ([{"rule_id": "HDL061", "message": med_type_note}] if med_type_note else [])
     out["blocking"] = checks["blocking"]
     if not write:
         return out
@@ -368,7 +370,7 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
                           f"个人账户余额不足以支付 {fen_to_yuan(info['acct_pay'])}(余额已被同时进行的结算使用), 请重新预结算")
     with pipelined(conn):  # PostgreSQL: the writes below go out in one round trip
         row = {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": v.psn_no,
-               "fixmedins_code": v.fixmedins_code, "insutype": v.insutype, "med_type": v.med_type,
+               "fixmedins_code": v.fixmedins_code, "insutype": v.insutype, "med_type": med_type,
                "setl_time": ctx.at, "year": on.year, "pack_id": pack.id,
                "pack_version": pack.version, "status": "valid", "revs_setl_id": None,
                "revs_time": None, "delta": dict(result.delta),

@@ -1,0 +1,33 @@
+"""What 经办 facts change in settlement (read by :func:`yibao.service.transactions.settle`).
+
+门诊慢特病: when the pack lists its diseases (``handling.chronic_diseases``), a visit of one of
+``handling.chronic_med_types`` needs a 门诊慢特病 certification valid on the settlement date; without
+one it is settled as ordinary outpatient (11) or refused (HDL060), as ``uncertified_chronic`` says.
+A pack without the section keeps the old behaviour (any diagnosis settles as 门诊慢特病).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from yibao.errors import Problem
+from yibao.handling.models import facts_on
+from yibao.policy.model import PolicyPack
+from yibao.service.errors import ServiceError
+
+ORDINARY_OUTPATIENT = "11"
+
+
+def settled_med_type(session: Session, pack: PolicyPack, psn_no: str, med_type: str, on: date) -> tuple[str, str | None]:
+    """The 医疗类别 to settle a visit with, and a warning when it is not the one registered."""
+    h = pack.handling
+    if h is None or not h.chronic_diseases or med_type not in h.chronic_med_types:
+        return med_type, None
+    if facts_on(session, psn_no, "chronic", on):
+        return med_type, None
+    if h.uncertified_chronic == "refuse":
+        raise ServiceError(Problem("HDL060", "med_type",
+                                   f"参保人 {psn_no} 在 {on} 没有有效的门诊慢特病认定, 不能按门诊慢特病({med_type})结算"))
+    return ORDINARY_OUTPATIENT, f"无有效门诊慢特病认定, 按普通门诊({ORDINARY_OUTPATIENT})结算"

@@ -580,3 +580,61 @@ def test_an_institution_user_works_only_for_its_own_institution(site, page):
     assert response.status in (403, 404)
     expect(page.locator("#fund-pay")).to_have_count(0)
 
+
+
+def test_handling_worklist_accept_and_review(site, browser):
+    base, url = site
+    from datetime import datetime
+
+    from yibao.handling import store as handling
+    from yibao.service import transactions as tx
+    from yibao.service.auth import Principal
+    from yibao.service.packs import PackSet
+
+    engine = make_engine(url)
+    with Session(engine) as s, s.begin():  # an application as the counter or the API files it
+        case = handling.apply_for(s, Principal("clerk", "clerk"), tx.Context("", "clerk", datetime(2026, 3, 2, 9)),
+                                  item_code="LBDJ", psn_no="P000000001", channel="window", service_point="医保服务大厅",
+                                  form={"disease": "高血压", "valid_from": "2026-03-01"},
+                                  materials=["id_doc", "diagnosis"], packs=PackSet.load())
+    engine.dispose()
+
+    def as_user(name):
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+        pg = ctx.new_page()
+        pg.set_default_timeout(15000)
+        login(pg, base, name)
+        return ctx, pg
+
+    ctx, page = as_user("clerk1")
+    try:
+        page.get_by_role("navigation", name="主菜单").get_by_role("link", name="经办").click()
+        row = page.locator("#worklist tr", has_text=case["case_no"])
+        expect(row).to_contain_text("待受理")
+        shot(page, "19-handling-worklist")
+        accessible(page)
+        with page.expect_navigation():
+            row.get_by_role("link").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="受理通过").click()
+        expect(page.locator("#hd-status")).to_have_text("待审核")
+        # the clerk may not review: the engine's refusal beside the actions, nothing moved
+        with page.expect_navigation():
+            page.get_by_role("button", name="审核通过").click()
+        expect(page.locator("#f-action-error")).to_be_visible()
+        expect(page.locator("#hd-status")).to_have_text("待审核")
+    finally:
+        ctx.close()
+    ctx, page = as_user("reviewer1")
+    try:
+        page.goto(f"{base}/web/handling/{case['case_no']}")
+        with page.expect_navigation():
+            page.get_by_role("button", name="不予通过").click()
+        expect(page.locator("#f-reason-error, #f-action-error").first).to_be_visible()  # a reason is required
+        with page.expect_navigation():
+            page.get_by_role("button", name="审核通过").click()
+        expect(page.locator("#hd-status")).to_have_text("办结")
+        shot(page, "20-handling-case")
+        accessible(page)
+    finally:
+        ctx.close()

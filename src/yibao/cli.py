@@ -47,6 +47,7 @@ DOMAIN_COMMANDS: tuple[str, ...] = (
     "yibao.ltc.commands",
     "yibao.enrolment.commands",
     "yibao.handling.commands",
+    "yibao.web.commands",
 )
 
 out = Console(highlight=False)

@@ -36,6 +36,7 @@ from yibao.service.packs import PackSet
 from yibao.service.ratelimit import Guard, GuardConfig
 from yibao.service.transactions import fault_point
 from yibao.store.database import make_engine
+from yibao.web.app import install as install_web
 
 log = logging.getLogger("yibao.service")
 
@@ -116,6 +117,7 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
     app.include_router(ltc_rest.router(desk, authenticate))  # 长期护理保险
     app.include_router(enrolment_api.router(desk, authenticate))  # 参保与筹资
     app.include_router(handling_rest.router(desk, authenticate))  # 经办
+    install_web(app, desk)  # the web front door (/web): same desk, roles and audit log
 
     @app.exception_handler(YibaoError)
     async def _yibao(_request: Request, exc: YibaoError):

@@ -37,6 +37,7 @@ ROLES = {
     "auditor": "稽核",
     "analyst": "分析",
     "admin": "管理员",
+    "insured": "参保人",  # web self-service (issue #19): an insured person, bound to their own psn_no
 }
 
 # action → roles allowed (institutions additionally only for their own fixmedins_code)
@@ -64,6 +65,16 @@ PERMISSIONS = {
     "handling.review": {"reviewer", "admin"},
     "handling.recheck": {"rechecker", "admin"},
     "handling.clearing": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    # web front door (issue #19): pages over the other domains, and the insured person's own records
+    "self.read": {"insured"},
+    "fund.read": {"analyst", "admin"},
+    "simulation.run": {"analyst", "admin"},
+    "policy.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    "case.read": {"reviewer", "rechecker", "auditor", "admin"},
+    "monitoring.read": {"clerk", "analyst", "admin"},
+    "case.verify": {"reviewer", "admin"},  # 初审: assign, take into 核实
+    "case.decide": {"rechecker", "admin"},  # 复核: 认定违规 / 排除 (never the user who verified it)
+    "case.recover": {"auditor", "admin"},  # 追回 (never the user who confirmed it)
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

@@ -1,5 +1,5 @@
-"""fund.json, fund.xlsx and PNG charts of a fund-operation run (labels in English on charts:
-machines without a CJK font draw Chinese as boxes; the workbook carries the Chinese names)."""
+"""fund.json, fund.xlsx and PNG charts of a fund-operation run (Chinese labels, drawn with the CJK font
+shipped in a package: :mod:`yibao.charts`; years on the axis are whole years)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 
+from yibao.charts import chinese
 from yibao.fund.operation import LEVELS, SCHEMES, ProjectionRow, SchemeYear
 from yibao.money import fen_to_yuan
 
@@ -51,30 +52,34 @@ def to_json(years: list[SchemeYear], projection: list[ProjectionRow], assumption
 def _line_chart(series: dict[str, tuple[list, list]], xlabel: str, ylabel: str, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(8, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    for label, (xs, ys) in series.items():
-        ax.plot(xs, [float(y or 0) for y in ys], marker="o", label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
+    with chinese():
+        fig = Figure(figsize=(8, 4), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        for label, (xs, ys) in series.items():
+            ax.plot(xs, [float(y or 0) for y in ys], marker="o", label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # months and years are whole numbers
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, format="png", metadata={"Software": None})
     return path
 
 
 def charts(years: list[SchemeYear], projection: list[ProjectionRow], tmp: Path) -> dict[str, Path]:
-    monthly = {f"{y.insutype} months of payout": ([m.month for m in y.months], [m.months_of_payout for m in y.months])
+    monthly = {f"{SCHEMES[y.insutype]} 可支付月数": ([m.month for m in y.months], [m.months_of_payout for m in y.months])
                for y in years}
-    paths = {"months_of_payout.png": _line_chart(monthly, "month", "months of payout", tmp / "months_of_payout.png")}
+    paths = {"months_of_payout.png": _line_chart(monthly, "月份", "可支付月数", tmp / "months_of_payout.png")}
     if projection:
         series = {}
         for key in sorted({(p.scenario, p.insutype) for p in projection}):
             rows = [p for p in projection if (p.scenario, p.insutype) == key]
-            series[f"{key[1]} {key[0]}"] = ([p.year for p in rows], [p.months_of_payout for p in rows])
-        paths["projection.png"] = _line_chart(series, "year", "months of payout (year end)", tmp / "projection.png")
+            scenario = {"baseline": "基线", "reform": "改革"}.get(key[0], key[0])
+            series[f"{SCHEMES[key[1]]} {scenario}"] = ([p.year for p in rows], [p.months_of_payout for p in rows])
+        paths["projection.png"] = _line_chart(series, "年度", "年末可支付月数", tmp / "projection.png")
     return paths
 
 

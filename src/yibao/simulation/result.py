@@ -196,7 +196,7 @@ class GroupResult:
     dimension: str  # a key of DIMENSIONS
     key: str | None  # None for overall
     name: str  # Chinese label
-    label: str  # short English label (charts)
+    label: str  # short English label
     visits: int
     visits_affected: int
     persons_with_visits: int

@@ -1,0 +1,175 @@
+"""``yibao institutions …``: agreements, assessment, monthly applications and payments from a 经办 shell.
+
+Each command is one transaction (a refused one writes nothing) and is recorded in the audit log under
+``cli:<operator>`` with the role the step needs (``--operator`` names the person, so 岗位分离 — the
+evaluator never signs, the reviewer never approves — holds on the command line too).
+"""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Optional
+
+import typer
+
+URL = typer.Option(None, "--url", help="数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db")
+OPERATOR = typer.Option(None, "--operator", help="经办人(默认当前系统用户)")
+
+
+def _who(operator: str | None, role: str = "admin"):
+    from yibao.service.auth import Principal
+
+    return Principal(f"cli:{operator or getpass.getuser()}", role)
+
+
+def _ctx(who):
+    from yibao.service.transactions import Context
+
+    return Context(request_id="cli-" + uuid.uuid4().hex[:12], opter=who.name, at=datetime.now().replace(microsecond=0))
+
+
+@contextmanager
+def _session(url: str | None, write: bool = True):
+    from sqlalchemy.orm import Session
+
+    from yibao.cli import fail
+    from yibao.errors import YibaoError
+    from yibao.store.database import default_url, make_engine
+
+    engine = make_engine(url or default_url())
+    try:
+        with Session(engine) as s:
+            try:
+                if write:
+                    with s.begin():
+                        yield s
+                else:
+                    yield s
+            except YibaoError as exc:
+                fail(exc)
+    finally:
+        engine.dispose()
+
+
+def _show(data) -> None:
+    import json
+
+    from yibao.cli import print_json
+
+    print_json(json.loads(json.dumps(data, ensure_ascii=False, default=str)))
+
+
+def _date(text: str, name: str) -> date:
+    from yibao.cli import fail
+    from yibao.errors import Problem
+    from yibao.institutions.agreements import AgreementError
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(AgreementError(Problem("INS007", name, f"须为日期 YYYY-MM-DD, 实际为 {text!r}")))
+        raise
+
+
+def _list(text: str) -> list[str]:
+    return [t.strip() for t in text.replace("，", ",").split(",") if t.strip()]
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    ins = typer.Typer(help="两定机构: 定点协议、考核、结算申请与拨付、目录与价格 (docs/institutions.md)",
+                      no_args_is_help=True)
+    app.add_typer(ins, name="institutions")
+
+    @ins.command("apply")
+    def cmd_apply(code: str = typer.Option(..., "--code", help="定点机构编码 fixmedins_code"),
+                  name: str = typer.Option(..., "--name", help="机构名称"),
+                  kind: str = typer.Option("hospital", "--kind", help="hospital 定点医疗机构 / pharmacy 定点零售药店"),
+                  admdvs: str = typer.Option(..., "--admdvs", help="行政区划(6 位)"),
+                  levels: str = typer.Option(..., "--levels", help="机构等级, 逗号分隔: 1/2/3/0"),
+                  services: str = typer.Option(..., "--services", help="服务类别(医疗类别), 逗号分隔: 11,14,21,41…"),
+                  care_modes: str = typer.Option("", "--care-modes", help="服务方式, 逗号分隔: day_surgery,internet,dual_channel…"),
+                  operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """定点申请 / apply for designation."""
+        from yibao.institutions import store
+
+        who = _who(operator, "clerk")
+        with _session(url) as s:
+            _show(store.apply_designation(s, who, _ctx(who), fixmedins_code=code, fixmedins_name=name, kind=kind,
+                                          admdvs=admdvs, scope={"levels": _list(levels), "services": _list(services),
+                                                                "care_modes": _list(care_modes)}))
+
+    @ins.command("evaluate")
+    def cmd_evaluate(application_no: str = typer.Argument(..., help="定点申请号 DA…"),
+                     passed: str = typer.Option("", "--pass", help="通过的评估项, 逗号分隔(未列出的记为不通过)"),
+                     note: str = typer.Option("", "--note"), operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """专业评估 / evaluate an application (审核岗)."""
+        from yibao.institutions import store
+        from yibao.institutions.agreements import EVALUATION_ITEMS
+
+        ok = set(_list(passed))
+        items = {k: k in ok for k in EVALUATION_ITEMS} | {k: True for k in ok if k not in EVALUATION_ITEMS}
+        who = _who(operator, "reviewer")
+        with _session(url) as s:
+            _show(store.evaluate(s, who, _ctx(who), application_no=application_no, items=items, note=note))
+
+    @ins.command("sign")
+    def cmd_sign(application_no: str = typer.Argument(..., help="定点申请号 DA…"),
+                 valid_from: str = typer.Option(..., "--valid-from"), valid_to: str = typer.Option(..., "--valid-to"),
+                 operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """签订定点服务协议 / sign the agreement (复核岗, 不得是评估人)."""
+        from yibao.institutions import store
+
+        who = _who(operator, "rechecker")
+        with _session(url) as s:
+            _show(store.sign(s, who, _ctx(who), application_no=application_no,
+                             valid_from=_date(valid_from, "--valid-from"), valid_to=_date(valid_to, "--valid-to")))
+
+    def event_command(kind: str, title: str):
+        def run(agreement_no: str = typer.Argument(..., help="协议号 AG…"),
+                on: str = typer.Option(..., "--on", help="生效日期 YYYY-MM-DD"),
+                reason: str = typer.Option("", "--reason", help="原因"),
+                case: Optional[int] = typer.Option(None, "--case", help="援引的监管案件号(仅暂停)"),
+                levels: str = typer.Option("", "--levels", help="变更后的机构等级(仅变更)"),
+                services: str = typer.Option("", "--services", help="变更后的服务类别(仅变更)"),
+                care_modes: str = typer.Option("", "--care-modes", help="变更后的服务方式(仅变更)"),
+                operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+            from yibao.institutions import store
+
+            scope = ({"levels": _list(levels), "services": _list(services), "care_modes": _list(care_modes)}
+                     if kind == "change" else None)
+            who = _who(operator, "rechecker")
+            with _session(url) as s:
+                _show(store.record_event(s, who, _ctx(who), agreement_no=agreement_no, kind=kind,
+                                         eff_date=_date(on, "--on"), reason=reason, scope=scope, case_id=case))
+        run.__doc__ = f"{title} / {kind}"
+        ins.command(kind)(run)
+
+    event_command("change", "协议变更(范围)")
+    event_command("suspend", "暂停协议")
+    event_command("resume", "恢复协议")
+    event_command("terminate", "解除协议")
+
+    @ins.command("show")
+    def cmd_show(code: str = typer.Argument(..., help="定点机构编码"),
+                 on: Optional[str] = typer.Option(None, "--on", help="查看哪一天的状态(默认今天)"),
+                 url: Optional[str] = URL):
+        """机构的协议、当日状态与范围、暂停区间、历年考核 / an institution's agreements."""
+        from yibao.institutions import store
+
+        who = _who(None, "auditor")
+        with _session(url, write=False) as s:
+            _show(store.institution_agreements(s, who, code, _date(on, "--on") if on else date.today()))
+
+    @ins.command("assess")
+    def cmd_assess(code: str = typer.Argument(..., help="定点机构编码"), year: int = typer.Option(..., "--year"),
+                   operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """年度考核 / annual assessment from supervision findings and credit (rules: assessment.yaml)."""
+        from yibao.institutions import store
+
+        who = _who(operator, "reviewer")
+        with _session(url) as s:
+            _show(store.assess(s, who, _ctx(who), fixmedins_code=code, year=year))
+

@@ -11,6 +11,7 @@ import getpass
 import uuid
 from contextlib import contextmanager
 from datetime import date, datetime
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -79,6 +80,21 @@ def _list(text: str) -> list[str]:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    @bench_app.command("institutions")
+    def bench_institutions(settlements: int = typer.Option(1_000_000, "--settlements", help="当月结算笔数"),
+                           institutions: int = typer.Option(500, "--institutions", help="机构数"),
+                           fold_rows: int = typer.Option(100_000, "--fold-rows", help="逐行 Python 折叠对照的行数(有界)"),
+                           url: Optional[str] = typer.Option(None, "--url", help="空白的临时数据库(默认临时 SQLite 文件)")):
+        """月度结算申请: SQL 汇总 vs 逐行 Python 折叠 / building a month's applications."""
+        from yibao.institutions.bench import run
+
+        r = run(settlements, institutions, fold_rows, url=url)
+        _show(r)
+        typer.echo(f"{r['settlements']:,} 笔结算 → {r['applications']} 份申请: SQL 汇总 {r['build_month_s']} 秒 "
+                   f"({r['sql_rows_per_s']:,} 笔/秒); 逐行折叠 {r['fold_rows']:,} 笔 {r['fold_s']} 秒 "
+                   f"({r['fold_rows_per_s']:,} 笔/秒, 全量约 {r['fold_extrapolated_s']} 秒); 结果一致: {r['fold_agrees']}",
+                   err=True)
+
     ins = typer.Typer(help="两定机构: 定点协议、考核、结算申请与拨付、目录与价格 (docs/institutions.md)",
                       no_args_is_help=True)
     app.add_typer(ins, name="institutions")
@@ -173,3 +189,89 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         with _session(url) as s:
             _show(store.assess(s, who, _ctx(who), fixmedins_code=code, year=year))
 
+    # --- 结算申请与拨付 ------------------------------------------------------------------------------
+
+    @ins.command("apply-month")
+    def cmd_apply_month(month: str = typer.Option(..., "--month", help="结算月份 YYYY-MM(须已结束)"),
+                        code: Optional[str] = typer.Option(None, "--code", help="只为这一家机构申请(默认全部)"),
+                        operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """月度结算申请: 按机构、基金汇总当月结算(减当月撤销) / build a month's applications."""
+        from yibao.institutions import applications as ap
+
+        who = _who(operator, "clerk")
+        with _session(url) as s:
+            _show(ap.build_month(s, who, _ctx(who), month=month, fixmedins_code=code))
+
+    def step_command(action: str, title: str, role: str):
+        def run(app_no: str = typer.Argument(..., help="结算申请号 SA…"), note: str = typer.Option("", "--note"),
+                paid_on: Optional[str] = typer.Option(None, "--paid-on", help="拨付日期(仅 pay; 默认今天)"),
+                operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+            from yibao.institutions import applications as ap
+
+            who = _who(operator, role)
+            with _session(url) as s:
+                _show(ap.act(s, who, _ctx(who), app_no=app_no, action=action, note=note,
+                             paid_on=_date(paid_on, "--paid-on") if paid_on else None))
+        run.__doc__ = f"{title} / {action}"
+        ins.command(action)(run)
+
+    step_command("review", "初审结算申请", "reviewer")
+    step_command("reject", "退回结算申请", "reviewer")
+    step_command("approve", "审批结算申请(不得是初审人)", "rechecker")
+    step_command("order", "下达支付指令", "clerk")
+    step_command("pay", "登记拨付(记入基金支出台账)", "clerk")
+
+    @ins.command("applications")
+    def cmd_applications(month: Optional[str] = typer.Option(None, "--month"), code: Optional[str] = typer.Option(None, "--code"),
+                         status: Optional[str] = typer.Option(None, "--status"),
+                         warnings: bool = typer.Option(False, "--warnings", help="只列未拨付且已超期或 5 个工作日内到期的"),
+                         url: Optional[str] = URL):
+        """结算申请清单与 30 个工作日拨付时限预警 / applications with their deadline flags."""
+        from yibao.institutions import applications as ap
+
+        with _session(url, write=False) as s:
+            _show(ap.worklist(s, _who(None, "auditor"), date.today(), month=month, fixmedins_code=code, status=status,
+                              warnings_only=warnings))
+
+    @ins.command("advance")
+    def cmd_advance(code: str = typer.Option(..., "--code"), fund: str = typer.Option("basic", "--fund"),
+                    amount: str = typer.Option(..., "--amount", help="预付金额(元)"),
+                    months: int = typer.Option(..., "--months", help="从此后几个月的结算申请中等额冲抵"),
+                    reason: str = typer.Option(..., "--reason"), operator: Optional[str] = OPERATOR,
+                    url: Optional[str] = URL):
+        """预付金: 拨付并按月冲抵 / pay an advance, offset from later applications."""
+        from yibao.institutions import applications as ap
+
+        who = _who(operator, "rechecker")
+        with _session(url) as s:
+            _show(ap.grant_advance(s, who, _ctx(who), fixmedins_code=code, fund=fund, amount=amount,
+                                   offset_months=months, reason=reason))
+
+    @ins.command("clearing")
+    def cmd_clearing(year: int = typer.Option(..., "--year"),
+                     result: Path = typer.Option(..., "--result", help="yibao dip|drg settle 的 settlement.json 或 --json 输出"),
+                     operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """DIP/DRG 年终清算: 按机构记入基本医保基金的最终调整, 冲抵未冲完的预付金 / year-end clearing."""
+        import json
+
+        from yibao.cli import fail
+        from yibao.errors import Problem
+        from yibao.institutions import applications as ap
+        from yibao.institutions.payments import PaymentError
+
+        try:
+            data = json.loads(result.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            fail(PaymentError(Problem("INS230", str(result), f"无法读取结算结果: {exc.__class__.__name__}")))
+            return
+        who = _who(operator, "clerk")
+        with _session(url) as s:
+            _show(ap.post_clearing(s, who, _ctx(who), year=year, result=data))
+
+    @ins.command("statement")
+    def cmd_statement(code: str = typer.Argument(...), year: int = typer.Option(..., "--year"), url: Optional[str] = URL):
+        """机构年度对账(分): 结算份额、撤销、清算调整、冲抵、应付、已付、台账 / an institution's year."""
+        from yibao.institutions import applications as ap
+
+        with _session(url, write=False) as s:
+            _show(ap.institution_year(s, _who(None, "auditor"), code, year))

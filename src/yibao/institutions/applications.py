@@ -169,7 +169,8 @@ def act(session: Session, who: Principal, ctx: Context, *, app_no: str, action: 
         if paid_on > today or (row.ordered_on is not None and paid_on < row.ordered_on):
             raise PaymentError(Problem("INS213", "paid_on", f"拨付日期 {paid_on} 须在支付指令日期 {row.ordered_on} 与今天 {today} 之间"))
         row.paid_on = paid_on
-        session.add(InsFundLedger(posted_on=paid_on, fund=row.fund, fixmedins_code=row.fixmedins_code, kind="payment",
+        session.add(InsFundLedger(posted_on=paid_on, fund=row.fund, fixmedins_code=row.fixmedins_code,
+                                  kind="retention" if row.kind == "retention" else "payment",
                                   amount_fen=row.payable_fen, ref=row.app_no, actor=who.name, at=ctx.at))
     row.status = STEPS[action][1]
     if note:

@@ -195,3 +195,103 @@ class InsFundLedger(Base):
 TABLES = [InsDesignation.__table__, InsAgreement.__table__, InsAgreementEvent.__table__, InsStanding.__table__,
           InsAssessment.__table__, InsSettleApp.__table__, InsAdvance.__table__, InsAdvanceOffset.__table__,
           InsFundLedger.__table__]
+
+
+# --- catalogue versions, 集采, 双通道, prices (migration institutions_0002) ----------------------------------
+
+
+class InsCatalogueVersion(Base):
+    """One imported national code table (drug / consumable / service), in force from ``effective_from``
+    until a later version of the same kind; ``default_preselfpay`` is 乙类's 先行自付 share in this version."""
+
+    __tablename__ = "ins_catalogue_versions"
+    __table_args__ = (Index("ix_ins_catalogue_versions_kind_effective_from", "kind", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    version: Mapped[str] = mapped_column(String(40))
+    effective_from: Mapped[date] = mapped_column(Date)
+    default_preselfpay: Mapped[Decimal] = mapped_column(Numeric(9, 6))
+    source: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    imported_by: Mapped[str] = mapped_column(String(80))
+    imported_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class InsCatalogueEntry(Base):
+    """A code of a version: 甲/乙/丙, its own 先行自付 share (if any), 支付标准, 限定支付范围 text and coded conditions."""
+
+    __tablename__ = "ins_catalogue_entries"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("ins_catalogue_versions.id"), primary_key=True)
+    med_list_codg: Mapped[str] = mapped_column(String(60), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    chrgitm_lv: Mapped[str] = mapped_column(String(2))
+    preselfpay_ratio: Mapped[Decimal | None] = mapped_column(Numeric(9, 6), nullable=True)
+    pay_std_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    limit_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    limit_codes: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    spec: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    dosform: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    producer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class InsVbpProduct(Base):
+    """集采中选产品 at one institution: the agreed (约定) volume for the period, the selected price and the
+    reference price before 集采 (the budget basis); progress and 结余留用 are computed from the settlements."""
+
+    __tablename__ = "ins_vbp_products"
+    __table_args__ = (Index("ix_ins_vbp_products_fixmedins_code_year", "fixmedins_code", "year"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch: Mapped[str] = mapped_column(String(40))  # 采购批次, e.g. 国家第九批
+    year: Mapped[int] = mapped_column(Integer)
+    fixmedins_code: Mapped[str] = mapped_column(CODE)
+    med_list_codg: Mapped[str] = mapped_column(String(60))
+    name: Mapped[str] = mapped_column(String(200))
+    contract_volume: Mapped[Decimal] = mapped_column(Numeric(16, 4))
+    selected_price_fen: Mapped[int] = mapped_column(BigInteger)
+    reference_price_fen: Mapped[int] = mapped_column(BigInteger)
+    period_from: Mapped[date] = mapped_column(Date)
+    period_to: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(80))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class InsDualChannel(Base):
+    """双通道: a 谈判药品 dispensed at a designated pharmacy (and settled there), from/to a date."""
+
+    __tablename__ = "ins_dual_channel"
+    __table_args__ = (Index("ix_ins_dual_channel_med_list_codg", "med_list_codg"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    med_list_codg: Mapped[str] = mapped_column(String(60))
+    fixmedins_code: Mapped[str] = mapped_column(CODE)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(80))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class InsPriceEvent(Base):
+    """A service-item price set or changed for an institution level from a date (调价), with its document. Insert-only:
+    the price in force on a date is the latest event dated on or before it."""
+
+    __tablename__ = "ins_price_events"
+    __table_args__ = (Index("ix_ins_price_events_item_level_eff", "med_list_codg", "level", "eff_date"),)
+
+    id: Mapped[int] = mapped_column(BIGID, primary_key=True, autoincrement=True)
+    med_list_codg: Mapped[str] = mapped_column(String(60))
+    level: Mapped[str] = mapped_column(String(2))
+    price_fen: Mapped[int] = mapped_column(BigInteger)
+    eff_date: Mapped[date] = mapped_column(Date)
+    doc_no: Mapped[str] = mapped_column(String(80))  # 调价文件号
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(80))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+CATALOGUE_TABLES = [InsCatalogueVersion.__table__, InsCatalogueEntry.__table__, InsVbpProduct.__table__,
+                    InsDualChannel.__table__, InsPriceEvent.__table__]

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from yibao.errors import Problem, YibaoError
 from yibao.handling.effects import settled_med_type
 from yibao.identifiers import identifier_problem
+from yibao.institutions.in_force import pack_in_force
 from yibao.institutions.standing import refuse_if_suspended
 from yibao.money import fen_to_yuan, yuan_to_fen
 from yibao.policy.compiled import CompiledPack
@@ -186,7 +187,7 @@ def upload_items(session: Session, who: Principal, ctx: Context, packs: PackSet,
     if over:
         raise ServiceError(over)
     existing = set(stored)
-    pack = packs.pick(v.insuplc_admdvs, ctx.at.date())
+    pack = pack_in_force(session, packs.pick(v.insuplc_admdvs, ctx.at.date()), v.begntime.date())  # 目录版本 (#18)
     result = []
     for i, it in enumerate(items):
         if it.feedetl_sn in existing:
@@ -337,7 +338,7 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     inst = registry.designated(inst_row, v.fixmedins_code, on)
     refuse_if_suspended(session, v.fixmedins_code, on)  # 协议暂停/解除 (#18)
     age = registry.age_on(p.brdy, on)
-    pack = packs.pick(v.insuplc_admdvs, on)
+    pack = pack_in_force(session, packs.pick(v.insuplc_admdvs, on), v.begntime.date())  # 目录版本 (#18)
     med_type, med_type_note = settled_med_type(session, pack.pack, v.psn_no, v.med_type, on)  # 门诊慢特病 认定 (#16)
     checks = precheck.run(session, "during" if write else "pre", p, precheck.person_row(p, v.insutype, cats, age),
                           inst, v, ctx.at, list(rows))

@@ -95,6 +95,18 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                    f"({r['fold_rows_per_s']:,} 笔/秒, 全量约 {r['fold_extrapolated_s']} 秒); 结果一致: {r['fold_agrees']}",
                    err=True)
 
+    @bench_app.command("catalogue")
+    def bench_catalogue(rows: int = typer.Option(100_000, "--rows", help="目录行数"),
+                        alt_rows: Optional[int] = typer.Option(None, "--alt-rows", help="逐行对照的行数(默认与 --rows 相同)")):
+        """目录导入: DuckDB 整表校验 + 批量写入 vs 逐行 pydantic + ORM / catalogue import."""
+        from yibao.institutions.bench_catalogue import run as run_catalogue
+
+        r = run_catalogue(rows, alt_rows)
+        _show(r)
+        typer.echo(f"{r['rows']:,} 行目录导入 {r['import_s']} 秒 ({r['import_rows_per_s']:,} 行/秒); 逐行 "
+                   f"{r['row_by_row_rows']:,} 行 {r['row_by_row_s']} 秒 ({r['row_by_row_rows_per_s']:,} 行/秒); "
+                   f"结果一致: {r['same_entries']}", err=True)
+
     ins = typer.Typer(help="两定机构: 定点协议、考核、结算申请与拨付、目录与价格 (docs/institutions.md)",
                       no_args_is_help=True)
     app.add_typer(ins, name="institutions")
@@ -275,3 +287,130 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         with _session(url, write=False) as s:
             _show(ap.institution_year(s, _who(None, "auditor"), code, year))
+
+    # --- 目录、集采、双通道、价格 ------------------------------------------------------------------------
+
+    cat = typer.Typer(help="医保目录版本: 国家编码表导入、在用版本、限定支付范围审核 (docs/institutions.md §4)",
+                      no_args_is_help=True)
+    ins.add_typer(cat, name="catalogue")
+
+    @cat.command("import")
+    def cmd_cat_import(path: Path = typer.Argument(..., help="国家编码表 CSV/Excel(列见 docs/institutions.md §4)"),
+                       kind: str = typer.Option(..., "--kind", help="drug 西药中成药 / consumable 医用耗材 / service 医疗服务项目"),
+                       version: str = typer.Option(..., "--version", help="版本号, 如 2024-A"),
+                       effective_from: str = typer.Option(..., "--effective-from", help="生效日期 YYYY-MM-DD"),
+                       share: str = typer.Option("0.10", "--default-preselfpay", help="本版本乙类默认先行自付比例"),
+                       operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """导入一个目录版本(全部通过才写入, 否则逐行报告) / import a catalogue version, all or nothing."""
+        from yibao.institutions import catalogue_store as cs
+
+        who = _who(operator, "clerk")
+        with _session(url) as s:
+            _show(cs.import_version(s, who, _ctx(who), path, kind=kind, version=version,
+                                    effective_from=_date(effective_from, "--effective-from"), default_preselfpay=share))
+
+    @cat.command("versions")
+    def cmd_cat_versions(url: Optional[str] = URL):
+        """目录版本清单 / the versions and when each takes effect."""
+        from yibao.institutions import catalogue_store as cs
+
+        with _session(url, write=False) as s:
+            _show(cs.versions(s, _who(None, "auditor")))
+
+    @cat.command("show")
+    def cmd_cat_show(code: str = typer.Argument(..., help="医保目录编码"),
+                     on: Optional[str] = typer.Option(None, "--on", help="日期(默认今天)"), url: Optional[str] = URL):
+        """某编码在某日生效目录中的分类、先行自付、支付标准、限定范围 / a code as the catalogue in force has it."""
+        from yibao.institutions import catalogue_store as cs
+
+        with _session(url, write=False) as s:
+            _show(cs.entry_on(s, _who(None, "auditor"), code, _date(on, "--on") if on else date.today()))
+
+    @cat.command("check")
+    def cmd_cat_check(mdtrt_id: str = typer.Argument(..., help="就诊 ID"), url: Optional[str] = URL):
+        """限定支付范围审核: 就诊费用明细对照就诊日生效目录的限定条件 / limit conditions of a visit."""
+        from yibao.institutions import catalogue_store as cs
+
+        with _session(url, write=False) as s:
+            _show(cs.limit_hits(s, _who(None, "auditor"), mdtrt_id))
+
+    @ins.command("vbp-add")
+    def cmd_vbp_add(code: str = typer.Option(..., "--code", help="定点机构编码"), drug: str = typer.Option(..., "--drug"),
+                    name: str = typer.Option(..., "--name"), batch: str = typer.Option(..., "--batch", help="采购批次"),
+                    year: int = typer.Option(..., "--year"), volume: str = typer.Option(..., "--volume", help="约定采购量"),
+                    selected: str = typer.Option(..., "--selected-price", help="中选价(元)"),
+                    reference: str = typer.Option(..., "--reference-price", help="集采前参考价(元)"),
+                    period_from: str = typer.Option(..., "--from"), period_to: str = typer.Option(..., "--to"),
+                    operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """集采中选产品及约定采购量 / a selected product with its agreed volume."""
+        from yibao.institutions import procurement as pr
+
+        who = _who(operator, "clerk")
+        with _session(url) as s:
+            _show(pr.add_product(s, who, _ctx(who), batch=batch, year=year, fixmedins_code=code, med_list_codg=drug,
+                                 name=name, contract_volume=volume, selected_price=selected, reference_price=reference,
+                                 period_from=_date(period_from, "--from"), period_to=_date(period_to, "--to")))
+
+    @ins.command("vbp-progress")
+    def cmd_vbp_progress(code: str = typer.Argument(...), year: int = typer.Option(..., "--year"), url: Optional[str] = URL):
+        """集采执行进度与结余留用(分) / progress and retention."""
+        from yibao.institutions import procurement as pr
+
+        with _session(url, write=False) as s:
+            _show(pr.progress(s, _who(None, "auditor"), code, year))
+
+    @ins.command("vbp-retain")
+    def cmd_vbp_retain(code: str = typer.Argument(...), year: int = typer.Option(..., "--year"),
+                       operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """结余留用申请(走初审、审批、拨付) / the year's retention as an application."""
+        from yibao.institutions import procurement as pr
+
+        who = _who(operator, "clerk")
+        with _session(url) as s:
+            _show(pr.post_retention(s, who, _ctx(who), fixmedins_code=code, year=year))
+
+    @ins.command("dual-channel")
+    def cmd_dual(drug: str = typer.Option(..., "--drug"), pharmacy: str = typer.Option(..., "--pharmacy"),
+                 valid_from: str = typer.Option(..., "--from"), valid_to: str = typer.Option(..., "--to"),
+                 operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """双通道: 谈判药品在定点药店供应 / a dual-channel drug at a pharmacy."""
+        from yibao.institutions import procurement as pr
+
+        who = _who(operator, "clerk")
+        with _session(url) as s:
+            _show(pr.add_dual_channel(s, who, _ctx(who), med_list_codg=drug, fixmedins_code=pharmacy,
+                                      valid_from=_date(valid_from, "--from"), valid_to=_date(valid_to, "--to")))
+
+    @ins.command("price-set")
+    def cmd_price_set(item: str = typer.Option(..., "--item", help="医疗服务项目编码"),
+                      level: str = typer.Option(..., "--level", help="机构等级 1/2/3"),
+                      price: str = typer.Option(..., "--price", help="价格(元)"),
+                      eff: str = typer.Option(..., "--from", help="生效日期"), doc_no: str = typer.Option(..., "--doc"),
+                      reason: str = typer.Option("", "--reason"), operator: Optional[str] = OPERATOR,
+                      url: Optional[str] = URL):
+        """定价/调价(带生效日期与文件号) / set a service-item price from a date."""
+        from yibao.institutions import prices
+
+        who = _who(operator, "clerk")
+        with _session(url) as s:
+            _show(prices.set_price(s, who, _ctx(who), med_list_codg=item, level=level, price=price,
+                                   eff_date=_date(eff, "--from"), doc_no=doc_no, reason=reason))
+
+    @ins.command("prices")
+    def cmd_prices(level: str = typer.Option(..., "--level"), on: Optional[str] = typer.Option(None, "--on"),
+                   url: Optional[str] = URL):
+        """某日生效的价格表 / the price list in force."""
+        from yibao.institutions import prices
+
+        with _session(url, write=False) as s:
+            _show(prices.price_list(s, _who(None, "auditor"), level=level, on=_date(on, "--on") if on else date.today()))
+
+    @ins.command("price-monitor")
+    def cmd_price_monitor(begndate: str = typer.Option(..., "--from"), enddate: str = typer.Option(..., "--to"),
+                          url: Optional[str] = URL):
+        """价格监测: 超标准收费、价格异常变动 / charges above the price in force, abnormal moves."""
+        from yibao.institutions import prices
+
+        with _session(url, write=False) as s:
+            _show(prices.monitor(s, _who(None, "auditor"), begndate=_date(begndate, "--from"),
+                                 enddate=_date(enddate, "--to")))

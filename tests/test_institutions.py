@@ -18,6 +18,7 @@ from yibao.errors import YibaoError
 from yibao.institutions import store
 from yibao.institutions.agreements import Event, next_event_problems, refusals, state_on
 from yibao.institutions.models import InsAgreementEvent, InsDesignation, InsStanding
+from yibao.institutions.standing import refuse_if_suspended
 from yibao.service import sample
 from yibao.service import transactions as tx
 from yibao.service.auth import Principal
@@ -131,6 +132,21 @@ def test_signing_designates_and_a_serious_violation_suspends_settlement_from_its
         write(engine, lambda s: store.record_event(s, RECHECKER, ctx(date(2024, 9, 3)), agreement_no=agreement_no,
                                                    kind="suspend", eff_date=date(2024, 9, 3), reason="x"))
     assert codes(again.value) == ["INS025"]
+
+
+def test_a_visit_outside_the_agreement_is_refused_at_registration(engine):
+    signed(engine)  # services 11 普通门诊 and 21 普通住院, 2024
+    his = Principal("his", "institution", CODE)
+    c = ctx(date(2024, 5, 6))
+    with pytest.raises(YibaoError) as outside:
+        write(engine, lambda s: tx.register_visit(s, his, c, fixmedins_code=CODE, psn_no="P000000001", insutype="390",
+                                                  med_type="52", begntime=c.at))
+    assert [p.code for p in outside.value.problems] == ["INS104"]
+    with Session(engine) as s:  # outside every agreement (the designated period alone would be checked first)
+        with pytest.raises(YibaoError) as none:
+            refuse_if_suspended(s, CODE, date(2025, 1, 6), med_type="11")
+        assert [p.code for p in none.value.problems] == ["INS103"]
+        refuse_if_suspended(s, sample.HOSPITAL, date(2025, 1, 6), med_type="52")  # never signed here: no scope check
 
 
 def test_only_a_confirmed_serious_case_of_the_institution_can_suspend(engine):

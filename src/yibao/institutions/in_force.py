@@ -7,6 +7,7 @@ once imported, so their rules are cached per process. Imports no writer (the set
 from __future__ import annotations
 
 import copy
+import threading
 from collections import OrderedDict
 from datetime import date
 from decimal import Decimal
@@ -27,6 +28,7 @@ _IN_FORCE = (select(_V.c.kind, _V.c.id, _V.c.sha256, _V.c.default_preselfpay).wh
 # (the same key in two stores means the same rules), and a pack overlaid with them is cached per (pack, keys).
 _RULES: OrderedDict[tuple, dict[str, ItemRule]] = OrderedDict()
 _PACKS: OrderedDict[tuple, tuple[CompiledPack, CompiledPack]] = OrderedDict()
+_LOCK = threading.Lock()  # the caches are shared by a server's request threads
 
 
 def _in_force(session: Session, on: date) -> list[tuple[int, tuple]]:
@@ -49,9 +51,10 @@ def version_rules(session: Session, version_id: int, key: tuple) -> dict[str, It
         rules = {code: item_rule(lv, None if pre is None else Decimal(pre), share, std)
                  for code, lv, pre, std in session.execute(select(e.c.med_list_codg, e.c.chrgitm_lv, e.c.preselfpay_ratio,
                                                                   e.c.pay_std_fen).where(e.c.version_id == version_id))}
-        _RULES[key] = rules
-        while len(_RULES) > 8:
-            _RULES.popitem(last=False)
+        with _LOCK:
+            _RULES[key] = rules
+            while len(_RULES) > 8:
+                _RULES.popitem(last=False)
     return rules
 
 
@@ -70,7 +73,8 @@ def pack_in_force(session: Session, pack: CompiledPack, on: date) -> CompiledPac
     for vid, k in found:
         overlaid.catalog.update(version_rules(session, vid, k))
     overlaid.catalogue_versions = tuple(vid for vid, _ in found)
-    _PACKS[key] = (pack, overlaid)
-    while len(_PACKS) > 16:
-        _PACKS.popitem(last=False)
+    with _LOCK:
+        _PACKS[key] = (pack, overlaid)
+        while len(_PACKS) > 16:
+            _PACKS.popitem(last=False)
     return overlaid

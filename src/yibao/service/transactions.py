@@ -135,7 +135,7 @@ def register_visit(session: Session, who: Principal, ctx: Context, *, fixmedins_
         raise ServiceError(Problem("REG022", "insuplc_admdvs",
                                    f"参保地 {insuplc_admdvs} 与人员 {psn_no} 的参保地 {enrol.insuplc_admdvs} 不符"))
     registry.institution(session, fixmedins_code, on)
-    refuse_if_suspended(session, fixmedins_code, on)  # 协议暂停/解除 (#18)
+    refuse_if_suspended(session, fixmedins_code, on, med_type=med_type)  # 协议暂停/解除、协议范围 (#18)
     mdtrt_id = new_id("M")
     session.add(Visit(mdtrt_id=mdtrt_id, psn_no=p.psn_no, fixmedins_code=fixmedins_code, insutype=insutype,
                       insuplc_admdvs=enrol.insuplc_admdvs, med_type=med_type, begntime=begntime,

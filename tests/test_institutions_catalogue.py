@@ -138,6 +138,24 @@ def test_a_bad_file_is_reported_row_by_row_and_nothing_is_written(engine, tmp_pa
     assert twice.value.problems[0].code == "INS311"
 
 
+def test_an_excel_table_in_the_national_layout_imports_alike(engine, tmp_path):
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["医疗服务项目代码", "项目名称", "计价单位", "甲乙类", "先行自付比例", "支付标准", "说明"])
+    ws.append(["001102000010000", "普通门诊诊查费", "次", "甲类", None, 10, "不导入的列"])
+    ws.append(["003107020010000", "磁共振平扫", "每部位", "乙", "0.2", "350.5", None])
+    path = tmp_path / "服务项目.xlsx"
+    wb.save(path)
+    out = write(engine, lambda s: cs.import_version(s, CLERK, ctx(date(2024, 1, 2)), path, kind="service",
+                                                    version="2024", effective_from=date(2024, 1, 1)))
+    assert out["rows"] == 2
+    with Session(engine) as s:
+        mri = cs.entry_on(s, CLERK, "003107020010000", date(2024, 6, 1))
+    assert (mri["chrgitm_lv"], mri["preselfpay_ratio"], mri["pay_std"]) == ("02", "0.2", "350.5")
+
+
 def test_limit_conditions_of_the_version_in_force_flag_a_visit(engine, tmp_path):
     write(engine, lambda s: cs.import_version(s, CLERK, ctx(date(2023, 12, 20)), csv(tmp_path, "v1.csv", V1),
                                               kind="drug", version="2024-A", effective_from=date(2024, 1, 1)))

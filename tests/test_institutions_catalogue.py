@@ -103,6 +103,23 @@ def test_the_version_in_force_on_the_visit_date_classifies_the_settlement(engine
     assert gone.value.problems[0].code == "SET021"
 
 
+def test_the_exported_pack_classifies_as_the_service_does(engine, tmp_path):
+    """Batch and simulation read a pack: the exported one carries the catalogue in force, rule for rule."""
+    from yibao.institutions.in_force import pack_in_force
+    from yibao.policy.compiled import CompiledPack
+    from yibao.policy.loader import resolve_pack
+
+    write(engine, lambda s: cs.import_version(s, CLERK, ctx(date(2023, 12, 20)), csv(tmp_path, "v1.csv", V1),
+                                              kind="drug", version="2024-A", effective_from=date(2024, 1, 1)))
+    out = tmp_path / "pack.yaml"
+    with Session(engine) as s:
+        info = cs.export_pack(s, CLERK, policy="shandong-2024", on=date(2024, 2, 1), path=out)
+        online = pack_in_force(s, PACKS.pick("370102", date(2024, 2, 1)), date(2024, 2, 1))
+    batch = CompiledPack(resolve_pack(str(out)))
+    assert info["entries"] == len(online.catalog) == len(batch.catalog) == 4 + 3
+    assert batch.catalog == online.catalog
+
+
 def test_a_bad_file_is_reported_row_by_row_and_nothing_is_written(engine, tmp_path):
     bad = HEADER + (
         "XA01AAA001A001010100001,甲药,片剂,5mg,乙类,,,,,企业\n"

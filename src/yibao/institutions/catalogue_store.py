@@ -271,3 +271,44 @@ def limit_hits(session: Session, who: Principal, mdtrt_id: str) -> dict:
 
 def count_entries(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(InsCatalogueEntry)))
+
+
+def export_pack(session: Session, who: Principal, *, policy: str, on: date, path: Path) -> dict:
+    """A policy pack extending ``policy`` whose catalogue is the one in force on ``on`` (the pack's own entries
+    overlaid with every kind's version, 乙类 shares made explicit): batch settlement, simulation and audit read
+    the same classification the online service uses that day (one definition, two executions)."""
+    import yaml
+
+    from yibao.institutions.in_force import _in_force
+    from yibao.policy.loader import resolve_pack
+
+    who.require("institution.read")
+    base = resolve_pack(policy)
+    found = _in_force(session, on)
+    if not found:
+        raise CatalogueError(Problem("INS313", "on", f"{on} 没有生效的目录版本"))
+    entries: dict[str, dict] = {e.med_list_codg: e.model_dump(mode="json", exclude_none=True)
+                                for e in base.classification.catalog}
+    e = InsCatalogueEntry.__table__
+    for vid, (_sha, share) in found:
+        for code, name, lv, pre, std in session.execute(select(e.c.med_list_codg, e.c.name, e.c.chrgitm_lv,
+                                                               e.c.preselfpay_ratio, e.c.pay_std_fen)
+                                                        .where(e.c.version_id == vid).order_by(e.c.med_list_codg)):
+            item = {"med_list_codg": code, "name": name, "chrgitm_lv": lv}
+            if lv == "02":
+                item["preselfpay_ratio"] = str(Decimal(pre if pre is not None else share).normalize())
+            if std is not None:
+                item["price_cap"] = str(Decimal(std) / 100)
+            entries[code] = item
+    for code, item in entries.items():
+        if item["chrgitm_lv"] not in base.classification.classes:
+            raise CatalogueError(Problem("INS314", f"catalog.{code}", f"政策包 {policy} 没有收费项目等级 {item['chrgitm_lv']}"))
+    ids = "-".join(str(vid) for vid, _ in found)
+    data = {"extends": policy,
+            "pack": {"id": f"{base.pack.id}-cat", "name": f"{base.pack.name}(目录 {on} 生效版本)",
+                     "version": f"{base.pack.version}+catalogue{ids}"},
+            "classification": {"catalog": list(entries.values())}}
+    path.write_text("# 由 yibao institutions catalogue export 生成: 目录为 "
+                    f"{on} 生效的版本 {ids}\n" + yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return {"path": str(path), "pack_id": data["pack"]["id"], "version": data["pack"]["version"], "entries": len(entries),
+            "versions": [vid for vid, _ in found]}

@@ -326,6 +326,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         with _session(url, write=False) as s:
             _show(cs.entry_on(s, _who(None, "auditor"), code, _date(on, "--on") if on else date.today()))
 
+    @cat.command("export")
+    def cmd_cat_export(policy: str = typer.Option(..., "--policy", help="基础政策包"),
+                       on: str = typer.Option(..., "--on", help="目录生效日"),
+                       out_path: Path = typer.Option(..., "--out", help="写出的政策包 YAML"), url: Optional[str] = URL):
+        """导出政策包: 目录为某日生效的版本, 供批量结算、政策模拟使用 / a pack carrying the catalogue in force."""
+        from yibao.institutions import catalogue_store as cs
+
+        with _session(url, write=False) as s:
+            _show(cs.export_pack(s, _who(None, "auditor"), policy=policy, on=_date(on, "--on"), path=out_path))
+
     @cat.command("check")
     def cmd_cat_check(mdtrt_id: str = typer.Argument(..., help="就诊 ID"), url: Optional[str] = URL):
         """限定支付范围审核: 就诊费用明细对照就诊日生效目录的限定条件 / limit conditions of a visit."""

@@ -17,7 +17,7 @@ from importlib import resources
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from yibao.errors import Problem, pydantic_problems
+from yibao.errors import pydantic_problems
 from yibao.institutions.agreements import AgreementError
 
 SEVERITIES = ("high", "medium", "low")
@@ -133,5 +133,3 @@ def assess(findings: list[Finding], credit: int | None, r: Rules) -> Assessment:
 def serious(severity: str, r: Rules) -> bool:
     return severity in r.serious_severities
 
-
-__all__ = ["Assessment", "Finding", "Problem", "Rules", "assess", "parse_rules", "rules", "serious"]

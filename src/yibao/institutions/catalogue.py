@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from yibao.errors import Problem, YibaoError
+from yibao.errors import YibaoError
 from yibao.money import rate_parts
 from yibao.policy.compiled import ItemRule
 
@@ -55,7 +55,6 @@ COLUMNS = {
 }
 HEADER = {alias: field for field, aliases in COLUMNS.items() for alias in aliases}
 REQUIRED = ("med_list_codg", "name", "chrgitm_lv")
-TEXT_LIMITS = {"name": 200, "limit_text": 1000, "spec": 200, "dosform": 60, "unit": 30, "producer": 200}
 
 
 class CatalogueError(YibaoError):
@@ -141,7 +140,3 @@ def item_rule(chrgitm_lv: str, preselfpay_ratio: Decimal | None, default_share: 
     share = preselfpay_ratio if preselfpay_ratio is not None else (default_share if chrgitm_lv == "02" else Decimal(0))
     num, den = rate_parts(share)
     return ItemRule(chrgitm_lv, True, num, den, pay_std_fen)
-
-
-def file_problem(code: str, path: str, message: str) -> Problem:
-    return Problem(code, path, message)

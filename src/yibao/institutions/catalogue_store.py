@@ -22,7 +22,7 @@ from sqlalchemy import and_, func, insert, select
 from sqlalchemy.orm import Session
 
 from yibao.errors import Problem
-from yibao.institutions.catalogue import (CLASS_ALIASES, CODE_RULE, CODE_SHAPE, HEADER, KINDS, REQUIRED, TEXT_LIMITS,
+from yibao.institutions.catalogue import (CLASS_ALIASES, CODE_RULE, CODE_SHAPE, HEADER, KINDS, REQUIRED,
                                           CatalogueConflict, CatalogueError, conditions_met, item_rule, parse_conditions)
 from yibao.institutions.models import InsCatalogueEntry, InsCatalogueVersion
 from yibao.institutions.in_force import versions_in_force

@@ -10,7 +10,7 @@ service's ``institutions`` row for level and designated period) and writes the a
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import delete, extract, select
 from sqlalchemy.orm import Session

@@ -48,6 +48,7 @@ DOMAIN_COMMANDS: tuple[str, ...] = (
     "yibao.enrolment.commands",
     "yibao.handling.commands",
     "yibao.web.commands",
+    "yibao.institutions.commands",
 )
 
 out = Console(highlight=False)

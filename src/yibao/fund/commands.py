@@ -139,3 +139,35 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         out.print(proj)
         for name, path in outputs.items():
             out.print(f"  已写出 {name}: {path}")
+
+    @fund_app.command("outflows")
+    def fund_outflows(
+        year: int = typer.Option(..., "--year", help="年度"),
+        url: Optional[str] = typer.Option(None, "--url", help="数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db"),
+        as_json: bool = typer.Option(False, "--json", help="输出 JSON(金额为元)"),
+    ) -> None:
+        """基金实际支出: 向定点机构的拨付、预付金、集采结余留用, 按月、基金、类别 (from the payment ledger, docs/institutions.md)."""
+        from rich.table import Table
+        from sqlalchemy.orm import Session
+
+        from yibao.cli import out, print_json
+        from yibao.fund.outflows import outflows
+        from yibao.money import fen_to_yuan, format_yuan
+        from yibao.store.database import default_url, make_engine
+
+        engine = make_engine(url or default_url())
+        try:
+            with Session(engine) as s:
+                rows = outflows(s, year)
+        finally:
+            engine.dispose()
+        if as_json:
+            print_json([{**r, "amount": str(fen_to_yuan(r.pop("amount_fen")))} for r in rows])
+            return
+        view = Table(title=f"{year} 年基金实际支出 fund outflows to institutions")
+        for col in ("月份", "基金", "类别", "笔数", "金额(元)"):
+            view.add_column(col, justify="right")
+        for r in rows:
+            view.add_row(r["month"], r["fund_name"], r["kind_name"], str(r["entries"]), format_yuan(r["amount_fen"]))
+        view.add_row("合计", "", "", str(sum(r["entries"] for r in rows)), format_yuan(sum(r["amount_fen"] for r in rows)))
+        out.print(view)

@@ -26,6 +26,7 @@ from yibao.enrolment import api as enrolment_api
 from yibao.errors import Problem, YibaoError, format_loc, translate
 from yibao.ltc import rest as ltc_rest
 from yibao.handling import rest as handling_rest
+from yibao.institutions import rest as institutions_rest
 from yibao.service import platform, precheck, rest
 from yibao.service.auth import KeyRing, Principal, key_hash
 from yibao.service.body import BodyLimit, max_body_from_env
@@ -117,6 +118,7 @@ def create_app(url: str | None = None, packs: PackSet | None = None, keys: KeyRi
     app.include_router(ltc_rest.router(desk, authenticate))  # 长期护理保险
     app.include_router(enrolment_api.router(desk, authenticate))  # 参保与筹资
     app.include_router(handling_rest.router(desk, authenticate))  # 经办
+    app.include_router(institutions_rest.router(desk, authenticate))  # 两定机构
     install_web(app, desk)  # the web front door (/web): same desk, roles and audit log
 
     @app.exception_handler(YibaoError)

@@ -75,6 +75,16 @@ PERMISSIONS = {
     "case.verify": {"reviewer", "admin"},  # 初审: assign, take into 核实
     "case.decide": {"rechecker", "admin"},  # 复核: 认定违规 / 排除 (never the user who verified it)
     "case.recover": {"auditor", "admin"},  # 追回 (never the user who confirmed it)
+    # 两定机构 (yibao.institutions, issue 18): agreements, payments to institutions, catalogue and prices
+    "institution.read": {"institution", "clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    "institution.apply": {"institution", "clerk", "admin"},
+    "institution.evaluate": {"reviewer", "admin"},
+    "institution.agree": {"rechecker", "admin"},
+    "payment.apply": {"institution", "clerk", "admin"},
+    "payment.review": {"reviewer", "admin"},
+    "payment.approve": {"rechecker", "admin"},
+    "payment.pay": {"clerk", "admin"},
+    "catalogue.write": {"clerk", "admin"},
 }
 SEES_IDENTITY = {"institution", "clerk", "reviewer", "rechecker", "admin"}
 

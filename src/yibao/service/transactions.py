@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from yibao.errors import Problem, YibaoError
 from yibao.handling.effects import settled_med_type
 from yibao.identifiers import identifier_problem
+from yibao.institutions.in_force import pack_in_force
+from yibao.institutions.standing import refuse_if_suspended
 from yibao.money import fen_to_yuan, yuan_to_fen
 from yibao.policy.compiled import CompiledPack
 from yibao.service import ledger, precheck, registry
@@ -133,6 +135,7 @@ def register_visit(session: Session, who: Principal, ctx: Context, *, fixmedins_
         raise ServiceError(Problem("REG022", "insuplc_admdvs",
                                    f"参保地 {insuplc_admdvs} 与人员 {psn_no} 的参保地 {enrol.insuplc_admdvs} 不符"))
     registry.institution(session, fixmedins_code, on)
+    refuse_if_suspended(session, fixmedins_code, on, med_type=med_type)  # 协议暂停/解除、协议范围 (#18)
     mdtrt_id = new_id("M")
     session.add(Visit(mdtrt_id=mdtrt_id, psn_no=p.psn_no, fixmedins_code=fixmedins_code, insutype=insutype,
                       insuplc_admdvs=enrol.insuplc_admdvs, med_type=med_type, begntime=begntime,
@@ -184,7 +187,7 @@ def upload_items(session: Session, who: Principal, ctx: Context, packs: PackSet,
     if over:
         raise ServiceError(over)
     existing = set(stored)
-    pack = packs.pick(v.insuplc_admdvs, ctx.at.date())
+    pack = pack_in_force(session, packs.pick(v.insuplc_admdvs, ctx.at.date()), v.begntime.date())  # 目录版本 (#18)
     result = []
     for i, it in enumerate(items):
         if it.feedetl_sn in existing:
@@ -333,8 +336,9 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
         raise ServiceError(over)
     registry.enrollment_among(enrollments, v.psn_no, v.insutype, on)
     inst = registry.designated(inst_row, v.fixmedins_code, on)
+    refuse_if_suspended(session, v.fixmedins_code, on)  # 协议暂停/解除 (#18)
     age = registry.age_on(p.brdy, on)
-    pack = packs.pick(v.insuplc_admdvs, on)
+    pack = pack_in_force(session, packs.pick(v.insuplc_admdvs, on), v.begntime.date())  # 目录版本 (#18)
     med_type, med_type_note = settled_med_type(session, pack.pack, v.psn_no, v.med_type, on)  # 门诊慢特病 认定 (#16)
     checks = precheck.run(session, "during" if write else "pre", p, precheck.person_row(p, v.insutype, cats, age),
                           inst, v, ctx.at, list(rows))

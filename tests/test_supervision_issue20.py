@@ -34,11 +34,11 @@ class Region:
                              "hh_income": Decimal("50000.00")})
         return psn
 
-    def visit(self, vid, psn, inst, begn, end, med_type="11", dise="J06.900"):
+    def visit(self, vid, psn, inst, begn, end, med_type="11", dise="J06.900", medfee="100.00", atddr=None):
         self.visits.append({"mdtrt_id": vid, "psn_no": psn, "insutype": "390", "med_type": med_type,
                             "fixmedins_code": inst, "level": "2", "begntime": begn, "endtime": end, "setl_time": end,
                             "dise_codg": dise, "oprn_oprt_code": None, "referral_from_level": None,
-                            "acct_balance": Decimal("0.00"), "medfee_sumamt": Decimal("100.00"), "atddr_no": inst + "-D1"})
+                            "acct_balance": Decimal("0.00"), "medfee_sumamt": Decimal(medfee), "atddr_no": atddr or inst + "-D1"})
         return vid
 
     def line(self, sn, vid, code, pric, cnt="1", when=None, cat="04"):
@@ -204,3 +204,21 @@ def test_evaluation_counts_recall_precision_and_clean_visits():
     # 3 injected, 2 found; 3 hits of labelled rules; 7 unlabelled visits, V7 and V9 flagged
     assert (o.labelled, o.true_hits, o.hits, o.clean_visits, o.clean_flagged) == (3, 2, 3, 7, 2)
     assert o.clean_rate == pytest.approx(2 / 7)
+
+
+def test_physician_peer_outlier(tmp_path):
+    """Per-visit averages 100, 110, 120 and 800 yuan: peer median 115.00, MAD median(15, 5, 5, 685) = 10.00;
+    800 ≥ 2 × 115 and 800 − 115 ≥ 6 × 10: flagged, 违规金额 (800.00 − 115.00) × 2 = 1,370.00 yuan."""
+    r = Region()
+    for k, (doc, fee) in enumerate([("A", "100.00"), ("B", "110.00"), ("C", "120.00"), ("D", "800.00")]):
+        for j in range(2):
+            r.visit(f"V{k}{j}", r.person(f"P{k}{j}"), "H1", D + timedelta(days=j), D + timedelta(days=j, hours=1),
+                    medfee=fee, atddr=f"H1-{doc}")
+    write_supervised(r.tables(), tmp_path / "r")
+    (tmp_path / "p.yaml").write_text("extends: default\nrules:\n  SV-DOC-02:\n    params: {min_visits: 2}\n",
+                                     encoding="utf-8")
+    run = A.open_claims(tmp_path / "r")
+    A.run_rules(run, load_ruleset(str(tmp_path / "p.yaml"), only=["SV-DOC-02"]))
+    assert [(h["subject"], h["amount_yuan"], h["detail"]) for h in A.hits_table(run).to_pylist()] == [
+        ("H1-D", Decimal("1370.00"), "医师 H1-D 医疗类别 11 2 人次, 次均 80000 分, 同级同类别医师中位数 11500 分, "
+                                      "MAD 1000 分, 偏离 69 个 MAD")]

@@ -761,6 +761,19 @@ def _pattern_tests(b, p, bad):
         b.label("SV-TEST-01", vid)
 
 
+def _inject_peer_physician(b, p, bad):
+    """A physician at an existing institution whose visits each carry a 1,500–2,500 yuan service
+    (decoy: a physician with ordinary visits)."""
+    inst = b.inst()
+    doc = f"{inst['fixmedins_code']}-D8{len(b.labels) % 100:02d}{int(b.rng.integers(0, 10))}"
+    for _ in range(p.min_visits + 5):
+        vid = b.outpatient(b.person(), inst, b.day().replace(hour=int(b.rng.integers(8, 17))), atddr=doc)
+        if bad:
+            b.line(vid, FILLER_SERVICES[11], int(b.rng.integers(150000, 250000)))
+    if bad:
+        b.label("SV-DOC-02", doc)
+
+
 PATTERNS = {"SV-DATE-01": _pattern_dates, "SV-DUP-04": _pattern_rebill, "SV-ADM-04": _pattern_cross_split,
             "SV-PRICE-02": _pattern_price, "SV-QTY-03": _pattern_quantity, "SV-TEST-01": _pattern_tests}
 PATTERN_ZH = {"SV-DATE-01": "明细日期在就诊期外 3–15 天", "SV-DUP-04": "住院同日 1–3 小时后再次收费",
@@ -782,9 +795,10 @@ INJECTORS = {
     "SV-ID-04": _inject_multi_area, "SV-VISIT-01": _inject_frequent, "SV-DOC-01": _inject_physician,
     "SV-LAB-01": _inject_same_results, "SV-STOCK-01": _inject_stock, "SV-PHAR-01": _inject_non_medical,
     "SV-PROV-01": _inject_peer_cost, "SV-PROV-02": _inject_peer_stay, "SV-PROV-03": _inject_peer_readmission,
+    "SV-DOC-02": _inject_peer_physician,
     **PATTERNS,
 }
-PROVIDER_PATTERNS = {"SV-DOC-01", "SV-STOCK-01", "SV-PROV-01", "SV-PROV-02", "SV-PROV-03"}
+PROVIDER_PATTERNS = {"SV-DOC-01", "SV-DOC-02", "SV-STOCK-01", "SV-PROV-01", "SV-PROV-02", "SV-PROV-03"}
 MIN_CASES = 5
 
 

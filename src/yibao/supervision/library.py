@@ -1313,3 +1313,32 @@ def _over_testing(p: OverTesting) -> str:
     return (f"SELECT {visit_hit(detail, amount)} FROM vx x JOIN {per_visit} t ON t.mdtrt_id = x.mdtrt_id "
             f"JOIN {peer} g ON g.mdtrt_id = x.mdtrt_id AND g.rk = 1 WHERE x.med_type IN {in_list(p.med_types)} "
             f"AND t.tests >= {p.min_tests} AND t.tests * 100 >= g.med * {f} AND (t.tests - g.med) * 100 >= {k} * GREATEST(g.mad, 1)")
+
+
+class PeerPhysician(Params):
+    factor: Decimal = Field(default=Decimal("2"), gt=1, decimal_places=2)
+    mad_multiple: Decimal = Field(default=Decimal("6"), gt=0, decimal_places=2)
+    min_visits: int = Field(default=30, ge=1)
+    med_types: list[str] = Field(default=list(OUTPATIENT), min_length=1)
+
+
+@rule("SV-DOC-02", "医师次均费用异常(同级同类别医师离群)", "医师异常",
+      "医师的次均费用远高于同级机构、同医疗类别医师的中位数(以医师间的 MAD 计离群程度)",
+      "after", "low", params=PeerPhysician, scope="provider", needs=("visits.atddr_no",), fp_bound=0.02)
+def _peer_physician(p: PeerPhysician) -> str:
+    detail = ("'医师 ' || t.atddr_no || ' 医疗类别 ' || t.med_type || ' ' || " + s("t.n") + " || ' 人次, 次均 ' || "
+              + s("CAST(ROUND(t.avg_fee, 0) AS BIGINT)") + " || ' 分, 同级同类别医师中位数 ' || "
+              + s("CAST(ROUND(t.peer, 0) AS BIGINT)") + " || ' 分, MAD ' || " + s("CAST(ROUND(t.mad, 0) AS BIGINT)")
+              + " || ' 分, 偏离 ' || " + s("CAST(ROUND((t.avg_fee - t.peer) / GREATEST(t.mad, 1), 0) AS BIGINT)") + " || ' 个 MAD'")
+    docs = (f"(SELECT v.atddr_no, v.level, v.med_type, ANY_VALUE(v.fixmedins_code) AS fixmedins_code, COUNT(*) AS n, "
+            f"AVG(v.medfee) AS avg_fee FROM vx v WHERE v.atddr_no IS NOT NULL AND v.med_type IN {in_list(p.med_types)} "
+            f"GROUP BY v.atddr_no, v.level, v.med_type HAVING COUNT(*) >= {p.min_visits})")
+    peers = f"(SELECT level, med_type, MEDIAN(avg_fee) AS peer FROM {docs} GROUP BY level, med_type)"
+    mads = (f"(SELECT d.level, d.med_type, MEDIAN(ABS(d.avg_fee - m.peer)) AS mad FROM {docs} d JOIN {peers} m "
+            f"ON m.level = d.level AND m.med_type = d.med_type GROUP BY d.level, d.med_type)")
+    return (f"SELECT t.atddr_no AS subject, CAST(NULL AS VARCHAR) AS mdtrt_id, CAST(NULL AS VARCHAR) AS feedetl_sn, "
+            f"t.fixmedins_code, CAST(ROUND((t.avg_fee - t.peer) * t.n, 0) AS BIGINT) AS amount, {detail} AS detail "
+            f"FROM (SELECT d.*, m.peer, a.mad FROM {docs} d JOIN {peers} m ON m.level = d.level AND m.med_type = d.med_type "
+            f"JOIN {mads} a ON a.level = d.level AND a.med_type = d.med_type) t "
+            f"WHERE t.avg_fee * 100 >= t.peer * {hundredths(p.factor)} "
+            f"AND (t.avg_fee - t.peer) * 100 >= {hundredths(p.mad_multiple)} * GREATEST(t.mad, 1)")

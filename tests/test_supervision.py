@@ -16,7 +16,7 @@ from yibao.supervision import audit as A
 from yibao.supervision.inject import add_supervision_columns, inject_fraud, write_supervised
 from yibao.supervision.library import RULES
 from yibao.supervision.model import CaseError, SupervisionError
-from yibao.supervision.online import precheck
+from yibao.supervision.online import Baselines, precheck
 from yibao.supervision.ruleset import load_ruleset
 from yibao.synth import generate, write_region
 
@@ -93,13 +93,15 @@ def test_online_gives_the_batch_hits(regions):
         by_psn.setdefault(v["psn_no"], []).append(v)
     flagged = {m for (_, m) in batch}
     sample = [v for v in visits if v["mdtrt_id"] in flagged] + visits[::60]
+    learned = Baselines(run.baselines)  # online reads the table batch learned
     seen = {}
     for v in sample:
         key = (v["begntime"], v["mdtrt_id"])
         hist = sorted((h for h in by_psn[v["psn_no"]] if (h["begntime"], h["mdtrt_id"]) < key),
                       key=lambda h: h["begntime"], reverse=True)
         res = precheck(persons[v["psn_no"]], insts[v["fixmedins_code"]], v, items.get(v["mdtrt_id"], []),
-                       [(h, items.get(h["mdtrt_id"], [])) for h in hist], stage="during", params=rs)
+                       [(h, items.get(h["mdtrt_id"], [])) for h in hist], stage="during", params=rs,
+                       baselines=learned, history_institutions=[insts[h["fixmedins_code"]] for h in hist])
         for h in res.warnings + res.blocking:
             seen[(h.rule_id, h.mdtrt_id)] = (h.amount_fen, h.feedetl_sns, sorted(h.detail.split("; ")))
     expected = {k: v for k, v in batch.items() if k[1] in {s["mdtrt_id"] for s in sample}}
@@ -262,7 +264,7 @@ def test_rules_listing_and_one_rule_in_full():
 
     runner = CliRunner()
     listing = runner.invoke(app, ["audit", "rules"])
-    assert listing.exit_code == 0 and "SV-GEND-01" in listing.output and "共 34 条规则" in listing.output
+    assert listing.exit_code == 0 and "SV-GEND-01" in listing.output and "共 41 条规则" in listing.output
     one = runner.invoke(app, ["audit", "rules", "SV-DRUG-02"])
     assert one.exit_code == 0 and "long_rx_days: 84" in one.output and "单次开药超过限定天数" in one.output
     bad = runner.invoke(app, ["audit", "rules", "SV-NOPE"])

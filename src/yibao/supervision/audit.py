@@ -23,7 +23,7 @@ from yibao.batch.sqlgen import q
 from yibao.errors import Problem
 from yibao.supervision.model import AuditInputError, Skipped, SupervisionError
 from yibao.supervision.ruleset import RuleSet
-from yibao.supervision.views import DERIVED, OPTIONAL_COLUMNS, OPTIONAL_TABLES, OPTIONAL_ZH
+from yibao.supervision.views import BASELINE_SCHEMA, DERIVED, OPTIONAL_COLUMNS, OPTIONAL_TABLES, OPTIONAL_ZH, baseline_sql
 
 REQUIRED = ("persons", "institutions", "visits", "fee_items")
 
@@ -37,6 +37,7 @@ class AuditRun:
     skipped: list[Skipped] = field(default_factory=list)
     visits: int = 0
     items: int = 0
+    baselines: pa.Table | None = None  # the learned baseline table (or one given to the run)
 
 
 def sql_path(path: Path) -> str:
@@ -137,6 +138,13 @@ def run_rules(run: AuditRun, ruleset: RuleSet, skip_invalid: bool = False, progr
     run.skipped = list(ruleset.skipped) + missing
     skip = {s.rule_id for s in missing}
     con = run.con
+    if any(reads_baselines(r) for r in ruleset.rules if r.id not in skip):
+        t = time.perf_counter()
+        if run.baselines is None:
+            run.baselines = learn_baselines(con, ruleset)
+        con.register("baselines_arrow", run.baselines)
+        con.sql("CREATE OR REPLACE TABLE baselines AS SELECT * FROM baselines_arrow")
+        run.timings["学习基线 baselines"] = time.perf_counter() - t
     con.sql(RAW_HITS)
     ran = []
     rules = [r for r in ruleset.rules if r.id not in skip]
@@ -164,6 +172,27 @@ LEFT JOIN vx x ON x.mdtrt_id = h.mdtrt_id
 WHERE h.mdtrt_id IS NULL OR (TRUE {since})""")
     run.timings["汇总 collect"] = time.perf_counter() - t
     return ran
+
+
+def reads_baselines(r) -> bool:
+    """A statistical rule: it compares with the learned baseline table."""
+    return "baselines" in r.sql()
+
+
+def baseline_settings(ruleset: RuleSet) -> tuple[tuple[str, ...], int]:
+    """Which categories count as tests, and how many diagnosis letters make a peer group: from the
+    over-testing rule's parameters, so the table and the rule that reads it agree."""
+    from yibao.supervision.library import OverTesting
+
+    p = ruleset.by_id()["SV-TEST-01"].params if "SV-TEST-01" in ruleset.by_id() else OverTesting()
+    return tuple(p.categories), p.dx_len
+
+
+def learn_baselines(con: duckdb.DuckDBPyConnection, ruleset: RuleSet) -> pa.Table:
+    """The baseline table (see :data:`views.BASELINE_SCHEMA`) from the run's ``lines`` and ``vx``."""
+    cats, dx_len = baseline_settings(ruleset)
+    table = con.sql(f"SELECT * FROM ({baseline_sql(cats, dx_len)}) ORDER BY kind, code, level, med_type").to_arrow_table()
+    return table.cast(BASELINE_SCHEMA)
 
 
 def rule_meta(ruleset: RuleSet) -> pa.Table:
@@ -232,6 +261,9 @@ def write_outputs(run: AuditRun, out_dir: str | Path, summary: dict[str, pa.Tabl
         for name, table in summary.items():
             pq.write_table(table, tmp / f"{name}.parquet")
             paths[name] = tmp / f"{name}.parquet"
+        if run.baselines is not None:  # what online pre-checks read (yibao audit check --baselines)
+            pq.write_table(run.baselines, tmp / "baselines.parquet")
+            paths["baselines"] = tmp / "baselines.parquet"
         if excel:
             paths["excel"] = tmp / "audit.xlsx"
             write_excel(paths["excel"], run, summary)
@@ -288,6 +320,10 @@ def run_on_spark(spark, claims_dir: str | Path, ruleset: RuleSet) -> dict[str, l
             spark.read.parquet(str(path)).createOrReplaceTempView(name)
     for name, sql in DERIVED:
         spark.sql(to_spark(sql)).cache().createOrReplaceTempView(name)
+    if any(reads_baselines(r) for r in ruleset.rules):  # learned on DuckDB: the same table online reads
+        learned = learn_baselines(open_claims(claims_dir).con, ruleset)
+        spark.createDataFrame(learned.to_pandas(), schema="kind string, code string, level string, med_type string, "
+                              "n bigint, med bigint, mad bigint").createOrReplaceTempView("baselines")
     union = " UNION ALL ".join(f"SELECT '{r.id}' AS rule_id, subject, feedetl_sn, amount FROM ({r.sql()})"
                                for r in ruleset.rules)
     out: dict[str, list[tuple]] = {r.id: [] for r in ruleset.rules}

@@ -16,7 +16,7 @@ def run_bench(lines: int, online_visits: int, seed: int) -> None:
     from yibao.policy.loader import resolve_pack
     from yibao.supervision import audit as A
     from yibao.supervision.inject import add_supervision_columns, inject_fraud, write_supervised
-    from yibao.supervision.online import precheck
+    from yibao.supervision.online import Baselines, precheck
     from yibao.supervision.ruleset import load_ruleset
 
     persons = max(2000, lines // 22)
@@ -58,12 +58,14 @@ def run_bench(lines: int, online_visits: int, seed: int) -> None:
     chosen = [v for v in visits if v["mdtrt_id"] in items_by and v["psn_no"] in persons_by]
     chosen = [chosen[i] for i in rng.choice(len(chosen), size=min(online_visits, len(chosen)), replace=False)]
     times = []
+    learned = Baselines(run.baselines) if run.baselines is not None else None  # what batch learned, as a server holds it
     for v in chosen:
         hist = sorted((h for h in by_person[v["psn_no"]] if h["begntime"] < v["begntime"]),
                       key=lambda h: h["begntime"], reverse=True)
         history = [(h, items_by.get(h["mdtrt_id"], [])) for h in hist]
         t = time.perf_counter()
-        precheck(persons_by[v["psn_no"]], insts[v["fixmedins_code"]], v, items_by[v["mdtrt_id"]], history)
+        precheck(persons_by[v["psn_no"]], insts[v["fixmedins_code"]], v, items_by[v["mdtrt_id"]], history,
+                 baselines=learned, history_institutions=[insts[h["fixmedins_code"]] for h in hist])
         times.append(time.perf_counter() - t)
     if times:
         ms = np.array(times[5:] or times) * 1000

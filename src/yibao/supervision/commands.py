@@ -101,15 +101,19 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         visit: Path = typer.Option(..., "--visit", help="JSON: {person, institution, visit, items, history}"),
         stage: str = typer.Option("during", "--stage", help="pre 事前提醒 或 during 事中预警"),
         ruleset: str = typer.Option("default", "--ruleset", help="规则参数文件或内置名称"),
+        baselines: Optional[Path] = typer.Option(None, "--baselines",
+                                                 help="批量审核学得的基线表 baselines.parquet(统计类规则用)"),
     ) -> None:
         """对一次就诊做预审核(联机路径), 输出提醒与拦截 (online pre-check of one visit)."""
         from yibao.cli import print_json
         from yibao.errors import Problem, YibaoError
         from yibao.supervision.model import AuditInputError
-        from yibao.supervision.online import precheck
+        from yibao.supervision.online import Baselines, precheck
         from yibao.supervision.ruleset import load_ruleset
 
         try:
+            rs = load_ruleset(ruleset)
+            learned = Baselines.read(baselines, rs) if baselines is not None else None
             try:
                 doc = json.loads(visit.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
@@ -119,7 +123,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     raise AuditInputError(Problem("AUD004", key, f"缺少 {key}"))
             history = [(h["visit"], h.get("items", [])) for h in doc.get("history", [])]
             result = precheck(doc["person"], doc["institution"], doc["visit"], doc["items"], history,
-                              stage=stage, params=load_ruleset(ruleset))
+                              stage=stage, params=rs, baselines=learned,
+                              history_institutions=doc.get("history_institutions", []))
         except YibaoError as exc:
             _fail(exc)
             return
@@ -198,10 +203,26 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
         from yibao.supervision.evaluate import evaluate as ev, render
 
         q = ev(A.hits_table(run), labels, [r.id for r in rs.rules])
+        from yibao.supervision.evaluate import overall
+        from yibao.supervision.inject import PATTERN_ZH
+
         t3 = Table("规则", "名称", "注入", "命中", "命中注入", "召回率", "精确率")
         for row in render(q, {r.id: r.rule.name for r in rs.rules}):
             t3.add_row(*row)
         out.print(t3)
+        # the issue's patterns, built from the region's data rather than from the rules' parameters
+        t4 = Table("模式 pattern", "规则", "注入", "命中注入", "召回率", "精确率")
+        for x in q:
+            if x.rule_id in PATTERN_ZH and x.labelled:
+                row = render([x], {})[0]
+                t4.add_row(PATTERN_ZH[x.rule_id], x.rule_id, row[2], row[4], row[5], row[6])
+        out.print(t4)
+        hits = A.hits_table(run)
+        visit_ids = [m for (m,) in run.con.sql("SELECT mdtrt_id FROM vx").fetchall()]
+        o = overall(q, hits, labels, visit_ids)
+        out.print(f"全部注入: 召回率 {o.recall or 0:.1%} ({o.true_hits}/{o.labelled}), 精确率 {o.precision or 0:.1%} "
+                  f"({o.true_hits}/{o.hits}); 未注入的就诊 {o.clean_visits:,} 次, 被任一规则标记 {o.clean_flagged:,} 次 "
+                  f"({o.clean_rate or 0:.2%}) / recall, precision, clean visits flagged")
 
 
 def _credit_tables(url: str):

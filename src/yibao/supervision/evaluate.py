@@ -53,3 +53,36 @@ def render(quality: list[RuleQuality], names: dict[str, str]) -> list[list[str]]
         return "—" if x is None else f"{x:.1%}"
     return [[q.rule_id, names.get(q.rule_id, ""), str(q.labelled), str(q.hits), str(q.true_hits), pct(q.recall),
              pct(q.precision)] for q in quality]
+
+
+@dataclass
+class Overall:
+    labelled: int  # injected cases (rule, subject)
+    true_hits: int  # of them flagged by their rule
+    hits: int  # hits of the rules that have labels
+    clean_visits: int  # visits carrying no label (original visits and decoys)
+    clean_flagged: int  # of them flagged by any visit rule
+
+    @property
+    def recall(self) -> float | None:
+        return self.true_hits / self.labelled if self.labelled else None
+
+    @property
+    def precision(self) -> float | None:
+        return self.true_hits / self.hits if self.hits else None
+
+    @property
+    def clean_rate(self) -> float | None:
+        return self.clean_flagged / self.clean_visits if self.clean_visits else None
+
+
+def overall(quality: list[RuleQuality], hits: pa.Table, labels: pa.Table, visit_ids: list[str]) -> Overall:
+    """Totals over the rules with injected cases, and the share of unlabelled visits (the region's own
+    visits and the decoys) that any rule flags: what a clean region would see."""
+    labelled_visits = set(labels.column("subject").to_pylist())
+    visits = set(visit_ids)
+    flagged = {m for m in hits.column("mdtrt_id").to_pylist() if m is not None}
+    clean = visits - labelled_visits
+    q = [x for x in quality if x.labelled]
+    return Overall(sum(x.labelled for x in q), sum(x.true_hits for x in q), sum(x.hits for x in q),
+                   len(clean), len(flagged & clean))

@@ -25,6 +25,25 @@ LABEL_SCHEMA = pa.schema([("rule_id", pa.string()), ("subject", pa.string())])
 FILLER_DRUGS = [f"YB-D01-{k:04d}" for k in range(1, 41)]
 FILLER_SERVICES = [f"YB-S01-{k:04d}" for k in range(1, 41)]
 EXAM_SHARE = 0.10  # visits with exam results
+TEST_CATEGORIES = ("03", "04")  # the generator's notion of a test, kept apart from the rules' parameters
+
+
+def category(code: str) -> str:
+    """医疗收费项目类别 of a synthetic code: 01 床位 02 诊察 03 检查 04 化验 05 治疗 06 手术 07 护理
+    08 卫生材料 09 西药. Drugs (…D…), materials (…M…) by their letter; services spread over
+    检查 / 化验 / 治疗 by a stable hash of the code; the example bed and nursing codes by name."""
+    import zlib
+
+    if "BED" in code:
+        return "01"
+    if "NUR" in code:
+        return "07"
+    letter = next((part[0] for part in code.split("-")[1:] if part[:1] in ("D", "S", "M")), "S")
+    if letter == "D":
+        return "09"
+    if letter == "M":
+        return "08"
+    return ("03", "04", "04", "05")[zlib.crc32(code.encode()) % 4]
 
 
 def schema_with_optional(name: str) -> pa.Schema:
@@ -63,6 +82,9 @@ def add_supervision_columns(tables: dict[str, pa.Table], seed: int) -> dict[str,
     when = np.where(stay, begn + np.floor(rng.random(len(pos)) * (end - begn)).astype(np.int64), begn)
     when = when // 1000 * 1000
     items = items.append_column("fee_ocur_time", pa.array(when, pa.int64()).cast(pa.timestamp("ms")))
+    codes = pc.unique(items.column("med_list_codg"))
+    cats = pa.array([category(c) for c in codes.to_pylist()], pa.string())
+    items = items.append_column("med_chrgitm_type", cats.take(pc.index_in(items.column("med_list_codg"), codes)))
     con.register("f", items.select(["mdtrt_id", "med_list_codg", "cnt"]))
     con.register("v2", visits.select(["mdtrt_id", "fixmedins_code"]))
     sold = con.sql("SELECT v2.fixmedins_code, f.med_list_codg, SUM(f.cnt) AS cnt FROM f JOIN v2 USING (mdtrt_id) "
@@ -186,7 +208,7 @@ class Builder:
         self.rows["fee_items"].append({
             "feedetl_sn": sn, "mdtrt_id": vid, "med_list_codg": code, "chrgitm_lv": self.classes[0],
             "pric": Decimal(pric_fen) / 100, "cnt": cnt, "det_item_fee_sumamt": det / 100, "preselfpay_ratio": None,
-            "fee_ocur_time": when or v["begntime"]})
+            "fee_ocur_time": when or v["begntime"], "med_chrgitm_type": category(code)})
         v["medfee_sumamt"] += det / 100
         return sn
 
@@ -465,14 +487,19 @@ def _inject_stay_clash(b, p, bad):
 
 
 def _inject_multi_area(b, p, bad):
+    """Positive: the second visit, in another district, starts 5–25 minutes after the first ended
+    (no time to get there). Decoy: another city 3½–5 hours later (time enough)."""
     psn = b.person()
     a = b.inst()
-    other = b.inst(not_area=a["admdvs"]) if bad else b.inst(area=a["admdvs"], exclude=(a["fixmedins_code"],))
+    other = (b.inst(not_area=a["admdvs"]) if bad else
+             next((i for i in b.rng.permutation(b.insts) if i["admdvs"][:4] != a["admdvs"][:4]
+                   and i.get("fixmedins_type", "1") == "1"), None))
     if other is None:
         return
-    when = b.day().replace(hour=9)
+    when = b.day().replace(hour=8)
     b.outpatient(psn, a, when)
-    v2 = b.outpatient(psn, other, when + timedelta(hours=6))
+    gap = timedelta(minutes=30 + int(b.rng.integers(5, 26))) if bad else timedelta(minutes=30 + int(b.rng.integers(210, 301)))
+    v2 = b.outpatient(psn, other, when + gap)
     if bad:
         b.label("SV-ID-04", v2)
 
@@ -579,6 +606,182 @@ def _inject_peer_readmission(b, p, bad):
     _peer_group(b, b.levels[-1], make, 0 if bad else None, "SV-PROV-03", p.min_admissions + 4)
 
 
+# --- the issue-20 patterns: built from the region's own data (codes, institutions, times vary), not
+# from the rule parameters: what an inspector would plant, not what a rule was tuned on.
+
+
+class RegionFacts:
+    """Codes of the region and their usual values, worked out once per injection."""
+
+    def __init__(self, b: Builder):
+        import duckdb
+
+        con = duckdb.connect()
+        con.register("f", b.t["fee_items"].select(["mdtrt_id", "med_list_codg", "pric", "cnt"]))
+        con.register("v", b.t["visits"].select(["mdtrt_id", "level", "med_type", "dise_codg"]))
+        stats = con.sql("SELECT f.med_list_codg, v.level, COUNT(*) AS n, MODE(f.pric) AS usual, "
+                        "AVG(CASE WHEN f.pric = (SELECT MODE(g.pric) FROM f g JOIN v w USING (mdtrt_id) WHERE "
+                        "g.med_list_codg = f.med_list_codg AND w.level = v.level AND w.med_type = '11') THEN 1.0 ELSE 0.0 END) "
+                        "AS share, QUANTILE_CONT(CAST(f.cnt AS DOUBLE), 0.5) AS c FROM f JOIN v USING (mdtrt_id) "
+                        "WHERE v.med_type = '11' GROUP BY ALL HAVING COUNT(*) >= 30 ORDER BY ALL").fetchall()
+        # an ordinary code: billed at least 30 times in outpatient visits at the level. Its usual price:
+        # the price most of its lines carry (a standard price); its usual quantity: the median.
+        self.priced = [(code, lv, float(usual)) for code, lv, n, usual, share, c in stats if usual > 0 and share >= 0.5]
+        self.dosed = [(code, lv, float(c)) for code, lv, n, usual, share, c in stats if category(code) == "09" and c > 0]
+        codes = sorted(set(b.t["fee_items"].column("med_list_codg").to_pylist()))
+        self.services = [c for c in codes if category(c) in ("03", "04", "05")]
+        self.tests = [c for c in codes if category(c) in TEST_CATEGORIES]
+        self.dx = sorted({d for (d,) in con.sql("SELECT dise_codg FROM v WHERE med_type = '11' AND dise_codg IS NOT NULL").fetchall()})
+
+
+def _facts(b: Builder) -> RegionFacts:
+    if not hasattr(b, "facts"):
+        b.facts = RegionFacts(b)
+    return b.facts
+
+
+def _pick(b: Builder, seq):
+    return seq[int(b.rng.integers(0, len(seq)))]
+
+
+def _pattern_dates(b, p, bad):
+    """A line dated 3–15 days before the visit began or after it ended (decoy: inside the visit)."""
+    f = _facts(b)
+    inpatient = b.rng.random() < 0.5
+    psn = b.person(med_type="21" if inpatient else "11")
+    inst = b.inst()
+    begn = b.day().replace(hour=int(b.rng.integers(7, 17)), minute=int(b.rng.integers(0, 60)))
+    days = int(b.rng.integers(2, 9))
+    vid = b.admission(psn, inst, begn, days=days, fillers=4) if inpatient else b.outpatient(psn, inst, begn)
+    end = begn + timedelta(days=days, hours=2) if inpatient else begn + timedelta(minutes=30)
+    off = int(b.rng.integers(3, 16))
+    when = (begn - timedelta(days=off) if b.rng.random() < 0.5 else end + timedelta(days=off)) if bad else \
+        begn + (end - begn) * float(b.rng.random())
+    b.line(vid, _pick(b, f.services), int(b.rng.integers(800, 20000)), 1, when.replace(microsecond=0))
+    if bad:
+        b.label("SV-DATE-01", vid)
+
+
+def _pattern_rebill(b, p, bad):
+    """An inpatient item billed, then again 1–3 hours later the same day (decoy: the next day)."""
+    f = _facts(b)
+    psn = b.person(med_type="21")
+    begn = b.day().replace(hour=9, minute=0)
+    days = int(b.rng.integers(3, 9))
+    vid = b.admission(psn, b.inst(), begn, days=days, fillers=6)
+    code = _pick(b, f.services)
+    first = (begn + timedelta(days=int(b.rng.integers(1, days)))).replace(hour=int(b.rng.integers(7, 13)),
+                                                                        minute=int(b.rng.integers(0, 60)))
+    price = int(b.rng.integers(1000, 30000))
+    b.line(vid, code, price, 1, first)
+    later = first + (timedelta(minutes=int(b.rng.integers(60, 181))) if bad else timedelta(days=1))
+    b.line(vid, code, price, 1, later)
+    if bad:
+        b.label("SV-DUP-04", vid)
+
+
+def _pattern_cross_split(b, p, bad):
+    """Discharged, then admitted 1–4 days later with the same diagnosis at another hospital of the
+    same city (decoy: a same-day transfer, or a month later)."""
+    psn = b.person(med_type="21")
+    a = b.inst()
+    same_city = [i for i in b.insts if i["admdvs"][:4] == a["admdvs"][:4] and i["fixmedins_code"] != a["fixmedins_code"]
+                 and i.get("fixmedins_type", "1") == "1"]
+    if not same_city:
+        return
+    other = _pick(b, same_city)
+    dx = _pick(b, ["J18.900", "I63.900", "K80.101", "N39.000", "I50.900", "E11.900"])
+    begn = b.day().replace(hour=int(b.rng.integers(8, 18)))
+    days = int(b.rng.integers(3, 9))
+    b.admission(psn, a, begn, days=days, dise=dx)
+    gap = int(b.rng.integers(1, 5)) if bad else (0 if b.rng.random() < 0.5 else int(b.rng.integers(25, 40)))
+    v2 = b.admission(psn, other, begn + timedelta(days=days + gap, hours=1), days=int(b.rng.integers(3, 9)), dise=dx)
+    if bad:
+        b.label("SV-ADM-04", v2)
+
+
+def _standard_prices(b: Builder) -> list[tuple[str, str, float]]:
+    """Ordinary codes with a standard price. Real catalogues price every service; the synthetic
+    generator draws each line's price at random, so when the region has none, a few service codes
+    with a standard price are billed once, 30 ordinary outpatient visits each, as a real region would."""
+    f = _facts(b)
+    if f.priced:
+        return f.priced
+    if not getattr(b, "price_list", None):
+        level = b.levels[0]
+        b.price_list = []
+        for k in range(3):
+            code, price = f"YB-S09-{k + 1:04d}", int(b.rng.integers(1000, 30000))
+            for _ in range(30):
+                vid = b.outpatient(b.person(), b.inst(level) or b.inst(), b.day().replace(hour=int(b.rng.integers(8, 17))))
+                b.line(vid, code, price, 1)
+            b.price_list.append((code, level, price / 100))
+    return b.price_list
+
+
+def _pattern_price(b, p, bad):
+    """An ordinary code billed at 6× its usual price at that level (decoy: at the usual price)."""
+    code, level, usual = _pick(b, _standard_prices(b))
+    psn = b.person()
+    inst = b.inst(level) or b.inst()
+    vid = b.outpatient(psn, inst, b.day().replace(hour=int(b.rng.integers(8, 17))))
+    b.line(vid, code, max(1, int(round(usual * 100 * (6 if bad else 1)))), 1)
+    if bad:
+        b.label("SV-PRICE-02", vid)
+
+
+def _pattern_quantity(b, p, bad):
+    """An ordinary drug dispensed at 10× its usual quantity (decoy: the usual quantity)."""
+    f = _facts(b)
+    if not f.dosed:
+        return
+    code, level, usual = _pick(b, f.dosed)
+    psn = b.person()
+    inst = b.inst(level) or b.inst()
+    vid = b.outpatient(psn, inst, b.day().replace(hour=int(b.rng.integers(8, 17))))
+    cnt = Decimal(str(round(usual * (10 if bad else 1), 4)))
+    b.line(vid, code, int(b.rng.integers(50, 3000)), cnt)
+    if bad:
+        b.label("SV-QTY-03", vid)
+
+
+def _pattern_tests(b, p, bad):
+    """15–20 distinct tests in one outpatient visit (decoy: 2–4)."""
+    f = _facts(b)
+    if len(f.tests) < 20:
+        return
+    psn = b.person()
+    inst = b.inst()
+    when = b.day().replace(hour=int(b.rng.integers(8, 17)))
+    vid = b.outpatient(psn, inst, when, dise=_pick(b, f.dx) if f.dx else "J06.900")
+    n = int(b.rng.integers(15, 21)) if bad else int(b.rng.integers(2, 5))
+    for code in b.rng.choice(f.tests, n, replace=False):
+        b.line(vid, str(code), int(b.rng.integers(1000, 15000)), 1)
+    if bad:
+        b.label("SV-TEST-01", vid)
+
+
+def _inject_peer_physician(b, p, bad):
+    """A physician at an existing institution whose visits each carry a 1,500–2,500 yuan service
+    (decoy: a physician with ordinary visits)."""
+    inst = b.inst()
+    doc = f"{inst['fixmedins_code']}-D8{len(b.labels) % 100:02d}{int(b.rng.integers(0, 10))}"
+    for _ in range(p.min_visits + 5):
+        vid = b.outpatient(b.person(), inst, b.day().replace(hour=int(b.rng.integers(8, 17))), atddr=doc)
+        if bad:
+            b.line(vid, FILLER_SERVICES[11], int(b.rng.integers(150000, 250000)))
+    if bad:
+        b.label("SV-DOC-02", doc)
+
+
+PATTERNS = {"SV-DATE-01": _pattern_dates, "SV-DUP-04": _pattern_rebill, "SV-ADM-04": _pattern_cross_split,
+            "SV-PRICE-02": _pattern_price, "SV-QTY-03": _pattern_quantity, "SV-TEST-01": _pattern_tests}
+PATTERN_ZH = {"SV-DATE-01": "明细日期在就诊期外 3–15 天", "SV-DUP-04": "住院同日 1–3 小时后再次收费",
+              "SV-ADM-04": "出院 1–4 天后同诊断在同城另一医院入院", "SV-PRICE-02": "常规编码 6 倍单价",
+              "SV-QTY-03": "常规药品 10 倍数量", "SV-TEST-01": "一次门诊 15–20 项不同检查"}
+PATTERN_MIN_CASES = 20
+
+
 INJECTORS = {
     "SV-GEND-01": _inject_gender, "SV-AGE-01": _inject_child, "SV-AGE-02": _inject_min_age,
     "SV-LVL-01": _inject_level, "SV-MODE-01": _inject_inpatient_only, "SV-MODE-02": _inject_outpatient_only,
@@ -592,8 +795,10 @@ INJECTORS = {
     "SV-ID-04": _inject_multi_area, "SV-VISIT-01": _inject_frequent, "SV-DOC-01": _inject_physician,
     "SV-LAB-01": _inject_same_results, "SV-STOCK-01": _inject_stock, "SV-PHAR-01": _inject_non_medical,
     "SV-PROV-01": _inject_peer_cost, "SV-PROV-02": _inject_peer_stay, "SV-PROV-03": _inject_peer_readmission,
+    "SV-DOC-02": _inject_peer_physician,
+    **PATTERNS,
 }
-PROVIDER_PATTERNS = {"SV-DOC-01", "SV-STOCK-01", "SV-PROV-01", "SV-PROV-02", "SV-PROV-03"}
+PROVIDER_PATTERNS = {"SV-DOC-01", "SV-DOC-02", "SV-STOCK-01", "SV-PROV-01", "SV-PROV-02", "SV-PROV-03"}
 MIN_CASES = 5
 
 
@@ -609,7 +814,8 @@ def inject_fraud(tables: dict[str, pa.Table], rate: float, seed: int,
     per_rule = rate * tables["visits"].num_rows / max(len(rules), 1)
     for r in rules:
         provider = r.id in PROVIDER_PATTERNS
-        n = max(1 if provider else MIN_CASES, int(round(per_rule / (10 if provider else 1))))
+        n = max(1 if provider else (PATTERN_MIN_CASES if r.id in PATTERNS else MIN_CASES),
+                int(round(per_rule / (10 if provider else 1))))
         if rate <= 0:
             n = 0
         for k in range(n):

@@ -274,9 +274,22 @@ class StayClash(Params):
     inpatient_med_types: list[str] = Field(default=list(INPATIENT), min_length=1)
 
 
+class TravelItem(Params):
+    """Travel time between two cities (area-code prefixes), either direction."""
+    a: str = Field(min_length=2, max_length=6)
+    b: str = Field(min_length=2, max_length=6)
+    minutes: int = Field(ge=0, le=24 * 60)
+
+
 class MultiArea(Params):
     med_types: list[str] = Field(default=list(OUTPATIENT), min_length=1)
     area_digits: int = Field(default=6, ge=2, le=6)
+    # travel-time plausibility: the later visit is flagged only when it starts sooner after the
+    # earlier one ended than the travel time between the two areas
+    city_digits: int = Field(default=4, ge=2, le=6)
+    same_city_minutes: int = Field(default=30, ge=0, le=24 * 60)
+    default_minutes: int = Field(default=120, ge=0, le=24 * 60)
+    travel: list[TravelItem] = Field(default_factory=list)
 
 
 class Frequent(Params):
@@ -630,15 +643,24 @@ def _stay_clash(p: StayClash) -> str:
             f"QUALIFY ROW_NUMBER() OVER (PARTITION BY b.mdtrt_id ORDER BY a.begntime, a.mdtrt_id) = 1")
 
 
-@rule("SV-ID-04", "同一天异地就医", "同一时间多地就医", "同一参保人同一天在不同区县的机构先后门诊就诊",
+@rule("SV-ID-04", "同一天异地就医(路程不可能)", "同一时间多地就医",
+      "同一参保人同一天在不同区县的机构先后门诊就诊, 两次就诊的间隔短于两地之间的路程时间(路程表见参数)",
       "after", "low", params=MultiArea, fp_bound=0.005)
 def _multi_area(p: MultiArea) -> str:
     t = in_list(p.med_types)
-    n = p.area_digits
-    detail = "'同日已在 ' || a.inst_admdvs || ' 的 ' || a.fixmedins_code || ' 就诊'"
+    n, c = p.area_digits, p.city_digits
+    pairs = sorted({(x.a, x.b, x.minutes) for x in p.travel} | {(x.b, x.a, x.minutes) for x in p.travel})
+    table = values(pairs, "ca, cb, minutes")
+    need = (f"CASE WHEN SUBSTRING(a.inst_admdvs, 1, {c}) = SUBSTRING(b.inst_admdvs, 1, {c}) THEN {p.same_city_minutes} "
+            f"ELSE COALESCE((SELECT MIN(tt.minutes) FROM {table} tt WHERE tt.ca = SUBSTRING(a.inst_admdvs, 1, {c}) "
+            f"AND tt.cb = SUBSTRING(b.inst_admdvs, 1, {c})), {p.default_minutes}) END")
+    detail = ("'同日已在 ' || a.inst_admdvs || ' 的 ' || a.fixmedins_code || ' 就诊, 结束后 ' || "
+              + s("CAST(ROUND((b.begn_sec - a.end_sec) / 60, 0) AS BIGINT)") + " || ' 分钟即在 ' || b.inst_admdvs || "
+              "' 就诊, 两地路程约需 ' || " + s(need) + " || ' 分钟'")
     return (f"SELECT {visit_hit(detail, 'b.medfee', 'b')} FROM vx b JOIN vx a ON a.psn_no = b.psn_no "
             f"AND a.begn_day = b.begn_day WHERE a.med_type IN {t} AND b.med_type IN {t} AND {EARLIER} "
             f"AND a.endtime <= b.begntime AND SUBSTRING(a.inst_admdvs, 1, {n}) <> SUBSTRING(b.inst_admdvs, 1, {n}) "
+            f"AND b.begn_sec - a.end_sec < 60 * {need} "
             f"QUALIFY ROW_NUMBER() OVER (PARTITION BY b.mdtrt_id ORDER BY a.begntime, a.mdtrt_id) = 1")
 
 
@@ -749,3 +771,185 @@ def _peer_readmission(p: PeerReadmission) -> str:
             f"AND a.endtime <= b2.begntime AND DATE_DIFF('day', a.end_day, b2.begn_day) <= {p.days}) r ON r.mdtrt_id = b.mdtrt_id "
             f"WHERE b.med_type IN {types} GROUP BY b.fixmedins_code, b.level HAVING COUNT(*) >= {p.min_admissions}) s) t "
             f"WHERE t.rate > t.peer * {p.factor} AND t.rate > t.peer + {p.min_excess}")
+
+
+# --- issue 20: dates, near-duplicates, cross-institution splits, statistical outliers, over-testing ---
+
+
+class DateRange(Params):
+    tolerance_days: int = Field(default=1, ge=0, le=30)
+
+
+class NearDuplicate(Params):
+    window_minutes: int = Field(default=240, ge=1, le=24 * 60)
+    categories: list[str] = Field(default=["03", "04", "05", "06"], min_length=1)  # 检查 化验 治疗 手术
+    med_types: list[str] = Field(default=list(INPATIENT), min_length=1)
+    exempt_codes: list[str] = Field(default_factory=list)
+
+
+class CrossReadmission(Params):
+    min_days: int = Field(default=1, ge=0, le=90)
+    max_days: int = Field(default=7, ge=0, le=90)
+    prefix_len: int = Field(default=3, ge=1, le=10)
+    area_digits: int = Field(default=4, ge=2, le=6)
+    med_types: list[str] = Field(default=["21"], min_length=1)
+
+
+class Baseline(Params):
+    """A robust outlier against the learned (code, level, med_type) baseline: value ≥ factor × median and
+    value − median ≥ mad_multiple × max(MAD, median × min_spread), on codes with ≥ min_n lines whose
+    MAD ≤ max_rel_mad × median (codes with a usual value)."""
+    factor: Decimal = Field(default=Decimal("4"), gt=1, decimal_places=2)
+    mad_multiple: Decimal = Field(default=Decimal("10"), gt=0, decimal_places=2)
+    min_spread: Decimal = Field(default=Decimal("0.05"), ge=0, decimal_places=2)
+    max_rel_mad: Decimal = Field(default=Decimal("0.5"), gt=0, decimal_places=2)
+    min_n: int = Field(default=20, ge=3)
+    # item categories judged when the line has one (empty: every line); a line without a category is judged
+    categories: list[str] = Field(default_factory=list)
+
+
+class OverTesting(Params):
+    categories: list[str] = Field(default=["03", "04"], min_length=1)  # 检查费, 化验费
+    dx_len: int = Field(default=3, ge=1, le=10)
+    min_n: int = Field(default=20, ge=3)
+    min_tests: int = Field(default=10, ge=1)
+    factor: Decimal = Field(default=Decimal("3"), gt=1, decimal_places=2)
+    mad_multiple: Decimal = Field(default=Decimal("5"), gt=0, decimal_places=2)
+    med_types: list[str] = Field(default=list(OUTPATIENT), min_length=1)
+
+
+def hundredths(x: Decimal) -> int:
+    return int((Decimal(x) * 100).to_integral_value())
+
+
+@rule("SV-DATE-01", "明细日期超出就诊期间(虚构服务)", "虚构服务",
+      "费用明细的发生日期早于入院(就诊)日或晚于出院日超过容差天数", "pre during after", "high",
+      params=DateRange, needs=("fee_items.fee_ocur_time",))
+def _line_dates(p: DateRange) -> str:
+    detail = ("l.med_list_codg || ' 费用日期 ' || " + s("l.fee_day") + " || ', 就诊 ' || " + s("l.begn_day")
+              + " || ' 至 ' || " + s("l.end_day"))
+    return (f"SELECT {line_hit(detail)} FROM lines l WHERE l.fee_ocur_time IS NOT NULL "
+            f"AND (DATE_DIFF('day', l.begn_day, l.fee_day) < -{p.tolerance_days} "
+            f"OR DATE_DIFF('day', l.end_day, l.fee_day) > {p.tolerance_days})")
+
+
+@rule("SV-DUP-04", "同日短时重复收费", "重复收费",
+      "住院同一天同一检查、化验、治疗或手术项目在限定分钟内再次收费(同一时间的重复见 SV-DUP-01)",
+      "pre during after", "medium", params=NearDuplicate,
+      needs=("fee_items.fee_ocur_time", "fee_items.med_chrgitm_type"))
+def _near_duplicate(p: NearDuplicate) -> str:
+    exempt = f"AND b.med_list_codg NOT IN {in_list(p.exempt_codes)} " if p.exempt_codes else ""
+    gap = "CAST(ROUND((b.fee_sec - a.fee_sec) / 60, 0) AS BIGINT)"
+    detail = ("b.med_list_codg || ' 同日已收费(明细 ' || a.feedetl_sn || '), 相隔 ' || " + s(gap)
+              + " || ' 分钟再次收费'")
+    return (f"SELECT {line_hit(detail, 'b.fee', 'b')} FROM lines b JOIN lines a ON a.mdtrt_id = b.mdtrt_id "
+            f"AND a.med_list_codg = b.med_list_codg AND a.fee_day = b.fee_day AND a.feedetl_sn <> b.feedetl_sn "
+            f"WHERE b.med_type IN {in_list(p.med_types)} AND b.cat IN {in_list(p.categories)} {exempt}"
+            f"AND a.fee_sec < b.fee_sec AND b.fee_sec - a.fee_sec <= {p.window_minutes * 60} "
+            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY b.feedetl_sn ORDER BY a.fee_sec DESC, a.feedetl_sn) = 1")
+
+
+@rule("SV-ADM-04", "跨机构分解住院", "分解住院",
+      "出院后限定天数内以相同诊断在同一城市的另一家机构再次入院(当日转院除外)", "during after", "high",
+      params=CrossReadmission)
+def _cross_readmission(p: CrossReadmission) -> str:
+    n = p.area_digits
+    gap = "DATE_DIFF('day', a.end_day, b.begn_day)"
+    detail = ("'在 ' || a.fixmedins_code || ' 出院 ' || " + s("a.end_day") + " || ' 后 ' || " + s(gap)
+              + " || ' 天以相同诊断 ' || b.dise_codg || ' 在另一机构入院, 上次就诊 ' || a.mdtrt_id")
+    types = in_list(p.med_types)
+    return (f"SELECT {visit_hit(detail, 'b.medfee', 'b')} FROM vx b JOIN vx a ON a.psn_no = b.psn_no "
+            f"AND a.mdtrt_id <> b.mdtrt_id AND a.fixmedins_code <> b.fixmedins_code "
+            f"WHERE a.med_type IN {types} AND b.med_type IN {types} AND {EARLIER} AND a.endtime <= b.begntime "
+            f"AND {gap} >= {p.min_days} AND {gap} <= {p.max_days} "
+            f"AND SUBSTRING(a.inst_admdvs, 1, {n}) = SUBSTRING(b.inst_admdvs, 1, {n}) "
+            f"AND SUBSTRING(a.dise_codg, 1, {p.prefix_len}) = SUBSTRING(b.dise_codg, 1, {p.prefix_len}) "
+            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY b.mdtrt_id ORDER BY a.endtime DESC, a.mdtrt_id) = 1")
+
+
+def _outlier(p: Baseline, kind: str, value: str, unit: str, shown) -> tuple[str, str, str]:
+    """The join on the learned baseline and the robust condition, both integer arithmetic."""
+    f, k, sp, rel = hundredths(p.factor), hundredths(p.mad_multiple), hundredths(p.min_spread), hundredths(p.max_rel_mad)
+    join = (f"JOIN baselines g ON g.kind = '{kind}' AND g.code = l.med_list_codg AND g.level = l.level "
+            f"AND g.med_type = l.med_type "
+            f"AND g.n >= {p.min_n} AND g.med > 0 AND g.mad * 100 <= g.med * {rel}")
+    cond = (f"{value} * 100 >= g.med * {f} AND ({value} - g.med) * 100 >= "
+            f"{k} * GREATEST(g.mad, CAST(ROUND(g.med * {sp} / 100, 0) AS BIGINT))")
+    ratio = qty(f"CAST(ROUND({value} * 10000 / g.med, 0) AS BIGINT)")
+    detail = (f"l.med_list_codg || ' {unit} ' || {shown(value)} || ', 同级(' || l.level || ')同类别(' || l.med_type || ')基线中位数 ' || "
+              f"{shown('g.med')} || ', MAD ' || {shown('g.mad')} || '(' || {s('g.n')} || ' 行), 为中位数的 ' || "
+              f"{ratio} || ' 倍; 阈值 ≥ {p.factor} 倍且偏离 ≥ {p.mad_multiple} × MAD'")
+    return join, f"{cond}", detail
+
+
+def _categories(p: Baseline) -> str:
+    return f" AND (l.cat IS NULL OR l.cat IN {in_list(p.categories)})" if p.categories else ""
+
+
+@rule("SV-PRICE-02", "单价显著高于同级基线(超标准收费)", "超标准收费",
+      "明细单价远高于同一编码在同级机构的基线(中位数与 MAD 由理赔数据学得)", "pre during after", "medium",
+      params=Baseline)
+def _price_outlier(p: Baseline) -> str:
+    join, cond, detail = _outlier(p, "price", "l.pric_fen", "单价(分)", s)
+    amount = "LEAST(l.fee, GREATEST(0, l.fee - CAST(ROUND(g.med * l.cnt4 / 10000, 0) AS BIGINT)))"
+    return f"SELECT {line_hit(detail, amount)} FROM lines l {join} WHERE {cond}{_categories(p)}"
+
+
+@rule("SV-QTY-03", "数量显著高于同级基线(超量开药)", "超量开药",
+      "明细数量远高于同一编码在同级机构的基线(中位数与 MAD 由理赔数据学得)", "pre during after", "medium",
+      params=Baseline)
+def _qty_outlier(p: Baseline) -> str:
+    join, cond, detail = _outlier(p, "qty", "l.cnt4", "数量", qty)
+    amount = "CAST(ROUND(l.fee * (l.cnt4 - g.med) / l.cnt4, 0) AS BIGINT)"
+    return f"SELECT {line_hit(detail, amount)} FROM lines l {join} WHERE {cond}{_categories(p)}"
+
+
+@rule("SV-TEST-01", "过度检查(检查项目数远超同病种同级)", "过度检查",
+      "一次就诊的不同检查化验项目数远高于同诊断、同级机构、同医疗类别的基线", "pre during after", "medium",
+      params=OverTesting, needs=("fee_items.med_chrgitm_type",))
+def _over_testing(p: OverTesting) -> str:
+    f, k = hundredths(p.factor), hundredths(p.mad_multiple)
+    cats = in_list(p.categories)
+    per_visit = (f"(SELECT l.mdtrt_id, COUNT(DISTINCT l.med_list_codg) AS tests, SUM(l.fee) AS test_fee "
+                 f"FROM lines l WHERE l.cat IN {cats} GROUP BY l.mdtrt_id)")
+    # the diagnosis group when it has enough visits, else the level's whole medical type ('*')
+    peer = (f"(SELECT x2.mdtrt_id, g.n, g.med, g.mad, g.code, ROW_NUMBER() OVER (PARTITION BY x2.mdtrt_id "
+            f"ORDER BY CASE WHEN g.code = '*' THEN 1 ELSE 0 END) AS rk FROM vx x2 JOIN baselines g ON g.kind = 'tests' "
+            f"AND g.level = x2.level AND g.med_type = x2.med_type AND g.n >= {p.min_n} "
+            f"AND (g.code = SUBSTRING(x2.dise_codg, 1, {p.dx_len}) OR g.code = '*'))")
+    detail = ("'不同检查化验项目 ' || " + s("t.tests") + " || ' 项, 同' || CASE WHEN g.code = '*' THEN '级同类别' "
+              "ELSE '诊断(' || g.code || ')同级' END || '基线中位数 ' || " + s("g.med") + " || ', MAD ' || "
+              + s("g.mad") + " || '(' || " + s("g.n") + " || ' 次就诊)'")
+    amount = "CAST(ROUND(t.test_fee * (t.tests - g.med) / t.tests, 0) AS BIGINT)"
+    return (f"SELECT {visit_hit(detail, amount)} FROM vx x JOIN {per_visit} t ON t.mdtrt_id = x.mdtrt_id "
+            f"JOIN {peer} g ON g.mdtrt_id = x.mdtrt_id AND g.rk = 1 WHERE x.med_type IN {in_list(p.med_types)} "
+            f"AND t.tests >= {p.min_tests} AND t.tests * 100 >= g.med * {f} AND (t.tests - g.med) * 100 >= {k} * GREATEST(g.mad, 1)")
+
+
+class PeerPhysician(Params):
+    factor: Decimal = Field(default=Decimal("2"), gt=1, decimal_places=2)
+    mad_multiple: Decimal = Field(default=Decimal("6"), gt=0, decimal_places=2)
+    min_visits: int = Field(default=30, ge=1)
+    med_types: list[str] = Field(default=list(OUTPATIENT), min_length=1)
+
+
+@rule("SV-DOC-02", "医师次均费用异常(同级同类别医师离群)", "医师异常",
+      "医师的次均费用远高于同级机构、同医疗类别医师的中位数(以医师间的 MAD 计离群程度)",
+      "after", "low", params=PeerPhysician, scope="provider", needs=("visits.atddr_no",), fp_bound=0.02)
+def _peer_physician(p: PeerPhysician) -> str:
+    detail = ("'医师 ' || t.atddr_no || ' 医疗类别 ' || t.med_type || ' ' || " + s("t.n") + " || ' 人次, 次均 ' || "
+              + s("CAST(ROUND(t.avg_fee, 0) AS BIGINT)") + " || ' 分, 同级同类别医师中位数 ' || "
+              + s("CAST(ROUND(t.peer, 0) AS BIGINT)") + " || ' 分, MAD ' || " + s("CAST(ROUND(t.mad, 0) AS BIGINT)")
+              + " || ' 分, 偏离 ' || " + s("CAST(ROUND((t.avg_fee - t.peer) / GREATEST(t.mad, 1), 0) AS BIGINT)") + " || ' 个 MAD'")
+    docs = (f"(SELECT v.atddr_no, v.level, v.med_type, ANY_VALUE(v.fixmedins_code) AS fixmedins_code, COUNT(*) AS n, "
+            f"AVG(v.medfee) AS avg_fee FROM vx v WHERE v.atddr_no IS NOT NULL AND v.med_type IN {in_list(p.med_types)} "
+            f"GROUP BY v.atddr_no, v.level, v.med_type HAVING COUNT(*) >= {p.min_visits})")
+    peers = f"(SELECT level, med_type, MEDIAN(avg_fee) AS peer FROM {docs} GROUP BY level, med_type)"
+    mads = (f"(SELECT d.level, d.med_type, MEDIAN(ABS(d.avg_fee - m.peer)) AS mad FROM {docs} d JOIN {peers} m "
+            f"ON m.level = d.level AND m.med_type = d.med_type GROUP BY d.level, d.med_type)")
+    return (f"SELECT t.atddr_no AS subject, CAST(NULL AS VARCHAR) AS mdtrt_id, CAST(NULL AS VARCHAR) AS feedetl_sn, "
+            f"t.fixmedins_code, CAST(ROUND((t.avg_fee - t.peer) * t.n, 0) AS BIGINT) AS amount, {detail} AS detail "
+            f"FROM (SELECT d.*, m.peer, a.mad FROM {docs} d JOIN {peers} m ON m.level = d.level AND m.med_type = d.med_type "
+            f"JOIN {mads} a ON a.level = d.level AND a.med_type = d.med_type) t "
+            f"WHERE t.avg_fee * 100 >= t.peer * {hundredths(p.factor)} "
+            f"AND (t.avg_fee - t.peer) * 100 >= {hundredths(p.mad_multiple)} * GREATEST(t.mad, 1)")

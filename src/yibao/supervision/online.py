@@ -27,7 +27,7 @@ from yibao.claims.schema import SCHEMAS
 from yibao.errors import Problem
 from yibao.supervision.model import HIT_COLUMNS, Hit, SupervisionError
 from yibao.supervision.ruleset import RuleSet, load_ruleset
-from yibao.supervision.views import DERIVED, OPTIONAL_COLUMNS
+from yibao.supervision.views import BASELINE_SCHEMA, DERIVED, OPTIONAL_COLUMNS
 
 _local = threading.local()
 _DEFAULT: dict[str, RuleSet] = {}
@@ -185,6 +185,8 @@ class OnlineDatabase:
             cols = ", ".join(f"{f.name} {_sqlite_type(f.type)}" for f in fields)
             self.con.execute(f"CREATE TABLE {name} ({cols})")
             self.inserts[name] = f"INSERT INTO {name} VALUES ({', '.join('?' * len(fields))})"
+        self.con.execute(f"CREATE TABLE baselines ({', '.join(f'{f.name} {_sqlite_type(f.type)}' for f in BASELINE_SCHEMA)})")
+        self.vpos = {f.name: k for k, f in enumerate(self.columns["visits"])}
         self.derived = []
         for name, sql in DERIVED:
             select = to_sqlite(sql, name)
@@ -200,14 +202,17 @@ class OnlineDatabase:
                          for i, r in enumerate(tables[name])]
         return out
 
-    def load(self, values: dict[str, list[tuple]]) -> None:
-        """Replace the base tables' rows with ``values`` and refill the derived views, in one transaction."""
+    def load(self, values: dict[str, list[tuple]], baselines: list[tuple] = ()) -> None:
+        """Replace the base tables' rows with ``values`` (and the baseline rows the visit can meet)
+        and refill the derived views, in one transaction."""
         con = self.con
         con.execute("BEGIN")
         try:
             for name in self.columns:
                 con.execute(f"DELETE FROM {name}")
                 con.executemany(self.inserts[name], values[name])
+            con.execute("DELETE FROM baselines")
+            con.executemany("INSERT INTO baselines VALUES (?, ?, ?, ?, ?, ?, ?)", baselines)
             for name, insert in self.derived:
                 con.execute(f"DELETE FROM {name}")
                 con.execute(insert)
@@ -225,6 +230,48 @@ class OnlineQuery:
         # (rule id, SQLite statement, codes of the only lines it flags or None)
         self.statements = [(rid, to_sqlite(f"SELECT '{rid}' AS rule_id, {cols} FROM ({r.sql()}) WHERE mdtrt_id = :current",
                                            rid), r.codes()) for rid, r in self.rules.items()]
+
+
+class Baselines:
+    """The learned baseline table (``baselines.parquet`` of a batch run) indexed for one visit: the
+    rows of its codes at its level (price, quantity) and of its diagnosis group or its level's whole
+    medical type (tests). Online reads the table batch learned; it never learns one itself."""
+
+    def __init__(self, table: pa.Table, dx_len: int = 3):
+        self.dx_len = dx_len
+        self.by_key: dict[tuple, list[tuple]] = {}
+        for row in table.cast(BASELINE_SCHEMA).to_pylist():
+            t = tuple(row[f.name] for f in BASELINE_SCHEMA)
+            key = (row["kind"] == "tests", row["code"], row["level"], row["med_type"])
+            self.by_key.setdefault(key, []).append(t)
+
+    @classmethod
+    def read(cls, path, ruleset: RuleSet | None = None) -> "Baselines":
+        import pyarrow.parquet as pq
+
+        from yibao.supervision.audit import baseline_settings
+
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise SupervisionError(Problem("SUP033", "--baselines", f"基线表无法读取: {path} ({exc})")) from None
+        missing = [n for n in BASELINE_SCHEMA.names if n not in table.column_names]
+        if missing:
+            raise SupervisionError(Problem("SUP033", "--baselines", f"基线表缺列: {', '.join(missing)}"))
+        return cls(table.select(BASELINE_SCHEMA.names), baseline_settings(ruleset or load_ruleset())[1])
+
+    def rows(self, level, med_type, dise, codes) -> list[tuple]:
+        out = [r for c in sorted(codes) for r in self.by_key.get((False, c, level, med_type), ())]
+        for code in (dise[: self.dx_len] if dise else None, "*"):
+            out += self.by_key.get((True, code, level, med_type), ())
+        return out
+
+
+DEFAULT_BASELINES: list[Baselines | None] = [None]  # a server sets the table its batch run learned
+
+
+def set_baselines(b: Baselines | None) -> None:
+    DEFAULT_BASELINES[0] = b
 
 
 _QUERIES: dict[tuple[int, str], tuple[RuleSet, OnlineQuery]] = {}
@@ -256,10 +303,14 @@ def _database() -> OnlineDatabase:
 
 def precheck(person: dict, institution: dict, visit: dict, items: list[dict],
              history: list[tuple[dict, list[dict]]] = (), *, stage: str = "during",
-             params: RuleSet | str | None = None) -> Precheck:
+             params: RuleSet | str | None = None, baselines: Baselines | None = None,
+             history_institutions: list[dict] = ()) -> Precheck:
     """Run the 事前 (``stage="pre"``) or 事中 (``"during"``) rules on one visit.
 
-    ``params``: a :class:`RuleSet`, a rule-parameter file or built-in name, default ``default``.
+    ``params``: a :class:`RuleSet`, a rule-parameter file or built-in name, default ``default``;
+    ``baselines``: the learned baseline table the statistical rules compare with (default: the one
+    :func:`set_baselines` set; none: those rules find nothing); ``history_institutions``: the
+    institutions of the history's visits (跨机构分解住院 compares their areas; without them it finds nothing).
     """
     if stage not in ("pre", "during"):
         raise SupervisionError(Problem("SUP031", "stage", f"stage 应为 pre 或 during, 实际为 {stage!r}"))
@@ -274,10 +325,12 @@ def precheck(person: dict, institution: dict, visit: dict, items: list[dict],
     wanted = history_codes(ruleset, stage, items)
     history = [(v, [i for i in its if i.get("med_list_codg") in wanted]) for v, its in history]
     db = _database()
-    values = db.convert({"persons": [person], "institutions": [institution],
+    others = [i for i in {i["fixmedins_code"]: i for i in history_institutions}.values()
+              if i["fixmedins_code"] != institution["fixmedins_code"]]
+    values = db.convert({"persons": [person], "institutions": [institution] + others,
                          "visits": [visit] + [v for v, _ in history],
                          "fee_items": list(items) + [i for _, its in history for i in its]})
-    return _run(db, q, values, visit["mdtrt_id"])
+    return _run(db, q, values, visit["mdtrt_id"], baselines)
 
 
 def history_codes(ruleset: RuleSet, stage: str, items) -> frozenset[str]:
@@ -293,7 +346,7 @@ def history_codes(ruleset: RuleSet, stage: str, items) -> frozenset[str]:
 
 
 def precheck_values(values: dict[str, list[tuple]], current: str, *, stage: str = "during",
-                    ruleset: RuleSet) -> Precheck:
+                    ruleset: RuleSet, baselines: Baselines | None = None) -> Precheck:
     """:func:`precheck` over rows already in the online tables' form: for each table in
     :func:`value_columns`, tuples in that column order, amounts and counts as :func:`amount_value`
     / :func:`count_value` give them, times as :func:`time_value`. For a caller whose rows come from
@@ -301,7 +354,7 @@ def precheck_values(values: dict[str, list[tuple]], current: str, *, stage: str 
     that cost more than the rules themselves. ``current`` is the visit whose hits count."""
     if stage not in ("pre", "during"):
         raise SupervisionError(Problem("SUP031", "stage", f"stage 应为 pre 或 during, 实际为 {stage!r}"))
-    return _run(_database(), _query(ruleset, stage), values, current)
+    return _run(_database(), _query(ruleset, stage), values, current, baselines)
 
 
 def value_columns() -> dict[str, tuple[str, ...]]:
@@ -324,7 +377,8 @@ def time_value(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat(" ")
 
 
-def _run(db: OnlineDatabase, q: "OnlineQuery", values: dict[str, list[tuple]], current: str) -> Precheck:
+def _run(db: OnlineDatabase, q: "OnlineQuery", values: dict[str, list[tuple]], current: str,
+         baselines: Baselines | None = None) -> Precheck:
     """Only the rules the visit can hit: a catalogue rule whose codes the visit has none of is skipped,
     and when none is left nothing is loaded."""
     mdtrt, codg = db.positions["mdtrt_id"], db.positions["med_list_codg"]
@@ -332,7 +386,13 @@ def _run(db: OnlineDatabase, q: "OnlineQuery", values: dict[str, list[tuple]], c
     statements = [sql for _, sql, only in q.statements if only is None or not only.isdisjoint(codes)]
     if not statements:
         return Precheck()
-    db.load(values)
+    baselines = baselines or DEFAULT_BASELINES[0]
+    rows = []
+    if baselines is not None:
+        vp = db.vpos
+        v = next(v for v in values["visits"] if v[vp["mdtrt_id"]] == current)
+        rows = baselines.rows(v[vp["level"]], v[vp["med_type"]], v[vp["dise_codg"]], codes)
+    db.load(values, rows)
     arg = {"current": current}
     rows = [row for sql in statements for row in db.con.execute(sql, arg)]
     return collect(q.rules, rows)

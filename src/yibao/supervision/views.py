@@ -19,7 +19,7 @@ import pyarrow as pa
 
 OPTIONAL_COLUMNS: dict[str, dict[str, pa.DataType]] = {
     "visits": {"atddr_no": pa.string()},
-    "fee_items": {"fee_ocur_time": pa.timestamp("ms")},
+    "fee_items": {"fee_ocur_time": pa.timestamp("ms"), "med_chrgitm_type": pa.string()},
     "institutions": {"fixmedins_type": pa.string()},
 }
 OPTIONAL_TABLES: dict[str, pa.Schema] = {
@@ -29,14 +29,24 @@ OPTIONAL_TABLES: dict[str, pa.Schema] = {
                                ("rslt_val", pa.string())]),
 }
 OPTIONAL_ZH = {"visits.atddr_no": "主治医师代码", "fee_items.fee_ocur_time": "费用发生时间",
+               "fee_items.med_chrgitm_type": "医疗收费项目类别",
                "institutions.fixmedins_type": "机构类型", "purchases": "药品采购表",
                "exam_results": "检查检验结果表"}
+
+def seconds(t: str) -> str:
+    """Whole seconds since 2000-01-01 of timestamp ``t``, written so that DuckDB, Spark and SQLite
+    (ISO text) give the same integer: whole days by DATE_DIFF on dates, then hour, minute, second."""
+    return (f"(DATE_DIFF('day', DATE '2000-01-01', CAST({t} AS DATE)) * 86400 "
+            f"+ CAST(STRFTIME({t}, '%H') AS BIGINT) * 3600 + CAST(STRFTIME({t}, '%M') AS BIGINT) * 60 "
+            f"+ CAST(STRFTIME({t}, '%S') AS BIGINT))")
+
 
 VX_SQL = """
 SELECT v.mdtrt_id, v.psn_no, v.med_type, v.fixmedins_code, v.level, v.begntime, v.endtime, v.setl_time,
        v.dise_codg, v.oprn_oprt_code, v.atddr_no, CAST(ROUND(v.medfee_sumamt * 100) AS BIGINT) AS medfee,
        CAST(v.begntime AS DATE) AS begn_day, CAST(v.endtime AS DATE) AS end_day,
        GREATEST(DATE_DIFF('day', CAST(v.begntime AS DATE), CAST(v.endtime AS DATE)), 1) AS los,
+       {begn_sec} AS begn_sec, {end_sec} AS end_sec,
        p.gend, p.age, i.admdvs AS inst_admdvs, i.fixmedins_type
 FROM visits v JOIN persons p ON p.psn_no = v.psn_no
 LEFT JOIN institutions i ON i.fixmedins_code = v.fixmedins_code
@@ -45,10 +55,46 @@ LEFT JOIN institutions i ON i.fixmedins_code = v.fixmedins_code
 LINES_SQL = """
 SELECT f.feedetl_sn, f.mdtrt_id, f.med_list_codg, CAST(ROUND(f.det_item_fee_sumamt * 100) AS BIGINT) AS fee,
        CAST(ROUND(f.pric * 100) AS BIGINT) AS pric_fen, f.cnt, CAST(ROUND(f.cnt * 10000) AS BIGINT) AS cnt4, f.fee_ocur_time,
-       COALESCE(CAST(f.fee_ocur_time AS DATE), x.begn_day) AS fee_day,
+       COALESCE(CAST(f.fee_ocur_time AS DATE), x.begn_day) AS fee_day, {fee_sec} AS fee_sec, f.med_chrgitm_type AS cat,
        x.psn_no, x.med_type, x.fixmedins_code, x.level, x.begntime, x.endtime, x.begn_day, x.end_day, x.los,
        x.dise_codg, x.oprn_oprt_code, x.gend, x.age, x.fixmedins_type
 FROM fee_items f JOIN vx x ON x.mdtrt_id = f.mdtrt_id
 """
 
+VX_SQL = VX_SQL.replace("{begn_sec}", seconds("v.begntime")).replace("{end_sec}", seconds("v.endtime"))
+LINES_SQL = LINES_SQL.replace("{fee_sec}", seconds("f.fee_ocur_time"))
+
 DERIVED = (("vx", VX_SQL), ("lines", LINES_SQL))
+
+# Learned baselines (基线表): what the statistical rules compare a line or a visit with. Batch learns
+# it from the claims it audits (:data:`BASELINE_SQL`, on DuckDB); online reads the same table, learned
+# by a batch run and saved as ``baselines.parquet``. Keyed by level and med_type; kind: 'price' (key = code, value = 单价 in fen),
+# 'qty' (key = code, value = 数量 in ten-thousandths), 'tests' (key = first letters of the diagnosis,
+# '*' for the level's whole med_type, value = distinct test codes per visit). Medians and MADs are
+# QUANTILE_DISC: values the data holds, integers, the same on every engine that reads the table.
+BASELINE_SCHEMA = pa.schema([("kind", pa.string()), ("code", pa.string()), ("level", pa.string()),
+                             ("med_type", pa.string()), ("n", pa.int64()), ("med", pa.int64()), ("mad", pa.int64())])
+
+
+def baseline_sql(test_categories: tuple[str, ...], dx_len: int) -> str:
+    """The baseline table from ``lines`` / ``vx`` (DuckDB): per (code, level, med_type) the median and MAD of
+    price and quantity; per (diagnosis prefix, level, med_type) and per (level, med_type) those of
+    the number of distinct tests in a visit."""
+    cats = "(" + ", ".join("'" + c.replace("'", "''") + "'" for c in test_categories) + ")"
+    per_visit = (f"(SELECT x.mdtrt_id, x.level, x.med_type, SUBSTRING(x.dise_codg, 1, {dx_len}) AS dx, "
+                 f"COUNT(DISTINCT CASE WHEN l.cat IN {cats} THEN l.med_list_codg END) AS v "
+                 f"FROM vx x LEFT JOIN lines l ON l.mdtrt_id = x.mdtrt_id GROUP BY x.mdtrt_id, x.level, x.med_type, x.dise_codg)")
+
+    def robust(kind: str, src: str, keys: str, code: str, med_type: str) -> str:
+        return (f"SELECT '{kind}' AS kind, {code} AS code, level, {med_type} AS med_type, m.n, m.med, "
+                f"CAST(QUANTILE_DISC(ABS(s.v - m.med), 0.5) AS BIGINT) AS mad FROM {src} s JOIN "
+                f"(SELECT {keys}, COUNT(*) AS n, CAST(QUANTILE_DISC(v, 0.5) AS BIGINT) AS med FROM {src} GROUP BY {keys}) m "
+                f"USING ({keys}) GROUP BY {keys}, m.n, m.med")
+    price = "(SELECT med_list_codg, level, med_type, pric_fen AS v FROM lines)"
+    qty = "(SELECT med_list_codg, level, med_type, cnt4 AS v FROM lines)"
+    return " UNION ALL ".join([
+        robust("price", price, "med_list_codg, level, med_type", "med_list_codg", "med_type"),
+        robust("qty", qty, "med_list_codg, level, med_type", "med_list_codg", "med_type"),
+        robust("tests", per_visit, "dx, level, med_type", "dx", "med_type"),
+        robust("tests", f"(SELECT level, med_type, v FROM {per_visit})", "level, med_type", "'*'", "med_type"),
+    ])

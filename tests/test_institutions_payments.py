@@ -182,7 +182,7 @@ def test_paid_over_a_year_is_shares_plus_clearing_minus_offsets(setls, advances,
     with Session(engine) as s, s.begin():
         s.add(Institution(fixmedins_code=code, fixmedins_name="x", level="1", admdvs="370102",
                           designated_from=date(2024, 1, 1), designated_to=date(2024, 12, 31)))
-        s.add(Person(psn_no="P1", certno=sample.certno(1), psn_name="x", brdy=date(1960, 1, 1), admdvs="370102"))
+        s.add(Person(psn_no="P1", certno=sample.certno(1), psn_name="付款测试人", brdy=date(1960, 1, 1), admdvs="370102"))
         s.flush()
         for a in advances:
             ap.grant_advance(s, RECHECKER, ctx(date(2024, a["month"], 15)), fixmedins_code=code, fund=a["fund"],

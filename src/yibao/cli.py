@@ -7,14 +7,12 @@ of unexpected errors (for developers only).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 try:  # Typer ≥ 0.26 ships its own copy of click; older Typer uses click itself
@@ -23,6 +21,7 @@ except ImportError:  # pragma: no cover
     import click.exceptions as usage  # type: ignore[no-redef]
 from rich.table import Table
 
+from yibao.console import err, fail, out, print_json
 from yibao.errors import Problem, YibaoError
 
 app = typer.Typer(
@@ -50,25 +49,6 @@ DOMAIN_COMMANDS: tuple[str, ...] = (
     "yibao.web.commands",
     "yibao.institutions.commands",
 )
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-
-def print_json(data) -> None:
-    """A command's ``--json`` answer on stdout: readable, Chinese kept as is."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-
-
-def fail(exc: YibaoError, as_json: bool = False) -> None:
-    if as_json:
-        err.print_json(json.dumps(exc.to_dict(), ensure_ascii=False))
-    else:
-        err.print(f"[bold red]{exc.title}[/]" + (f" ({escape(exc.source)})" if exc.source else "") + ":")
-        for p in exc.problems:
-            err.print(f"  [red]{p.code}[/] [bold]{escape(p.path)}[/]{': ' if p.path else ''}{escape(p.message)}")
-    raise typer.Exit(code=2)
-
 
 # --- policy -------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from yibao.store.models import Person
 from yibao import privacy
 from yibao.store import keys
 from yibao.synth.ids import certnos, fixed_ids
+from yibao.console import out
 
 CATS = ["tekun", "dibao", "dibao_edge", "fanpin", "monitor"]
 
@@ -60,7 +61,6 @@ def _seed(engine, persons: pa.Table) -> None:
 
 
 def run(rows: int, naive_rows: int, lookups: int, url: str | None = None) -> None:
-    from yibao.cli import out
 
     tmp = tempfile.TemporaryDirectory(prefix="yibao-bench-enrol-")
     target = url or f"sqlite:///{Path(tmp.name) / 'bench.db'}"

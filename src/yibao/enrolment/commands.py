@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from yibao.console import fail, out
 
 URL = typer.Option(None, "--url", help="数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db")
 
@@ -34,7 +35,6 @@ def _ctx(who):
 def _session(url: str | None, write: bool = True):
     from sqlalchemy.orm import Session
 
-    from yibao.cli import fail
     from yibao.errors import YibaoError
     from yibao.store.database import default_url, make_engine
 
@@ -142,7 +142,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                    pack: str = typer.Option("shandong-2024", help="政策包(其声明的人员类别)"),
                    url: Optional[str] = URL):
         """导入类别名单(民政/乡村振兴); 任一行有误则整份拒收并逐行报告 / import a category list."""
-        from yibao.cli import out
 
         who = _who()
         with _session(url) as s:
@@ -277,7 +276,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def cmd_certificate(psn_no: str = typer.Argument(...), on: str = typer.Option(date.today().isoformat(), "--on"),
                         output: Path = typer.Option(..., "--out", "-o", help="PDF 文件"), url: Optional[str] = URL):
         """参保证明 PDF / certificate of enrolment."""
-        from yibao.cli import out
         from yibao.enrolment.certificate import certificate_view, render_certificate
 
         with _session(url, write=False) as s:
@@ -297,7 +295,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
 
 def _fin(pack: str):
-    from yibao.cli import fail
     from yibao.errors import Problem
     from yibao.policy.loader import resolve_pack
     from yibao.service.errors import ServiceError
@@ -309,7 +306,6 @@ def _fin(pack: str):
 
 
 def _date(text: str) -> date:
-    from yibao.cli import fail
     from yibao.errors import Problem
     from yibao.service.errors import ServiceError
 

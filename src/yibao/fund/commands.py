@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from yibao.console import fail, out, print_json
 
 
 # Columns fund operation reads from each file (docs/fund.md).
@@ -113,7 +114,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """基金运行分析 (fund operation: income, expense, months of payout, warnings, projection)."""
         from rich.table import Table
 
-        from yibao.cli import fail, out
         from yibao.errors import YibaoError
         from yibao.fund.operation import LEVELS, SCHEMES
         from yibao.money import format_yuan
@@ -150,7 +150,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from rich.table import Table
         from sqlalchemy.orm import Session
 
-        from yibao.cli import out, print_json
         from yibao.fund.outflows import outflows
         from yibao.money import fen_to_yuan, format_yuan
         from yibao.store.database import default_url, make_engine

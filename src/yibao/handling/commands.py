@@ -22,6 +22,7 @@ from yibao.handling.catalogue import HandlingError, catalogue
 from yibao.handling.stats import handling_stats
 from yibao.service.auth import ROLES, Principal
 from yibao.service.transactions import Context
+from yibao.console import fail, out, print_json
 
 USER = typer.Option("cli", "--user", help="办理人(工作人员账号)")
 ROLE = typer.Option("clerk", "--role", help="角色: clerk 经办 / reviewer 审核 / rechecker 复核 / admin")
@@ -76,7 +77,6 @@ def _packs():
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    from yibao.cli import fail, out, print_json
 
     h = typer.Typer(help="经办: 服务事项、受理审核复核、一次性告知、时限、统计 (docs/handling.md)", no_args_is_help=True)
     app.add_typer(h, name="handling")

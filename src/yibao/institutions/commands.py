@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from yibao.console import fail, print_json
 
 URL = typer.Option(None, "--url", help="数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db")
 OPERATOR = typer.Option(None, "--operator", help="经办人(默认当前系统用户)")
@@ -36,7 +37,6 @@ def _ctx(who):
 def _session(url: str | None, write: bool = True):
     from sqlalchemy.orm import Session
 
-    from yibao.cli import fail
     from yibao.errors import YibaoError
     from yibao.store.database import default_url, make_engine
 
@@ -58,13 +58,11 @@ def _session(url: str | None, write: bool = True):
 def _show(data) -> None:
     import json
 
-    from yibao.cli import print_json
 
     print_json(json.loads(json.dumps(data, ensure_ascii=False, default=str)))
 
 
 def _date(text: str, name: str) -> date:
-    from yibao.cli import fail
     from yibao.errors import Problem
     from yibao.institutions.agreements import AgreementError
 
@@ -266,7 +264,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """DIP/DRG 年终清算: 按机构记入基本医保基金的最终调整, 冲抵未冲完的预付金 / year-end clearing."""
         import json
 
-        from yibao.cli import fail
         from yibao.errors import Problem
         from yibao.institutions import applications as ap
         from yibao.institutions.payments import PaymentError

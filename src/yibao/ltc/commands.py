@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from yibao.console import fail, out, print_json
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -23,7 +24,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="输出 JSON"),
     ) -> None:
         """失能评估: 各项得分 → 失能等级 (scores → disability level)."""
-        from yibao.cli import fail, out, print_json
         from yibao.errors import Problem, YibaoError
         from yibao.ltc.assess import LtcError, assess, check_assessor
 
@@ -54,7 +54,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         seed: int = typer.Option(7, "--seed"),
     ) -> None:
         """合成长护数据: 评估对象、护理机构、一年的护理记录 (synthetic LTC data)."""
-        from yibao.cli import fail, out
         from yibao.errors import YibaoError
 
         try:
@@ -72,7 +71,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         out_dir: Path = typer.Option(..., "--out", "-o", help="输出目录"),
     ) -> None:
         """按人按月结算护理费用并审核 (monthly care settlement and audit)."""
-        from yibao.cli import fail, out
         from yibao.errors import YibaoError
         from yibao.money import format_yuan
         from yibao.reports import outputs_table
@@ -97,7 +95,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """一个人一个月的护理结算单, 逐项说明 (one person-month, explained)."""
-        from yibao.cli import fail, out, print_json
         from yibao.errors import YibaoError
 
         try:
@@ -120,7 +117,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """长护险改革模拟: 同一批护理记录按两个政策包结算 (cost of an LTC reform)."""
         from rich.table import Table
 
-        from yibao.cli import fail, out, print_json
         from yibao.errors import YibaoError
         from yibao.money import format_yuan
 
@@ -155,7 +151,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         import duckdb
 
-        from yibao.cli import fail, out
         from yibao.errors import Problem, YibaoError
         from yibao.ltc.assess import LtcError, due_for_reassessment
         from yibao.ltc.batch import open_inputs

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from yibao.console import fail, out, print_json
 
 CASES_HELP = "病例文件(.parquet/.csv, 见 docs/payment.md); 或改用 --claims 与 --settled"
 CLAIMS_HELP = "理赔数据目录(yibao synth 或本地区导出)"
@@ -41,7 +42,6 @@ def _budget(text: Optional[str]) -> Optional[int]:
 
 
 def _build(kind: str, policy: str, cases, claims, settled, years, out_dir, table=None) -> None:
-    from yibao.cli import fail, out
     from yibao.errors import YibaoError
     from yibao.payment.catalog import parse_years
     from yibao.payment.run import build_catalog
@@ -62,7 +62,6 @@ def _build(kind: str, policy: str, cases, claims, settled, years, out_dir, table
 
 def _settle(kind: str, policy: str, catalog: Path, period: str, budget, cases, claims, settled, out_dir, as_json,
             table=None) -> None:
-    from yibao.cli import fail, out, print_json
     from yibao.errors import YibaoError
     from yibao.payment.run import settle_period
     from yibao.policy.loader import resolve_pack
@@ -163,7 +162,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @drg_app.command("table")
     def drg_table(path: Optional[Path] = typer.Argument(None, help="分组表 YAML; 不填为内置示例表")) -> None:
         """校验并列出 DRG 分组表 (check and list a grouping table)."""
-        from yibao.cli import fail, out
         from yibao.errors import YibaoError
         from yibao.payment.drg import load_table, shipped_table_path
 
@@ -183,7 +181,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         naive_sample: int = typer.Option(0, help="朴素 Python 对照的抽样病例数; 0 = 全部病例"),
     ) -> None:
         """DIP 建目录 + 结算: DuckDB SQL 对比朴素 Python (DIP build + settle throughput)."""
-        from yibao.cli import out
         from yibao.payment.bench import format_report, run
 
         out.print(format_report(run(cases, naive_sample)))

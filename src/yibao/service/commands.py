@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from yibao.console import fail, out
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -23,7 +24,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @db_app.command("upgrade")
     def db_upgrade(url: Optional[str] = typer.Option(None, help="数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db")):
         """创建或迁移结算库到最新版本(所有分支) / create or migrate the store (alembic upgrade heads)."""
-        from yibao.cli import out
         from yibao.store.database import default_url
         from yibao.store.migrate import current_heads, upgrade
 
@@ -52,7 +52,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         import uvicorn
 
-        from yibao.cli import fail
         from yibao.errors import YibaoError
         from yibao.service.auth import KeyRing
         from yibao.service.body import max_body_from_env
@@ -114,7 +113,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """把合成地区的参保人与定点机构装入结算库 / load a synthetic region's registry into the store."""
         from sqlalchemy.orm import Session
 
-        from yibao.cli import fail, out
         from yibao.errors import YibaoError
         from yibao.policy.loader import resolve_pack
         from yibao.service.registry import load_region
@@ -141,7 +139,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """签发 API 密钥: 文件中只存哈希, 密钥只显示这一次 / issue an API key (only its hash is stored)."""
         import os
 
-        from yibao.cli import fail, out
         from yibao.errors import YibaoError
         from yibao.service.auth import add_key
 
@@ -204,7 +201,6 @@ def _first_line(exc: Exception) -> str:
 
 
 def _fail(code: str, message: str) -> None:
-    from yibao.cli import fail
     from yibao.errors import Problem
     from yibao.service.errors import ServiceError
 

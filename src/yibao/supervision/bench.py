@@ -7,12 +7,12 @@ import tempfile
 import time
 
 import numpy as np
+from yibao.console import out
 
 
 def run_bench(lines: int, online_visits: int, seed: int) -> None:
     from rich.table import Table
 
-    from yibao.cli import out
     from yibao.policy.loader import resolve_pack
     from yibao.supervision import audit as A
     from yibao.supervision.inject import add_supervision_columns, inject_fraud, write_supervised

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from yibao.console import err, fail, out, print_json
 
 
 def _fail(exc):
-    from yibao.cli import fail
 
     fail(exc)
 
@@ -66,7 +66,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """列出规则库(编号、名称、类别、环节、严重程度、是否拦截); 给出编号时显示全文与参数 (list the rules)."""
         from rich.table import Table
 
-        from yibao.cli import out
         from yibao.errors import Problem, YibaoError
         from yibao.supervision.model import SEVERITIES, STAGES, SupervisionError
         from yibao.supervision.ruleset import load_ruleset
@@ -105,7 +104,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                                  help="批量审核学得的基线表 baselines.parquet(统计类规则用)"),
     ) -> None:
         """对一次就诊做预审核(联机路径), 输出提醒与拦截 (online pre-check of one visit)."""
-        from yibao.cli import print_json
         from yibao.errors import Problem, YibaoError
         from yibao.supervision.model import AuditInputError
         from yibao.supervision.online import Baselines, precheck
@@ -151,7 +149,6 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
 
     from rich.table import Table
 
-    from yibao.cli import err, out
     from yibao.errors import Problem, YibaoError
     from yibao.supervision import audit as A
     from yibao.supervision.model import AuditInputError
@@ -287,7 +284,6 @@ def _register_cases(case_app: typer.Typer) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from yibao.cli import out
         from yibao.errors import Problem, YibaoError
         from yibao.supervision.cases import check_hit_columns, import_hits
         from yibao.supervision.model import CaseError
@@ -313,7 +309,6 @@ def _register_cases(case_app: typer.Typer) -> None:
         """列出案件。"""
         from sqlalchemy import select
 
-        from yibao.cli import out
         from yibao.errors import YibaoError
         from yibao.supervision.cases import Case, check_status
 
@@ -335,7 +330,6 @@ def _register_cases(case_app: typer.Typer) -> None:
     @case_app.command("show")
     def case_show(case_id: int = typer.Argument(...), db: Optional[str] = DB) -> None:
         """案件详情与全部操作记录。"""
-        from yibao.cli import out
         from yibao.money import format_yuan
         from yibao.supervision.cases import STATUS_ZH, events, get
 
@@ -354,7 +348,6 @@ def _register_cases(case_app: typer.Typer) -> None:
     def case_assign(case_id: int = typer.Argument(...), to: str = typer.Option(..., "--to"), db: Optional[str] = DB,
                     actor: str = ACTOR) -> None:
         """分派承办人。"""
-        from yibao.cli import out
         from yibao.supervision.cases import assign
 
         out.print(act(db, lambda s: show_case(assign(s, case_id, to, actor))) or "")
@@ -363,7 +356,6 @@ def _register_cases(case_app: typer.Typer) -> None:
     def case_comment(case_id: int = typer.Argument(...), text: str = typer.Argument(...), db: Optional[str] = DB,
                      actor: str = ACTOR) -> None:
         """添加核查意见。"""
-        from yibao.cli import out
         from yibao.supervision.cases import comment
 
         out.print(act(db, lambda s: show_case(comment(s, case_id, text, actor))) or "")
@@ -372,7 +364,6 @@ def _register_cases(case_app: typer.Typer) -> None:
         def command(case_id: int = typer.Argument(...), note: str = typer.Option("", note_flag, help="说明"),
                     amount: Optional[str] = typer.Option(None, "--amount", help="追回金额(元)"),
                     db: Optional[str] = DB, actor: str = ACTOR) -> None:
-            from yibao.cli import out
             from yibao.errors import Problem
             from yibao.money import yuan_to_fen
             from yibao.supervision.cases import move
@@ -398,7 +389,6 @@ def _register_cases(case_app: typer.Typer) -> None:
         """机构信用评价与医保医师积分(由认定违规的案件计算)。"""
         from rich.table import Table
 
-        from yibao.cli import out
         from yibao.money import format_yuan
         from yibao.supervision.cases import credit_scores
 

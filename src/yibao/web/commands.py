@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from yibao.console import fail, out
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -23,7 +24,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """开通网页用户(密码只存 argon2 摘要) / add a web user."""
         from sqlalchemy.orm import Session
 
-        from yibao.cli import fail, out
         from yibao.errors import YibaoError
         from yibao.store.database import make_engine
         from yibao.web.users import add_user
@@ -45,7 +45,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                   visits: int = typer.Option(2000, help="已结算就诊数"),
                   repeat: int = typer.Option(30, help="每个页面请求次数")):
         """网页服务端用时(中位数、P95), 与同一结算的 JSON 接口对照 / server time per page."""
-        from yibao.cli import out
         from yibao.web.bench import run
 
         rows = run(persons, visits, repeat)

@@ -1,73 +1,10 @@
-"""Working days (工作日) from a holiday calendar kept as data: public holidays and 调休 weekends.
+"""Working days for handling deadlines: the one holiday calendar of :mod:`yibao.calendar`.
 
-A deadline of ``n`` working days from a date is the n-th working day after it (the start day
-itself is not counted, as 行政许可法 第八十二条 counts 期限 from the next day).
-
-A year the calendar does not list yet (next year's 国务院 notice not entered) is counted
-provisionally: Monday to Friday less the fixed-date statutory holidays (元旦 1/1, 劳动节 5/1–5/2,
-国庆节 10/1–10/3); lunar holidays and 调休 are unknown then, so a deadline in such a year is
-marked provisional (``provisional()``) rather than refused — the desk keeps working at year end.
+Kept as an import so handling code reads ``yibao.handling.calendar`` as before; the data is
+``yibao/calendar_data/holidays.yaml`` alone (one calendar for handling deadlines and for paying
+institutions within 30 working days).
 """
 
-from __future__ import annotations
+from yibao.calendar import FIXED_HOLIDAYS, Calendar, calendar, parse_calendar
 
-from dataclasses import dataclass
-from datetime import date, timedelta
-from functools import lru_cache
-from importlib import resources
-
-import yaml
-
-FIXED_HOLIDAYS = frozenset({(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)})  # 全国年节及纪念日放假办法, fixed dates
-
-
-@dataclass(frozen=True)
-class Calendar:
-    off: frozenset[date]
-    work: frozenset[date]
-    years: frozenset[int]
-
-    def is_working_day(self, day: date) -> bool:
-        if day.year not in self.years:
-            return day.weekday() < 5 and (day.month, day.day) not in FIXED_HOLIDAYS
-        if day in self.work:
-            return True
-        return day.weekday() < 5 and day not in self.off
-
-    def provisional(self, day: date) -> bool:
-        """True when ``day``'s year is not in the calendar (its working days are estimated)."""
-        return day.year not in self.years
-
-    def add_working_days(self, start: date, n: int) -> date:
-        day = start
-        left = n
-        while left > 0:
-            day += timedelta(days=1)
-            if self.is_working_day(day):
-                left -= 1
-        return day
-
-    def working_days_between(self, start: date, end: date) -> int:
-        """Working days in (start, end]; negative when end is before start."""
-        if end < start:
-            return -self.working_days_between(end, start)
-        return sum(1 for k in range(1, (end - start).days + 1) if self.is_working_day(start + timedelta(days=k)))
-
-
-def parse_calendar(data: dict) -> Calendar:
-    off: set[date] = set()
-    work: set[date] = set()
-    for year, spec in data.items():
-        for first, last in spec.get("holidays", []):
-            d = first
-            while d <= last:
-                off.add(d)
-                d += timedelta(days=1)
-        work.update(spec.get("workdays", []))
-    return Calendar(frozenset(off), frozenset(work), frozenset(int(y) for y in data))
-
-
-@lru_cache(maxsize=1)
-def calendar() -> Calendar:
-    text = resources.files("yibao.handling").joinpath("holidays.yaml").read_text(encoding="utf-8")
-    return parse_calendar(yaml.safe_load(text))
+__all__ = ["FIXED_HOLIDAYS", "Calendar", "calendar", "parse_calendar"]

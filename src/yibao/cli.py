@@ -177,6 +177,7 @@ def batch_settle_cmd(
     policy: str = typer.Option(..., "--policy", "-p", help="政策包文件或内置名称"),
     out_dir: Path = typer.Option(..., "--out", "-o", help="输出目录: setlinfo.parquet, setldetail.parquet"),
     engine: str = typer.Option("duckdb", "--engine", help="duckdb(默认, 本机) 或 spark(本地模式)"),
+    catalogue_db: Optional[str] = typer.Option(None, "--catalogue-db", help="目录库 URL: 按就诊日生效的目录版本分类(docs/institutions.md §4)"),
 ) -> None:
     """批量结算一个地区一年的就诊, 与单次结算逐分一致 (settle a whole claims directory)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -195,6 +196,8 @@ def batch_settle_cmd(
                       transient=True) as progress:
             task = progress.add_task("读取理赔数据 reading claims", total=None)
             run = open_claims(claims)
+            if engine == "spark" and catalogue_db:
+                raise BatchError(Problem("BAT012", "--catalogue-db", "按目录库分类目前只用于 duckdb 引擎"))
             if engine == "spark":
                 # validated on DuckDB first: nothing is settled if anything is wrong
                 register_pack(run, pack)
@@ -210,7 +213,12 @@ def batch_settle_cmd(
                 name = "settled_main"
             else:
                 progress.update(task, description=f"费用分类 classifying {run.items:,} lines")
-                classify(run, pack)
+                if catalogue_db:  # the catalogue in force on each visit's date, as the service reads it (#18)
+                    from yibao.institutions.batch_catalogue import classify_from_store
+
+                    pack = classify_from_store(run, pack, catalogue_db)
+                else:
+                    classify(run, pack)
                 progress.update(task, description=f"校验并结算 validating and settling {run.visits:,} visits")
                 name = settle(run, pack, "main")
             progress.update(task, description="写出结果 writing results")

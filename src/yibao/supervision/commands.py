@@ -49,6 +49,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="输出目录(默认 <claims>/audit)"),
         excel: bool = typer.Option(True, "--excel/--no-excel", help="同时写 audit.xlsx"),
         db: Optional[str] = typer.Option(None, "--db", help="案件库 URL: 给出时在汇总中加入信用评价"),
+        catalogue_db: Optional[str] = typer.Option(None, "--catalogue-db",
+                                                   help="目录库 URL: 加审就诊日生效目录的限定支付范围(docs/institutions.md §4)"),
     ) -> None:
         """批量审核理赔数据, 写出疑点(Parquet + Excel)与按规则/机构/医师的汇总。"""
         if ctx.invoked_subcommand is not None:
@@ -56,7 +58,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         if claims is None:
             typer.echo(ctx.get_help())
             raise typer.Exit(code=0)
-        _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db)
+        _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db, catalogue_db)
 
     @audit_app.command("rules")
     def audit_rules(
@@ -144,7 +146,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         run_bench(lines, online_visits, seed)
 
 
-def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db) -> None:
+def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db, catalogue_db=None) -> None:
     import time
 
     from rich.table import Table
@@ -163,6 +165,10 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
         started = time.perf_counter()
         run = A.open_claims(claims, s, u)
         A.run_rules(run, rs, skip_invalid)
+        if catalogue_db:  # 限定支付范围 of the catalogue in force on each visit's date (#18)
+            from yibao.institutions.batch_catalogue import add_limit_hits_from_store
+
+            add_limit_hits_from_store(run, catalogue_db)
         credit = _credit_tables(db) if db else None
         summary = A.summaries(run, credit)
         paths = A.write_outputs(run, out_dir or Path(claims) / "audit", summary, excel)

@@ -32,8 +32,10 @@ from yibao.service.transactions import Context, audit
 MAX_PROBLEMS = 1000
 
 
-def read_table(path: Path) -> pa.Table:
-    """The file's columns as text, headers mapped to fields (unknown columns dropped); INS300/INS301 otherwise."""
+def read_table(path: Path, header: dict[str, str] = HEADER, required: tuple[str, ...] = REQUIRED,
+               codes: tuple[str, str] = ("INS300", "INS301")) -> pa.Table:
+    """The file's columns as text, headers mapped to fields (unknown columns dropped); ``codes`` (unreadable,
+    missing a required column) otherwise. Also reads the price and 集采 files (:mod:`yibao.institutions.tariffs`)."""
     try:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
             from openpyxl import load_workbook
@@ -52,17 +54,17 @@ def read_table(path: Path) -> pa.Table:
             table = rel.arrow()
             table = table.read_all() if hasattr(table, "read_all") else table
     except (OSError, duckdb.Error, StopIteration, ValueError) as exc:
-        raise CatalogueError(Problem("INS300", path.name, f"无法读取目录文件: {exc.__class__.__name__}")) from None
+        raise CatalogueError(Problem(codes[0], path.name, f"无法读取文件: {exc.__class__.__name__}")) from None
     keep = {}
     for name in table.column_names:
-        field = HEADER.get(name.strip()) or HEADER.get(name.strip().lower())
+        field = header.get(name.strip()) or header.get(name.strip().lower())
         if field and field not in keep:
             keep[field] = table.column(name).cast(pa.string())
-    missing = [f for f in REQUIRED if f not in keep]
+    missing = [f for f in required if f not in keep]
     if missing:
-        raise CatalogueError(Problem("INS301", "header", f"缺少必需的列 {missing}; 可用表头见 docs/institutions.md §4"))
+        raise CatalogueError(Problem(codes[1], "header", f"缺少必需的列 {missing}; 可用表头见 docs/institutions.md"))
     n = table.num_rows
-    return pa.table({f: keep.get(f, pa.nulls(n, pa.string())) for f in HEADER.values()})
+    return pa.table({f: keep.get(f, pa.nulls(n, pa.string())) for f in dict.fromkeys(header.values())})
 
 
 CHECK_SQL = """

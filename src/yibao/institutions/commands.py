@@ -358,6 +358,48 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                  name=name, contract_volume=volume, selected_price=selected, reference_price=reference,
                                  period_from=_date(period_from, "--from"), period_to=_date(period_to, "--to")))
 
+    def _import(path: Path, kind: str, version: str, eff: str, operator: Optional[str], url: Optional[str]):
+        from yibao.institutions import tariffs
+
+        who = _who(operator, "clerk")
+        with _session(url) as s:
+            _show(tariffs.import_file(s, who, _ctx(who), path, kind=kind, version=version,
+                                      effective_from=_date(eff, "--from")))
+
+    @ins.command("price-import")
+    def cmd_price_import(path: Path = typer.Argument(..., help="医疗服务价格表 CSV/Excel(列见 docs/institutions.md §5)"),
+                         doc_no: str = typer.Option(..., "--doc", help="定价/调价文件号(即版本)"),
+                         eff: str = typer.Option(..., "--from", help="生效日期 YYYY-MM-DD"),
+                         operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """导入价格表: 每个项目一至三级价格, 全部通过才写入 / import a price table, all or nothing."""
+        _import(path, "price", doc_no, eff, operator, url)
+
+    @ins.command("vbp-import")
+    def cmd_vbp_import(path: Path = typer.Argument(..., help="集采中选产品清单 CSV/Excel(列见 docs/institutions.md §4)"),
+                       version: str = typer.Option(..., "--version", help="清单文件号或批次(即版本)"),
+                       eff: str = typer.Option(..., "--from", help="生效日期(行内未写执行期时为执行期起)"),
+                       operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
+        """导入集采中选产品与各机构约定采购量, 全部通过才写入 / import a 集采 list, all or nothing."""
+        _import(path, "vbp", version, eff, operator, url)
+
+    @ins.command("tariff-files")
+    def cmd_tariff_files(kind: Optional[str] = typer.Option(None, "--kind", help="price 价格表 / vbp 集采清单"),
+                         url: Optional[str] = URL):
+        """已导入的价格表与集采清单(版本) / imported price tables and 集采 lists."""
+        from yibao.institutions import tariffs
+
+        with _session(url, write=False) as s:
+            _show(tariffs.files(s, _who(None, "auditor"), kind))
+
+    @ins.command("vbp-usage")
+    def cmd_vbp_usage(year: int = typer.Option(..., "--year"), batch: Optional[str] = typer.Option(None, "--batch"),
+                      url: Optional[str] = URL):
+        """全部机构的集采执行进度(使用量 ÷ 约定量) / 集采 usage of every institution."""
+        from yibao.institutions import tariffs
+
+        with _session(url, write=False) as s:
+            _show(tariffs.vbp_usage(s, _who(None, "auditor"), year=year, batch=batch))
+
     @ins.command("vbp-progress")
     def cmd_vbp_progress(code: str = typer.Argument(...), year: int = typer.Option(..., "--year"), url: Optional[str] = URL):
         """集采执行进度与结余留用(分) / progress and retention."""

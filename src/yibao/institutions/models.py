@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yibao.store.base import Base
@@ -258,6 +258,7 @@ class InsVbpProduct(Base):
     period_to: Mapped[date] = mapped_column(Date)
     recorded_by: Mapped[str] = mapped_column(String(80))
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
+    file_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # the 集采 list it came from
 
 
 class InsDualChannel(Base):
@@ -291,7 +292,27 @@ class InsPriceEvent(Base):
     reason: Mapped[str] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(80))
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
+    file_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # the price table it came from
+
+
+class InsTariffFile(Base):
+    """An imported 医疗服务价格表 (kind ``price``) or 集采中选产品清单 (kind ``vbp``): a dated version (文件号 or 采购批次,
+    effective date), its file's hash and who imported it. Its rows are price events / selected products carrying
+    ``file_id``; a file is written whole or not at all."""
+
+    __tablename__ = "ins_tariff_files"
+    __table_args__ = (UniqueConstraint("kind", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # price | vbp
+    version: Mapped[str] = mapped_column(String(80))
+    effective_from: Mapped[date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    imported_by: Mapped[str] = mapped_column(String(80))
+    imported_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 CATALOGUE_TABLES = [InsCatalogueVersion.__table__, InsCatalogueEntry.__table__, InsVbpProduct.__table__,
-                    InsDualChannel.__table__, InsPriceEvent.__table__]
+                    InsDualChannel.__table__, InsPriceEvent.__table__, InsTariffFile.__table__]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from yibao.institutions import applications as ap
 from yibao.institutions import catalogue_store as cs
-from yibao.institutions import prices, procurement, store
+from yibao.institutions import prices, procurement, store, tariffs
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
 from yibao.service.rest import IdKey, json_response
@@ -282,6 +282,41 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         return read(lambda s: prices.monitor(s, who, begndate=begndate, enddate=enddate))
 
     # --- one institution ----------------------------------------------------------------------------
+
+    async def _import_file(who, request, key, kind: str, version: str, effective_from: date) -> Response:
+        body = await request.body()
+        c = ctx(who, key)
+
+        def run(s):
+            with tempfile.TemporaryDirectory(prefix="yibao-tariff-") as tmp:
+                path = FilePath(tmp) / f"{kind}.csv"
+                path.write_bytes(body)
+                return tariffs.import_file(s, who, c, path, kind=kind, version=version, effective_from=effective_from)
+
+        from anyio import to_thread
+
+        return await to_thread.run_sync(lambda: write(who, key, {"op": f"ins.{kind}.file", "version": version,
+                                                                 "from": str(effective_from), "sha": request_hash(body.hex())},
+                                                      run, 201))
+
+    @api.post("/prices/files", status_code=201, summary="导入价格表(请求体为 CSV 文本) / import a price table")
+    async def import_prices(who: Caller, request: Request, version: Annotated[str, Query(min_length=1, max_length=80)],
+                            effective_from: date, key: IdKey = None) -> Response:
+        return await _import_file(who, request, key, "price", version, effective_from)
+
+    @api.post("/vbp/files", status_code=201, summary="导入集采中选产品清单(CSV 文本) / import a 集采 list")
+    async def import_vbp(who: Caller, request: Request, version: Annotated[str, Query(min_length=1, max_length=80)],
+                         effective_from: date, key: IdKey = None) -> Response:
+        return await _import_file(who, request, key, "vbp", version, effective_from)
+
+    @api.get("/tariff-files", summary="已导入的价格表与集采清单 / imported price tables and 集采 lists")
+    def tariff_files(who: Caller, kind: Literal["price", "vbp"] | None = None) -> Response:
+        return read(lambda s: tariffs.files(s, who, kind))
+
+    @api.get("/vbp", summary="全部机构的集采执行进度 / 集采 usage of every institution")
+    def vbp_usage(who: Caller, year: Annotated[int, Query(ge=2000, le=2100)],
+                  batch: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+        return read(lambda s: tariffs.vbp_usage(s, who, year=year, batch=batch))
 
     @api.get("/{fixmedins_code}/agreements", summary="机构的协议与考核 / an institution's agreements")
     def agreements(who: Caller, fixmedins_code: Annotated[str, ID], on: date | None = None) -> Response:

@@ -226,6 +226,29 @@ def worklist(session: Session, who: Principal, today: date, *, month: str | None
             "due_soon": sum(1 for i in items if i["flag"] == "due_soon")}
 
 
+def payments(session: Session, who: Principal, *, year: int | None = None, fixmedins_code: str | None = None,
+             fund: str | None = None, limit: int = 1000) -> dict:
+    """拨付记录 for the payments page: the fund ledger's rows (applications paid, advances, 集采结余留用; insert-only,
+    what ``yibao fund outflows`` sums), newest first, amounts in yuan, with the total in fen. An institution sees
+    its own."""
+    if who.role == "institution":
+        fixmedins_code = fixmedins_code or who.fixmedins_code
+    who.require("institution.read", fixmedins_code)
+    if fund is not None and fund not in FUNDS:
+        raise PaymentError(Problem("INS221", "fund", f"基金须为 {'/'.join(FUNDS)}"))
+    q = select(InsFundLedger).order_by(InsFundLedger.posted_on.desc(), InsFundLedger.id.desc()).limit(limit)
+    if year is not None:
+        q = q.where(InsFundLedger.posted_on >= date(year, 1, 1), InsFundLedger.posted_on <= date(year, 12, 31))
+    for col, value in ((InsFundLedger.fixmedins_code, fixmedins_code), (InsFundLedger.fund, fund)):
+        if value is not None:
+            q = q.where(col == value)
+    rows = session.scalars(q).all()
+    return {"payments": [{"posted_on": str(r.posted_on), "fixmedins_code": r.fixmedins_code, "fund": r.fund,
+                          "fund_name": FUNDS[r.fund][0], "kind": r.kind, "amount": fen_to_yuan(r.amount_fen),
+                          "ref": r.ref, "actor": r.actor} for r in rows],
+            "total_fen": sum(r.amount_fen for r in rows)}
+
+
 # --- advances, clearing ----------------------------------------------------------------------------
 
 

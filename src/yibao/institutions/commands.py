@@ -191,13 +191,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @ins.command("assess")
     def cmd_assess(code: str = typer.Argument(..., help="定点机构编码"), year: int = typer.Option(..., "--year"),
+                   on: Optional[str] = typer.Option(None, "--on", help="考核日期: 监管认定与信用分取该日的状态(默认今天)"),
                    operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
-        """年度考核 / annual assessment from supervision findings and credit (rules: assessment.yaml)."""
+        """年度考核 / annual assessment from supervision findings and credit as of the assessment date."""
         from yibao.institutions import store
 
         who = _who(operator, "reviewer")
         with _session(url) as s:
-            _show(store.assess(s, who, _ctx(who), fixmedins_code=code, year=year))
+            _show(store.assess(s, who, _ctx(who), fixmedins_code=code, year=year, on=_date(on, "--on") if on else None))
 
     # --- 结算申请与拨付 ------------------------------------------------------------------------------
 

@@ -68,6 +68,7 @@ class EventIn(_In):
 
 class AssessIn(_In):
     year: int = Field(ge=2000, le=2100)
+    on: date | None = Field(None, description="考核日期: 监管认定与信用分按该日的状态(默认今天)")
 
 
 class MonthIn(_In):
@@ -326,7 +327,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
     def assess(who: Caller, fixmedins_code: Annotated[str, ID], body: AssessIn, key: IdKey = None) -> Response:
         c = ctx(who, key)
         return write(who, key, {"op": "ins.assess", "code": fixmedins_code, **body.model_dump(mode="json")},
-                     lambda s: store.assess(s, who, c, fixmedins_code=fixmedins_code, year=body.year), 201)
+                     lambda s: store.assess(s, who, c, fixmedins_code=fixmedins_code, year=body.year, on=body.on), 201)
 
     @api.get("/{fixmedins_code}/statement", summary="机构年度对账(分) / an institution's year")
     def statement(who: Caller, fixmedins_code: Annotated[str, ID], year: Annotated[int, Query(ge=2000, le=2100)]) -> Response:

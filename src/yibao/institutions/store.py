@@ -10,9 +10,9 @@ service's ``institutions`` row for level and designated period) and writes the a
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 
-from sqlalchemy import delete, extract, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from yibao.errors import Problem
@@ -27,7 +27,7 @@ from yibao.institutions.models import (InsAgreement, InsAgreementEvent, InsAsses
 from yibao.service.auth import Principal
 from yibao.service.transactions import Context, audit, new_id
 from yibao.store.models import Institution
-from yibao.supervision.cases import Case, credit_scores
+from yibao.supervision.cases import INSTITUTION_POINTS, Case, CaseEvent
 
 STATUS_ZH = {"applied": "已申请", "evaluated": "已评估", "refused": "不予定点", "signed": "已签约"}
 
@@ -286,36 +286,140 @@ def institution_agreements(session: Session, who: Principal, fixmedins_code: str
             "assessments": [_assessment_record(a) for a in assessments]}
 
 
+def designations(session: Session, who: Principal, *, status: str | None = None,
+                 fixmedins_code: str | None = None, limit: int = 500) -> list[dict]:
+    """定点申请 list (newest first) for the applications page: each as :func:`designation_record` (status, the
+    evaluation, the agreement it led to). ``status``: applied/evaluated/refused/signed; an institution sees its own."""
+    if who.role == "institution":
+        fixmedins_code = fixmedins_code or who.fixmedins_code
+    who.require("institution.read", fixmedins_code)
+    if status is not None and status not in STATUS_ZH:
+        raise AgreementError(Problem("INS011", "status", f"申请状态须为 {'/'.join(STATUS_ZH)} 之一"))
+    q = select(InsDesignation).order_by(InsDesignation.applied_on.desc(), InsDesignation.id.desc()).limit(limit)
+    if status is not None:
+        q = q.where(InsDesignation.status == status)
+    if fixmedins_code is not None:
+        q = q.where(InsDesignation.fixmedins_code == fixmedins_code)
+    return [designation_record(r) for r in session.scalars(q)]
+
+
+def agreements(session: Session, who: Principal, on: date, *, state: str | None = None,
+               fixmedins_code: str | None = None, limit: int = 500) -> list[dict]:
+    """定点协议 list for the agreements page: every agreement with its state and scope on ``on`` (有效, 暂停, 已解除,
+    未生效, 已到期) and its refusal intervals, as :func:`agreement_record`; ``state`` filters on the state that day.
+    An institution sees its own."""
+    if who.role == "institution":
+        fixmedins_code = fixmedins_code or who.fixmedins_code
+    who.require("institution.read", fixmedins_code)
+    q = select(InsAgreement.agreement_no).order_by(InsAgreement.fixmedins_code, InsAgreement.valid_from).limit(limit)
+    if fixmedins_code is not None:
+        q = q.where(InsAgreement.fixmedins_code == fixmedins_code)
+    out = [agreement_record(session, who, no, on) for no in session.scalars(q)]
+    return [a for a in out if state is None or a["state"] == state]
+
+
+def assessments(session: Session, who: Principal, *, year: int | None = None,
+                fixmedins_code: str | None = None) -> list[dict]:
+    """年度考核 results for the assessment page, in the order made: institution, year, score, grade, consequence,
+    the inputs (credit, the date they were taken ``as_of``, findings) and the rules' version."""
+    if who.role == "institution":
+        fixmedins_code = fixmedins_code or who.fixmedins_code
+    who.require("institution.read", fixmedins_code)
+    q = select(InsAssessment).order_by(InsAssessment.year, InsAssessment.fixmedins_code, InsAssessment.id)
+    if year is not None:
+        q = q.where(InsAssessment.year == year)
+    if fixmedins_code is not None:
+        q = q.where(InsAssessment.fixmedins_code == fixmedins_code)
+    return [{"fixmedins_code": a.fixmedins_code, **_assessment_record(a),
+             "consequence_name": A.CONSEQUENCES.get(a.consequence, a.consequence),
+             "assessed_at": a.assessed_at.isoformat(timespec="seconds")} for a in session.scalars(q)]
+
+
 # --- annual assessment -----------------------------------------------------------------------------
 
 
-def findings(session: Session, fixmedins_code: str, year: int) -> list[A.Finding]:
-    rows = session.execute(select(Case.id, Case.severity, Case.amount_fen, Case.recovered_fen).where(
-        Case.fixmedins_code == fixmedins_code, Case.status.in_(("confirmed", "recovered")),
-        extract("year", Case.created_at) == year).order_by(Case.id)).all()
-    return [A.Finding(r.id, r.severity, int(r.amount_fen), int(r.recovered_fen)) for r in rows]
+FOUND = ("confirmed", "recovered")  # 认定违规, 追回: a finding, and a credit deduction
 
 
-def assess(session: Session, who: Principal, ctx: Context, *, fixmedins_code: str, year: int) -> dict:
-    """年度考核 of one institution for a year, recorded with its inputs and the rules' version."""
+def cases_on(session: Session, fixmedins_code: str, on: date) -> list[dict]:
+    """The institution's supervision cases as they stood at the end of ``on``, from the dated case history
+    (``sv_case_events``): each case's status after its last status event dated on or before that day, and the
+    amount recovered by then. A case created later is left out; a case with no recorded events (entered
+    directly) counts with its present status if it was last changed by then, and as not yet concluded otherwise."""
+    end = datetime.combine(on, time.max)
+    cases = session.execute(select(Case.id, Case.severity, Case.amount_fen, Case.recovered_fen, Case.status,
+                                   Case.created_at, Case.updated_at).where(
+        Case.fixmedins_code == fixmedins_code, Case.created_at <= end).order_by(Case.id)).all()
+    if not cases:
+        return []
+    history: dict[int, list] = {}
+    for case_id, to, amount in session.execute(
+            select(CaseEvent.case_id, CaseEvent.to_status, CaseEvent.amount_fen).where(
+                CaseEvent.case_id.in_([c.id for c in cases]), CaseEvent.to_status.is_not(None), CaseEvent.at <= end)
+            .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)):
+        history.setdefault(case_id, []).append((to, amount))
+    out = []
+    for c in cases:
+        steps = history.get(c.id)
+        if steps:
+            status = steps[-1][0]
+            recovered = next((int(a or 0) for to, a in reversed(steps) if to == "recovered"), 0)
+        elif c.updated_at <= end:
+            status, recovered = c.status, int(c.recovered_fen)
+        else:
+            status, recovered = "suspect", 0
+        out.append({"case_id": c.id, "severity": c.severity, "amount_fen": int(c.amount_fen), "recovered_fen": recovered,
+                    "status": status, "created_at": c.created_at})
+    return out
+
+
+def credit_on(session: Session, fixmedins_code: str, on: date) -> int | None:
+    """The institution's credit score (信用评价) as it stood on ``on``: 100 less the supervision points
+    (:data:`yibao.supervision.cases.INSTITUTION_POINTS`) of each case found 认定违规/追回 by then — the rule of
+    ``yibao supervision case credit``, read from the dated history. None when no case was found by then."""
+    found = [c for c in cases_on(session, fixmedins_code, on) if c["status"] in FOUND]
+    if not found:
+        return None
+    return max(0, 100 - sum(INSTITUTION_POINTS.get(c["severity"], 2) for c in found))
+
+
+def findings(session: Session, fixmedins_code: str, year: int, on: date | None = None) -> list[A.Finding]:
+    """The year's findings: cases created in ``year`` and found 认定违规/追回 as of ``on`` (default: today)."""
+    rows = cases_on(session, fixmedins_code, on or date.today())
+    return [A.Finding(r["case_id"], r["severity"], r["amount_fen"], r["recovered_fen"]) for r in rows
+            if r["status"] in FOUND and r["created_at"].year == year]
+
+
+def assess(session: Session, who: Principal, ctx: Context, *, fixmedins_code: str, year: int,
+           on: date | None = None) -> dict:
+    """年度考核 of one institution for a year, recorded with its inputs and the rules' version.
+
+    The supervision inputs (the year's findings and the credit score) are taken as they stood on the
+    assessment date ``on`` (default: the day of the assessment, ``ctx.at``), from the dated case history, so an
+    assessment recomputed later for the same date gives the same score; the date is recorded in the inputs."""
     who.require("institution.evaluate")
     if not 2000 <= year <= 2100:
         raise AgreementError(Problem("INS040", "year", f"考核年度须为 2000–2100, 实际为 {year}"))
+    on = on or ctx.at.date()
+    if on.year < year:
+        raise AgreementError(Problem("INS043", "on", f"考核日期 {on} 早于考核年度 {year}"))
     if session.scalar(select(InsAgreement.agreement_no).where(InsAgreement.fixmedins_code == fixmedins_code)) is None:
         raise AgreementNotFound(Problem("INS041", "fixmedins_code", f"机构 {fixmedins_code} 没有定点协议, 无从考核"))
     r = A.rules()
-    found = findings(session, fixmedins_code, year)
-    credit = next((c["score"] for c in credit_scores(session)[0] if c["fixmedins_code"] == fixmedins_code), None)
+    found = findings(session, fixmedins_code, year, on)
+    credit = credit_on(session, fixmedins_code, on)
     result = A.assess(found, credit, r)
     row = InsAssessment(fixmedins_code=fixmedins_code, year=year, score=result.score, grade=result.grade,
-                        consequence=result.consequence, inputs={"credit": result.credit, **result.breakdown},
+                        consequence=result.consequence,
+                        inputs={"credit": result.credit, "as_of": str(on), **result.breakdown},
                         rules_version=r.version, assessed_by=who.name, assessed_at=ctx.at)
     session.add(row)
     session.flush()
     audit(session, who, ctx, "agreement.assess", "assessment", str(row.id),
-          {"fixmedins_code": fixmedins_code, "year": year, "score": str(result.score), "grade": result.grade})
-    return {"fixmedins_code": fixmedins_code, "year": year, "rules_version": r.version, **result.as_dict(),
-            "consequence_name": A.CONSEQUENCES[result.consequence]}
+          {"fixmedins_code": fixmedins_code, "year": year, "as_of": str(on), "score": str(result.score),
+           "grade": result.grade})
+    return {"fixmedins_code": fixmedins_code, "year": year, "as_of": str(on), "rules_version": r.version,
+            **result.as_dict(), "consequence_name": A.CONSEQUENCES[result.consequence]}
 
 
 def _assessment_record(a: InsAssessment) -> dict:

@@ -162,3 +162,10 @@ def test_price_import_command_reports_rows_and_exits_non_zero(store_url, tmp_pat
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, ["institutions", "tariff-files", "--url", store_url])
     assert r.exit_code == 0 and '"records": 5' in r.output
+
+
+def test_the_tariff_benchmark_stores_what_the_row_by_row_path_stores():
+    from yibao.institutions.bench_tariffs import run
+
+    r = run(n=120, alt_rows=30, institutions=7)
+    assert (r["vbp"]["records"], r["vbp"]["same_records"], r["price"]["same_records"]) == (120, True, True)

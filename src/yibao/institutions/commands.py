@@ -105,6 +105,21 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                    f"{r['row_by_row_rows']:,} 行 {r['row_by_row_s']} 秒 ({r['row_by_row_rows_per_s']:,} 行/秒); "
                    f"结果一致: {r['same_entries']}", err=True)
 
+    @bench_app.command("tariffs")
+    def bench_tariffs(rows: int = typer.Option(100_000, "--rows", help="集采清单行数与价格表项目数"),
+                      alt_rows: int = typer.Option(5_000, "--alt-rows", help="逐行对照的行数"),
+                      institutions: int = typer.Option(200, "--institutions", help="集采清单涉及的机构数")):
+        """价格表与集采清单导入: 整文件校验 + 批量写入 vs 逐行登记(每行一个 ORM 对象与审计记录) / tariff file import."""
+        from yibao.institutions.bench_tariffs import run as run_tariffs
+
+        r = run_tariffs(rows, alt_rows, institutions)
+        _show(r)
+        for kind, zh in (("vbp", "集采清单"), ("price", "价格表")):
+            x = r[kind]
+            typer.echo(f"{zh} {r['rows']:,} 行导入 {x['import_s']} 秒 ({x['import_rows_per_s']:,} 行/秒); 逐行 "
+                       f"{r['row_by_row_rows']:,} 行 {x['row_by_row_s']} 秒 ({x['row_by_row_rows_per_s']:,} 行/秒); "
+                       f"结果一致: {x['same_records']}", err=True)
+
     ins = typer.Typer(help="两定机构: 定点协议、考核、结算申请与拨付、目录与价格 (docs/institutions.md)",
                       no_args_is_help=True)
     app.add_typer(ins, name="institutions")

@@ -140,13 +140,21 @@ def test_a_code_gone_from_the_version_in_force_is_refused_in_batch_too(engine, s
     assert r.exit_code != 0 and "BAT007" in r.output and not (tmp_path / "out").exists()
 
 
-def test_batch_audit_flags_limits_of_the_version_in_force(engine, store_url, tmp_path):
-    """XB02 is 限女性患者 (gend=2) in both versions; a man's line is flagged, a woman's is not."""
+def test_batch_audit_flags_limits_and_prices_in_force(engine, store_url, tmp_path):
+    """XB02 is 限女性患者 (gend=2) in both versions; a man's line is flagged, a woman's is not. A service item charged
+    above the level-1 price in force on the visit's day is flagged with the excess online monitoring computes."""
+    from yibao.institutions import tariffs
+
     two_versions(engine, tmp_path)
+    prices = "项目编码,项目名称,计价单位,三级价格,二级价格,一级价格\n001102000010000,普通门诊诊察费,次,20.00,15.00,{}\n"
+    for version, day, price in (("P1", date(2024, 1, 1), "10.00"), ("P2", date(2024, 4, 1), "14.00")):
+        write(engine, lambda s: tariffs.import_file(s, CLERK, ctx(day), csv(tmp_path, f"{version}.csv", prices.format(price)),
+                                                    kind="price", version=version, effective_from=day))
+    exam = {**line("001102000010000", "12.00", "2"), "chrgitm_lv": "01"}
     claims = claims_dir(engine, tmp_path / "claims", [
         ("M1", "P000000002", date(2024, 2, 5), [line(DRUG_B, "25.00", "2")]),   # 男: hit, 50.00
-        ("M2", "P000000003", date(2024, 3, 6), [line(DRUG_B, "25.00", "2")]),   # 女: fine
-        ("M3", "P000000004", date(2024, 3, 7), [line(DRUG_A, "10.00", "1"), line(DRUG_B, "18.00", "1")])])  # 男: hit
+        ("M2", "P000000003", date(2024, 3, 6), [line(DRUG_B, "25.00", "2"), exam]),   # 女: fine; 12.00 > 10.00: 4.00
+        ("M3", "P000000004", date(2024, 4, 7), [line(DRUG_A, "10.00", "1"), line(DRUG_B, "18.00", "1"), exam])])  # 男: hit; 12.00 ≤ 14.00
     r = CliRunner().invoke(app, ["audit", "--claims", str(claims), "--rules", "SV-GEND-01", "--no-excel",
                                  "--out", str(tmp_path / "audit"), "--catalogue-db", store_url])
     assert r.exit_code == 0, r.output
@@ -154,8 +162,11 @@ def test_batch_audit_flags_limits_of_the_version_in_force(engine, store_url, tmp
     cat = sorted((h["mdtrt_id"], h["subject"], h["amount_yuan"]) for h in hits if h["rule_id"] == "SV-CAT-LIMIT")
     assert cat == [("M1", "M1-0", Decimal("50.00")), ("M3", "M3-1", Decimal("18.00"))]
     assert all("gend=2" in h["message"] for h in hits if h["rule_id"] == "SV-CAT-LIMIT")
+    price = [(h["mdtrt_id"], h["subject"], h["amount_yuan"]) for h in hits if h["rule_id"] == "SV-CAT-PRICE"]
+    assert price == [("M2", "M2-1", Decimal("4.00"))]  # (12.00 − 10.00) × 2
     by_rule = {row["rule_id"]: row for row in pq.read_table(tmp_path / "audit" / "by_rule.parquet").to_pylist()}
     assert (by_rule["SV-CAT-LIMIT"]["hits"], by_rule["SV-CAT-LIMIT"]["amount_yuan"]) == (2, Decimal("68.00"))
+    assert (by_rule["SV-CAT-PRICE"]["hits"], by_rule["SV-CAT-PRICE"]["family"]) == (1, "超标准收费")
 
 
 def test_an_unreadable_catalogue_store_is_a_coded_error(tmp_path):

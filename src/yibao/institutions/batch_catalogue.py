@@ -10,9 +10,10 @@ the batch read the very same per-code rules, and the test proves the amounts equ
 A line whose code is in no version in force on its visit's date and that carries no class of its own is refused
 per segment (BAT007, naming the dates), exactly as the service refuses it (SET021). Nothing is settled then.
 
-The 限定支付范围 audit does the same: each visit's lines are checked against the coded conditions of the version
-in force on its date with :func:`yibao.institutions.catalogue.conditions_met`, the function the service's
-``/catalogue/visits/{mdtrt_id}/limits`` uses.
+The batch audit does the same: each visit's lines are checked against the coded 限定支付范围 conditions of the
+version in force on its date with :func:`yibao.institutions.catalogue.conditions_met` (the function of the service's
+``/catalogue/visits/{mdtrt_id}/limits``), and against the service-item price in force for the institution level on
+that date with :func:`yibao.institutions.prices.excess_fen` (the function of online price monitoring).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import copy
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pyarrow as pa
 from sqlalchemy import distinct, select
@@ -174,45 +176,97 @@ WHERE {seg.where('v.begntime')} ORDER BY i.mdtrt_id, i.feedetl_sn""").fetchall()
             if not ok:
                 rows.append({"mdtrt_id": mdtrt_id, "feedetl_sn": sn, "fixmedins_code": inst, "med_list_codg": code,
                              "amount": int(amount), "failed": clause, "limit_text": text or ""})
-    schema = pa.schema([("mdtrt_id", pa.string()), ("feedetl_sn", pa.string()), ("fixmedins_code", pa.string()),
-                        ("med_list_codg", pa.string()), ("amount", pa.int64()), ("failed", pa.string()),
-                        ("limit_text", pa.string())])
-    return pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=_HIT_SCHEMA)
 
 
-def add_limit_hits(run, session: Session) -> int:
-    """Add the 限定支付范围 hits of :func:`limit_hits` to a batch audit run (``yibao audit --catalogue-db``):
-    one hit per line, rule ``SV-CAT-LIMIT``, in the run's ``hits`` table and rule list, so the summaries, the
-    Parquet/Excel outputs and ``yibao case import`` carry them like any rule's. Returns how many were added."""
+PRICE_RULE = ("SV-CAT-PRICE", "超医疗服务价格收费(价格表)")
+
+
+def price_hits(con, session: Session) -> pa.Table:
+    """Every fee line charged above the service-item price in force (``ins_price_events``: set by hand or imported
+    from a price table) for the visit's institution level on its start date; the excess is
+    :func:`yibao.institutions.prices.excess_fen`, as online price monitoring computes it. Same columns as
+    :func:`limit_hits` (``failed`` holds the price in force in fen)."""
+    from yibao.institutions.models import InsPriceEvent
+    from yibao.institutions.prices import excess_fen
+
+    e = InsPriceEvent.__table__
+    events = session.execute(select(e.c.med_list_codg, e.c.level, e.c.eff_date, e.c.price_fen, e.c.id)).all()
+    rows: list[dict] = []
+    if events:
+        con.register("cat_prices", pa.table({
+            "med_list_codg": [r[0] for r in events], "level": [r[1] for r in events],
+            "eff_date": pa.array([r[2] for r in events], pa.date32()), "price_fen": pa.array([r[3] for r in events], pa.int64()),
+            "id": pa.array([r[4] for r in events], pa.int64())}))
+        lines = con.sql("""
+WITH p AS (SELECT * FROM cat_prices QUALIFY row_number() OVER (PARTITION BY med_list_codg, level, eff_date ORDER BY id DESC) = 1),
+l AS (SELECT i.mdtrt_id, i.feedetl_sn, v.fixmedins_code, i.med_list_codg, CAST(i.pric * 100 AS BIGINT) AS pric_fen,
+             CAST(i.cnt AS VARCHAR) AS cnt, v.level, CAST(v.begntime AS DATE) AS day
+      FROM fee_items i JOIN visits v ON v.mdtrt_id = i.mdtrt_id WHERE i.pric IS NOT NULL)
+SELECT l.mdtrt_id, l.feedetl_sn, l.fixmedins_code, l.med_list_codg, l.pric_fen, l.cnt, p.price_fen
+FROM l ASOF JOIN p ON p.med_list_codg = l.med_list_codg AND p.level = l.level AND l.day >= p.eff_date
+WHERE l.pric_fen > p.price_fen ORDER BY l.mdtrt_id, l.feedetl_sn""").fetchall()
+        con.unregister("cat_prices")
+        for mdtrt_id, sn, inst, code, pric_fen, cnt, price_fen in lines:
+            rows.append({"mdtrt_id": mdtrt_id, "feedetl_sn": sn, "fixmedins_code": inst, "med_list_codg": code,
+                         "amount": excess_fen(int(pric_fen), int(price_fen), Decimal(cnt)),
+                         "failed": str(price_fen), "limit_text": ""})
+    return pa.Table.from_pylist(rows, schema=_HIT_SCHEMA)
+
+
+_HIT_SCHEMA = pa.schema([("mdtrt_id", pa.string()), ("feedetl_sn", pa.string()), ("fixmedins_code", pa.string()),
+                         ("med_list_codg", pa.string()), ("amount", pa.int64()), ("failed", pa.string()),
+                         ("limit_text", pa.string())])
+_RULES = {
+    LIMIT_RULE[0]: {"family": "限定支付范围", "rule_text": "目录(就诊开始日生效的版本)限定支付范围的限定条件代码, "
+                    "就诊不满足时该明细不得由基金支付", "params": "限定条件代码取自目录库",
+                    "detail": "h.med_list_codg || ' 不满足 ' || h.failed",
+                    "message": "': 明细 ' || h.feedetl_sn || ' 的 ' || h.med_list_codg || ' 不满足限定条件 ' || h.failed "
+                               "|| '(限定支付范围: ' || h.limit_text || ')'"},
+    PRICE_RULE[0]: {"family": "超标准收费", "rule_text": "明细单价高于就诊开始日、机构等级生效的医疗服务价格, "
+                    "超收 = (单价 − 价格) × 数量", "params": "价格取自目录库的价格事件(价格表导入或定价/调价)",
+                    "detail": "h.med_list_codg || ' 单价高于价格 ' || h.failed || ' 分'",
+                    "message": "': 明细 ' || h.feedetl_sn || ' 的 ' || h.med_list_codg || ' 单价高于生效价格 ' "
+                               "|| h.failed || ' 分'"},
+}
+
+
+def _add_hits(run, rule: tuple[str, str], found: pa.Table) -> int:
     con = run.con
-    found = limit_hits(con, session)
-    rule_id, name = LIMIT_RULE
+    rule_id, name = rule
+    spec = _RULES[rule_id]
     meta = con.sql("SELECT * FROM rule_meta").to_arrow_table()
     if rule_id not in meta.column("rule_id").to_pylist():
-        row = {"rule_id": rule_id, "rule_name": name, "family": "限定支付范围", "severity": "medium", "blocking": False,
-               "rule_text": "目录(就诊开始日生效的版本)限定支付范围的限定条件代码, 就诊不满足时该明细不得由基金支付",
-               "params": "限定条件代码取自目录库", "scope": "line"}
+        row = {"rule_id": rule_id, "rule_name": name, "family": spec["family"], "severity": "medium", "blocking": False,
+               "rule_text": spec["rule_text"], "params": spec["params"], "scope": "line"}
         meta = pa.concat_tables([meta, pa.Table.from_pylist([{c: row.get(c) for c in meta.column_names}],
                                                             schema=meta.schema)])
         con.register("rule_meta", meta)
-    con.register("cat_limit_hits", found)
+    con.register("cat_hits", found)
     since = f"AND x.setl_time >= TIMESTAMP '{run.since}'" if getattr(run, "since", None) else ""
     con.sql(f"""INSERT INTO hits BY NAME
-SELECT {q(rule_id)} AS rule_id, {q(name)} AS rule_name, '限定支付范围' AS family, 'medium' AS severity, FALSE AS blocking,
-       h.feedetl_sn AS subject, h.mdtrt_id, x.psn_no, h.fixmedins_code, x.atddr_no, x.setl_time, h.amount,
-       [h.feedetl_sn] AS feedetl_sns, h.med_list_codg || ' 不满足 ' || h.failed AS detail,
-       {q(name)} || ': 明细 ' || h.feedetl_sn || ' 的 ' || h.med_list_codg || ' 不满足限定条件 ' || h.failed
-         || '(限定支付范围: ' || h.limit_text || ')' AS message
-FROM cat_limit_hits h LEFT JOIN vx x ON x.mdtrt_id = h.mdtrt_id WHERE TRUE {since}""")
-    con.unregister("cat_limit_hits")
+SELECT {q(rule_id)} AS rule_id, {q(name)} AS rule_name, {q(spec['family'])} AS family, 'medium' AS severity,
+       FALSE AS blocking, h.feedetl_sn AS subject, h.mdtrt_id, x.psn_no, h.fixmedins_code, x.atddr_no, x.setl_time,
+       h.amount, [h.feedetl_sn] AS feedetl_sns, {spec['detail']} AS detail, {q(name)} || {spec['message']} AS message
+FROM cat_hits h LEFT JOIN vx x ON x.mdtrt_id = h.mdtrt_id WHERE h.amount > 0 {since}""")
+    con.unregister("cat_hits")
     return con.sql(f"SELECT COUNT(*) FROM hits WHERE rule_id = {q(rule_id)}").fetchone()[0]
 
 
-def add_limit_hits_from_store(run, url: str) -> int:
-    """:func:`add_limit_hits` reading the catalogue store at ``url`` (the ``--catalogue-db`` option)."""
+def add_catalogue_hits(run, session: Session) -> dict[str, int]:
+    """Add to a batch audit run (``yibao audit --catalogue-db``) the hits of :func:`limit_hits` (rule
+    ``SV-CAT-LIMIT``) and :func:`price_hits` (rule ``SV-CAT-PRICE``), one per line, in the run's ``hits`` table and
+    rule list, so the summaries, the Parquet/Excel outputs and ``yibao case import`` carry them like any rule's.
+    Returns how many of each were added."""
+    return {LIMIT_RULE[0]: _add_hits(run, LIMIT_RULE, limit_hits(run.con, session)),
+            PRICE_RULE[0]: _add_hits(run, PRICE_RULE, price_hits(run.con, session))}
+
+
+def add_catalogue_hits_from_store(run, url: str) -> dict[str, int]:
+    """:func:`add_catalogue_hits` reading the catalogue store at ``url`` (the ``--catalogue-db`` option)."""
     engine = open_catalogue(url)
     try:
         with Session(engine) as session:
-            return add_limit_hits(run, session)
+            return add_catalogue_hits(run, session)
     finally:
         engine.dispose()

@@ -66,6 +66,16 @@ def set_price(session: Session, who: Principal, ctx: Context, *, med_list_codg: 
             "before": None if before is None else fen_to_yuan(before), "eff_date": str(eff_date), "doc_no": row.doc_no}
 
 
+def excess_fen(charged_fen: int, price_fen: int, cnt: Decimal) -> int:
+    """超标准收费 of one fee line: (charged unit price − price in force) × count, half-up to the fen; 0 when the
+    charge is within the price. The one definition for online price monitoring and the batch audit.
+
+    >>> excess_fen(1200, 1000, Decimal("2")), excess_fen(1001, 1000, Decimal("0.5")), excess_fen(900, 1000, Decimal(3))
+    (400, 1, 0)
+    """
+    return round_half_up((charged_fen - price_fen) * Decimal(cnt)) if charged_fen > price_fen else 0
+
+
 def price_on(session: Session, med_list_codg: str, level: str, on: date) -> int | None:
     return session.scalar(select(InsPriceEvent.price_fen).where(
         InsPriceEvent.med_list_codg == med_list_codg, InsPriceEvent.level == level, InsPriceEvent.eff_date <= on)
@@ -121,7 +131,7 @@ def monitor(session: Session, who: Principal, *, begndate: date, enddate: date) 
     monthly: dict[tuple[str, str, str], list[Decimal]] = {}
     for r in lines:
         if r.price_fen is not None and r.pric_fen > r.price_fen:
-            excess = round_half_up((r.pric_fen - r.price_fen) * Decimal(r.cnt))
+            excess = excess_fen(r.pric_fen, r.price_fen, Decimal(r.cnt))
             over.append({"fixmedins_code": r.fixmedins_code, "level": r.level, "mdtrt_id": r.mdtrt_id,
                          "feedetl_sn": r.feedetl_sn, "med_list_codg": r.med_list_codg, "charged_fen": r.pric_fen,
                          "price_fen": r.price_fen, "cnt": str(r.cnt), "excess_fen": excess,

@@ -50,7 +50,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         excel: bool = typer.Option(True, "--excel/--no-excel", help="同时写 audit.xlsx"),
         db: Optional[str] = typer.Option(None, "--db", help="案件库 URL: 给出时在汇总中加入信用评价"),
         catalogue_db: Optional[str] = typer.Option(None, "--catalogue-db",
-                                                   help="目录库 URL: 加审就诊日生效目录的限定支付范围(docs/institutions.md §4)"),
+                                                   help="目录库 URL: 加审就诊日生效的限定支付范围与医疗服务价格(docs/institutions.md §4)"),
     ) -> None:
         """批量审核理赔数据, 写出疑点(Parquet + Excel)与按规则/机构/医师的汇总。"""
         if ctx.invoked_subcommand is not None:
@@ -165,10 +165,10 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
         started = time.perf_counter()
         run = A.open_claims(claims, s, u)
         A.run_rules(run, rs, skip_invalid)
-        if catalogue_db:  # 限定支付范围 of the catalogue in force on each visit's date (#18)
-            from yibao.institutions.batch_catalogue import add_limit_hits_from_store
+        if catalogue_db:  # 限定支付范围 and prices in force on each visit's date, from the catalogue store (#18)
+            from yibao.institutions.batch_catalogue import add_catalogue_hits_from_store
 
-            add_limit_hits_from_store(run, catalogue_db)
+            add_catalogue_hits_from_store(run, catalogue_db)
         credit = _credit_tables(db) if db else None
         summary = A.summaries(run, credit)
         paths = A.write_outputs(run, out_dir or Path(claims) / "audit", summary, excel)

@@ -169,3 +169,18 @@ def test_the_tariff_benchmark_stores_what_the_row_by_row_path_stores():
 
     r = run(n=120, alt_rows=30, institutions=7)
     assert (r["vbp"]["records"], r["vbp"]["same_records"], r["price"]["same_records"]) == (120, True, True)
+
+
+def test_a_price_table_in_excel_imports_alike(engine, tmp_path):
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    for row in [r.split(",") for r in PRICES_2024.strip().splitlines()]:
+        ws.append([float(v) if v.replace(".", "").isdigit() and "." in v else v for v in row])
+    path = tmp_path / "价格表.xlsx"
+    wb.save(path)
+    out = write(engine, lambda s: tariffs.import_file(s, CLERK, ctx(date(2023, 12, 20)), path, kind="price",
+                                                      version="X", effective_from=date(2024, 1, 1)))
+    with Session(engine) as s:
+        assert out["records"] == 5 and prices.price_on(s, ITEM2, "1", date(2024, 1, 1)) == 650

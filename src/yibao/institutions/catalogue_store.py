@@ -32,7 +32,7 @@ from yibao.service.transactions import Context, audit
 MAX_PROBLEMS = 1000
 
 
-def read_table(path: Path, header: dict[str, str] = HEADER, required: tuple[str, ...] = REQUIRED,
+def read_table(path: Path, columns: dict[str, str] = HEADER, required: tuple[str, ...] = REQUIRED,
                codes: tuple[str, str] = ("INS300", "INS301")) -> pa.Table:
     """The file's columns as text, headers mapped to fields (unknown columns dropped); ``codes`` (unreadable,
     missing a required column) otherwise. Also reads the price and 集采 files (:mod:`yibao.institutions.tariffs`)."""
@@ -57,14 +57,14 @@ def read_table(path: Path, header: dict[str, str] = HEADER, required: tuple[str,
         raise CatalogueError(Problem(codes[0], path.name, f"无法读取文件: {exc.__class__.__name__}")) from None
     keep = {}
     for name in table.column_names:
-        field = header.get(name.strip()) or header.get(name.strip().lower())
+        field = columns.get(name.strip()) or columns.get(name.strip().lower())
         if field and field not in keep:
             keep[field] = table.column(name).cast(pa.string())
     missing = [f for f in required if f not in keep]
     if missing:
         raise CatalogueError(Problem(codes[1], "header", f"缺少必需的列 {missing}; 可用表头见 docs/institutions.md"))
     n = table.num_rows
-    return pa.table({f: keep.get(f, pa.nulls(n, pa.string())) for f in dict.fromkeys(header.values())})
+    return pa.table({f: keep.get(f, pa.nulls(n, pa.string())) for f in dict.fromkeys(columns.values())})
 
 
 CHECK_SQL = """

@@ -173,3 +173,16 @@ def test_an_unreadable_catalogue_store_is_a_coded_error(tmp_path):
     with pytest.raises(cs.CatalogueError) as bad:
         bc.open_catalogue(f"sqlite:///{tmp_path / 'none' / 'x.db'}")
     assert bad.value.problems[0].code == "INS330"
+
+
+def test_fee_items_held_as_a_table_are_put_back_as_they_were(engine, tmp_path):
+    two_versions(engine, tmp_path)
+    claims = claims_dir(engine, tmp_path / "claims", [("M1", "P000000003", date(2024, 2, 5), [line(DRUG_A, "10.00", "3")])])
+    run = open_claims(claims)
+    run.con.sql("CREATE TABLE fee_items_t AS SELECT * FROM fee_items")
+    run.con.sql("DROP VIEW fee_items")
+    run.con.sql("ALTER TABLE fee_items_t RENAME TO fee_items")
+    with Session(engine) as s:
+        bc.classify_in_force(run, PACKS.pick("370102", date(2024, 1, 1)), s)
+    assert run.con.sql("SELECT pre FROM classified").fetchone() == (300,)  # 乙类 10% of 30.00, in fen
+    assert run.con.sql("SELECT table_name FROM duckdb_tables() WHERE table_name = 'fee_items'").fetchone() == ("fee_items",)

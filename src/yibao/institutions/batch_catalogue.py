@@ -99,7 +99,10 @@ def classify_in_force(run: BatchRun, pack: CompiledPack, session: Session) -> Co
     t = time.perf_counter()
     span = _visit_dates(con)
     segs = segments(session, *span) if span else [Segment(None, None, ())]
-    con.sql("ALTER VIEW fee_items RENAME TO fee_items__all")
+    # the run's fee_items (a view over the files, or a table) is set aside and each segment's lines put in its
+    # place, so the batch's own checks and classification run on them unchanged
+    kind = "VIEW" if con.sql("SELECT 1 FROM duckdb_views() WHERE view_name = 'fee_items'").fetchone() else "TABLE"
+    con.sql(f"ALTER {kind} fee_items RENAME TO fee_items__all")
     problems: list[Problem] = []
     union = copy.copy(pack)
     union.catalog = dict(pack.catalog)
@@ -121,7 +124,7 @@ def classify_in_force(run: BatchRun, pack: CompiledPack, session: Session) -> Co
             union.catalog.update(seg_pack.catalog)
     finally:
         con.sql("DROP VIEW IF EXISTS fee_items")
-        con.sql("ALTER VIEW fee_items__all RENAME TO fee_items")
+        con.sql(f"ALTER {kind} fee_items__all RENAME TO fee_items")
     if problems:
         con.sql("DROP TABLE IF EXISTS classified")
         raise BatchError(problems)

@@ -184,3 +184,21 @@ def test_a_price_table_in_excel_imports_alike(engine, tmp_path):
                                                       version="X", effective_from=date(2024, 1, 1)))
     with Session(engine) as s:
         assert out["records"] == 5 and prices.price_on(s, ITEM2, "1", date(2024, 1, 1)) == 650
+
+
+def test_the_lists_through_the_api(api):  # noqa: F811
+    call, _ = api
+    r = call("his1", "POST", "/institutions/designations", json={
+        "fixmedins_code": sample.HOSPITAL, "fixmedins_name": "示例社区卫生服务中心", "kind": "hospital",
+        "admdvs": "370102", "scope": {"levels": ["1"], "services": ["11"]}})
+    assert r.status_code == 201, r.text
+    mine = call("his1", "GET", "/institutions/designations").json()
+    assert [(d["fixmedins_code"], d["status"]) for d in mine] == [(sample.HOSPITAL, "applied")]
+    assert call("his2", "GET", "/institutions/designations").json() == []
+    assert call("his2", "GET", "/institutions/designations", params={"fixmedins_code": sample.HOSPITAL}).status_code == 403
+    assert call("auditor", "GET", "/institutions/agreements", params={"on": "2024-05-01"}).json() == []
+    assert call("auditor", "GET", "/institutions/assessments", params={"year": 2024}).json() == []
+    assert call("auditor", "GET", "/institutions/payments/ledger", params={"year": 2024}).json() == {
+        "payments": [], "total_fen": 0}
+    bad = call("auditor", "GET", "/institutions/payments/ledger", params={"fund": "x"})
+    assert bad.status_code == 422 and bad.json()["problems"][0]["code"] == "INS221"

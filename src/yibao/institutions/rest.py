@@ -148,6 +148,24 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         return write(who, key, {"op": "ins.apply", **body.model_dump(mode="json")},
                      lambda s: store.apply_designation(s, who, c, **data), 201)
 
+    @api.get("/designations", summary="定点申请清单 / applications")
+    def designations(who: Caller, status: Annotated[str | None, Query(max_length=10)] = None,
+                     fixmedins_code: Annotated[str | None, Query(max_length=40)] = None,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> Response:
+        return read(lambda s: store.designations(s, who, status=status, fixmedins_code=fixmedins_code, limit=limit))
+
+    @api.get("/agreements", summary="协议清单及某日状态 / agreements on a date")
+    def agreements(who: Caller, on: date | None = None, state: Annotated[str | None, Query(max_length=12)] = None,
+                   fixmedins_code: Annotated[str | None, Query(max_length=40)] = None,
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> Response:
+        return read(lambda s: store.agreements(s, who, on or date.today(), state=state, fixmedins_code=fixmedins_code,
+                                               limit=limit))
+
+    @api.get("/assessments", summary="年度考核结果 / assessment results")
+    def assessments(who: Caller, year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+                    fixmedins_code: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+        return read(lambda s: store.assessments(s, who, year=year, fixmedins_code=fixmedins_code))
+
     @api.get("/designations/{application_no}", summary="定点申请 / an application")
     def designation(who: Caller, application_no: Annotated[str, ID]) -> Response:
         return read(lambda s: store.designation(s, who, application_no))
@@ -193,6 +211,13 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
                      limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> Response:
         return read(lambda s: ap.worklist(s, who, date.today(), month=month, fixmedins_code=fixmedins_code,
                                           status=status, warnings_only=warnings, limit=limit))
+
+    @api.get("/payments/ledger", summary="拨付台账 / payments posted to the fund ledger")
+    def ledger(who: Caller, year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+               fixmedins_code: Annotated[str | None, Query(max_length=40)] = None,
+               fund: Annotated[str | None, Query(max_length=12)] = None,
+               limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> Response:
+        return read(lambda s: ap.payments(s, who, year=year, fixmedins_code=fixmedins_code, fund=fund, limit=limit))
 
     @api.get("/payments/applications/{app_no}", summary="一份结算申请 / an application")
     def application(who: Caller, app_no: Annotated[str, ID]) -> Response:

@@ -98,6 +98,10 @@ def classify_in_force(run: BatchRun, pack: CompiledPack, session: Session) -> Co
     con = run.con
     t = time.perf_counter()
     span = _visit_dates(con)
+    undated = con.sql("SELECT COUNT(*), list(mdtrt_id ORDER BY mdtrt_id)[1:5] FROM visits WHERE begntime IS NULL").fetchone()
+    if undated[0]:
+        raise BatchError(Problem("INS331", "visits.begntime", f"就诊开始时间缺失, 无法确定就诊日生效的目录版本: "
+                                                             f"{undated[0]:,} 次就诊, 如 {'、'.join(undated[1])}"))
     segs = segments(session, *span) if span else [Segment(None, None, ())]
     # the run's fee_items (a view over the files, or a table) is set aside and each segment's lines put in its
     # place, so the batch's own checks and classification run on them unchanged
@@ -131,7 +135,6 @@ def classify_in_force(run: BatchRun, pack: CompiledPack, session: Session) -> Co
     union.catalogue_versions = tuple(sorted({v for s in segs for v in s.versions}))
     register_pack(run, union)
     run.timings["classify"] = time.perf_counter() - t
-    run.timings["catalogue_segments"] = len(segs)
     return union
 
 

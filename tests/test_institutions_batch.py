@@ -186,3 +186,14 @@ def test_fee_items_held_as_a_table_are_put_back_as_they_were(engine, tmp_path):
         bc.classify_in_force(run, PACKS.pick("370102", date(2024, 1, 1)), s)
     assert run.con.sql("SELECT pre FROM classified").fetchone() == (300,)  # 乙类 10% of 30.00, in fen
     assert run.con.sql("SELECT table_name FROM duckdb_tables() WHERE table_name = 'fee_items'").fetchone() == ("fee_items",)
+
+
+def test_a_visit_without_a_start_time_is_refused(engine, tmp_path):
+    claims = claims_dir(engine, tmp_path / "claims", [("M1", "P000000003", date(2024, 2, 5), [line(DRUG_A, "10.00", "3")])])
+    run = open_claims(claims)
+    run.con.sql("CREATE TABLE v2 AS SELECT * REPLACE (CAST(NULL AS TIMESTAMP) AS begntime) FROM visits")
+    run.con.sql("DROP VIEW visits")
+    run.con.sql("ALTER TABLE v2 RENAME TO visits")
+    with Session(engine) as s, pytest.raises(BatchError) as refused:
+        bc.classify_in_force(run, PACKS.pick("370102", date(2024, 1, 1)), s)
+    assert [(p.code, p.path) for p in refused.value.problems] == [("INS331", "visits.begntime")]

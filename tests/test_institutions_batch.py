@@ -151,6 +151,10 @@ def test_batch_audit_flags_limits_and_prices_in_force(engine, store_url, tmp_pat
         write(engine, lambda s: tariffs.import_file(s, CLERK, ctx(day), csv(tmp_path, f"{version}.csv", prices.format(price)),
                                                     kind="price", version=version, effective_from=day))
     exam = {**line("001102000010000", "12.00", "2"), "chrgitm_lv": "01"}
+    vbp = "采购批次,医保药品代码,药品通用名,医疗机构编码,约定采购量,中选价格,集采前参考价\n" \
+          f"第九批,{DRUG_A},示例降压片,{sample.HOSPITAL},100,9.50,20.00\n"
+    write(engine, lambda s: tariffs.import_file(s, CLERK, ctx(date(2024, 1, 1)), csv(tmp_path, "vbp.csv", vbp),
+                                                kind="vbp", version="第九批", effective_from=date(2024, 3, 1)))
     claims = claims_dir(engine, tmp_path / "claims", [
         ("M1", "P000000002", date(2024, 2, 5), [line(DRUG_B, "25.00", "2")]),   # 男: hit, 50.00
         ("M2", "P000000003", date(2024, 3, 6), [line(DRUG_B, "25.00", "2"), exam]),   # 女: fine; 12.00 > 10.00: 4.00
@@ -167,6 +171,9 @@ def test_batch_audit_flags_limits_and_prices_in_force(engine, store_url, tmp_pat
     by_rule = {row["rule_id"]: row for row in pq.read_table(tmp_path / "audit" / "by_rule.parquet").to_pylist()}
     assert (by_rule["SV-CAT-LIMIT"]["hits"], by_rule["SV-CAT-LIMIT"]["amount_yuan"]) == (2, Decimal("68.00"))
     assert (by_rule["SV-CAT-PRICE"]["hits"], by_rule["SV-CAT-PRICE"]["family"]) == (1, "超标准收费")
+    # DRUG_A at 10.00 above the 中选价 9.50 from 3/1: only M3 (4/7) is in the product's period → 0.50
+    vbp_hits = [(h["mdtrt_id"], h["subject"], h["amount_yuan"]) for h in hits if h["rule_id"] == "SV-CAT-VBP"]
+    assert vbp_hits == [("M3", "M3-0", Decimal("0.50"))]
 
 
 def test_an_unreadable_catalogue_store_is_a_coded_error(tmp_path):

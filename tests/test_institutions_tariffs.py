@@ -112,6 +112,15 @@ def test_a_vbp_list_feeds_progress_and_retention(engine, tmp_path):
     assert (x["used_volume"], x["completion"], x["savings_fen"], x["retained_fen"]) == ("60.0000", "1.2000", 16500, 8250)
     assert usage["products"] == [{"batch": "国家第九批", "med_list_codg": DRUG, "contract_volume": "250.0000",
                                   "used_volume": "60.0000", "completion": "0.2400", "retained": Decimal("82.50")}]
+    # charged above the 中选价 at either institution holding the product: (1.80 − 1.50) × 10 = 3.00 each in 价格监测
+    settle(engine, date(2024, 5, 6), [{**line(DRUG, "1.80", "10"), "chrgitm_lv": "01"}], psn_no="P000000004")
+    settle(engine, date(2024, 5, 7), [{**line(DRUG, "1.80", "10"), "chrgitm_lv": "01"}], psn_no="P000000004",
+           code=sample.OTHER_HOSPITAL)
+    with Session(engine) as s:
+        m = prices.monitor(s, CLERK, begndate=date(2024, 1, 1), enddate=date(2024, 12, 31))
+    assert [(o["fixmedins_code"], o["date"], o["excess_fen"]) for o in m["over_vbp_price"]] == [
+        (sample.HOSPITAL, "2024-05-06", 300), (sample.OTHER_HOSPITAL, "2024-05-07", 300)]
+    assert m["over_vbp_price_fen"] == 600
 
 
 def test_a_bad_vbp_list_writes_nothing(engine, tmp_path):

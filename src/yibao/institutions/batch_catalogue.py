@@ -220,6 +220,43 @@ WHERE l.pric_fen > p.price_fen ORDER BY l.mdtrt_id, l.feedetl_sn""").fetchall()
     return pa.Table.from_pylist(rows, schema=_HIT_SCHEMA)
 
 
+VBP_RULE = ("SV-CAT-VBP", "集采中选产品超中选价收费")
+
+
+def vbp_price_hits(con, session: Session) -> pa.Table:
+    """Every fee line of a 集采 selected product (``ins_vbp_products``) at its institution, on a visit begun within the
+    product's period, charged above the 中选价; the excess is :func:`yibao.institutions.prices.excess_fen`, as
+    online price monitoring's ``over_vbp_price``. Same columns as :func:`limit_hits` (``failed``: the 中选价 in fen)."""
+    from yibao.institutions.models import InsVbpProduct
+    from yibao.institutions.prices import excess_fen
+
+    p = InsVbpProduct.__table__
+    products = session.execute(select(p.c.id, p.c.fixmedins_code, p.c.med_list_codg, p.c.period_from, p.c.period_to,
+                                      p.c.selected_price_fen)).all()
+    rows: list[dict] = []
+    if products:
+        cols = list(zip(*products))
+        con.register("cat_vbp", pa.table({
+            "id": pa.array(cols[0], pa.int64()), "fixmedins_code": pa.array(cols[1], pa.string()),
+            "med_list_codg": pa.array(cols[2], pa.string()), "period_from": pa.array(cols[3], pa.date32()),
+            "period_to": pa.array(cols[4], pa.date32()), "price_fen": pa.array(cols[5], pa.int64())}))
+        lines = con.sql("""
+SELECT i.mdtrt_id, i.feedetl_sn, v.fixmedins_code, i.med_list_codg, CAST(i.pric * 100 AS BIGINT) AS pric_fen,
+       CAST(i.cnt AS VARCHAR) AS cnt, p.price_fen
+FROM fee_items i JOIN visits v ON v.mdtrt_id = i.mdtrt_id
+JOIN cat_vbp p ON p.fixmedins_code = v.fixmedins_code AND p.med_list_codg = i.med_list_codg
+ AND CAST(v.begntime AS DATE) BETWEEN p.period_from AND p.period_to
+WHERE CAST(i.pric * 100 AS BIGINT) > p.price_fen
+QUALIFY row_number() OVER (PARTITION BY i.mdtrt_id, i.feedetl_sn ORDER BY p.id) = 1
+ORDER BY i.mdtrt_id, i.feedetl_sn""").fetchall()
+        con.unregister("cat_vbp")
+        for mdtrt_id, sn, inst, code, pric_fen, cnt, price_fen in lines:
+            rows.append({"mdtrt_id": mdtrt_id, "feedetl_sn": sn, "fixmedins_code": inst, "med_list_codg": code,
+                         "amount": excess_fen(int(pric_fen), int(price_fen), Decimal(cnt)),
+                         "failed": str(price_fen), "limit_text": ""})
+    return pa.Table.from_pylist(rows, schema=_HIT_SCHEMA)
+
+
 _HIT_SCHEMA = pa.schema([("mdtrt_id", pa.string()), ("feedetl_sn", pa.string()), ("fixmedins_code", pa.string()),
                          ("med_list_codg", pa.string()), ("amount", pa.int64()), ("failed", pa.string()),
                          ("limit_text", pa.string())])
@@ -234,6 +271,11 @@ _RULES = {
                     "detail": "h.med_list_codg || ' 单价高于价格 ' || h.failed || ' 分'",
                     "message": "': 明细 ' || h.feedetl_sn || ' 的 ' || h.med_list_codg || ' 单价高于生效价格 ' "
                                "|| h.failed || ' 分'"},
+    VBP_RULE[0]: {"family": "超标准收费", "rule_text": "集采中选产品在本机构执行期内按高于中选价的单价收费, "
+                  "超收 = (单价 − 中选价) × 数量", "params": "中选价取自目录库的集采中选产品(清单导入或逐个登记)",
+                  "detail": "h.med_list_codg || ' 单价高于中选价 ' || h.failed || ' 分'",
+                  "message": "': 明细 ' || h.feedetl_sn || ' 的 ' || h.med_list_codg || ' 单价高于中选价 ' "
+                             "|| h.failed || ' 分'"},
 }
 
 
@@ -261,11 +303,12 @@ FROM cat_hits h LEFT JOIN vx x ON x.mdtrt_id = h.mdtrt_id WHERE h.amount > 0 {si
 
 def add_catalogue_hits(run, session: Session) -> dict[str, int]:
     """Add to a batch audit run (``yibao audit --catalogue-db``) the hits of :func:`limit_hits` (rule
-    ``SV-CAT-LIMIT``) and :func:`price_hits` (rule ``SV-CAT-PRICE``), one per line, in the run's ``hits`` table and
+    ``SV-CAT-LIMIT``), :func:`price_hits` (``SV-CAT-PRICE``) and :func:`vbp_price_hits` (``SV-CAT-VBP``), one per line, in the run's ``hits`` table and
     rule list, so the summaries, the Parquet/Excel outputs and ``yibao case import`` carry them like any rule's.
     Returns how many of each were added."""
     return {LIMIT_RULE[0]: _add_hits(run, LIMIT_RULE, limit_hits(run.con, session)),
-            PRICE_RULE[0]: _add_hits(run, PRICE_RULE, price_hits(run.con, session))}
+            PRICE_RULE[0]: _add_hits(run, PRICE_RULE, price_hits(run.con, session)),
+            VBP_RULE[0]: _add_hits(run, VBP_RULE, vbp_price_hits(run.con, session))}
 
 
 def add_catalogue_hits_from_store(run, url: str) -> dict[str, int]:

@@ -18,7 +18,7 @@ from yibao.errors import Problem
 from yibao.identifiers import identifier_problem
 from yibao.institutions.agreements import LEVELS
 from yibao.institutions.catalogue import CatalogueError
-from yibao.institutions.models import InsPriceEvent
+from yibao.institutions.models import InsPriceEvent, InsVbpProduct
 from yibao.institutions.procurement import rules
 from yibao.money import fen_to_yuan, round_half_up, yuan_to_fen
 from yibao.service.auth import Principal
@@ -110,7 +110,9 @@ def monitor(session: Session, who: Principal, *, begndate: date, enddate: date) 
       the visit's day (excess = (charged − price) × count);
     - ``price_moves``: price events in the period changing the previous price by more than the threshold;
     - ``charge_moves``: an institution's average charged unit price of an item, month on month, moving more
-      than the threshold.
+      than the threshold;
+    - ``over_vbp_price``: lines of a 集采 selected product (``ins_vbp_products``, entered or imported from a 集采
+      list) at its institution within its period charged above the 中选价 (excess as for ``over_price``).
     """
     who.require("institution.read")
     if enddate < begndate:
@@ -165,6 +167,33 @@ def monitor(session: Session, who: Principal, *, begndate: date, enddate: date) 
             moves.append({"med_list_codg": ev.med_list_codg, "level": ev.level, "eff_date": str(ev.eff_date),
                           "from_fen": prev.price_fen, "to_fen": ev.price_fen, "change": str(change.quantize(Decimal("0.0001"))),
                           "doc_no": ev.doc_no})
+    vbp = _over_vbp_price(session, start, end)
     return {"begndate": str(begndate), "enddate": str(enddate), "threshold": str(threshold),
+            "over_vbp_price": vbp, "over_vbp_price_fen": sum(o["excess_fen"] for o in vbp),
             "over_price": over, "over_price_fen": sum(o["excess_fen"] for o in over),
             "price_moves": moves, "charge_moves": charge_moves}
+
+
+def _over_vbp_price(session: Session, start: datetime, end: datetime) -> list[dict]:
+    p = InsVbpProduct
+    day = func.date(Visit.begntime) if session.get_bind().dialect.name == "sqlite" else cast(Visit.begntime, Date)
+    rows = session.execute(
+        select(FeeItem.mdtrt_id, FeeItem.feedetl_sn, FeeItem.med_list_codg, FeeItem.pric_fen, FeeItem.cnt,
+               Visit.fixmedins_code, Visit.begntime, p.batch, p.selected_price_fen)
+        .join(Visit, Visit.mdtrt_id == FeeItem.mdtrt_id)
+        .join(Settlement, and_(Settlement.mdtrt_id == Visit.mdtrt_id, Settlement.status == "valid"))
+        .join(p, and_(p.fixmedins_code == Visit.fixmedins_code, p.med_list_codg == FeeItem.med_list_codg,
+                      p.period_from <= day, p.period_to >= day))
+        .where(Visit.begntime >= start, Visit.begntime <= end, FeeItem.pric_fen > p.selected_price_fen)
+        .order_by(Visit.fixmedins_code, FeeItem.mdtrt_id, FeeItem.feedetl_sn, p.id)).all()
+    out, seen = [], set()
+    for r in rows:
+        if (r.mdtrt_id, r.feedetl_sn) in seen:  # one line, one finding (the first product row if batches overlap)
+            continue
+        seen.add((r.mdtrt_id, r.feedetl_sn))
+        out.append({"fixmedins_code": r.fixmedins_code, "mdtrt_id": r.mdtrt_id, "feedetl_sn": r.feedetl_sn,
+                    "med_list_codg": r.med_list_codg, "batch": r.batch, "charged_fen": r.pric_fen,
+                    "selected_price_fen": r.selected_price_fen, "cnt": str(r.cnt),
+                    "excess_fen": excess_fen(r.pric_fen, r.selected_price_fen, Decimal(r.cnt)),
+                    "date": r.begntime.date().isoformat()})
+    return out

@@ -67,3 +67,13 @@ def _text(value: str) -> str:
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
 Text = Annotated[str, AfterValidator(_text)]
+
+
+def _chrgitm_type(value: str) -> str:
+    if not re.fullmatch(r"[0-9]{2}", value):
+        raise ValueError(f"医疗收费项目类别 med_chrgitm_type 须为两位数字代码(如 03 检查费、09 西药费), 实际为 {value!r}")
+    return value
+
+
+# 医疗收费项目类别 (national two-digit code): the category the supervision rules judge a line by
+ChrgitmType = Annotated[str, AfterValidator(_chrgitm_type)]

@@ -144,7 +144,8 @@ def _project_institution(session: Session, designation: InsDesignation, agreemen
     if inst is None:
         session.add(Institution(fixmedins_code=agreement.fixmedins_code, fixmedins_name=designation.fixmedins_name,
                                 level=level, admdvs=designation.admdvs, designated_from=agreement.valid_from,
-                                designated_to=agreement.valid_to))
+                                designated_to=agreement.valid_to,
+                                fixmedins_type="2" if designation.kind == "pharmacy" else "1"))
         return
     inst.designated_from = min(inst.designated_from, agreement.valid_from)
     inst.designated_to = max(inst.designated_to, agreement.valid_to)

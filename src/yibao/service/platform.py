@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from yibao.errors import Problem, YibaoError, pydantic_problems
-from yibao.identifiers import Identifier, Text, text_problem
+from yibao.identifiers import ChrgitmType, Identifier, Text, text_problem
 from yibao.policy.model import Admdvs, Insutype, MedType, Yuan
 from yibao.service import transactions as tx
 from yibao.service.auth import Principal
@@ -74,6 +74,7 @@ class Register(_Loose):
     ipt_otp_no: Identifier = Field("", max_length=40)
     dise_codg: Identifier = Field("", max_length=40)
     referral_from_level: Identifier | None = Field(None, max_length=10)
+    atddr_no: Identifier | None = Field(None, max_length=40, description="主治医生编码")
 
 
 class Admission(Register):
@@ -92,6 +93,7 @@ class FeeLine(FeeItemIn):
     mdtrt_id: Identifier = Field(min_length=1, max_length=40)
     psn_no: Identifier | None = Field(None, max_length=40)
     fee_ocur_time: datetime | None = None
+    med_chrgitm_type: ChrgitmType | None = None
 
 
 class FeeUpload(_Loose):
@@ -149,7 +151,7 @@ def h2201(s, who: Principal, env: Envelope, desk: Desk) -> dict:
                                       insutype=d.insutype, med_type=d.med_type, begntime=d.begntime,
                                       dise_codg=d.dise_codg, ipt_otp_no=d.ipt_otp_no,
                                       referral_from_level=d.referral_from_level,
-                                      insuplc_admdvs=env.insuplc_admdvs)}
+                                      insuplc_admdvs=env.insuplc_admdvs, atddr_no=d.atddr_no)}
 
 
 def h2401(s, who: Principal, env: Envelope, desk: Desk) -> dict:
@@ -165,7 +167,7 @@ def h2401(s, who: Principal, env: Envelope, desk: Desk) -> dict:
     out = tx.register_visit(s, who, _ctx(env), fixmedins_code=env.fixmedins_code, psn_no=d.psn_no,
                             insutype=d.insutype, med_type=d.med_type, begntime=d.begntime, dise_codg=main,
                             ipt_otp_no=d.ipt_no, referral_from_level=d.referral_from_level,
-                            insuplc_admdvs=env.insuplc_admdvs)
+                            insuplc_admdvs=env.insuplc_admdvs, atddr_no=d.atddr_no)
     return {"result": {**out, "ipt_no": out.pop("ipt_otp_no")}}
 
 

@@ -10,8 +10,12 @@ every value on upload, and checking each again as claims-schema Decimal yuan cos
 rules themselves. Of the earlier visits' lines only those a rule can read are fetched
 (``online.history_codes``: for the default rules, the listed exam and drug codes the current
 visit also has), so a long history costs a few visit rows, not all their lines.
+The rules read what batch reads: each line's 收费项目类别 (``med_chrgitm_type``, uploaded with 2204),
+the visit's 主治医生 (``atddr_no``, 2201), the institutions of the earlier visits with their areas and
+types (跨机构分解住院), and the baseline table a batch audit learned (``YIBAO_AUDIT_BASELINES``).
 ``tests/test_service_audit.py`` proves the values equal the checked path's and the hits the
-library's.
+library's; ``tests/test_service_audit_issue20.py`` that every issue-20 rule family flags through the
+service what batch flags, with the same rule id and amount.
 """
 
 from __future__ import annotations
@@ -49,10 +53,18 @@ def available() -> bool:
     return _online() is not None and hasattr(_online(), "precheck_values")
 
 
+BASELINES_ENV = "YIBAO_AUDIT_BASELINES"
+
+
 def warm() -> None:
-    """Load the rule set and translate its online rules before the first settlement needs them."""
+    """Load the rule set and translate its online rules before the first settlement needs them; read
+    the baseline table a batch audit learned (``baselines.parquet``, path in ``YIBAO_AUDIT_BASELINES``)
+    so the statistical rules judge online visits against the same medians and MADs batch used."""
     if available():
         _online().prepare(_ruleset())
+        path = os.environ.get(BASELINES_ENV)
+        if path:
+            _online().set_baselines(_online().Baselines.read(path, _ruleset()))
 
 
 def run(session: Session, stage: str, person: Person, person_row: dict, institution: Institution,
@@ -62,14 +74,20 @@ def run(session: Session, stage: str, person: Person, person_row: dict, institut
     if not available():
         return {"warnings": [], "blocking": []}
     online, cols = _online(), _columns()
-    inst_row = {"fixmedins_code": institution.fixmedins_code, "fixmedins_name": institution.fixmedins_name,
-                "level": institution.level, "admdvs": institution.admdvs}
+    insts = {institution.fixmedins_code: {
+        "fixmedins_code": institution.fixmedins_code, "fixmedins_name": institution.fixmedins_name,
+        "level": institution.level, "admdvs": institution.admdvs, "fixmedins_type": institution.fixmedins_type}}
     visits = [visit_values(visit, institution.level, setl_time, sum(i.det_item_fee_sumamt_fen for i in items))]
     lines = [item_values(i) for i in items]
     for v, its in history(session, visit, setl_time, online.history_codes(_ruleset(), stage, items)):
         visits.append(visit_values(v, v.inst_level or institution.level, v.endtime, v.medfee_fen))
         lines.extend(item_values(i, "item_") for i in its)
-    values = {"persons": [_pick(cols["persons"], person_row)], "institutions": [_pick(cols["institutions"], inst_row)],
+        # the earlier visits' institutions: 跨机构分解住院 compares their areas with this one's
+        insts.setdefault(v.fixmedins_code, {"fixmedins_code": v.fixmedins_code, "fixmedins_name": v.inst_name,
+                                            "level": v.inst_level, "admdvs": v.inst_admdvs,
+                                            "fixmedins_type": v.inst_type})
+    values = {"persons": [_pick(cols["persons"], person_row)],
+              "institutions": [_pick(cols["institutions"], i) for i in insts.values()],
               "visits": visits, "fee_items": lines}
     return online.precheck_values(values, visit.mdtrt_id, stage=stage, ruleset=_ruleset()).to_dict()
 
@@ -92,6 +110,7 @@ def visit_values(v, level: str, setl_time: datetime | None, medfee_fen: int) -> 
         "fixmedins_code": v.fixmedins_code, "level": level, "begntime": online.time_value(v.begntime),
         "endtime": online.time_value(v.endtime or setl_time), "setl_time": online.time_value(setl_time),
         "dise_codg": v.dise_codg, "referral_from_level": v.referral_from_level, "acct_balance": 0.0,
+        "atddr_no": v.atddr_no,
         "medfee_sumamt": online.amount_value(medfee_fen)})
 
 
@@ -113,7 +132,8 @@ def _item_getters(prefix: str) -> tuple:
              "pric": conv(online.amount_value, "pric_fen"), "cnt": conv(online.count_value, "cnt"),
              "det_item_fee_sumamt": conv(online.amount_value, "det_item_fee_sumamt_fen"),
              "preselfpay_ratio": conv(online.count_value, "preselfpay_ratio"),
-             "fee_ocur_time": conv(online.time_value, "fee_ocur_time")}
+             "fee_ocur_time": conv(online.time_value, "fee_ocur_time"),
+             "med_chrgitm_type": col("med_chrgitm_type")}
     return tuple(known.get(c, lambda i: None) for c in _columns()["fee_items"])
 
 
@@ -131,7 +151,9 @@ _MEDFEE = (select(cast(func.sum(_ITEMS.c.det_item_fee_sumamt_fen), BigInteger)) 
 # built once (a statement caches its own compiled form): one row per earlier visit and wanted line
 _EARLIER = (select(_VISITS.c.mdtrt_id, _VISITS.c.psn_no, _VISITS.c.insutype, _VISITS.c.med_type,
                    _VISITS.c.fixmedins_code, _VISITS.c.begntime, _VISITS.c.endtime, _VISITS.c.dise_codg,
-                   _VISITS.c.referral_from_level, _INSTS.c.level.label("inst_level"), _MEDFEE.label("medfee_fen"),
+                   _VISITS.c.referral_from_level, _VISITS.c.atddr_no, _INSTS.c.level.label("inst_level"),
+                   _INSTS.c.admdvs.label("inst_admdvs"), _INSTS.c.fixmedins_name.label("inst_name"),
+                   _INSTS.c.fixmedins_type.label("inst_type"), _MEDFEE.label("medfee_fen"),
                    *[c.label("item_" + c.name) for c in _ITEMS.c if c.name != "mdtrt_id"])
             .join(_INSTS, _INSTS.c.fixmedins_code == _VISITS.c.fixmedins_code, isouter=True)
             .join(_ITEMS, (_ITEMS.c.mdtrt_id == _VISITS.c.mdtrt_id)

@@ -96,7 +96,8 @@ def load_region(session: Session, tables: dict, year: int) -> dict[str, int]:
     for i, p in enumerate(persons):
         check_certno(p["certno"], f"persons[{i}].certno")
     session.add_all(Institution(fixmedins_code=r["fixmedins_code"], fixmedins_name=r["fixmedins_name"],
-                                level=r["level"], admdvs=r["admdvs"], designated_from=start, designated_to=end)
+                                level=r["level"], admdvs=r["admdvs"], designated_from=start, designated_to=end,
+                                fixmedins_type=r.get("fixmedins_type") or "1")
                     for r in tables["institutions"].to_pylist())
     session.flush()
     counts = {"persons": 0, "enrollments": 0, "person_categories": 0, "subsidised_enrollments": 0}
@@ -141,9 +142,9 @@ def add_person(session: Session, *, psn_no: str, certno: str, psn_name: str, ins
 
 
 def add_institution(session: Session, *, code: str, name: str, level: str, admdvs: str,
-                    designated_from: date, designated_to: date) -> Institution:
+                    designated_from: date, designated_to: date, fixmedins_type: str = "1") -> Institution:
     row = Institution(fixmedins_code=code, fixmedins_name=name, level=level, admdvs=admdvs,
-                      designated_from=designated_from, designated_to=designated_to)
+                      designated_from=designated_from, designated_to=designated_to, fixmedins_type=fixmedins_type)
     session.add(row)
     return row
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from yibao.identifiers import Identifier
+from yibao.identifiers import ChrgitmType, Identifier
 from yibao.policy.model import Insutype, MedType
 from yibao.service import registry
 from yibao.service import transactions as tx
@@ -49,10 +49,12 @@ class RegisterIn(_In):
     dise_codg: Identifier = Field("", max_length=40)
     ipt_otp_no: Identifier = Field("", max_length=40)
     referral_from_level: Identifier | None = Field(None, max_length=10)
+    atddr_no: Identifier | None = Field(None, max_length=40, description="主治医生编码")
 
 
 class FeeLineIn(FeeItemIn):
     fee_ocur_time: datetime | None = None
+    med_chrgitm_type: ChrgitmType | None = None
 
 
 class UploadIn(_In):

@@ -126,7 +126,7 @@ def person_info(session: Session, who: Principal, *, certno: str | None = None, 
 def register_visit(session: Session, who: Principal, ctx: Context, *, fixmedins_code: str, psn_no: str,
                    insutype: str, med_type: str, begntime: datetime, dise_codg: str = "",
                    ipt_otp_no: str = "", referral_from_level: str | None = None,
-                   insuplc_admdvs: str | None = None) -> dict:
+                   insuplc_admdvs: str | None = None, atddr_no: str | None = None) -> dict:
     who.require("visit.write", fixmedins_code)
     on = begntime.date()
     p = registry.person(session, psn_no)
@@ -140,7 +140,8 @@ def register_visit(session: Session, who: Principal, ctx: Context, *, fixmedins_
     session.add(Visit(mdtrt_id=mdtrt_id, psn_no=p.psn_no, fixmedins_code=fixmedins_code, insutype=insutype,
                       insuplc_admdvs=enrol.insuplc_admdvs, med_type=med_type, begntime=begntime,
                       dise_codg=dise_codg, referral_from_level=referral_from_level,
-                      ipt_otp_no=ipt_otp_no or mdtrt_id, status="registered", created_at=ctx.at))
+                      ipt_otp_no=ipt_otp_no or mdtrt_id, atddr_no=atddr_no or None, status="registered",
+                      created_at=ctx.at))
     audit(session, who, ctx, "register", "visit", mdtrt_id,
           {"psn_no": psn_no, "fixmedins_code": fixmedins_code, "med_type": med_type, "insutype": insutype})
     return {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "ipt_otp_no": ipt_otp_no or mdtrt_id}
@@ -197,7 +198,8 @@ def upload_items(session: Session, who: Principal, ctx: Context, packs: PackSet,
         row = FeeItem(mdtrt_id=mdtrt_id, feedetl_sn=it.feedetl_sn, med_list_codg=it.med_list_codg,
                       chrgitm_lv=it.chrgitm_lv, pric_fen=None if it.pric is None else yuan_to_fen(it.pric),
                       cnt=it.cnt, det_item_fee_sumamt_fen=yuan_to_fen(it.det_item_fee_sumamt),
-                      preselfpay_ratio=it.preselfpay_ratio, fee_ocur_time=getattr(it, "fee_ocur_time", None))
+                      preselfpay_ratio=it.preselfpay_ratio, fee_ocur_time=getattr(it, "fee_ocur_time", None),
+                      med_chrgitm_type=getattr(it, "med_chrgitm_type", None))
         amounts = _classify(pack, [row], f"input.feedetail[{i}]")
         session.add(row)
         result.append({"feedetl_sn": it.feedetl_sn, "det_item_fee_sumamt": it.det_item_fee_sumamt,

@@ -133,6 +133,8 @@ class Institution(Base):
     admdvs: Mapped[str] = mapped_column(String(6))
     designated_from: Mapped[date] = mapped_column(Date)
     designated_to: Mapped[date] = mapped_column(Date)
+    # 机构类型 1 定点医疗机构, 2 定点零售药店: what the supervision rules about pharmacies read
+    fixmedins_type: Mapped[str | None] = mapped_column(String(2), default="1")
 
 
 class Visit(Base):
@@ -150,6 +152,7 @@ class Visit(Base):
     dise_codg: Mapped[str] = mapped_column(String(40), default="")
     referral_from_level: Mapped[str | None] = mapped_column(String(10))
     ipt_otp_no: Mapped[str] = mapped_column(String(40), default="")
+    atddr_no: Mapped[str | None] = mapped_column(String(40))  # 主治医生编码 (2201), read by the physician rules
     status: Mapped[str] = mapped_column(String(12), default="registered")
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -167,6 +170,8 @@ class FeeItem(Base):
     det_item_fee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
     preselfpay_ratio: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     fee_ocur_time: Mapped[datetime | None] = mapped_column(DateTime)
+    # 医疗收费项目类别 (01 床位 … 09 西药, as the claims contract): the category rules judge lines by it
+    med_chrgitm_type: Mapped[str | None] = mapped_column(String(6))
 
 
 class Settlement(Base):

@@ -30,7 +30,7 @@ COOKIE_FLAGS = {"secure": True, "httponly": True, "samesite": "strict", "path": 
 
 def install(app: FastAPI, desk: Desk) -> None:
     """Add the pages, their static files and their error pages to ``app``."""
-    from yibao.web import desk as desk_pages, selfservice, cases, packs, fund, simulate, monitoring, handling  # noqa: F401, I001  (their NAV entries, in menu order)
+    from yibao.web import desk as desk_pages, selfservice, cases, packs, fund, simulate, monitoring, handling, institutions  # noqa: F401, I001  (their NAV entries, in menu order)
 
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     _login_routes(router, desk)
@@ -42,6 +42,7 @@ def install(app: FastAPI, desk: Desk) -> None:
     simulate.routes(router, desk)
     monitoring.routes(router, desk)
     handling.routes(router, desk)
+    institutions.routes(router, desk)
     app.include_router(router)
     app.mount(PREFIX + "/static", StaticFiles(directory=site.HERE / "static"), name="web-static")
 

@@ -54,6 +54,13 @@ def run(persons: int = 5000, visits: int = 2000, repeat: int = 30) -> list[tuple
                                              pric="12.50", cnt="1", det_item_fee_sumamt="12.50") for i in range(5)])
             setl_id = tx.settle(s, clerk, ctx, packs, mdtrt_id=v["mdtrt_id"])["setlinfo"]["setl_id"]
             mdtrt_id = v["mdtrt_id"]
+    from yibao.institutions import applications
+
+    last = datetime(sample.YEAR, 1, 2, 9) + timedelta(minutes=137 * (visits - 1))
+    for month in range(1, min(last.month, 11) + 1):  # the months' settlement applications the 费用拨付 page lists
+        with Session(engine) as s, s.begin():
+            applications.build_month(s, clerk, tx.Context("", "clerk", datetime(sample.YEAR, month + 1, 1, 9)),
+                                     month=f"{sample.YEAR}-{month:02d}")
     engine.dispose()
     keys = sample.make_keys()
     app = create_app(url, keys=keys.ring)
@@ -94,5 +101,7 @@ def _measure(TestClient, app, keys, out, repeat, mdtrt_id, setl_id) -> None:
         api = {"Authorization": f"Bearer {keys.keys['clerk']}"}
         timed("  对照 API /api/v1/settlements/{id}", lambda: client.get(f"/api/v1/settlements/{setl_id}", headers=api))
         timed("政策包 /web/packs/shandong-2024", lambda: client.get("/web/packs/shandong-2024"))
+        timed("两定机构 /web/institutions", lambda: client.get("/web/institutions"))
+        timed("费用拨付 /web/institutions/payments", lambda: client.get("/web/institutions/payments"))
         login("insured1")
         timed("我的医保 /web/me", lambda: client.get(f"/web/me?year={sample.YEAR}"))

@@ -70,6 +70,7 @@ PERMISSIONS = {
     "fund.read": {"analyst", "admin"},
     "simulation.run": {"analyst", "admin"},
     "policy.read": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    "policy.upload": {"analyst", "admin"},
     "case.read": {"reviewer", "rechecker", "auditor", "admin"},
     "monitoring.read": {"clerk", "analyst", "admin"},
     "case.verify": {"reviewer", "admin"},  # 初审: assign, take into 核实

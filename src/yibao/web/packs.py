@@ -1,5 +1,10 @@
-"""政策包: every shipped pack as readable Chinese rules (tier by tier, effective dates, stated
+"""政策包: every shipped or uploaded pack as readable Chinese rules (tier by tier, effective dates, stated
 assumptions), and a side-by-side difference of two packs.
+
+An analyst uploads a pack (typically a reform: ``extends: shandong-2024`` and the numbers it changes); it is
+validated exactly as ``yibao policy check`` validates a file, its coded problems shown beside the upload, and
+kept insert-only as its YAML text (``web_packs``). ``extends`` may name only a shipped pack: an uploaded
+text never reaches the server's files.
 
 The page reads the validated pack model (:func:`yibao.policy.loader.load_pack`): what it shows is
 what the engine compiles, never a second description of the rules. The difference compares the two
@@ -8,17 +13,27 @@ packs' documents field by field (dotted paths), so every changed number is liste
 
 from __future__ import annotations
 
+import hashlib
+import re
+import tempfile
+from datetime import datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import DateTime, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
 
-from yibao.policy.loader import load_pack
+from yibao.errors import Problem, YibaoError
+from yibao.policy.loader import load_pack, pack_from_text, parse_yaml, shipped_pack_names
 from yibao.policy.model import Band, IncomeShare, PolicyPack
 from yibao.service.desk import Desk
+from yibao.service.transactions import Context, audit
+from yibao.store.base import Base
 from yibao.web import site
+from yibao.web.forms import text
 from yibao.web.site import nav_entry, render, require
 
 nav_entry("/packs", "政策包", "policy.read", order=40)
@@ -27,6 +42,71 @@ INSUTYPES = {"310": "职工基本医疗保险", "390": "城乡居民基本医疗
              "330": "大额医疗费用补助", "392": "城乡居民大病保险", "510": "生育保险"}
 MED_TYPES = {"11": "普通门诊", "14": "门诊慢特病", "21": "普通住院", "52": "生育住院"}
 MODES = {"per_admission": "按次起付", "annual": "年度起付"}
+
+
+MAX_UPLOAD = 256 * 1024
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+
+
+class UploadedPack(Base):
+    """A pack uploaded on the web, kept as the text that was validated (insert-only; a name is never reused)."""
+
+    __tablename__ = "web_packs"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    yaml_text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(String(40))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+def validate_upload(name: str, raw: bytes | None, taken: set[str]) -> tuple[PolicyPack | None, str, dict[str, str]]:
+    """(pack, its text, errors by field): the name's shape and freshness, the file's size and encoding, then
+    the pack exactly as a file is checked; ``extends`` only a shipped pack's name."""
+    errors: dict[str, str] = {}
+    if not NAME.match(name):
+        errors["name"] = "名称须为 2–40 位小写字母、数字或连字符, 以字母或数字开头 [WEB061]"
+    elif name in taken:
+        errors["name"] = f"已有名为 {name} 的政策包; 上传的政策包不覆盖, 请换一个名称 [WEB062]"
+    if not raw:
+        errors["file"] = "请选择政策包 YAML 文件 [WEB063]"
+        return None, "", errors
+    if len(raw) > MAX_UPLOAD:
+        errors["file"] = f"文件超过 {MAX_UPLOAD // 1024} KB [WEB063]"
+        return None, "", errors
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        errors["file"] = "文件须为 UTF-8 编码的 YAML [WEB063]"
+        return None, "", errors
+    try:
+        data = parse_yaml(body, name)
+        parent = data.get("extends") if isinstance(data, dict) else None
+        if parent is not None and parent not in shipped_pack_names():
+            raise YibaoError(Problem("WEB064", "extends", f"上传的政策包只能继承内置政策包 ({', '.join(shipped_pack_names())}), 实际为 {parent!r}"))
+        with tempfile.TemporaryDirectory() as empty:  # nothing beside it: extends resolves to shipped packs only
+            pack = pack_from_text(body, name, Path(empty))
+    except YibaoError as exc:
+        errors["file"] = "; ".join(f"{p.path + ': ' if p.path else ''}{p.message} [{p.code}]" for p in exc.problems[:8])
+        return None, body, errors
+    return (None if errors else pack), body, errors
+
+
+@lru_cache(maxsize=64)
+def _parsed(name: str, sha256: str, body: str) -> PolicyPack:
+    with tempfile.TemporaryDirectory() as empty:
+        return pack_from_text(body, name, Path(empty))
+
+
+def uploaded(desk: Desk) -> dict[str, tuple[PolicyPack, UploadedPack]]:
+    """Name → (pack, its upload record), oldest first; each text parsed once per process."""
+    rows = desk.read(lambda s: [(r.name, r.sha256, r.yaml_text, r.uploaded_by, r.uploaded_at)
+                                for r in s.scalars(select(UploadedPack).order_by(UploadedPack.uploaded_at))])
+    return {n: (_parsed(n, h, t), UploadedPack(name=n, sha256=h, uploaded_by=by, uploaded_at=at))
+            for n, h, t, by, at in rows}
+
+
+def every_pack(desk: Desk) -> dict[str, PolicyPack]:
+    return shipped() | {n: p for n, (p, _) in uploaded(desk).items()}
 
 
 @cache
@@ -83,28 +163,58 @@ def routes(router: APIRouter, desk: Desk) -> None:
     helpers = {"insutypes": INSUTYPES, "med_types": MED_TYPES, "modes": MODES, "ratio_text": ratio_text,
                "threshold_text": threshold_text, "pct": pct}
 
+    def list_page(request, who, a="", b="", status=200, errors=None, form=None):
+        packs = shipped()
+        ups = uploaded(desk)
+        everything = packs | {n: p for n, (p, _) in ups.items()}
+        errors = dict(errors or {})
+        diff = None
+        if a or b:
+            if a not in everything:
+                errors["a"] = "请选择政策包 A [WEB060]"
+            if b not in everything:
+                errors["b"] = "请选择政策包 B [WEB060]"
+            if "a" not in errors and "b" not in errors:
+                diff = difference(everything[a], everything[b])
+        return render(request, "packs.html", status=422 if errors and status == 200 else status, packs=packs,
+                      uploads=ups, names=list(everything), a=a, b=b, diff=diff, errors=errors, form=form or {},
+                      may_upload=who.role in site.PERMISSIONS["policy.upload"])
+
     @router.get("/packs", response_class=HTMLResponse)
     def pack_list(request: Request, a: str = "", b: str = ""):
         who = site.current(request, desk)
         require(who, "policy.read")
-        packs = shipped()
-        errors: dict[str, str] = {}
-        diff = None
-        if a or b:
-            if a not in packs:
-                errors["a"] = "请选择政策包 A [WEB060]"
-            if b not in packs:
-                errors["b"] = "请选择政策包 B [WEB060]"
-            if not errors:
-                diff = difference(packs[a], packs[b])
-        return render(request, "packs.html", status=422 if errors else 200, packs=packs, a=a, b=b, diff=diff,
-                      errors=errors)
+        return list_page(request, who, a[:40], b[:40])
+
+    @router.post("/packs", response_class=HTMLResponse)
+    async def pack_upload(request: Request):
+        who = site.current(request, desk)
+        require(who, "policy.upload")
+        form = await request.form()
+        site.check_csrf(who, form)
+        name = text(form, "name", 41)
+        file = form.get("file")
+        raw = await file.read(MAX_UPLOAD + 1) if file is not None and hasattr(file, "read") and file.filename else None
+        taken = set(shipped()) | set(uploaded(desk))
+        pack, body, errors = validate_upload(name, raw, taken)
+        if errors:
+            return list_page(request, who, status=422, errors=errors, form={"name": name})
+        now = datetime.now().replace(microsecond=0)
+
+        def store(s):
+            s.add(UploadedPack(name=name, yaml_text=body, sha256=hashlib.sha256(body.encode()).hexdigest(),
+                               uploaded_by=who.name, uploaded_at=now))
+            audit(s, who, Context("web", who.name, now), "web.pack_upload", "pack", name,
+                  {"pack": pack.pack.name, "version": pack.pack.version, "bytes": len(raw)})
+            return ""
+        desk.write(None, "", store)
+        return RedirectResponse(f"{site.PREFIX}/packs/{name}", status_code=303)
 
     @router.get("/packs/{name}", response_class=HTMLResponse)
     def pack_page(request: Request, name: str):
         who = site.current(request, desk)
         require(who, "policy.read")
-        pack = shipped().get(name)
+        pack = every_pack(desk).get(name[:40])
         if pack is None:
             raise site.NotFoundPage(f"没有名为 {name[:40]} 的政策包")
         return render(request, "pack.html", name=name, p=pack, **helpers)

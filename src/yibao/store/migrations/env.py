@@ -17,7 +17,7 @@ from yibao.store.base import Base
 from yibao.store.database import make_engine
 
 # Other domains' tables on the same Base, imported when present so autogenerate and checks see them.
-for _module in ("yibao.supervision.cases", "yibao.ltc.store", "yibao.enrolment.models", "yibao.handling.models", "yibao.web.users", "yibao.web.monitoring", "yibao.institutions.models"):  # (yibao.store.models holds the trust branch's columns)
+for _module in ("yibao.supervision.cases", "yibao.ltc.store", "yibao.enrolment.models", "yibao.handling.models", "yibao.web.users", "yibao.web.monitoring", "yibao.web.packs", "yibao.institutions.models"):  # (yibao.store.models holds the trust branch's columns)
     if importlib.util.find_spec(_module.rsplit(".", 1)[0]) and importlib.util.find_spec(_module):
         importlib.import_module(_module)
 

@@ -30,7 +30,7 @@ COOKIE_FLAGS = {"secure": True, "httponly": True, "samesite": "strict", "path": 
 
 def install(app: FastAPI, desk: Desk) -> None:
     """Add the pages, their static files and their error pages to ``app``."""
-    from yibao.web import desk as desk_pages, selfservice, cases, packs, fund, simulate, monitoring, handling, institutions  # noqa: F401, I001  (their NAV entries, in menu order)
+    from yibao.web import desk as desk_pages, selfservice, cases, packs, fund, simulate, monitoring, handling, institutions, enrolment  # noqa: F401, I001  (their NAV entries, in menu order)
 
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     _login_routes(router, desk)
@@ -43,6 +43,7 @@ def install(app: FastAPI, desk: Desk) -> None:
     monitoring.routes(router, desk)
     handling.routes(router, desk)
     institutions.routes(router, desk)
+    enrolment.routes(router, desk)
     app.include_router(router)
     app.mount(PREFIX + "/static", StaticFiles(directory=site.HERE / "static"), name="web-static")
 

@@ -106,6 +106,35 @@ FEE_ITEMS = pa.schema([
          "per-line pre-self-pay share overriding the pack, usually null", required=False),
 ], metadata={"zh": "费用明细", "en": "fee_items"})
 
+# Optional columns: an extract may carry them or not. When present they are checked and kept; the supervision
+# rules that read them (docs/claims-schema.md §3.5) run only when they are there, and say so when they are not.
+INPATIENT_MED_TYPES = ("21", "52")  # 住院: their fee lines must carry 费用发生时间 when the extract has the column
+CHRGITM_TYPES = {"01": "床位费", "02": "诊察费", "03": "检查费", "04": "化验费", "05": "治疗费", "06": "手术费",
+                 "07": "护理费", "08": "卫生材料费", "09": "西药费", "10": "中药饮片费", "11": "中成药费",
+                 "12": "一般诊疗费", "13": "挂号费", "14": "其他费"}  # 医疗收费项目类别 (national two-digit codes)
+FIXMEDINS_TYPES = {"1": "定点医疗机构", "2": "定点零售药店"}
+OPTIONAL_FIELDS: dict[str, tuple[pa.Field, ...]] = {
+    "visits": (_col("atddr_no", pa.string(), "主治医生编码(医保医师代码)", "attending physician code", required=False),),
+    "fee_items": (
+        _col("fee_ocur_time", TIME, "费用发生时间(住院明细必填: 有此列时住院就诊的每条明细都须填写)",
+             "time the charge was incurred (required on inpatient lines when the column is present)", required=False),
+        _col("med_chrgitm_type", pa.string(), "医疗收费项目类别: 01 床位费 … 03 检查费, 04 化验费, 05 治疗费, 06 手术费, "
+             "08 卫生材料费, 09 西药费 … 14 其他费", "item category (national two-digit code)", required=False),
+    ),
+    "institutions": (_col("fixmedins_type", pa.string(), "机构类型: 1 定点医疗机构, 2 定点零售药店",
+                          "institution type: 1 medical institution, 2 retail pharmacy", required=False),),
+}
+
+
+def schema_with(name: str, present) -> pa.Schema:
+    """A table's schema with those of its optional columns that ``present`` names, in the contract's order."""
+    schema = SCHEMAS[name]
+    for f in OPTIONAL_FIELDS.get(name, ()):
+        if f.name in present:
+            schema = schema.append(f)
+    return schema
+
+
 SCHEMAS: dict[str, pa.Schema] = {
     "persons": PERSONS, "institutions": INSTITUTIONS, "visits": VISITS, "fee_items": FEE_ITEMS,
 }
@@ -247,7 +276,8 @@ def _read_parquet(path: Path, name: str) -> pa.Table:
     import pyarrow.parquet as pq
 
     names = pq.read_schema(path).names
-    present = [c for c in names if c in SCHEMAS[name].names]
+    wanted = set(SCHEMAS[name].names) | {f.name for f in OPTIONAL_FIELDS.get(name, ())}
+    present = [c for c in names if c in wanted]
     table = pq.read_table(path, columns=present or names[:1])
     columns = {}
     for c in table.column_names:
@@ -653,6 +683,11 @@ def _check(raws: dict[str, _Raw], pack, source: str, problems: list[Problem]) ->
             out = _conform(name, f, raw.table.column(f.name), raw.text, rows, problems)
             if out is not None:
                 cols[f.name] = out
+        for f in OPTIONAL_FIELDS.get(name, ()):  # checked and kept when the extract has them
+            if f.name in raw.table.column_names:
+                out = _conform(name, f, raw.table.column(f.name), raw.text, rows, problems)
+                if out is not None:
+                    cols[f.name] = out
         columns[name] = cols
     _check_values(columns, problems)
     _check_links(columns, problems)
@@ -660,7 +695,8 @@ def _check(raws: dict[str, _Raw], pack, source: str, problems: list[Problem]) ->
         _check_pack(columns, pack, problems)
     tables = {}
     if not problems:
-        tables = {name: pa.Table.from_arrays([cols[f.name] for f in SCHEMAS[name]], schema=SCHEMAS[name])
+        tables = {name: pa.Table.from_arrays([cols[f.name] for f in schema_with(name, cols)],
+                                             schema=schema_with(name, cols))
                   for name, cols in columns.items()}
     return report, tables
 
@@ -682,6 +718,8 @@ def _check_values(columns: dict[str, dict[str, pa.Array]], problems: list[Proble
         rows = _rows_of(name, cols)
         schema = SCHEMAS[name]
         for col_name, arr in cols.items():
+            if col_name not in schema.names:  # an optional column: may be empty
+                continue
             f = schema.field(col_name)
             if not f.nullable and arr.null_count:
                 _report_rows(problems, "CLM013", rows, col_name, np.flatnonzero(np.asarray(arr.is_null())),
@@ -696,10 +734,15 @@ def _check_values(columns: dict[str, dict[str, pa.Array]], problems: list[Proble
                 bad = np.flatnonzero(_mask(pc.invert(pc.match_substring_regex(arr, pattern))))
                 _report_rows(problems, "CLM014", rows, col_name, bad,
                              lambda i, a=arr, w=what: w + ("" if i is None else f", 实际为 {a[i].as_py()!r}"))
-        for col_name, allowed, what in (("insutype", INSUTYPES, "险种"), ("gend", GENDERS, "性别")):
+        for col_name, allowed, what in (("insutype", INSUTYPES, "险种"), ("gend", GENDERS, "性别"),
+                                        ("med_chrgitm_type", tuple(CHRGITM_TYPES), "医疗收费项目类别"),
+                                        ("fixmedins_type", tuple(FIXMEDINS_TYPES), "机构类型")):
             if col_name in cols:
                 arr = cols[col_name]
-                bad = np.flatnonzero(_mask(pc.invert(pc.is_in(arr, value_set=pa.array(allowed)))))
+                wrong = pc.invert(pc.is_in(arr, value_set=pa.array(allowed)))
+                if schema.field(col_name).nullable if col_name in schema.names else True:  # an optional code may be empty
+                    wrong = pc.and_(wrong, arr.is_valid())
+                bad = np.flatnonzero(_mask(wrong))
                 _report_rows(problems, "CLM014", rows, col_name, bad,
                              lambda i, a=arr, w=what, al=allowed:
                              f"{w}代码应为 {'/'.join(al)} 之一" + ("" if i is None else f", 实际为 {a[i].as_py()!r}"))
@@ -789,6 +832,13 @@ def _check_links(columns: dict[str, dict[str, pa.Array]], problems: list[Problem
                          lambda i: "医疗费总额不等于费用明细金额之和" if i is None else
                          f"医疗费总额 {Decimal(int(medfee[i])).scaleb(-2)} 不等于费用明细金额之和 "
                          f"{Decimal(int(total[i])).scaleb(-2)}")
+    if "fee_ocur_time" in items and "mdtrt_id" in items and "med_type" in visits and "mdtrt_id" in visits:
+        # 住院明细须有费用发生时间: the date rules (虚构服务, 同日短时重复, 挂床) judge inpatient lines by it
+        pos = pc.index_in(items["mdtrt_id"], value_set=visits["mdtrt_id"])
+        inpatient = pc.is_in(pc.take(visits["med_type"], pos), value_set=pa.array(INPATIENT_MED_TYPES))
+        bad = np.flatnonzero(_mask(pc.and_(inpatient, items["fee_ocur_time"].is_null())))
+        _report_rows(problems, "CLM043", irows, "fee_ocur_time", bad,
+                     "住院就诊的费用明细须填写费用发生时间 fee_ocur_time")
     if {"pric", "cnt", "det_item_fee_sumamt"} <= set(items):
         pric, cnt = decimal_units(items["pric"]), decimal_units(items["cnt"])
         det = decimal_units(items["det_item_fee_sumamt"])

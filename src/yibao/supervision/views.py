@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from yibao.claims.schema import OPTIONAL_FIELDS
+
+# the claims contract's optional columns (one definition: yibao.claims.schema.OPTIONAL_FIELDS)
 OPTIONAL_COLUMNS: dict[str, dict[str, pa.DataType]] = {
-    "visits": {"atddr_no": pa.string()},
-    "fee_items": {"fee_ocur_time": pa.timestamp("ms"), "med_chrgitm_type": pa.string()},
-    "institutions": {"fixmedins_type": pa.string()},
-}
+    name: {f.name: f.type for f in fields} for name, fields in OPTIONAL_FIELDS.items()}
 OPTIONAL_TABLES: dict[str, pa.Schema] = {
     "purchases": pa.schema([("fixmedins_code", pa.string()), ("med_list_codg", pa.string()),
                             ("cnt", pa.decimal128(16, 4)), ("purc_time", pa.timestamp("ms"))]),

@@ -478,7 +478,8 @@ def monitor_cmd(
     """因病返贫致贫风险监测: 年度个人负担超过预警线的人员名单 (return-to-poverty monitoring, docs/monitoring.md)."""
     from yibao.batch.run import open_claims
     from yibao.monitoring import format_monitoring, monitor
-    from yibao.monitoring.screen import MonitoringError, thresholds_of
+    from yibao.monitoring.measures import MonitoringError
+    from yibao.monitoring.screen import thresholds_of
     from yibao.policy.compiled import CompiledPack
     from yibao.policy.loader import resolve_pack
     from yibao.simulation.progress import step_progress

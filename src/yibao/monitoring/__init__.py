@@ -9,7 +9,8 @@ See ``docs/monitoring.md``.
 from yibao.monitoring.assistance import AssistanceCheck, application_categories, income_share_tiers
 from yibao.privacy import mask_certno, mask_name
 from yibao.monitoring.render import format_monitoring
-from yibao.monitoring.screen import FlaggedPerson, MonitoringError, MonitoringResult, ThresholdInfo, monitor
+from yibao.monitoring.measures import MonitoringError
+from yibao.monitoring.screen import FlaggedPerson, MonitoringResult, ThresholdInfo, monitor
 
 __all__ = ["AssistanceCheck", "FlaggedPerson", "MonitoringError", "MonitoringResult", "ThresholdInfo",
            "application_categories", "format_monitoring", "income_share_tiers", "mask_certno", "mask_name",

@@ -11,7 +11,8 @@ simulation.json / .xlsx / .html and PNG charts (:mod:`.outputs`); :func:`format_
 renders the result for the terminal.
 """
 
-from yibao.simulation.comparison import SimulationError, catastrophic_share_of, compare, simulate
+from yibao.simulation.comparison import catastrophic_share_of, compare, simulate
+from yibao.simulation.errors import SimulationError
 from yibao.simulation.render import format_simulation
 from yibao.simulation.result import Burden, GroupResult, Pair, Share, SimulationResult
 

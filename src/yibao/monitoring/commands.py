@@ -19,7 +19,8 @@ def monitor_cmd(
 ) -> None:
     """因病返贫致贫风险监测: 年度个人负担超过预警线的人员名单 (return-to-poverty monitoring, docs/monitoring.md)."""
     from yibao.batch.run import open_claims
-    from yibao.monitoring import format_monitoring, monitor
+    from yibao.monitoring.render import format_monitoring
+    from yibao.monitoring.screen import monitor
     from yibao.monitoring.measures import MonitoringError
     from yibao.monitoring.screen import thresholds_of
     from yibao.policy.compiled import CompiledPack

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from yibao.errors import YibaoError
-from yibao.simulation.result import pct
+from yibao.money import pct
 
 MEASURE_NAMES = {"inscp_psn_part": "政策范围内个人负担", "psn_part_amt": "个人负担总额"}
 

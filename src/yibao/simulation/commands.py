@@ -27,7 +27,8 @@ def simulate_cmd(
     from yibao.batch.run import open_claims
     from yibao.policy.compiled import CompiledPack
     from yibao.policy.loader import resolve_pack
-    from yibao.simulation import catastrophic_share_of, format_simulation, simulate
+    from yibao.simulation.comparison import catastrophic_share_of, simulate
+    from yibao.simulation.render import format_simulation
     from yibao.simulation.comparison import check_out_dir
     from yibao.simulation.progress import step_progress
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from yibao.money import fen_to_yuan
+from yibao.money import fen_to_yuan, pct
 
 CENT = Decimal("0.01")
 DECILES = tuple(range(10, 100, 10))  # P10 … P90
@@ -80,13 +80,6 @@ def percent(share) -> str:
     '40'
     """
     return f"{float(share) * 100:g}"
-
-
-def pct(change: int | Decimal, base: int | Decimal) -> Decimal | None:
-    """change / base in percent, 2 decimals half-up; None when the base is 0."""
-    if base == 0:
-        return None
-    return (Decimal(change) * 100 / Decimal(base)).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def share_pct(part: int, whole: int) -> Decimal | None:

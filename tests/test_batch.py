@@ -19,7 +19,7 @@ from hypothesis import Phase, given, settings
 
 from strategies import valid_packs
 from yibao.batch.duck import settle_visits
-from yibao.batch.sqlgen import ident
+from yibao.sql import ident
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
 from yibao.settlement.engine import settle

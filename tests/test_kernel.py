@@ -4,7 +4,7 @@ within a year; packs it cannot run exactly are refused at compile time; bad batc
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,7 +16,7 @@ from strategies import valid_packs
 from test_batch import DISEASES, assert_same
 from yibao.batch.duck import settle_visits
 from yibao.batch.lower import KernelError, lower
-from yibao.batch.sqlgen import ident
+from yibao.sql import ident
 from yibao.cli import app
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import pack_from_text, resolve_pack

@@ -26,9 +26,12 @@ from typer.testing import CliRunner
 from test_simulation import tiny_tables, write_tiny_region
 from yibao.batch.run import open_claims, settle
 from yibao.cli import app
-from yibao.monitoring import MonitoringError, format_monitoring, mask_certno, mask_name, monitor
+from yibao.monitoring.measures import MonitoringError
+from yibao.monitoring.render import format_monitoring
+from yibao.monitoring.screen import monitor
+from yibao.privacy import mask_certno, mask_name
 from yibao.monitoring.assistance import application_categories, income_share_tiers
-from yibao.monitoring.masking import mask_certno_sql, mask_name_sql
+from yibao.privacy import mask_certno_sql, mask_name_sql
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack, shipped_pack_path
 from yibao.synth import generate, write_region

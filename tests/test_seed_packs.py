@@ -13,7 +13,7 @@ Packs: ``src/yibao/policy/packs/shandong-2024.yaml`` (seeds/000), ``jishou-2022.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache

@@ -34,7 +34,10 @@ from yibao.cli import app
 from yibao.claims.schema import SCHEMAS
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
-from yibao.simulation import Pair, SimulationError, format_simulation, simulate
+from yibao.simulation.comparison import simulate
+from yibao.simulation.errors import SimulationError
+from yibao.simulation.render import format_simulation
+from yibao.simulation.result import Pair
 from yibao.synth import generate, write_region
 
 runner = CliRunner()

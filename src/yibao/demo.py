@@ -67,8 +67,10 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from yibao.batch.run import open_claims, write_results
-    from yibao.monitoring import format_monitoring, monitor
-    from yibao.simulation import format_simulation, simulate
+    from yibao.monitoring.render import format_monitoring
+    from yibao.monitoring.screen import monitor
+    from yibao.simulation.comparison import simulate
+    from yibao.simulation.render import format_simulation
     from yibao.supervision.inject import add_supervision_columns, write_supervised
     from yibao.synth import enrolment as synth_enrolment
     from yibao.synth import generate

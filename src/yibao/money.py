@@ -89,3 +89,10 @@ def mul_rate(amount_fen: int, rate: Decimal) -> int:
     """
     num, den = rate_parts(rate)
     return (2 * amount_fen * num + den) // (2 * den)
+
+
+def pct(change: int | Decimal, base: int | Decimal) -> Decimal | None:
+    """change / base in percent, 2 decimals half-up; None when the base is 0 (simulation changes, burden shares)."""
+    if base == 0:
+        return None
+    return (Decimal(change) * 100 / Decimal(base)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

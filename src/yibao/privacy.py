@@ -31,6 +31,8 @@ import os
 import re
 from functools import lru_cache
 
+from yibao.store import keys
+
 KEEP_HEAD = 6
 KEEP_TAIL = 4
 
@@ -125,8 +127,6 @@ def _aead(secret: bytes):
 def certno_index(certno: str, secret: bytes | None = None) -> str:
     """The blind index of a certno under one key (the active one unless given)."""
     if secret is None:
-        from yibao.store import keys
-
         ring = keys.load()
         secret = ring.certno[ring.certno_active]
     return hmac.new(_derived(secret, b"index v1"), normalise(certno).encode("utf-8"), hashlib.sha256).hexdigest()
@@ -134,8 +134,6 @@ def certno_index(certno: str, secret: bytes | None = None) -> str:
 
 def certno_indexes(certno: str) -> list[str]:
     """Its blind index under every key known (a lookup also finds rows not yet rotated to the active key)."""
-    from yibao.store import keys
-
     ring = keys.load()
     return [certno_index(certno, ring.certno[ring.certno_active])] + [
         certno_index(certno, s) for k, s in ring.certno.items() if k != ring.certno_active]
@@ -143,8 +141,6 @@ def certno_indexes(certno: str) -> list[str]:
 
 def encrypt_certno(certno: str, psn_no: str, key_id: str | None = None) -> str:
     """``<key id>:<base64url(nonce ‖ AES-GCM ciphertext)>``, bound to psn_no."""
-    from yibao.store import keys
-
     ring = keys.load()
     kid = key_id or ring.certno_active
     nonce = os.urandom(12)
@@ -156,8 +152,6 @@ def decrypt_certno(token: str, psn_no: str) -> str:
     from cryptography.exceptions import InvalidTag
 
     from yibao.errors import Problem
-    from yibao.store import keys
-
     ring = keys.load()
     kid, _, body = token.partition(":")
     secret = ring.certno.get(kid)

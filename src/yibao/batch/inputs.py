@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from yibao.batch.sqlgen import ident, q
+from yibao.sql import ident, q
 from yibao.policy.compiled import CompiledPack
 
 RATE_DEN = 10_000  # per-line ratios and counts are decimals with at most 4 places

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
 from yibao.batch.lower import lower
-from yibao.batch.sqlgen import ident, q
+from yibao.sql import ident, q
 from yibao.batch.stream import settle_stream, settled_schema
 from yibao.batch.validate import BatchError, check_applicability
 from yibao.errors import Problem

@@ -1,29 +1,15 @@
-"""SQL text helpers shared by the batch inputs, validation and the other domains' DuckDB queries.
+"""The basic-rule condition batch validation checks visits against, and the batch visit limit.
 
-The settlement arithmetic itself is no longer SQL: it is the compiled kernel
-(:mod:`yibao.batch.kernel`), fed by DuckDB in person order (:mod:`yibao.batch.stream`).
-What stays here is quoting and the basic-rule condition batch validation checks visits against.
+The settlement arithmetic itself is not SQL: it is the compiled kernel (:mod:`yibao.batch.kernel`), fed
+by DuckDB in person order (:mod:`yibao.batch.stream`). Quoting lives in :mod:`yibao.sql`.
 """
 
 from __future__ import annotations
 
 from yibao.policy.compiled import CompiledBasic
+from yibao.sql import in_list, q
 
 MAX_VISIT_FEN = 1_000_000_000  # 10,000,000 yuan: larger visits are refused by batch validation (BAT008)
-
-
-def q(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def ident(text: str) -> str:
-    """A column-name-safe form of a pack code (rule ids, categories)."""
-    return "".join(ch if ch.isalnum() else "_" for ch in text)
-
-
-def in_list(column: str, values) -> str:
-    return f"{column} IN ({', '.join(q(v) for v in values)})"
 
 
 def rule_condition(rule: CompiledBasic, insutype: str = "insutype", med_type: str = "med_type",

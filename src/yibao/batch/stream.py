@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from yibao.batch import kernel
 from yibao.batch.lower import KernelError, Program, lower
-from yibao.batch.sqlgen import ident, q
+from yibao.sql import ident, q
 from yibao.errors import Problem
 from yibao.policy.compiled import CompiledPack
 from yibao.settlement.model import SETLINFO_FIELDS

@@ -7,7 +7,8 @@ few of their ids; if anything is reported, no visit is settled.
 
 from __future__ import annotations
 
-from yibao.batch.sqlgen import MAX_VISIT_FEN, q, rule_condition
+from yibao.sql import q
+from yibao.batch.sqlgen import MAX_VISIT_FEN, rule_condition
 from yibao.errors import Problem, YibaoError
 from yibao.policy.compiled import CompiledPack
 

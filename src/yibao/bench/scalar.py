@@ -39,7 +39,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from itertools import accumulate
 from typing import Any, Callable
 
-from yibao.errors import PolicyError
 from yibao.money import yuan_to_fen
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import pack_from_data, resolve_pack
@@ -54,79 +53,6 @@ CENT = Decimal("0.01")
 
 
 # --- the pack -----------------------------------------------------------------------------
-
-def _fallback_pack_data() -> dict:
-    """A realistic resident + employee pack (as shandong-2024), for when that file is absent."""
-    levels = {"1": "一级/基层", "2": "二级", "3": "三级"}
-    return {
-        "pack": {"id": "bench-inline", "name": "基准测试政策包(代码内置)", "admdvs": "370000", "version": "1",
-                 "effective_from": date(YEAR, 1, 1), "effective_to": date(YEAR, 12, 31)},
-        "reference": {"year": YEAR - 1, "per_capita_disposable_income": Decimal(40000)},
-        "levels": levels,
-        "categories": {"tekun": "特困人员", "dibao": "低保对象", "fanpin": "返贫致贫人口",
-                       "dibao_edge": "低保边缘家庭成员", "illness_poverty": "因病致贫重病患者"},
-        "classification": {"classes": {"01": {"name": "甲类", "in_scope": True},
-                                       "02": {"name": "乙类", "in_scope": True, "preselfpay_ratio": Decimal("0.10")},
-                                       "03": {"name": "丙类", "in_scope": False}}},
-        "basic": [
-            {"id": "resident_inpatient", "name": "居民普通住院", "insutype": "390", "med_types": ["21", "52"],
-             "mode": "per_admission",
-             "deductible": {"by_level": {"1": 200, "2": 500, "3": 1000},
-                            "repeat": {"mode": "factor", "factor": Decimal("0.5")},
-                            "referral": {"upward": "difference", "same_or_downward": "waive"}},
-             "ratio_by_level": {"1": Decimal("0.85"), "2": Decimal("0.75"), "3": Decimal("0.60")},
-             "annual_cap": 200000, "fund_pay_type": "390100"},
-            {"id": "resident_two_diseases", "name": "居民两病门诊用药", "insutype": "390", "med_types": ["11"],
-             "diseases": ["I10", "E11"], "mode": "annual", "deductible": {"by_level": {"1": 0, "2": 0, "3": 0}},
-             "ratio_by_level": {"1": Decimal("0.7"), "2": Decimal("0.7"), "3": Decimal("0.7")},
-             "annual_cap": 600, "fund_pay_type": "390100"},
-            {"id": "resident_outpatient", "name": "居民普通门诊统筹", "insutype": "390", "med_types": ["11"],
-             "mode": "annual", "deductible": {"by_level": {"1": 0, "2": 200, "3": 200}},
-             "ratio_by_level": {"1": Decimal("0.6"), "2": Decimal("0.5"), "3": Decimal("0.4")},
-             "annual_cap": 400, "fund_pay_type": "390100"},
-            {"id": "resident_chronic", "name": "居民门诊慢特病", "insutype": "390", "med_types": ["14"],
-             "mode": "annual", "deductible": {"by_level": {"1": 300, "2": 300, "3": 300}},
-             "ratio_by_level": {"1": Decimal("0.7"), "2": Decimal("0.65"), "3": Decimal("0.6")},
-             "annual_cap": 20000, "fund_pay_type": "390100"},
-            {"id": "employee_inpatient", "name": "职工普通住院", "insutype": "310", "med_types": ["21"],
-             "mode": "per_admission",
-             "deductible": {"by_level": {"1": 200, "2": 400, "3": 800},
-                            "referral": {"upward": "difference", "same_or_downward": "waive"}},
-             "ratio_by_level": {"1": Decimal("0.9"), "2": Decimal("0.88"), "3": Decimal("0.85")},
-             "retiree_points": 5, "annual_cap": 300000, "fund_pay_type": "310100"},
-            {"id": "employee_outpatient", "name": "职工普通门诊统筹", "insutype": "310", "med_types": ["11", "14"],
-             "mode": "annual", "deductible": {"by_level": {"1": 0, "2": 800, "3": 800}},
-             "ratio_by_level": {"1": Decimal("0.6"), "2": Decimal("0.55"), "3": Decimal("0.5")},
-             "retiree_points": 5, "annual_cap": 2000, "fund_pay_type": "310100"},
-        ],
-        "tiers": [
-            {"id": "employee_major_medical", "name": "职工大额医疗费用补助", "pays_into": "hifob_pay",
-             "fund_pay_type": "330100", "insutypes": ["310"], "med_types": ["21"],
-             "parts": [{"base": ["inscp_overcap"], "ratio": Decimal("0.9")}], "annual_cap": 500000},
-            {"id": "resident_critical_illness", "name": "城乡居民大病保险", "pays_into": "hifmi_pay",
-             "fund_pay_type": "390200", "insutypes": ["390"], "med_types": ["21", "52", "14"],
-             "parts": [{"base": ["inscp_own"], "deductible": 15000, "band_edges": "above_deductible",
-                        "ratio": [{"upto": 100000, "ratio": Decimal("0.6")}, {"upto": 200000, "ratio": Decimal("0.65")},
-                                  {"ratio": Decimal("0.7")}]}],
-             "annual_cap": 400000,
-             "tilts": [{"categories": ["tekun", "dibao", "fanpin"], "deductible_factor": Decimal("0.5"),
-                        "ratio_points": 5, "remove_cap": True}]},
-            {"id": "assistance_core", "name": "医疗救助", "pays_into": "maf_pay", "fund_pay_type": "610100",
-             "med_types": ["21", "52", "14"], "categories": ["tekun", "dibao", "fanpin"], "exclusive_group": "assistance",
-             "parts": [{"base": ["inscp_own"], "ratio": Decimal("0.7")}], "annual_cap": 30000},
-            {"id": "assistance_edge", "name": "医疗救助(低保边缘)", "pays_into": "maf_pay", "fund_pay_type": "610100",
-             "med_types": ["21", "52", "14"], "categories": ["dibao_edge"], "exclusive_group": "assistance",
-             "parts": [{"base": ["inscp_own"], "deductible": 3000, "ratio": Decimal("0.5")}], "annual_cap": 30000},
-            {"id": "reassistance", "name": "再救助", "pays_into": "maf_pay", "fund_pay_type": "610100",
-             "med_types": ["21", "52", "14"], "categories": ["tekun", "dibao", "fanpin", "dibao_edge"],
-             "parts": [{"base": ["inscp_own"], "deductible": {"income_share": Decimal("0.25")}, "ratio": Decimal("0.7")}],
-             "annual_cap": 20000},
-            {"id": "assistance_on_application", "name": "依申请救助", "pays_into": "maf_pay", "fund_pay_type": "610100",
-             "med_types": ["21", "52", "14"], "categories": ["illness_poverty"], "exclusive_group": "assistance",
-             "parts": [{"base": ["inscp_own"], "deductible": {"income_share": Decimal("0.25")}, "ratio": Decimal("0.6")}]},
-        ],
-        "personal_account": {"insutypes": ["310"], "covers": ["inscp_own", "out_of_scope"]},
-    }
 
 
 def _catalog(rng: random.Random, size: int) -> list[dict]:
@@ -145,12 +71,8 @@ def _catalog(rng: random.Random, size: int) -> list[dict]:
 
 def build_pack(rng: random.Random, catalog_size: int = 2000) -> tuple[PolicyPack, str]:
     """(pack with a seeded catalog, where its rules came from)."""
-    try:
-        data = resolve_pack("shandong-2024").model_dump(mode="python")
-        source = "shandong-2024 (shipped) + seeded catalog"
-    except PolicyError:
-        data = _fallback_pack_data()
-        source = "in-code pack + seeded catalog"
+    data = resolve_pack("shandong-2024").model_dump(mode="python")
+    source = "shandong-2024 (shipped) + seeded catalog"
     data["classification"]["catalog"] = _catalog(rng, catalog_size)
     data["pack"] = {**data["pack"], "id": f"{data['pack']['id']}-bench"}
     return pack_from_data(data, "<bench>"), source

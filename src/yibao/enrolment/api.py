@@ -27,7 +27,7 @@ from yibao.settlement.statement import compact_json
 
 IdKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 PSN = Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")
-Insu = Literal["310", "390", "510"]
+Insu = Literal["310", "390", "410"]
 Admdvs = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
 Day = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2200, 12, 31))]  # a real business date
 EndDay = Annotated[date, Field(ge=date(1900, 1, 1), le=date(9999, 12, 31), description="9999-12-31 表示长期有效")]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from yibao.enrolment.importer import ImportRejected, certno_index
 from yibao.errors import Problem
-from yibao.monitoring.masking import mask_certno_sql
+from yibao.privacy import mask_certno_sql
 from yibao.store.models import Enrollment
 
 ROSTER_COLUMNS = {"证件号码": "certno", "身份证号": "certno", "certno": "certno", "姓名": "psn_name",

@@ -18,6 +18,7 @@ from typing import Iterable
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
+from yibao.codes import INSUTYPE_NAMES
 from yibao.enrolment import facts as F
 from yibao.enrolment.models import CategoryFact, EnrolmentFact, HouseholdLink
 from yibao.errors import Problem
@@ -27,7 +28,7 @@ from yibao.service.errors import Conflict, NotFound, ServiceError, problem
 from yibao.service.transactions import Context, audit
 from yibao.store.models import Enrollment, Person, PersonCategory
 
-INSUTYPES = {"310": "职工基本医疗保险", "390": "城乡居民基本医疗保险", "510": "长期护理保险"}
+INSUTYPES = {k: INSUTYPE_NAMES[k] for k in ("310", "390", "410")}  # what the registry enrols (410 长期照护保险)
 PSN_TYPES = {"1101": "在职", "1102": "退休", "1301": "灵活就业", "1401": "城乡居民"}
 _ENROLL = Enrollment.__table__
 _CATS = PersonCategory.__table__

@@ -20,7 +20,7 @@ def open_table(con, name: str, path: Path) -> None:
     """View ``name`` over a Parquet file, refused (FUND006) when unreadable or missing a column."""
     import duckdb
 
-    from yibao.batch.sqlgen import q
+    from yibao.sql import q
     from yibao.errors import Problem
     from yibao.fund.operation import FundError
 
@@ -39,7 +39,7 @@ def run_fund(policy: str, claims: Path, settled: Path, year: Optional[int], simu
     """Fund operation of a synthetic (or real) region; returns (years, projection, outputs)."""
     import duckdb
 
-    from yibao.batch.sqlgen import q
+    from yibao.sql import q
     from yibao.errors import Problem
     from yibao.fund.operation import FundError, operate, project, simulation_factors
     from yibao.payment.run import connect

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from yibao.batch.sqlgen import q
+from yibao.sql import q
 from yibao.errors import Problem, YibaoError
 from yibao.money import round_half_up
 from yibao.payment.point_value import allocate

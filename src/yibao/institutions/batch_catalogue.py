@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from yibao.batch.inputs import classification_query
 from yibao.batch.run import BatchRun, register_pack
-from yibao.batch.sqlgen import q
+from yibao.sql import q
 from yibao.batch.validate import SAMPLE, BatchError, applicability_checks
 from yibao.errors import Problem
 from yibao.institutions.catalogue import CatalogueError, conditions_met, parse_conditions

@@ -345,7 +345,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         return read(lambda s: tariffs.vbp_usage(s, who, year=year, batch=batch))
 
     @api.get("/{fixmedins_code}/agreements", summary="机构的协议与考核 / an institution's agreements")
-    def agreements(who: Caller, fixmedins_code: Annotated[str, ID], on: date | None = None) -> Response:
+    def institution_agreements(who: Caller, fixmedins_code: Annotated[str, ID], on: date | None = None) -> Response:
         return read(lambda s: store.institution_agreements(s, who, fixmedins_code, on or date.today()))
 
     @api.post("/{fixmedins_code}/assessments", status_code=201, summary="年度考核 / annual assessment")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa

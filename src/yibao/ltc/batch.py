@@ -24,7 +24,7 @@ from yibao.ltc.settle import CarePerson, CareRecord, LevelSpan, LtcSettlement, s
 from yibao.money import fen_to_yuan
 from yibao.policy.model import LongTermCare
 from yibao.reports import publish
-from yibao.batch.sqlgen import q
+from yibao.sql import q
 
 # column → (check as SQL on the text value v, what it must be)
 TEXT = ("v IS NOT NULL AND length(v) BETWEEN 1 AND 40", "非空文本(不超过 40 字)")

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from yibao.errors import Problem
 from yibao.money import fen_to_yuan
+from yibao.monitoring.measures import MEASURE_NAMES, MonitoringError, income_pct
 from yibao.policy.compiled import CompiledPack
 from yibao.reports import publish
-from yibao.simulation.result import INSUTYPE_NAMES, MED_TYPE_NAMES
+from yibao.codes import INSUTYPE_NAMES, MED_TYPE_NAMES
 
 HEADERS = [
     ("年度", "text"), ("人员编号", "text"), ("证件号码(脱敏)", "text"), ("姓名(脱敏)", "text"), ("险种", "text"),
@@ -35,8 +36,6 @@ def _visit_text(v, levels: dict[str, str]) -> str:
 
 def rows(result, pack: CompiledPack) -> tuple[list[tuple[str, str]], list[list]]:
     """(headers with kinds, rows of Python values): money as Decimal yuan, % as Decimal."""
-    from yibao.monitoring.screen import income_pct
-
     names = {t.id: t.name for t in result.thresholds}
     headers = HEADERS[:9] + [(f"{t.name}", "flag") for t in result.thresholds] + HEADERS[9:]
     out = []
@@ -98,8 +97,6 @@ def write_xlsx(result, pack: CompiledPack, path: Path) -> Path:
 
     th = wb.create_sheet("阈值")
     th.append(["阈值代码", "名称", "指标", "上年人均可支配收入比例", "阈值(元)", "触发人数"])
-    from yibao.monitoring.screen import MEASURE_NAMES
-
     for t in result.thresholds:
         th.append([t.id, t.name, MEASURE_NAMES[t.measure], t.income_share, fen_to_yuan(t.amount),
                    result.counts.get(t.id, 0)])
@@ -126,8 +123,6 @@ def write_xlsx(result, pack: CompiledPack, path: Path) -> Path:
 
 def write_outputs(result, pack: CompiledPack, out_dir: Path) -> dict[str, Path]:
     """Both files written to a temporary directory first, then moved into ``out_dir``."""
-    from yibao.monitoring.screen import MonitoringError
-
     return publish(out_dir,
                    lambda tmp: {"csv": write_csv(result, pack, tmp / "monitoring.csv"),
                                 "xlsx": write_xlsx(result, pack, tmp / "monitoring.xlsx")},

@@ -9,8 +9,10 @@ from rich.text import Text
 from yibao.money import format_yuan
 from yibao.reports import outputs_table
 from yibao.monitoring.assistance import ROUTE_NAMES, AssistanceCheck
-from yibao.monitoring.screen import MEASURE_NAMES, MonitoringResult
-from yibao.simulation.result import INSUTYPE_SHORT, percent
+from yibao.monitoring.measures import MEASURE_NAMES
+from yibao.monitoring.screen import MonitoringResult
+from yibao.codes import INSUTYPE_SHORT
+from yibao.simulation.result import percent
 
 SHOWN = 20
 STATUS = {"paid": "已享受", "eligible": "可申请", "below": "未达起付线", "superseded": "已由同组救助"}

@@ -24,23 +24,20 @@ from pathlib import Path
 from typing import Callable
 
 from yibao.batch.run import BatchRun, settle
-from yibao.batch.sqlgen import ident, q
-from yibao.errors import Problem, YibaoError
+from yibao.sql import ident, q
+from yibao.errors import Problem
 from yibao.money import fen_to_yuan, mul_rate
 from yibao.monitoring.assistance import AssistanceCheck, check, income_share_tiers
+from yibao.monitoring.export import write_outputs
+from yibao.monitoring.measures import MEASURE_NAMES, MonitoringError, income_pct
 from yibao.privacy import mask_certno_sql, mask_name_sql
 from yibao.policy.compiled import CompiledPack
 
 TOP_VISITS = 3
-MEASURE_NAMES = {"inscp_psn_part": "政策范围内个人负担", "psn_part_amt": "个人负担总额"}
 Progress = Callable[[str, int, int], None]
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NEEDED = ("psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type", "level", "medfee_sumamt",
           "fund_pay_sumamt", "maf_pay", "inscp_psn_part", "psn_part_amt")
-
-
-class MonitoringError(YibaoError):
-    title = "返贫监测失败"
 
 
 def _yuan(fen: int | None) -> str | None:
@@ -119,17 +116,6 @@ class FlaggedPerson:
             "top_visits": [v.to_dict() for v in self.top_visits],
             "assistance": [a.to_dict() for a in self.assistance],
         }
-
-
-def income_pct(fen: int, income: int) -> Decimal:
-    """An amount as a percentage of per-capita income, 2 decimals half-up.
-
-    >>> income_pct(1_580_000, 4_000_000)
-    Decimal('39.50')
-    """
-    from yibao.simulation.result import pct
-
-    return pct(fen, income) if income else Decimal(0)
 
 
 @dataclass
@@ -239,8 +225,6 @@ def monitor(run: BatchRun, pack: CompiledPack, table: str | None = None, out_dir
     timings["screen"] = time.perf_counter() - t
     step += 1
     if out_path is not None:
-        from yibao.monitoring.export import write_outputs
-
         t = time.perf_counter()
         note("写出名单", step, total)
         result.outputs = write_outputs(result, pack, out_path)

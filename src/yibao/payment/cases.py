@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from yibao.batch.sqlgen import q
+from yibao.sql import q
 from yibao.errors import Problem, YibaoError
 
 

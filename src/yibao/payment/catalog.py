@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from yibao.batch.sqlgen import q
+from yibao.sql import q
 from yibao.errors import Problem
 from yibao.money import format_yuan
 from yibao.payment import dip, drg

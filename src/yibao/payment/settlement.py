@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from yibao.batch.sqlgen import q
+from yibao.sql import q
 from yibao.errors import Problem
 from yibao.money import fen_to_yuan, format_yuan
 from yibao.payment import dip, drg
@@ -29,7 +29,6 @@ from yibao.payment.point_value import (Institution, PointSettlement, budget_fen,
 from yibao.payment.sql import group_report_sql, institution_sql, points_sql
 from yibao.policy.model import PointPayment
 
-DEVIATION_NAMES = {"high": "高倍率", "low": "低倍率", "normal": "正常"}
 
 
 def period_filter(period: str) -> str:

@@ -1,8 +1,9 @@
 """A pack turned into what engines compute with: fen, exact rates, scales, lookup tables.
 
 Compiling once per pack keeps the per-visit work to integer arithmetic and dictionary
-look-ups. Both the scalar engine and the columnar batch engine read these objects, so a
-deductible or a band edge is derived from the pack in exactly one place.
+look-ups. The scalar engine reads these objects and the batch kernel's lowering
+(:mod:`yibao.batch.lower`) reads them too, never the pack itself, so a deductible or a band
+edge is derived from the pack here only.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping
 
-from sqlalchemy import JSON, Integer, bindparam, func, insert, select, text, update
+from sqlalchemy import JSON, Integer, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from yibao.settlement.model import Accumulators
@@ -98,10 +98,6 @@ def ledger_sum(session: Session, psn_no: str, year: int) -> dict[str, int]:
         for k, v in delta.items():
             total[k] = total.get(k, 0) + int(v)
     return {k: v for k, v in total.items() if v}
-
-
-def ledger_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(AccumulatorLedger)) or 0
 
 
 def verify(conn) -> list:

@@ -6,14 +6,13 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from yibao.codes import INSUTYPE_NAMES, MED_TYPE_NAMES
 from yibao.money import format_yuan
 from yibao.policy.compiled import CompiledPack
 from yibao.settlement.model import SETLINFO_FIELDS, Settlement
 from yibao.settlement.statement import FIELD_NAMES, explain
 
-INSUTYPES = {"310": "职工基本医疗保险", "320": "公务员医疗补助", "330": "职工大额医疗费用补助",
-             "390": "城乡居民基本医疗保险", "392": "城乡居民大病医疗保险", "510": "生育保险"}
-MED_TYPES = {"11": "普通门诊", "14": "门诊慢特病", "21": "普通住院", "52": "生育住院"}
+INSUTYPES, MED_TYPES = INSUTYPE_NAMES, MED_TYPE_NAMES
 
 
 def print_statement(console: Console, pack: CompiledPack, person, visit, s: Settlement) -> None:

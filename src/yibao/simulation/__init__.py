@@ -2,7 +2,8 @@
 
 Usage (a settled run is needed, so this is an example, not a doctest)::
 
-    from yibao.simulation import simulate, format_simulation
+    from yibao.simulation.comparison import simulate
+    from yibao.simulation.render import format_simulation
     result = simulate(run, baseline, reform, out_dir=Path("sim"))
 
 See ``docs/simulation.md``. :func:`simulate` settles both packs on one
@@ -10,10 +11,3 @@ See ``docs/simulation.md``. :func:`simulate` settles both packs on one
 simulation.json / .xlsx / .html and PNG charts (:mod:`.outputs`); :func:`format_simulation`
 renders the result for the terminal.
 """
-
-from yibao.simulation.comparison import SimulationError, catastrophic_share_of, compare, simulate
-from yibao.simulation.render import format_simulation
-from yibao.simulation.result import Burden, GroupResult, Pair, Share, SimulationResult
-
-__all__ = ["Burden", "GroupResult", "Pair", "Share", "SimulationError", "SimulationResult", "catastrophic_share_of",
-           "compare", "format_simulation", "simulate"]

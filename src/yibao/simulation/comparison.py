@@ -31,27 +31,22 @@ from pathlib import Path
 from typing import Callable
 
 from yibao.batch.run import BatchRun, settle
-from yibao.batch.sqlgen import ident, q
-from yibao.errors import Problem, YibaoError
+from yibao.codes import INSUTYPE_ENGLISH, INSUTYPE_NAMES, INSUTYPE_SHORT, MED_TYPE_ENGLISH, MED_TYPE_NAMES
+from yibao.sql import ident, q
+from yibao.errors import Problem
 from yibao.money import rate_parts
 from yibao.policy.compiled import CompiledPack
 from yibao.settlement.model import SETLINFO_FIELDS
+from yibao.simulation.errors import SimulationError
+from yibao.simulation.outputs import write_outputs
 from yibao.simulation.result import (
-    AMOUNT_FIELDS, DECILES, INSUTYPE_NAMES, INSUTYPE_SHORT, MED_TYPE_NAMES, NO_CATEGORY, Burden, GroupResult,
+    AMOUNT_FIELDS, DECILES, NO_CATEGORY, Burden, GroupResult,
     Pair, RuleInfo, Share, SimulationResult,
 )
 
 DEFAULT_CATASTROPHIC_SHARE = Decimal("0.4")
 Progress = Callable[[str, int, int], None]  # (step description, steps done, steps in all)
 
-MED_TYPE_ENGLISH = {"11": "outpatient", "13": "emergency", "14": "chronic outpt.", "21": "inpatient",
-                    "41": "pharmacy", "51": "maternity outpt.", "52": "maternity"}
-INSUTYPE_ENGLISH = {"310": "employee", "320": "civil servant", "330": "major medical", "390": "resident",
-                    "392": "critical illness", "510": "maternity"}
-
-
-class SimulationError(YibaoError):
-    title = "政策模拟失败"
 
 
 def catastrophic_share_of(value, reform: CompiledPack) -> Decimal:
@@ -110,8 +105,6 @@ def simulate(run: BatchRun, baseline: CompiledPack, reform: CompiledPack, out_di
     result = compare(run, baseline, reform, share)
     timings["compare"] = time.perf_counter() - t
     if out_path is not None:
-        from yibao.simulation.outputs import write_outputs
-
         t = time.perf_counter()
         note("写出报告", 3, total)
         result.outputs = write_outputs(result, out_path)

@@ -11,7 +11,10 @@ from pathlib import Path
 
 from yibao.errors import Problem
 from yibao.reports import publish
+from yibao.simulation.errors import SimulationError
+from yibao.simulation.report import write_html
 from yibao.simulation.result import SimulationResult
+from yibao.simulation.workbook import write_workbook
 
 
 def write_json(result: SimulationResult, path: Path) -> Path:
@@ -20,10 +23,6 @@ def write_json(result: SimulationResult, path: Path) -> Path:
 
 
 def write_outputs(result: SimulationResult, out_dir: Path) -> dict[str, Path]:
-    from yibao.simulation.comparison import SimulationError
-    from yibao.simulation.report import write_html
-    from yibao.simulation.workbook import write_workbook
-
     def build(tmp: Path) -> dict[str, Path]:
         try:
             from yibao.simulation.charts import write_charts

@@ -9,9 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from yibao.money import format_yuan
+from yibao.codes import INSUTYPE_SHORT
 from yibao.reports import outputs_table
 from yibao.simulation.result import (
-    DECILES, DIMENSIONS, FIELD_ENGLISH, FIELD_NAMES, INSUTYPE_SHORT, Pair, SimulationResult, percent,
+    DECILES, DIMENSIONS, FIELD_ENGLISH, FIELD_NAMES, Pair, SimulationResult, percent,
 )
 from yibao.simulation.tables import used_fund_fields
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from yibao.money import fen_to_yuan
+from yibao.money import fen_to_yuan, pct
 
 CENT = Decimal("0.01")
 DECILES = tuple(range(10, 100, 10))  # P10 … P90
@@ -38,13 +38,6 @@ DIMENSIONS = {
 PERSON_DIMENSIONS = ("overall", "insutype", "category")
 NO_CATEGORY = "(none)"  # key of 普通参保人 (a person without any category); cannot clash with a pack code
 
-INSUTYPE_NAMES = {
-    "310": "职工基本医疗保险", "320": "公务员医疗补助", "330": "职工大额医疗费用补助",
-    "390": "城乡居民基本医疗保险", "392": "城乡居民大病医疗保险", "510": "生育保险",
-}
-INSUTYPE_SHORT = {"310": "职工", "320": "公务员", "330": "大额", "390": "居民", "392": "大病", "510": "生育"}
-MED_TYPE_NAMES = {"11": "普通门诊", "13": "急诊", "14": "门诊慢特病", "21": "普通住院", "41": "定点药店购药",
-                  "51": "生育门诊", "52": "生育住院"}
 
 # setlinfo fields summed per group; the fund fields are the tiers' "per setl field" payout
 AMOUNT_FIELDS = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt",
@@ -87,13 +80,6 @@ def percent(share) -> str:
     '40'
     """
     return f"{float(share) * 100:g}"
-
-
-def pct(change: int | Decimal, base: int | Decimal) -> Decimal | None:
-    """change / base in percent, 2 decimals half-up; None when the base is 0."""
-    if base == 0:
-        return None
-    return (Decimal(change) * 100 / Decimal(base)).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def share_pct(part: int, whole: int) -> Decimal | None:

@@ -74,13 +74,13 @@ def rotate_key(url: Optional[str] = typer.Option(None, help=URL_HELP),
                                                help="从密钥文件删除旧密钥(此前的备份将无法解密证件号)")):
     """轮换证件号加密密钥: 一个事务内全部重新加密并重建盲索引 / rotate the 证件号 key (re-encrypt, re-index)."""
     from yibao.errors import YibaoError
-    from yibao.store import keys
+    from yibao.store import keys, rotation
     from yibao.store.database import default_url, make_engine
 
     target = url or default_url()
     engine = make_engine(target)
     try:
-        done = keys.rotate(engine, forget_old)
+        done = rotation.rotate_certno_key(engine, forget_old)
     except YibaoError as exc:
         fail(exc)
     except Exception as exc:  # noqa: BLE001 - the transaction rolled back; the new key is only staged

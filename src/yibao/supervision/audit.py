@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from yibao.batch.sqlgen import q
+from yibao.sql import sql_path
 from yibao.errors import Problem
 from yibao.supervision.model import AuditInputError, Skipped, SupervisionError
 from yibao.supervision.ruleset import RuleSet
@@ -38,11 +38,6 @@ class AuditRun:
     visits: int = 0
     items: int = 0
     baselines: pa.Table | None = None  # the learned baseline table (or one given to the run)
-
-
-def sql_path(path: Path) -> str:
-    """A file path as a SQL string literal: paths are user input and may hold quotes."""
-    return q(Path(path).as_posix())
 
 
 def _source(claims_dir: Path, name: str) -> str | None:

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 from pydantic import Field, model_validator
 
-from yibao.batch.sqlgen import q
+from yibao.sql import q
 from yibao.supervision.model import Params, Rule
 
 RULES: dict[str, Rule] = {}

@@ -16,7 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from yibao.errors import Problem, YibaoError
+from yibao.codes import INSUTYPE_NAMES as INSUTYPES, MED_TYPE_NAMES as MED_TYPES
+from yibao.errors import YibaoError
 from yibao.service import registry
 from yibao.service import transactions as tx
 from yibao.service.desk import Desk
@@ -27,9 +28,6 @@ from yibao.web import fees, site
 from yibao.web.forms import errors_of, problems_of, text, when
 from yibao.web.site import nav_entry, render, require
 
-MED_TYPES = {"11": "普通门诊", "14": "门诊慢特病", "21": "普通住院", "52": "生育住院"}
-INSUTYPES = {"310": "职工基本医疗保险", "390": "城乡居民基本医疗保险", "320": "公务员医疗补助",
-             "330": "大额医疗费用补助", "392": "城乡居民大病保险", "510": "生育保险"}
 ID_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 nav_entry("/desk", "结算台", "settle", order=10)

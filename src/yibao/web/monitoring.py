@@ -1,5 +1,5 @@
 """返贫监测 on the web: screen a claims set under a pack's monitoring thresholds
-(:func:`yibao.monitoring.monitor`, the same screening as ``yibao monitor``), list the alerts with
+(:func:`yibao.monitoring.screen.monitor`, the same screening as ``yibao monitor``), list the alerts with
 masked IDs, drill down to a person-year, record the follow-up (核实 → 帮扶 → 销号), export Excel.
 
 A screening runs in the request (seconds at county size) and is kept in memory under a random id;
@@ -79,7 +79,7 @@ def routes(router: APIRouter, desk: Desk) -> None:
     @router.post("/monitoring", response_class=HTMLResponse)
     async def monitoring_run(request: Request):
         from yibao.batch.run import open_claims
-        from yibao.monitoring import monitor
+        from yibao.monitoring.screen import monitor
         from yibao.policy.compiled import CompiledPack
         from yibao.policy.loader import resolve_pack
 

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yibao.codes import INSUTYPE_NAMES as INSUTYPES, MED_TYPE_NAMES as MED_TYPES
 from yibao.errors import Problem, YibaoError
 from yibao.policy.loader import load_pack, pack_from_text, parse_yaml, shipped_pack_names
 from yibao.policy.model import Band, IncomeShare, PolicyPack
@@ -38,9 +39,6 @@ from yibao.web.site import nav_entry, render, require
 
 nav_entry("/packs", "政策包", "policy.read", order=40)
 PACK_DIR = Path(__file__).resolve().parent.parent / "policy" / "packs"
-INSUTYPES = {"310": "职工基本医疗保险", "390": "城乡居民基本医疗保险", "320": "公务员医疗补助",
-             "330": "大额医疗费用补助", "392": "城乡居民大病保险", "510": "生育保险"}
-MED_TYPES = {"11": "普通门诊", "14": "门诊慢特病", "21": "普通住院", "52": "生育住院"}
 MODES = {"per_admission": "按次起付", "annual": "年度起付"}
 
 

@@ -8,11 +8,11 @@ page computes no rule of its own, only ``limit − used``.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from yibao.money import fen_to_yuan
 from yibao.policy.compiled import CompiledPack

@@ -1,5 +1,5 @@
 """政策模拟 on the web: pick a baseline pack, a reform pack and a claims set, run
-:func:`yibao.simulation.simulate` as a background job with a progress bar, then the tables, the
+:func:`yibao.simulation.comparison.simulate` as a background job with a progress bar, then the tables, the
 charts and the Excel download it wrote.
 
 Claims sets are the directories under ``YIBAO_CLAIMS_DIR`` (each as ``yibao synth`` or a real export
@@ -75,7 +75,7 @@ def _run(job: Job) -> None:
     from yibao.batch.run import open_claims
     from yibao.policy.compiled import CompiledPack
     from yibao.policy.loader import resolve_pack
-    from yibao.simulation import simulate
+    from yibao.simulation.comparison import simulate
     from yibao.web.packs import PACK_DIR
 
     def note(description: str, done: int, total: int) -> None:

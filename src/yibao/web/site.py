@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from yibao.monitoring.masking import mask_certno, mask_name
+from yibao.privacy import mask_certno, mask_name
 from yibao.service.auth import PERMISSIONS, ROLES
 from yibao.web.users import WebPrincipal, principal_of, same_token
 

@@ -1,0 +1,105 @@
+"""``yibao batch settle`` and ``yibao bench settle``: a claims directory settled by the compiled kernel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from yibao.console import err, fail, out
+from yibao.errors import Problem, YibaoError
+
+batch_app = typer.Typer(help="批量结算 (batch settlement of a claims directory)", no_args_is_help=True)
+
+
+@batch_app.command("settle")
+def batch_settle_cmd(
+    claims: Path = typer.Option(..., "--claims", "-c", help="理赔数据目录(见 docs/claims-schema.md)"),
+    policy: str = typer.Option(..., "--policy", "-p", help="政策包文件或内置名称"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="输出目录: setlinfo.parquet, setldetail.parquet"),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb(默认, 本机) 或 spark(本地模式)"),
+    catalogue_db: Optional[str] = typer.Option(None, "--catalogue-db", help="目录库 URL: 按就诊日生效的目录版本分类(docs/institutions.md §4)"),
+) -> None:
+    """批量结算一个地区一年的就诊, 与单次结算逐分一致 (settle a whole claims directory)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from yibao.batch.run import classify, open_claims, register_pack, settle, write_results
+    from yibao.batch.validate import BatchError, check_applicability
+    from yibao.money import format_yuan
+    from yibao.policy.compiled import CompiledPack
+    from yibao.policy.loader import resolve_pack
+
+    if engine not in ("duckdb", "spark"):
+        fail(YibaoError(Problem("BAT011", "--engine", f"引擎须为 duckdb 或 spark, 实际为 {engine!r}")))
+    try:
+        pack = CompiledPack(resolve_pack(policy))
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True) as progress:
+            task = progress.add_task("读取理赔数据 reading claims", total=None)
+            run = open_claims(claims)
+            if engine == "spark" and catalogue_db:
+                raise BatchError(Problem("BAT012", "--catalogue-db", "按目录库分类目前只用于 duckdb 引擎"))
+            if engine == "spark":
+                # validated on DuckDB first: nothing is settled if anything is wrong
+                register_pack(run, pack)
+                problems = check_applicability(run.con, pack)
+                if problems:
+                    raise BatchError(problems)
+                progress.update(task, description=f"Spark 结算 settling {run.visits:,} visits on Spark")
+                from yibao.batch.spark import settle_claims, spark_session
+
+                table = settle_claims(spark_session(), pack, claims).toArrow()
+                run.con.register("spark_result", table)
+                run.con.sql("CREATE TABLE settled_main AS SELECT * FROM spark_result")
+                name = "settled_main"
+            else:
+                progress.update(task, description=f"费用分类 classifying {run.items:,} lines")
+                if catalogue_db:  # the catalogue in force on each visit's date, as the service reads it (#18)
+                    from yibao.institutions.batch_catalogue import classify_from_store
+
+                    pack = classify_from_store(run, pack, catalogue_db)
+                else:
+                    classify(run, pack)
+                progress.update(task, description=f"校验并结算 validating and settling {run.visits:,} visits")
+                name = settle(run, pack, "main")
+            progress.update(task, description="写出结果 writing results")
+            paths = write_results(run, pack, name, out_dir)
+    except YibaoError as exc:
+        fail(exc)
+        return
+    totals = run.con.sql(
+        f"SELECT COUNT(*), SUM(medfee_sumamt), SUM(fund_pay_sumamt), SUM(hifp_pay), SUM(hifmi_pay + hifob_pay),"
+        f" SUM(maf_pay), SUM(psn_part_amt) FROM {name}").fetchone()
+    table_view = Table(title=f"批量结算 {pack.id} · 引擎 {engine}")
+    table_view.add_column("项目 item")
+    table_view.add_column("合计 total", justify="right")
+    table_view.add_row("就诊 visits", f"{totals[0]:,}")
+    labels = ("医疗费总额 medfee_sumamt", "基金支付 fund_pay_sumamt", "其中统筹 hifp_pay",
+              "大病/大额 hifmi+hifob", "医疗救助 maf_pay", "个人负担 psn_part_amt")
+    for label, value in zip(labels, totals[1:]):
+        table_view.add_row(label + "(元)", format_yuan(int(value or 0)))
+    out.print(table_view)
+    if engine == "duckdb":
+        t = run.timings
+        out.print(f"用时: 分类 {t.get('classify', 0):.2f} s, 校验 {t.get('validate', 0):.2f} s,"
+                  f" 结算 {t.get('settle_main', 0):.2f} s")
+    for label, path in paths.items():
+        out.print(f"已写出 {label}: {path}")
+
+
+def bench_settle(
+    persons: int = typer.Option(100_000, help="合成地区的参保人数"),
+    pack: str = typer.Option("shandong-2024", help="政策包"),
+    scalar_sample: int = typer.Option(50_000, help="单次引擎抽样就诊数"),
+) -> None:
+    """单次引擎与批量引擎(DuckDB)在同一合成地区上的吞吐量对比 (scalar vs batch)."""
+    from yibao.bench.settle import format_report, run
+
+    out.print(format_report(run(persons=persons, pack_name=pack, scalar_sample=scalar_sample)))
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.add_typer(batch_app, name="batch")
+    bench_app.command("settle")(bench_settle)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from yibao.codes import INSUTYPE_NAMES
 from yibao.enrolment import facts as F
+from yibao.enrolment.asof import fact_of
 from yibao.enrolment.models import CategoryFact, EnrolmentFact, HouseholdLink
 from yibao.errors import Problem
 from yibao.service import registry
@@ -39,11 +40,6 @@ def _err(code: str, path: str, message: str) -> ServiceError:
 
 
 # --- reading facts --------------------------------------------------------------------------------
-
-
-def _fact(r: EnrolmentFact) -> F.EnrolFact:
-    return F.EnrolFact(r.id, r.psn_no, r.insutype, r.eff_date, r.status, r.admdvs, r.kind, r.reason,
-                       r.psn_type, r.carried_months)
 
 
 def _legacy_enrol(rows: Iterable) -> list[F.EnrolFact]:
@@ -124,7 +120,7 @@ def as_of(session: Session, psn_no: str, on: date) -> dict:
 
 def _adopt_enrol(session: Session, psn_no: str, insutype: str, ctx: Context) -> list[F.EnrolFact]:
     """Stored facts of (person, insutype); legacy rows turned into stored facts first if there are none."""
-    rows = [_fact(r) for r in session.scalars(select(EnrolmentFact).where(
+    rows = [fact_of(r) for r in session.scalars(select(EnrolmentFact).where(
         EnrolmentFact.psn_no == psn_no, EnrolmentFact.insutype == insutype).order_by(EnrolmentFact.id))]
     if rows:
         return rows
@@ -139,7 +135,7 @@ def _append(session: Session, f: F.EnrolFact, ctx: Context) -> F.EnrolFact:
                         recorded_at=ctx.at, recorded_by=ctx.opter, request_id=ctx.request_id)
     session.add(row)
     session.flush()
-    return _fact(row)
+    return fact_of(row)
 
 
 def project(session: Session, psn_no: str, insutype: str, fs: list[F.EnrolFact]) -> None:

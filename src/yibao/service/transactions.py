@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yibao.errors import Problem, YibaoError
+from yibao.enrolment.asof import psn_type_on, retiree_on
 from yibao.handling.effects import settled_med_type
 from yibao.identifiers import identifier_problem
 from yibao.institutions.in_force import pack_in_force
@@ -112,7 +113,7 @@ def person_info(session: Session, who: Principal, *, certno: str | None = None, 
         "insuinfo": [{"insutype": e.insutype, "insuplc_admdvs": e.insuplc_admdvs,
                       "psn_insu_stas": "1" if e.valid_from <= on <= e.valid_to else "0",
                       "psn_insu_date": e.valid_from.isoformat(), "paus_insu_date": e.valid_to.isoformat(),
-                      "psn_type": "1102" if p.retiree else "1101",
+                      "psn_type": psn_type_on(session, p.psn_no, e.insutype, on) or ("1102" if p.retiree else "1101"),
                       "balc": fen_to_yuan(p.acct_balc_fen) if e.insutype == "310" else fen_to_yuan(0)}
                      for e in enrollments],
         "idetinfo": [{"psn_idet_type": c.category, "issuing_dept": c.issuing_dept,
@@ -348,8 +349,9 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
         hit = checks["blocking"][0]
         raise ServiceError(Problem("SUP001", f"rule:{hit.get('rule_id')}",
                                    f"智能审核规则 {hit.get('rule_id')}({hit.get('rule_name')})拦截: {hit.get('message')}"))
+    retiree = retiree_on(session, v.psn_no, v.insutype, v.begntime.date(), p.retiree)  # 退休 as of the visit (#15)
     person = EnginePerson(v.psn_no, v.insutype, frozenset(c for c in cats if c in pack.categories),
-                          p.retiree, age, p.gend)
+                          retiree, age, p.gend)
     visit = EngineVisit(mdtrt_id=mdtrt_id, med_type=med_type, level=inst.level, setl_date=on,
                         fixmedins_code=v.fixmedins_code, dise_codg=v.dise_codg,
                         referral_from_level=v.referral_from_level, items=_engine_items(rows),

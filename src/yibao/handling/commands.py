@@ -56,6 +56,13 @@ def _read_lines(path: Path) -> list:
     return data
 
 
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HandlingError(Problem("HDL051", option, f"日期应为 YYYY-MM-DD, 实际为 {text!r}")) from None
+
+
 def _run(url: Optional[str], fn, write: bool = True):
     from yibao.store.database import make_engine
 
@@ -155,6 +162,20 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             return _run(url, lambda s: store.act(s, who, ctx, case_no=case_no, kind=action, version=version,
                                                  materials=material, notice=notice, reason=reason, rating=rating,
                                                  comment=comment, packs=packs))
+        _show(guarded(go, as_json), as_json)
+
+    @h.command("payment")
+    def payment_cmd(payment_no: str = typer.Argument(..., help="支付单号"),
+                    status: str = typer.Argument(..., help="paid(已支付) 或 returned(退回)"),
+                    on: str = typer.Option(..., "--on", help="支付或退回日期 YYYY-MM-DD"),
+                    note: str = typer.Option("", help="退回原因(退回时必填)"),
+                    user: str = USER, role: str = ROLE, url: Optional[str] = URL, as_json: bool = JSON):
+        """登记支付单已支付或退回 (record a payment order paid or returned)."""
+        def go():
+            who = _who(user, role)
+            ctx = Context(uuid.uuid4().hex, who.name, datetime.now())
+            return _run(url, lambda s: store.record_payment(s, who, ctx, payment_no=payment_no, status=status,
+                                                            on=_day(on, "--on"), note=note))
         _show(guarded(go, as_json), as_json)
 
     @h.command("show")

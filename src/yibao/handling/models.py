@@ -110,7 +110,23 @@ class HdPayment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-TABLES = [HdCase.__table__, HdEvent.__table__, HdFact.__table__, HdTopup.__table__, HdPayment.__table__]
+class HdPaymentEvent(Base):
+    """What happened to a payment order: 已支付 (paid, with the date the money left) or 退回 (returned, with why).
+    Insert-only; the order's status is its latest event (none: 待支付)."""
+
+    __tablename__ = "hd_payment_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    payment_no: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(10))  # paid | returned
+    on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    actor: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+TABLES = [HdCase.__table__, HdEvent.__table__, HdFact.__table__, HdTopup.__table__, HdPayment.__table__,
+          HdPaymentEvent.__table__]
 
 
 def facts_on(session: Session, psn_no: str, kind: str, on: date) -> list["HdFact"]:

@@ -59,6 +59,12 @@ class ActIn(_In):
     comment: str | None = Field(None, max_length=500)
 
 
+class PaymentIn(_In):
+    status: Literal["paid", "returned"] = Field(description="paid 已支付 / returned 退回")
+    on: date = Field(description="支付或退回的日期")
+    note: str = Field("", max_length=200, description="退回原因(退回时必填)")
+
+
 def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRouter:
     api = APIRouter(prefix="/api/v1/handling", tags=["经办 handling"])
     Caller = Annotated[Principal, Depends(authenticate)]
@@ -105,6 +111,13 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         kind = data.pop("action")
         return write(who, key, {"op": "handling.act", "case_no": case_no, **body.model_dump(mode="json")},
                      lambda s: store.act(s, who, c, case_no=case_no, kind=kind, packs=desk.packs, **data))
+
+    @api.post("/payments/{payment_no}/status", summary="支付单: 登记已支付或退回 / record a payment order paid or returned")
+    def payment_status(who: Caller, payment_no: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")],
+                       body: PaymentIn, key: IdKey = None) -> Response:
+        c = ctx(who, key)
+        return write(who, key, {"op": "handling.payment", "payment_no": payment_no, **body.model_dump(mode="json")},
+                     lambda s: store.record_payment(s, who, c, payment_no=payment_no, **body.model_dump()))
 
     @api.get("/clearing/{month}", summary="异地就医月度清算单(就医地垫付 / 参保地清算) / inter-region clearing")
     def clearing(who: Caller, month: Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$")]) -> Response:

@@ -238,6 +238,19 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         for k, v in st["owed_by_insu_area"].items():
             out.print(f"  参保地清算 {k}: {v}")
 
+    @h.command("clearing-issue")
+    def clearing_issue(month: str = typer.Argument(..., help="月份 YYYY-MM"),
+                       note: str = typer.Option("", help="更正原因(出具第 2 版起必填)"), user: str = USER,
+                       role: str = typer.Option("rechecker", "--role", help="角色(须可出具清算单)"),
+                       url: Optional[str] = URL, as_json: bool = JSON):
+        """出具(冻结)异地就医月度清算单; 结算有变时出具新版本并写明原因."""
+        from yibao.handling.clearing import issue
+
+        def go():
+            who = _who(user, role)
+            return _run(url, lambda s: issue(s, who, Context(uuid.uuid4().hex, who.name, datetime.now()), month, note))
+        _show(guarded(go, as_json), as_json)
+
     @h.command("deadline")
     def deadline(start: str = typer.Argument(..., help="受理日期 YYYY-MM-DD"), days: int = typer.Argument(..., min=1, max=60)):
         """承诺时限: 从受理日起第 N 个工作日(节假日与调休按日历)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.store.base import Base
@@ -125,8 +125,24 @@ class HdPaymentEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class HdClearing(Base):
+    """An issued 异地就医 clearing statement: the month's statement as it was sent, frozen. A correction is a
+    new version with its reason; no version is ever edited."""
+
+    __tablename__ = "hd_clearings"
+    __table_args__ = (UniqueConstraint("month", "version", name="uq_hd_clearings_month_version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    month: Mapped[str] = mapped_column(String(7), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    statement: Mapped[dict] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    issued_by: Mapped[str] = mapped_column(String(80))
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 TABLES = [HdCase.__table__, HdEvent.__table__, HdFact.__table__, HdTopup.__table__, HdPayment.__table__,
-          HdPaymentEvent.__table__]
+          HdPaymentEvent.__table__, HdClearing.__table__]
 
 
 def facts_on(session: Session, psn_no: str, kind: str, on: date) -> list["HdFact"]:

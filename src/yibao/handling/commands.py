@@ -56,6 +56,13 @@ def _read_lines(path: Path) -> list:
     return data
 
 
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HandlingError(Problem("HDL051", option, f"日期应为 YYYY-MM-DD, 实际为 {text!r}")) from None
+
+
 def _run(url: Optional[str], fn, write: bool = True):
     from yibao.store.database import make_engine
 
@@ -157,6 +164,20 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                                  comment=comment, packs=packs))
         _show(guarded(go, as_json), as_json)
 
+    @h.command("payment")
+    def payment_cmd(payment_no: str = typer.Argument(..., help="支付单号"),
+                    status: str = typer.Argument(..., help="paid(已支付) 或 returned(退回)"),
+                    on: str = typer.Option(..., "--on", help="支付或退回日期 YYYY-MM-DD"),
+                    note: str = typer.Option("", help="退回原因(退回时必填)"),
+                    user: str = USER, role: str = ROLE, url: Optional[str] = URL, as_json: bool = JSON):
+        """登记支付单已支付或退回 (record a payment order paid or returned)."""
+        def go():
+            who = _who(user, role)
+            ctx = Context(uuid.uuid4().hex, who.name, datetime.now())
+            return _run(url, lambda s: store.record_payment(s, who, ctx, payment_no=payment_no, status=status,
+                                                            on=_day(on, "--on"), note=note))
+        _show(guarded(go, as_json), as_json)
+
     @h.command("show")
     def show(case_no: str, user: str = USER, role: str = ROLE, url: Optional[str] = URL, as_json: bool = JSON):
         """案件详情与办理记录."""
@@ -216,6 +237,19 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             out.print(f"  就医地垫付 {k}: {v}")
         for k, v in st["owed_by_insu_area"].items():
             out.print(f"  参保地清算 {k}: {v}")
+
+    @h.command("clearing-issue")
+    def clearing_issue(month: str = typer.Argument(..., help="月份 YYYY-MM"),
+                       note: str = typer.Option("", help="更正原因(出具第 2 版起必填)"), user: str = USER,
+                       role: str = typer.Option("rechecker", "--role", help="角色(须可出具清算单)"),
+                       url: Optional[str] = URL, as_json: bool = JSON):
+        """出具(冻结)异地就医月度清算单; 结算有变时出具新版本并写明原因."""
+        from yibao.handling.clearing import issue
+
+        def go():
+            who = _who(user, role)
+            return _run(url, lambda s: issue(s, who, Context(uuid.uuid4().hex, who.name, datetime.now()), month, note))
+        _show(guarded(go, as_json), as_json)
 
     @h.command("deadline")
     def deadline(start: str = typer.Argument(..., help="受理日期 YYYY-MM-DD"), days: int = typer.Argument(..., min=1, max=60)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.store.base import Base
@@ -110,7 +110,39 @@ class HdPayment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-TABLES = [HdCase.__table__, HdEvent.__table__, HdFact.__table__, HdTopup.__table__, HdPayment.__table__]
+class HdPaymentEvent(Base):
+    """What happened to a payment order: 已支付 (paid, with the date the money left) or 退回 (returned, with why).
+    Insert-only; the order's status is its latest event (none: 待支付)."""
+
+    __tablename__ = "hd_payment_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    payment_no: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(10))  # paid | returned
+    on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    actor: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class HdClearing(Base):
+    """An issued 异地就医 clearing statement: the month's statement as it was sent, frozen. A correction is a
+    new version with its reason; no version is ever edited."""
+
+    __tablename__ = "hd_clearings"
+    __table_args__ = (UniqueConstraint("month", "version", name="uq_hd_clearings_month_version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    month: Mapped[str] = mapped_column(String(7), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    statement: Mapped[dict] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    issued_by: Mapped[str] = mapped_column(String(80))
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+TABLES = [HdCase.__table__, HdEvent.__table__, HdFact.__table__, HdTopup.__table__, HdPayment.__table__,
+          HdPaymentEvent.__table__, HdClearing.__table__]
 
 
 def facts_on(session: Session, psn_no: str, kind: str, on: date) -> list["HdFact"]:

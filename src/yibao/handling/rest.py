@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from yibao.handling import store
 from yibao.handling.catalogue import catalogue
-from yibao.handling.clearing import clearing_statement
+from yibao.handling.clearing import clearing_statement, issue as issue_clearing, issued as issued_clearing
 from yibao.handling.stats import handling_stats
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
@@ -57,6 +57,16 @@ class ActIn(_In):
     reason: str | None = Field(None, max_length=500)
     rating: int | None = Field(None, ge=1, le=5)
     comment: str | None = Field(None, max_length=500)
+
+
+class IssueIn(_In):
+    note: str = Field("", max_length=200, description="更正原因(出具第 2 版起必填)")
+
+
+class PaymentIn(_In):
+    status: Literal["paid", "returned"] = Field(description="paid 已支付 / returned 退回")
+    on: date = Field(description="支付或退回的日期")
+    note: str = Field("", max_length=200, description="退回原因(退回时必填)")
 
 
 def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRouter:
@@ -105,6 +115,24 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         kind = data.pop("action")
         return write(who, key, {"op": "handling.act", "case_no": case_no, **body.model_dump(mode="json")},
                      lambda s: store.act(s, who, c, case_no=case_no, kind=kind, packs=desk.packs, **data))
+
+    @api.post("/payments/{payment_no}/status", summary="支付单: 登记已支付或退回 / record a payment order paid or returned")
+    def payment_status(who: Caller, payment_no: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")],
+                       body: PaymentIn, key: IdKey = None) -> Response:
+        c = ctx(who, key)
+        return write(who, key, {"op": "handling.payment", "payment_no": payment_no, **body.model_dump(mode="json")},
+                     lambda s: store.record_payment(s, who, c, payment_no=payment_no, **body.model_dump()))
+
+    @api.post("/clearing/{month}/issue", status_code=201, summary="出具(冻结)月度清算单; 更正出新版本 / issue the statement")
+    def clearing_issue(who: Caller, month: Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$")], body: IssueIn,
+                       key: IdKey = None) -> Response:
+        c = ctx(who, key)
+        return write(who, key, {"op": "handling.clearing_issue", "month": month, **body.model_dump(mode="json")},
+                     lambda s: issue_clearing(s, who, c, month, body.note), 201)
+
+    @api.get("/clearing/{month}/issued", summary="已出具的清算单各版本 / the issued versions")
+    def clearing_issued(who: Caller, month: Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$")]) -> Response:
+        return json_response(compact_json(desk.read(lambda s: issued_clearing(s, who, month))))
 
     @api.get("/clearing/{month}", summary="异地就医月度清算单(就医地垫付 / 参保地清算) / inter-region clearing")
     def clearing(who: Caller, month: Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$")]) -> Response:

@@ -28,7 +28,8 @@ from yibao.service.auth import Principal
 from yibao.service.transactions import Context, audit, new_id
 from yibao.handling.topup import statement, topup
 from yibao.store.models import PersonCategory
-from yibao.handling.models import TABLES, HdCase, HdEvent, HdFact, HdPayment, HdTopup, facts_on  # noqa: F401
+from yibao.handling.models import (TABLES, HdCase, HdEvent, HdFact, HdPayment, HdPaymentEvent, HdTopup,  # noqa: F401
+                                   facts_on)
 from yibao.money import fen_to_yuan, round_half_up, yuan_to_fen
 from yibao.service import transactions as tx
 from yibao.settlement.request import FeeItemIn
@@ -341,6 +342,51 @@ def _reimburse(session: Session, ctx: Context, row: HdCase, packs) -> str:
     return f"settlement:{setl['setl_id']} payment:{pay.payment_no}"
 
 
+PAYMENT_STATUS = {"pending": "待支付", "paid": "已支付", "returned": "已退回"}
+# the moves a payment order may make: a returned order (wrong account, say) may be paid again; a paid one is final
+PAYMENT_MOVES = {"pending": ("paid", "returned"), "returned": ("paid",), "paid": ()}
+
+
+def payment_status(session: Session, payment_no: str) -> tuple[str, HdPaymentEvent | None]:
+    """The order's status (its latest event; 待支付 with none) and that event."""
+    last = session.scalars(select(HdPaymentEvent).where(HdPaymentEvent.payment_no == payment_no)
+                           .order_by(HdPaymentEvent.id.desc()).limit(1)).first()
+    return (last.status, last) if last is not None else ("pending", None)
+
+
+def record_payment(session: Session, who: Principal, ctx: Context, *, payment_no: str, status: str, on: date,
+                   note: str = "") -> dict:
+    """已支付 (the date the money left) or 退回 (why) for a payment order; recorded, never edited; audited."""
+    who.require("payment.pay")
+    pay = session.scalars(select(HdPayment).where(HdPayment.payment_no == payment_no).with_for_update()).first()
+    if pay is None:
+        raise _fail(HandlingNotFound, "HDL093", "payment_no", f"支付单 {payment_no} 不存在")
+    current, _ = payment_status(session, payment_no)
+    if status not in ("paid", "returned"):
+        raise _fail(HandlingError, "HDL090", "status", "状态须为 paid(已支付) 或 returned(退回)")
+    if status not in PAYMENT_MOVES[current]:
+        raise _fail(HandlingConflict, "HDL090", "status",
+                    f"支付单 {payment_no} 当前为{PAYMENT_STATUS[current]}, 不能登记为{PAYMENT_STATUS[status]}")
+    if status == "returned" and not note.strip():
+        raise _fail(HandlingError, "HDL091", "note", "退回须写明原因(如账户信息有误)")
+    if not pay.created_at.date() <= on <= ctx.at.date():
+        raise _fail(HandlingError, "HDL092", "on",
+                    f"日期 {on} 须在支付单开具日 {pay.created_at.date()} 与今天 {ctx.at.date()} 之间")
+    session.add(HdPaymentEvent(payment_no=payment_no, status=status, on=on, note=note.strip()[:200], actor=who.name,
+                               at=ctx.at))
+    audit(session, who, ctx, f"handling.payment_{status}", "payment", payment_no,
+          {"case_no": pay.case_no, "amount_fen": pay.amount_fen, "on": on.isoformat(), "note": note.strip()[:200]})
+    session.flush()
+    return payment_record(session, pay)
+
+
+def payment_record(session: Session, p: HdPayment) -> dict:
+    status, last = payment_status(session, p.payment_no)
+    return {"payment_no": p.payment_no, "case_no": p.case_no, "setl_id": p.setl_id, "amount": fen_to_yuan(p.amount_fen),
+            "status": status, "status_name": PAYMENT_STATUS[status],
+            "status_on": last.on.isoformat() if last is not None else None, "note": last.note if last is not None else ""}
+
+
 def maternity_allowance_fen(avg_wage: str, leave_days: int) -> int:
     """生育津贴 = 用人单位上年度职工月平均工资 ÷ 30 × 产假天数, half-up to the fen (one rounding).
 
@@ -383,9 +429,8 @@ def case_record(session: Session, who: Principal, case_no: str, today: date, row
         "completed_on": row.completed_on.isoformat() if row.completed_on else None,
         "timeliness": timeliness(state, today, calendar()) if row.deadline else None,
         "rating": row.rating, "rating_comment": row.rating_comment,
-        "payments": [{"payment_no": p.payment_no, "setl_id": p.setl_id, "amount": fen_to_yuan(p.amount_fen)}
-                     for p in session.scalars(select(HdPayment).where(HdPayment.case_no == row.case_no)
-                                              .order_by(HdPayment.id))],
+        "payments": [payment_record(session, p) for p in session.scalars(
+            select(HdPayment).where(HdPayment.case_no == row.case_no).order_by(HdPayment.id))],
         "fee_items": row.fee_items,
         "topups": [statement(t) for t in session.scalars(select(HdTopup).where(HdTopup.case_no == row.case_no)
                                                           .order_by(HdTopup.id))],

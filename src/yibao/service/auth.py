@@ -65,6 +65,7 @@ PERMISSIONS = {
     "handling.review": {"reviewer", "admin"},
     "handling.recheck": {"rechecker", "admin"},
     "handling.clearing": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
+    "handling.clearing_issue": {"rechecker", "admin"},
     # web front door (issue #19): pages over the other domains, and the insured person's own records
     "self.read": {"insured"},
     "fund.read": {"analyst", "admin"},

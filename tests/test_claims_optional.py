@@ -4,7 +4,6 @@ named (CLM014); absent, the extract is still valid. One definition read by super
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa

@@ -6,7 +6,6 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-import pyarrow.compute as pc
 import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner

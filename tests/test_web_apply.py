@@ -5,11 +5,11 @@ back beside the field with the engine's coded message and nothing is written; a 
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from sqlalchemy import func, select
+from playwright.sync_api import expect
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from web_support import CHROMIUM, CHROMIUM_ARGS, axe_violations, dump, login, seeded_store, serving, shot
+from web_support import accessible, browser, login, new_page, seeded_store, serving, shot  # noqa: F401  (fixture)
 from yibao.handling.models import HdCase
 from yibao.service import sample
 from yibao.store.database import make_engine
@@ -23,20 +23,9 @@ def site(tmp_path_factory):
         yield base, url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
-def page(browser, site):
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.set_default_timeout(15000)
-    login(pg, site[0], "clerk1")
+def page(browser, site):  # noqa: F811  (a clerk's page)
+    ctx, pg = new_page(browser, site[0], "clerk1")
     yield pg
     ctx.close()
 
@@ -47,11 +36,6 @@ def cases(url) -> list[HdCase]:
         rows = list(s.scalars(select(HdCase).order_by(HdCase.created_at)))
     engine.dispose()
     return rows
-
-
-def accessible(page) -> None:
-    found = axe_violations(page)
-    assert found == [], dump(found)
 
 
 def open_item(page, base, label):
@@ -142,10 +126,8 @@ def test_receipt_rows_are_checked_before_the_engine():
 
 def test_an_insured_person_cannot_file_for_others(site, browser):
     base, _ = site
-    ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
-    pg = ctx.new_page()
+    ctx, pg = new_page(browser, base, "insured1", 390, 844)
     try:
-        login(pg, base, "insured1")
         assert pg.goto(f"{base}/web/handling/apply").status == 403
     finally:
         ctx.close()

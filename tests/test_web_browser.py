@@ -10,12 +10,12 @@ import re
 from decimal import Decimal
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from web_support import (CHROMIUM, CHROMIUM_ARGS, audit_count, axe_violations, dump, login, seeded_store, serving,
-                         settle_at, settle_directly, shot)
+from web_support import (CHROMIUM, CHROMIUM_ARGS, accessible, audit_count, axe_violations, browser, dump, login,  # noqa: F401
+                         new_page, page, seeded_store, serving, settle_at, settle_directly, shot)
 from yibao.service import sample
 from yibao.store.database import make_engine
 from yibao.store.models import AuditLog, Settlement
@@ -28,28 +28,6 @@ def site(tmp_path_factory):
     url = seeded_store(tmp_path_factory.mktemp("web") / "yibao.db")
     with serving(url) as (base, app):
         yield base, url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-    pg = context.new_page()
-    pg.set_default_timeout(15000)
-    yield pg
-    context.close()
-
-
-def accessible(page) -> None:
-    found = axe_violations(page)
-    assert found == [], dump(found)
 
 
 def test_login_page_and_wrong_password(site, page):
@@ -579,7 +557,6 @@ def test_an_institution_user_works_only_for_its_own_institution(site, page):
     response = page.goto(f"{base}/web/desk/settlements/{other}")
     assert response.status in (403, 404)
     expect(page.locator("#fund-pay")).to_have_count(0)
-
 
 
 def test_handling_worklist_accept_and_review(site, browser):

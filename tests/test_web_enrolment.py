@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from web_support import CHROMIUM, CHROMIUM_ARGS, axe_violations, dump, login, seeded_store, serving, shot
+from web_support import accessible, browser, new_page, seeded_store, serving, shot  # noqa: F401  (fixture)
 from yibao.enrolment import registry as enrol_registry
 from yibao.enrolment.models import Contribution, ImportBatch
 from yibao.service import sample
@@ -39,20 +39,9 @@ def site(tmp_path_factory):
         yield base, url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
-def page(browser, site):
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.set_default_timeout(15000)
-    login(pg, site[0], "clerk1")
+def page(browser, site):  # noqa: F811  (a clerk's page)
+    ctx, pg = new_page(browser, site[0], "clerk1")
     yield pg
     ctx.close()
 
@@ -77,8 +66,7 @@ def test_a_clerk_reads_a_person_and_the_arrears_list(site, page):
     expect(page.locator("#contributions tbody tr")).to_have_count(4)
     expect(page.locator("#contributions tr", has_text="2026-09")).to_contain_text("未缴")
     shot(page, "27-enrolment-person")
-    found = axe_violations(page)
-    assert found == [], dump(found)
+    accessible(page)
     page.fill("#f-certno", "110101199001011234")
     with page.expect_navigation():
         page.get_by_role("button", name="查询").click()
@@ -101,8 +89,7 @@ def test_coverage_check_from_a_roster_that_is_not_stored(site, page, tmp_path):
     expect(page.locator("#not-enrolled")).not_to_contain_text(other)
     expect(page.locator("#not-enrolled")).to_contain_text("无人员记录")
     shot(page, "28-enrolment-coverage")
-    found = axe_violations(page)
-    assert found == [], dump(found)
+    accessible(page)
     engine = make_engine(url)
     with Session(engine) as s:
         assert s.scalar(select(func.count()).select_from(ImportBatch)) == 0
@@ -111,10 +98,8 @@ def test_coverage_check_from_a_roster_that_is_not_stored(site, page, tmp_path):
 
 def test_an_institution_user_cannot_read_the_registry(site, browser):
     base, _ = site
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-    pg = ctx.new_page()
+    ctx, pg = new_page(browser, base, "his1")
     try:
-        login(pg, base, "his1")
         assert pg.goto(f"{base}/web/enrolment").status == 403
     finally:
         ctx.close()

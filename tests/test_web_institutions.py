@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from web_support import CHROMIUM, CHROMIUM_ARGS, axe_violations, dump, login, seeded_store, serving, settle_directly, shot
+from web_support import accessible, browser, new_page, seeded_store, serving, settle_directly, shot  # noqa: F401
 from yibao.institutions import applications, store
 from yibao.institutions.models import InsFundLedger, InsSettleApp
 from yibao.service import sample
@@ -55,30 +55,9 @@ def site(tmp_path_factory):
         yield base, url, app["application_no"], built["applications"]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def as_user(browser, base, name):
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.set_default_timeout(15000)
-    login(pg, base, name)
-    return ctx, pg
-
-
-def accessible(page) -> None:
-    found = axe_violations(page)
-    assert found == [], dump(found)
-
-
 def test_agreements_designations_and_state(site, browser):
     base, url, application_no, _ = site
-    ctx, page = as_user(browser, base, "reviewer1")
+    ctx, page = new_page(browser, base, "reviewer1")
     try:
         page.get_by_role("navigation", name="主菜单").get_by_role("link", name="两定机构").click()
         row = page.locator("#agreements tr", has_text=CODE)
@@ -107,7 +86,7 @@ def test_payment_worked_by_three_people_with_separation_of_duties(site, browser)
     base, url, _, built = site
     basic = next(a for a in built if a["fund"] == "basic")
     app_no = basic["app_no"]
-    ctx, page = as_user(browser, base, "admin1")
+    ctx, page = new_page(browser, base, "admin1")
     try:
         page.get_by_role("navigation", name="主菜单").get_by_role("link", name="费用拨付").click()
         row = _row(page, app_no)
@@ -128,13 +107,13 @@ def test_payment_worked_by_three_people_with_separation_of_duties(site, browser)
         accessible(page)
     finally:
         ctx.close()
-    ctx, page = as_user(browser, base, "reviewer1")
+    ctx, page = new_page(browser, base, "reviewer1")
     try:  # a reviewer's role has no 审批 step at all
         page.goto(f"{base}/web/institutions/payments")
         expect(_row(page, app_no).get_by_role("button")).to_have_count(0)
     finally:
         ctx.close()
-    ctx, page = as_user(browser, base, "rechecker1")
+    ctx, page = new_page(browser, base, "rechecker1")
     try:
         page.goto(f"{base}/web/institutions/payments")
         with page.expect_navigation():
@@ -142,7 +121,7 @@ def test_payment_worked_by_three_people_with_separation_of_duties(site, browser)
         expect(_row(page, app_no).locator(".status")).to_have_text("已审批")
     finally:
         ctx.close()
-    ctx, page = as_user(browser, base, "clerk1")
+    ctx, page = new_page(browser, base, "clerk1")
     try:
         page.goto(f"{base}/web/institutions/payments")
         with page.expect_navigation():
@@ -166,7 +145,7 @@ def test_payment_worked_by_three_people_with_separation_of_duties(site, browser)
 
 def test_an_institution_sees_only_its_own(site, browser):
     base, url, _, built = site
-    ctx, page = as_user(browser, base, "his1")
+    ctx, page = new_page(browser, base, "his1")
     try:
         page.goto(f"{base}/web/institutions/payments")
         codes = page.locator("#applications tbody tr td:nth-child(2)").all_inner_texts()
@@ -180,7 +159,7 @@ def test_an_institution_sees_only_its_own(site, browser):
 
 def test_insured_person_is_refused(site, browser):
     base, *_ = site
-    ctx, page = as_user(browser, base, "insured1")
+    ctx, page = new_page(browser, base, "insured1")
     try:
         resp = page.goto(f"{base}/web/institutions/payments")
         assert resp.status == 403

@@ -5,11 +5,11 @@ nothing stored; a good one is stored insert-only, read as Chinese rules and comp
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from web_support import CHROMIUM, CHROMIUM_ARGS, axe_violations, dump, login, seeded_store, serving, shot
+from web_support import accessible, browser, login, page, seeded_store, serving, shot  # noqa: F401  (fixtures)
 from yibao.store.database import make_engine
 from yibao.store.models import AuditLog
 from yibao.web.packs import UploadedPack, validate_upload
@@ -31,23 +31,6 @@ def site(tmp_path_factory):
     url = seeded_store(tmp_path_factory.mktemp("web-packs") / "yibao.db")
     with serving(url) as (base, _app):
         yield base, url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.set_default_timeout(15000)
-    yield pg
-    ctx.close()
 
 
 def stored(url) -> list[str]:
@@ -78,8 +61,7 @@ def test_an_analyst_uploads_a_reform_and_compares_it(site, page, tmp_path):
     expect(page.locator("#f-name")).to_have_value("base85")
     shot(page, "25-pack-upload-error")
     assert page.evaluate("() => document.querySelector('#f-file').getAttribute('aria-invalid')") == "true"
-    found = axe_violations(page)
-    assert found == [], dump(found)
+    accessible(page)
     assert stored(url) == ([], 0)
     upload(page, "shandong-2024", REFORM, tmp_path)  # a shipped name is never taken over
     expect(page.locator("#f-name-error")).to_contain_text("WEB062")

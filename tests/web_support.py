@@ -10,7 +10,9 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import uvicorn
+from playwright.sync_api import sync_playwright
 from sqlalchemy.orm import Session
 
 from yibao.service import sample
@@ -157,3 +159,35 @@ def audit_count(url: str) -> int:
         n = s.scalar(select(func.count()).select_from(AuditLog))
     engine.dispose()
     return n
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium for one test module (imported by the web test modules as a fixture)."""
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def new_page(browser, base: str | None = None, user: str | None = None, width: int = 1366, height: int = 768):
+    """(context, page) at the given viewport, logged in as ``user`` when given; the caller closes the context."""
+    ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    pg = ctx.new_page()
+    pg.set_default_timeout(15000)
+    if user is not None:
+        login(pg, base, user)
+    return ctx, pg
+
+
+@pytest.fixture
+def page(browser):
+    ctx, pg = new_page(browser)
+    yield pg
+    ctx.close()
+
+
+def accessible(page) -> None:
+    """No serious or critical axe-core violation on the page."""
+    found = axe_violations(page)
+    assert found == [], dump(found)

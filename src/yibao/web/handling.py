@@ -106,7 +106,7 @@ def routes(router: APIRouter, desk: Desk) -> None:
         item_code = text(raw, "item", 10)
         item = next((i for i in catalogue().items if i.code == item_code), None)
         if item is None:
-            return apply_page(request, "", 422, errors={"form": f"请选择服务事项 [HDL001]"})
+            return apply_page(request, "", 422, errors={"form": "请选择服务事项 [HDL001]"})
         values = {f.name: text(raw, "f_" + f.name, 200) for f in item.fields}
         shown = {"certno": text(raw, "certno", 18), "channel": text(raw, "channel", 16),
                  "service_point": text(raw, "service_point", 60), "materials": raw.getlist("materials"),

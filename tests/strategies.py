@@ -167,6 +167,8 @@ def basic_rules(draw, rule_id: str, insutype: str, med_types: list[str], mode: s
         rule["retiree_points"] = draw(points)
     if categories and draw(st.booleans()):
         rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}
+    if draw(st.integers(0, 3)) == 0:  # 异地就医 adjustment (test_offsite settles offsite visits with it)
+        rule["offsite_points"] = {s: -draw(points).copy_abs() for s in subset(draw, ["filed", "unfiled"], min_size=1)}
     if draw(st.booleans()):
         rule["annual_cap"] = yuan(draw(cap_fen))
     if mode == "per_admission" and draw(st.integers(0, 3)) == 0:

@@ -29,6 +29,7 @@ MAX_YEAR_FEN = 1_000_000_000_000  # 10 亿元 a person-year: far beyond any real
 NONE = -1
 REPEAT_MODES = {None: 0, "factor": 1, "schedule": 2, "step": 3}
 REFERRAL_MODES = {"waive": 0, "full": 1, "difference": 2}
+OFFSITE = {"local": 0, "filed": 1, "unfiled": 2}  # the batch ``offsite`` column: 异地就医 status codes
 BUCKET_INDEX = {b: i for i, b in enumerate(BUCKETS)}
 PAY_FIELDS = TIER_FIELDS  # where tiers and guarantees pay into, by index
 
@@ -82,7 +83,8 @@ def lower(pack: CompiledPack) -> Program:
     for r in pack.basic:
         for spec in r.rule.ratio_by_level.values():
             dens += [rate_parts(rate)[1] for _, rate in bands_of(spec, 0, Decimal(0), "absolute")]
-        dens += [rate_parts(p / 100)[1] for p in [r.rule.retiree_points, *r.rule.category_points.values()]]
+        dens += [rate_parts(p / 100)[1] for p in [r.rule.retiree_points, *r.rule.category_points.values(),
+                                                 *r.rule.offsite_points.values()]]
     for t in pack.tiers:
         for scales, _cap in t._variants:
             dens += [s.denominator for s in scales]
@@ -116,6 +118,7 @@ def lower(pack: CompiledPack) -> Program:
         "b_has_ref": np.zeros(R, np.int64), "b_ref_up": np.zeros(R, np.int64), "b_ref_down": np.zeros(R, np.int64),
         "b_ret_pts": np.zeros(R, np.int64), "b_cat_has": np.zeros((R, max(1, len(cats))), np.int64),
         "b_cat_pts": np.zeros((R, max(1, len(cats))), np.int64),
+        "b_off_pts": np.zeros((R, len(OFFSITE)), np.int64),
         "b_above": np.zeros(R, np.int64), "b_nb": np.zeros((R, L), np.int64),
         "b_up": np.full((R, L, K), NONE, np.int64), "b_rate": np.zeros((R, L, K), np.int64),
         "b_closing": np.zeros((R, L), np.int64),
@@ -159,6 +162,8 @@ def lower(pack: CompiledPack) -> Program:
         for c, p in rule.category_points.items():
             a["b_cat_has"][r_i, cx[c]] = 1
             a["b_cat_pts"][r_i, cx[c]] = num(p / 100) if p >= 0 else -num(-p / 100)
+        for status, p in rule.offsite_points.items():
+            a["b_off_pts"][r_i, OFFSITE[status]] = num(p / 100) if p >= 0 else -num(-p / 100)
         a["b_above"][r_i] = int(rule.band_edges == "above_deductible")
         a["b_cap"][r_i] = NONE if r.annual_cap is None else r.annual_cap
         a["b_cap_slot"][r_i] = slot(r.cap_key)
@@ -251,6 +256,11 @@ def visit_codes(program: Program, insutype: np.ndarray, med_type: np.ndarray) ->
         lookup = {n: i for i, n in enumerate(names)}
         return np.array([lookup.get(v, len(names)) for v in values], np.int64)
     return index(insutype, program.insutypes), index(med_type, program.med_types)
+
+
+def offsite_codes(statuses) -> np.ndarray:
+    """``offsite_status`` values (local / filed / unfiled; missing = local) → the kernel's codes."""
+    return np.array([OFFSITE[s or "local"] for s in statuses], np.int64)
 
 
 def category_masks(program: Program, categories) -> np.ndarray:

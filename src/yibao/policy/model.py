@@ -189,6 +189,9 @@ class BasicRule(Strict):
     band_edges: Literal["absolute", "above_deductible"] = "absolute"
     retiree_points: Points = Decimal(0)
     category_points: dict[Code, Points] = {}
+    offsite_points: dict[Literal["filed", "unfiled"], Points] = Field(
+        default={}, description="异地就医比例调整(百分点, 负数为降低): filed 已备案, unfiled 未备案; 本地就医不调整"
+    )
     annual_cap: Yuan | None = None
     cap_group: Code | None = Field(None, description="共用年度最高支付限额的规则组; 默认为本规则自身")
     admission_group: Code = Field("inpatient", description="住院次数在此组内连续计数")

@@ -78,7 +78,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         once_match = bool(rule.once_diseases) and visit.dise_codg.startswith(rule.once_diseases)
         ded = rule.deductible(visit.level, n, cats, visit.referral_from_level,
                               acc.get(rule.once_key) > 0, visit.dise_codg)
-        scale = rule.scale(visit.level, person.retiree, cats, ded.amount)
+        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status)
         uncapped = scale.uncapped_amount(inscp)
         dedc = min(inscp, ded.amount)
         if not continues:
@@ -89,7 +89,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
                        "deductible_first": ded.first, "deductible_reason": ded.reason}
     else:
         ded = rule.deductible(visit.level, 1, cats, None, False, visit.dise_codg)
-        scale = rule.scale(visit.level, person.retiree, cats, ded.amount)
+        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status)
         base_before = acc.get(rule.base_key)
         uncapped = scale.uncapped_amount(base_before + inscp) - scale.uncapped_amount(base_before)
         dedc = min(base_before + inscp, ded.amount) - min(base_before, ded.amount)
@@ -108,7 +108,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     overcap = uncapped - hifp
     steps.append(Step("basic", rule.id, rule.name, {
         **basic_facts, "level": visit.level, "inscp": inscp,
-        "scale": scale, "points": rule.points(person.retiree, cats), "annual_cap": cap, "uncapped": uncapped,
+        "scale": scale, "points": rule.points(person.retiree, cats, visit.offsite_status),
+        "offsite_status": visit.offsite_status, "offsite_points": rule.rule.offsite_points.get(visit.offsite_status), "annual_cap": cap, "uncapped": uncapped,
         "hifp_pay": hifp, "act_pay_dedc": dedc, "pool_prop_selfpay": coshare, "overcap": overcap,
     }))
     if hifp:

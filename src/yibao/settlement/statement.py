@@ -93,8 +93,11 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
         ]
     if step.kind == "basic":
         head = f"【基本医保统筹基金 · {step.rule_name}({step.rule_id})】机构等级 {pack.levels.get(f['level'], f['level'])}"
+        if f.get("offsite_points"):
+            status = "异地已备案" if f["offsite_status"] == "filed" else "异地未备案"
+            head += f", {status}比例调整 {f['offsite_points'].normalize():+f} 个百分点"
         if f["points"]:
-            head += f", 比例加 {f['points'].normalize():f} 个百分点(退休/人员类别)"
+            head += f", 比例合计调整 {f['points'].normalize():+f} 个百分点(退休/人员类别/异地)"
         out = [head + "。"]
         reason = _REASONS.get(f["deductible_reason"], f["deductible_reason"])
         bands = f["scale"].describe()

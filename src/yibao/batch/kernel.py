@@ -27,7 +27,7 @@ ARRAY_ORDER = (
     "b_waive_cats", "b_waive_levels", "b_has_ref", "b_ref_up", "b_ref_down", "b_ret_pts", "b_cat_has", "b_cat_pts",
     "b_off_pts", "b_above", "b_nb", "b_up", "b_rate", "b_closing", "b_cap", "b_cap_slot", "b_adm_slot", "b_once_slot",
     "b_base_slot", "b_paid_slot",
-    "t_ins_ok", "t_med_ok", "t_has_cats", "t_cats", "t_group", "t_nparts", "t_part_len", "t_part_order",
+    "t_ins_ok", "t_med_ok", "t_per_adm", "t_has_cats", "t_cats", "t_group", "t_nparts", "t_part_len", "t_part_order",
     "t_draw_len", "t_draw", "t_ntilts", "t_tilt_cats", "t_nb", "t_lo", "t_up", "t_rate", "t_cap", "t_base_slot",
     "t_cap_slot", "t_paid_slot", "t_pays_into",
     "g_ins_ok", "g_med_ok", "g_cats", "g_of", "g_num", "g_den", "g_pays_into", "acct_ins_ok", "acct_cover", "sizes",
@@ -129,7 +129,7 @@ def settle_block(
     b_waive_cats, b_waive_levels, b_has_ref, b_ref_up, b_ref_down, b_ret_pts, b_cat_has, b_cat_pts,
     b_off_pts, b_above, b_nb, b_up, b_rate, b_closing, b_cap, b_cap_slot, b_adm_slot, b_once_slot,
     b_base_slot, b_paid_slot,
-    t_ins_ok, t_med_ok, t_has_cats, t_cats, t_group, t_nparts, t_part_len, t_part_order,
+    t_ins_ok, t_med_ok, t_per_adm, t_has_cats, t_cats, t_group, t_nparts, t_part_len, t_part_order,
     t_draw_len, t_draw, t_ntilts, t_tilt_cats, t_nb, t_lo, t_up, t_rate, t_cap, t_base_slot,
     t_cap_slot, t_paid_slot, t_pays_into,
     g_ins_ok, g_med_ok, g_cats, g_of, g_num, g_den, g_pays_into, acct_ins_ok, acct_cover, sizes,
@@ -250,7 +250,7 @@ def settle_block(
                 base = 0
                 for j in range(t_part_len[t, p]):
                     base += buckets[t_part_order[t, p, j]]
-                cum = acc[t_base_slot[t, p]]
+                cum = 0 if t_per_adm[t] == 1 else acc[t_base_slot[t, p]]  # per admission: this visit alone
                 before_num += _tier_num(t_nb, t_lo, t_up, t_rate, t, v, p, cum)
                 after_num += _tier_num(t_nb, t_lo, t_up, t_rate, t, v, p, cum + base)
             uncapped = _rnd(after_num, den) - _rnd(before_num, den)
@@ -274,7 +274,7 @@ def settle_block(
                     base = 0
                     for j in range(t_part_len[t, p]):
                         base += buckets[t_part_order[t, p, j]]
-                    cum = acc[t_base_slot[t, p]]
+                    cum = 0 if t_per_adm[t] == 1 else acc[t_base_slot[t, p]]
                     own = (_rnd(_tier_num(t_nb, t_lo, t_up, t_rate, t, v, p, cum + base), den)
                            - _rnd(_tier_num(t_nb, t_lo, t_up, t_rate, t, v, p, cum), den))
                     take = own if own < remaining else remaining

@@ -180,6 +180,7 @@ def lower(pack: CompiledPack) -> Program:
     groups: dict[str, int] = {}
     a.update({
         "t_ins_ok": np.zeros((max(T, 1), n_ins), np.int64), "t_med_ok": np.zeros((max(T, 1), n_med), np.int64),
+        "t_per_adm": np.zeros(max(T, 1), np.int64),
         "t_has_cats": np.zeros(max(T, 1), np.int64), "t_cats": np.zeros(max(T, 1), np.int64),
         "t_group": np.full(max(T, 1), NONE, np.int64), "t_nparts": np.zeros(max(T, 1), np.int64),
         "t_part_len": np.zeros((max(T, 1), P), np.int64), "t_part_order": np.zeros((max(T, 1), P, 6), np.int64),
@@ -198,6 +199,7 @@ def lower(pack: CompiledPack) -> Program:
         for code, i in mx.items():
             a["t_med_ok"][t_i, i] = int(t.med_types is None or code in t.med_types)
         a["t_med_ok"][t_i, n_med - 1] = int(t.med_types is None)
+        a["t_per_adm"][t_i] = int(t.per_admission)
         a["t_has_cats"][t_i] = int(t.categories is not None)
         a["t_cats"][t_i] = _bits(t.categories or (), cx)
         if t.exclusive_group is not None:

@@ -169,6 +169,7 @@ class CompiledTier:
         self.med_types = None if tier.med_types is None else frozenset(tier.med_types)
         self.categories = None if tier.categories is None else frozenset(tier.categories)
         self.exclusive_group = tier.exclusive_group
+        self.per_admission = tier.threshold_basis == "per_admission"  # thresholds on this admission alone
         self.part_buckets = tuple(expand_buckets(p.base) for p in tier.parts)
         self.draw_order = expand_buckets([b for p in tier.parts for b in p.base])
         self.base_keys = tuple(f"base:{tier.id}:{i}" for i in range(len(tier.parts)))

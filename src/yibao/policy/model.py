@@ -227,6 +227,9 @@ class Tier(Strict):
     categories: list[Code] | None = Field(None, description="享受人群; 不填表示全体参保人")
     exclusive_group: Code | None = Field(None, description="同组内只适用第一个符合条件的层次")
     parts: list[TierPart] = Field(min_length=1)
+    threshold_basis: Literal["annual", "per_admission"] = Field(
+        "annual", description="annual: 起付线与分段按年度累计(默认); per_admission: 按每次住院本次金额计算(如倾斜救助"
+                              "'每次住院个人负担超过 3,500 元部分按 70% 救助'), 限额仍按年度累计")
     annual_cap: Yuan | None = None
     tilts: list[Tilt] = []
 

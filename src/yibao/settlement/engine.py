@@ -136,7 +136,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             used_groups.add(tier.exclusive_group)
         scales, cap, tilt = tier.variant(cats)
         bases = [_sum_of(buckets, part) for part in tier.part_buckets]
-        cums = [get(k, 0) for k in tier.base_keys]
+        # a per-admission tier measures each admission on its own; the year's base is still recorded
+        cums = [0] * len(tier.base_keys) if tier.per_admission else [get(k, 0) for k in tier.base_keys]
         den = scales[0].denominator
         before = sum(s.numerator(c) for s, c in zip(scales, cums))
         after = sum(s.numerator(c + b) for s, c, b in zip(scales, cums, bases))
@@ -155,7 +156,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             fund_total += pay
             details.append(SetlDetail(tier.fund_pay_type, pay, tier.pays_into, tier.id, tier.name))
         steps.append(Step("tier", tier.id, tier.name, {
-            "pays_into": tier.pays_into, "tilt": tilt, "bases": bases, "cum_before": cums, "part_pays": part_pays,
+            "pays_into": tier.pays_into, "tilt": tilt, "per_admission": tier.per_admission,
+            "bases": bases, "cum_before": cums, "part_pays": part_pays,
             "scales": scales, "annual_cap": cap, "pay": pay, "uncapped": uncapped,
             "cap_used_before": cap_used,
             "paid_before": get(tier.paid_key, 0),

@@ -146,6 +146,13 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
         several = len(f["scales"]) > 1
         parts = [scale.describe() for scale in f["scales"]]
         for i, (bands, base, cum) in enumerate(zip(parts, f["bases"], f["cum_before"])):
+            if f.get("per_admission"):
+                out.append(
+                    f"  计入基数({_bucket_label(tier.part_buckets[i])}) 本次住院 {y(base)} 元(按次计算, 不与本年其他住院累计);"
+                    f" 标准: {describe_bands(bands)}; 本次对应 {band_arithmetic(bands, 0, base)}"
+                    + (f", 本部分支付 {y(f['part_pays'][i])} 元。" if several else "。")
+                )
+                continue
             out.append(
                 f"  计入基数({_bucket_label(tier.part_buckets[i])}) 本次 {y(base)} 元, 本年累计由 {y(cum)} 增至 {y(cum + base)} 元;"
                 f" 标准: {describe_bands(bands)}; 本次对应 {band_arithmetic(bands, cum, cum + base)}"

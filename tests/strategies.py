@@ -167,6 +167,8 @@ def basic_rules(draw, rule_id: str, insutype: str, med_types: list[str], mode: s
         rule["retiree_points"] = draw(points)
     if categories and draw(st.booleans()):
         rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}
+    if draw(st.integers(0, 3)) == 0:  # 异地就医 adjustment (test_offsite settles offsite visits with it)
+        rule["offsite_points"] = {s: -draw(points).copy_abs() for s in subset(draw, ["filed", "unfiled"], min_size=1)}
     if draw(st.booleans()):
         rule["annual_cap"] = yuan(draw(cap_fen))
     if mode == "per_admission" and draw(st.integers(0, 3)) == 0:
@@ -218,6 +220,9 @@ def tiers(draw, i: int, insutypes: list[str], med_types: list[str], categories: 
         tier["insutypes"] = subset(draw, insutypes, min_size=1)
     if draw(st.integers(0, 2)) == 0:
         tier["med_types"] = subset(draw, med_types, min_size=1)
+    if draw(st.integers(0, 3)) == 0:  # 倾斜救助-style: thresholds on each admission alone (inpatient med_types only)
+        tier["threshold_basis"] = "per_admission"
+        tier["med_types"] = subset(draw, [m for m in med_types if m in ("21", "52")], min_size=1)
     if categories and draw(st.integers(0, 2)) == 0:
         tier["categories"] = subset(draw, categories, min_size=1)
     if draw(st.integers(0, 2)) == 0:

@@ -300,7 +300,8 @@ def reference_year(data: dict, person, visits) -> list[dict]:
             keys = [f"base:{tier['id']}:{j}" for j in range(len(tier["parts"]))]
             part_buckets = [expand(p["base"]) for p in tier["parts"]]
             bases = [sum(buckets[b] for b in names) for names in part_buckets]
-            before = [state[k] for k in keys]
+            # threshold_basis per_admission (倾斜救助): each admission measured on its own
+            before = [0] * len(keys) if tier.get("threshold_basis") == "per_admission" else [state[k] for k in keys]
             after = [c + b for c, b in zip(before, bases)]
             t_unc = rhu(sum(f(x) for f, x in zip(fns, after))) - rhu(sum(f(x) for f, x in zip(fns, before)))
             used = state[f"cap:{tier['id']}"]
@@ -448,6 +449,19 @@ def test_tiers_telescope(s: Scenario, rnd):
             G, tilt_idx = ref_tier_function(s.data, tier, set(s.person.categories))
             cums = [0] * len(tier["parts"])
             total_pay = 0
+            if tier.get("threshold_basis") == "per_admission":
+                # per admission: the year's total is min(Σ round(F(this admission's bases)), cap), any order
+                fns, cap, _ = ref_tier_parts(s.data, tier, set(s.person.categories))
+                unc = 0
+                for r in results:
+                    step = next((x for x in r.steps if x.kind == "tier" and x.rule_id == tier["id"]), None)
+                    if step is None:
+                        continue
+                    assert step.facts["tilt"] == tilt_idx and step.facts["cum_before"] == [0] * len(fns)
+                    unc += rhu(sum((f(b) for f, b in zip(fns, step.facts["bases"])), Fraction(0)))
+                    total_pay += step.facts["pay"]
+                    assert total_pay == (unc if cap is None else min(unc, cap)), (tier["id"], unc)
+                continue
             for r in results:
                 step = next((x for x in r.steps if x.kind == "tier" and x.rule_id == tier["id"]), None)
                 if step is None:

@@ -25,9 +25,9 @@ NONE = -1
 ARRAY_ORDER = (
     "b_mode", "b_ded", "b_rep", "b_rep_amt", "b_sched", "b_sched_len", "b_step", "b_floor", "b_nwaive",
     "b_waive_cats", "b_waive_levels", "b_has_ref", "b_ref_up", "b_ref_down", "b_ret_pts", "b_cat_has", "b_cat_pts",
-    "b_above", "b_nb", "b_up", "b_rate", "b_closing", "b_cap", "b_cap_slot", "b_adm_slot", "b_once_slot",
+    "b_off_pts", "b_above", "b_nb", "b_up", "b_rate", "b_closing", "b_cap", "b_cap_slot", "b_adm_slot", "b_once_slot",
     "b_base_slot", "b_paid_slot",
-    "t_ins_ok", "t_med_ok", "t_has_cats", "t_cats", "t_group", "t_nparts", "t_part_len", "t_part_order",
+    "t_ins_ok", "t_med_ok", "t_per_adm", "t_has_cats", "t_cats", "t_group", "t_nparts", "t_part_len", "t_part_order",
     "t_draw_len", "t_draw", "t_ntilts", "t_tilt_cats", "t_nb", "t_lo", "t_up", "t_rate", "t_cap", "t_base_slot",
     "t_cap_slot", "t_paid_slot", "t_pays_into",
     "g_ins_ok", "g_med_ok", "g_cats", "g_of", "g_num", "g_den", "g_pays_into", "acct_ins_ok", "acct_cover", "sizes",
@@ -127,13 +127,13 @@ def _draw(buckets, order, n_order, amount, takes):
 def settle_block(
     b_mode, b_ded, b_rep, b_rep_amt, b_sched, b_sched_len, b_step, b_floor, b_nwaive,
     b_waive_cats, b_waive_levels, b_has_ref, b_ref_up, b_ref_down, b_ret_pts, b_cat_has, b_cat_pts,
-    b_above, b_nb, b_up, b_rate, b_closing, b_cap, b_cap_slot, b_adm_slot, b_once_slot,
+    b_off_pts, b_above, b_nb, b_up, b_rate, b_closing, b_cap, b_cap_slot, b_adm_slot, b_once_slot,
     b_base_slot, b_paid_slot,
-    t_ins_ok, t_med_ok, t_has_cats, t_cats, t_group, t_nparts, t_part_len, t_part_order,
+    t_ins_ok, t_med_ok, t_per_adm, t_has_cats, t_cats, t_group, t_nparts, t_part_len, t_part_order,
     t_draw_len, t_draw, t_ntilts, t_tilt_cats, t_nb, t_lo, t_up, t_rate, t_cap, t_base_slot,
     t_cap_slot, t_paid_slot, t_pays_into,
     g_ins_ok, g_med_ok, g_cats, g_of, g_num, g_den, g_pays_into, acct_ins_ok, acct_cover, sizes,
-    den, start, ins, med, level, ref, bidx, once_match, cats, retiree, acct_bal, ful, ovl, pre, inscp,
+    den, start, ins, med, level, ref, bidx, once_match, cats, retiree, acct_bal, ful, ovl, pre, inscp, offsite,
     out, pays,
 ):
     """Settle visits 0..n-1 (``start[i]`` = 1 where a person-year begins). Returns -1, or the first visit
@@ -191,7 +191,7 @@ def settle_block(
                 if not found or b_cat_pts[r, k] > best:
                     best = b_cat_pts[r, k]
                     found = True
-        pts += best
+        pts += best + b_off_pts[r, offsite[i]]
         if b_mode[r] == 0:
             uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, x), den)
             dedc = x if x < ded else ded
@@ -250,7 +250,7 @@ def settle_block(
                 base = 0
                 for j in range(t_part_len[t, p]):
                     base += buckets[t_part_order[t, p, j]]
-                cum = acc[t_base_slot[t, p]]
+                cum = 0 if t_per_adm[t] == 1 else acc[t_base_slot[t, p]]  # per admission: this visit alone
                 before_num += _tier_num(t_nb, t_lo, t_up, t_rate, t, v, p, cum)
                 after_num += _tier_num(t_nb, t_lo, t_up, t_rate, t, v, p, cum + base)
             uncapped = _rnd(after_num, den) - _rnd(before_num, den)
@@ -274,7 +274,7 @@ def settle_block(
                     base = 0
                     for j in range(t_part_len[t, p]):
                         base += buckets[t_part_order[t, p, j]]
-                    cum = acc[t_base_slot[t, p]]
+                    cum = 0 if t_per_adm[t] == 1 else acc[t_base_slot[t, p]]
                     own = (_rnd(_tier_num(t_nb, t_lo, t_up, t_rate, t, v, p, cum + base), den)
                            - _rnd(_tier_num(t_nb, t_lo, t_up, t_rate, t, v, p, cum), den))
                     take = own if own < remaining else remaining
@@ -338,14 +338,16 @@ def settle_block(
 
 def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Settle person-ordered visits (keys: start, ins, med, level, ref, bidx, once_match, cats, retiree,
-    acct_bal, ful, ovl, pre, inscp; int64). Returns (out, pays)."""
+    acct_bal, ful, ovl, pre, inscp; int64; optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local).
+    Returns (out, pays)."""
     n = len(visits["start"])
     out = np.zeros((n, N_OUT), np.int64)
     pays = np.zeros((n, len(program.rule_ids)), np.int64)
     a = program.arrays
     bad = settle_block(*(a[k] for k in ARRAY_ORDER), program.den,
                        *(visits[k] for k in ("start", "ins", "med", "level", "ref", "bidx", "once_match", "cats",
-                                             "retiree", "acct_bal", "ful", "ovl", "pre", "inscp")), out, pays)
+                                             "retiree", "acct_bal", "ful", "ovl", "pre", "inscp")),
+                       visits.get("offsite", np.zeros(n, np.int64)), out, pays)
     if bad >= 0:
         raise AssertionError(f"a tier paid more than its base at visit {bad}")  # engine.draw raises the same
     return out, pays

@@ -29,6 +29,7 @@ MAX_YEAR_FEN = 1_000_000_000_000  # 10 亿元 a person-year: far beyond any real
 NONE = -1
 REPEAT_MODES = {None: 0, "factor": 1, "schedule": 2, "step": 3}
 REFERRAL_MODES = {"waive": 0, "full": 1, "difference": 2}
+OFFSITE = {"local": 0, "filed": 1, "unfiled": 2}  # the batch ``offsite`` column: 异地就医 status codes
 BUCKET_INDEX = {b: i for i, b in enumerate(BUCKETS)}
 PAY_FIELDS = TIER_FIELDS  # where tiers and guarantees pay into, by index
 
@@ -82,7 +83,8 @@ def lower(pack: CompiledPack) -> Program:
     for r in pack.basic:
         for spec in r.rule.ratio_by_level.values():
             dens += [rate_parts(rate)[1] for _, rate in bands_of(spec, 0, Decimal(0), "absolute")]
-        dens += [rate_parts(p / 100)[1] for p in [r.rule.retiree_points, *r.rule.category_points.values()]]
+        dens += [rate_parts(p / 100)[1] for p in [r.rule.retiree_points, *r.rule.category_points.values(),
+                                                 *r.rule.offsite_points.values()]]
     for t in pack.tiers:
         for scales, _cap in t._variants:
             dens += [s.denominator for s in scales]
@@ -116,6 +118,7 @@ def lower(pack: CompiledPack) -> Program:
         "b_has_ref": np.zeros(R, np.int64), "b_ref_up": np.zeros(R, np.int64), "b_ref_down": np.zeros(R, np.int64),
         "b_ret_pts": np.zeros(R, np.int64), "b_cat_has": np.zeros((R, max(1, len(cats))), np.int64),
         "b_cat_pts": np.zeros((R, max(1, len(cats))), np.int64),
+        "b_off_pts": np.zeros((R, len(OFFSITE)), np.int64),
         "b_above": np.zeros(R, np.int64), "b_nb": np.zeros((R, L), np.int64),
         "b_up": np.full((R, L, K), NONE, np.int64), "b_rate": np.zeros((R, L, K), np.int64),
         "b_closing": np.zeros((R, L), np.int64),
@@ -159,6 +162,8 @@ def lower(pack: CompiledPack) -> Program:
         for c, p in rule.category_points.items():
             a["b_cat_has"][r_i, cx[c]] = 1
             a["b_cat_pts"][r_i, cx[c]] = num(p / 100) if p >= 0 else -num(-p / 100)
+        for status, p in rule.offsite_points.items():
+            a["b_off_pts"][r_i, OFFSITE[status]] = num(p / 100) if p >= 0 else -num(-p / 100)
         a["b_above"][r_i] = int(rule.band_edges == "above_deductible")
         a["b_cap"][r_i] = NONE if r.annual_cap is None else r.annual_cap
         a["b_cap_slot"][r_i] = slot(r.cap_key)
@@ -175,6 +180,7 @@ def lower(pack: CompiledPack) -> Program:
     groups: dict[str, int] = {}
     a.update({
         "t_ins_ok": np.zeros((max(T, 1), n_ins), np.int64), "t_med_ok": np.zeros((max(T, 1), n_med), np.int64),
+        "t_per_adm": np.zeros(max(T, 1), np.int64),
         "t_has_cats": np.zeros(max(T, 1), np.int64), "t_cats": np.zeros(max(T, 1), np.int64),
         "t_group": np.full(max(T, 1), NONE, np.int64), "t_nparts": np.zeros(max(T, 1), np.int64),
         "t_part_len": np.zeros((max(T, 1), P), np.int64), "t_part_order": np.zeros((max(T, 1), P, 6), np.int64),
@@ -193,6 +199,7 @@ def lower(pack: CompiledPack) -> Program:
         for code, i in mx.items():
             a["t_med_ok"][t_i, i] = int(t.med_types is None or code in t.med_types)
         a["t_med_ok"][t_i, n_med - 1] = int(t.med_types is None)
+        a["t_per_adm"][t_i] = int(t.per_admission)
         a["t_has_cats"][t_i] = int(t.categories is not None)
         a["t_cats"][t_i] = _bits(t.categories or (), cx)
         if t.exclusive_group is not None:
@@ -251,6 +258,11 @@ def visit_codes(program: Program, insutype: np.ndarray, med_type: np.ndarray) ->
         lookup = {n: i for i, n in enumerate(names)}
         return np.array([lookup.get(v, len(names)) for v in values], np.int64)
     return index(insutype, program.insutypes), index(med_type, program.med_types)
+
+
+def offsite_codes(statuses) -> np.ndarray:
+    """``offsite_status`` values (local / filed / unfiled; missing = local) → the kernel's codes."""
+    return np.array([OFFSITE[s or "local"] for s in statuses], np.int64)
 
 
 def category_masks(program: Program, categories) -> np.ndarray:

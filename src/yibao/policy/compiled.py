@@ -138,18 +138,22 @@ class CompiledBasic:
                 return DeductibleResult(max(0, amount - paid_before), first, admission_no, "referral_difference")
         return DeductibleResult(amount, first, admission_no, reason)
 
-    def points(self, retiree: bool, categories: frozenset[str]) -> Decimal:
-        """Ratio bonus in points: retiree bonus plus the largest bonus of the person's categories."""
+    def points(self, retiree: bool, categories: frozenset[str], offsite: str = "local") -> Decimal:
+        """Ratio bonus in points: retiree bonus plus the largest bonus of the person's categories, plus
+        the 异地就医 adjustment for a filed / unfiled offsite visit (usually negative)."""
         bonus = self.rule.retiree_points if retiree else ZERO
         cat = [p for c, p in self.rule.category_points.items() if c in categories]
-        return bonus + (max(cat) if cat else ZERO)
+        return bonus + (max(cat) if cat else ZERO) + self.rule.offsite_points.get(offsite, ZERO)
 
-    def scale(self, level: str, retiree: bool, categories: frozenset[str], deductible: int) -> SegmentedScale:
+    def scale(self, level: str, retiree: bool, categories: frozenset[str], deductible: int,
+              offsite: str = "local") -> SegmentedScale:
         relevant = frozenset(c for c in categories if c in self.rule.category_points)
-        return self._scale(level, retiree, relevant, deductible)
+        return self._scale(level, retiree, relevant, deductible, offsite)
 
-    def _build_scale(self, level: str, retiree: bool, categories: frozenset[str], deductible: int) -> SegmentedScale:
-        bands = bands_of(self.rule.ratio_by_level[level], deductible, self.points(retiree, categories), self.rule.band_edges)
+    def _build_scale(self, level: str, retiree: bool, categories: frozenset[str], deductible: int,
+                     offsite: str = "local") -> SegmentedScale:
+        bands = bands_of(self.rule.ratio_by_level[level], deductible, self.points(retiree, categories, offsite),
+                         self.rule.band_edges)
         return SegmentedScale.from_bands(deductible, bands)
 
 
@@ -166,6 +170,7 @@ class CompiledTier:
         self.med_types = None if tier.med_types is None else frozenset(tier.med_types)
         self.categories = None if tier.categories is None else frozenset(tier.categories)
         self.exclusive_group = tier.exclusive_group
+        self.per_admission = tier.threshold_basis == "per_admission"  # thresholds on this admission alone
         self.part_buckets = tuple(expand_buckets(p.base) for p in tier.parts)
         self.draw_order = expand_buckets([b for p in tier.parts for b in p.base])
         self.base_keys = tuple(f"base:{tier.id}:{i}" for i in range(len(tier.parts)))

@@ -215,6 +215,15 @@ def check_references(pack: PolicyPack) -> Iterable[Problem]:
             if shared:
                 yield Problem("POL032", f"{p}.parts[{j}].base", f"与前面的部分重复计入同一金额: {sorted(shared)}")
             seen_buckets |= set(expand_buckets(part.base))
+        if tier.threshold_basis == "per_admission":
+            annual = sorted({m for r in pack.basic if r.mode == "annual" for m in r.med_types
+                             if tier.insutypes is None or r.insutype in tier.insutypes})
+            if tier.med_types is None:
+                yield Problem("POL033", f"{p}.threshold_basis",
+                              "按次计算(per_admission)的层次必须用 med_types 限定为住院类医疗类别")
+            elif bad := [m for m in tier.med_types if m in annual]:
+                yield Problem("POL033", f"{p}.threshold_basis",
+                              f"按次计算(per_admission)不能用于按年度累计结算的医疗类别 {bad}(门诊类没有'每次住院')")
         for j, tilt in enumerate(tier.tilts):
             for k, c in enumerate(tilt.categories):
                 yield from category(c, f"{p}.tilts[{j}].categories[{k}]")

@@ -189,6 +189,9 @@ class BasicRule(Strict):
     band_edges: Literal["absolute", "above_deductible"] = "absolute"
     retiree_points: Points = Decimal(0)
     category_points: dict[Code, Points] = {}
+    offsite_points: dict[Literal["filed", "unfiled"], Points] = Field(
+        default={}, description="异地就医比例调整(百分点, 负数为降低): filed 已备案, unfiled 未备案; 本地就医不调整"
+    )
     annual_cap: Yuan | None = None
     cap_group: Code | None = Field(None, description="共用年度最高支付限额的规则组; 默认为本规则自身")
     admission_group: Code = Field("inpatient", description="住院次数在此组内连续计数")
@@ -224,6 +227,9 @@ class Tier(Strict):
     categories: list[Code] | None = Field(None, description="享受人群; 不填表示全体参保人")
     exclusive_group: Code | None = Field(None, description="同组内只适用第一个符合条件的层次")
     parts: list[TierPart] = Field(min_length=1)
+    threshold_basis: Literal["annual", "per_admission"] = Field(
+        "annual", description="annual: 起付线与分段按年度累计(默认); per_admission: 按每次住院本次金额计算(如倾斜救助"
+                              "'每次住院个人负担超过 3,500 元部分按 70% 救助'), 限额仍按年度累计")
     annual_cap: Yuan | None = None
     tilts: list[Tilt] = []
 

@@ -78,7 +78,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         once_match = bool(rule.once_diseases) and visit.dise_codg.startswith(rule.once_diseases)
         ded = rule.deductible(visit.level, n, cats, visit.referral_from_level,
                               acc.get(rule.once_key) > 0, visit.dise_codg)
-        scale = rule.scale(visit.level, person.retiree, cats, ded.amount)
+        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status)
         uncapped = scale.uncapped_amount(inscp)
         dedc = min(inscp, ded.amount)
         if not continues:
@@ -89,7 +89,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
                        "deductible_first": ded.first, "deductible_reason": ded.reason}
     else:
         ded = rule.deductible(visit.level, 1, cats, None, False, visit.dise_codg)
-        scale = rule.scale(visit.level, person.retiree, cats, ded.amount)
+        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status)
         base_before = acc.get(rule.base_key)
         uncapped = scale.uncapped_amount(base_before + inscp) - scale.uncapped_amount(base_before)
         dedc = min(base_before + inscp, ded.amount) - min(base_before, ded.amount)
@@ -108,7 +108,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     overcap = uncapped - hifp
     steps.append(Step("basic", rule.id, rule.name, {
         **basic_facts, "level": visit.level, "inscp": inscp,
-        "scale": scale, "points": rule.points(person.retiree, cats), "annual_cap": cap, "uncapped": uncapped,
+        "scale": scale, "points": rule.points(person.retiree, cats, visit.offsite_status),
+        "offsite_status": visit.offsite_status, "offsite_points": rule.rule.offsite_points.get(visit.offsite_status), "annual_cap": cap, "uncapped": uncapped,
         "hifp_pay": hifp, "act_pay_dedc": dedc, "pool_prop_selfpay": coshare, "overcap": overcap,
     }))
     if hifp:
@@ -135,7 +136,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             used_groups.add(tier.exclusive_group)
         scales, cap, tilt = tier.variant(cats)
         bases = [_sum_of(buckets, part) for part in tier.part_buckets]
-        cums = [get(k, 0) for k in tier.base_keys]
+        # a per-admission tier measures each admission on its own; the year's base is still recorded
+        cums = [0] * len(tier.base_keys) if tier.per_admission else [get(k, 0) for k in tier.base_keys]
         den = scales[0].denominator
         before = sum(s.numerator(c) for s, c in zip(scales, cums))
         after = sum(s.numerator(c + b) for s, c, b in zip(scales, cums, bases))
@@ -154,7 +156,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             fund_total += pay
             details.append(SetlDetail(tier.fund_pay_type, pay, tier.pays_into, tier.id, tier.name))
         steps.append(Step("tier", tier.id, tier.name, {
-            "pays_into": tier.pays_into, "tilt": tilt, "bases": bases, "cum_before": cums, "part_pays": part_pays,
+            "pays_into": tier.pays_into, "tilt": tilt, "per_admission": tier.per_admission,
+            "bases": bases, "cum_before": cums, "part_pays": part_pays,
             "scales": scales, "annual_cap": cap, "pay": pay, "uncapped": uncapped,
             "cap_used_before": cap_used,
             "paid_before": get(tier.paid_key, 0),

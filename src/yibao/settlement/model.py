@@ -76,6 +76,7 @@ class Visit:
     fixmedins_code: str = ""
     dise_codg: str = ""
     referral_from_level: str | None = None  # 医共体 referral: the level referred from
+    offsite_status: str = "local"  # 异地就医: local | filed (valid 备案 on the visit date) | unfiled
     items: tuple[FeeItem, ...] | None = None
     amounts: ClassifiedAmounts | None = None
     acct_balance: int = 0  # personal-account balance the person agrees to use (fen)

@@ -11,7 +11,7 @@ import json
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -94,6 +94,8 @@ class VisitIn(_In):
     fixmedins_code: Identifier = Field("", max_length=40)
     dise_codg: Identifier = Field("", max_length=40, description="主诊断编码")
     referral_from_level: Code | None = Field(None, description="医共体内转诊: 转出机构等级")
+    offsite_status: Literal["local", "filed", "unfiled"] = Field(
+        "local", description="异地就医: local 本地, filed 异地已备案, unfiled 异地未备案")
     acct_balance: Yuan = Field(Decimal(0), description="本次可用个人账户余额(元)")
     items: list[FeeItemIn] | None = None
     amounts: AmountsIn | None = None
@@ -225,6 +227,7 @@ def to_visit(v: VisitIn) -> Visit:
         fixmedins_code=v.fixmedins_code,
         dise_codg=v.dise_codg,
         referral_from_level=v.referral_from_level,
+        offsite_status=v.offsite_status,
         items=items,
         amounts=amounts,
         acct_balance=yuan_to_fen(v.acct_balance),

@@ -93,8 +93,11 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
         ]
     if step.kind == "basic":
         head = f"【基本医保统筹基金 · {step.rule_name}({step.rule_id})】机构等级 {pack.levels.get(f['level'], f['level'])}"
+        if f.get("offsite_points"):
+            status = "异地已备案" if f["offsite_status"] == "filed" else "异地未备案"
+            head += f", {status}比例调整 {f['offsite_points'].normalize():+f} 个百分点"
         if f["points"]:
-            head += f", 比例加 {f['points'].normalize():f} 个百分点(退休/人员类别)"
+            head += f", 比例合计调整 {f['points'].normalize():+f} 个百分点(退休/人员类别/异地)"
         out = [head + "。"]
         reason = _REASONS.get(f["deductible_reason"], f["deductible_reason"])
         bands = f["scale"].describe()
@@ -143,6 +146,13 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
         several = len(f["scales"]) > 1
         parts = [scale.describe() for scale in f["scales"]]
         for i, (bands, base, cum) in enumerate(zip(parts, f["bases"], f["cum_before"])):
+            if f.get("per_admission"):
+                out.append(
+                    f"  计入基数({_bucket_label(tier.part_buckets[i])}) 本次住院 {y(base)} 元(按次计算, 不与本年其他住院累计);"
+                    f" 标准: {describe_bands(bands)}; 本次对应 {band_arithmetic(bands, 0, base)}"
+                    + (f", 本部分支付 {y(f['part_pays'][i])} 元。" if several else "。")
+                )
+                continue
             out.append(
                 f"  计入基数({_bucket_label(tier.part_buckets[i])}) 本次 {y(base)} 元, 本年累计由 {y(cum)} 增至 {y(cum + base)} 元;"
                 f" 标准: {describe_bands(bands)}; 本次对应 {band_arithmetic(bands, cum, cum + base)}"

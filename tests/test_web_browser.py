@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from web_support import (CHROMIUM, CHROMIUM_ARGS, accessible, audit_count, axe_violations, browser, dump, login,  # noqa: F401
                          new_page, page, seeded_store, serving, settle_at, settle_directly, shot)
+from yibao.policy.loader import shipped_pack_names
 from yibao.service import sample
 from yibao.store.database import make_engine
 from yibao.store.models import AuditLog, Settlement
@@ -374,7 +375,7 @@ def test_policy_packs_read_as_rules_and_compared(site, page):
     base, _ = site
     login(page, base, "analyst1")
     page.get_by_role("navigation", name="主菜单").get_by_role("link", name="政策包").click()
-    expect(page.locator("#packs tbody tr")).to_have_count(5)
+    expect(page.locator("#packs tbody tr")).to_have_count(len(shipped_pack_names()))
     with page.expect_navigation():
         page.locator("#packs tr", has_text="sichuan-county-2020").get_by_role("link").click()
     assert page.url.endswith("/web/packs/sichuan-county-2020")

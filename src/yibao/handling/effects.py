@@ -31,3 +31,25 @@ def settled_med_type(session: Session, pack: PolicyPack, psn_no: str, med_type: 
         raise ServiceError(Problem("HDL060", "med_type",
                                    f"参保人 {psn_no} 在 {on} 没有有效的门诊慢特病认定, 不能按门诊慢特病({med_type})结算"))
     return ORDINARY_OUTPATIENT, f"无有效门诊慢特病认定, 按普通门诊({ORDINARY_OUTPATIENT})结算"
+
+
+def same_area(filed: str, admdvs: str) -> bool:
+    """A 备案's 就医地 covers an institution's area: a province code (``370000``) its province, a city
+    (``370200``) its city, a county code that county only."""
+    if filed.endswith("0000"):
+        return admdvs[:2] == filed[:2]
+    if filed.endswith("00"):
+        return admdvs[:4] == filed[:4]
+    return admdvs == filed
+
+
+def offsite_status(session: Session, psn_no: str, insuplc_admdvs: str, mdtrt_admdvs: str, on: date) -> str:
+    """异地就医 status of a visit, what the pack's ``offsite_points`` read: ``local`` when the institution is in the
+    insured's 统筹区 (the same city), ``filed`` when a 异地就医备案 valid on the visit date covers the institution's
+    area, ``unfiled`` otherwise (an expired 备案 included)."""
+    if insuplc_admdvs[:4] == mdtrt_admdvs[:4]:
+        return "local"
+    for f in facts_on(session, psn_no, "offsite_filing", on):
+        if same_area(str((f.detail or {}).get("mdtrt_admdvs", "")), mdtrt_admdvs):
+            return "filed"
+    return "unfiled"

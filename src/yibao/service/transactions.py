@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from yibao.errors import Problem, YibaoError
 from yibao.enrolment.asof import psn_type_on, retiree_on
-from yibao.handling.effects import settled_med_type
+from yibao.handling.effects import offsite_status, settled_med_type
 from yibao.identifiers import identifier_problem
 from yibao.institutions.in_force import pack_in_force
 from yibao.institutions.standing import refuse_if_suspended
@@ -355,6 +355,8 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     visit = EngineVisit(mdtrt_id=mdtrt_id, med_type=med_type, level=inst.level, setl_date=on,
                         fixmedins_code=v.fixmedins_code, dise_codg=v.dise_codg,
                         referral_from_level=v.referral_from_level, items=_engine_items(rows),
+                        offsite_status=offsite_status(session, v.psn_no, v.insuplc_admdvs, inst.admdvs,
+                                                      v.begntime.date()),  # 异地就医 with or without 备案 (#16)
                         acct_balance=p.acct_balc_fen if acct_used else 0)
     try:
         result = engine.settle(pack, person, visit, acc)

@@ -22,8 +22,9 @@ err = Console(stderr=True, highlight=False)
 
 
 def print_json(data) -> None:
-    """A command's ``--json`` answer on stdout: readable, Chinese kept as is."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """A command's ``--json`` answer on stdout: readable, Chinese kept as is, amounts (Decimal yuan) and dates as
+    exact strings."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def fail(exc: YibaoError, as_json: bool = False) -> None:

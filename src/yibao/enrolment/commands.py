@@ -7,14 +7,15 @@ each command is one transaction, so a refused one writes nothing.
 from __future__ import annotations
 
 import getpass
-import uuid
-from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Optional
 
 import typer
 from yibao.console import fail, out
+from yibao.console import print_json as _show
+from yibao.store.command_session import command_context as _ctx  # the store helpers every domain's commands share
+from yibao.store.command_session import command_session as _session
 
 URL = typer.Option(None, "--url", help="数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db")
 
@@ -23,42 +24,6 @@ def _who():
     from yibao.service.auth import Principal
 
     return Principal(f"cli:{getpass.getuser()}", "clerk")
-
-
-def _ctx(who):
-    from yibao.service.transactions import Context
-
-    return Context(request_id="cli-" + uuid.uuid4().hex[:12], opter=who.name, at=datetime.now().replace(microsecond=0))
-
-
-@contextmanager
-def _session(url: str | None, write: bool = True):
-    from sqlalchemy.orm import Session
-
-    from yibao.errors import YibaoError
-    from yibao.store.database import default_url, make_engine
-
-    engine = make_engine(url or default_url())
-    try:
-        with Session(engine) as s:
-            try:
-                if write:
-                    with s.begin():
-                        yield s
-                else:
-                    yield s
-            except YibaoError as exc:
-                fail(exc)
-    finally:
-        engine.dispose()
-
-
-def _show(data) -> None:
-    """JSON on stdout; amounts (Decimal yuan) as exact strings."""
-    import json
-    import sys
-
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _known(pack: str) -> set[str]:

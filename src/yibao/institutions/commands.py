@@ -8,14 +8,15 @@ evaluator never signs, the reviewer never approves — holds on the command line
 from __future__ import annotations
 
 import getpass
-import uuid
-from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Optional
 
 import typer
-from yibao.console import fail, print_json
+from yibao.console import fail
+from yibao.console import print_json as _show
+from yibao.store.command_session import command_context as _ctx  # the store helpers every domain's commands share
+from yibao.store.command_session import command_session as _session
 
 URL = typer.Option(None, "--url", help="数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db")
 OPERATOR = typer.Option(None, "--operator", help="经办人(默认当前系统用户)")
@@ -25,41 +26,6 @@ def _who(operator: str | None, role: str = "admin"):
     from yibao.service.auth import Principal
 
     return Principal(f"cli:{operator or getpass.getuser()}", role)
-
-
-def _ctx(who):
-    from yibao.service.transactions import Context
-
-    return Context(request_id="cli-" + uuid.uuid4().hex[:12], opter=who.name, at=datetime.now().replace(microsecond=0))
-
-
-@contextmanager
-def _session(url: str | None, write: bool = True):
-    from sqlalchemy.orm import Session
-
-    from yibao.errors import YibaoError
-    from yibao.store.database import default_url, make_engine
-
-    engine = make_engine(url or default_url())
-    try:
-        with Session(engine) as s:
-            try:
-                if write:
-                    with s.begin():
-                        yield s
-                else:
-                    yield s
-            except YibaoError as exc:
-                fail(exc)
-    finally:
-        engine.dispose()
-
-
-def _show(data) -> None:
-    import json
-
-
-    print_json(json.loads(json.dumps(data, ensure_ascii=False, default=str)))
 
 
 def _date(text: str, name: str) -> date:

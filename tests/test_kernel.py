@@ -153,6 +153,17 @@ def test_out_of_order_or_unsettleable_input_is_refused_not_settled():
     with pytest.raises(KernelError) as exc:
         settle_batch(program, shuffled.to_batches()[0])
     assert exc.value.problems[0].code == "KRN011"
+    # persons in any order are accepted while each person-year is contiguous (the check's slow path), and settle
+    # as in ascending order; a person-year out of time order is refused
+    con.register("visits_in", pa.Table.from_pylist([row("P2", 3, "M2"), row("P1", 2, "M1"), row("P1", 4, "M3")]))
+    base = ordering_query(program, "visits_in", order=False)
+    descending = settle_batch(program, con.sql(base + " ORDER BY psn_no DESC, setl_time").to_arrow_table().to_batches()[0])
+    ascending = settle_batch(program, con.sql(base + " ORDER BY psn_no, setl_time").to_arrow_table().to_batches()[0])
+    by_visit = lambda b: sorted(zip(b.column("mdtrt_id").to_pylist(), b.column("hifp_pay").to_pylist()))  # noqa: E731
+    assert by_visit(descending) == by_visit(ascending) and len(by_visit(ascending)) == 3
+    with pytest.raises(KernelError) as exc:
+        settle_batch(program, con.sql(base + " ORDER BY psn_no, setl_time DESC").to_arrow_table().to_batches()[0])
+    assert exc.value.problems[0].code == "KRN011" and exc.value.problems[0].path == "visits.setl_time"
 
 
 def test_batch_input_errors_keep_their_codes_and_write_nothing(tmp_path):

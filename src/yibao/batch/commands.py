@@ -93,11 +93,13 @@ def bench_settle(
     persons: int = typer.Option(100_000, help="合成地区的参保人数"),
     pack: str = typer.Option("shandong-2024", help="政策包"),
     scalar_sample: int = typer.Option(50_000, help="单次引擎抽样就诊数"),
+    claims: Path | None = typer.Option(None, help="用已有的理赔目录(如 yibao synth 生成的)代替现场生成 (re-use a region)"),
 ) -> None:
     """单次引擎与批量引擎(DuckDB)在同一合成地区上的吞吐量对比 (scalar vs batch)."""
     from yibao.bench.settle import format_report, run
 
-    out.print(format_report(run(persons=persons, pack_name=pack, scalar_sample=scalar_sample)))
+    out.print(format_report(run(persons=persons, pack_name=pack, scalar_sample=scalar_sample,
+                                claims=str(claims) if claims else None)))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -341,8 +341,9 @@ def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np
     acct_bal, ful, ovl, pre, inscp; int64; optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local).
     Returns (out, pays)."""
     n = len(visits["start"])
-    out = np.zeros((n, N_OUT), np.int64)
-    pays = np.zeros((n, len(program.rule_ids)), np.int64)
+    # column-major: each output column is one contiguous buffer that Arrow takes without a copy
+    out = np.zeros((n, N_OUT), np.int64, order="F")
+    pays = np.zeros((n, len(program.rule_ids)), np.int64, order="F")
     a = program.arrays
     bad = settle_block(*(a[k] for k in ARRAY_ORDER), program.den,
                        *(visits[k] for k in ("start", "ins", "med", "level", "ref", "bidx", "once_match", "cats",

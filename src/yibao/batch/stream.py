@@ -30,9 +30,10 @@ from yibao.policy.compiled import CompiledPack
 from yibao.settlement.model import SETLINFO_FIELDS
 
 PASS_THROUGH = ("psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type", "level")
-# persons in the order of a 64-bit hash of psn_no first (sorting on an integer is cheaper than on text; any
-# order of persons will do as long as each person-year is contiguous and in time order), psn_no breaks ties
-ORDER = "hash(psn_no), psn_no, yr, setl_time, mdtrt_id"
+# any order of persons will do as long as each person-year is contiguous and in time order; psn_no itself is
+# the cheapest key to sort on (measured: a 64-bit hash of it first, then psn_no to break ties, sorted 1M visits
+# in 1.42 s against 0.84 s), and it is the order Spark sorts partitions in
+ORDER = "psn_no, yr, setl_time, mdtrt_id"
 BATCH_ROWS = 131_072  # rows per Arrow batch from DuckDB: several blocks per core keep both cores busy
 
 
@@ -164,10 +165,21 @@ def block_inputs(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
 
 
 def _check_order(batch: pa.RecordBatch, start: np.ndarray) -> None:
-    """A person-year in two places of a block, or visits of one person-year out of time order: KRN011."""
-    keys = pc.binary_join_element_wise(batch.column("psn_no"), pc.cast(batch.column("yr"), pa.string()), "\x1f")
-    if pc.count_distinct(keys).as_py() != int(start.sum()):
-        raise KernelError(Problem("KRN011", "visits.psn_no", "就诊未按参保人与年度排序: 同一参保人同一年度的就诊不连续"))
+    """A person-year in two places of a block, or visits of one person-year out of time order: KRN011.
+
+    Only the first row of each person-year is compared: when those keys ascend (the order DuckDB and
+    Spark sort in) no key repeats; otherwise they are counted distinct.
+    """
+    heads = pa.array(np.flatnonzero(start))
+    psn, yr = batch.column("psn_no").take(heads), batch.column("yr").take(heads)
+    if len(heads) > 1:
+        a, b = slice(0, len(heads) - 1), slice(1, len(heads))
+        ascending = pc.or_(pc.greater(psn[b], psn[a]),
+                           pc.and_(pc.equal(psn[b], psn[a]), pc.greater(yr[b], yr[a])))
+        if not pc.all(ascending).as_py():
+            keys = pc.binary_join_element_wise(psn, pc.cast(yr, pa.string()), "\x1f")
+            if pc.count_distinct(keys).as_py() != len(heads):
+                raise KernelError(Problem("KRN011", "visits.psn_no", "就诊未按参保人与年度排序: 同一参保人同一年度的就诊不连续"))
     times = batch.column("setl_time")
     if batch.num_rows > 1:
         earlier = pc.less(times.slice(1), times.slice(0, batch.num_rows - 1)).to_numpy(zero_copy_only=False)
@@ -175,14 +187,20 @@ def _check_order(batch: pa.RecordBatch, start: np.ndarray) -> None:
             raise KernelError(Problem("KRN011", "visits.setl_time", "同一参保人同一年度的就诊未按结算时间排序"))
 
 
+def _int64_column(column: np.ndarray) -> pa.Array:
+    """A contiguous int64 column as an Arrow array over the same memory (the kernel writes column-major)."""
+    column = np.ascontiguousarray(column, np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(column), [None, pa.py_buffer(column)])
+
+
 def block_output(program: Program, batch: pa.RecordBatch, out: np.ndarray, pays: np.ndarray) -> pa.RecordBatch:
     arrays = [batch.column(c) for c in PASS_THROUGH]
     names = list(PASS_THROUGH)
     for j, f in enumerate((*SETLINFO_FIELDS, "inscp_psn_part")):
-        arrays.append(pa.array(out[:, j]))
+        arrays.append(_int64_column(out[:, j]))
         names.append(f)
     for j, rid in enumerate(program.rule_ids):
-        arrays.append(pa.array(pays[:, j]))
+        arrays.append(_int64_column(pays[:, j]))
         names.append(f"pay__{ident(rid)}")
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
@@ -198,24 +216,30 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     """Settle every row of relation ``source`` (the ``visits_in`` columns); each settled block goes to ``sink``.
 
     Returns the number of visits. Blocks are settled by ``threads()`` workers, at most twice as many
-    in flight as workers, and handed to ``sink`` in order.
+    in flight as workers, and handed to ``sink`` in order, on one thread apart from the caller's.
     """
     program = program or lower(pack)
     register_program(con, pack, program, source)
     reader = con.execute(ordering_query(program, source)).to_arrow_reader(BATCH_ROWS)
     count = 0
-    with ThreadPoolExecutor(max_workers=threads()) as pool:
-        pending = []
+    # the sink (a Parquet writer) has a thread of its own, so writing overlaps reading and settling; one
+    # thread keeps the blocks in order
+    with ThreadPoolExecutor(max_workers=threads()) as pool, ThreadPoolExecutor(max_workers=1) as writer:
+        pending, written = [], []
         for block in person_blocks(reader):
             pending.append(pool.submit(settle_batch, program, block))
             while len(pending) > 2 * threads():
                 done = pending.pop(0).result()
                 count += done.num_rows
-                sink(done)
+                written.append(writer.submit(sink, done))
+                while len(written) > 2:
+                    written.pop(0).result()
         for future in pending:
             done = future.result()
             count += done.num_rows
-            sink(done)
+            written.append(writer.submit(sink, done))
+        for future in written:
+            future.result()
     return count
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import Phase, given, settings
 
@@ -29,8 +30,9 @@ from yibao.settlement.statement import explain
 DISEASES = ["I10", "E11.9", "N18.5", "J18.0", "C34.1", "K35", ""]
 
 
-def random_region(pack: CompiledPack, visits: int, seed: int):
-    """Persons and settleable visits (each visit matches a basic rule), as scalar objects and rows."""
+def random_region(pack: CompiledPack, visits: int, seed: int, offsite: bool = False):
+    """Persons and settleable visits (each visit matches a basic rule), as scalar objects and rows; ``offsite``:
+    visits carry a random 异地就医 status (the optional claims column)."""
     rng = random.Random(seed)
     year = pack.effective_from.year
     start = datetime.combine(pack.effective_from, datetime.min.time())
@@ -60,6 +62,8 @@ def random_region(pack: CompiledPack, visits: int, seed: int):
             "acct_balance": rng.choice([0, rng.randrange(1, 800_000)]),
             "fulamt": amounts[0], "overlmt": amounts[1], "pre": amounts[2], "inscp": min(inscp, 300_000_000),
         })
+        if offsite:
+            rows[-1]["offsite_status"] = rng.choice(["local", "filed", "unfiled", None])
     return persons, rows
 
 
@@ -74,7 +78,8 @@ def scalar_results(pack: CompiledPack, persons, rows):
         for r in visits:
             visit = Visit(r["mdtrt_id"], r["med_type"], r["level"], r["setl_time"].date(), dise_codg=r["dise_codg"],
                           referral_from_level=r["referral_from_level"], acct_balance=r["acct_balance"],
-                          amounts=ClassifiedAmounts(r["fulamt"], r["overlmt"], r["pre"], r["inscp"]))
+                          amounts=ClassifiedAmounts(r["fulamt"], r["overlmt"], r["pre"], r["inscp"]),
+                          offsite_status=r.get("offsite_status") or "local")
             s = settle(pack, persons[pid], visit, acc)
             acc = s.accumulators_after
             out[r["mdtrt_id"]] = s
@@ -101,13 +106,16 @@ def assert_same(pack: CompiledPack, rows, batch: pa.Table, scalar) -> int:
     return checked
 
 
-@pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020"])
+@pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020", "shandong-2024-offsite"])
 def test_duckdb_matches_scalar_on_shipped_packs(name):
     pack = CompiledPack(resolve_pack(name))
-    persons, rows = random_region(pack, 10_000, seed=11)
+    persons, rows = random_region(pack, 10_000, seed=11, offsite=name.endswith("offsite"))
     batch = settle_visits(pack, pa.Table.from_pylist(rows))
     assert batch.num_rows == len(rows)
     assert assert_same(pack, rows, batch, scalar_results(pack, persons, rows)) == len(rows)
+    if name.endswith("offsite"):  # the column is read: all-local settles to a different (larger) fund total
+        local = settle_visits(pack, pa.Table.from_pylist([{**r, "offsite_status": "local"} for r in rows]))
+        assert pc.sum(local.column("hifp_pay")).as_py() > pc.sum(batch.column("hifp_pay")).as_py()
 
 
 @pytest.mark.slow
@@ -167,12 +175,12 @@ def spark():
     session.stop()
 
 
-@pytest.mark.parametrize("name", ["shandong-2024", "sichuan-county-2020"])
+@pytest.mark.parametrize("name", ["shandong-2024", "sichuan-county-2020", "shandong-2024-offsite"])
 def test_spark_matches_duckdb_and_scalar(spark, name):
     from yibao.batch.spark import settle_visits as spark_settle
 
     pack = CompiledPack(resolve_pack(name))
-    persons, rows = random_region(pack, 2_000, seed=3)
+    persons, rows = random_region(pack, 2_000, seed=3, offsite=name.endswith("offsite"))
     table = pa.Table.from_pylist(rows)
     on_spark = spark_settle(spark, pack, table)
     on_duck = settle_visits(pack, table)

@@ -96,3 +96,18 @@ def test_every_optional_column_is_documented():
         for f in fields:
             assert f"| `{f.name}` |" in doc, f"{name}.{f.name}"
     assert "`CLM043`" in doc
+
+
+def test_offsite_status_is_checked_and_kept(tables, tmp_path):
+    n = tables["visits"].num_rows
+    good = dict(tables, visits=tables["visits"].append_column(
+        "offsite_status", pa.array([["local", "filed", "unfiled", None][k % 4] for k in range(n)])))
+    write_region(good, tmp_path / "good")
+    assert validate_claims(tmp_path / "good").ok
+    assert read_claims(tmp_path / "good")["visits"].column("offsite_status").to_pylist()[:4] == [
+        "local", "filed", "unfiled", None]
+    bad = dict(tables, visits=tables["visits"].append_column(
+        "offsite_status", pa.array(["abroad" if k == 2 else "local" for k in range(n)])))
+    write_region(bad, tmp_path / "bad")
+    found = codes(validate_claims(tmp_path / "bad"), "CLM014")
+    assert len(found) == 1 and found[0].path.endswith(".offsite_status") and "'abroad'" in found[0].message

@@ -87,8 +87,12 @@ FROM shares GROUP BY mdtrt_id
 
 
 def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "persons",
-                    amounts: str = "classified") -> str:
-    """visits ⋈ persons ⋈ classified amounts, with a boolean column per pack category."""
+                    amounts: str = "classified", offsite: bool = False) -> str:
+    """visits ⋈ persons ⋈ classified amounts, with a boolean column per pack category.
+
+    ``offsite``: the visits carry the optional ``offsite_status`` column (异地就医 local / filed / unfiled,
+    from the 备案 records); without it every visit is local.
+    """
     cats = ",\n       ".join(
         f"COALESCE(list_contains(p.categories, {q(code)}), FALSE) AS cat_{ident(code)}" for code in pack.categories
     )
@@ -97,6 +101,7 @@ def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "
 SELECT v.psn_no, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, COALESCE(p.retiree, FALSE) AS retiree,
        {cats}
        v.med_type, v.level, COALESCE(v.dise_codg, '') AS dise_codg, v.referral_from_level,
+       {"COALESCE(v.offsite_status, 'local')" if offsite else "'local'"} AS offsite_status,
        COALESCE({fen('v.acct_balance')}, 0) AS acct_balance,
        a.fulamt, a.overlmt, a.pre, a.inscp
 FROM {visits} v

@@ -122,7 +122,8 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
     if "classified" not in {r[0] for r in con.sql("SHOW TABLES").fetchall()}:
         classify(run, pack)
     t = time.perf_counter()
-    con.sql(f"CREATE OR REPLACE VIEW visits_in_{tag} AS {visits_in_query(pack)}")
+    offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
+    con.sql(f"CREATE OR REPLACE VIEW visits_in_{tag} AS {visits_in_query(pack, offsite=offsite)}")
     table = f"settled_{tag}"
     path = run.spill_dir() / f"{table}.parquet"
     program = lower(pack)

@@ -56,7 +56,8 @@ def settle_frame(spark, pack: CompiledPack, source: str = "visits_in", partition
     for name, table in code_tables(pack, program, combos).items():
         spark.createDataFrame(table.to_pandas() if table.num_rows else None, schema=from_arrow_schema(table.schema)) \
             .createOrReplaceTempView(name)
-    ordered = spark.sql(to_spark(ordering_query(program, source, order=False)))
+    offsite = "offsite_status" in spark.table(source).columns
+    ordered = spark.sql(to_spark(ordering_query(program, source, order=False, offsite=offsite)))
     ordered = (ordered.repartition(partitions or int(spark.conf.get("spark.sql.shuffle.partitions")), "psn_no")
                .sortWithinPartitions("psn_no", "yr", "setl_time", "mdtrt_id"))
     passing = {f.name: f for f in ordered.schema.fields}
@@ -85,7 +86,8 @@ def settle_claims(spark, pack: CompiledPack, claims_dir: str | Path):
     for name, table in pack_tables(pack).items():
         spark.createDataFrame(table).createOrReplaceTempView(name)
     spark.sql(to_spark(classification_query("fee_items"))).createOrReplaceTempView("classified")
-    spark.sql(to_spark(visits_in_query(pack))).createOrReplaceTempView("visits_in")
+    offsite = "offsite_status" in spark.table("visits").columns
+    spark.sql(to_spark(visits_in_query(pack, offsite=offsite))).createOrReplaceTempView("visits_in")
     return settle_frame(spark, pack)
 
 

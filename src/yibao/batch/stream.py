@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from yibao.batch import kernel
-from yibao.batch.lower import KernelError, Program, lower
+from yibao.batch.lower import OFFSITE, KernelError, Program, lower
 from yibao.sql import ident, q
 from yibao.errors import Problem
 from yibao.policy.compiled import CompiledPack
@@ -79,8 +79,19 @@ def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program
         con.register(name, table)
 
 
-def ordering_query(program: Program, source: str, order: bool = True) -> str:
-    """The kernel's input in person order: codes, rule index, category mask, amounts (fen)."""
+def has_offsite(con: duckdb.DuckDBPyConnection, source: str) -> bool:
+    return "offsite_status" in con.sql(f"SELECT * FROM {source} LIMIT 0").columns
+
+
+def ordering_query(program: Program, source: str, order: bool = True, offsite: bool = False) -> str:
+    """The kernel's input in person order: codes, rule index, category mask, amounts (fen).
+
+    ``offsite``: ``source`` has the ``offsite_status`` column (otherwise every visit is local); a value
+    other than local / filed / unfiled becomes -1 and is refused (KRN012).
+    """
+    k_offsite = ("CASE COALESCE(v.offsite_status, 'local') "
+                 + " ".join(f"WHEN {q(status)} THEN {code}" for status, code in OFFSITE.items())
+                 + " ELSE -1 END") if offsite else "0"
     n_ins, n_med = len(program.insutypes), len(program.med_types)
     cats = " + ".join(f"(CASE WHEN v.cat_{ident(c)} THEN {1 << i} ELSE 0 END)"
                       for i, c in enumerate(program.categories)) or "0"
@@ -90,7 +101,7 @@ SELECT v.psn_no, v.mdtrt_id, v.yr, v.setl_time, v.insutype, v.med_type, v.level,
        COALESCE(kr.idx, -1) AS k_ref, COALESCE(r.bidx, -1) AS k_bidx, COALESCE(r.once_match, 0) AS k_once,
        CAST({cats} AS BIGINT) AS k_cats, CAST(COALESCE(v.retiree, FALSE) AS BIGINT) AS k_retiree,
        CAST(v.acct_balance AS BIGINT) AS k_acct, CAST(v.fulamt AS BIGINT) AS k_ful, CAST(v.overlmt AS BIGINT) AS k_ovl,
-       CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp
+       CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp, CAST({k_offsite} AS BIGINT) AS k_offsite
 FROM {source} v
 LEFT JOIN k_ins ki ON ki.code = v.insutype
 LEFT JOIN k_med km ON km.code = v.med_type
@@ -154,12 +165,17 @@ def block_inputs(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
     visits = {"start": _starts(batch), "ins": col("k_ins"), "med": col("k_med"), "level": col("k_level"),
               "ref": col("k_ref"), "bidx": col("k_bidx"), "once_match": col("k_once"), "cats": col("k_cats"),
               "retiree": col("k_retiree"), "acct_bal": col("k_acct"), "ful": col("k_ful"), "ovl": col("k_ovl"),
-              "pre": col("k_pre"), "inscp": col("k_inscp")}
+              "pre": col("k_pre"), "inscp": col("k_inscp"), "offsite": col("k_offsite")}
     bad = np.flatnonzero((visits["bidx"] < 0) | (visits["level"] < 0))
     if len(bad):
         ids = batch.column("mdtrt_id").take(pa.array(bad[:5])).to_pylist()
         raise KernelError(Problem("KRN010", "visits.med_type",
                                   f"{len(bad):,} 次就诊没有适用的基本医保规则或机构等级不在政策包中, 如 {'、'.join(ids)}"))
+    bad = np.flatnonzero(visits["offsite"] < 0)
+    if len(bad):
+        ids = batch.column("mdtrt_id").take(pa.array(bad[:5])).to_pylist()
+        raise KernelError(Problem("KRN012", "visits.offsite_status",
+                                  f"{len(bad):,} 次就诊的异地就医状态不是 local/filed/unfiled 之一, 如 {'、'.join(ids)}"))
     _check_order(batch, visits["start"])
     return visits
 
@@ -220,7 +236,7 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     """
     program = program or lower(pack)
     register_program(con, pack, program, source)
-    reader = con.execute(ordering_query(program, source)).to_arrow_reader(BATCH_ROWS)
+    reader = con.execute(ordering_query(program, source, offsite=has_offsite(con, source))).to_arrow_reader(BATCH_ROWS)
     count = 0
     # the sink (a Parquet writer) has a thread of its own, so writing overlaps reading and settling; one
     # thread keeps the blocks in order

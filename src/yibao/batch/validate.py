@@ -8,6 +8,7 @@ few of their ids; if anything is reported, no visit is settled.
 from __future__ import annotations
 
 from yibao.sql import q
+from yibao.batch.lower import OFFSITE
 from yibao.batch.sqlgen import MAX_VISIT_FEN, rule_condition
 from yibao.errors import Problem, YibaoError
 from yibao.policy.compiled import CompiledPack
@@ -19,13 +20,17 @@ class BatchError(YibaoError):
     title = "批量结算输入校验失败, 未结算任何就诊"
 
 
-def applicability_checks(pack: CompiledPack) -> list[tuple[str, str, str, str]]:
-    """(code, path, Chinese message, SQL selecting the offending ids as ``id``)."""
+def applicability_checks(pack: CompiledPack, offsite: bool = False) -> list[tuple[str, str, str, str]]:
+    """(code, path, Chinese message, SQL selecting the offending ids as ``id``); ``offsite``: the visits carry
+    the optional ``offsite_status`` column."""
     levels = ", ".join(q(lv) for lv in pack.levels)
     cats = ", ".join(q(c) for c in pack.categories) or "''"
     rule_conditions = " OR ".join(
         f"({rule_condition(r, 'p.insutype', 'v.med_type', 'v.level', 'COALESCE(v.dise_codg, ' + q('') + ')')})"
         for r in pack.basic)
+    statuses = ", ".join(q(s) for s in OFFSITE)
+    offsite_check = [("BAT013", "visits.offsite_status", "异地就医状态应为 local(本地)/filed(已备案)/unfiled(未备案) 之一",
+                      f"SELECT mdtrt_id AS id FROM visits WHERE offsite_status IS NOT NULL AND offsite_status NOT IN ({statuses})")]
     return [
         ("BAT001", "visits.setl_time",
          f"结算时间不在政策包 {pack.id} 有效期 {pack.effective_from} 至 {pack.effective_to} 内",
@@ -52,13 +57,14 @@ def applicability_checks(pack: CompiledPack) -> list[tuple[str, str, str, str]]:
         ("BAT009", "visits.mdtrt_id", "就诊没有任何费用明细",
          "SELECT v.mdtrt_id AS id FROM visits v LEFT JOIN (SELECT DISTINCT mdtrt_id FROM fee_items) i "
          "ON i.mdtrt_id = v.mdtrt_id WHERE i.mdtrt_id IS NULL"),
-    ]
+    ] + (offsite_check if offsite else [])
 
 
 def check_applicability(con, pack: CompiledPack) -> list[Problem]:
     """Run every check on DuckDB relations persons/visits/fee_items/pack_*; return problems."""
     problems = []
-    for code, path, message, sql in applicability_checks(pack):
+    offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
+    for code, path, message, sql in applicability_checks(pack, offsite):
         count, sample = con.sql(
             f"SELECT COUNT(*), list(id ORDER BY id)[1:{SAMPLE}] FROM ({sql})").fetchone()
         if count:

@@ -113,8 +113,12 @@ CHRGITM_TYPES = {"01": "床位费", "02": "诊察费", "03": "检查费", "04": 
                  "07": "护理费", "08": "卫生材料费", "09": "西药费", "10": "中药饮片费", "11": "中成药费",
                  "12": "一般诊疗费", "13": "挂号费", "14": "其他费"}  # 医疗收费项目类别 (national two-digit codes)
 FIXMEDINS_TYPES = {"1": "定点医疗机构", "2": "定点零售药店"}
+OFFSITE_STATUSES = {"local": "本地就医", "filed": "异地就医(已备案)", "unfiled": "异地就医(未备案)"}
 OPTIONAL_FIELDS: dict[str, tuple[pa.Field, ...]] = {
-    "visits": (_col("atddr_no", pa.string(), "主治医生编码(医保医师代码)", "attending physician code", required=False),),
+    "visits": (_col("atddr_no", pa.string(), "主治医生编码(医保医师代码)", "attending physician code", required=False),
+               _col("offsite_status", pa.string(), "异地就医状态: local 本地, filed 异地已备案, unfiled 异地未备案; 为空按本地",
+                    "out-of-region status: local, filed (valid 备案 on the visit date), unfiled; null: local",
+                    required=False)),
     "fee_items": (
         _col("fee_ocur_time", TIME, "费用发生时间(住院明细必填: 有此列时住院就诊的每条明细都须填写)",
              "time the charge was incurred (required on inpatient lines when the column is present)", required=False),
@@ -736,7 +740,8 @@ def _check_values(columns: dict[str, dict[str, pa.Array]], problems: list[Proble
                              lambda i, a=arr, w=what: w + ("" if i is None else f", 实际为 {a[i].as_py()!r}"))
         for col_name, allowed, what in (("insutype", INSUTYPES, "险种"), ("gend", GENDERS, "性别"),
                                         ("med_chrgitm_type", tuple(CHRGITM_TYPES), "医疗收费项目类别"),
-                                        ("fixmedins_type", tuple(FIXMEDINS_TYPES), "机构类型")):
+                                        ("fixmedins_type", tuple(FIXMEDINS_TYPES), "机构类型"),
+                                        ("offsite_status", tuple(OFFSITE_STATUSES), "异地就医状态")):
             if col_name in cols:
                 arr = cols[col_name]
                 wrong = pc.invert(pc.is_in(arr, value_set=pa.array(allowed)))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from yibao.claims.schema import (CHRGITM_TYPES, OPTIONAL_FIELDS, SCHEMAS, read_claims, validate_claims,
+from yibao.claims.schema import (CHRGITM_TYPES, OPTIONAL_FIELDS, SCHEMAS, SUPERVISION_FIELDS, read_claims, validate_claims,
                                  write_claims_csv)
 from yibao.policy.loader import resolve_pack
 from yibao.supervision.views import OPTIONAL_COLUMNS
@@ -86,7 +86,7 @@ def test_malformed_codes_are_named_and_empty_ones_allowed(tables, tmp_path):
 
 
 def test_supervision_reads_the_one_definition():
-    assert OPTIONAL_COLUMNS == {t: {f.name: f.type for f in fs} for t, fs in OPTIONAL_FIELDS.items()}
+    assert OPTIONAL_COLUMNS == {t: {f.name: f.type for f in fs} for t, fs in SUPERVISION_FIELDS.items()}
     assert set(CHRGITM_TYPES) >= {"03", "04", "05", "06", "09", "10", "11"}  # what the default rule file names
 
 

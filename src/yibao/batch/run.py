@@ -113,14 +113,14 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
     """Settle every visit under ``pack`` into table ``settled_<tag>``; returns the table name."""
     con = run.con
     register_pack(run, pack)
+    if "classified" not in {r[0] for r in con.sql("SHOW TABLES").fetchall()}:
+        classify(run, pack)  # first: the checks read the per-visit amounts instead of grouping the lines again
     if validate:
         t = time.perf_counter()
         problems = check_applicability(con, pack)
         run.timings["validate"] = time.perf_counter() - t
         if problems:
             raise BatchError(problems)
-    if "classified" not in {r[0] for r in con.sql("SHOW TABLES").fetchall()}:
-        classify(run, pack)
     t = time.perf_counter()
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
     con.sql(f"CREATE OR REPLACE VIEW visits_in_{tag} AS {visits_in_query(pack, offsite=offsite)}")

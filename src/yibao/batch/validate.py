@@ -60,11 +60,26 @@ def applicability_checks(pack: CompiledPack, offsite: bool = False) -> list[tupl
     ] + (offsite_check if offsite else [])
 
 
+def classified_checks(con) -> dict[str, str]:
+    """When the fee lines are already classified (table ``classified``: one row per visit with its amounts
+    in fen and its count of lines no class applies to), the three line-level checks read it instead of
+    grouping every fee line again: the same ids, a tenth of the work on a region's year."""
+    unclassified = con.sql("SELECT COALESCE(SUM(unclassified), 0) FROM classified").fetchone()[0]
+    return {
+        "BAT007": None if unclassified else "SELECT NULL AS id WHERE FALSE",  # None: run the line-level query
+        "BAT008": f"SELECT mdtrt_id AS id FROM classified WHERE fulamt + overlmt + pre + inscp > {MAX_VISIT_FEN}",
+        "BAT009": "SELECT v.mdtrt_id AS id FROM visits v ANTI JOIN classified c ON c.mdtrt_id = v.mdtrt_id",
+    }
+
+
 def check_applicability(con, pack: CompiledPack) -> list[Problem]:
     """Run every check on DuckDB relations persons/visits/fee_items/pack_*; return problems."""
     problems = []
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
+    tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    cheaper = classified_checks(con) if "classified" in tables else {}
     for code, path, message, sql in applicability_checks(pack, offsite):
+        sql = cheaper.get(code) or sql
         count, sample = con.sql(
             f"SELECT COUNT(*), list(id ORDER BY id)[1:{SAMPLE}] FROM ({sql})").fetchone()
         if count:

@@ -114,11 +114,9 @@ CHRGITM_TYPES = {"01": "床位费", "02": "诊察费", "03": "检查费", "04": 
                  "12": "一般诊疗费", "13": "挂号费", "14": "其他费"}  # 医疗收费项目类别 (national two-digit codes)
 FIXMEDINS_TYPES = {"1": "定点医疗机构", "2": "定点零售药店"}
 OFFSITE_STATUSES = {"local": "本地就医", "filed": "异地就医(已备案)", "unfiled": "异地就医(未备案)"}
-OPTIONAL_FIELDS: dict[str, tuple[pa.Field, ...]] = {
-    "visits": (_col("atddr_no", pa.string(), "主治医生编码(医保医师代码)", "attending physician code", required=False),
-               _col("offsite_status", pa.string(), "异地就医状态: local 本地, filed 异地已备案, unfiled 异地未备案; 为空按本地",
-                    "out-of-region status: local, filed (valid 备案 on the visit date), unfiled; null: local",
-                    required=False)),
+# optional columns the supervision rules read
+SUPERVISION_FIELDS: dict[str, tuple[pa.Field, ...]] = {
+    "visits": (_col("atddr_no", pa.string(), "主治医生编码(医保医师代码)", "attending physician code", required=False),),
     "fee_items": (
         _col("fee_ocur_time", TIME, "费用发生时间(住院明细必填: 有此列时住院就诊的每条明细都须填写)",
              "time the charge was incurred (required on inpatient lines when the column is present)", required=False),
@@ -128,6 +126,16 @@ OPTIONAL_FIELDS: dict[str, tuple[pa.Field, ...]] = {
     "institutions": (_col("fixmedins_type", pa.string(), "机构类型: 1 定点医疗机构, 2 定点零售药店",
                           "institution type: 1 medical institution, 2 retail pharmacy", required=False),),
 }
+# optional columns settlement reads (absent: every visit is local)
+SETTLEMENT_FIELDS: dict[str, tuple[pa.Field, ...]] = {
+    "visits": (_col("offsite_status", pa.string(), "异地就医状态: local 本地, filed 异地已备案, unfiled 异地未备案; 为空按本地",
+                    "out-of-region status: local, filed (valid 备案 on the visit date), unfiled; null: local",
+                    required=False),),
+}
+# the contract's optional columns: checked and kept when an extract has them
+OPTIONAL_FIELDS: dict[str, tuple[pa.Field, ...]] = {
+    name: SUPERVISION_FIELDS.get(name, ()) + SETTLEMENT_FIELDS.get(name, ())
+    for name in sorted(set(SUPERVISION_FIELDS) | set(SETTLEMENT_FIELDS))}
 
 
 def schema_with(name: str, present) -> pa.Schema:

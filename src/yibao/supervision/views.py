@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from yibao.claims.schema import OPTIONAL_FIELDS
+from yibao.claims.schema import SUPERVISION_FIELDS
 
-# the claims contract's optional columns (one definition: yibao.claims.schema.OPTIONAL_FIELDS)
+# the claims contract's optional columns supervision reads (one definition: yibao.claims.schema.SUPERVISION_FIELDS)
 OPTIONAL_COLUMNS: dict[str, dict[str, pa.DataType]] = {
-    name: {f.name: f.type for f in fields} for name, fields in OPTIONAL_FIELDS.items()}
+    name: {f.name: f.type for f in fields} for name, fields in SUPERVISION_FIELDS.items()}
 OPTIONAL_TABLES: dict[str, pa.Schema] = {
     "purchases": pa.schema([("fixmedins_code", pa.string()), ("med_list_codg", pa.string()),
                             ("cnt", pa.decimal128(16, 4)), ("purc_time", pa.timestamp("ms"))]),

@@ -7,13 +7,15 @@ few of their ids; if anything is reported, no visit is settled.
 
 from __future__ import annotations
 
-from yibao.sql import q
+import pyarrow as pa
+
 from yibao.batch.lower import OFFSITE
-from yibao.batch.sqlgen import MAX_VISIT_FEN, rule_condition
 from yibao.errors import Problem, YibaoError
 from yibao.policy.compiled import CompiledPack
+from yibao.sql import q
 
 SAMPLE = 5
+MAX_VISIT_FEN = 1_000_000_000  # 10,000,000 yuan: larger visits are refused (BAT008), the kernel's exact range
 
 
 class BatchError(YibaoError):
@@ -25,9 +27,6 @@ def applicability_checks(pack: CompiledPack, offsite: bool = False) -> list[tupl
     the optional ``offsite_status`` column."""
     levels = ", ".join(q(lv) for lv in pack.levels)
     cats = ", ".join(q(c) for c in pack.categories) or "''"
-    rule_conditions = " OR ".join(
-        f"({rule_condition(r, 'p.insutype', 'v.med_type', 'v.level', 'COALESCE(v.dise_codg, ' + q('') + ')')})"
-        for r in pack.basic)
     statuses = ", ".join(q(s) for s in OFFSITE)
     offsite_check = [("BAT013", "visits.offsite_status", "异地就医状态应为 local(本地)/filed(已备案)/unfiled(未备案) 之一",
                       f"SELECT mdtrt_id AS id FROM visits WHERE offsite_status IS NOT NULL AND offsite_status NOT IN ({statuses})")]
@@ -41,8 +40,9 @@ def applicability_checks(pack: CompiledPack, offsite: bool = False) -> list[tupl
         ("BAT003", "visits.referral_from_level", "转出机构等级不在政策包声明的等级中",
          f"SELECT mdtrt_id AS id FROM visits WHERE referral_from_level IS NOT NULL AND referral_from_level NOT IN ({levels})"),
         ("BAT004", "visits.med_type", "没有适用的基本医保规则(险种、医疗类别、诊断、机构等级组合不在政策包中)",
-         f"SELECT v.mdtrt_id AS id FROM visits v JOIN persons p ON p.psn_no = v.psn_no "
-         f"WHERE NOT COALESCE(({rule_conditions}), FALSE)"),
+         "SELECT v.mdtrt_id AS id FROM visits v JOIN persons p ON p.psn_no = v.psn_no JOIN pack_unmatched u "
+         "ON u.insutype = p.insutype AND u.med_type = v.med_type AND u.dise_codg = COALESCE(v.dise_codg, '') "
+         "AND u.level = v.level"),
         ("BAT005", "persons.categories", f"人员类别不在政策包声明的 {sorted(pack.categories)} 中",
          f"SELECT psn_no AS id FROM (SELECT psn_no, unnest(categories) AS c FROM persons) WHERE c NOT IN ({cats})"),
         ("BAT006", "visits.psn_no", "就诊的参保人不在 persons 表中",
@@ -72,9 +72,22 @@ def classified_checks(con) -> dict[str, str]:
     }
 
 
+def register_unmatched(con, pack: CompiledPack) -> None:
+    """``pack_unmatched``: the (insutype, med_type, dise_codg, level) combinations of the visits that no basic
+    rule takes, decided by the look-up the kernel's input and the scalar engine use (``CompiledPack.basic_rule``)
+    once per combination, so batch validation cannot disagree with settlement about which visits it can pay."""
+    combos = con.sql("SELECT DISTINCT p.insutype, v.med_type, COALESCE(v.dise_codg, '') AS dise_codg, v.level "
+                     "FROM visits v JOIN persons p ON p.psn_no = v.psn_no").fetchall()
+    unmatched = [c for c in combos
+                 if c[3] not in pack.levels or pack.basic_rule(c[0], c[1], c[2], c[3]) is None]
+    con.register("pack_unmatched", pa.table({name: pa.array([c[i] for c in unmatched], pa.string())
+                                            for i, name in enumerate(("insutype", "med_type", "dise_codg", "level"))}))
+
+
 def check_applicability(con, pack: CompiledPack) -> list[Problem]:
     """Run every check on DuckDB relations persons/visits/fee_items/pack_*; return problems."""
     problems = []
+    register_unmatched(con, pack)
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
     tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
     cheaper = classified_checks(con) if "classified" in tables else {}

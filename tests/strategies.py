@@ -35,7 +35,7 @@ ALIASES = {
     "out_of_scope": ("preselfpay", "overlmt_selfpay", "fulamt_ownpay"),
 }
 SETL_FIELDS = ("cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay")
-DISEASES = ("", "I10", "I10.x00", "E11.9", "N18.500", "C34.100", "Z51.1", "J18.9")
+DISEASES = ("", "I10", "I10.x00", "E11.9", "N18.500", "C34.100", "Z51.1", "J18.9", "K35.900", "O80.000")
 
 
 def yuan(fen: int) -> Decimal:
@@ -177,6 +177,30 @@ def basic_rules(draw, rule_id: str, insutype: str, med_types: list[str], mode: s
 
 
 @st.composite
+def fixed_standard_rules(draw, rule_id: str, insutype: str, levels: list[str], categories: list[str]) -> dict:
+    """单病种定额: no deductible, one ratio per level, a standard per disease and level (POL034)."""
+    rule_levels = subset(draw, levels, min_size=1)
+    diseases = subset(draw, ["K35", "K80", "O80"], min_size=1)
+    rule: dict = {
+        "id": rule_id, "name": f"单病种定额 {rule_id}", "insutype": insutype, "med_types": ["21"],
+        "mode": "per_admission", "diseases": diseases,
+        "deductible": {"by_level": {lv: Decimal(0) for lv in rule_levels}},
+        "ratio_by_level": {lv: draw(ratios) for lv in rule_levels},
+        "fixed_standard": {
+            "standards": {d: {lv: yuan(draw(st.integers(1, 20_000_00))) for lv in rule_levels} for d in diseases},
+            "below_standard": draw(st.sampled_from(["actual", "standard"]))},
+        "fund_pay_type": f"{insutype}100",
+    }
+    if draw(st.booleans()):
+        rule["retiree_points"] = draw(points)
+    if categories and draw(st.booleans()):
+        rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}
+    if draw(st.booleans()):
+        rule["annual_cap"] = yuan(draw(cap_fen))
+    return rule
+
+
+@st.composite
 def tier_parts(draw, n_parts: int) -> list[dict]:
     """1–2 parts over disjoint buckets, each listed in a random draw order (aliases sometimes)."""
     owner = {b: draw(st.integers(-1, n_parts - 1)) for b in BASE_BUCKETS}
@@ -257,6 +281,8 @@ def pack_data(draw) -> dict:
     insutypes = subset(draw, ["310", "390"], min_size=1)
     basic: list[dict] = []
     for ins in insutypes:
+        if draw(st.integers(0, 2)) == 0:  # 单病种定额 before the general inpatient rule (pack order decides)
+            basic.append(draw(fixed_standard_rules(f"r{ins}_dbz", ins, levels, categories)))
         basic.append(draw(basic_rules(f"r{ins}_inp", ins, ["21", "52"] if draw(st.booleans()) else ["21"],
                                       "per_admission", levels, categories)))
         if draw(st.booleans()):

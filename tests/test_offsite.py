@@ -80,7 +80,9 @@ def kernel_year(pack, person: Person, visits):
               "cats": zeros, "retiree": np.full(n, int(person.retiree), np.int64), "acct_bal": zeros,
               "ful": zeros, "ovl": zeros, "pre": zeros,
               "inscp": np.array([v.amounts.inscp_scp_amt for v in visits], np.int64),
-              "offsite": offsite_codes([v.offsite_status for v in visits])}
+              "offsite": offsite_codes([v.offsite_status for v in visits]),
+              "fixstd": np.array([-1 if (f := r.fixed_standard(v.dise_codg, v.level)) is None else f
+                                  for r, v in zip(applied, visits)], np.int64)}
     return kernel.run(program, inputs)
 
 

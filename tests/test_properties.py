@@ -246,6 +246,8 @@ def reference_year(data: dict, person, visits) -> list[dict]:
     state: dict = defaultdict(int)
     out = []
     for v in visits:
+        fixed = None
+        hosp = 0
         a = v.amounts if v.items is None else ref_classify(data, v.items)
         medfee = a.fulamt_ownpay_amt + a.overlmt_selfpay + a.preselfpay_amt + a.inscp_scp_amt
         inscp = a.inscp_scp_amt
@@ -265,6 +267,16 @@ def reference_year(data: dict, person, visits) -> list[dict]:
                                        state[oncek] > 0, v.dise_codg)
             unc = rhu(scale_value(spec, ded, pts, edges, inscp))
             dedc = min(inscp, ded)
+            fixed = rule.get("fixed_standard")
+            if fixed is not None:  # 单病种定额: the bill up to the standard, the excess the institution's
+                prefix = max((d for d in fixed["standards"] if v.dise_codg.startswith(d)), key=len)
+                std = fen(fixed["standards"][prefix][v.level])
+                hosp = max(0, medfee - std)
+                settled = medfee - hosp
+                unc = rhu(scale_value(spec, 0, pts, edges, settled))
+                if fixed.get("below_standard") == "standard" and medfee < std:
+                    unc = min(settled, rhu(scale_value(spec, 0, pts, edges, std)))
+                dedc = 0
             state[adm] += 0 if continues else 1
             state[oncek] += once_match
         else:
@@ -279,9 +291,11 @@ def reference_year(data: dict, person, visits) -> list[dict]:
         used = state[capk]
         hifp = unc if cap is None else min(used + unc, cap) - min(used, cap)
         state[capk] += unc
-        coshare = inscp - dedc - unc
+        coshare = (inscp if fixed is None else settled) - dedc - unc
         buckets = {"inscp_coshare": coshare, "inscp_overcap": unc - hifp, "inscp_dedc": dedc,
                    "preselfpay": a.preselfpay_amt, "overlmt_selfpay": a.overlmt_selfpay, "fulamt_ownpay": a.fulamt_ownpay_amt}
+        if fixed is not None:  # nothing outside the policy under a standard
+            buckets.update(preselfpay=0, overlmt_selfpay=0, fulamt_ownpay=0)
         paid = dict.fromkeys(SETL_FIELDS, 0)
         fund = hifp
         groups: set = set()
@@ -321,6 +335,8 @@ def reference_year(data: dict, person, visits) -> list[dict]:
             if not set(g["categories"]) & cats:
                 continue
             of = medfee if g.get("of", "medfee_sumamt") == "medfee_sumamt" else inscp
+            if fixed is not None:
+                of = settled
             top = min(max(0, rhu(of * Fraction(g["share"])) - fund), sum(buckets.values()))
             take(buckets, BASE_BUCKETS, top)
             paid[g["pays_into"]] += top
@@ -332,8 +348,8 @@ def reference_year(data: dict, person, visits) -> list[dict]:
         out.append({
             "medfee_sumamt": medfee, "fulamt_ownpay_amt": a.fulamt_ownpay_amt, "overlmt_selfpay": a.overlmt_selfpay,
             "preselfpay_amt": a.preselfpay_amt, "inscp_scp_amt": inscp, "act_pay_dedc": dedc, "hifp_pay": hifp,
-            "pool_prop_selfpay": coshare, **paid, "fund_pay_sumamt": fund, "psn_part_amt": medfee - fund,
-            "acct_pay": acct, "psn_cash_pay": medfee - fund - acct, "hosp_part_amt": 0,
+            "pool_prop_selfpay": coshare, **paid, "fund_pay_sumamt": fund, "psn_part_amt": medfee - fund - hosp,
+            "acct_pay": acct, "psn_cash_pay": medfee - fund - hosp - acct, "hosp_part_amt": hosp,
         })
     return out
 
@@ -379,14 +395,20 @@ def test_settlement_invariants(s: Scenario):
         assert all(x.fund_payamt > 0 for x in r.setldetail)
         for f in FUND_FIELDS:
             assert d[f] == sum(x.fund_payamt for x in r.setldetail if x.setl_field == f)
-        assert i.medfee_sumamt == i.fund_pay_sumamt + i.psn_part_amt
+        assert i.medfee_sumamt == i.fund_pay_sumamt + i.psn_part_amt + i.hosp_part_amt
         assert i.psn_part_amt == i.acct_pay + i.psn_cash_pay
         assert i.medfee_sumamt == i.fulamt_ownpay_amt + i.overlmt_selfpay + i.preselfpay_amt + i.inscp_scp_amt
-        assert i.act_pay_dedc + i.pool_prop_selfpay + i.hifp_pay <= i.inscp_scp_amt
+        basic = next(st for st in r.steps if st.kind == "basic")
+        if basic.facts["mode"] == "fixed_standard":  # 单病种定额: the settled bill, no deductible
+            assert i.hosp_part_amt == max(0, i.medfee_sumamt - basic.facts["standard"])
+            assert i.act_pay_dedc == 0 and i.pool_prop_selfpay + i.hifp_pay <= basic.facts["settled"]
+        else:
+            assert i.hosp_part_amt == 0
+            assert i.act_pay_dedc + i.pool_prop_selfpay + i.hifp_pay <= i.inscp_scp_amt
         assert i.acct_pay <= r.steps[-1].facts["psn_part_amt"]
         if i.acct_pay:
             assert i.acct_pay <= next(st.facts["balance"] for st in r.steps if st.kind == "account")
-        remaining = i.medfee_sumamt - i.hifp_pay
+        remaining = i.medfee_sumamt - i.hosp_part_amt - i.hifp_pay
         for step in r.steps:  # no tier pays more than its base, nor more than is left
             if step.kind == "tier":
                 assert 0 <= step.facts["pay"] <= sum(step.facts["bases"])
@@ -397,7 +419,7 @@ def test_settlement_invariants(s: Scenario):
                 assert 0 <= step.facts["pay"] <= remaining
                 remaining -= step.facts["pay"]
             elif step.kind == "basic":
-                assert step.facts["hifp_pay"] <= step.facts["inscp"]
+                assert step.facts["hifp_pay"] <= step.facts.get("settled", step.facts["inscp"])
         assert remaining == i.psn_part_amt
 
 

@@ -26,7 +26,7 @@ ARRAY_ORDER = (
     "b_mode", "b_ded", "b_rep", "b_rep_amt", "b_sched", "b_sched_len", "b_step", "b_floor", "b_nwaive",
     "b_waive_cats", "b_waive_levels", "b_has_ref", "b_ref_up", "b_ref_down", "b_ret_pts", "b_cat_has", "b_cat_pts",
     "b_off_pts", "b_above", "b_nb", "b_up", "b_rate", "b_closing", "b_cap", "b_cap_slot", "b_adm_slot", "b_once_slot",
-    "b_base_slot", "b_paid_slot",
+    "b_base_slot", "b_paid_slot", "b_fix_on_std",
     "t_ins_ok", "t_med_ok", "t_per_adm", "t_has_cats", "t_cats", "t_group", "t_nparts", "t_part_len", "t_part_order",
     "t_draw_len", "t_draw", "t_ntilts", "t_tilt_cats", "t_nb", "t_lo", "t_up", "t_rate", "t_cap", "t_base_slot",
     "t_cap_slot", "t_paid_slot", "t_pays_into",
@@ -128,13 +128,13 @@ def settle_block(
     b_mode, b_ded, b_rep, b_rep_amt, b_sched, b_sched_len, b_step, b_floor, b_nwaive,
     b_waive_cats, b_waive_levels, b_has_ref, b_ref_up, b_ref_down, b_ret_pts, b_cat_has, b_cat_pts,
     b_off_pts, b_above, b_nb, b_up, b_rate, b_closing, b_cap, b_cap_slot, b_adm_slot, b_once_slot,
-    b_base_slot, b_paid_slot,
+    b_base_slot, b_paid_slot, b_fix_on_std,
     t_ins_ok, t_med_ok, t_per_adm, t_has_cats, t_cats, t_group, t_nparts, t_part_len, t_part_order,
     t_draw_len, t_draw, t_ntilts, t_tilt_cats, t_nb, t_lo, t_up, t_rate, t_cap, t_base_slot,
     t_cap_slot, t_paid_slot, t_pays_into,
     g_ins_ok, g_med_ok, g_cats, g_of, g_num, g_den, g_pays_into, acct_ins_ok, acct_cover, sizes,
     den, start, ins, med, level, ref, bidx, once_match, cats, retiree, acct_bal, ful, ovl, pre, inscp, offsite,
-    out, pays,
+    fixstd, out, pays,
 ):
     """Settle visits 0..n-1 (``start[i]`` = 1 where a person-year begins). Returns -1, or the first visit
     index a tier could not draw its payment for (impossible for a valid pack; reported, never hidden)."""
@@ -192,7 +192,23 @@ def settle_block(
                     best = b_cat_pts[r, k]
                     found = True
         pts += best + b_off_pts[r, offsite[i]]
-        if b_mode[r] == 0:
+        fs = fixstd[i]  # 单病种定额 standard of the visit's disease and level, or -1 (CompiledBasic.fixed_amount)
+        hosp = 0
+        settled = x
+        if b_mode[r] == 0 and fs >= 0:
+            bill = ful[i] + ovl[i] + pre[i] + x
+            hosp = bill - fs if bill > fs else 0
+            settled = bill - hosp
+            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, settled), den)
+            if b_fix_on_std[r] == 1 and bill < fs:
+                on_std = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, fs), den)
+                uncapped = settled if on_std > settled else on_std
+            dedc = 0
+            if not continues:
+                acc[b_adm_slot[r]] += 1
+            if once_match[i] == 1:
+                acc[b_once_slot[r]] += 1
+        elif b_mode[r] == 0:
             uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, x), den)
             dedc = x if x < ded else ded
             if not continues:
@@ -215,13 +231,14 @@ def settle_block(
             hifp = (used_cap + uncapped if used_cap + uncapped < cap else cap) - (used_cap if used_cap < cap else cap)
         acc[b_cap_slot[r]] += uncapped
         acc[b_paid_slot[r]] += hifp
-        coshare = x - dedc - uncapped
+        coshare = settled - dedc - uncapped
         buckets[0] = coshare
         buckets[1] = uncapped - hifp
         buckets[2] = dedc
-        buckets[3] = pre[i]
-        buckets[4] = ovl[i]
-        buckets[5] = ful[i]
+        fixed = fs >= 0 and b_mode[r] == 0  # under a 单病种 standard nothing is outside the policy
+        buckets[3] = 0 if fixed else pre[i]
+        buckets[4] = 0 if fixed else ovl[i]
+        buckets[5] = 0 if fixed else ful[i]
         for k in range(6):
             paid[k] = 0
         pays[i, r] = hifp  # ``pays`` arrives zeroed: only the rules that applied are written
@@ -294,7 +311,7 @@ def settle_block(
         for gi in range(n_guar):
             if g_ins_ok[gi, ins[i]] == 0 or g_med_ok[gi, med[i]] == 0 or (c & g_cats[gi]) == 0:
                 continue
-            of = medfee if g_of[gi] == 0 else x
+            of = settled if fixed else (medfee if g_of[gi] == 0 else x)
             target = (2 * of * g_num[gi] + g_den[gi]) // (2 * g_den[gi])
             left = 0
             for k in range(6):
@@ -308,7 +325,7 @@ def settle_block(
             pays[i, n_rules + n_tiers + gi] = topup
             fund += topup
         # --- personal account, cash ---------------------------------------------------------------
-        psn_part = medfee - fund
+        psn_part = medfee - fund - hosp
         acct = 0
         if acct_ins_ok[ins[i]] == 1 and acct_bal[i] > 0:
             eligible = 0
@@ -331,14 +348,15 @@ def settle_block(
         row[15] = psn_part
         row[16] = acct
         row[17] = psn_part - acct
-        row[18] = 0
+        row[18] = hosp
         row[19] = buckets[0] + buckets[1] + buckets[2]
     return -1
 
 
 def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Settle person-ordered visits (keys: start, ins, med, level, ref, bidx, once_match, cats, retiree,
-    acct_bal, ful, ovl, pre, inscp; int64; optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local).
+    acct_bal, ful, ovl, pre, inscp; int64; optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local;
+    optional ``fixstd``: the 单病种定额 standard in fen of the visit's rule, disease and level, default -1 none).
     Returns (out, pays)."""
     n = len(visits["start"])
     # column-major: each output column is one contiguous buffer that Arrow takes without a copy
@@ -348,7 +366,8 @@ def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np
     bad = settle_block(*(a[k] for k in ARRAY_ORDER), program.den,
                        *(visits[k] for k in ("start", "ins", "med", "level", "ref", "bidx", "once_match", "cats",
                                              "retiree", "acct_bal", "ful", "ovl", "pre", "inscp")),
-                       visits.get("offsite", np.zeros(n, np.int64)), out, pays)
+                       visits.get("offsite", np.zeros(n, np.int64)), visits.get("fixstd", np.full(n, NONE, np.int64)),
+                       out, pays)
     if bad >= 0:
         raise AssertionError(f"a tier paid more than its base at visit {bad}")  # engine.draw raises the same
     return out, pays

@@ -125,6 +125,7 @@ def lower(pack: CompiledPack) -> Program:
         "b_cap": np.full(R, NONE, np.int64), "b_cap_slot": np.zeros(R, np.int64),
         "b_adm_slot": np.zeros(R, np.int64), "b_once_slot": np.zeros(R, np.int64),
         "b_base_slot": np.zeros(R, np.int64), "b_paid_slot": np.zeros(R, np.int64),
+        "b_fix_on_std": np.zeros(R, np.int64),
     }
     for r_i, r in enumerate(pack.basic):
         rule, ded = r.rule, r.rule.deductible
@@ -171,6 +172,7 @@ def lower(pack: CompiledPack) -> Program:
         a["b_once_slot"][r_i] = slot(r.once_key)
         a["b_base_slot"][r_i] = slot(r.base_key)
         a["b_paid_slot"][r_i] = slot(r.paid_key)
+        a["b_fix_on_std"][r_i] = int(r.fixed_on_standard)  # the standards themselves arrive per visit (fixstd)
 
     # --- cumulative tiers ----------------------------------------------------------------------
     T = len(pack.tiers)

@@ -50,7 +50,8 @@ def code_tables(pack: CompiledPack, program: Program, combos) -> dict[str, pa.Ta
     """Small tables the ordering query joins: level, insutype and med_type codes, and the rule of each
     (insutype, med_type, dise_codg, level) combination in ``combos``."""
     index = {id(r): i for i, r in enumerate(pack.basic)}
-    rows: dict[str, list] = {"insutype": [], "med_type": [], "dise_codg": [], "level": [], "bidx": [], "once_match": []}
+    rows: dict[str, list] = {"insutype": [], "med_type": [], "dise_codg": [], "level": [], "bidx": [], "once_match": [],
+                             "fixstd": []}
     for insutype, med_type, dise, level in combos:
         dise = dise or ""
         rule = pack.basic_rule(insutype, med_type, dise, level) if level in pack.levels else None
@@ -58,7 +59,8 @@ def code_tables(pack: CompiledPack, program: Program, combos) -> dict[str, pa.Ta
             continue  # refused before settlement (batch validation, BAT004) or by settle_batch (KRN010)
         for key, value in (("insutype", insutype), ("med_type", med_type), ("dise_codg", dise), ("level", level),
                            ("bidx", index[id(rule)]),
-                           ("once_match", int(bool(rule.once_diseases) and dise.startswith(rule.once_diseases)))):
+                           ("once_match", int(bool(rule.once_diseases) and dise.startswith(rule.once_diseases))),
+                           ("fixstd", _or_none(rule.fixed_standard(dise, level)))):
             rows[key].append(value)
     return {
         "k_levels": _codes_table("level", program.levels),
@@ -67,8 +69,13 @@ def code_tables(pack: CompiledPack, program: Program, combos) -> dict[str, pa.Ta
         "k_rules": pa.table({
             "insutype": pa.array(rows["insutype"], pa.string()), "med_type": pa.array(rows["med_type"], pa.string()),
             "dise_codg": pa.array(rows["dise_codg"], pa.string()), "level": pa.array(rows["level"], pa.string()),
-            "bidx": pa.array(rows["bidx"], pa.int64()), "once_match": pa.array(rows["once_match"], pa.int64())}),
+            "bidx": pa.array(rows["bidx"], pa.int64()), "once_match": pa.array(rows["once_match"], pa.int64()),
+            "fixstd": pa.array(rows["fixstd"], pa.int64())}),
     }
+
+
+def _or_none(value: int | None) -> int:
+    return -1 if value is None else value
 
 
 COMBOS = "SELECT DISTINCT insutype, med_type, COALESCE(dise_codg, '') AS dise_codg, level FROM {source}"
@@ -99,6 +106,7 @@ def ordering_query(program: Program, source: str, order: bool = True, offsite: b
 SELECT v.psn_no, v.mdtrt_id, v.yr, v.setl_time, v.insutype, v.med_type, v.level,
        COALESCE(ki.idx, {n_ins}) AS k_ins, COALESCE(km.idx, {n_med}) AS k_med, kl.idx AS k_level,
        COALESCE(kr.idx, -1) AS k_ref, COALESCE(r.bidx, -1) AS k_bidx, COALESCE(r.once_match, 0) AS k_once,
+       COALESCE(r.fixstd, -1) AS k_fixstd,
        CAST({cats} AS BIGINT) AS k_cats, CAST(COALESCE(v.retiree, FALSE) AS BIGINT) AS k_retiree,
        CAST(v.acct_balance AS BIGINT) AS k_acct, CAST(v.fulamt AS BIGINT) AS k_ful, CAST(v.overlmt AS BIGINT) AS k_ovl,
        CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp, CAST({k_offsite} AS BIGINT) AS k_offsite
@@ -165,7 +173,7 @@ def block_inputs(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
     visits = {"start": _starts(batch), "ins": col("k_ins"), "med": col("k_med"), "level": col("k_level"),
               "ref": col("k_ref"), "bidx": col("k_bidx"), "once_match": col("k_once"), "cats": col("k_cats"),
               "retiree": col("k_retiree"), "acct_bal": col("k_acct"), "ful": col("k_ful"), "ovl": col("k_ovl"),
-              "pre": col("k_pre"), "inscp": col("k_inscp"), "offsite": col("k_offsite")}
+              "pre": col("k_pre"), "inscp": col("k_inscp"), "offsite": col("k_offsite"), "fixstd": col("k_fixstd")}
     bad = np.flatnonzero((visits["bidx"] < 0) | (visits["level"] < 0))
     if len(bad):
         ids = batch.column("mdtrt_id").take(pa.array(bad[:5])).to_pylist()

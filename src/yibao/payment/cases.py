@@ -43,6 +43,7 @@ CASE_COLUMNS = {
     "hifp_pay": ("decimal(16,2)", True, "基本医保统筹基金支付(元)"),
     "fund_pay_sumamt": ("decimal(16,2)", True, "基金支付总额(元)"),
     "psn_part_amt": ("decimal(16,2)", True, "个人负担总额(元)"),
+    "hosp_part_amt": ("decimal(16,2)", False, "医院负担金额(元; 单病种定额超标准部分), 空 = 0"),
     "setl_time": ("timestamp", True, "结算时间"),
 }
 AMOUNTS = ("medfee_sumamt", "hifp_pay", "fund_pay_sumamt", "psn_part_amt")
@@ -54,7 +55,7 @@ EXCLUSIONS = {
     "PAY012": "手术操作编码格式不符(应为 ICD-9-CM-3, 如 51.2301, 多个以 + 连接)",
     "PAY013": "医疗费总额 medfee_sumamt 缺失、为负或为 0",
     "PAY014": "基金或个人支付金额缺失或为负",
-    "PAY015": "金额不平衡: medfee_sumamt ≠ fund_pay_sumamt + psn_part_amt, 或 hifp_pay > fund_pay_sumamt",
+    "PAY015": "金额不平衡: medfee_sumamt ≠ fund_pay_sumamt + psn_part_amt + hosp_part_amt, 或 hifp_pay > fund_pay_sumamt",
     "PAY016": "机构等级缺失或未在政策包 levels 中声明",
     "PAY017": "医疗费总额超过 10,000,000 元(超出精确整数运算范围)",
     "PAY018": "mdtrt_id 重复(保留第一条)",
@@ -136,6 +137,8 @@ def _read_claims(con: duckdb.DuckDBPyConnection, claims: Path, settled: Path, me
         if not p.exists():
             raise PaymentError(Problem("PAY001", str(p), f"找不到{what}"))
     types = ", ".join(q(m) for m in med_types)
+    settled_columns = con.sql(f"SELECT * FROM read_parquet({q(setlinfo.as_posix())}) LIMIT 0").columns
+    hosp = "s.hosp_part_amt" if "hosp_part_amt" in settled_columns else "NULL"  # older outputs lack it
     con.sql(f"""CREATE OR REPLACE VIEW raw_cases AS
         SELECT v.mdtrt_id, v.psn_no, v.insutype, v.fixmedins_code, v.level, v.dise_codg, v.oprn_oprt_code,
                CAST(NULL AS VARCHAR) AS sec_dise_codg,
@@ -143,6 +146,7 @@ def _read_claims(con: duckdb.DuckDBPyConnection, claims: Path, settled: Path, me
                CAST(s.hifp_pay AS DECIMAL(18,4)) AS hifp_pay,
                CAST(s.fund_pay_sumamt AS DECIMAL(18,4)) AS fund_pay_sumamt,
                CAST(s.psn_part_amt AS DECIMAL(18,4)) AS psn_part_amt,
+               CAST({hosp} AS DECIMAL(18,4)) AS hosp_part_amt,
                CAST(v.setl_time AS TIMESTAMP) AS setl_time, s.mdtrt_id IS NOT NULL AS settled
         FROM read_parquet({q(visits.as_posix())}) v
         LEFT JOIN read_parquet({q(setlinfo.as_posix())}) s ON s.mdtrt_id = v.mdtrt_id
@@ -184,7 +188,8 @@ def load_cases(con: duckdb.DuckDBPyConnection, levels: list[str], *, cases: Path
                  WHEN oprn_combo <> '' AND NOT regexp_full_match(oprn_combo, '{code}(\\+{code})*') THEN 'PAY012'
                  WHEN medfee_sumamt IS NULL OR medfee_sumamt <= 0 THEN 'PAY013'
                  WHEN {bad_amount} THEN 'PAY014'
-                 WHEN {unbalanced} OR medfee_sumamt <> fund_pay_sumamt + psn_part_amt OR hifp_pay > fund_pay_sumamt
+                 WHEN {unbalanced} OR medfee_sumamt <> fund_pay_sumamt + psn_part_amt + COALESCE(hosp_part_amt, 0)
+                      OR hifp_pay > fund_pay_sumamt
                    THEN 'PAY015'
                  WHEN lvl IS NULL OR lvl NOT IN ({level_list}) THEN 'PAY016'
                  WHEN medfee_sumamt * 100 > {MAX_COST_FEN} THEN 'PAY017'

@@ -80,7 +80,30 @@ class CompiledBasic:
             if rep is not None and rep.schedule
             else None
         )
+        fs = rule.fixed_standard
+        self.fixed = None if fs is None else {
+            dise: {lv: yuan_to_fen(v) for lv, v in by_level.items()} for dise, by_level in fs.standards.items()}
+        self.fixed_on_standard = fs is not None and fs.below_standard == "standard"
         self._scale = lru_cache(maxsize=4096)(self._build_scale)
+
+    def fixed_standard(self, dise_codg: str, level: str) -> int | None:
+        """单病种定额: the standard (fen) for the visit's disease — the longest listed prefix — and level;
+        None for a rule settled item by item."""
+        if self.fixed is None:
+            return None
+        prefix = max((d for d in self.fixed if dise_codg.startswith(d)), key=len, default=None)
+        return None if prefix is None else self.fixed[prefix].get(level)
+
+    def fixed_amount(self, scale: SegmentedScale, medfee: int, standard: int) -> tuple[int, int, int]:
+        """单病种定额 arithmetic, one definition for the engine and the kernel's tests: (settled, uncapped fund
+        amount, hosp_part_amt). The bill up to the standard is settled at the ratio; above it the institution
+        bears the excess; below it the fund pays its share of the bill, or of the standard when the pack says
+        ``below_standard: standard`` (never more than the bill)."""
+        hosp = medfee - standard if medfee > standard else 0
+        settled = medfee - hosp
+        if self.fixed_on_standard and medfee < standard:
+            return settled, min(settled, scale.uncapped_amount(standard)), hosp
+        return settled, scale.uncapped_amount(settled), hosp
 
     def matches(self, insutype: str, med_type: str, dise_codg: str) -> bool:
         if insutype != self.rule.insutype or med_type not in self.med_types:

@@ -100,6 +100,8 @@ def merge_pack_data(base: Any, over: Any) -> Any:
 
     >>> merge_pack_data({"basic": [{"id": "a", "ratio": 1}, {"id": "b"}]}, {"basic": [{"id": "a", "ratio": 2}]})
     {'basic': [{'id': 'a', 'ratio': 2}, {'id': 'b'}]}
+    >>> merge_pack_data({"basic": [{"id": "a"}, {"id": "b"}]}, {"basic": [{"id": "c", "before": "b"}]})
+    {'basic': [{'id': 'a'}, {'id': 'c'}, {'id': 'b'}]}
     """
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
@@ -112,6 +114,9 @@ def merge_pack_data(base: Any, over: Any) -> Any:
         for item in over:
             if item["id"] in index:
                 out[index[item["id"]]] = merge_pack_data(out[index[item["id"]]], item)
+            elif item.get("before") in index:  # a new rule placed ahead of one of the parent's (order decides)
+                out.insert(index[item["before"]], {k: v for k, v in item.items() if k != "before"})
+                index = {it["id"]: i for i, it in enumerate(out)}
             else:
                 index[item["id"]] = len(out)
                 out.append(item)
@@ -318,6 +323,7 @@ def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
                               "按年度累计(annual)的规则没有“第几次住院”或转诊起付线, 请删除此项")
         if ded.once_a_year_diseases:
             yield Problem("POL029", f"{p}.deductible.once_a_year_diseases", "仅适用于按次(per_admission)规则")
+    yield from _check_fixed_standard(rule, p, level)
     rep = ded.repeat
     if rep is not None:
         rp = f"{p}.deductible.repeat"
@@ -339,6 +345,41 @@ def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
                     yield Problem("POL030", f"{rp}.schedule", f"缺少等级 {code!r} 的起付线序列")
         if rep.mode == "step" and rep.step is None:
             yield Problem("POL030", f"{rp}.step", "mode 为 step 时必须给出每次递减额 step")
+
+
+def _check_fixed_standard(rule: BasicRule, p: str, level) -> Iterable[Problem]:
+    """单病种定额 (POL034): per admission, no deductible, one ratio per level, a standard for every listed
+    disease at every level the rule covers."""
+    fs = rule.fixed_standard
+    if fs is None:
+        return
+    fp = f"{p}.fixed_standard"
+    if rule.mode != "per_admission":
+        yield Problem("POL034", f"{p}.mode", "单病种定额按每次住院结算, mode 须为 per_admission")
+    ded = rule.deductible
+    for code, amount in ded.by_level.items():
+        if amount != 0:
+            yield Problem("POL034", f"{p}.deductible.by_level.{code}", f"单病种定额不设起付线, 应为 0, 实际为 {amount}")
+    for field in ("repeat", "referral"):
+        if getattr(ded, field) is not None:
+            yield Problem("POL034", f"{p}.deductible.{field}", "单病种定额不设起付线, 请删除此项")
+    if ded.waive or ded.once_a_year_diseases:
+        yield Problem("POL034", f"{p}.deductible", "单病种定额不设起付线, 免起付线与每年一次起付线无从适用")
+    for code, spec in rule.ratio_by_level.items():
+        if isinstance(spec, list):
+            yield Problem("POL034", f"{p}.ratio_by_level.{code}", "单病种定额按一个比例支付, 不能分段")
+    if sorted(fs.standards) != sorted(rule.diseases):
+        yield Problem("POL034", f"{fp}.standards",
+                      f"定额标准的病种须与 diseases 相同: 标准 {sorted(fs.standards)}, diseases {sorted(rule.diseases)}")
+    for dise, by_level in fs.standards.items():
+        for code in by_level:
+            yield from level(code, f"{fp}.standards.{dise}.{code}")
+        missing = set(ded.by_level) - set(by_level)
+        if missing:
+            yield Problem("POL034", f"{fp}.standards.{dise}", f"缺少机构等级 {sorted(missing)} 的定额标准")
+        for code, amount in by_level.items():
+            if amount <= 0:
+                yield Problem("POL034", f"{fp}.standards.{dise}.{code}", "定额标准须大于 0")
 
 
 def _check_ratio(spec: RatioSpec, path: str) -> Iterable[Problem]:

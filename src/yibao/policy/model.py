@@ -173,6 +173,21 @@ class Deductible(Strict):
     )
 
 
+class FixedStandard(Strict):
+    """单病种定额 (按病种定额): a negotiated standard per disease and level replaces item-by-item settlement.
+
+    The whole bill up to the standard is settled at the rule's ratio with no deductible; the part of a bill
+    above the standard is borne by the institution (hosp_part_amt). ``below_standard`` says what a bill
+    below the standard is settled on: ``actual`` (the bill) or ``standard`` (the fund pays its share of the
+    standard, never more than the bill).
+    """
+
+    standards: dict[str, dict[Code, Yuan]] = Field(
+        min_length=1, description="病种(诊断编码前缀, 与 diseases 一致) → 机构等级 → 定额标准(元)")
+    below_standard: Literal["actual", "standard"] = Field(
+        "actual", description="实际费用低于定额标准时: actual 按实际费用结算; standard 基金按定额标准的比例支付(不超过实际费用)")
+
+
 class BasicRule(Strict):
     """基本医保统筹基金: one scheme × med_type (× disease list) combination."""
 
@@ -195,6 +210,8 @@ class BasicRule(Strict):
     annual_cap: Yuan | None = None
     cap_group: Code | None = Field(None, description="共用年度最高支付限额的规则组; 默认为本规则自身")
     admission_group: Code = Field("inpatient", description="住院次数在此组内连续计数")
+    fixed_standard: FixedStandard | None = Field(
+        None, description="单病种定额: 按病种与等级的定额标准结算, 不设起付线, 超出标准部分由医疗机构承担")
     fund_pay_type: FundPayType
 
 

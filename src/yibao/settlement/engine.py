@@ -70,6 +70,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             f"政策包 {pack.id} 没有险种 {person.insutype}、医疗类别 {visit.med_type} 的基本医保规则",
         ))
     inscp = amounts.inscp_scp_amt
+    standard = None  # 单病种定额 standard (fen) when the rule settles on one
+    hosp = 0  # hosp_part_amt: what the institution bears (a bill above a 单病种 standard)
     if rule.mode == "per_admission":
         count = acc.get(rule.adm_key)
         # a 医共体 referral continues the referring admission: same admission number, no new count
@@ -79,14 +81,23 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         ded = rule.deductible(visit.level, n, cats, visit.referral_from_level,
                               acc.get(rule.once_key) > 0, visit.dise_codg)
         scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status)
-        uncapped = scale.uncapped_amount(inscp)
-        dedc = min(inscp, ded.amount)
+        standard = rule.fixed_standard(visit.dise_codg, visit.level)
+        if standard is None:
+            uncapped = scale.uncapped_amount(inscp)
+            dedc = min(inscp, ded.amount)
+        else:  # 单病种定额: the bill up to the standard, no deductible (validated), the excess the institution's
+            settled, uncapped, hosp = rule.fixed_amount(scale, amounts.medfee_sumamt, standard)
+            dedc = 0
         if not continues:
             delta[rule.adm_key] = 1
         if once_match:
             delta[rule.once_key] = 1
         basic_facts = {"mode": "per_admission", "admission_no": n, "deductible": ded.amount,
                        "deductible_first": ded.first, "deductible_reason": ded.reason}
+        if standard is not None:
+            basic_facts.update({"mode": "fixed_standard", "standard": standard, "medfee_sumamt": amounts.medfee_sumamt,
+                                "settled": settled, "hosp_part_amt": hosp,
+                                "below_standard": "standard" if rule.fixed_on_standard else "actual"})
     else:
         ded = rule.deductible(visit.level, 1, cats, None, False, visit.dise_codg)
         scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status)
@@ -104,7 +115,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         delta[rule.cap_key] = uncapped
     basic_facts["cap_used_before"] = cap_used
     delta[rule.paid_key] = hifp
-    coshare = inscp - dedc - uncapped
+    coshare = (inscp if standard is None else settled) - dedc - uncapped
     overcap = uncapped - hifp
     steps.append(Step("basic", rule.id, rule.name, {
         **basic_facts, "level": visit.level, "inscp": inscp,
@@ -114,13 +125,14 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     }))
     if hifp:
         details.append(SetlDetail(rule.fund_pay_type, hifp, "hifp_pay", rule.id, rule.name))
+    fixed = standard is not None  # under a 单病种 standard the whole settled bill is the person's co-share
     buckets = {
         "inscp_coshare": coshare,
         "inscp_overcap": overcap,
         "inscp_dedc": dedc,
-        "preselfpay": amounts.preselfpay_amt,
-        "overlmt_selfpay": amounts.overlmt_selfpay,
-        "fulamt_ownpay": amounts.fulamt_ownpay_amt,
+        "preselfpay": 0 if fixed else amounts.preselfpay_amt,
+        "overlmt_selfpay": 0 if fixed else amounts.overlmt_selfpay,
+        "fulamt_ownpay": 0 if fixed else amounts.fulamt_ownpay_amt,
     }
     paid = {"cvlserv_pay": 0, "hifes_pay": 0, "hifmi_pay": 0, "hifob_pay": 0, "maf_pay": 0, "oth_pay": 0}
     fund_total = hifp
@@ -167,7 +179,10 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     for g in pack.guarantees:
         if not g.applies(person.insutype, visit.med_type, cats):
             continue
-        of = amounts.medfee_sumamt if g.of == "medfee_sumamt" else amounts.inscp_scp_amt
+        if fixed:  # under a 单病种 standard the settled bill is the basis, all of it within the policy
+            of = settled
+        else:
+            of = amounts.medfee_sumamt if g.of == "medfee_sumamt" else amounts.inscp_scp_amt
         num, den = g.share_parts
         target = round_numerator(of * num, den)
         topup = min(max(0, target - fund_total), sum(buckets.values()))
@@ -182,7 +197,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         fund_total += topup
 
     # --- personal account, then cash --------------------------------------------------------
-    psn_part = amounts.medfee_sumamt - fund_total
+    psn_part = amounts.medfee_sumamt - fund_total - hosp
     acct = 0
     if person.insutype in pack.account_insutypes and visit.acct_balance > 0:
         eligible = sum(buckets[b] for b in pack.account_covers)
@@ -206,7 +221,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         psn_part_amt=psn_part,
         acct_pay=acct,
         psn_cash_pay=cash,
-        hosp_part_amt=0,
+        hosp_part_amt=hosp,
         **paid,
     )
     return Settlement(

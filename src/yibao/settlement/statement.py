@@ -101,7 +101,18 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
         out = [head + "。"]
         reason = _REASONS.get(f["deductible_reason"], f["deductible_reason"])
         bands = f["scale"].describe()
-        if f["mode"] == "per_admission":
+        if f["mode"] == "fixed_standard":
+            below = f["medfee_sumamt"] < f["standard"]
+            on = ("按定额标准" if f["below_standard"] == "standard" else "按实际费用") if below else "按定额标准"
+            out.append(
+                f"  单病种定额: 第 {f['admission_no']} 次住院, 本病种本等级定额标准 {y(f['standard'])} 元, 不设起付线;"
+                f" 医疗费总额 {y(f['medfee_sumamt'])} 元, {on}结算 {y(f['settled'])} 元"
+                + (f", 超出标准的 {y(f['hosp_part_amt'])} 元由医疗机构承担(hosp_part_amt)。" if f["hosp_part_amt"] else "。"))
+            out.append(f"  支付比例: {describe_bands(bands)}。")
+            basis = f["standard"] if below and f["below_standard"] == "standard" else f["settled"]
+            out.append(f"  按比例: {band_arithmetic(bands, 0, basis)} = {y(f['uncapped'])} 元(四舍五入到分"
+                       + (", 不超过实际费用" if basis != f["settled"] else "") + ")。")
+        elif f["mode"] == "per_admission":
             out.append(
                 f"  第 {f['admission_no']} 次住院, 起付线 {y(f['deductible'])} 元({reason}; 首次起付线 {y(f['deductible_first'])} 元);"
                 f" 本次政策范围内 {y(f['inscp'])} 元中起付线内 {y(f['act_pay_dedc'])} 元由个人负担。"

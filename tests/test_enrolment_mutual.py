@@ -7,6 +7,7 @@ which the holder's account pays (acct_mulaid_pay); the 110.00 out of scope stays
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -230,3 +231,33 @@ def test_concurrent_settlements_on_one_holder_account_never_overdraw(store_url):
         assert chain.verify(s.connection()).problems == []
     desk.engine.dispose()
     engine.dispose()
+
+
+def _exact(response) -> dict:
+    return json.loads(response.text, parse_float=Decimal)
+
+
+def test_rest_presettle_settle_and_reverse_with_acct_mulaid_psn_no(sample_api):
+    """REST face: 3 lines (sample.items(3)): 丙 25.00 全自费, 乙 25.00 with 2.50 先行自付, in scope 47.50;
+    fund 47.50 × 60% = 28.50; the in-scope 19.00 from the holder's account; cash 2.50 + 25.00 = 27.50."""
+    call, engine = sample_api
+    with Session(engine) as s, s.begin():
+        _link(s)
+    v = call("his1", "POST", "/api/v1/visits", {"fixmedins_code": sample.HOSPITAL, "psn_no": MEMBER, "insutype": "390",
+                                                "begntime": "2024-04-01T09:00:00"}).json()
+    assert call("his1", "POST", f"/api/v1/visits/{v['mdtrt_id']}/fee-items",
+                {"items": sample.items(3), "at": "2024-04-01T10:00:00"}).status_code == 200
+    body = {"acct_used": True, "acct_mulaid_psn_no": HOLDER, "setl_time": "2024-04-01T10:00:00"}
+    no_flag = call("his1", "POST", f"/api/v1/visits/{v['mdtrt_id']}/presettle", {**body, "acct_used": False})
+    assert no_flag.status_code == 422 and no_flag.json()["problems"][0]["code"] == "ENR064"
+    pre = _exact(call("his1", "POST", f"/api/v1/visits/{v['mdtrt_id']}/presettle", body))["setlinfo"]
+    out = _exact(call("his1", "POST", f"/api/v1/visits/{v['mdtrt_id']}/settle", body))["setlinfo"]
+    for info in (pre, out):
+        assert (info["psn_part_amt"], info["acct_mulaid_pay"], info["psn_cash_pay"]) == \
+            (Decimal("46.50"), Decimal("19.00"), Decimal("27.50"))
+    with Session(engine) as s:
+        assert _balance(s) == 200000 - 1900
+    rev = call("his1", "POST", f"/api/v1/settlements/{out['setl_id']}/reverse", {"at": "2024-04-01T11:00:00"})
+    assert rev.status_code == 200 and _exact(rev)["setlinfo"]["acct_mulaid_pay"] == Decimal("-19.00")
+    with Session(engine) as s:
+        assert _balance(s) == 200000

@@ -180,8 +180,11 @@ def test_platform_2206_2207_2208_with_acct_mulaid_psn_no(world):
     data = {"psn_no": "P000000003", "mdtrt_id": mdtrt_id, "acct_used_flag": "1", "acct_mulaid_psn_no": HOLDER}
     refused = his("2207", {"data": data})
     assert refused["infcode"] == -1 and "ENR059" in refused["err_msg"] and "acct_mulaid_psn_no" in refused["err_msg"]
+    assert his.ok("1101", {"data": {"psn_no": "P000000003"}})["mulaidinfo"] == []
     with Session(engine) as s, s.begin():
         _link(s)
+    assert his.ok("1101", {"data": {"psn_no": "P000000003"}})["mulaidinfo"] == [
+        {"holder_psn_no": HOLDER, "relation": "子女", "begndate": "2024-01-01", "enddate": "2024-12-31"}]
     pre = his.ok("2206", {"data": data})["setlinfo"]
     out = his.ok("2207", {"data": data})["setlinfo"]
     for info in (pre, out):

@@ -61,6 +61,19 @@ def link_state(session: Session, holder_psn_no: str, member_psn_no: str, on: dat
     return "expired" if any(a == "grant" for a, _, _ in rows) else "none"
 
 
+def holders_on(session: Session, member_psn_no: str, on: date) -> list[dict]:
+    """The accounts that may pay for the member on ``on`` (what 1101 tells the desk to put in acct_mulaid_psn_no)."""
+    rows = session.execute(select(HouseholdLink.holder_psn_no, HouseholdLink.relation, HouseholdLink.action,
+                                  HouseholdLink.valid_from, HouseholdLink.valid_to)
+                           .where(HouseholdLink.member_psn_no == member_psn_no, HouseholdLink.valid_from <= on,
+                                  HouseholdLink.valid_to >= on).order_by(HouseholdLink.id.desc())).all()
+    latest: dict[str, tuple] = {}
+    for holder, relation, action, vf, vt in rows:
+        latest.setdefault(holder, (relation, action, vf, vt))  # the latest recorded covering link decides
+    return [{"holder_psn_no": h, "relation": r, "begndate": vf.isoformat(), "enddate": vt.isoformat()}
+            for h, (r, a, vf, vt) in sorted(latest.items()) if a == "grant"]
+
+
 def check(session: Session, fin: Financing | None, holder_psn_no: str, member_psn_no: str, on: date,
           path: str = "member_psn_no") -> None:
     """The pack opens 家庭共济 and the member is the holder's linked family member on ``on``; else a coded error."""

@@ -119,6 +119,7 @@ def person_info(session: Session, who: Principal, *, certno: str | None = None, 
                      for e in enrollments],
         "idetinfo": [{"psn_idet_type": c.category, "issuing_dept": c.issuing_dept,
                       "begntime": c.valid_from.isoformat(), "endtime": c.valid_to.isoformat()} for c in cats],
+        "mulaidinfo": mutual.holders_on(session, p.psn_no, on),  # 家庭共济: accounts that may pay (acct_mulaid_psn_no)
     }
 
 

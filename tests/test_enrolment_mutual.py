@@ -260,6 +260,8 @@ def test_rest_presettle_settle_and_reverse_with_acct_mulaid_psn_no(sample_api):
             (Decimal("46.50"), Decimal("19.00"), Decimal("27.50"))
     with Session(engine) as s:
         assert _balance(s) == 200000 - 1900
+    page = call("his1", "GET", f"/api/v1/settlements/{out['setl_id']}/statement.html")
+    assert page.status_code == 200 and "账户共济支付(家庭共济)" in page.text and "【家庭共济】" in page.text
     rev = call("his1", "POST", f"/api/v1/settlements/{out['setl_id']}/reverse", {"at": "2024-04-01T11:00:00"})
     assert rev.status_code == 200 and _exact(rev)["setlinfo"]["acct_mulaid_pay"] == Decimal("-19.00")
     with Session(engine) as s:

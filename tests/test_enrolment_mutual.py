@@ -12,6 +12,8 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -266,3 +268,46 @@ def test_rest_presettle_settle_and_reverse_with_acct_mulaid_psn_no(sample_api):
     assert rev.status_code == 200 and _exact(rev)["setlinfo"]["acct_mulaid_pay"] == Decimal("-19.00")
     with Session(engine) as s:
         assert _balance(s) == 200000
+
+
+@pytest.fixture(scope="module")
+def one_store(tmp_path_factory):
+    """One SQLite store for the property test's examples (each example settles new visits in it)."""
+    from yibao.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('mulaid') / 'p.db'}"
+    upgrade(url)
+    eng = make_engine(url)
+    with Session(eng) as s, s.begin():
+        sample.seed(s, 4)
+        _link(s)
+        _link(s, member="P000000004")
+    yield eng
+    eng.dispose()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(member=st.sampled_from([MEMBER, "P000000004"]), lines=st.integers(1, 12),
+       price=st.sampled_from(["3.33", "12.50", "50.00", "199.99"]),
+       holder_fen=st.integers(0, 50_000), own_fen=st.integers(0, 20_000))
+def test_every_fen_of_the_personal_share_is_accounted_for(one_store, member, lines, price, holder_fen, own_fen):
+    """psn_part_amt = acct_pay + acct_mulaid_pay + psn_cash_pay; the 共济 part is at most the in-scope share
+    left and the holder's balance; 2206 answers what 2207 does; the holder loses exactly the 共济 part."""
+    insutype = "390" if member == MEMBER else "310"
+    with Session(one_store) as s, s.begin():
+        s.execute(update(Person).where(Person.psn_no == HOLDER).values(acct_balc_fen=holder_fen))
+        s.execute(update(Person).where(Person.psn_no == member).values(acct_balc_fen=own_fen if insutype == "310" else 0))
+        mdtrt_id = _visit(s, psn_no=member, insutype=insutype, lines=lines, price=price,
+                          at=datetime(2024, 1 + lines % 12, 1 + lines, 9))
+    with Session(one_store) as s, s.begin():
+        pre = _settle(s, mdtrt_id, write=False)
+        out = _settle(s, mdtrt_id)
+    info = out["setlinfo"]
+    assert {k: v for k, v in pre["setlinfo"].items() if k not in ("setl_id", "balc")} == \
+        {k: v for k, v in info.items() if k not in ("setl_id", "balc")}
+    assert info["psn_part_amt"] == info["acct_pay"] + info["acct_mulaid_pay"] + info["psn_cash_pay"]
+    assert Decimal(0) <= info["acct_mulaid_pay"] <= Decimal(holder_fen) / 100 and info["psn_cash_pay"] >= 0
+    with Session(one_store) as s:
+        assert _balance(s) == holder_fen - int(info["acct_mulaid_pay"] * 100)
+        inscp_left = s.get(Settlement, info["setl_id"]).explanation[-1]
+        assert inscp_left.startswith("【家庭共济】")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 import zipfile
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import Iterable
 from xml.etree import ElementTree

@@ -218,3 +218,23 @@ def test_roster_lists_who_is_enrolled_nowhere_and_the_rate_by_month(tmp_path):
                                                                            ("370103", "无人员记录")]
     assert all("*" in m["certno"] for m in out["not_enrolled"])
     engine.dispose()
+
+
+def test_a_roster_in_excel_reads_as_its_csv_twin(tmp_path):
+    from openpyxl import Workbook
+
+    from yibao.enrolment import coverage
+
+    rows = [[sample.certno(100), 370102, "dibao"], [sample.certno(101), "370102", None]]
+    csv = tmp_path / "r.csv"
+    csv.write_text("证件号码,区划,类别\n" + "\n".join(f"{c},{a},{k or ''}" for c, a, k in rows) + "\n", encoding="utf-8")
+    wb = Workbook()
+    wb.active.append(["证件号码", "区划", "类别"])
+    for r in rows:
+        wb.active.append(r)
+    wb.save(tmp_path / "r.xlsx")
+    assert coverage.read_roster(tmp_path / "r.xlsx").to_pylist() == coverage.read_roster(csv).to_pylist()
+    (tmp_path / "bad.xlsx").write_bytes(b"PK not really")
+    with pytest.raises(importer.ImportRejected) as exc:
+        coverage.read_roster(tmp_path / "bad.xlsx")
+    assert exc.value.problems[0].code == "ENR070"

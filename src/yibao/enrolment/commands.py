@@ -219,7 +219,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             _show(ledger.floor_flags(s, _fin(pack), period, avg))
 
     @enrol.command("coverage")
-    def cmd_coverage(path: Path = typer.Argument(..., help="人口名单 CSV: 证件号码,区划[,类别]"),
+    def cmd_coverage(path: Path = typer.Argument(..., help="人口名单 CSV 或 .xlsx: 证件号码,区划[,类别]"),
                      begin: str = typer.Option(..., "--from"), end: str = typer.Option(..., "--to"),
                      url: Optional[str] = URL):
         """应保尽保: 未参保名单(脱敏)与按区划/类别/月的参保率 / who is not enrolled; enrolment rate."""

@@ -31,7 +31,7 @@ from yibao.settlement.request import FeeItemIn
 from yibao.settlement.statement import dumps
 from yibao.store import chain
 from yibao.store.database import make_engine
-from yibao.store.models import Person, Settlement, Visit
+from yibao.store.models import AuditLog, Person, Settlement, Visit
 
 from test_service_flow import Platform, world  # noqa: F401 - the fixture
 from test_service_retry import together
@@ -111,6 +111,9 @@ def test_settle_pays_the_in_scope_share_from_the_holder_and_2208_gives_it_back(e
         assert _balance(s) == 200000
         stmt = ledger.account_statement(s, HOLDER, date(2024, 6, 1), date(2024, 6, 30))
         assert [x["kind"] for x in stmt["lines"]] == ["mulaid_pay", "mulaid_rev"] and stmt["closing"] == Decimal("2000.00")
+        trail = {a.action: a.detail for a in s.scalars(select(AuditLog).where(AuditLog.entity_id == setl_id))}
+        assert trail["settle"]["acct_mulaid_pay"] == trail["reverse"]["acct_mulaid_pay"] == 11600
+        assert trail["settle"]["mulaid_psn_no"] == trail["reverse"]["mulaid_psn_no"] == HOLDER
         assert chain.verify(s.connection()).problems == []
 
 

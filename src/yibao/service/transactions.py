@@ -501,7 +501,9 @@ def reverse(session: Session, who: Principal, ctx: Context, *, setl_id: str, mdt
     assert v is not None
     v.status = "reversed"
     audit(session, who, ctx, "reverse", "settlement", setl_id, {"revs_setl_id": revs_id, "mdtrt_id": s.mdtrt_id,
-                                                                "psn_no": s.psn_no})
+                                                                "psn_no": s.psn_no,
+                                                                **({"acct_mulaid_pay": mulaid[1], "mulaid_psn_no": mulaid[0]}
+                                                                   if mulaid else {})})
     p = session.get(Person, s.psn_no)
     out = _setl_output({f: getattr(s, f) for f in SETLINFO_FIELDS}, _details(session, setl_id), setl_id=revs_id,
                        mdtrt_id=s.mdtrt_id, psn_no=s.psn_no, insutype=s.insutype, med_type=s.med_type,

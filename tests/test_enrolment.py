@@ -43,7 +43,7 @@ def _codes(exc) -> list[tuple[str, str]]:
 
 
 def test_migration_reaches_the_enrolment_head_and_matches_the_models(store_url):
-    assert "enrolment_0001" in current_heads(store_url)
+    assert "enrolment_0002" in current_heads(store_url)
     engine = make_engine(store_url)
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)

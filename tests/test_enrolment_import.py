@@ -113,6 +113,64 @@ def test_excel_lists_are_read_like_csv(tmp_path):
                                   "valid_to": "2024-12-31"}]
 
 
+def _xlsx(tmp_path, rows: list[list], name: str = "list.xlsx", blank_rows: int = 0):
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    for _ in range(blank_rows):
+        ws.append([])
+    ws.append(["证件号码", "姓名", "类别", "认定日期", "有效期起", "有效期止"])
+    for r in rows:
+        ws.append(r)
+    wb.save(tmp_path / name)
+    return tmp_path / name
+
+
+def test_an_excel_list_gets_the_same_per_row_report_as_csv_and_writes_nothing(tmp_path):
+    """The fast Excel reader (fastexcel) feeds the same DuckDB checks: same rows, fields and codes as the CSV twin;
+    date cells (with or without a time of day) read as their date."""
+    from yibao.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    upgrade(url)
+    engine = _store(url)
+    c = [sample.certno(100 + i) for i in range(4)]
+    bad_check = c[1][:17] + ("0" if c[1][17] != "0" else "1")
+    path = _xlsx(tmp_path, [[c[0], "人0", "tekun", date(2024, 6, 20), date(2024, 7, 1), datetime(2024, 12, 31, 8, 30)],
+                            [bad_check, "人1", "dibao", None, "2024-01-01", date(2024, 12, 31)],  # row 3
+                            [c[2], "人2", "rich", None, date(2024, 1, 1), date(2024, 12, 31)],  # row 4
+                            [c[3], "人3", "dibao", None, date(2024, 5, 1), date(2024, 2, 1)],  # row 5
+                            [c[2], "人2", "dibao", None, "2024-13-01", date(2024, 12, 31)]])  # row 6
+    with pytest.raises(importer.ImportRejected) as exc, Session(engine) as s, s.begin():
+        importer.import_categories(s, CLERK, CTX, path, dept="民政", known=KNOWN)
+    assert [(p.path, p.code) for p in exc.value.problems] == [
+        ("第3行.certno", "REG001"), ("第4行.category", "ENR020"), ("第5行.valid_to", "ENR021"),
+        ("第6行.valid_from", "ENR042")]
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(CategoryFact)) == 0
+    good = _xlsx(tmp_path, [[c[0], "人0", "tekun", date(2024, 6, 20), date(2024, 7, 1), datetime(2024, 12, 31, 8, 30)],
+                            [c[1], "人1", "dibao", None, "2024-01-01", date(2024, 12, 31)]], name="good.xlsx")
+    with Session(engine) as s, s.begin():
+        assert importer.import_categories(s, CLERK, CTX, good, dept="民政", known=KNOWN).rows == 2
+    with Session(engine) as s:
+        assert s.execute(select(PersonCategory.valid_from, PersonCategory.valid_to).where(
+            PersonCategory.psn_no == "P0", PersonCategory.category == "tekun")).one() == (date(2024, 7, 1),
+                                                                                          date(2024, 12, 31))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("make, code", [
+    (lambda p: _xlsx(p, [[sample.certno(100), "人0", "tekun", None, date(2024, 7, 1), date(2024, 12, 31)]],
+                     blank_rows=2), "ENR044"),  # row numbers would shift: refused, not misreported
+    (lambda p: (p / "bad.xlsx").write_bytes(b"not a zip") and p / "bad.xlsx", "ENR040"),
+])
+def test_unreadable_or_shifted_excel_lists_are_refused(tmp_path, make, code):
+    with pytest.raises(importer.ImportRejected) as exc:
+        importer.read_table(make(tmp_path))
+    assert exc.value.problems[0].code == code
+
+
 DAY0 = date(2024, 1, 1)
 
 
@@ -160,3 +218,23 @@ def test_roster_lists_who_is_enrolled_nowhere_and_the_rate_by_month(tmp_path):
                                                                            ("370103", "无人员记录")]
     assert all("*" in m["certno"] for m in out["not_enrolled"])
     engine.dispose()
+
+
+def test_a_roster_in_excel_reads_as_its_csv_twin(tmp_path):
+    from openpyxl import Workbook
+
+    from yibao.enrolment import coverage
+
+    rows = [[sample.certno(100), 370102, "dibao"], [sample.certno(101), "370102", None]]
+    csv = tmp_path / "r.csv"
+    csv.write_text("证件号码,区划,类别\n" + "\n".join(f"{c},{a},{k or ''}" for c, a, k in rows) + "\n", encoding="utf-8")
+    wb = Workbook()
+    wb.active.append(["证件号码", "区划", "类别"])
+    for r in rows:
+        wb.active.append(r)
+    wb.save(tmp_path / "r.xlsx")
+    assert coverage.read_roster(tmp_path / "r.xlsx").to_pylist() == coverage.read_roster(csv).to_pylist()
+    (tmp_path / "bad.xlsx").write_bytes(b"PK not really")
+    with pytest.raises(importer.ImportRejected) as exc:
+        coverage.read_roster(tmp_path / "bad.xlsx")
+    assert exc.value.problems[0].code == "ENR070"

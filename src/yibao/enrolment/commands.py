@@ -219,7 +219,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             _show(ledger.floor_flags(s, _fin(pack), period, avg))
 
     @enrol.command("coverage")
-    def cmd_coverage(path: Path = typer.Argument(..., help="人口名单 CSV: 证件号码,区划[,类别]"),
+    def cmd_coverage(path: Path = typer.Argument(..., help="人口名单 CSV 或 .xlsx: 证件号码,区划[,类别]"),
                      begin: str = typer.Option(..., "--from"), end: str = typer.Option(..., "--to"),
                      url: Optional[str] = URL):
         """应保尽保: 未参保名单(脱敏)与按区划/类别/月的参保率 / who is not enrolled; enrolment rate."""
@@ -252,11 +252,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def bench_enrol(rows: int = typer.Option(1_000_000, help="类别名单行数(每行一人)"),
                     naive_rows: int = typer.Option(2_000, help="逐行办理对照组的行数"),
                     lookups: int = typer.Option(10_000, help="as-of 查询次数"),
+                    excel: bool = typer.Option(True, "--excel/--no-excel", help="同一名单另以 .xlsx 导入(导入后回滚)"),
+                    naive_excel_rows: int = typer.Option(100_000, help="openpyxl 逐格读取对照组读的行数(按比例外推)"),
                     url: Optional[str] = typer.Option(None, "--url", help="数据库 URL; 默认临时 SQLite 文件")):
-        """名单导入与 as-of 查询基准 / category import and as-of lookup benchmark."""
+        """名单导入(CSV 与 Excel)与 as-of 查询基准 / category import (CSV and Excel) and as-of lookup benchmark."""
         from yibao.enrolment.bench import run
 
-        run(rows=rows, naive_rows=naive_rows, lookups=lookups, url=url)
+        run(rows=rows, naive_rows=naive_rows, lookups=lookups, url=url, excel=excel,
+            naive_excel_rows=naive_excel_rows)
 
 
 def _fin(pack: str):

@@ -6,15 +6,17 @@ report is computed in DuckDB and returned, 证件号 and names masked.
 
 from __future__ import annotations
 
+import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import fastexcel
 import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yibao.enrolment.importer import ImportRejected, certno_index
+from yibao.enrolment.importer import EXCEL, ImportRejected, certno_index, read_excel
 from yibao.errors import Problem
 from yibao.privacy import mask_certno_sql
 from yibao.store.models import Enrollment
@@ -25,10 +27,14 @@ ROSTER_COLUMNS = {"证件号码": "certno", "身份证号": "certno", "certno": 
 
 
 def read_roster(path: Path) -> pa.Table:
+    """CSV (DuckDB) or .xlsx (fastexcel, as the category lists are read: :func:`importer.read_excel`)."""
     try:
-        t = duckdb.read_csv(str(path), all_varchar=True, header=True).arrow()
-        t = t.read_all() if hasattr(t, "read_all") else t
-    except (OSError, duckdb.Error) as exc:
+        if path.suffix.lower() in EXCEL:
+            t = read_excel(path)
+        else:
+            t = duckdb.read_csv(str(path), all_varchar=True, header=True).arrow()
+            t = t.read_all() if hasattr(t, "read_all") else t
+    except (OSError, duckdb.Error, ValueError, KeyError, zipfile.BadZipFile, fastexcel.FastExcelError) as exc:
         raise ImportRejected(Problem("ENR070", path.name, f"无法读取人口名单: {exc.__class__.__name__}")) from None
     t = t.rename_columns([ROSTER_COLUMNS.get(c.strip(), c.strip()) for c in t.column_names])
     if "certno" not in t.column_names or "admdvs" not in t.column_names:

@@ -13,13 +13,16 @@ recomputed by :data:`FOLD_SQL`, the set-based twin of :func:`yibao.enrolment.fac
 from __future__ import annotations
 
 import time
+import zipfile
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import Iterable
+from xml.etree import ElementTree
 
 import duckdb
+import fastexcel
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -59,32 +62,66 @@ class ImportResult:
 
 
 def read_table(path: Path) -> pa.Table:
-    """The file as a table of strings (CSV via DuckDB, .xlsx via openpyxl), headers mapped to fields."""
+    """The file as a table of strings (CSV via DuckDB, .xlsx via fastexcel: calamine in Rust straight to Arrow,
+    no Python object per cell), headers mapped to fields. Excel date cells read as their date (YYYY-MM-DD)."""
     try:
-        if path.suffix.lower() in (".xlsx", ".xlsm"):
-            from openpyxl import load_workbook
-
-            wb = load_workbook(path, read_only=True, data_only=True)
-            rows = wb.active.iter_rows(values_only=True)
-            header = [str(h or "").strip() for h in next(rows)]
-            cols: list[list] = [[] for _ in header]
-            for r in rows:
-                for i in range(len(header)):
-                    v = r[i] if i < len(r) else None
-                    cols[i].append(None if v is None else (v.date().isoformat() if isinstance(v, datetime)
-                                                           else v.isoformat() if isinstance(v, date) else str(v)))
-            table = pa.table({h: pa.array(c, pa.string()) for h, c in zip(header, cols)})
+        if path.suffix.lower() in EXCEL:
+            table = read_excel(path)
         else:
             table = duckdb.read_csv(str(path), all_varchar=True, header=True).arrow()
             table = table.read_all() if hasattr(table, "read_all") else table
-    except (OSError, duckdb.Error, StopIteration, ValueError) as exc:
+    except (OSError, duckdb.Error, StopIteration, ValueError, KeyError, zipfile.BadZipFile, ElementTree.ParseError,
+            fastexcel.FastExcelError) as exc:
         raise ImportRejected(Problem("ENR040", str(path.name), f"无法读取名单文件: {exc.__class__.__name__}")) from None
     names = [COLUMNS.get(n.strip().lower() if n.strip().isascii() else n.strip(), n) for n in table.column_names]
     table = table.rename_columns(names)
     missing = [c for c in REQUIRED if c not in names]
     if missing:
         raise ImportRejected(Problem("ENR041", "header", f"缺少必需的列 {missing}(可用表头: {sorted(COLUMNS)})"))
+    if path.suffix.lower() in EXCEL:  # a date cell reads as "YYYY-MM-DD 00:00:00": keep its date, as Excel shows it
+        for c in DATE_FIELDS:
+            if c in names:
+                i = names.index(c)
+                table = table.set_column(i, c, pc.replace_substring_regex(
+                    table.column(i), pattern=DATETIME_TEXT, replacement=r"\1"))
     return table
+
+
+EXCEL = (".xlsx", ".xlsm")
+DATE_FIELDS = ("valid_from", "valid_to", "recognised_on")
+DATETIME_TEXT = r"^(\d{4}-\d{2}-\d{2})[ T]\d{2}:\d{2}:\d{2}(\.\d+)?$"
+
+
+def read_excel(path: Path) -> pa.Table:
+    """The first sheet, every column as text, the first row its header; trailing blank rows dropped."""
+    first = _first_row(path)
+    if first is None:
+        raise ImportRejected(Problem("ENR041", "header", "Excel 名单的第一个工作表是空的(没有表头)"))
+    if first != 1:  # calamine starts at the first non-empty row: the report's row numbers would shift
+        raise ImportRejected(Problem("ENR044", "header", "Excel 名单的表头须在第 1 行(表头上方不能有空行)"))
+    sheet = fastexcel.read_excel(str(path)).load_sheet(0, header_row=0, dtypes="string", eager=True,
+                                                       skip_whitespace_tail_rows=True)
+    return pa.Table.from_batches([sheet]) if isinstance(sheet, pa.RecordBatch) else sheet
+
+
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+def _first_row(path: Path) -> int | None:
+    """Row number of the first sheet's first stored row (streamed: stops at it), None for an empty sheet."""
+    with zipfile.ZipFile(path) as z:
+        sheet = ElementTree.fromstring(z.read("xl/workbook.xml")).find(f"{_MAIN}sheets/{_MAIN}sheet")
+        if sheet is None:
+            return None
+        rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+        target = next(r.get("Target") for r in rels if r.get("Id") == sheet.get(f"{_REL}id"))
+        name = target.lstrip("/") if target.startswith("/") else "xl/" + target
+        with z.open(name) as f:
+            for _, el in ElementTree.iterparse(f):
+                if el.tag == f"{_MAIN}row":
+                    return int(el.get("r", "1"))
+    return None
 
 
 # Row-wise checks, all rows at once. ``rows`` holds the file (strings) with ``row_no``; ``persons`` the

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from yibao.enrolment import facts as F
 from yibao.enrolment import registry as er
-from yibao.enrolment import rules
+from yibao.enrolment import mutual, rules
 from yibao.enrolment.models import AccountEntry, Contribution
 from yibao.errors import Problem
 from yibao.money import fen_to_yuan
@@ -300,27 +300,24 @@ def resident_contributions(session: Session, who: Principal, ctx: Context, fin: 
 
 def family_pay(session: Session, who: Principal, ctx: Context, fin: Financing, *, holder_psn_no: str,
                member_psn_no: str, amount_fen: int, on: date, ref: str) -> dict:
-    """家庭共济: a registered family member's own-pay part paid from the holder's account, never beyond
-    its balance. (Settlement's own account debit, with its lock, is the service's; this is the desk path.)"""
+    """家庭共济 at the 经办 desk: a registered family member's own-pay amount paid from the holder's account,
+    never beyond its balance. The rule and the locked debit are :mod:`yibao.enrolment.mutual`'s, shared with
+    settlement at the institution's desk (2207, where the 共济 amount is computed, not given)."""
     who.require("enrol.write")
-    if fin.employee is None or not fin.employee.account.family_mutual:
-        raise _err("ENR061", "financing.employee.account.family_mutual", "政策包未开通个人账户家庭共济")
     if amount_fen <= 0:
         raise _err("ENR058", "amount", "共济支付金额须大于 0")
-    if not er.linked_on(session, holder_psn_no, member_psn_no, on):
-        raise _err("ENR059", "member_psn_no", f"人员 {member_psn_no} 在 {on} 不是账户 {holder_psn_no} 登记的共济家庭成员")
-    holder = session.get(Person, holder_psn_no, with_for_update=True)
-    if holder is None:
+    mutual.check(session, fin, holder_psn_no, member_psn_no, on)
+    balc = mutual.lock_balances(session, {holder_psn_no}).get(holder_psn_no)
+    if balc is None:
         registry.person(session, holder_psn_no, "holder_psn_no")
-    assert holder is not None
-    if holder.acct_balc_fen < amount_fen:
-        raise _err("ENR060", "amount", f"账户余额 {fen_to_yuan(holder.acct_balc_fen)} 元不足支付 {fen_to_yuan(amount_fen)} 元")
-    balc = holder.acct_balc_fen - amount_fen
-    credit_account(session, ctx, holder_psn_no, on, -amount_fen, "family_pay", f"{member_psn_no}:{ref}")
+    assert balc is not None
+    if balc < amount_fen or not mutual.debit(session, holder_psn_no, amount_fen, on=on, kind="family_pay",
+                                             ref=f"{member_psn_no}:{ref}", at=ctx.at, by=ctx.opter):
+        raise mutual.insufficient(balc, amount_fen)
     audit(session, who, ctx, "account.family_pay", "person", holder_psn_no,
           {"member_psn_no": member_psn_no, "amount": amount_fen, "ref": ref})
     return {"holder_psn_no": holder_psn_no, "member_psn_no": member_psn_no, "amount": fen_to_yuan(amount_fen),
-            "balc": fen_to_yuan(balc)}
+            "balc": fen_to_yuan(balc - amount_fen)}
 
 
 def account_statement(session: Session, psn_no: str, begndate: date, enddate: date) -> dict:

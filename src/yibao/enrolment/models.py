@@ -122,15 +122,16 @@ class Contribution(Base):
 
 
 class AccountEntry(Base):
-    """个人账户流水: credits (划入) and 家庭共济 payments; the running balance lives on persons."""
+    """个人账户流水: credits (划入), 家庭共济 payments at the 经办 desk (family_pay) and in settlement
+    (mulaid_pay, reversed by mulaid_rev); the running balance lives on persons."""
 
     __tablename__ = "en_account_entries"
     id: Mapped[int] = mapped_column(_PK, primary_key=True, autoincrement=True)
     psn_no: Mapped[str] = mapped_column(ForeignKey("persons.psn_no"), index=True)
     on: Mapped[date] = mapped_column(Date)
-    kind: Mapped[str] = mapped_column(String(12))  # credit | family_pay
+    kind: Mapped[str] = mapped_column(String(12))  # credit | family_pay | mulaid_pay | mulaid_rev
     amount_fen: Mapped[int] = mapped_column(BigInteger)  # + in, − out
-    ref: Mapped[str] = mapped_column(String(80), default="")
+    ref: Mapped[str] = mapped_column(String(80), default="", index=True)  # mulaid_*: the settlement's setl_id
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
     recorded_by: Mapped[str] = mapped_column(String(80))
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from yibao.codes import INSUTYPE_NAMES
 from yibao.enrolment import facts as F
+from yibao.enrolment import mutual
 from yibao.enrolment.asof import fact_of
 from yibao.enrolment.models import CategoryFact, EnrolmentFact, HouseholdLink
 from yibao.errors import Problem
@@ -411,11 +412,8 @@ def link_household(session: Session, who: Principal, ctx: Context, *, holder_psn
 
 
 def linked_on(session: Session, holder_psn_no: str, member_psn_no: str, on: date) -> bool:
-    """Whether the member is linked to the holder on ``on`` (latest recorded covering link decides)."""
-    rows = session.scalars(select(HouseholdLink).where(
-        HouseholdLink.holder_psn_no == holder_psn_no, HouseholdLink.member_psn_no == member_psn_no,
-        HouseholdLink.valid_from <= on, HouseholdLink.valid_to >= on).order_by(HouseholdLink.id.desc())).first()
-    return rows is not None and rows.action == "grant"
+    """Whether the member is linked to the holder on ``on`` (:func:`yibao.enrolment.mutual.link_state`)."""
+    return mutual.link_state(session, holder_psn_no, member_psn_no, on) == "valid"
 
 
 __all__ = ["as_of", "change", "change_status", "enrol_facts", "history", "record_category", "register", "transfer",

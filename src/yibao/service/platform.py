@@ -106,6 +106,8 @@ class SettleData(_Loose):
     medfee_sumamt: Decimal | None = Field(None, ge=0, le=Decimal("100000000"), decimal_places=2)
     acct_used_flag: str = Field("0", pattern="^[01]$")
     insutype: Insutype | None = None
+    acct_mulaid_psn_no: Identifier | None = Field(None, min_length=1, max_length=40,
+                                                  description="家庭共济: 支付本次个人负担的账户本人人员编号")
 
 
 class ReverseData(_Loose):
@@ -188,7 +190,7 @@ def _settle(write: bool) -> Callable:
         d = _data(env, SettleData)
         return tx.settle(s, who, _ctx(env), desk.packs, mdtrt_id=d.mdtrt_id, psn_no=d.psn_no,
                          medfee_sumamt=d.medfee_sumamt, acct_used=d.acct_used_flag == "1", write=write,
-                         limits=desk.limits)
+                         limits=desk.limits, mulaid_psn_no=d.acct_mulaid_psn_no)
     return handler
 
 

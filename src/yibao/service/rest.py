@@ -65,6 +65,8 @@ class UploadIn(_In):
 class SettleIn(_In):
     medfee_sumamt: Decimal | None = Field(None, ge=0, le=Decimal("100000000"), decimal_places=2)
     acct_used: bool = False
+    acct_mulaid_psn_no: Identifier | None = Field(None, min_length=1, max_length=40,
+                                                  description="家庭共济: 支付本次个人负担的账户本人人员编号")
     setl_time: datetime | None = Field(None, description="结算时间(取政策包和累计年度); 默认现在")
 
 
@@ -130,7 +132,7 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal], guard: Guar
         c = ctx(who, None, body.setl_time)
         return json_response(compact_json(desk.read(lambda s: tx.settle(
             s, who, c, desk.packs, mdtrt_id=mdtrt_id, medfee_sumamt=body.medfee_sumamt, acct_used=body.acct_used,
-            write=False, limits=desk.limits))))
+            write=False, limits=desk.limits, mulaid_psn_no=body.acct_mulaid_psn_no))))
 
     @api.post("/visits/{mdtrt_id}/settle", summary="结算(2207/2304) / settle")
     def settle(who: Caller, mdtrt_id: Annotated[str, ID_PATH], body: SettleIn, key: IdKey = None) -> Response:
@@ -139,7 +141,8 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal], guard: Guar
         c = ctx(who, key, body.setl_time)
         return write(who, key, {"op": "settle", "mdtrt_id": mdtrt_id, **body.model_dump(mode="json")},
                      lambda s: tx.settle(s, who, c, desk.packs, mdtrt_id=mdtrt_id, medfee_sumamt=body.medfee_sumamt,
-                                         acct_used=body.acct_used, limits=desk.limits))
+                                         acct_used=body.acct_used, limits=desk.limits,
+                                         mulaid_psn_no=body.acct_mulaid_psn_no))
 
     @api.post("/settlements/{setl_id}/reverse", summary="撤销结算(2208/2305), 后结先撤 / reverse, latest first")
     def reverse(who: Caller, setl_id: Annotated[str, ID_PATH], body: ReverseIn | None = None,

@@ -19,6 +19,7 @@ TITLE = "医疗保障基金结算单"
 SETLINFO_HEADING = "结算信息 setlinfo(元)"
 SETLINFO_COLUMNS = ("字段", "名称", "金额")
 SETLINFO_AMOUNT = 2  # the yuan column, right-aligned
+MULAID_NAME = "账户共济支付(家庭共济)"
 DETAIL_HEADING = "基金支付明细 setldetail"
 DETAIL_COLUMNS = ("fund_pay_type", "金额(元)", "字段", "规则")
 DETAIL_AMOUNT = 1
@@ -53,7 +54,12 @@ def statement_view(record: dict, person: dict, institution: dict) -> StatementVi
         f"定点机构 {institution['fixmedins_name']}({institution['fixmedins_code']}) · "
         f"政策包 {info['pack_id']} 版本 {info['pack_version']}",
     )
-    setlinfo = tuple((f, FIELD_NAMES[f], format_yuan(yuan_to_fen(info[f]))) for f in SETLINFO_FIELDS)
+    rows = []
+    for f in SETLINFO_FIELDS:
+        rows.append((f, FIELD_NAMES[f], format_yuan(yuan_to_fen(info[f]))))
+        if f == "acct_pay" and yuan_to_fen(info.get("acct_mulaid_pay") or 0):  # 家庭共济 paid part of the share
+            rows.append(("acct_mulaid_pay", MULAID_NAME, format_yuan(yuan_to_fen(info["acct_mulaid_pay"]))))
+    setlinfo = tuple(rows)
     details = tuple((str(d["fund_pay_type"]), format_yuan(yuan_to_fen(d["fund_payamt"])), str(d["setl_field"]),
                      f"{d['rule_name']}({d['rule_id']})") for d in record["setldetail"])
     return StatementView(str(info["setl_id"]), notice, header, setlinfo, details,

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yibao.errors import Problem, YibaoError
+from yibao.enrolment import mutual
 from yibao.enrolment.asof import psn_type_on, retiree_on
 from yibao.handling.effects import offsite_status, settled_med_type
 from yibao.identifiers import identifier_problem
@@ -118,6 +119,7 @@ def person_info(session: Session, who: Principal, *, certno: str | None = None, 
                      for e in enrollments],
         "idetinfo": [{"psn_idet_type": c.category, "issuing_dept": c.issuing_dept,
                       "begntime": c.valid_from.isoformat(), "endtime": c.valid_to.isoformat()} for c in cats],
+        "mulaidinfo": mutual.holders_on(session, p.psn_no, on),  # 家庭共济: accounts that may pay (acct_mulaid_psn_no)
     }
 
 
@@ -279,8 +281,6 @@ def _visit_context(session: Session, mdtrt_id: str, on: date, lock: bool):
 
 
 _PERSONS = Person.__table__
-# PostgreSQL: the row lock every settlement drawing on the account takes (after the balance lock, before the visit)
-_LOCK_ACCOUNT = select(_PERSONS.c.acct_balc_fen).where(_PERSONS.c.psn_no == bindparam("psn_no")).with_for_update()
 _DEBIT_ACCOUNT = (update(_PERSONS).where(_PERSONS.c.psn_no == bindparam("debit_psn_no"),
                                          _PERSONS.c.acct_balc_fen >= bindparam("pay"))
                   .values(acct_balc_fen=_PERSONS.c.acct_balc_fen - bindparam("pay")))
@@ -299,11 +299,16 @@ def _settled_on(session: Session, psn_no: str, day: date) -> int:
 
 def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, mdtrt_id: str,
            psn_no: str | None = None, medfee_sumamt: Decimal | None = None, acct_used: bool = False,
-           write: bool = True, limits: Limits | None = None) -> dict:
+           write: bool = True, limits: Limits | None = None, mulaid_psn_no: str | None = None) -> dict:
     """Settle (``write=True``) or pre-settle (``write=False``: same answer, nothing written); the visit's
-    total and the person's settled total of the day within the plausibility ``limits``."""
+    total and the person's settled total of the day within the plausibility ``limits``. ``mulaid_psn_no``
+    (with ``acct_used``): 家庭共济, the rest of the in-scope personal share paid from that holder's account
+    (:mod:`yibao.enrolment.mutual`), debited in this transaction as the person's own account is."""
     limits = limits or configured()
     on = ctx.at.date()
+    if mulaid_psn_no and not acct_used:
+        raise ServiceError(Problem("ENR064", "input.data.acct_used_flag",
+                                   f"使用家庭共济账户 acct_mulaid_psn_no={mulaid_psn_no} 须同时 acct_used_flag=1"))
     # locks are always taken in the order person-year balance → person (account) → visit
     owner = psn_no
     if write and not psn_no:  # whose balance to lock: read the visit once unlocked, then again under the lock
@@ -312,8 +317,9 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
         balance = ledger.lock_balance(session, owner, on.year) if write else None
     except IntegrityError:  # the balance row's one foreign key: there is no such person
         raise problem(NotFound, "REG010", "psn_no", f"人员编号 {owner} 不存在") from None
-    if write and acct_used:  # the personal account is one row for all years: lock it before reading its balance
-        session.execute(_LOCK_ACCOUNT, {"psn_no": owner})
+    locked: dict[str, int] = {}
+    if write and acct_used:  # the personal accounts are one row for all years: lock them before reading a balance
+        locked = mutual.lock_balances(session, {owner} | ({mulaid_psn_no} if mulaid_psn_no else set()))
     found = _visit_context(session, mdtrt_id, on, lock=write)
     v = _checked(found[0] if found else None, who, mdtrt_id, "settle", psn_no)
     if write:
@@ -343,6 +349,10 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     age = registry.age_on(p.brdy, on)
     pack = pack_in_force(session, packs.pick(v.insuplc_admdvs, on), v.begntime.date())  # 目录版本 (#18)
     med_type, med_type_note = settled_med_type(session, pack.pack, v.psn_no, v.med_type, on)  # 门诊慢特病 认定 (#16)
+    if mulaid_psn_no:  # 家庭共济: the pack opens it and the link holds on the visit's date (#15)
+        registry.person(session, mulaid_psn_no, "input.data.acct_mulaid_psn_no")
+        mutual.check(session, pack.pack.financing, mulaid_psn_no, v.psn_no, v.begntime.date(),
+                     "input.data.acct_mulaid_psn_no")
     checks = precheck.run(session, "during" if write else "pre", p, precheck.person_row(p, v.insutype, cats, age),
                           inst, v, ctx.at, list(rows))
     if write and checks["blocking"]:
@@ -363,21 +373,34 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     except YibaoError as exc:
         raise ServiceError(exc.problems) from None
     setl_id = new_id("S") if write else ""
-    out = _setl_output(result.setlinfo.as_dict(), [_detail(d) for d in result.setldetail], setl_id=setl_id,
+    info = result.setlinfo.as_dict()
+    mulaid, mulaid_note = 0, []
+    if mulaid_psn_no:
+        held = locked.get(mulaid_psn_no, 0) if write else (mutual.balance(session, mulaid_psn_no) or 0)
+        mulaid = mutual.payable(result.inscp_psn_part, info["psn_cash_pay"], held)
+        mulaid_note = [f"【家庭共济】账户 {mulaid_psn_no} 余额 {fen_to_yuan(held)} 元; 可由共济账户支付的政策范围内个人负担 "
+                       f"{fen_to_yuan(min(result.inscp_psn_part, info['psn_cash_pay']))} 元, 支付 {fen_to_yuan(mulaid)} 元; "
+                       f"个人现金 {fen_to_yuan(info['psn_cash_pay'])} − {fen_to_yuan(mulaid)} = "
+                       f"{fen_to_yuan(info['psn_cash_pay'] - mulaid)} 元。"]
+        info["psn_cash_pay"] -= mulaid
+    out = _setl_output(info, [_detail(d) for d in result.setldetail], setl_id=setl_id,
                        mdtrt_id=mdtrt_id, psn_no=v.psn_no, insutype=v.insutype, med_type=med_type,
                        setl_time=ctx.at, pack_id=pack.id, pack_version=pack.version,
-                       balc=p.acct_balc_fen - (result.setlinfo.acct_pay if write else 0))
+                       balc=p.acct_balc_fen - (result.setlinfo.acct_pay if write else 0), mulaid=mulaid)
     out["warnings"] = checks["warnings"] + ([{"rule_id": "HDL061", "message": med_type_note}] if med_type_note else [])
     out["blocking"] = checks["blocking"]
     if not write:
         return out
-    info = result.setlinfo.as_dict()
     # Core statements, executed in order within the request's transaction (no unit of work to sort)
     conn = session.connection()
     if info["acct_pay"]:  # never below zero, whatever happened since the balance was read
         if conn.execute(_DEBIT_ACCOUNT, {"debit_psn_no": p.psn_no, "pay": info["acct_pay"]}).rowcount != 1:
             raise problem(Conflict, "ACC001", "input.data.acct_used_flag",
                           f"个人账户余额不足以支付 {fen_to_yuan(info['acct_pay'])}(余额已被同时进行的结算使用), 请重新预结算")
+    if mulaid and not mutual.debit(session, mulaid_psn_no, mulaid, on=on, kind=mutual.PAY, ref=setl_id, at=ctx.at,
+                                   by=ctx.opter):  # under the holder's row lock: never below zero
+        raise problem(Conflict, "ENR063", "input.data.acct_mulaid_psn_no",
+                      f"家庭共济账户 {mulaid_psn_no} 余额不足以支付 {fen_to_yuan(mulaid)}(余额已被同时进行的结算使用), 请重新预结算")
     with pipelined(conn):  # PostgreSQL: the writes below go out in one round trip
         row = {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": v.psn_no,
                "fixmedins_code": v.fixmedins_code, "insutype": v.insutype, "med_type": med_type,
@@ -385,7 +408,7 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
                "pack_version": pack.version, "status": "valid", "revs_setl_id": None,
                "revs_time": None, "delta": dict(result.delta),
                "acc_after": dict(result.accumulators_after.values),
-               "explanation": explain(result, pack), "opter": ctx.opter, **info}
+               "explanation": explain(result, pack) + mulaid_note, "opter": ctx.opter, **info}
         details = [{"setl_id": setl_id, "seq": seq, "fund_pay_type": d.fund_pay_type, "fund_payamt": d.fund_payamt,
                     "setl_field": d.setl_field, "rule_id": d.rule_id, "rule_name": d.rule_name}
                    for seq, d in enumerate(result.setldetail)]
@@ -398,7 +421,8 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
         conn.execute(_CLOSE_VISIT, {"m": mdtrt_id, "at": ctx.at})
         audit(session, who, ctx, "settle", "settlement", setl_id,
               {"mdtrt_id": mdtrt_id, "psn_no": v.psn_no, "medfee_sumamt": info["medfee_sumamt"],
-               "fund_pay_sumamt": info["fund_pay_sumamt"], "pack": f"{pack.id}@{pack.version}"})
+               "fund_pay_sumamt": info["fund_pay_sumamt"], "pack": f"{pack.id}@{pack.version}",
+               **({"acct_mulaid_pay": mulaid, "mulaid_psn_no": mulaid_psn_no} if mulaid else {})})
     fault_point("settle:before_commit")
     return out
 
@@ -410,10 +434,14 @@ def _detail(d) -> dict:
 
 def _setl_output(info_fen: dict[str, int], details: list[dict], *, setl_id: str, mdtrt_id: str, psn_no: str,
                  insutype: str, med_type: str, setl_time: datetime, pack_id: str, pack_version: str,
-                 balc: int, sign: int = 1) -> dict:
+                 balc: int, sign: int = 1, mulaid: int = 0) -> dict:
+    """``mulaid``: what a 家庭共济 account paid (``acct_mulaid_pay``; ``psn_cash_pay`` is already net of it)."""
     setlinfo: dict[str, Any] = {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": psn_no, "insutype": insutype,
                                 "med_type": med_type, "setl_time": setl_time.strftime("%Y-%m-%d %H:%M:%S")}
-    setlinfo.update({f: fen_to_yuan(sign * info_fen[f]) for f in SETLINFO_FIELDS})
+    for f in SETLINFO_FIELDS:
+        setlinfo[f] = fen_to_yuan(sign * info_fen[f])
+        if f == "acct_pay":
+            setlinfo["acct_mulaid_pay"] = fen_to_yuan(sign * mulaid)
     setlinfo["balc"] = fen_to_yuan(balc)
     setlinfo["pack_id"] = pack_id
     setlinfo["pack_version"] = pack_version
@@ -461,19 +489,26 @@ def reverse(session: Session, who: Principal, ctx: Context, *, setl_id: str, mdt
     revs_id = new_id("R")
     ledger.post(session, balance, setl_id, "reverse", {k: -x for k, x in delta.items()}, restored, ctx.at)
     s.status, s.revs_setl_id, s.revs_time = "reversed", revs_id, ctx.at
+    mulaid = mutual.paid_for(session, setl_id)  # (holder, fen) when a 家庭共济 account paid
+    if mulaid:  # both accounts locked in psn_no order, as settlement locks them
+        mutual.lock_balances(session, {s.psn_no, mulaid[0]})
     if s.acct_pay:
         session.execute(update(Person).where(Person.psn_no == s.psn_no)
                         .values(acct_balc_fen=Person.acct_balc_fen + s.acct_pay))
+    if mulaid:
+        mutual.refund(session, setl_id, on=ctx.at.date(), at=ctx.at, by=ctx.opter)
     v = session.get(Visit, s.mdtrt_id)
     assert v is not None
     v.status = "reversed"
     audit(session, who, ctx, "reverse", "settlement", setl_id, {"revs_setl_id": revs_id, "mdtrt_id": s.mdtrt_id,
-                                                                "psn_no": s.psn_no})
+                                                                "psn_no": s.psn_no,
+                                                                **({"acct_mulaid_pay": mulaid[1], "mulaid_psn_no": mulaid[0]}
+                                                                   if mulaid else {})})
     p = session.get(Person, s.psn_no)
     out = _setl_output({f: getattr(s, f) for f in SETLINFO_FIELDS}, _details(session, setl_id), setl_id=revs_id,
                        mdtrt_id=s.mdtrt_id, psn_no=s.psn_no, insutype=s.insutype, med_type=s.med_type,
                        setl_time=ctx.at, pack_id=s.pack_id, pack_version=s.pack_version,
-                       balc=(p.acct_balc_fen if p else 0), sign=-1)
+                       balc=(p.acct_balc_fen if p else 0), sign=-1, mulaid=mulaid[1] if mulaid else 0)
     out["setlinfo"]["refd_setl_id"] = setl_id
     return out
 
@@ -493,7 +528,8 @@ def settlement_record(session: Session, who: Principal, setl_id: str) -> tuple[S
     who.require("settlement.read", s.fixmedins_code)
     out = _setl_output({f: getattr(s, f) for f in SETLINFO_FIELDS}, _details(session, setl_id), setl_id=setl_id,
                        mdtrt_id=s.mdtrt_id, psn_no=s.psn_no, insutype=s.insutype, med_type=s.med_type,
-                       setl_time=s.setl_time, pack_id=s.pack_id, pack_version=s.pack_version, balc=0)
+                       setl_time=s.setl_time, pack_id=s.pack_id, pack_version=s.pack_version, balc=0,
+                       mulaid=(mutual.paid_for(session, setl_id) or ("", 0))[1])
     del out["setlinfo"]["balc"]
     out["setlinfo"]["setl_stas"] = s.status
     out["setlinfo"]["revs_setl_id"] = s.revs_setl_id

@@ -314,3 +314,25 @@ def test_every_fen_of_the_personal_share_is_accounted_for(one_store, member, lin
         assert _balance(s) == holder_fen - int(info["acct_mulaid_pay"] * 100)
         inscp_left = s.get(Settlement, info["setl_id"]).explanation[-1]
         assert inscp_left.startswith("【家庭共济】")
+
+
+def test_totals_count_the_mulaid_payment_until_it_is_reversed(engine):
+    """3201 对总账: the institution was paid the 共济 amount as it is paid the person's own account money."""
+    with Session(engine) as s, s.begin():
+        sample.seed(s, 3)
+        _link(s)
+        mdtrt_id = _visit(s)
+    with Session(engine) as s, s.begin():
+        setl_id = _settle(s, mdtrt_id)["setlinfo"]["setl_id"]
+    window = {"fixmedins_code": sample.HOSPITAL, "begndate": date(2024, 6, 1), "enddate": date(2024, 6, 30)}
+    with Session(engine) as s:
+        ours = tx.totals(s, HIS, **window)["totals"]
+        assert (ours["acct_pay"], ours["acct_mulaid_pay"], ours["fixmedins_setl_cnt"]) == (Decimal("0.00"), Decimal("116.00"), 1)
+        declared = {"medfee_sumamt": ours["medfee_sumamt"], "fund_pay_sumamt": ours["fund_pay_sumamt"],
+                    "acct_pay": ours["acct_pay"], "acct_mulaid_pay": Decimal("0.00"), "fixmedins_setl_cnt": 1}
+        out = tx.totals(s, HIS, **window, declared=declared)
+        assert out["stmt_rslt"] == "1" and "acct_mulaid_pay" in out["stmt_rslt_dscr"]
+    with Session(engine) as s, s.begin():
+        tx.reverse(s, HIS, tx.Context("r", "op", AT.replace(hour=11)), setl_id=setl_id)
+    with Session(engine) as s:
+        assert tx.totals(s, HIS, **window)["totals"]["acct_mulaid_pay"] == Decimal("0.00")

@@ -49,3 +49,29 @@ def test_monthly_clearing_statement(api):  # noqa: F811
     bad = call("analyst", "GET", "/handling/clearing/2024-13")
     assert bad.status_code == 422 and bad.json()["problems"][0]["code"] == "HDL070"
     assert call("his1", "GET", "/handling/clearing/2024-05").status_code == 403
+
+
+def test_clearing_counts_what_a_family_mutual_account_paid(api):  # noqa: F811
+    """A 家庭共济 payment (account journal ``mulaid_pay`` referencing the settlement) is money the
+    institution was paid like the person's own account: it is cleared with it."""
+    from datetime import datetime
+
+    from yibao.enrolment.models import AccountEntry
+    from yibao.enrolment.mutual import PAY
+
+    call, engine = api
+    with Session(engine) as s, s.begin():
+        registry.add_institution(s, code=BEIJING, name="北京示例医院", level="3", admdvs="110105",
+                                 designated_from=date(2024, 1, 1), designated_to=date(2024, 12, 31))
+    v = call("admin", "POST", "/visits", json={"fixmedins_code": BEIJING, "psn_no": "P000000003", "insutype": "390",
+                                              "med_type": "21", "begntime": "2024-05-20T09:00:00"}).json()["mdtrt_id"]
+    assert call("admin", "POST", f"/visits/{v}/fee-items",
+                json={"items": sample.items(3, price="1000.00"), "at": "2024-05-20T09:30:00"}).status_code == 200
+    info = call("admin", "POST", f"/visits/{v}/settle", json={"setl_time": "2024-05-20T10:00:00"}).json()["setlinfo"]
+    before = call("analyst", "GET", "/handling/clearing/2024-05").json()["lines"][0]
+    with Session(engine) as s, s.begin():
+        s.add(AccountEntry(psn_no="P000000002", on=date(2024, 5, 20), kind=PAY, amount_fen=-1234, ref=info["setl_id"],
+                           recorded_at=datetime(2024, 5, 20, 10), recorded_by="test"))
+    after = call("analyst", "GET", "/handling/clearing/2024-05").json()["lines"][0]
+    assert Decimal(str(before["acct_mulaid_pay"])) == 0 and Decimal(str(after["acct_mulaid_pay"])) == Decimal("12.34")
+    assert Decimal(str(after["clearing_amt"])) - Decimal(str(before["clearing_amt"])) == Decimal("12.34")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from yibao.enrolment.models import AccountEntry, HouseholdLink
@@ -131,6 +131,13 @@ def debit(session: Session, holder_psn_no: str, amount_fen: int, *, on: date, ki
 
 def insufficient(balance_fen: int, amount_fen: int, path: str = "amount") -> ServiceError:
     return _err("ENR060", path, f"账户余额 {fen_to_yuan(balance_fen)} 元不足支付 {fen_to_yuan(amount_fen)} 元")
+
+
+def paid_by_settlement():
+    """A subquery (``ref`` = setl_id, ``amount`` fen) of what 共济 accounts paid per settlement, for totals and
+    clearing: the money the institution is owed beyond the funds and the person's own account."""
+    return (select(AccountEntry.ref.label("ref"), func.sum(-AccountEntry.amount_fen).label("amount"))
+            .where(AccountEntry.kind == PAY).group_by(AccountEntry.ref).subquery())
 
 
 def paid_for(session: Session, setl_id: str) -> tuple[str, int] | None:

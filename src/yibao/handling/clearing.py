@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from yibao.enrolment import mutual
 from yibao.errors import Problem
 from yibao.handling.catalogue import HandlingError
 from yibao.handling.models import HdClearing
@@ -28,7 +29,8 @@ from yibao.service.transactions import Context, audit
 from yibao.settlement.statement import compact_json
 from yibao.store.models import Institution, Settlement, Visit
 
-AMOUNTS = ("medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifmi_pay", "maf_pay", "acct_pay", "psn_cash_pay")
+AMOUNTS = ("medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifmi_pay", "maf_pay", "acct_pay", "acct_mulaid_pay",
+           "psn_cash_pay")
 
 
 def area(admdvs: str) -> str:
@@ -43,26 +45,28 @@ def clearing_statement(session: Session, who: Principal, month: str) -> dict:
     except ValueError:
         raise HandlingError(Problem("HDL070", "month", f"月份应为 YYYY-MM, 实际为 {month!r}")) from None
     nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
-    q = (select(Settlement, Visit.insuplc_admdvs, Institution.admdvs)
+    mulaid = mutual.paid_by_settlement()  # 家庭共济 account money the institution was paid with, like acct_pay
+    q = (select(Settlement, Visit.insuplc_admdvs, Institution.admdvs, func.coalesce(mulaid.c.amount, 0))
          .join(Visit, Visit.mdtrt_id == Settlement.mdtrt_id)
          .join(Institution, Institution.fixmedins_code == Settlement.fixmedins_code)
+         .outerjoin(mulaid, mulaid.c.ref == Settlement.setl_id)
          .where(Settlement.status == "valid", Settlement.setl_time >= datetime.combine(first, datetime.min.time()),
                 Settlement.setl_time < datetime.combine(nxt, datetime.min.time()))
          .order_by(Settlement.setl_time, Settlement.setl_id))
     lines: dict[tuple[str, str], dict] = {}
-    for s, insu, mdtrt in session.execute(q):
+    for s, insu, mdtrt, acct_mulaid in session.execute(q):
         insu_area, mdtrt_area = area(insu), area(mdtrt)
         if insu_area == mdtrt_area:
             continue
         line = lines.setdefault((mdtrt_area, insu_area), {"visits": 0, **{a: 0 for a in AMOUNTS}})
         line["visits"] += 1
         for a in AMOUNTS:
-            line[a] += getattr(s, a)
+            line[a] += int(acct_mulaid) if a == "acct_mulaid_pay" else getattr(s, a)
     out_lines = []
     advanced: dict[str, int] = {}
     owed: dict[str, int] = {}
     for (mdtrt_area, insu_area), line in sorted(lines.items()):
-        clear = line["fund_pay_sumamt"] + line["acct_pay"]
+        clear = line["fund_pay_sumamt"] + line["acct_pay"] + line["acct_mulaid_pay"]
         advanced[mdtrt_area] = advanced.get(mdtrt_area, 0) + clear
         owed[insu_area] = owed.get(insu_area, 0) + clear
         out_lines.append({"mdtrt_area": mdtrt_area, "insu_area": insu_area,

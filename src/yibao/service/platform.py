@@ -125,6 +125,7 @@ class TotalsData(_Loose):
     medfee_sumamt: Yuan  # finite, two decimals, under 10 万亿: a declared 1e30 is refused, not compared
     fund_pay_sumamt: Yuan
     acct_pay: Yuan
+    acct_mulaid_pay: Yuan | None = None  # 家庭共济账户支付: compared when the institution declares it
     fixmedins_setl_cnt: int = Field(ge=0, le=10**12)
 
 
@@ -202,7 +203,7 @@ def h2208(s, who: Principal, env: Envelope, desk: Desk) -> dict:
 def h3201(desk: Desk, who: Principal, env: Envelope) -> dict:
     d = _data(env, TotalsData)
     declared = {"medfee_sumamt": d.medfee_sumamt, "fund_pay_sumamt": d.fund_pay_sumamt, "acct_pay": d.acct_pay,
-                "fixmedins_setl_cnt": d.fixmedins_setl_cnt}
+                "acct_mulaid_pay": d.acct_mulaid_pay, "fixmedins_setl_cnt": d.fixmedins_setl_cnt}
     out = desk.read(lambda s: tx.totals(s, who, fixmedins_code=env.fixmedins_code, begndate=d.stmt_begndate,
                                         enddate=d.stmt_enddate, insutype=d.insutype, declared=declared))
     return {"stmtinfo": {"setl_optins": d.setl_optins or env.insuplc_admdvs, "stmt_rslt": out["stmt_rslt"],

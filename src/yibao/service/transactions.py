@@ -608,17 +608,21 @@ def totals(session: Session, who: Principal, *, fixmedins_code: str, begndate: d
     who.require("totals.read", fixmedins_code)
     if enddate < begndate:
         raise ServiceError(Problem("TOT001", "input.data.stmt_enddate", "对账结束日期早于开始日期"))
+    mulaid = mutual.paid_by_settlement()
     q = select(func.count(), func.coalesce(func.sum(Settlement.medfee_sumamt), 0),
                func.coalesce(func.sum(Settlement.fund_pay_sumamt), 0),
-               func.coalesce(func.sum(Settlement.acct_pay), 0)).where(
+               func.coalesce(func.sum(Settlement.acct_pay), 0),
+               func.coalesce(func.sum(mulaid.c.amount), 0)).outerjoin(
+        mulaid, mulaid.c.ref == Settlement.setl_id).where(
         Settlement.fixmedins_code == fixmedins_code, Settlement.status == "valid",
         Settlement.setl_time >= datetime.combine(begndate, datetime.min.time()),
         Settlement.setl_time <= datetime.combine(enddate, datetime.max.time()))
     if insutype:
         q = q.where(Settlement.insutype == insutype)
-    cnt, medfee, fund, acct = session.execute(q).one()
+    cnt, medfee, fund, acct, acct_mulaid = session.execute(q).one()
     ours = {"fixmedins_setl_cnt": int(cnt), "medfee_sumamt": fen_to_yuan(int(medfee)),
-            "fund_pay_sumamt": fen_to_yuan(int(fund)), "acct_pay": fen_to_yuan(int(acct))}
+            "fund_pay_sumamt": fen_to_yuan(int(fund)), "acct_pay": fen_to_yuan(int(acct)),
+            "acct_mulaid_pay": fen_to_yuan(int(acct_mulaid))}
     out: dict[str, Any] = {"setl_optins": fixmedins_code, "totals": ours}
     if declared is not None:
         diffs = [f"{k} 机构 {declared[k]} / 中心 {ours[k]}" for k in ours

@@ -167,6 +167,16 @@ def basic_rules(draw, rule_id: str, insutype: str, med_types: list[str], mode: s
         rule["retiree_points"] = draw(points)
     if categories and draw(st.booleans()):
         rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}
+    if draw(st.integers(0, 3)) == 0:  # ratio by age: contiguous bands from 0, or a capped per-year formula
+        if draw(st.booleans()):
+            cuts = sorted(set(draw(st.lists(st.integers(1, 100), max_size=3))))
+            starts = [0] + cuts
+            rule["age_points"] = [{"from_age": a, **({"to_age": b - 1} if b is not None else {}), "points": draw(points)}
+                                  for a, b in zip(starts, cuts + [None])]
+        else:
+            rule["age_points"] = {"per_year": draw(st.decimals(min_value=-1, max_value=1, places=2)),
+                                  "from_age": draw(st.integers(0, 60)),
+                                  **({"max_points": draw(points).copy_abs()} if draw(st.booleans()) else {})}
     if draw(st.integers(0, 3)) == 0:  # 异地就医 adjustment (test_offsite settles offsite visits with it)
         rule["offsite_points"] = {s: -draw(points).copy_abs() for s in subset(draw, ["filed", "unfiled"], min_size=1)}
     if draw(st.booleans()):
@@ -350,7 +360,7 @@ def first_rule(data: dict, insutype: str, med_type: str, dise: str, level: str) 
 def persons(draw, data: dict) -> Person:
     insutype = draw(st.sampled_from(sorted({r["insutype"] for r in data["basic"]})))
     cats = frozenset(subset(draw, sorted(data["categories"])))
-    return Person("P001", insutype, cats, retiree=draw(st.booleans()))
+    return Person("P001", insutype, cats, retiree=draw(st.booleans()), age=draw(st.integers(0, 110)))
 
 
 @st.composite

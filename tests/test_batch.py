@@ -46,7 +46,7 @@ def random_region(pack: CompiledPack, visits: int, seed: int, offsite: bool = Fa
         if pid not in persons:
             k = rng.choice([0, 0, 0, 1, 1, 2])
             persons[pid] = Person(pid, rng.choice(insutypes), frozenset(rng.sample(cats, min(k, len(cats)))),
-                                  rng.random() < 0.3)
+                                  rng.random() < 0.3, age=rng.randrange(0, 101))
         person = persons[pid]
         rule = rng.choice([r for r in pack.basic if r.rule.insutype == person.insutype])
         levels = list(rule.by_level)
@@ -55,7 +55,7 @@ def random_region(pack: CompiledPack, visits: int, seed: int, offsite: bool = Fa
         inscp = 0 if rng.random() < 0.03 else int(rng.lognormvariate(10.5, 1.9))
         rows.append({
             "psn_no": pid, "yr": year, "setl_time": start + timedelta(minutes=rng.randrange(span)),
-            "mdtrt_id": f"M{i:08d}", "insutype": person.insutype, "retiree": person.retiree,
+            "mdtrt_id": f"M{i:08d}", "insutype": person.insutype, "retiree": person.retiree, "age": person.age,
             **{f"cat_{ident(c)}": c in person.categories for c in cats},
             "med_type": rng.choice(rule.rule.med_types), "level": rng.choice(levels), "dise_codg": dise,
             "referral_from_level": rng.choice(levels) if rng.random() < 0.15 else None,
@@ -107,7 +107,7 @@ def assert_same(pack: CompiledPack, rows, batch: pa.Table, scalar) -> int:
 
 
 @pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020", "shandong-2024-offsite",
-                                  "shandong-2024-dbz"])
+                                  "shandong-2024-dbz", "shandong-2024-age"])
 def test_duckdb_matches_scalar_on_shipped_packs(name):
     pack = CompiledPack(resolve_pack(name))
     persons, rows = random_region(pack, 10_000, seed=11, offsite=name.endswith("offsite"))
@@ -176,7 +176,8 @@ def spark():
     session.stop()
 
 
-@pytest.mark.parametrize("name", ["shandong-2024", "sichuan-county-2020", "shandong-2024-offsite", "shandong-2024-dbz"])
+@pytest.mark.parametrize("name", ["shandong-2024", "sichuan-county-2020", "shandong-2024-offsite", "shandong-2024-dbz",
+                                  "shandong-2024-age"])
 def test_spark_matches_duckdb_and_scalar(spark, name):
     from yibao.batch.spark import settle_visits as spark_settle
 

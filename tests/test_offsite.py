@@ -81,6 +81,7 @@ def kernel_year(pack, person: Person, visits):
               "ful": zeros, "ovl": zeros, "pre": zeros,
               "inscp": np.array([v.amounts.inscp_scp_amt for v in visits], np.int64),
               "offsite": offsite_codes([v.offsite_status for v in visits]),
+              "age": np.full(n, -1 if person.age is None else person.age, np.int64),
               "fixstd": np.array([-1 if (f := r.fixed_standard(v.dise_codg, v.level)) is None else f
                                   for r, v in zip(applied, visits)], np.int64)}
     return kernel.run(program, inputs)
@@ -125,7 +126,7 @@ def test_kernel_equals_scalar_for_offsite_visits_on_random_packs(data_and_pack, 
     _, model = data_and_pack
     pack = CompiledPack(model)
     for insutype in sorted({r.insutype for r in model.basic}):
-        person = Person("P1", insutype, retiree=rnd.random() < 0.5)
+        person = Person("P1", insutype, retiree=rnd.random() < 0.5, age=rnd.randrange(0, 111))
         visits = []
         for i in range(6):
             rule = rnd.choice([r for r in model.basic if r.insutype == insutype])

@@ -126,9 +126,15 @@ def ref_basic_deductible(rule: dict, level_order: list[str], level: str, n: int,
     return nth(level)
 
 
-def ref_points(rule: dict, retiree: bool, cats) -> Fraction:
+def ref_points(rule: dict, retiree: bool, cats, age: int | None = None) -> Fraction:
     pts = Fraction(rule.get("retiree_points", 0)) if retiree else Fraction(0)
     cat = [Fraction(p) for c, p in rule.get("category_points", {}).items() if c in cats]
+    spec = rule.get("age_points")
+    if isinstance(spec, list):  # the band whose [from_age, to_age] holds the age
+        pts += next(Fraction(b["points"]) for b in spec if b["from_age"] <= age and age <= b.get("to_age", 999))
+    elif spec is not None:
+        years = Fraction(spec["per_year"]) * max(0, age - spec.get("from_age", 0))
+        pts += years if spec.get("max_points") is None else min(years, Fraction(spec["max_points"]))
     return pts + (max(cat) if cat else 0)
 
 
@@ -253,7 +259,7 @@ def reference_year(data: dict, person, visits) -> list[dict]:
         inscp = a.inscp_scp_amt
         rule = first_rule(data, person.insutype, v.med_type, v.dise_codg, v.level)
         spec = rule["ratio_by_level"][v.level]
-        pts = ref_points(rule, person.retiree, cats)
+        pts = ref_points(rule, person.retiree, cats, person.age)
         edges = rule.get("band_edges", "absolute")
         if rule["mode"] == "per_admission":
             adm = "adm:" + rule.get("admission_group", "inpatient")

@@ -99,6 +99,7 @@ def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "
     cats = (cats + ",") if cats else ""
     return f"""
 SELECT v.psn_no, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, COALESCE(p.retiree, FALSE) AS retiree,
+       p.age,
        {cats}
        v.med_type, v.level, COALESCE(v.dise_codg, '') AS dise_codg, v.referral_from_level,
        {"COALESCE(v.offsite_status, 'local')" if offsite else "'local'"} AS offsite_status,

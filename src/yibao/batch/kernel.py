@@ -19,14 +19,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from yibao.batch.lower import Program
+from yibao.batch.lower import KernelError, Program
+from yibao.errors import Problem
 
 NONE = -1
 ARRAY_ORDER = (
     "b_mode", "b_ded", "b_rep", "b_rep_amt", "b_sched", "b_sched_len", "b_step", "b_floor", "b_nwaive",
     "b_waive_cats", "b_waive_levels", "b_has_ref", "b_ref_up", "b_ref_down", "b_ret_pts", "b_cat_has", "b_cat_pts",
     "b_off_pts", "b_above", "b_nb", "b_up", "b_rate", "b_closing", "b_cap", "b_cap_slot", "b_adm_slot", "b_once_slot",
-    "b_base_slot", "b_paid_slot", "b_fix_on_std",
+    "b_base_slot", "b_paid_slot", "b_fix_on_std", "b_has_age", "b_age_pts",
     "t_ins_ok", "t_med_ok", "t_per_adm", "t_has_cats", "t_cats", "t_group", "t_nparts", "t_part_len", "t_part_order",
     "t_draw_len", "t_draw", "t_ntilts", "t_tilt_cats", "t_nb", "t_lo", "t_up", "t_rate", "t_cap", "t_base_slot",
     "t_cap_slot", "t_paid_slot", "t_pays_into",
@@ -128,13 +129,13 @@ def settle_block(
     b_mode, b_ded, b_rep, b_rep_amt, b_sched, b_sched_len, b_step, b_floor, b_nwaive,
     b_waive_cats, b_waive_levels, b_has_ref, b_ref_up, b_ref_down, b_ret_pts, b_cat_has, b_cat_pts,
     b_off_pts, b_above, b_nb, b_up, b_rate, b_closing, b_cap, b_cap_slot, b_adm_slot, b_once_slot,
-    b_base_slot, b_paid_slot, b_fix_on_std,
+    b_base_slot, b_paid_slot, b_fix_on_std, b_has_age, b_age_pts,
     t_ins_ok, t_med_ok, t_per_adm, t_has_cats, t_cats, t_group, t_nparts, t_part_len, t_part_order,
     t_draw_len, t_draw, t_ntilts, t_tilt_cats, t_nb, t_lo, t_up, t_rate, t_cap, t_base_slot,
     t_cap_slot, t_paid_slot, t_pays_into,
     g_ins_ok, g_med_ok, g_cats, g_of, g_num, g_den, g_pays_into, acct_ins_ok, acct_cover, sizes,
     den, start, ins, med, level, ref, bidx, once_match, cats, retiree, acct_bal, ful, ovl, pre, inscp, offsite,
-    fixstd, out, pays,
+    fixstd, age, out, pays,
 ):
     """Settle visits 0..n-1 (``start[i]`` = 1 where a person-year begins). Returns -1, or the first visit
     index a tier could not draw its payment for (impossible for a valid pack; reported, never hidden)."""
@@ -192,6 +193,8 @@ def settle_block(
                     best = b_cat_pts[r, k]
                     found = True
         pts += best + b_off_pts[r, offsite[i]]
+        if b_has_age[r] == 1:  # checked before the kernel: a known age (block_inputs, KRN013)
+            pts += b_age_pts[r, age[i]]
         fs = fixstd[i]  # 单病种定额 standard of the visit's disease and level, or -1 (CompiledBasic.fixed_amount)
         hosp = 0
         settled = x
@@ -353,12 +356,26 @@ def settle_block(
     return -1
 
 
+def checked_age(program: Program, visits: dict[str, np.ndarray]) -> None:
+    """Visits whose basic rule has age points need an age in 0–150 (the kernel indexes the rule's table by it)."""
+    needs = program.arrays["b_has_age"][visits["bidx"]] == 1
+    if not needs.any():
+        return
+    age = visits.get("age")
+    bad = needs if age is None else needs & ((age < 0) | (age >= program.arrays["b_age_pts"].shape[1]))
+    if bad.any():
+        raise KernelError(Problem("KRN013", "persons.age",
+                                  f"{int(bad.sum()):,} 次就诊适用按年龄确定比例的规则, 但参保人年龄缺失或不在 0–150 岁"))
+
+
 def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Settle person-ordered visits (keys: start, ins, med, level, ref, bidx, once_match, cats, retiree,
     acct_bal, ful, ovl, pre, inscp; int64; optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local;
-    optional ``fixstd``: the 单病种定额 standard in fen of the visit's rule, disease and level, default -1 none).
+    optional ``fixstd``: the 单病种定额 standard in fen of the visit's rule, disease and level, default -1 none;
+    ``age``: completed years, -1 unknown, required where the visit's rule has age points: see ``checked_age``).
     Returns (out, pays)."""
     n = len(visits["start"])
+    checked_age(program, visits)
     # column-major: each output column is one contiguous buffer that Arrow takes without a copy
     out = np.zeros((n, N_OUT), np.int64, order="F")
     pays = np.zeros((n, len(program.rule_ids)), np.int64, order="F")
@@ -367,7 +384,7 @@ def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np
                        *(visits[k] for k in ("start", "ins", "med", "level", "ref", "bidx", "once_match", "cats",
                                              "retiree", "acct_bal", "ful", "ovl", "pre", "inscp")),
                        visits.get("offsite", np.zeros(n, np.int64)), visits.get("fixstd", np.full(n, NONE, np.int64)),
-                       out, pays)
+                       visits.get("age", np.full(n, NONE, np.int64)), out, pays)
     if bad >= 0:
         raise AssertionError(f"a tier paid more than its base at visit {bad}")  # engine.draw raises the same
     return out, pays

@@ -29,6 +29,7 @@ MAX_YEAR_FEN = 1_000_000_000_000  # 10 亿元 a person-year: far beyond any real
 NONE = -1
 REPEAT_MODES = {None: 0, "factor": 1, "schedule": 2, "step": 3}
 REFERRAL_MODES = {"waive": 0, "full": 1, "difference": 2}
+AGES = range(151)  # ages a person may have (the claims contract's 0–150): age points are tabled per age
 OFFSITE = {"local": 0, "filed": 1, "unfiled": 2}  # the batch ``offsite`` column: 异地就医 status codes
 BUCKET_INDEX = {b: i for i, b in enumerate(BUCKETS)}
 PAY_FIELDS = TIER_FIELDS  # where tiers and guarantees pay into, by index
@@ -85,6 +86,8 @@ def lower(pack: CompiledPack) -> Program:
             dens += [rate_parts(rate)[1] for _, rate in bands_of(spec, 0, Decimal(0), "absolute")]
         dens += [rate_parts(p / 100)[1] for p in [r.rule.retiree_points, *r.rule.category_points.values(),
                                                  *r.rule.offsite_points.values()]]
+        if r.uses_age:
+            dens += [rate_parts(abs(r.age_points(age)) / 100)[1] for age in AGES]
     for t in pack.tiers:
         for scales, _cap in t._variants:
             dens += [s.denominator for s in scales]
@@ -126,6 +129,7 @@ def lower(pack: CompiledPack) -> Program:
         "b_adm_slot": np.zeros(R, np.int64), "b_once_slot": np.zeros(R, np.int64),
         "b_base_slot": np.zeros(R, np.int64), "b_paid_slot": np.zeros(R, np.int64),
         "b_fix_on_std": np.zeros(R, np.int64),
+        "b_has_age": np.zeros(R, np.int64), "b_age_pts": np.zeros((R, len(AGES)), np.int64),
     }
     for r_i, r in enumerate(pack.basic):
         rule, ded = r.rule, r.rule.deductible
@@ -173,6 +177,11 @@ def lower(pack: CompiledPack) -> Program:
         a["b_base_slot"][r_i] = slot(r.base_key)
         a["b_paid_slot"][r_i] = slot(r.paid_key)
         a["b_fix_on_std"][r_i] = int(r.fixed_on_standard)  # the standards themselves arrive per visit (fixstd)
+        if r.uses_age:  # the points of every age, from the rule's own function (one definition)
+            a["b_has_age"][r_i] = 1
+            for age in AGES:
+                p = r.age_points(age)
+                a["b_age_pts"][r_i, age] = num(p / 100) if p >= 0 else -num(-p / 100)
 
     # --- cumulative tiers ----------------------------------------------------------------------
     T = len(pack.tiers)

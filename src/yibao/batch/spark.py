@@ -18,7 +18,8 @@ import sqlglot
 
 from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
 from yibao.batch.lower import lower
-from yibao.batch.stream import COMBOS, code_tables, ordering_query, person_blocks, settle_batch, settled_schema
+from yibao.batch.stream import (COMBOS, code_tables, optional_inputs, ordering_query, person_blocks, settle_batch,
+                                 settled_schema)
 from yibao.policy.compiled import CompiledPack
 
 
@@ -56,8 +57,8 @@ def settle_frame(spark, pack: CompiledPack, source: str = "visits_in", partition
     for name, table in code_tables(pack, program, combos).items():
         spark.createDataFrame(table.to_pandas() if table.num_rows else None, schema=from_arrow_schema(table.schema)) \
             .createOrReplaceTempView(name)
-    offsite = "offsite_status" in spark.table(source).columns
-    ordered = spark.sql(to_spark(ordering_query(program, source, order=False, offsite=offsite)))
+    present = optional_inputs(spark.table(source).columns)
+    ordered = spark.sql(to_spark(ordering_query(program, source, order=False, present=present)))
     ordered = (ordered.repartition(partitions or int(spark.conf.get("spark.sql.shuffle.partitions")), "psn_no")
                .sortWithinPartitions("psn_no", "yr", "setl_time", "mdtrt_id"))
     passing = {f.name: f for f in ordered.schema.fields}

@@ -86,19 +86,24 @@ def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program
         con.register(name, table)
 
 
-def has_offsite(con: duckdb.DuckDBPyConnection, source: str) -> bool:
-    return "offsite_status" in con.sql(f"SELECT * FROM {source} LIMIT 0").columns
+OPTIONAL_INPUTS = ("offsite_status", "age")  # visits_in columns the kernel reads when a source has them
 
 
-def ordering_query(program: Program, source: str, order: bool = True, offsite: bool = False) -> str:
+def optional_inputs(columns) -> frozenset[str]:
+    return frozenset(c for c in OPTIONAL_INPUTS if c in columns)
+
+
+def ordering_query(program: Program, source: str, order: bool = True, present: frozenset[str] = frozenset()) -> str:
     """The kernel's input in person order: codes, rule index, category mask, amounts (fen).
 
-    ``offsite``: ``source`` has the ``offsite_status`` column (otherwise every visit is local); a value
-    other than local / filed / unfiled becomes -1 and is refused (KRN012).
+    ``present``: the optional inputs ``source`` has (:data:`OPTIONAL_INPUTS`). Without ``offsite_status``
+    every visit is local; a value other than local / filed / unfiled becomes -1 and is refused (KRN012).
+    Without ``age`` (completed years) the age is unknown (-1): refused only where a rule has age points.
     """
     k_offsite = ("CASE COALESCE(v.offsite_status, 'local') "
                  + " ".join(f"WHEN {q(status)} THEN {code}" for status, code in OFFSITE.items())
-                 + " ELSE -1 END") if offsite else "0"
+                 + " ELSE -1 END") if "offsite_status" in present else "0"
+    k_age = "COALESCE(v.age, -1)" if "age" in present else "-1"
     n_ins, n_med = len(program.insutypes), len(program.med_types)
     cats = " + ".join(f"(CASE WHEN v.cat_{ident(c)} THEN {1 << i} ELSE 0 END)"
                       for i, c in enumerate(program.categories)) or "0"
@@ -109,7 +114,8 @@ SELECT v.psn_no, v.mdtrt_id, v.yr, v.setl_time, v.insutype, v.med_type, v.level,
        COALESCE(r.fixstd, -1) AS k_fixstd,
        CAST({cats} AS BIGINT) AS k_cats, CAST(COALESCE(v.retiree, FALSE) AS BIGINT) AS k_retiree,
        CAST(v.acct_balance AS BIGINT) AS k_acct, CAST(v.fulamt AS BIGINT) AS k_ful, CAST(v.overlmt AS BIGINT) AS k_ovl,
-       CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp, CAST({k_offsite} AS BIGINT) AS k_offsite
+       CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp, CAST({k_offsite} AS BIGINT) AS k_offsite,
+       CAST({k_age} AS BIGINT) AS k_age
 FROM {source} v
 LEFT JOIN k_ins ki ON ki.code = v.insutype
 LEFT JOIN k_med km ON km.code = v.med_type
@@ -173,7 +179,8 @@ def block_inputs(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
     visits = {"start": _starts(batch), "ins": col("k_ins"), "med": col("k_med"), "level": col("k_level"),
               "ref": col("k_ref"), "bidx": col("k_bidx"), "once_match": col("k_once"), "cats": col("k_cats"),
               "retiree": col("k_retiree"), "acct_bal": col("k_acct"), "ful": col("k_ful"), "ovl": col("k_ovl"),
-              "pre": col("k_pre"), "inscp": col("k_inscp"), "offsite": col("k_offsite"), "fixstd": col("k_fixstd")}
+              "pre": col("k_pre"), "inscp": col("k_inscp"), "offsite": col("k_offsite"), "fixstd": col("k_fixstd"),
+              "age": col("k_age")}
     bad = np.flatnonzero((visits["bidx"] < 0) | (visits["level"] < 0))
     if len(bad):
         ids = batch.column("mdtrt_id").take(pa.array(bad[:5])).to_pylist()
@@ -244,7 +251,8 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     """
     program = program or lower(pack)
     register_program(con, pack, program, source)
-    reader = con.execute(ordering_query(program, source, offsite=has_offsite(con, source))).to_arrow_reader(BATCH_ROWS)
+    present = optional_inputs(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
+    reader = con.execute(ordering_query(program, source, present=present)).to_arrow_reader(BATCH_ROWS)
     count = 0
     # the sink (a Parquet writer) has a thread of its own, so writing overlaps reading and settling; one
     # thread keeps the blocks in order

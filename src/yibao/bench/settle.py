@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 from yibao.batch import kernel
 from yibao.batch.lower import lower
 from yibao.batch.run import classify, open_claims, settle
-from yibao.batch.stream import BATCH_ROWS, block_inputs, ordering_query, person_blocks, register_program, settle_table
+from yibao.batch.stream import (BATCH_ROWS, block_inputs, optional_inputs, ordering_query, person_blocks,
+                                 register_program, settle_table)
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
 from yibao.settlement.engine import settle as settle_one
@@ -64,7 +65,9 @@ def kernel_rate(pack: CompiledPack, con, source: str, workers: int) -> tuple[int
     """The kernel alone: the ordered input fetched and converted first, then only the compiled pass timed."""
     program = lower(pack)
     register_program(con, pack, program, source)
-    blocks = [block_inputs(b) for b in person_blocks(con.execute(ordering_query(program, source)).to_arrow_reader(BATCH_ROWS))]
+    present = optional_inputs(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
+    blocks = [block_inputs(b) for b in person_blocks(
+        con.execute(ordering_query(program, source, present=present)).to_arrow_reader(BATCH_ROWS))]
     kernel.run(program, blocks[0])  # compiled (or loaded from the cache) before the clock starts
     t = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:

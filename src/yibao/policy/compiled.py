@@ -161,22 +161,40 @@ class CompiledBasic:
                 return DeductibleResult(max(0, amount - paid_before), first, admission_no, "referral_difference")
         return DeductibleResult(amount, first, admission_no, reason)
 
-    def points(self, retiree: bool, categories: frozenset[str], offsite: str = "local") -> Decimal:
+    @property
+    def uses_age(self) -> bool:
+        return self.rule.age_points is not None
+
+    def age_points(self, age: int | None) -> Decimal:
+        """Points for the person's age (completed years): the band holding it, or ``per_year`` × the years
+        above ``from_age`` up to ``max_points``. The pack's validation guarantees a band for every age."""
+        spec = self.rule.age_points
+        if spec is None:
+            return ZERO
+        if age is None:
+            raise ValueError("age required")  # the engine refuses first (SET008)
+        if isinstance(spec, list):
+            return next(b.points for b in spec if b.from_age <= age and (b.to_age is None or age <= b.to_age))
+        value = spec.per_year * max(0, age - spec.from_age)
+        return value if spec.max_points is None else min(value, spec.max_points)
+
+    def points(self, retiree: bool, categories: frozenset[str], offsite: str = "local", age: int | None = None) -> Decimal:
         """Ratio bonus in points: retiree bonus plus the largest bonus of the person's categories, plus
-        the 异地就医 adjustment for a filed / unfiled offsite visit (usually negative)."""
+        the 异地就医 adjustment for a filed / unfiled offsite visit (usually negative), plus the age's."""
         bonus = self.rule.retiree_points if retiree else ZERO
         cat = [p for c, p in self.rule.category_points.items() if c in categories]
-        return bonus + (max(cat) if cat else ZERO) + self.rule.offsite_points.get(offsite, ZERO)
+        return (bonus + (max(cat) if cat else ZERO) + self.rule.offsite_points.get(offsite, ZERO)
+                + self.age_points(age))
 
     def scale(self, level: str, retiree: bool, categories: frozenset[str], deductible: int,
-              offsite: str = "local") -> SegmentedScale:
+              offsite: str = "local", age: int | None = None) -> SegmentedScale:
         relevant = frozenset(c for c in categories if c in self.rule.category_points)
-        return self._scale(level, retiree, relevant, deductible, offsite)
+        return self._scale(level, retiree, relevant, deductible, offsite, age if self.uses_age else None)
 
     def _build_scale(self, level: str, retiree: bool, categories: frozenset[str], deductible: int,
-                     offsite: str = "local") -> SegmentedScale:
-        bands = bands_of(self.rule.ratio_by_level[level], deductible, self.points(retiree, categories, offsite),
-                         self.rule.band_edges)
+                     offsite: str = "local", age: int | None = None) -> SegmentedScale:
+        bands = bands_of(self.rule.ratio_by_level[level], deductible,
+                         self.points(retiree, categories, offsite, age), self.rule.band_edges)
         return SegmentedScale.from_bands(deductible, bands)
 
 

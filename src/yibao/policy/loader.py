@@ -324,6 +324,7 @@ def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
         if ded.once_a_year_diseases:
             yield Problem("POL029", f"{p}.deductible.once_a_year_diseases", "仅适用于按次(per_admission)规则")
     yield from _check_fixed_standard(rule, p, level)
+    yield from _check_age_points(rule, p)
     rep = ded.repeat
     if rep is not None:
         rp = f"{p}.deductible.repeat"
@@ -345,6 +346,36 @@ def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
                     yield Problem("POL030", f"{rp}.schedule", f"缺少等级 {code!r} 的起付线序列")
         if rep.mode == "step" and rep.step is None:
             yield Problem("POL030", f"{rp}.step", "mode 为 step 时必须给出每次递减额 step")
+
+
+def _check_age_points(rule: BasicRule, p: str) -> Iterable[Problem]:
+    """Age bands (POL035) cover every age once: from 0, each band starting the year after the one before ends,
+    the last open-ended — a gap or an overlap would leave an age with no ratio or two."""
+    bands = rule.age_points
+    if not isinstance(bands, list):
+        return
+    ap = f"{p}.age_points"
+    if not bands:
+        yield Problem("POL035", ap, "年龄段列表不能为空")
+        return
+    expected = 0
+    for j, band in enumerate(bands):
+        if band.from_age != expected:
+            if j == 0:
+                message = f"年龄段须从 0 岁起, 实际从 {band.from_age} 岁起"
+            elif band.from_age < expected:
+                message = f"年龄段重叠: 应从 {expected} 岁起, 实际从 {band.from_age} 岁起"
+            else:
+                message = f"年龄段有空缺: {expected}–{band.from_age - 1} 岁没有比例"
+            yield Problem("POL035", f"{ap}[{j}].from_age", message)
+        if band.to_age is None:
+            if j != len(bands) - 1:
+                yield Problem("POL035", f"{ap}[{j}].to_age", "只有最后一段可以不写截止年龄")
+            return
+        if band.to_age < band.from_age:
+            yield Problem("POL035", f"{ap}[{j}].to_age", f"截止年龄 {band.to_age} 小于起始年龄 {band.from_age}")
+        expected = band.to_age + 1
+    yield Problem("POL035", f"{ap}[{len(bands) - 1}].to_age", "最后一段须不写截止年龄(覆盖到最高年龄)")
 
 
 def _check_fixed_standard(rule: BasicRule, p: str, level) -> Iterable[Problem]:

@@ -173,6 +173,23 @@ class Deductible(Strict):
     )
 
 
+class AgeBand(Strict):
+    """Ratio points for ages ``from_age``–``to_age`` (completed years, both included; no ``to_age``: and above)."""
+
+    from_age: int = Field(ge=0, le=150, description="起始年龄(周岁, 含)")
+    to_age: int | None = Field(None, ge=0, le=150, description="截止年龄(周岁, 含); 不填表示及以上")
+    points: Points
+
+
+class AgeFormula(Strict):
+    """Ratio points growing with age: ``per_year`` points per year above ``from_age``, at most ``max_points``
+    (e.g. (75 + 0.2 × 年龄)%, 最高 90%: ratio 0.75, per_year 0.2, max_points 15)."""
+
+    per_year: Annotated[Decimal, Field(ge=-10, le=10, description="每增加 1 岁调整的百分点")]
+    from_age: int = Field(0, ge=0, le=150, description="从此年龄起计算")
+    max_points: Points | None = Field(None, description="调整的上限(百分点)")
+
+
 class FixedStandard(Strict):
     """单病种定额 (按病种定额): a negotiated standard per disease and level replaces item-by-item settlement.
 
@@ -204,6 +221,8 @@ class BasicRule(Strict):
     band_edges: Literal["absolute", "above_deductible"] = "absolute"
     retiree_points: Points = Decimal(0)
     category_points: dict[Code, Points] = {}
+    age_points: list[AgeBand] | AgeFormula | None = Field(
+        None, description="按年龄调整比例(百分点): 年龄段列表(须从 0 岁起连续覆盖)或按岁递增的公式; 年龄为结算日周岁")
     offsite_points: dict[Literal["filed", "unfiled"], Points] = Field(
         default={}, description="异地就医比例调整(百分点, 负数为降低): filed 已备案, unfiled 未备案; 本地就医不调整"
     )

@@ -69,6 +69,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             "SET005", "visit.med_type",
             f"政策包 {pack.id} 没有险种 {person.insutype}、医疗类别 {visit.med_type} 的基本医保规则",
         ))
+    if rule.uses_age and person.age is None:
+        raise SettlementError(Problem("SET008", "person.age", f"规则 {rule.id}({rule.name})按年龄确定支付比例, 须给出参保人年龄"))
     inscp = amounts.inscp_scp_amt
     standard = None  # 单病种定额 standard (fen) when the rule settles on one
     hosp = 0  # hosp_part_amt: what the institution bears (a bill above a 单病种 standard)
@@ -80,7 +82,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         once_match = bool(rule.once_diseases) and visit.dise_codg.startswith(rule.once_diseases)
         ded = rule.deductible(visit.level, n, cats, visit.referral_from_level,
                               acc.get(rule.once_key) > 0, visit.dise_codg)
-        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status)
+        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status, person.age)
         standard = rule.fixed_standard(visit.dise_codg, visit.level)
         if standard is None:
             uncapped = scale.uncapped_amount(inscp)
@@ -100,7 +102,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
                                 "below_standard": "standard" if rule.fixed_on_standard else "actual"})
     else:
         ded = rule.deductible(visit.level, 1, cats, None, False, visit.dise_codg)
-        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status)
+        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status, person.age)
         base_before = acc.get(rule.base_key)
         uncapped = scale.uncapped_amount(base_before + inscp) - scale.uncapped_amount(base_before)
         dedc = min(base_before + inscp, ded.amount) - min(base_before, ded.amount)
@@ -119,7 +121,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     overcap = uncapped - hifp
     steps.append(Step("basic", rule.id, rule.name, {
         **basic_facts, "level": visit.level, "inscp": inscp,
-        "scale": scale, "points": rule.points(person.retiree, cats, visit.offsite_status),
+        "scale": scale, "points": rule.points(person.retiree, cats, visit.offsite_status, person.age),
+        "age": person.age if rule.uses_age else None, "age_points": rule.age_points(person.age) if rule.uses_age else None,
         "offsite_status": visit.offsite_status, "offsite_points": rule.rule.offsite_points.get(visit.offsite_status), "annual_cap": cap, "uncapped": uncapped,
         "hifp_pay": hifp, "act_pay_dedc": dedc, "pool_prop_selfpay": coshare, "overcap": overcap,
     }))

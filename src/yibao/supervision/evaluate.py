@@ -80,8 +80,12 @@ def overall(quality: list[RuleQuality], hits: pa.Table, labels: pa.Table, visit_
     """Totals over the rules with injected cases, and the share of unlabelled visits (the region's own
     visits and the decoys) that any rule flags: what a clean region would see."""
     labelled_visits = set(labels.column("subject").to_pylist())
+    truth = set(zip(labels.column("rule_id").to_pylist(), labels.column("subject").to_pylist()))
     visits = set(visit_ids)
-    flagged = {m for m in hits.column("mdtrt_id").to_pylist() if m is not None}
+    # a visit counts against precision only through a false hit: the visits a correct provider-level hit
+    # names (the 61st patient of a labelled physician's day) belong to the injected case
+    flagged = {m for r, s, m in zip(hits.column("rule_id").to_pylist(), hits.column("subject").to_pylist(),
+                                    hits.column("mdtrt_id").to_pylist()) if m is not None and (r, s) not in truth}
     clean = visits - labelled_visits
     q = [x for x in quality if x.labelled]
     return Overall(sum(x.labelled for x in q), sum(x.true_hits for x in q), sum(x.hits for x in q),

@@ -73,13 +73,27 @@ def add_supervision_columns(tables: dict[str, pa.Table], seed: int) -> dict[str,
     atddr = pc.binary_join_element_wise(visits.column("fixmedins_code"),
                                         pa.array([f"{d + 1:03d}" for d in doc], pa.string()), "-D")
     visits = visits.append_column("atddr_no", atddr)
-    # fee times: uniform inside the visit (outpatient lines at its start)
+    # fee times: uniform inside the visit (outpatient lines at its start); an item billed again in a
+    # stay is a repeat order, executed a day later (wrapping round the stay), not at a random moment
+    # that may fall an hour after the first, which no ward does and SV-DUP-04 rightly flags
     pos = pc.index_in(items.column("mdtrt_id"), visits.column("mdtrt_id")).to_numpy()
     begn = visits.column("begntime").cast(pa.int64()).to_numpy()[pos]
     end = visits.column("endtime").cast(pa.int64()).to_numpy()[pos]
     med = visits.column("med_type").to_numpy(zero_copy_only=False)[pos]
     stay = np.isin(med, ["21", "52"])
     when = np.where(stay, begn + np.floor(rng.random(len(pos)) * (end - begn)).astype(np.int64), begn)
+    code_id = pc.index_in(items.column("med_list_codg"), pc.unique(items.column("med_list_codg"))).to_numpy()
+    order = np.lexsort((when, code_id, pos))
+    first = np.r_[True, (pos[order][1:] != pos[order][:-1]) | (code_id[order][1:] != code_id[order][:-1])]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - start
+    head = np.empty(len(order), dtype=np.int64)
+    head[order] = when[order][start]
+    day_ms = 86_400_000
+    span = np.maximum((end - begn) // day_ms, 1) * day_ms
+    again = stay & (rank > 0)
+    when = np.where(again, begn + (head - begn + rank * day_ms) % span, when)
     when = when // 1000 * 1000
     items = items.append_column("fee_ocur_time", pa.array(when, pa.int64()).cast(pa.timestamp("ms")))
     codes = pc.unique(items.column("med_list_codg"))
@@ -148,6 +162,24 @@ class Builder:
         self.los = {level: max(2, int(round(float(np.mean(los[lv == level]))))) if (lv == level).any() else 6
                     for level in sorted(set(lv.tolist()) | {i["level"] for i in self.insts})}
         self.classes = pc.unique(tables["fee_items"].column("chrgitm_lv")).drop_null().to_pylist() or ["01"]
+        self.filler_pool = self._filler_pool(tables)
+
+    def _filler_pool(self, tables: dict[str, pa.Table]) -> dict[bool, list[tuple]]:
+        """Lines of the region's own synthetic codes (no catalogue rule lists them), outpatient and
+        inpatient apart: fillers copy them, so injected visits leave each code's price and quantity
+        baselines as the region has them (fixed filler codes at made-up prices shifted them)."""
+        import duckdb
+
+        con = duckdb.connect()
+        con.register("f", tables["fee_items"].select(["mdtrt_id", "med_list_codg", "chrgitm_lv", "pric", "cnt"]))
+        con.register("v", tables["visits"].select(["mdtrt_id", "med_type"]))
+        out = {}
+        for stay, types in ((False, "('11')"), (True, "('21')")):
+            rows = con.sql(f"SELECT f.med_list_codg, f.chrgitm_lv, f.pric, f.cnt FROM f JOIN v USING (mdtrt_id) "
+                           f"WHERE v.med_type IN {types} AND f.med_list_codg LIKE 'YB-%' AND f.pric > 0 "
+                           f"ORDER BY f.mdtrt_id, f.med_list_codg, f.pric, f.cnt LIMIT 50000").fetchall()
+            out[stay] = [(c, lv, int((pr * 100).to_integral_value()), cnt) for c, lv, pr, cnt in rows]
+        return out
 
     # -- entities
     def day(self, margin: int = 40) -> datetime:
@@ -198,7 +230,8 @@ class Builder:
             "atddr_no": atddr or f"{inst['fixmedins_code']}-D001"})
         return vid
 
-    def line(self, vid: str, code: str, pric_fen: int, cnt: int | Decimal = 1, when: datetime | None = None) -> str:
+    def line(self, vid: str, code: str, pric_fen: int, cnt: int | Decimal = 1, when: datetime | None = None,
+             lv: str | None = None) -> str:
         self.n_line += 1
         sn = f"F9{self.n_line:012d}"
         v = self.rows["visits"][-1] if self.rows["visits"][-1]["mdtrt_id"] == vid else \
@@ -206,17 +239,28 @@ class Builder:
         cnt = Decimal(cnt)
         det = (Decimal(pric_fen) * cnt).quantize(Decimal(1), rounding="ROUND_HALF_UP")
         self.rows["fee_items"].append({
-            "feedetl_sn": sn, "mdtrt_id": vid, "med_list_codg": code, "chrgitm_lv": self.classes[0],
+            "feedetl_sn": sn, "mdtrt_id": vid, "med_list_codg": code, "chrgitm_lv": lv or self.classes[0],
             "pric": Decimal(pric_fen) / 100, "cnt": cnt, "det_item_fee_sumamt": det / 100, "preselfpay_ratio": None,
             "fee_ocur_time": when or v["begntime"], "med_chrgitm_type": category(code)})
         v["medfee_sumamt"] += det / 100
         return sn
 
     def fillers(self, vid: str, n: int, days: int = 0, begn: datetime | None = None) -> None:
+        """n ordinary lines: copies of the region's own lines (distinct codes), an admission's spread
+        over its days."""
+        pool = self.filler_pool.get(begn is not None) or []
+        used: set[str] = set()
         for k in range(n):
-            code = (FILLER_DRUGS if k % 2 == 0 else FILLER_SERVICES)[int(self.rng.integers(0, 40))]
             when = None if begn is None else begn + timedelta(days=(k % max(days, 1)), hours=1)
-            self.line(vid, code, int(self.rng.integers(1500, 9000)), 1, when)
+            if len(pool) > 4 * n:
+                code, lv, pric, cnt = pool[int(self.rng.integers(0, len(pool)))]
+                while code in used:
+                    code, lv, pric, cnt = pool[int(self.rng.integers(0, len(pool)))]
+                used.add(code)
+                self.line(vid, code, pric, cnt, when, lv)
+            else:  # a region too small to copy from
+                code = (FILLER_DRUGS if k % 2 == 0 else FILLER_SERVICES)[int(self.rng.integers(0, 40))]
+                self.line(vid, code, int(self.rng.integers(1500, 9000)), 1, when)
 
     def outpatient(self, psn: str, inst: dict, when: datetime, dise: str = "J06.900", minutes: int = 30,
                    fillers: int = 2, atddr: str | None = None) -> str:
@@ -518,7 +562,8 @@ def _inject_frequent(b, p, bad):
 
 def _inject_physician(b, p, bad):
     inst = b.inst()
-    doc = f"{inst['fixmedins_code']}-D9{int(b.rng.integers(10, 99))}{len(b.labels) % 10}"
+    b.n_doc = getattr(b, "n_doc", 0) + 1  # a code of its own: two cases never share a physician
+    doc = f"{inst['fixmedins_code']}-D9{b.n_doc:03d}"
     n = p.max_per_day + 5 if bad else max(1, p.max_per_day - 10)
     when = b.day().replace(hour=7)
     for k in range(n):
@@ -622,12 +667,16 @@ class RegionFacts:
         stats = con.sql("SELECT f.med_list_codg, v.level, COUNT(*) AS n, MODE(f.pric) AS usual, "
                         "AVG(CASE WHEN f.pric = (SELECT MODE(g.pric) FROM f g JOIN v w USING (mdtrt_id) WHERE "
                         "g.med_list_codg = f.med_list_codg AND w.level = v.level AND w.med_type = '11') THEN 1.0 ELSE 0.0 END) "
-                        "AS share, QUANTILE_CONT(CAST(f.cnt AS DOUBLE), 0.5) AS c FROM f JOIN v USING (mdtrt_id) "
+                        "AS share, CASE WHEN QUANTILE_DISC(f.cnt, 0.4) = QUANTILE_DISC(f.cnt, 0.6) THEN QUANTILE_DISC(f.cnt, 0.5) END AS c, "
+                        "QUANTILE_DISC(f.pric, 0.5) AS p50 FROM f JOIN v USING (mdtrt_id) "
                         "WHERE v.med_type = '11' GROUP BY ALL HAVING COUNT(*) >= 30 ORDER BY ALL").fetchall()
         # an ordinary code: billed at least 30 times in outpatient visits at the level. Its usual price:
-        # the price most of its lines carry (a standard price); its usual quantity: the median.
-        self.priced = [(code, lv, float(usual)) for code, lv, n, usual, share, c in stats if usual > 0 and share >= 0.5]
-        self.dosed = [(code, lv, float(c)) for code, lv, n, usual, share, c in stats if category(code) == "09" and c > 0]
+        # the price most of its lines carry (a standard price); its usual quantity: the median, where the 40th and 60th percentiles agree (a count most lines share).
+        self.priced = [(code, lv, float(usual)) for code, lv, n, usual, share, c, p50 in stats if usual > 0 and share >= 0.5]
+        # drugs with their usual quantity and their median unit price: over-dispensing bills more packs at
+        # the pack's price, so the amount grows with the count
+        self.dosed = [(code, lv, float(c), int(round(p50 * 100))) for code, lv, n, usual, share, c, p50 in stats
+                      if category(code) == "09" and c is not None and c > 0 and p50 > 0]
         codes = sorted(set(b.t["fee_items"].column("med_list_codg").to_pylist()))
         self.services = [c for c in codes if category(c) in ("03", "04", "05")]
         self.tests = [c for c in codes if category(c) in TEST_CATEGORIES]
@@ -651,8 +700,8 @@ def _pattern_dates(b, p, bad):
     psn = b.person(med_type="21" if inpatient else "11")
     inst = b.inst()
     begn = b.day().replace(hour=int(b.rng.integers(7, 17)), minute=int(b.rng.integers(0, 60)))
-    days = int(b.rng.integers(2, 9))
-    vid = b.admission(psn, inst, begn, days=days, fillers=4) if inpatient else b.outpatient(psn, inst, begn)
+    days = int(b.rng.integers(3, 9))
+    vid = b.admission(psn, inst, begn, days=days) if inpatient else b.outpatient(psn, inst, begn)
     end = begn + timedelta(days=days, hours=2) if inpatient else begn + timedelta(minutes=30)
     off = int(b.rng.integers(3, 16))
     when = (begn - timedelta(days=off) if b.rng.random() < 0.5 else end + timedelta(days=off)) if bad else \
@@ -731,16 +780,17 @@ def _pattern_price(b, p, bad):
 
 
 def _pattern_quantity(b, p, bad):
-    """An ordinary drug dispensed at 10× its usual quantity (decoy: the usual quantity)."""
+    """An ordinary drug dispensed at 10× its usual quantity at its usual unit price (decoy: the usual
+    quantity)."""
     f = _facts(b)
     if not f.dosed:
         return
-    code, level, usual = _pick(b, f.dosed)
+    code, level, usual, price = _pick(b, f.dosed)
     psn = b.person()
     inst = b.inst(level) or b.inst()
     vid = b.outpatient(psn, inst, b.day().replace(hour=int(b.rng.integers(8, 17))))
     cnt = Decimal(str(round(usual * (10 if bad else 1), 4)))
-    b.line(vid, code, int(b.rng.integers(50, 3000)), cnt)
+    b.line(vid, code, price, cnt)
     if bad:
         b.label("SV-QTY-03", vid)
 

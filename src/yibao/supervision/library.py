@@ -793,6 +793,8 @@ class CrossReadmission(Params):
     prefix_len: int = Field(default=3, ge=1, le=10)
     area_digits: int = Field(default=4, ge=2, le=6)
     med_types: list[str] = Field(default=["21"], min_length=1)
+    # an admission that records a referral (转诊) from the earlier stay's level is a transfer, not a split
+    referral_exempt: bool = True
 
 
 class Baseline(Params):
@@ -806,6 +808,13 @@ class Baseline(Params):
     min_n: int = Field(default=20, ge=3)
     # item categories judged when the line has one (empty: every line); a line without a category is judged
     categories: list[str] = Field(default_factory=list)
+
+
+class QtyBaseline(Baseline):
+    """A quantity outlier counts only when billed in the code's usual unit: a unit price under
+    ``min_price_share`` × the learned median price is a smaller unit (片 rather than 盒), where ten
+    times the count is the same amount, not over-dispensing."""
+    min_price_share: Decimal = Field(default=Decimal("0.5"), ge=0, le=1, decimal_places=2)
 
 
 class OverTesting(Params):
@@ -850,7 +859,7 @@ def _near_duplicate(p: NearDuplicate) -> str:
 
 
 @rule("SV-ADM-04", "跨机构分解住院", "分解住院",
-      "出院后限定天数内以相同诊断在同一城市的另一家机构再次入院(当日转院除外)", "during after", "high",
+      "出院后限定天数内以相同诊断在同一城市的另一家机构再次入院(当日转院、登记了自上次机构等级转诊的除外)", "during after", "high",
       params=CrossReadmission)
 def _cross_readmission(p: CrossReadmission) -> str:
     n = p.area_digits
@@ -864,7 +873,8 @@ def _cross_readmission(p: CrossReadmission) -> str:
             f"AND {gap} >= {p.min_days} AND {gap} <= {p.max_days} "
             f"AND SUBSTRING(a.inst_admdvs, 1, {n}) = SUBSTRING(b.inst_admdvs, 1, {n}) "
             f"AND SUBSTRING(a.dise_codg, 1, {p.prefix_len}) = SUBSTRING(b.dise_codg, 1, {p.prefix_len}) "
-            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY b.mdtrt_id ORDER BY a.endtime DESC, a.mdtrt_id) = 1")
+            + ("AND (b.referral_from_level IS NULL OR b.referral_from_level <> a.level) " if p.referral_exempt else "")
+            + "QUALIFY ROW_NUMBER() OVER (PARTITION BY b.mdtrt_id ORDER BY a.endtime DESC, a.mdtrt_id) = 1")
 
 
 def _outlier(p: Baseline, kind: str, value: str, unit: str, shown) -> tuple[str, str, str]:
@@ -896,12 +906,16 @@ def _price_outlier(p: Baseline) -> str:
 
 
 @rule("SV-QTY-03", "数量显著高于同级基线(超量开药)", "超量开药",
-      "明细数量远高于同一编码在同级机构的基线(中位数与 MAD 由理赔数据学得)", "pre during after", "medium",
-      params=Baseline)
-def _qty_outlier(p: Baseline) -> str:
+      "明细数量远高于同一编码在同级机构的基线(中位数与 MAD 由理赔数据学得), 且按该编码通常的计价单位收费"
+      "(单价不低于基线中位单价的 min_price_share 倍)", "pre during after", "medium",
+      params=QtyBaseline)
+def _qty_outlier(p: QtyBaseline) -> str:
     join, cond, detail = _outlier(p, "qty", "l.cnt4", "数量", qty)
     amount = "CAST(ROUND(l.fee * (l.cnt4 - g.med) / l.cnt4, 0) AS BIGINT)"
-    return f"SELECT {line_hit(detail, amount)} FROM lines l {join} WHERE {cond}{_categories(p)}"
+    unit = (f" LEFT JOIN baselines u ON u.kind = 'price' AND u.code = l.med_list_codg AND u.level = l.level "
+            f"AND u.med_type = l.med_type")
+    usual_unit = f" AND (u.med IS NULL OR l.pric_fen * 100 >= u.med * {hundredths(p.min_price_share)})"
+    return f"SELECT {line_hit(detail, amount)} FROM lines l {join}{unit} WHERE {cond}{usual_unit}{_categories(p)}"
 
 
 @rule("SV-TEST-01", "过度检查(检查项目数远超同病种同级)", "过度检查",

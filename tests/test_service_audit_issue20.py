@@ -52,7 +52,8 @@ def _store(store_url, tables) -> None:
             s.add(Visit(mdtrt_id=v["mdtrt_id"], psn_no=v["psn_no"], fixmedins_code=v["fixmedins_code"],
                         insutype="390", insuplc_admdvs="370102", med_type=v["med_type"], begntime=v["begntime"],
                         endtime=v["endtime"], dise_codg=v["dise_codg"], ipt_otp_no=v["mdtrt_id"],
-                        atddr_no=v["atddr_no"], status="registered", created_at=v["begntime"]))
+                        atddr_no=v["atddr_no"], referral_from_level=v["referral_from_level"], status="registered",
+                        created_at=v["begntime"]))
         s.flush()
         for it in tables["fee_items"].to_pylist():
             s.add(FeeItem(mdtrt_id=it["mdtrt_id"], feedetl_sn=it["feedetl_sn"], med_list_codg=it["med_list_codg"],
@@ -104,8 +105,9 @@ def test_without_what_the_rules_read_they_find_nothing(store_url, region):  # no
         for it in s.scalars(select(FeeItem)):
             it.med_chrgitm_type = None
     hits = _service_hits(store_url)
-    # no baselines set: price, quantity and test-count outliers cannot be judged; no category: no near-duplicate
-    assert {k[0] for k in hits} == {"SV-DATE-01", "SV-ADM-04"}
+    # no baselines set: price, quantity and test-count outliers cannot be judged; no category: no near-duplicate;
+    # the listed caps of SV-PRICE-03 need neither
+    assert {k[0] for k in hits} == {"SV-DATE-01", "SV-ADM-04", "SV-PRICE-03"}
 
 
 def test_the_service_reads_the_baselines_batch_wrote(tmp_path, monkeypatch):

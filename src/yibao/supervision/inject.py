@@ -21,9 +21,12 @@ from yibao.claims.schema import SCHEMAS
 from yibao.supervision.ruleset import RuleSet, load_ruleset
 from yibao.supervision.views import OPTIONAL_COLUMNS, OPTIONAL_TABLES
 
-LABEL_SCHEMA = pa.schema([("rule_id", pa.string()), ("subject", pa.string())])
-FILLER_DRUGS = [f"YB-D01-{k:04d}" for k in range(1, 41)]
-FILLER_SERVICES = [f"YB-S01-{k:04d}" for k in range(1, 41)]
+# pattern: the evaluation pattern a case was built for (None: the rule's own injector)
+LABEL_SCHEMA = pa.schema([("rule_id", pa.string()), ("subject", pa.string()), ("pattern", pa.string())])
+# codes of the injectors' own (the region's pool codes end in 4 digits): a case billed at a fixed price
+# never gives one of the region's codes a made-up standard price
+FILLER_DRUGS = [f"YB-D01-X{k:03d}" for k in range(1, 41)]
+FILLER_SERVICES = [f"YB-S01-X{k:03d}" for k in range(1, 41)]
 EXAM_SHARE = 0.10  # visits with exam results
 TEST_CATEGORIES = ("03", "04")  # the generator's notion of a test, kept apart from the rules' parameters
 
@@ -130,9 +133,11 @@ def add_supervision_columns(tables: dict[str, pa.Table], seed: int) -> dict[str,
 class Builder:
     """New persons, institutions, visits and lines appended to a region, with labels."""
 
-    def __init__(self, tables: dict[str, pa.Table], rng: np.random.Generator):
+    def __init__(self, tables: dict[str, pa.Table], rng: np.random.Generator, pack=None):
         self.t = tables
         self.rng = rng
+        self.pack = pack  # the policy pack the region was generated under (its catalogue caps), if known
+        self.pattern: str | None = None  # the evaluation pattern being built, recorded on its labels
         self.rows: dict[str, list[dict]] = {n: [] for n in ("persons", "institutions", "visits", "fee_items",
                                                             "purchases", "exam_results")}
         self.labels: list[dict] = []
@@ -218,14 +223,14 @@ class Builder:
         return row
 
     def visit(self, psn: str, inst: dict, med_type: str, begn: datetime, end: datetime, dise: str,
-              oprn: str | None = None, atddr: str | None = None) -> str:
+              oprn: str | None = None, atddr: str | None = None, referral: str | None = None) -> str:
         self.n_visit += 1
         vid = f"V9{self.n_visit:010d}"
         insutype = next(p["insutype"] for p in reversed(self.rows["persons"]) if p["psn_no"] == psn)
         self.rows["visits"].append({
             "mdtrt_id": vid, "psn_no": psn, "insutype": insutype, "med_type": med_type,
             "fixmedins_code": inst["fixmedins_code"], "level": inst["level"], "begntime": begn, "endtime": end,
-            "setl_time": end, "dise_codg": dise, "oprn_oprt_code": oprn, "referral_from_level": None,
+            "setl_time": end, "dise_codg": dise, "oprn_oprt_code": oprn, "referral_from_level": referral,
             "acct_balance": Decimal("0.00"), "medfee_sumamt": Decimal(0),
             "atddr_no": atddr or f"{inst['fixmedins_code']}-D001"})
         return vid
@@ -269,13 +274,13 @@ class Builder:
         return vid
 
     def admission(self, psn: str, inst: dict, begn: datetime, days: int = 5, dise: str = "J18.900",
-                  oprn: str | None = None, fillers: int = 8, med_type: str = "21") -> str:
-        vid = self.visit(psn, inst, med_type, begn, begn + timedelta(days=days, hours=2), dise, oprn)
+                  oprn: str | None = None, fillers: int = 8, med_type: str = "21", referral: str | None = None) -> str:
+        vid = self.visit(psn, inst, med_type, begn, begn + timedelta(days=days, hours=2), dise, oprn, referral=referral)
         self.fillers(vid, fillers, days, begn)
         return vid
 
     def label(self, rule_id: str, subject: str) -> None:
-        self.labels.append({"rule_id": rule_id, "subject": subject})
+        self.labels.append({"rule_id": rule_id, "subject": subject, "pattern": self.pattern})
 
     def tables(self) -> tuple[dict[str, pa.Table], pa.Table]:
         # injected ordinary drug lines are stocked like the rest (only STOCK cases run short)
@@ -298,7 +303,8 @@ class Builder:
                     r["medfee_sumamt"] = Decimal(r["medfee_sumamt"]).quantize(Decimal("0.01"))
             add = pa.Table.from_pylist(rows, schema=schema)
             base = out[name]
-            out[name] = pa.concat_tables([base.select(schema.names).cast(schema), add])
+            meta = {**(schema.metadata or {}), **(base.schema.metadata or {})}  # keeps the synth tag (its pack)
+            out[name] = pa.concat_tables([base.select(schema.names).cast(schema), add]).replace_schema_metadata(meta)
         return out, pa.Table.from_pylist(self.labels, schema=LABEL_SCHEMA)
 
 
@@ -626,6 +632,8 @@ def _inject_peer_cost(b, p, bad):
             if abnormal:
                 b.line(vid, FILLER_SERVICES[9], int(b.rng.integers(150000, 250000)))
     _peer_group(b, b.levels[0], make, 0 if bad else None, "SV-PROV-01", p.min_visits + 5)
+    if bad:  # the abnormal institution's one physician is, rightly, an outlier among physicians too
+        b.label("SV-DOC-02", b.rows["institutions"][-3]["fixmedins_code"] + "-D001")
 
 
 def _inject_peer_stay(b, p, bad):
@@ -681,6 +689,7 @@ class RegionFacts:
         self.services = [c for c in codes if category(c) in ("03", "04", "05")]
         self.tests = [c for c in codes if category(c) in TEST_CATEGORIES]
         self.dx = sorted({d for (d,) in con.sql("SELECT dise_codg FROM v WHERE med_type = '11' AND dise_codg IS NOT NULL").fetchall()})
+        self.dx14 = sorted({d for (d,) in con.sql("SELECT dise_codg FROM v WHERE med_type = '14' AND dise_codg IS NOT NULL").fetchall()})
 
 
 def _facts(b: Builder) -> RegionFacts:
@@ -824,11 +833,148 @@ def _inject_peer_physician(b, p, bad):
         b.label("SV-DOC-02", doc)
 
 
-PATTERNS = {"SV-DATE-01": _pattern_dates, "SV-DUP-04": _pattern_rebill, "SV-ADM-04": _pattern_cross_split,
-            "SV-PRICE-02": _pattern_price, "SV-QTY-03": _pattern_quantity, "SV-TEST-01": _pattern_tests}
-PATTERN_ZH = {"SV-DATE-01": "明细日期在就诊期外 3–15 天", "SV-DUP-04": "住院同日 1–3 小时后再次收费",
-              "SV-ADM-04": "出院 1–4 天后同诊断在同城另一医院入院", "SV-PRICE-02": "常规编码 6 倍单价",
-              "SV-QTY-03": "常规药品 10 倍数量", "SV-TEST-01": "一次门诊 15–20 项不同检查"}
+def _inject_cap_multiple(b, p, bad):
+    """A listed capped item at 3× its cap (decoy: 1.3× the cap, an ordinary 超限价自费 line)."""
+    it = p.items[int(b.rng.integers(0, len(p.items)))]
+    cap = int(it.cap * 100)
+    _simple_item(b, "SV-PRICE-03", bad, it.code, pric=cap * 3 if bad else cap * 13 // 10, cnt=2)
+
+
+# --- patterns the library was not tuned on: other institutions, times, codes and the pack's own caps
+
+
+def _pattern_cap4(b, p, bad):
+    """A catalogue item of the policy pack billed at 4× the pack's own 最高支付限价, in or out of hospital,
+    at any institution (decoy: 5–55% above the cap, which settlement treats as 超限价自费)."""
+    caps = [e for e in (b.pack.classification.catalog if b.pack is not None else []) if e.price_cap]
+    if not caps:
+        return
+    e = _pick(b, caps)
+    cap = int(e.price_cap * 100)
+    inpatient = b.rng.random() < 0.5
+    psn = b.person(med_type="21" if inpatient else "11")
+    inst = b.inst()
+    when = b.day().replace(hour=int(b.rng.integers(7, 18)))
+    vid = b.admission(psn, inst, when, days=int(b.rng.integers(3, 9))) if inpatient else b.outpatient(psn, inst, when)
+    price = cap * 4 if bad else int(cap * (1.05 + 0.5 * float(b.rng.random())))
+    b.line(vid, e.med_list_codg, max(1, price), int(b.rng.integers(1, 4)), when + timedelta(hours=1))
+    if bad:
+        b.label("SV-PRICE-03", vid)
+
+
+def _pattern_rebill_priced(b, p, bad):
+    """An inpatient item re-billed 30–170 minutes later at a slightly different price, any day of the stay
+    (decoy: 200–300 minutes later)."""
+    f = _facts(b)
+    psn = b.person(med_type="21")
+    begn = b.day().replace(hour=int(b.rng.integers(7, 12)), minute=int(b.rng.integers(0, 60)))
+    days = int(b.rng.integers(3, 12))
+    vid = b.admission(psn, b.inst(), begn, days=days, fillers=10)
+    code = _pick(b, f.services)
+    first = (begn + timedelta(days=int(b.rng.integers(0, days)))).replace(hour=int(b.rng.integers(6, 14)),
+                                                                       minute=int(b.rng.integers(0, 60)))
+    price = int(b.rng.integers(500, 50000))
+    b.line(vid, code, price, 1, first)
+    gap = int(b.rng.integers(30, 171)) if bad else int(b.rng.integers(200, 301))
+    b.line(vid, code, int(price * (0.8 + 0.4 * float(b.rng.random()))), 1, first + timedelta(minutes=gap))
+    if bad:
+        b.label("SV-DUP-04", vid)
+
+
+def _pattern_split_subcode(b, p, bad):
+    """Discharged, then admitted 5–7 days later at a hospital of another district of the same city with a
+    sibling diagnosis (J18.000 after J18.900) (decoy: 12–25 days later, or a recorded referral upward)."""
+    psn = b.person(med_type="21")
+    a = b.inst()
+    others = [i for i in b.insts if i["admdvs"][:4] == a["admdvs"][:4] and i["admdvs"] != a["admdvs"]
+              and i.get("fixmedins_type", "1") == "1"]
+    if not others:
+        return
+    other = _pick(b, others)
+    dx = _pick(b, [("J18.900", "J18.000"), ("I63.900", "I63.400"), ("N39.000", "N39.001"), ("K29.700", "K29.500")])
+    begn = b.day().replace(hour=int(b.rng.integers(8, 18)))
+    days = int(b.rng.integers(3, 10))
+    b.admission(psn, a, begn, days=days, dise=dx[0])
+    referral = None
+    if bad:
+        gap = int(b.rng.integers(5, 8))
+    elif b.rng.random() < 0.5:
+        gap = int(b.rng.integers(12, 26))
+    else:
+        gap, referral = int(b.rng.integers(1, 3)), a["level"]
+    v2 = b.admission(psn, other, begn + timedelta(days=days + gap, hours=2), days=int(b.rng.integers(3, 9)), dise=dx[1],
+                     referral=referral)
+    if bad:
+        b.label("SV-ADM-04", v2)
+
+
+def _pattern_tests_chronic(b, p, bad):
+    """15–20 distinct tests in one 门诊慢特病 (14) visit (decoy: 2–4)."""
+    f = _facts(b)
+    if len(f.tests) < 20 or not f.dx14:
+        return
+    psn = b.person(med_type="14")
+    inst = b.inst()
+    when = b.day().replace(hour=int(b.rng.integers(8, 17)))
+    vid = b.visit(psn, inst, "14", when, when + timedelta(minutes=40), _pick(b, f.dx14))
+    b.fillers(vid, 2)
+    n = int(b.rng.integers(15, 21)) if bad else int(b.rng.integers(2, 5))
+    for code in b.rng.choice(f.tests, n, replace=False):
+        b.line(vid, str(code), int(b.rng.integers(1000, 15000)), 1)
+    if bad:
+        b.label("SV-TEST-01", vid)
+
+
+def _pattern_quantity_upper(b, p, bad):
+    """An ordinary drug at 12–15× its usual quantity at a 二级 or 三级 institution (decoy: twice the usual)."""
+    f = _facts(b)
+    upper = [d for d in f.dosed if d[1] != b.levels[0]] or f.dosed
+    if not upper:
+        return
+    code, level, usual, price = _pick(b, upper)
+    inst = b.inst(level) or b.inst()
+    vid = b.outpatient(b.person(), inst, b.day().replace(hour=int(b.rng.integers(8, 17))))
+    k = float(b.rng.integers(12, 16)) if bad else 2.0
+    b.line(vid, code, price, Decimal(str(round(usual * k, 4))))
+    if bad:
+        b.label("SV-QTY-03", vid)
+
+
+def _pattern_two_cities(b, p, bad):
+    """Outpatient visits in two cities on one day, the second 15–45 minutes after the first ended
+    (decoy: 4–6 hours later)."""
+    a = b.inst()
+    others = [i for i in b.insts if i["admdvs"][:4] != a["admdvs"][:4] and i.get("fixmedins_type", "1") == "1"]
+    if not others:
+        return
+    psn = b.person()
+    when = b.day().replace(hour=int(b.rng.integers(7, 11)), minute=int(b.rng.integers(0, 60)))
+    minutes = int(b.rng.integers(10, 40))
+    b.outpatient(psn, a, when, minutes=minutes)
+    gap = int(b.rng.integers(15, 46)) if bad else int(b.rng.integers(240, 361))
+    v2 = b.outpatient(psn, _pick(b, others), when + timedelta(minutes=minutes + gap))
+    if bad:
+        b.label("SV-ID-04", v2)
+
+
+# pattern id: (rule, builder, Chinese name). The first six are the issue's; the rest vary institutions,
+# times and codes, and use the pack's own caps, none of them used to tune the rules.
+PATTERNS = {
+    "date-3-15d": ("SV-DATE-01", _pattern_dates, "明细日期在就诊期外 3–15 天"),
+    "rebill-1-3h": ("SV-DUP-04", _pattern_rebill, "住院同日 1–3 小时后再次收费"),
+    "split-1-4d": ("SV-ADM-04", _pattern_cross_split, "出院 1–4 天后同诊断在同城另一医院入院"),
+    "price-6x": ("SV-PRICE-02", _pattern_price, "常规编码 6 倍单价"),
+    "qty-10x": ("SV-QTY-03", _pattern_quantity, "常规药品 10 倍数量"),
+    "tests-15-20": ("SV-TEST-01", _pattern_tests, "一次门诊 15–20 项不同检查"),
+    "cap-4x": ("SV-PRICE-03", _pattern_cap4, "政策包限价 4 倍收费(新)"),
+    "rebill-priced": ("SV-DUP-04", _pattern_rebill_priced, "住院 30–170 分钟后改价再收费(新)"),
+    "split-subcode": ("SV-ADM-04", _pattern_split_subcode, "出院 5–7 天后同类诊断在同城另一区县入院(新)"),
+    "tests-chronic": ("SV-TEST-01", _pattern_tests_chronic, "门诊慢特病一次 15–20 项检查(新)"),
+    "qty-12-15x-upper": ("SV-QTY-03", _pattern_quantity_upper, "二三级医院常规药品 12–15 倍数量(新)"),
+    "two-cities": ("SV-ID-04", _pattern_two_cities, "同日两城市门诊相隔 15–45 分钟(新)"),
+}
+PATTERN_ZH = {pid: zh for pid, (_, _, zh) in PATTERNS.items()}
+PATTERN_RULE = {pid: rid for pid, (rid, _, _) in PATTERNS.items()}
 PATTERN_MIN_CASES = 20
 
 
@@ -845,32 +991,41 @@ INJECTORS = {
     "SV-ID-04": _inject_multi_area, "SV-VISIT-01": _inject_frequent, "SV-DOC-01": _inject_physician,
     "SV-LAB-01": _inject_same_results, "SV-STOCK-01": _inject_stock, "SV-PHAR-01": _inject_non_medical,
     "SV-PROV-01": _inject_peer_cost, "SV-PROV-02": _inject_peer_stay, "SV-PROV-03": _inject_peer_readmission,
-    "SV-DOC-02": _inject_peer_physician,
-    **PATTERNS,
+    "SV-DOC-02": _inject_peer_physician, "SV-PRICE-03": _inject_cap_multiple,
 }
 PROVIDER_PATTERNS = {"SV-DOC-01", "SV-DOC-02", "SV-STOCK-01", "SV-PROV-01", "SV-PROV-02", "SV-PROV-03"}
 MIN_CASES = 5
 
 
 def inject_fraud(tables: dict[str, pa.Table], rate: float, seed: int,
-                 ruleset: RuleSet | None = None) -> tuple[dict[str, pa.Table], pa.Table]:
+                 ruleset: RuleSet | None = None, pack=None) -> tuple[dict[str, pa.Table], pa.Table]:
     """Add each rule's pattern at ``rate`` of the visits (split evenly over the rules, at least
-    a few cases each; provider patterns a tenth as often) plus as many decoys; return the tables
-    and the labels (rule_id, subject). Expects :func:`add_supervision_columns` to have run."""
+    a few cases each; provider patterns a tenth as often) and each evaluation pattern of
+    :data:`PATTERNS` (at least 20 cases), each with as many decoys; return the tables and the
+    labels (rule_id, subject, pattern). ``pack``: the policy pack the region follows (its catalogue
+    caps feed the cap-4x pattern). Expects :func:`add_supervision_columns` to have run."""
     ruleset = ruleset or load_ruleset("default")
     rng = np.random.default_rng([seed, 6])
-    b = Builder(tables, rng)
+    b = Builder(tables, rng, pack)
     rules = [r for r in ruleset.rules if r.id in INJECTORS]
+    by_id = ruleset.by_id()
     per_rule = rate * tables["visits"].num_rows / max(len(rules), 1)
+    if rate <= 0:
+        return b.tables()
     for r in rules:
         provider = r.id in PROVIDER_PATTERNS
-        n = max(1 if provider else (PATTERN_MIN_CASES if r.id in PATTERNS else MIN_CASES),
-                int(round(per_rule / (10 if provider else 1))))
-        if rate <= 0:
-            n = 0
+        n = max(1 if provider else MIN_CASES, int(round(per_rule / (10 if provider else 1))))
         for k in range(n):
             INJECTORS[r.id](b, r.params, True)
             INJECTORS[r.id](b, r.params, False)
+    for pid, (rid, build, _) in PATTERNS.items():
+        if rid not in by_id:
+            continue
+        b.pattern = pid
+        for k in range(max(PATTERN_MIN_CASES, int(round(per_rule)))):
+            build(b, by_id[rid].params, True)
+            build(b, by_id[rid].params, False)
+        b.pattern = None
     return b.tables()
 
 
@@ -904,5 +1059,5 @@ def synth_supervised(pack, out_dir, persons: int, seed: int, year: int | None, r
     if not 0 <= rate <= 0.5:
         raise SynthError(Problem("SYN006", "--fraud", f"注入比例应在 0–0.5 之间, 实际为 {rate}"))
     tables = add_supervision_columns(generate(pack, persons, seed, year, progress), seed)
-    tables, labels = inject_fraud(tables, rate, seed)
+    tables, labels = inject_fraud(tables, rate, seed, pack=pack)
     return write_supervised(tables, out_dir, labels)

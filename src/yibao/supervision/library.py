@@ -489,6 +489,27 @@ def _price(p: PriceItems) -> str:
             f"WHERE l.pric_fen > c.cap")
 
 
+class CapMultiple(Params):
+    """最高支付限价 is a payment cap: a price somewhat above it is settled (the excess is 超限价自费), so
+    only a multiple of it is 超标准收费. ``items`` lists the caps; ``yibao audit --pack`` adds the policy
+    pack's own catalogue caps (:func:`yibao.supervision.ruleset.with_pack_caps`)."""
+    factor: Decimal = Field(default=Decimal("2"), gt=1, decimal_places=2)
+    items: list[PriceItem] = Field(default_factory=list)
+
+
+@rule("SV-PRICE-03", "单价数倍于支付限价(超标准收费)", "超标准收费",
+      "单价达到目录最高支付限价的 factor 倍以上(限价取自规则参数, 及 --pack 给出的政策包目录)",
+      "pre during after", "medium", params=CapMultiple, codes=item_codes)
+def _cap_multiple(p: CapMultiple) -> str:
+    c = values([(i.code, i.name, fen(i.cap)) for i in p.items], "code, name, cap")
+    ratio = qty("CAST(ROUND(l.pric_fen * 10000 / c.cap, 0) AS BIGINT)")
+    detail = ("l.med_list_codg || ' ' || c.name || ' 单价 ' || " + s("l.pric_fen") + " || ' 分, 支付限价 ' || "
+              + s("c.cap") + f" || ' 分, 为限价的 ' || {ratio} || ' 倍(阈值 {p.factor} 倍)'")
+    amount = "GREATEST(0, l.fee - CAST(ROUND(c.cap * l.cnt4 / 10000, 0) AS BIGINT))"
+    return (f"SELECT {line_hit(detail, amount)} FROM lines l JOIN {c} c ON c.code = l.med_list_codg "
+            f"WHERE c.cap > 0 AND l.pric_fen * 100 >= c.cap * {hundredths(p.factor)}")
+
+
 def _over_limit(p: LimitItems, group: str, what: str) -> str:
     """Lines of a code whose summed quantity in a group (visit-day, visit) exceeds the limit;
     the excess share of the group's amount is charged to its first line."""

@@ -14,6 +14,7 @@ from yibao.supervision import audit as A
 from yibao.supervision.evaluate import by_pattern, evaluate, overall
 from yibao.supervision.inject import schema_with_optional, write_supervised
 from yibao.supervision.online import Baselines, precheck
+from yibao.supervision.peers import peer_scores
 from yibao.supervision.ruleset import load_ruleset
 from yibao.supervision.views import BASELINE_SCHEMA
 
@@ -269,6 +270,15 @@ def test_physician_peer_outlier(tmp_path):
     assert [(h["subject"], h["amount_yuan"], h["detail"]) for h in A.hits_table(run).to_pylist()] == [
         ("H1-D", Decimal("1370.00"), "医师 H1-D 医疗类别 11 2 人次, 次均 80000 分, 同级同类别医师中位数 11500 分, "
                                       "MAD 1000 分, 偏离 69 个 MAD")]
+    # the peer-group scores: (800.00 − 115.00) / (1.4826 × 10.00) = 46.20; (100.00 − 115.00) / 14.826 = −1.01;
+    # one institution makes no peer group; no test lines: every value, median and MAD 0, score 0
+    scores = {(r["subject"], r["metric"]): r for r in peer_scores(run.con, min_visits=2).to_pylist()}
+    d = scores[("H1-D", "cost_per_visit")]
+    assert (d["value"], d["peers"], d["peer_median"], d["peer_mad"], d["score"], d["outlier"]) == (800.0, 4, 115.0, 10.0,
+                                                                                                46.2, True)
+    assert (scores[("H1-A", "cost_per_visit")]["score"], scores[("H1-A", "cost_per_visit")]["outlier"]) == (-1.01, False)
+    assert scores[("H1-D", "tests_per_visit")]["score"] == 0.0 and scores[("H1-D", "flagged_share")]["score"] == 0.0
+    assert {r[0] for r in scores} == {"H1-A", "H1-B", "H1-C", "H1-D"}
 
 
 def test_clean_region_keeps_people_in_one_place_and_prescriptions_bounded():

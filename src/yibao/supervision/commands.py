@@ -218,6 +218,13 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
             t2.add_row(str(r["risk_rank"]), r["fixmedins_code"], r["fixmedins_name"] or "", str(r["hits"]),
                        f"{r['amount_yuan']:,.2f}", f"{r['flagged_share']:.1%}", f"{r['risk_score']:.3f}")
         out.print(t2)
+    peers = [r for r in summary["peer_scores"].to_pylist() if r["outlier"]][:8]
+    if peers:
+        t5 = Table("同级离群 机构/医师", "指标(医疗类别)", "值", "同级中位数 / MAD (n)", "离群分")
+        for r in peers:
+            t5.add_row(r["subject"], f"{r['metric_zh']}({r['med_type']})", f"{r['value']:,.4g}",
+                       f"{r['peer_median']:,.4g} / {r['peer_mad']:,.4g} ({r['peers']})", f"{r['score']:.2f}")
+        out.print(t5)
     for sk in run.skipped:
         for p in sk.problems:
             err.print(f"[yellow]已跳过 {sk.rule_id}[/]: [{p.code}] {p.path}: {p.message}")

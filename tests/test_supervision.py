@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from yibao.policy.loader import resolve_pack
 from yibao.supervision import audit as A
-from yibao.supervision.inject import add_supervision_columns, inject_fraud, write_supervised
+from yibao.synth.fraud import add_supervision_columns, inject_fraud, write_supervised
 from yibao.supervision.library import RULES
 from yibao.supervision.model import CaseError, SupervisionError
 from yibao.supervision.online import Baselines, precheck

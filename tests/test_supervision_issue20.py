@@ -12,7 +12,7 @@ import pytest
 
 from yibao.supervision import audit as A
 from yibao.supervision.evaluate import by_pattern, evaluate, overall
-from yibao.supervision.inject import schema_with_optional, write_supervised
+from yibao.synth.fraud import schema_with_optional, write_supervised
 from yibao.supervision.online import Baselines, precheck
 from yibao.supervision.peers import peer_scores
 from yibao.supervision.ruleset import load_ruleset
@@ -289,7 +289,7 @@ def test_clean_region_keeps_people_in_one_place_and_prescriptions_bounded():
     import duckdb
 
     from yibao.policy.loader import resolve_pack
-    from yibao.supervision.inject import add_supervision_columns
+    from yibao.synth.fraud import add_supervision_columns
     from yibao.synth import generate
 
     tables = add_supervision_columns(generate(resolve_pack("shandong-2024"), persons=1500, seed=11), 11)

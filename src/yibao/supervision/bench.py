@@ -15,7 +15,7 @@ def run_bench(lines: int, online_visits: int, seed: int) -> None:
 
     from yibao.policy.loader import resolve_pack
     from yibao.supervision import audit as A
-    from yibao.supervision.inject import add_supervision_columns, inject_fraud, write_supervised
+    from yibao.synth.fraud import add_supervision_columns, inject_fraud, write_supervised
     from yibao.supervision.ruleset import load_ruleset
 
     persons = max(2000, lines // 22)

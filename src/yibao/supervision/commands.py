@@ -235,7 +235,7 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
 
         q = ev(A.hits_table(run), labels, [r.id for r in rs.rules])
         from yibao.supervision.evaluate import by_pattern, overall
-        from yibao.supervision.inject import PATTERN_RULE, PATTERN_ZH
+        from yibao.synth.fraud import PATTERN_RULE, PATTERN_ZH
 
         t3 = Table("规则", "名称", "注入", "命中", "命中注入", "召回率", "精确率")
         for row in render(q, {r.id: r.rule.name for r in rs.rules}):

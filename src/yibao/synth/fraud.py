@@ -5,7 +5,10 @@ fee times, institution types, a purchase table, exam results) to a clean region,
 its own random stream so the original columns stay byte-identical. :func:`inject_fraud` then
 adds, for every rule, cases that must be flagged (labelled) and look-alike legitimate cases
 (decoys, not labelled), each on new persons so one pattern never fires another rule. The
-codes come from the rule parameters, so a region's catalogue drives what is injected.
+codes come from the rule parameters, so a region's catalogue drives what is injected; the
+evaluation patterns (:data:`PATTERNS`) are built from the region's own data instead. A generator, so
+it lives with the synthetic region (``yibao synth --fraud``), not in the supervision engine, which it
+only reads (rule parameters, the optional-input schema).
 """
 
 from __future__ import annotations

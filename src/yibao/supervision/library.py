@@ -836,6 +836,8 @@ class QtyBaseline(Baseline):
     ``min_price_share`` × the learned median price is a smaller unit (片 rather than 盒), where ten
     times the count is the same amount, not over-dispensing."""
     min_price_share: Decimal = Field(default=Decimal("0.5"), ge=0, le=1, decimal_places=2)
+    # 超量开药 is what a patient takes home: outpatient medical types (an inpatient line is an order on the ward)
+    med_types: list[str] = Field(default=list(OUTPATIENT), min_length=1)
 
 
 class OverTesting(Params):
@@ -936,7 +938,8 @@ def _qty_outlier(p: QtyBaseline) -> str:
     unit = (f" LEFT JOIN baselines u ON u.kind = 'price' AND u.code = l.med_list_codg AND u.level = l.level "
             f"AND u.med_type = l.med_type")
     usual_unit = f" AND (u.med IS NULL OR l.pric_fen * 100 >= u.med * {hundredths(p.min_price_share)})"
-    return f"SELECT {line_hit(detail, amount)} FROM lines l {join}{unit} WHERE {cond}{usual_unit}{_categories(p)}"
+    types = f" AND l.med_type IN {in_list(p.med_types)}"
+    return f"SELECT {line_hit(detail, amount)} FROM lines l {join}{unit} WHERE {cond}{usual_unit}{types}{_categories(p)}"
 
 
 @rule("SV-TEST-01", "过度检查(检查项目数远超同病种同级)", "过度检查",

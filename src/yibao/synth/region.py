@@ -540,6 +540,9 @@ class _Region:
         out = _Visits.concat(parts)
         out = self._one_place_at_a_time(out, insts, D)
         out = self._clear_of_stays(rng, out, stays, D)
+        # a visit moved off a stay may land beside another visit of the day: sequence again, and
+        # clear again what that pushed into a stay
+        out = self._clear_of_stays(rng, self._one_place_at_a_time(out, insts, D), stays, D)
         allv = _Visits.concat([out, stays])
         order = np.lexsort((allv.kind, allv.begn, allv.psn, allv.end))
         return allv.take(order)

@@ -319,3 +319,18 @@ def test_clean_region_keeps_people_in_one_place_and_prescriptions_bounded():
         WHERE v.med_type IN ('21', '52') AND n.k <= DATE_DIFF('second', v.begntime, v.endtime) // 86400
           AND CAST(a.fee_ocur_time AS DATE) = CAST(b.fee_ocur_time AS DATE)""").fetchone()[0]
     assert close_repeats == 0
+
+
+def test_travel_tolerance_forgives_recorded_times(region, tmp_path):
+    """Qingdao 90 minutes after Jinan (needs 150) and another district 15 minutes later (needs 30): both
+    flagged without tolerance and with 10 minutes (90 < 140, 15 < 20); with 60 minutes for how the region
+    records times (booking / payment times) neither (90 ≥ 90, 15 ≥ −30)."""
+    _, run = region
+    found = {}
+    for tol in (0, 10, 60):
+        (tmp_path / "t.yaml").write_text(f"extends: default\nrules:\n  SV-ID-04:\n    params: {{tolerance_minutes: {tol}}}\n",
+                                         encoding="utf-8")
+        A.run_rules(run, load_ruleset(str(tmp_path / "t.yaml"), only=["SV-ID-04"]))
+        found[tol] = {m for r, m in batch_hits(run) if r == "SV-ID-04"}
+    A.run_rules(run, load_ruleset(only=NEW))  # the module's region as the other tests saw it
+    assert found == {0: {"V4P6b", "V4P7b"}, 10: {"V4P6b", "V4P7b"}, 60: set()}

@@ -290,6 +290,9 @@ class MultiArea(Params):
     same_city_minutes: int = Field(default=30, ge=0, le=24 * 60)
     default_minutes: int = Field(default=120, ge=0, le=24 * 60)
     travel: list[TravelItem] = Field(default_factory=list)
+    # minutes forgiven where visit times are not when the patient was there (begntime = 挂号 time of an
+    # online booking, endtime = 结算 time paid later by phone): the gap must fall short of travel − tolerance
+    tolerance_minutes: int = Field(default=0, ge=0, le=12 * 60)
 
 
 class Frequent(Params):
@@ -681,7 +684,7 @@ def _multi_area(p: MultiArea) -> str:
     return (f"SELECT {visit_hit(detail, 'b.medfee', 'b')} FROM vx b JOIN vx a ON a.psn_no = b.psn_no "
             f"AND a.begn_day = b.begn_day WHERE a.med_type IN {t} AND b.med_type IN {t} AND {EARLIER} "
             f"AND a.endtime <= b.begntime AND SUBSTRING(a.inst_admdvs, 1, {n}) <> SUBSTRING(b.inst_admdvs, 1, {n}) "
-            f"AND b.begn_sec - a.end_sec < 60 * {need} "
+            f"AND b.begn_sec - a.end_sec < 60 * ({need} - {p.tolerance_minutes}) "
             f"QUALIFY ROW_NUMBER() OVER (PARTITION BY b.mdtrt_id ORDER BY a.begntime, a.mdtrt_id) = 1")
 
 

@@ -151,3 +151,18 @@ def test_a_bad_category_is_refused_with_its_field(world):  # noqa: F811
     assert bad["infcode"] == -1 and "FSI020" in bad["err_msg"] and "med_chrgitm_type" in bad["err_msg"]
     with Session(engine) as s:
         assert s.get(FeeItem, (mdtrt_id, "G1")) is None
+
+
+def test_the_service_judges_the_pack_caps_it_is_told(monkeypatch):
+    """YIBAO_AUDIT_PACK: the online SV-PRICE-03 reads the pack's catalogue caps, as yibao audit --pack does."""
+    precheck._ruleset.cache_clear()
+    try:
+        monkeypatch.delenv(precheck.PACK_ENV, raising=False)
+        assert [i.code for i in precheck._ruleset().by_id()["SV-PRICE-03"].params.items] == ["SV-D-CAPX"]
+        precheck._ruleset.cache_clear()
+        monkeypatch.setenv(precheck.PACK_ENV, "shandong-2024")
+        items = precheck._ruleset().by_id()["SV-PRICE-03"].params.items
+        assert [(i.code, i.cap) for i in items][1:] == [("SD-EX-D001", Decimal("0.50")), ("SD-EX-D002", Decimal("45.00")),
+                                                        ("SD-EX-M001", Decimal("3000.00"))]
+    finally:
+        precheck._ruleset.cache_clear()

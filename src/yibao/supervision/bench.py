@@ -89,7 +89,6 @@ def _online(tables, run, persons: int, online_visits: int, seed: int) -> None:
                   f"p99 {np.percentile(ms, 99):.2f} ms")
 
 
-
 def _alternative(tables, run, rs) -> None:
     """The obvious alternative: one rule as a per-row Python loop over the lines."""
     gend_rule = rs.by_id()["SV-GEND-01"]

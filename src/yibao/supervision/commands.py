@@ -177,12 +177,15 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
             raise AuditInputError(Problem("AUD006", "--since", f"审核期起 {s} 晚于审核期止 {u}"))
         only = [r.strip() for r in rules.split(",") if r.strip()] if rules else None
         rs = load_ruleset(ruleset, only, skip_invalid)
+        recorded = pack is None
         pack = pack or _synth_pack(claims)
         if pack:  # SV-PRICE-03 also judges the pack's own catalogue caps
             from yibao.policy.loader import resolve_pack
             from yibao.supervision.ruleset import with_pack_caps
 
             rs = with_pack_caps(rs, resolve_pack(pack))
+            err.print(f"SV-PRICE-03 另审政策包 {pack} 目录的最高支付限价"
+                      + ("(数据由 yibao synth 按该政策包生成; 用 --pack 指定其他政策包)" if recorded else ""))
         started = time.perf_counter()
         run = A.open_claims(claims, s, u)
         A.run_rules(run, rs, skip_invalid)

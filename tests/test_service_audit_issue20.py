@@ -52,7 +52,8 @@ def _store(store_url, tables) -> None:
             s.add(Visit(mdtrt_id=v["mdtrt_id"], psn_no=v["psn_no"], fixmedins_code=v["fixmedins_code"],
                         insutype="390", insuplc_admdvs="370102", med_type=v["med_type"], begntime=v["begntime"],
                         endtime=v["endtime"], dise_codg=v["dise_codg"], ipt_otp_no=v["mdtrt_id"],
-                        atddr_no=v["atddr_no"], status="registered", created_at=v["begntime"]))
+                        atddr_no=v["atddr_no"], referral_from_level=v["referral_from_level"], status="registered",
+                        created_at=v["begntime"]))
         s.flush()
         for it in tables["fee_items"].to_pylist():
             s.add(FeeItem(mdtrt_id=it["mdtrt_id"], feedetl_sn=it["feedetl_sn"], med_list_codg=it["med_list_codg"],
@@ -104,8 +105,9 @@ def test_without_what_the_rules_read_they_find_nothing(store_url, region):  # no
         for it in s.scalars(select(FeeItem)):
             it.med_chrgitm_type = None
     hits = _service_hits(store_url)
-    # no baselines set: price, quantity and test-count outliers cannot be judged; no category: no near-duplicate
-    assert {k[0] for k in hits} == {"SV-DATE-01", "SV-ADM-04"}
+    # no baselines set: price, quantity and test-count outliers cannot be judged; no category: no near-duplicate;
+    # the listed caps of SV-PRICE-03 need neither
+    assert {k[0] for k in hits} == {"SV-DATE-01", "SV-ADM-04", "SV-PRICE-03"}
 
 
 def test_the_service_reads_the_baselines_batch_wrote(tmp_path, monkeypatch):
@@ -149,3 +151,18 @@ def test_a_bad_category_is_refused_with_its_field(world):  # noqa: F811
     assert bad["infcode"] == -1 and "FSI020" in bad["err_msg"] and "med_chrgitm_type" in bad["err_msg"]
     with Session(engine) as s:
         assert s.get(FeeItem, (mdtrt_id, "G1")) is None
+
+
+def test_the_service_judges_the_pack_caps_it_is_told(monkeypatch):
+    """YIBAO_AUDIT_PACK: the online SV-PRICE-03 reads the pack's catalogue caps, as yibao audit --pack does."""
+    precheck._ruleset.cache_clear()
+    try:
+        monkeypatch.delenv(precheck.PACK_ENV, raising=False)
+        assert [i.code for i in precheck._ruleset().by_id()["SV-PRICE-03"].params.items] == ["SV-D-CAPX"]
+        precheck._ruleset.cache_clear()
+        monkeypatch.setenv(precheck.PACK_ENV, "shandong-2024")
+        items = precheck._ruleset().by_id()["SV-PRICE-03"].params.items
+        assert [(i.code, i.cap) for i in items][1:] == [("SD-EX-D001", Decimal("0.50")), ("SD-EX-D002", Decimal("45.00")),
+                                                        ("SD-EX-M001", Decimal("3000.00"))]
+    finally:
+        precheck._ruleset.cache_clear()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from yibao.policy.loader import resolve_pack
 from yibao.supervision import audit as A
-from yibao.supervision.inject import add_supervision_columns, inject_fraud, write_supervised
+from yibao.synth.fraud import add_supervision_columns, inject_fraud, write_supervised
 from yibao.supervision.library import RULES
 from yibao.supervision.model import CaseError, SupervisionError
 from yibao.supervision.online import Baselines, precheck
@@ -263,7 +263,7 @@ def test_rules_listing_and_one_rule_in_full():
 
     runner = CliRunner()
     listing = runner.invoke(app, ["audit", "rules"])
-    assert listing.exit_code == 0 and "SV-GEND-01" in listing.output and "共 41 条规则" in listing.output
+    assert listing.exit_code == 0 and "SV-GEND-01" in listing.output and "共 42 条规则" in listing.output
     one = runner.invoke(app, ["audit", "rules", "SV-DRUG-02"])
     assert one.exit_code == 0 and "long_rx_days: 84" in one.output and "单次开药超过限定天数" in one.output
     bad = runner.invoke(app, ["audit", "rules", "SV-NOPE"])

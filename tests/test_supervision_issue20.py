@@ -11,13 +11,14 @@ import pyarrow as pa
 import pytest
 
 from yibao.supervision import audit as A
-from yibao.supervision.evaluate import evaluate, overall
-from yibao.supervision.inject import schema_with_optional, write_supervised
+from yibao.supervision.evaluate import by_pattern, evaluate, overall
+from yibao.synth.fraud import schema_with_optional, write_supervised
 from yibao.supervision.online import Baselines, precheck
+from yibao.supervision.peers import peer_scores
 from yibao.supervision.ruleset import load_ruleset
 from yibao.supervision.views import BASELINE_SCHEMA
 
-NEW = ["SV-DATE-01", "SV-DUP-04", "SV-ADM-04", "SV-ID-04", "SV-PRICE-02", "SV-QTY-03", "SV-TEST-01"]
+NEW = ["SV-DATE-01", "SV-DUP-04", "SV-ADM-04", "SV-ID-04", "SV-PRICE-02", "SV-QTY-03", "SV-TEST-01", "SV-PRICE-03"]
 INSTS = [{"fixmedins_code": "H1", "fixmedins_name": "济南甲医院", "level": "2", "admdvs": "370102", "fixmedins_type": "1"},
          {"fixmedins_code": "H2", "fixmedins_name": "济南乙医院", "level": "2", "admdvs": "370103", "fixmedins_type": "1"},
          {"fixmedins_code": "H3", "fixmedins_name": "青岛丙医院", "level": "2", "admdvs": "370202", "fixmedins_type": "1"}]
@@ -34,10 +35,10 @@ class Region:
                              "hh_income": Decimal("50000.00")})
         return psn
 
-    def visit(self, vid, psn, inst, begn, end, med_type="11", dise="J06.900", medfee="100.00", atddr=None):
+    def visit(self, vid, psn, inst, begn, end, med_type="11", dise="J06.900", medfee="100.00", atddr=None, referral=None):
         self.visits.append({"mdtrt_id": vid, "psn_no": psn, "insutype": "390", "med_type": med_type,
                             "fixmedins_code": inst, "level": "2", "begntime": begn, "endtime": end, "setl_time": end,
-                            "dise_codg": dise, "oprn_oprt_code": None, "referral_from_level": None,
+                            "dise_codg": dise, "oprn_oprt_code": None, "referral_from_level": referral,
                             "acct_balance": Decimal("0.00"), "medfee_sumamt": Decimal(medfee), "atddr_no": atddr or inst + "-D1"})
         return vid
 
@@ -60,8 +61,10 @@ def baselines(*rows) -> pa.Table:
 
 
 # price: code SV-X-PRICE at level 2 outpatient, median 10.00 yuan, MAD 0, 30 lines; quantity: SV-X-QTY
-# median 1, MAD 0; tests: diagnosis J06 at level 2 outpatient, median 2, MAD 1, 30 visits
+# median 1, MAD 0 (no price row); SV-X-PACK median 1 pack at 3.00 yuan; tests: diagnosis J06 at level 2
+# outpatient, median 2, MAD 1, 30 visits
 LEARNED = baselines(("price", "SV-X-PRICE", "2", "11", 30, 1000, 0), ("qty", "SV-X-QTY", "2", "11", 30, 10000, 0),
+                    ("qty", "SV-X-PACK", "2", "11", 30, 10000, 0), ("price", "SV-X-PACK", "2", "11", 30, 300, 0),
                     ("tests", "J06", "2", "11", 30, 2, 1))
 
 
@@ -82,11 +85,13 @@ def region(tmp_path_factory):
         r.line(sn, "V2", code, "45.00", when=when, cat=cat)
     # SV-ADM-04: readmitted 2 days later, same diagnosis, other hospital of the city (hit); the same at a
     # hospital in another city; a same-day transfer
-    for psn, second, gap in [("P3", "H2", 2), ("P4", "H3", 2), ("P5", "H2", 0)]:
+    # hospital in another city; a same-day transfer; a referral recorded from the first stay's level (2)
+    for psn, second, gap, ref in [("P3", "H2", 2, None), ("P4", "H3", 2, None), ("P5", "H2", 0, None),
+                                  ("P5r", "H2", 2, "2")]:
         r.person(psn)
         r.visit(f"V3{psn}a", psn, "H1", D, D + timedelta(days=4), med_type="21", dise="J18.900")
         b = D + timedelta(days=4 + gap, hours=2)
-        r.visit(f"V3{psn}b", psn, second, b, b + timedelta(days=3), med_type="21", dise="J18.901")
+        r.visit(f"V3{psn}b", psn, second, b, b + timedelta(days=3), med_type="21", dise="J18.901", referral=ref)
     # SV-ID-04: another district 15 minutes later (hit: 30 needed), Qingdao 90 minutes later (hit: 150
     # needed), Qingdao 3 hours later (possible)
     for psn, second, minutes in [("P6", "H2", 15), ("P7", "H3", 90), ("P8", "H3", 180)]:
@@ -104,6 +109,17 @@ def region(tmp_path_factory):
     r.line("F7a", "V7", "SV-X-QTY", "3.00", "10", cat="09")
     r.visit("V8", r.person("P12"), "H1", D, D + timedelta(hours=1))
     r.line("F8a", "V8", "SV-X-QTY", "3.00", "9", cat="09")
+    # 10 packs at 2.00 (≥ 0.5 × the usual 3.00: hit) and 10 units at 1.00 (a smaller unit: no hit)
+    r.visit("V12", r.person("P16"), "H1", D, D + timedelta(hours=1))
+    r.line("F12a", "V12", "SV-X-PACK", "2.00", "10", cat="09")
+    r.visit("V13", r.person("P17"), "H1", D, D + timedelta(hours=1))
+    r.line("F13a", "V13", "SV-X-PACK", "1.00", "10", cat="09")
+    # SV-PRICE-03: SV-D-CAPX (cap 30.00) at 3× the cap (hit) and at 1.5× (超限价自费, under the 2× factor)
+    r.visit("V11", r.person("P15"), "H1", D, D + timedelta(hours=1))
+    r.line("F11a", "V11", "SV-D-CAPX", "90.00", "2", cat="09")
+    r.line("F11b", "V11", "SV-S-OTHER", "45.00", "1", cat="05")
+    r.visit("V14", r.person("P18"), "H1", D, D + timedelta(hours=1))
+    r.line("F14a", "V14", "SV-D-CAPX", "45.00", "1", cat="09")
     # SV-TEST-01: 12 distinct tests (hit) and 9 (under min_tests 10) against a J06 median of 2
     r.visit("V9", r.person("P13"), "H1", D, D + timedelta(hours=1))
     for k in range(12):
@@ -136,6 +152,8 @@ def test_each_rule_hits_exactly_its_case(region):
         ("SV-ID-04", "V4P7b"): (10000, []),
         ("SV-PRICE-02", "V5"): (5000, ["F5a"]),  # 60.00 − the median 10.00
         ("SV-QTY-03", "V7"): (2700, ["F7a"]),  # 30.00 × (10 − 1) / 10
+        ("SV-QTY-03", "V12"): (1800, ["F12a"]),  # 20.00 × (10 − 1) / 10
+        ("SV-PRICE-03", "V11"): (12000, ["F11a"]),  # 180.00 − 2 × 30.00
         ("SV-TEST-01", "V9"): (25000, []),  # 12 tests 300.00 × (12 − 2) / 12
     }
 
@@ -149,6 +167,7 @@ def test_hits_explain_themselves(region):
                                              "两地路程约需 150 分钟")
     assert "相隔 150 分钟" in hits[("SV-DUP-04", "V2")][2]
     assert hits[("SV-TEST-01", "V9")][2] == "不同检查化验项目 12 项, 同诊断(J06)同级基线中位数 2, MAD 1(30 次就诊)"
+    assert hits[("SV-PRICE-03", "V11")][2] == "SV-D-CAPX 示例限价注射剂(支) 单价 9000 分, 支付限价 3000 分, 为限价的 3.0 倍(阈值 2 倍)"
 
 
 def test_online_gives_the_same_hits(region):
@@ -204,6 +223,35 @@ def test_evaluation_counts_recall_precision_and_clean_visits():
     # 3 injected, 2 found; 3 hits of labelled rules; 7 unlabelled visits, V7 and V9 flagged
     assert (o.labelled, o.true_hits, o.hits, o.clean_visits, o.clean_flagged) == (3, 2, 3, 7, 2)
     assert o.clean_rate == pytest.approx(2 / 7)
+    # a correct provider hit names a visit (the 61st patient of a labelled physician's day): not a clean one
+    hits2 = pa.concat_tables([hits, pa.table({"rule_id": ["SV-DOC-01"], "subject": ["H1-D9"], "mdtrt_id": ["V8"]})])
+    labels2 = pa.concat_tables([labels, pa.table({"rule_id": ["SV-DOC-01"], "subject": ["H1-D9"]})])
+    o2 = overall(evaluate(hits2, labels2, ["SV-DATE-01", "SV-DUP-04", "SV-ID-04", "SV-DOC-01"]), hits2, labels2,
+                 [f"V{k}" for k in range(1, 11)])
+    assert (o2.clean_visits, o2.clean_flagged) == (7, 2)
+
+
+def test_recall_per_pattern():
+    hits = pa.table({"rule_id": ["SV-QTY-03", "SV-QTY-03", "SV-PRICE-03"], "subject": ["V1", "V2", "V9"]})
+    labels = pa.table({"rule_id": ["SV-QTY-03", "SV-QTY-03", "SV-QTY-03", "SV-PRICE-03"],
+                       "subject": ["V1", "V2", "V3", "V4"], "pattern": ["qty-10x", "qty-upper", "qty-upper", "cap-4x"]})
+    rule_of = {"qty-10x": "SV-QTY-03", "qty-upper": "SV-QTY-03", "cap-4x": "SV-PRICE-03", "unused": "SV-ID-04"}
+    got = [(x.pattern, x.labelled, x.true_hits, x.recall) for x in by_pattern(hits, labels, rule_of)]
+    assert got == [("qty-10x", 1, 1, 1.0), ("qty-upper", 2, 1, 0.5), ("cap-4x", 1, 0, 0.0)]
+    # an older label file without the column: each rule's first pattern
+    old = labels.select(["rule_id", "subject"])
+    assert [(x.pattern, x.labelled) for x in by_pattern(hits, old, rule_of)] == [("qty-10x", 3), ("cap-4x", 1)]
+
+
+def test_pack_caps_join_the_listed_ones():
+    from yibao.policy.loader import resolve_pack
+    from yibao.supervision.ruleset import with_pack_caps
+
+    rs = with_pack_caps(load_ruleset(), resolve_pack("shandong-2024"))
+    items = rs.by_id()["SV-PRICE-03"].params.items
+    assert [(i.code, i.cap) for i in items] == [("SV-D-CAPX", Decimal("30.00")), ("SD-EX-D001", Decimal("0.50")),
+                                                ("SD-EX-D002", Decimal("45.00")), ("SD-EX-M001", Decimal("3000.00"))]
+    assert rs.by_id()["SV-PRICE-01"].params == load_ruleset().by_id()["SV-PRICE-01"].params
 
 
 def test_physician_peer_outlier(tmp_path):
@@ -222,3 +270,67 @@ def test_physician_peer_outlier(tmp_path):
     assert [(h["subject"], h["amount_yuan"], h["detail"]) for h in A.hits_table(run).to_pylist()] == [
         ("H1-D", Decimal("1370.00"), "医师 H1-D 医疗类别 11 2 人次, 次均 80000 分, 同级同类别医师中位数 11500 分, "
                                       "MAD 1000 分, 偏离 69 个 MAD")]
+    # the peer-group scores: (800.00 − 115.00) / (1.4826 × 10.00) = 46.20; (100.00 − 115.00) / 14.826 = −1.01;
+    # one institution makes no peer group; no test lines: every value, median and MAD 0, score 0
+    scores = {(r["subject"], r["metric"]): r for r in peer_scores(run.con, min_visits=2).to_pylist()}
+    d = scores[("H1-D", "cost_per_visit")]
+    assert (d["value"], d["peers"], d["peer_median"], d["peer_mad"], d["score"], d["outlier"]) == (800.0, 4, 115.0, 10.0,
+                                                                                                46.2, True)
+    assert (scores[("H1-A", "cost_per_visit")]["score"], scores[("H1-A", "cost_per_visit")]["outlier"]) == (-1.01, False)
+    assert scores[("H1-D", "tests_per_visit")]["score"] == 0.0 and scores[("H1-D", "flagged_share")]["score"] == 0.0
+    assert {r[0] for r in scores} == {"H1-A", "H1-B", "H1-C", "H1-D"}
+
+
+def test_clean_region_keeps_people_in_one_place_and_prescriptions_bounded():
+    """The generator's clean data, checked where it used to look like fraud: a person's same-day outpatient
+    visits at two institutions leave the travel gap (20 / 60 / 240 minutes: same district / city / other
+    city); a drug line holds at most 6 packs (12 for a 门诊慢特病 长处方); an item repeated in a stay is
+    billed on another day whenever the stay has 24 hours for each repeat."""
+    import duckdb
+
+    from yibao.policy.loader import resolve_pack
+    from yibao.synth.fraud import add_supervision_columns
+    from yibao.synth import generate
+
+    tables = add_supervision_columns(generate(resolve_pack("shandong-2024"), persons=1500, seed=11), 11)
+    con = duckdb.connect()
+    for name in ("visits", "fee_items", "institutions"):
+        con.register(name, tables[name])
+    too_close = con.sql("""
+        SELECT COUNT(*) FROM visits a JOIN visits b ON a.psn_no = b.psn_no AND a.mdtrt_id <> b.mdtrt_id
+        JOIN institutions ia ON ia.fixmedins_code = a.fixmedins_code JOIN institutions ib ON ib.fixmedins_code = b.fixmedins_code
+        WHERE a.med_type IN ('11', '14') AND b.med_type IN ('11', '14') AND a.fixmedins_code <> b.fixmedins_code
+          AND CAST(a.begntime AS DATE) = CAST(b.begntime AS DATE) AND a.begntime <= b.begntime
+          AND b.begntime < a.endtime + INTERVAL (CASE WHEN ia.admdvs = ib.admdvs THEN 20
+              WHEN LEFT(ia.admdvs, 4) = LEFT(ib.admdvs, 4) THEN 60 ELSE 240 END) MINUTE""").fetchone()[0]
+    assert too_close == 0
+    same_day = con.sql("""SELECT COUNT(*) FROM (SELECT psn_no, CAST(begntime AS DATE) FROM visits
+        WHERE med_type IN ('11', '14') GROUP BY ALL HAVING COUNT(DISTINCT fixmedins_code) > 1)""").fetchone()[0]
+    assert same_day > 0  # the rule had cases to keep apart
+    most = dict(con.sql("""SELECT v.med_type, MAX(f.cnt) FROM fee_items f JOIN visits v USING (mdtrt_id)
+        WHERE f.med_list_codg LIKE 'YB-D%' GROUP BY 1""").fetchall())
+    assert (most["11"], most["14"]) == (Decimal(6), Decimal(12))
+    assert most["21"] <= 30
+    close_repeats = con.sql("""
+        SELECT COUNT(*) FROM fee_items a JOIN fee_items b ON a.mdtrt_id = b.mdtrt_id AND a.med_list_codg = b.med_list_codg
+          AND a.feedetl_sn < b.feedetl_sn JOIN visits v ON v.mdtrt_id = a.mdtrt_id
+        JOIN (SELECT mdtrt_id, med_list_codg, COUNT(*) AS k FROM fee_items GROUP BY ALL) n
+          ON n.mdtrt_id = a.mdtrt_id AND n.med_list_codg = a.med_list_codg
+        WHERE v.med_type IN ('21', '52') AND n.k <= DATE_DIFF('second', v.begntime, v.endtime) // 86400
+          AND CAST(a.fee_ocur_time AS DATE) = CAST(b.fee_ocur_time AS DATE)""").fetchone()[0]
+    assert close_repeats == 0
+
+
+def test_travel_tolerance_forgives_recorded_times(region, tmp_path):
+    """Qingdao 90 minutes after Jinan (needs 150) and another district 15 minutes later (needs 30): both
+    flagged without tolerance and with 10 minutes (90 < 140, 15 < 20); with 60 minutes for how the region
+    records times (booking / payment times) neither (90 ≥ 90, 15 ≥ −30)."""
+    _, run = region
+    found = {}
+    for tol in (0, 10, 60):
+        (tmp_path / "t.yaml").write_text(f"extends: default\nrules:\n  SV-ID-04:\n    params: {{tolerance_minutes: {tol}}}\n",
+                                         encoding="utf-8")
+        A.run_rules(run, load_ruleset(str(tmp_path / "t.yaml"), only=["SV-ID-04"]))
+        found[tol] = {m for r, m in batch_hits(run) if r == "SV-ID-04"}
+    A.run_rules(run, load_ruleset(only=NEW))  # the module's region as the other tests saw it
+    assert found == {0: {"V4P6b", "V4P7b"}, 10: {"V4P6b", "V4P7b"}, 60: set()}

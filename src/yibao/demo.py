@@ -71,7 +71,7 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     from yibao.monitoring.screen import monitor
     from yibao.simulation.comparison import simulate
     from yibao.simulation.render import format_simulation
-    from yibao.supervision.inject import add_supervision_columns, write_supervised
+    from yibao.synth.fraud import add_supervision_columns, write_supervised
     from yibao.synth import enrolment as synth_enrolment
     from yibao.synth import generate
 

@@ -42,9 +42,21 @@ def _online():
         return None
 
 
+PACK_ENV = "YIBAO_AUDIT_PACK"
+
+
 @lru_cache(maxsize=1)
 def _ruleset():
-    return importlib.import_module("yibao.supervision.ruleset").load_ruleset("default")
+    """The default rules; with ``YIBAO_AUDIT_PACK`` set to a policy pack, SV-PRICE-03 also judges that
+    pack's catalogue caps, as ``yibao audit --pack`` does in batch."""
+    rules = importlib.import_module("yibao.supervision.ruleset")
+    rs = rules.load_ruleset("default")
+    pack = os.environ.get(PACK_ENV)
+    if pack:
+        from yibao.policy.loader import resolve_pack
+
+        rs = rules.with_pack_caps(rs, resolve_pack(pack))
+    return rs
 
 
 def available() -> bool:

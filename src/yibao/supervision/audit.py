@@ -22,6 +22,7 @@ import pyarrow as pa
 from yibao.sql import sql_path
 from yibao.errors import Problem
 from yibao.supervision.model import AuditInputError, Skipped, SupervisionError
+from yibao.supervision.peers import peer_scores
 from yibao.supervision.ruleset import RuleSet
 from yibao.supervision.views import BASELINE_SCHEMA, DERIVED, OPTIONAL_COLUMNS, OPTIONAL_TABLES, OPTIONAL_ZH, baseline_sql
 
@@ -201,7 +202,8 @@ def rule_meta(ruleset: RuleSet) -> pa.Table:
 
 
 def summaries(run: AuditRun, credit: dict[str, pa.Table] | None = None) -> dict[str, pa.Table]:
-    """By rule, by institution (with a risk rank), by physician; amounts in yuan."""
+    """By rule, by institution (with a risk rank), by physician; amounts in yuan; and the peer-group
+    outlier scores of institutions and physicians (:mod:`yibao.supervision.peers`)."""
     con = run.con
     y = "CAST(CAST({} AS DECIMAL(18,0)) / 100 AS DECIMAL(16,2))"
     by_rule = con.sql(f"""
@@ -224,7 +226,7 @@ SELECT x.fixmedins_code, x.atddr_no, COUNT(*) AS hits, {y.format('SUM(h.amount)'
        COUNT(DISTINCT h.mdtrt_id) AS flagged_visits
 FROM hits h JOIN vx x ON x.mdtrt_id = h.mdtrt_id WHERE x.atddr_no IS NOT NULL GROUP BY ALL
 ORDER BY amount_yuan DESC, x.atddr_no""").to_arrow_table()
-    out = {"by_rule": by_rule, "by_institution": by_inst, "by_physician": by_doc}
+    out = {"by_rule": by_rule, "by_institution": by_inst, "by_physician": by_doc, "peer_scores": peer_scores(con)}
     if credit:
         out.update(credit)
     return out
@@ -273,7 +275,7 @@ def write_outputs(run: AuditRun, out_dir: str | Path, summary: dict[str, pa.Tabl
 
 
 EXCEL_MAX_HITS = 200_000
-SHEETS = {"by_rule": "按规则", "by_institution": "机构风险排名", "by_physician": "按医师",
+SHEETS = {"by_rule": "按规则", "by_institution": "机构风险排名", "by_physician": "按医师", "peer_scores": "同级离群分",
           "credit_institutions": "机构信用", "credit_physicians": "医师积分"}
 
 

@@ -51,6 +51,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         db: Optional[str] = typer.Option(None, "--db", help="案件库 URL: 给出时在汇总中加入信用评价"),
         catalogue_db: Optional[str] = typer.Option(None, "--catalogue-db",
                                                    help="目录库 URL: 加审就诊日生效的限定支付范围与医疗服务价格(docs/institutions.md §4)"),
+        pack: Optional[str] = typer.Option(None, "--pack",
+                                           help="政策包: SV-PRICE-03 另审其目录的最高支付限价(默认取 yibao synth 数据记录的政策包)"),
     ) -> None:
         """批量审核理赔数据, 写出疑点(Parquet + Excel)与按规则/机构/医师的汇总。"""
         if ctx.invoked_subcommand is not None:
@@ -58,7 +60,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         if claims is None:
             typer.echo(ctx.get_help())
             raise typer.Exit(code=0)
-        _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db, catalogue_db)
+        _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db, catalogue_db, pack)
 
     @audit_app.command("rules")
     def audit_rules(
@@ -146,7 +148,20 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         run_bench(lines, online_visits, seed)
 
 
-def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db, catalogue_db=None) -> None:
+def _synth_pack(claims: Path) -> str | None:
+    """The policy pack a ``yibao synth`` region was generated under (its Parquet metadata), if any."""
+    import pyarrow.parquet as pq
+
+    path = Path(claims) / "institutions.parquet"
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta[b"yibao.synth"]).get("pack") if b"yibao.synth" in meta else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db, catalogue_db=None,
+               pack=None) -> None:
     import time
 
     from rich.table import Table
@@ -162,6 +177,15 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
             raise AuditInputError(Problem("AUD006", "--since", f"审核期起 {s} 晚于审核期止 {u}"))
         only = [r.strip() for r in rules.split(",") if r.strip()] if rules else None
         rs = load_ruleset(ruleset, only, skip_invalid)
+        recorded = pack is None
+        pack = pack or _synth_pack(claims)
+        if pack:  # SV-PRICE-03 also judges the pack's own catalogue caps
+            from yibao.policy.loader import resolve_pack
+            from yibao.supervision.ruleset import with_pack_caps
+
+            rs = with_pack_caps(rs, resolve_pack(pack))
+            err.print(f"SV-PRICE-03 另审政策包 {pack} 目录的最高支付限价"
+                      + ("(数据由 yibao synth 按该政策包生成; 用 --pack 指定其他政策包)" if recorded else ""))
         started = time.perf_counter()
         run = A.open_claims(claims, s, u)
         A.run_rules(run, rs, skip_invalid)
@@ -197,6 +221,13 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
             t2.add_row(str(r["risk_rank"]), r["fixmedins_code"], r["fixmedins_name"] or "", str(r["hits"]),
                        f"{r['amount_yuan']:,.2f}", f"{r['flagged_share']:.1%}", f"{r['risk_score']:.3f}")
         out.print(t2)
+    peers = [r for r in summary["peer_scores"].to_pylist() if r["outlier"]][:8]
+    if peers:
+        t5 = Table("同级离群 机构/医师", "指标(医疗类别)", "值", "同级中位数 / MAD (n)", "离群分")
+        for r in peers:
+            t5.add_row(r["subject"], f"{r['metric_zh']}({r['med_type']})", f"{r['value']:,.4g}",
+                       f"{r['peer_median']:,.4g} / {r['peer_mad']:,.4g} ({r['peers']})", f"{r['score']:.2f}")
+        out.print(t5)
     for sk in run.skipped:
         for p in sk.problems:
             err.print(f"[yellow]已跳过 {sk.rule_id}[/]: [{p.code}] {p.path}: {p.message}")
@@ -206,19 +237,20 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
         from yibao.supervision.evaluate import evaluate as ev, render
 
         q = ev(A.hits_table(run), labels, [r.id for r in rs.rules])
-        from yibao.supervision.evaluate import overall
-        from yibao.supervision.inject import PATTERN_ZH
+        from yibao.supervision.evaluate import by_pattern, overall
+        from yibao.synth.fraud import PATTERN_RULE, PATTERN_ZH
 
         t3 = Table("规则", "名称", "注入", "命中", "命中注入", "召回率", "精确率")
         for row in render(q, {r.id: r.rule.name for r in rs.rules}):
             t3.add_row(*row)
         out.print(t3)
-        # the issue's patterns, built from the region's data rather than from the rules' parameters
-        t4 = Table("模式 pattern", "规则", "注入", "命中注入", "召回率", "精确率")
-        for x in q:
-            if x.rule_id in PATTERN_ZH and x.labelled:
-                row = render([x], {})[0]
-                t4.add_row(PATTERN_ZH[x.rule_id], x.rule_id, row[2], row[4], row[5], row[6])
+        # the evaluation patterns, built from the region's data rather than from the rules' parameters
+        precision = {x.rule_id: x.precision for x in q}
+        t4 = Table("模式 pattern", "规则", "注入", "命中注入", "召回率", "规则精确率")
+        for x in by_pattern(A.hits_table(run), labels, PATTERN_RULE):
+            p = precision.get(x.rule_id)
+            t4.add_row(PATTERN_ZH[x.pattern], x.rule_id, str(x.labelled), str(x.true_hits), f"{x.recall:.1%}",
+                       "—" if p is None else f"{p:.1%}")
         out.print(t4)
         hits = A.hits_table(run)
         visit_ids = [m for (m,) in run.con.sql("SELECT mdtrt_id FROM vx").fetchall()]

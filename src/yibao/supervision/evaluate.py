@@ -80,9 +80,49 @@ def overall(quality: list[RuleQuality], hits: pa.Table, labels: pa.Table, visit_
     """Totals over the rules with injected cases, and the share of unlabelled visits (the region's own
     visits and the decoys) that any rule flags: what a clean region would see."""
     labelled_visits = set(labels.column("subject").to_pylist())
+    truth = set(zip(labels.column("rule_id").to_pylist(), labels.column("subject").to_pylist()))
     visits = set(visit_ids)
-    flagged = {m for m in hits.column("mdtrt_id").to_pylist() if m is not None}
+    # a visit counts against precision only through a false hit: the visits a correct provider-level hit
+    # names (the 61st patient of a labelled physician's day) belong to the injected case
+    flagged = {m for r, s, m in zip(hits.column("rule_id").to_pylist(), hits.column("subject").to_pylist(),
+                                    hits.column("mdtrt_id").to_pylist()) if m is not None and (r, s) not in truth}
     clean = visits - labelled_visits
     q = [x for x in quality if x.labelled]
     return Overall(sum(x.labelled for x in q), sum(x.true_hits for x in q), sum(x.hits for x in q),
                    len(clean), len(flagged & clean))
+
+
+@dataclass
+class PatternQuality:
+    pattern: str
+    rule_id: str
+    labelled: int
+    true_hits: int
+
+    @property
+    def recall(self) -> float | None:
+        return self.true_hits / self.labelled if self.labelled else None
+
+
+def by_pattern(hits: pa.Table, labels: pa.Table, rule_of: dict[str, str]) -> list[PatternQuality]:
+    """Recall per evaluation pattern: labels carry the pattern they were built for (older label files
+    without the column: the pattern is the one the rule has in ``rule_of``)."""
+    found = set(zip(hits.column("rule_id").to_pylist(), hits.column("subject").to_pylist()))
+    rules = labels.column("rule_id").to_pylist()
+    subjects = labels.column("subject").to_pylist()
+    if "pattern" in labels.column_names:
+        patterns = labels.column("pattern").to_pylist()
+    else:
+        first = {}
+        for pid, rid in rule_of.items():
+            first.setdefault(rid, pid)
+        patterns = [first.get(r) for r in rules]
+    out: dict[str, PatternQuality] = {}
+    for pid in rule_of:
+        out[pid] = PatternQuality(pid, rule_of[pid], 0, 0)
+    for r, s, pid in zip(rules, subjects, patterns):
+        if pid is None or pid not in out:
+            continue
+        out[pid].labelled += 1
+        out[pid].true_hits += (r, s) in found
+    return [q for q in out.values() if q.labelled]

@@ -290,6 +290,9 @@ class MultiArea(Params):
     same_city_minutes: int = Field(default=30, ge=0, le=24 * 60)
     default_minutes: int = Field(default=120, ge=0, le=24 * 60)
     travel: list[TravelItem] = Field(default_factory=list)
+    # minutes forgiven where visit times are not when the patient was there (begntime = 挂号 time of an
+    # online booking, endtime = 结算 time paid later by phone): the gap must fall short of travel − tolerance
+    tolerance_minutes: int = Field(default=0, ge=0, le=12 * 60)
 
 
 class Frequent(Params):
@@ -489,6 +492,27 @@ def _price(p: PriceItems) -> str:
             f"WHERE l.pric_fen > c.cap")
 
 
+class CapMultiple(Params):
+    """最高支付限价 is a payment cap: a price somewhat above it is settled (the excess is 超限价自费), so
+    only a multiple of it is 超标准收费. ``items`` lists the caps; ``yibao audit --pack`` adds the policy
+    pack's own catalogue caps (:func:`yibao.supervision.ruleset.with_pack_caps`)."""
+    factor: Decimal = Field(default=Decimal("2"), gt=1, decimal_places=2)
+    items: list[PriceItem] = Field(default_factory=list)
+
+
+@rule("SV-PRICE-03", "单价数倍于支付限价(超标准收费)", "超标准收费",
+      "单价达到目录最高支付限价的 factor 倍以上(限价取自规则参数, 及 --pack 给出的政策包目录)",
+      "pre during after", "medium", params=CapMultiple, codes=item_codes)
+def _cap_multiple(p: CapMultiple) -> str:
+    c = values([(i.code, i.name, fen(i.cap)) for i in p.items], "code, name, cap")
+    ratio = qty("CAST(ROUND(l.pric_fen * 10000 / c.cap, 0) AS BIGINT)")
+    detail = ("l.med_list_codg || ' ' || c.name || ' 单价 ' || " + s("l.pric_fen") + " || ' 分, 支付限价 ' || "
+              + s("c.cap") + f" || ' 分, 为限价的 ' || {ratio} || ' 倍(阈值 {p.factor} 倍)'")
+    amount = "GREATEST(0, l.fee - CAST(ROUND(c.cap * l.cnt4 / 10000, 0) AS BIGINT))"
+    return (f"SELECT {line_hit(detail, amount)} FROM lines l JOIN {c} c ON c.code = l.med_list_codg "
+            f"WHERE c.cap > 0 AND l.pric_fen * 100 >= c.cap * {hundredths(p.factor)}")
+
+
 def _over_limit(p: LimitItems, group: str, what: str) -> str:
     """Lines of a code whose summed quantity in a group (visit-day, visit) exceeds the limit;
     the excess share of the group's amount is charged to its first line."""
@@ -660,7 +684,7 @@ def _multi_area(p: MultiArea) -> str:
     return (f"SELECT {visit_hit(detail, 'b.medfee', 'b')} FROM vx b JOIN vx a ON a.psn_no = b.psn_no "
             f"AND a.begn_day = b.begn_day WHERE a.med_type IN {t} AND b.med_type IN {t} AND {EARLIER} "
             f"AND a.endtime <= b.begntime AND SUBSTRING(a.inst_admdvs, 1, {n}) <> SUBSTRING(b.inst_admdvs, 1, {n}) "
-            f"AND b.begn_sec - a.end_sec < 60 * {need} "
+            f"AND b.begn_sec - a.end_sec < 60 * ({need} - {p.tolerance_minutes}) "
             f"QUALIFY ROW_NUMBER() OVER (PARTITION BY b.mdtrt_id ORDER BY a.begntime, a.mdtrt_id) = 1")
 
 
@@ -793,6 +817,8 @@ class CrossReadmission(Params):
     prefix_len: int = Field(default=3, ge=1, le=10)
     area_digits: int = Field(default=4, ge=2, le=6)
     med_types: list[str] = Field(default=["21"], min_length=1)
+    # an admission that records a referral (转诊) from the earlier stay's level is a transfer, not a split
+    referral_exempt: bool = True
 
 
 class Baseline(Params):
@@ -806,6 +832,15 @@ class Baseline(Params):
     min_n: int = Field(default=20, ge=3)
     # item categories judged when the line has one (empty: every line); a line without a category is judged
     categories: list[str] = Field(default_factory=list)
+
+
+class QtyBaseline(Baseline):
+    """A quantity outlier counts only when billed in the code's usual unit: a unit price under
+    ``min_price_share`` × the learned median price is a smaller unit (片 rather than 盒), where ten
+    times the count is the same amount, not over-dispensing."""
+    min_price_share: Decimal = Field(default=Decimal("0.5"), ge=0, le=1, decimal_places=2)
+    # 超量开药 is what a patient takes home: outpatient medical types (an inpatient line is an order on the ward)
+    med_types: list[str] = Field(default=list(OUTPATIENT), min_length=1)
 
 
 class OverTesting(Params):
@@ -850,7 +885,7 @@ def _near_duplicate(p: NearDuplicate) -> str:
 
 
 @rule("SV-ADM-04", "跨机构分解住院", "分解住院",
-      "出院后限定天数内以相同诊断在同一城市的另一家机构再次入院(当日转院除外)", "during after", "high",
+      "出院后限定天数内以相同诊断在同一城市的另一家机构再次入院(当日转院、登记了自上次机构等级转诊的除外)", "during after", "high",
       params=CrossReadmission)
 def _cross_readmission(p: CrossReadmission) -> str:
     n = p.area_digits
@@ -864,7 +899,8 @@ def _cross_readmission(p: CrossReadmission) -> str:
             f"AND {gap} >= {p.min_days} AND {gap} <= {p.max_days} "
             f"AND SUBSTRING(a.inst_admdvs, 1, {n}) = SUBSTRING(b.inst_admdvs, 1, {n}) "
             f"AND SUBSTRING(a.dise_codg, 1, {p.prefix_len}) = SUBSTRING(b.dise_codg, 1, {p.prefix_len}) "
-            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY b.mdtrt_id ORDER BY a.endtime DESC, a.mdtrt_id) = 1")
+            + ("AND (b.referral_from_level IS NULL OR b.referral_from_level <> a.level) " if p.referral_exempt else "")
+            + "QUALIFY ROW_NUMBER() OVER (PARTITION BY b.mdtrt_id ORDER BY a.endtime DESC, a.mdtrt_id) = 1")
 
 
 def _outlier(p: Baseline, kind: str, value: str, unit: str, shown) -> tuple[str, str, str]:
@@ -896,12 +932,17 @@ def _price_outlier(p: Baseline) -> str:
 
 
 @rule("SV-QTY-03", "数量显著高于同级基线(超量开药)", "超量开药",
-      "明细数量远高于同一编码在同级机构的基线(中位数与 MAD 由理赔数据学得)", "pre during after", "medium",
-      params=Baseline)
-def _qty_outlier(p: Baseline) -> str:
+      "明细数量远高于同一编码在同级机构的基线(中位数与 MAD 由理赔数据学得), 且按该编码通常的计价单位收费"
+      "(单价不低于基线中位单价的 min_price_share 倍)", "pre during after", "medium",
+      params=QtyBaseline)
+def _qty_outlier(p: QtyBaseline) -> str:
     join, cond, detail = _outlier(p, "qty", "l.cnt4", "数量", qty)
     amount = "CAST(ROUND(l.fee * (l.cnt4 - g.med) / l.cnt4, 0) AS BIGINT)"
-    return f"SELECT {line_hit(detail, amount)} FROM lines l {join} WHERE {cond}{_categories(p)}"
+    unit = (f" LEFT JOIN baselines u ON u.kind = 'price' AND u.code = l.med_list_codg AND u.level = l.level "
+            f"AND u.med_type = l.med_type")
+    usual_unit = f" AND (u.med IS NULL OR l.pric_fen * 100 >= u.med * {hundredths(p.min_price_share)})"
+    types = f" AND l.med_type IN {in_list(p.med_types)}"
+    return f"SELECT {line_hit(detail, amount)} FROM lines l {join}{unit} WHERE {cond}{usual_unit}{types}{_categories(p)}"
 
 
 @rule("SV-TEST-01", "过度检查(检查项目数远超同病种同级)", "过度检查",

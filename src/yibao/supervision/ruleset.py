@@ -7,7 +7,7 @@ off; ``severity`` and ``blocking`` may be overridden too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -122,3 +122,21 @@ def load_ruleset(name_or_path: str = "default", only: list[str] | None = None,
     if problems and not skip_invalid:
         raise SupervisionError(problems, source)
     return RuleSet(str(doc.get("ruleset", name_or_path)), str(doc.get("name", "")), configured, skipped)
+
+
+def with_pack_caps(rs: RuleSet, pack) -> RuleSet:
+    """The rule set with SV-PRICE-03 (单价数倍于支付限价) also judging the policy pack's catalogue caps
+    (最高支付限价) beyond the codes its parameters list: one rule, its items from two sources."""
+    from yibao.supervision.library import PriceItem
+
+    conf = rs.by_id().get("SV-PRICE-03")
+    if conf is None:
+        return rs
+    listed = {i.code for i in conf.params.items}
+    extra = [PriceItem(code=e.med_list_codg, name=e.name, cap=e.price_cap) for e in pack.classification.catalog
+             if e.price_cap is not None and e.price_cap > 0 and e.med_list_codg not in listed]
+    if not extra:
+        return rs
+    params = conf.params.model_copy(update={"items": [*conf.params.items, *extra]})
+    return RuleSet(rs.id, rs.name, [replace(r, params=params) if r.id == "SV-PRICE-03" else r for r in rs.rules],
+                   rs.skipped)

@@ -43,7 +43,7 @@ def seconds(t: str) -> str:
 
 VX_SQL = """
 SELECT v.mdtrt_id, v.psn_no, v.med_type, v.fixmedins_code, v.level, v.begntime, v.endtime, v.setl_time,
-       v.dise_codg, v.oprn_oprt_code, v.atddr_no, CAST(ROUND(v.medfee_sumamt * 100) AS BIGINT) AS medfee,
+       v.dise_codg, v.oprn_oprt_code, v.referral_from_level, v.atddr_no, CAST(ROUND(v.medfee_sumamt * 100) AS BIGINT) AS medfee,
        CAST(v.begntime AS DATE) AS begn_day, CAST(v.endtime AS DATE) AS end_day,
        GREATEST(DATE_DIFF('day', CAST(v.begntime AS DATE), CAST(v.endtime AS DATE)), 1) AS los,
        {begn_sec} AS begn_sec, {end_sec} AS end_sec,

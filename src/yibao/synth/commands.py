@@ -61,7 +61,7 @@ def synth_cmd(
 
             try:
                 if fraud is not None:
-                    from yibao.supervision.inject import synth_supervised
+                    from yibao.synth.fraud import synth_supervised
 
                     written = synth_supervised(policy, out_dir, n, s, y, fraud, note)
                 else:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: drug packs per line capped, one place at a time on a day
 
 # --- population ---------------------------------------------------------------------------
 
@@ -198,6 +198,17 @@ FRACTIONAL_CNTS = (5000, 15000, 25000, 3333, 6667, 12500)  # cnt × 10,000
 LINE_PRESELFPAY_SHARE = 0.01  # 乙类 lines carrying their own preselfpay_ratio
 LINE_PRESELFPAY = (500, 1500, 2000)  # ratio × 10,000
 CODES_PER_POOL = 200
+# packs of one drug on one line, at most (处方管理办法: an ordinary prescription holds up to 7 days'
+# supply, a chronic-disease 长处方 up to 12 weeks; an inpatient line is one order's quantity): without
+# the cap the count's geometric tail put 10–30 packs on ~0.5% of ordinary drug lines
+DRUG_MAX_UNITS = {"outpatient": 6, "two_diseases": 6, "chronic": 12, "inpatient": 30, "maternity": 30}
+# a catalogue drug priced per tablet or vial comes in packs of about this many fen at its cap
+# (SD-EX-D001 at 0.50 yuan a tablet: packs of 60); its line holds at most DRUG_MAX_UNITS packs
+PACK_FEN = 3000
+# one person's outpatient visits on one day at different institutions follow one another: the later
+# starts at least this many minutes after the earlier ended (same district, same city, another city)
+SAME_DAY_GAP_MINUTES = (20, 60, 240)
+LATEST_OUTPATIENT_HOUR = 20  # a visit pushed past this hour moves to the next day
 
 SURNAMES = tuple("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
 GIVEN = tuple("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超霞平刚桂兰玉华红建国志海云飞鹏辉燕玲晓春梅文斌宇浩凯丹欣怡佳俊博思雨子涵梓萱一诺晨阳泽")

@@ -538,7 +538,11 @@ class _Region:
                  self._chronic(rng, people, insts, chronic, D, frac)]
         stays = self._inpatient(rng_in, people, insts, hyp | dia | chronic, D, frac)
         out = _Visits.concat(parts)
+        out = self._one_place_at_a_time(out, insts, D)
         out = self._clear_of_stays(rng, out, stays, D)
+        # a visit moved off a stay may land beside another visit of the day: sequence again, and
+        # clear again what that pushed into a stay
+        out = self._clear_of_stays(rng, self._one_place_at_a_time(out, insts, D), stays, D)
         allv = _Visits.concat([out, stays])
         order = np.lexsort((allv.kind, allv.begn, allv.psn, allv.end))
         return allv.take(order)
@@ -712,6 +716,36 @@ class _Region:
         codes = [i for i, p in enumerate(self.cat_profiles) if "因病致贫" in p.keywords]
         return np.isin(people.cat, codes) if codes else np.zeros(people.n, dtype=bool)
 
+    def _one_place_at_a_time(self, out: _Visits, insts: _Insts, D: int) -> _Visits:
+        """A person's outpatient visits on one day at different institutions, drawn independently, may
+        overlap or leave no time to get from one to the other (another city an hour later). Each later
+        one starts :data:`profiles.SAME_DAY_GAP_MINUTES` after the earlier ended, or, past
+        the latest hour, the next day at its drawn time."""
+        if len(out) < 2:
+            return out
+        order = np.lexsort((out.begn, out.begn // DAY, out.psn))
+        psn, day = out.psn[order], out.begn[order] // DAY
+        same = np.r_[False, (psn[1:] == psn[:-1]) & (day[1:] == day[:-1])]
+        if not same.any():
+            return out
+        begn, end, inst = out.begn.copy(), out.end.copy(), out.inst
+        county = np.asarray(self.areas)[insts.area]
+        gaps = np.array(P.SAME_DAY_GAP_MINUTES) * 60
+        for k in np.flatnonzero(same):  # the few person-days with two visits, in time order
+            i, j = order[k - 1], order[k]
+            if inst[i] == inst[j] or psn[k - 1] != psn[k] or begn[j] // DAY != begn[i] // DAY:
+                continue
+            a, b = county[inst[i]], county[inst[j]]
+            need = end[i] + gaps[0 if a == b else 1 if a // 100 == b // 100 else 2]
+            if begn[j] >= need:
+                continue
+            dur = end[j] - begn[j]
+            start = need if need % DAY < P.LATEST_OUTPATIENT_HOUR * HOUR else begn[j] + DAY
+            if start // DAY >= D:
+                continue
+            begn[j], end[j] = start, start + dur
+        return _Visits(out.psn, out.kind, out.level, out.inst, begn, end, out.dise, out.oprn, out.ref, out.cost)
+
     def _clear_of_stays(self, rng, out: _Visits, stays: _Visits, D: int) -> _Visits:
         """Move outpatient visits that fall inside one of the person's stays to just after it
         (or before it, at the end of the window); drop the few that still collide."""
@@ -799,6 +833,8 @@ class _Region:
 
         # whole counts (boxes, days, sessions), never so many that a unit costs under a yuan
         most = np.maximum(1, np.minimum(30, target // 100)).astype(np.int64)
+        drug_cap = np.array([P.DRUG_MAX_UNITS[k] for k in KIND_NAMES])[kind]
+        most = np.where(kind_i == 0, np.minimum(most, drug_cap), most)
         cnt = np.minimum(rng.geometric(0.45, total), most).astype(np.int64) * 10_000
         frac = rng.random(total) < P.FRACTIONAL_CNT_SHARE
         cnt[frac] = np.array(P.FRACTIONAL_CNTS)[rng.integers(0, len(P.FRACTIONAL_CNTS), int(frac.sum()))]
@@ -819,7 +855,10 @@ class _Region:
             over = rng.random(len(idx)) < P.OVER_CAP_SHARE
             factor = np.where(over, 1.05 + 0.55 * rng.random(len(idx)), 0.5 + 0.5 * rng.random(len(idx)))
             cat_pric = np.maximum(1, np.round(cap * factor)).astype(np.int64)
-            cat_cnt = np.clip(np.round(target[idx] / cat_pric), 1, 99_999).astype(np.int64) * 10_000
+            is_drug = np.array(["-D" in e.med_list_codg for e in catalog])[entry]
+            pack = np.maximum(1, np.round(P.PACK_FEN / np.maximum(cap, 1)))
+            most_cat = np.where(is_drug, pack * drug_cap[idx], 99_999)
+            cat_cnt = np.clip(np.round(target[idx] / cat_pric), 1, most_cat).astype(np.int64) * 10_000
             pric[idx] = np.where(is_capped, cat_pric, pric[idx])
             cnt[idx] = np.where(is_capped, cat_cnt, cnt[idx])
             entry_cls = np.array([class_codes.index(e.chrgitm_lv) for e in catalog])

@@ -5,7 +5,10 @@ fee times, institution types, a purchase table, exam results) to a clean region,
 its own random stream so the original columns stay byte-identical. :func:`inject_fraud` then
 adds, for every rule, cases that must be flagged (labelled) and look-alike legitimate cases
 (decoys, not labelled), each on new persons so one pattern never fires another rule. The
-codes come from the rule parameters, so a region's catalogue drives what is injected.
+codes come from the rule parameters, so a region's catalogue drives what is injected; the
+evaluation patterns (:data:`PATTERNS`) are built from the region's own data instead. A generator, so
+it lives with the synthetic region (``yibao synth --fraud``), not in the supervision engine, which it
+only reads (rule parameters, the optional-input schema).
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from yibao.claims.schema import SCHEMAS
 from yibao.supervision.ruleset import RuleSet, load_ruleset
 from yibao.supervision.views import OPTIONAL_COLUMNS, OPTIONAL_TABLES
 
-LABEL_SCHEMA = pa.schema([("rule_id", pa.string()), ("subject", pa.string())])
-FILLER_DRUGS = [f"YB-D01-{k:04d}" for k in range(1, 41)]
-FILLER_SERVICES = [f"YB-S01-{k:04d}" for k in range(1, 41)]
+# pattern: the evaluation pattern a case was built for (None: the rule's own injector)
+LABEL_SCHEMA = pa.schema([("rule_id", pa.string()), ("subject", pa.string()), ("pattern", pa.string())])
+# codes of the injectors' own (the region's pool codes end in 4 digits): a case billed at a fixed price
+# never gives one of the region's codes a made-up standard price
+FILLER_DRUGS = [f"YB-D01-X{k:03d}" for k in range(1, 41)]
+FILLER_SERVICES = [f"YB-S01-X{k:03d}" for k in range(1, 41)]
 EXAM_SHARE = 0.10  # visits with exam results
 TEST_CATEGORIES = ("03", "04")  # the generator's notion of a test, kept apart from the rules' parameters
 
@@ -73,13 +79,27 @@ def add_supervision_columns(tables: dict[str, pa.Table], seed: int) -> dict[str,
     atddr = pc.binary_join_element_wise(visits.column("fixmedins_code"),
                                         pa.array([f"{d + 1:03d}" for d in doc], pa.string()), "-D")
     visits = visits.append_column("atddr_no", atddr)
-    # fee times: uniform inside the visit (outpatient lines at its start)
+    # fee times: uniform inside the visit (outpatient lines at its start); an item billed again in a
+    # stay is a repeat order, executed a day later (wrapping round the stay), not at a random moment
+    # that may fall an hour after the first, which no ward does and SV-DUP-04 rightly flags
     pos = pc.index_in(items.column("mdtrt_id"), visits.column("mdtrt_id")).to_numpy()
     begn = visits.column("begntime").cast(pa.int64()).to_numpy()[pos]
     end = visits.column("endtime").cast(pa.int64()).to_numpy()[pos]
     med = visits.column("med_type").to_numpy(zero_copy_only=False)[pos]
     stay = np.isin(med, ["21", "52"])
     when = np.where(stay, begn + np.floor(rng.random(len(pos)) * (end - begn)).astype(np.int64), begn)
+    code_id = pc.index_in(items.column("med_list_codg"), pc.unique(items.column("med_list_codg"))).to_numpy()
+    order = np.lexsort((when, code_id, pos))
+    first = np.r_[True, (pos[order][1:] != pos[order][:-1]) | (code_id[order][1:] != code_id[order][:-1])]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - start
+    head = np.empty(len(order), dtype=np.int64)
+    head[order] = when[order][start]
+    day_ms = 86_400_000
+    span = np.maximum((end - begn) // day_ms, 1) * day_ms
+    again = stay & (rank > 0)
+    when = np.where(again, begn + (head - begn + rank * day_ms) % span, when)
     when = when // 1000 * 1000
     items = items.append_column("fee_ocur_time", pa.array(when, pa.int64()).cast(pa.timestamp("ms")))
     codes = pc.unique(items.column("med_list_codg"))
@@ -116,9 +136,11 @@ def add_supervision_columns(tables: dict[str, pa.Table], seed: int) -> dict[str,
 class Builder:
     """New persons, institutions, visits and lines appended to a region, with labels."""
 
-    def __init__(self, tables: dict[str, pa.Table], rng: np.random.Generator):
+    def __init__(self, tables: dict[str, pa.Table], rng: np.random.Generator, pack=None):
         self.t = tables
         self.rng = rng
+        self.pack = pack  # the policy pack the region was generated under (its catalogue caps), if known
+        self.pattern: str | None = None  # the evaluation pattern being built, recorded on its labels
         self.rows: dict[str, list[dict]] = {n: [] for n in ("persons", "institutions", "visits", "fee_items",
                                                             "purchases", "exam_results")}
         self.labels: list[dict] = []
@@ -148,6 +170,24 @@ class Builder:
         self.los = {level: max(2, int(round(float(np.mean(los[lv == level]))))) if (lv == level).any() else 6
                     for level in sorted(set(lv.tolist()) | {i["level"] for i in self.insts})}
         self.classes = pc.unique(tables["fee_items"].column("chrgitm_lv")).drop_null().to_pylist() or ["01"]
+        self.filler_pool = self._filler_pool(tables)
+
+    def _filler_pool(self, tables: dict[str, pa.Table]) -> dict[bool, list[tuple]]:
+        """Lines of the region's own synthetic codes (no catalogue rule lists them), outpatient and
+        inpatient apart: fillers copy them, so injected visits leave each code's price and quantity
+        baselines as the region has them (fixed filler codes at made-up prices shifted them)."""
+        import duckdb
+
+        con = duckdb.connect()
+        con.register("f", tables["fee_items"].select(["mdtrt_id", "med_list_codg", "chrgitm_lv", "pric", "cnt"]))
+        con.register("v", tables["visits"].select(["mdtrt_id", "med_type"]))
+        out = {}
+        for stay, types in ((False, "('11')"), (True, "('21')")):
+            rows = con.sql(f"SELECT f.med_list_codg, f.chrgitm_lv, f.pric, f.cnt FROM f JOIN v USING (mdtrt_id) "
+                           f"WHERE v.med_type IN {types} AND f.med_list_codg LIKE 'YB-%' AND f.pric > 0 "
+                           f"ORDER BY f.mdtrt_id, f.med_list_codg, f.pric, f.cnt LIMIT 50000").fetchall()
+            out[stay] = [(c, lv, int((pr * 100).to_integral_value()), cnt) for c, lv, pr, cnt in rows]
+        return out
 
     # -- entities
     def day(self, margin: int = 40) -> datetime:
@@ -186,19 +226,20 @@ class Builder:
         return row
 
     def visit(self, psn: str, inst: dict, med_type: str, begn: datetime, end: datetime, dise: str,
-              oprn: str | None = None, atddr: str | None = None) -> str:
+              oprn: str | None = None, atddr: str | None = None, referral: str | None = None) -> str:
         self.n_visit += 1
         vid = f"V9{self.n_visit:010d}"
         insutype = next(p["insutype"] for p in reversed(self.rows["persons"]) if p["psn_no"] == psn)
         self.rows["visits"].append({
             "mdtrt_id": vid, "psn_no": psn, "insutype": insutype, "med_type": med_type,
             "fixmedins_code": inst["fixmedins_code"], "level": inst["level"], "begntime": begn, "endtime": end,
-            "setl_time": end, "dise_codg": dise, "oprn_oprt_code": oprn, "referral_from_level": None,
+            "setl_time": end, "dise_codg": dise, "oprn_oprt_code": oprn, "referral_from_level": referral,
             "acct_balance": Decimal("0.00"), "medfee_sumamt": Decimal(0),
             "atddr_no": atddr or f"{inst['fixmedins_code']}-D001"})
         return vid
 
-    def line(self, vid: str, code: str, pric_fen: int, cnt: int | Decimal = 1, when: datetime | None = None) -> str:
+    def line(self, vid: str, code: str, pric_fen: int, cnt: int | Decimal = 1, when: datetime | None = None,
+             lv: str | None = None) -> str:
         self.n_line += 1
         sn = f"F9{self.n_line:012d}"
         v = self.rows["visits"][-1] if self.rows["visits"][-1]["mdtrt_id"] == vid else \
@@ -206,17 +247,28 @@ class Builder:
         cnt = Decimal(cnt)
         det = (Decimal(pric_fen) * cnt).quantize(Decimal(1), rounding="ROUND_HALF_UP")
         self.rows["fee_items"].append({
-            "feedetl_sn": sn, "mdtrt_id": vid, "med_list_codg": code, "chrgitm_lv": self.classes[0],
+            "feedetl_sn": sn, "mdtrt_id": vid, "med_list_codg": code, "chrgitm_lv": lv or self.classes[0],
             "pric": Decimal(pric_fen) / 100, "cnt": cnt, "det_item_fee_sumamt": det / 100, "preselfpay_ratio": None,
             "fee_ocur_time": when or v["begntime"], "med_chrgitm_type": category(code)})
         v["medfee_sumamt"] += det / 100
         return sn
 
     def fillers(self, vid: str, n: int, days: int = 0, begn: datetime | None = None) -> None:
+        """n ordinary lines: copies of the region's own lines (distinct codes), an admission's spread
+        over its days."""
+        pool = self.filler_pool.get(begn is not None) or []
+        used: set[str] = set()
         for k in range(n):
-            code = (FILLER_DRUGS if k % 2 == 0 else FILLER_SERVICES)[int(self.rng.integers(0, 40))]
             when = None if begn is None else begn + timedelta(days=(k % max(days, 1)), hours=1)
-            self.line(vid, code, int(self.rng.integers(1500, 9000)), 1, when)
+            if len(pool) > 4 * n:
+                code, lv, pric, cnt = pool[int(self.rng.integers(0, len(pool)))]
+                while code in used:
+                    code, lv, pric, cnt = pool[int(self.rng.integers(0, len(pool)))]
+                used.add(code)
+                self.line(vid, code, pric, cnt, when, lv)
+            else:  # a region too small to copy from
+                code = (FILLER_DRUGS if k % 2 == 0 else FILLER_SERVICES)[int(self.rng.integers(0, 40))]
+                self.line(vid, code, int(self.rng.integers(1500, 9000)), 1, when)
 
     def outpatient(self, psn: str, inst: dict, when: datetime, dise: str = "J06.900", minutes: int = 30,
                    fillers: int = 2, atddr: str | None = None) -> str:
@@ -225,13 +277,13 @@ class Builder:
         return vid
 
     def admission(self, psn: str, inst: dict, begn: datetime, days: int = 5, dise: str = "J18.900",
-                  oprn: str | None = None, fillers: int = 8, med_type: str = "21") -> str:
-        vid = self.visit(psn, inst, med_type, begn, begn + timedelta(days=days, hours=2), dise, oprn)
+                  oprn: str | None = None, fillers: int = 8, med_type: str = "21", referral: str | None = None) -> str:
+        vid = self.visit(psn, inst, med_type, begn, begn + timedelta(days=days, hours=2), dise, oprn, referral=referral)
         self.fillers(vid, fillers, days, begn)
         return vid
 
     def label(self, rule_id: str, subject: str) -> None:
-        self.labels.append({"rule_id": rule_id, "subject": subject})
+        self.labels.append({"rule_id": rule_id, "subject": subject, "pattern": self.pattern})
 
     def tables(self) -> tuple[dict[str, pa.Table], pa.Table]:
         # injected ordinary drug lines are stocked like the rest (only STOCK cases run short)
@@ -254,7 +306,8 @@ class Builder:
                     r["medfee_sumamt"] = Decimal(r["medfee_sumamt"]).quantize(Decimal("0.01"))
             add = pa.Table.from_pylist(rows, schema=schema)
             base = out[name]
-            out[name] = pa.concat_tables([base.select(schema.names).cast(schema), add])
+            meta = {**(schema.metadata or {}), **(base.schema.metadata or {})}  # keeps the synth tag (its pack)
+            out[name] = pa.concat_tables([base.select(schema.names).cast(schema), add]).replace_schema_metadata(meta)
         return out, pa.Table.from_pylist(self.labels, schema=LABEL_SCHEMA)
 
 
@@ -518,7 +571,8 @@ def _inject_frequent(b, p, bad):
 
 def _inject_physician(b, p, bad):
     inst = b.inst()
-    doc = f"{inst['fixmedins_code']}-D9{int(b.rng.integers(10, 99))}{len(b.labels) % 10}"
+    b.n_doc = getattr(b, "n_doc", 0) + 1  # a code of its own: two cases never share a physician
+    doc = f"{inst['fixmedins_code']}-D9{b.n_doc:03d}"
     n = p.max_per_day + 5 if bad else max(1, p.max_per_day - 10)
     when = b.day().replace(hour=7)
     for k in range(n):
@@ -581,6 +635,8 @@ def _inject_peer_cost(b, p, bad):
             if abnormal:
                 b.line(vid, FILLER_SERVICES[9], int(b.rng.integers(150000, 250000)))
     _peer_group(b, b.levels[0], make, 0 if bad else None, "SV-PROV-01", p.min_visits + 5)
+    if bad:  # the abnormal institution's one physician is, rightly, an outlier among physicians too
+        b.label("SV-DOC-02", b.rows["institutions"][-3]["fixmedins_code"] + "-D001")
 
 
 def _inject_peer_stay(b, p, bad):
@@ -622,16 +678,21 @@ class RegionFacts:
         stats = con.sql("SELECT f.med_list_codg, v.level, COUNT(*) AS n, MODE(f.pric) AS usual, "
                         "AVG(CASE WHEN f.pric = (SELECT MODE(g.pric) FROM f g JOIN v w USING (mdtrt_id) WHERE "
                         "g.med_list_codg = f.med_list_codg AND w.level = v.level AND w.med_type = '11') THEN 1.0 ELSE 0.0 END) "
-                        "AS share, QUANTILE_CONT(CAST(f.cnt AS DOUBLE), 0.5) AS c FROM f JOIN v USING (mdtrt_id) "
+                        "AS share, CASE WHEN QUANTILE_DISC(f.cnt, 0.4) = QUANTILE_DISC(f.cnt, 0.6) THEN QUANTILE_DISC(f.cnt, 0.5) END AS c, "
+                        "QUANTILE_DISC(f.pric, 0.5) AS p50 FROM f JOIN v USING (mdtrt_id) "
                         "WHERE v.med_type = '11' GROUP BY ALL HAVING COUNT(*) >= 30 ORDER BY ALL").fetchall()
         # an ordinary code: billed at least 30 times in outpatient visits at the level. Its usual price:
-        # the price most of its lines carry (a standard price); its usual quantity: the median.
-        self.priced = [(code, lv, float(usual)) for code, lv, n, usual, share, c in stats if usual > 0 and share >= 0.5]
-        self.dosed = [(code, lv, float(c)) for code, lv, n, usual, share, c in stats if category(code) == "09" and c > 0]
+        # the price most of its lines carry (a standard price); its usual quantity: the median, where the 40th and 60th percentiles agree (a count most lines share).
+        self.priced = [(code, lv, float(usual)) for code, lv, n, usual, share, c, p50 in stats if usual > 0 and share >= 0.5]
+        # drugs with their usual quantity and their median unit price: over-dispensing bills more packs at
+        # the pack's price, so the amount grows with the count
+        self.dosed = [(code, lv, float(c), int(round(p50 * 100))) for code, lv, n, usual, share, c, p50 in stats
+                      if category(code) == "09" and c is not None and c > 0 and p50 > 0]
         codes = sorted(set(b.t["fee_items"].column("med_list_codg").to_pylist()))
         self.services = [c for c in codes if category(c) in ("03", "04", "05")]
         self.tests = [c for c in codes if category(c) in TEST_CATEGORIES]
         self.dx = sorted({d for (d,) in con.sql("SELECT dise_codg FROM v WHERE med_type = '11' AND dise_codg IS NOT NULL").fetchall()})
+        self.dx14 = sorted({d for (d,) in con.sql("SELECT dise_codg FROM v WHERE med_type = '14' AND dise_codg IS NOT NULL").fetchall()})
 
 
 def _facts(b: Builder) -> RegionFacts:
@@ -651,8 +712,8 @@ def _pattern_dates(b, p, bad):
     psn = b.person(med_type="21" if inpatient else "11")
     inst = b.inst()
     begn = b.day().replace(hour=int(b.rng.integers(7, 17)), minute=int(b.rng.integers(0, 60)))
-    days = int(b.rng.integers(2, 9))
-    vid = b.admission(psn, inst, begn, days=days, fillers=4) if inpatient else b.outpatient(psn, inst, begn)
+    days = int(b.rng.integers(3, 9))
+    vid = b.admission(psn, inst, begn, days=days) if inpatient else b.outpatient(psn, inst, begn)
     end = begn + timedelta(days=days, hours=2) if inpatient else begn + timedelta(minutes=30)
     off = int(b.rng.integers(3, 16))
     when = (begn - timedelta(days=off) if b.rng.random() < 0.5 else end + timedelta(days=off)) if bad else \
@@ -731,16 +792,17 @@ def _pattern_price(b, p, bad):
 
 
 def _pattern_quantity(b, p, bad):
-    """An ordinary drug dispensed at 10× its usual quantity (decoy: the usual quantity)."""
+    """An ordinary drug dispensed at 10× its usual quantity at its usual unit price (decoy: the usual
+    quantity)."""
     f = _facts(b)
     if not f.dosed:
         return
-    code, level, usual = _pick(b, f.dosed)
+    code, level, usual, price = _pick(b, f.dosed)
     psn = b.person()
     inst = b.inst(level) or b.inst()
     vid = b.outpatient(psn, inst, b.day().replace(hour=int(b.rng.integers(8, 17))))
     cnt = Decimal(str(round(usual * (10 if bad else 1), 4)))
-    b.line(vid, code, int(b.rng.integers(50, 3000)), cnt)
+    b.line(vid, code, price, cnt)
     if bad:
         b.label("SV-QTY-03", vid)
 
@@ -774,11 +836,148 @@ def _inject_peer_physician(b, p, bad):
         b.label("SV-DOC-02", doc)
 
 
-PATTERNS = {"SV-DATE-01": _pattern_dates, "SV-DUP-04": _pattern_rebill, "SV-ADM-04": _pattern_cross_split,
-            "SV-PRICE-02": _pattern_price, "SV-QTY-03": _pattern_quantity, "SV-TEST-01": _pattern_tests}
-PATTERN_ZH = {"SV-DATE-01": "明细日期在就诊期外 3–15 天", "SV-DUP-04": "住院同日 1–3 小时后再次收费",
-              "SV-ADM-04": "出院 1–4 天后同诊断在同城另一医院入院", "SV-PRICE-02": "常规编码 6 倍单价",
-              "SV-QTY-03": "常规药品 10 倍数量", "SV-TEST-01": "一次门诊 15–20 项不同检查"}
+def _inject_cap_multiple(b, p, bad):
+    """A listed capped item at 3× its cap (decoy: 1.3× the cap, an ordinary 超限价自费 line)."""
+    it = p.items[int(b.rng.integers(0, len(p.items)))]
+    cap = int(it.cap * 100)
+    _simple_item(b, "SV-PRICE-03", bad, it.code, pric=cap * 3 if bad else cap * 13 // 10, cnt=2)
+
+
+# --- patterns the library was not tuned on: other institutions, times, codes and the pack's own caps
+
+
+def _pattern_cap4(b, p, bad):
+    """A catalogue item of the policy pack billed at 4× the pack's own 最高支付限价, in or out of hospital,
+    at any institution (decoy: 5–55% above the cap, which settlement treats as 超限价自费)."""
+    caps = [e for e in (b.pack.classification.catalog if b.pack is not None else []) if e.price_cap]
+    if not caps:
+        return
+    e = _pick(b, caps)
+    cap = int(e.price_cap * 100)
+    inpatient = b.rng.random() < 0.5
+    psn = b.person(med_type="21" if inpatient else "11")
+    inst = b.inst()
+    when = b.day().replace(hour=int(b.rng.integers(7, 18)))
+    vid = b.admission(psn, inst, when, days=int(b.rng.integers(3, 9))) if inpatient else b.outpatient(psn, inst, when)
+    price = cap * 4 if bad else int(cap * (1.05 + 0.5 * float(b.rng.random())))
+    b.line(vid, e.med_list_codg, max(1, price), int(b.rng.integers(1, 4)), when + timedelta(hours=1))
+    if bad:
+        b.label("SV-PRICE-03", vid)
+
+
+def _pattern_rebill_priced(b, p, bad):
+    """An inpatient item re-billed 30–170 minutes later at a slightly different price, any day of the stay
+    (decoy: 200–300 minutes later)."""
+    f = _facts(b)
+    psn = b.person(med_type="21")
+    begn = b.day().replace(hour=int(b.rng.integers(7, 12)), minute=int(b.rng.integers(0, 60)))
+    days = int(b.rng.integers(3, 12))
+    vid = b.admission(psn, b.inst(), begn, days=days, fillers=10)
+    code = _pick(b, f.services)
+    first = (begn + timedelta(days=int(b.rng.integers(0, days)))).replace(hour=int(b.rng.integers(6, 14)),
+                                                                       minute=int(b.rng.integers(0, 60)))
+    price = int(b.rng.integers(500, 50000))
+    b.line(vid, code, price, 1, first)
+    gap = int(b.rng.integers(30, 171)) if bad else int(b.rng.integers(200, 301))
+    b.line(vid, code, int(price * (0.8 + 0.4 * float(b.rng.random()))), 1, first + timedelta(minutes=gap))
+    if bad:
+        b.label("SV-DUP-04", vid)
+
+
+def _pattern_split_subcode(b, p, bad):
+    """Discharged, then admitted 5–7 days later at a hospital of another district of the same city with a
+    sibling diagnosis (J18.000 after J18.900) (decoy: 12–25 days later, or a recorded referral upward)."""
+    psn = b.person(med_type="21")
+    a = b.inst()
+    others = [i for i in b.insts if i["admdvs"][:4] == a["admdvs"][:4] and i["admdvs"] != a["admdvs"]
+              and i.get("fixmedins_type", "1") == "1"]
+    if not others:
+        return
+    other = _pick(b, others)
+    dx = _pick(b, [("J18.900", "J18.000"), ("I63.900", "I63.400"), ("N39.000", "N39.001"), ("K29.700", "K29.500")])
+    begn = b.day().replace(hour=int(b.rng.integers(8, 18)))
+    days = int(b.rng.integers(3, 10))
+    b.admission(psn, a, begn, days=days, dise=dx[0])
+    referral = None
+    if bad:
+        gap = int(b.rng.integers(5, 8))
+    elif b.rng.random() < 0.5:
+        gap = int(b.rng.integers(12, 26))
+    else:
+        gap, referral = int(b.rng.integers(1, 3)), a["level"]
+    v2 = b.admission(psn, other, begn + timedelta(days=days + gap, hours=2), days=int(b.rng.integers(3, 9)), dise=dx[1],
+                     referral=referral)
+    if bad:
+        b.label("SV-ADM-04", v2)
+
+
+def _pattern_tests_chronic(b, p, bad):
+    """15–20 distinct tests in one 门诊慢特病 (14) visit (decoy: 2–4)."""
+    f = _facts(b)
+    if len(f.tests) < 20 or not f.dx14:
+        return
+    psn = b.person(med_type="14")
+    inst = b.inst()
+    when = b.day().replace(hour=int(b.rng.integers(8, 17)))
+    vid = b.visit(psn, inst, "14", when, when + timedelta(minutes=40), _pick(b, f.dx14))
+    b.fillers(vid, 2)
+    n = int(b.rng.integers(15, 21)) if bad else int(b.rng.integers(2, 5))
+    for code in b.rng.choice(f.tests, n, replace=False):
+        b.line(vid, str(code), int(b.rng.integers(1000, 15000)), 1)
+    if bad:
+        b.label("SV-TEST-01", vid)
+
+
+def _pattern_quantity_upper(b, p, bad):
+    """An ordinary drug at 12–15× its usual quantity at a 二级 or 三级 institution (decoy: twice the usual)."""
+    f = _facts(b)
+    upper = [d for d in f.dosed if d[1] != b.levels[0]] or f.dosed
+    if not upper:
+        return
+    code, level, usual, price = _pick(b, upper)
+    inst = b.inst(level) or b.inst()
+    vid = b.outpatient(b.person(), inst, b.day().replace(hour=int(b.rng.integers(8, 17))))
+    k = float(b.rng.integers(12, 16)) if bad else 2.0
+    b.line(vid, code, price, Decimal(str(round(usual * k, 4))))
+    if bad:
+        b.label("SV-QTY-03", vid)
+
+
+def _pattern_two_cities(b, p, bad):
+    """Outpatient visits in two cities on one day, the second 15–45 minutes after the first ended
+    (decoy: 4–6 hours later)."""
+    a = b.inst()
+    others = [i for i in b.insts if i["admdvs"][:4] != a["admdvs"][:4] and i.get("fixmedins_type", "1") == "1"]
+    if not others:
+        return
+    psn = b.person()
+    when = b.day().replace(hour=int(b.rng.integers(7, 11)), minute=int(b.rng.integers(0, 60)))
+    minutes = int(b.rng.integers(10, 40))
+    b.outpatient(psn, a, when, minutes=minutes)
+    gap = int(b.rng.integers(15, 46)) if bad else int(b.rng.integers(240, 361))
+    v2 = b.outpatient(psn, _pick(b, others), when + timedelta(minutes=minutes + gap))
+    if bad:
+        b.label("SV-ID-04", v2)
+
+
+# pattern id: (rule, builder, Chinese name). The first six are the issue's; the rest vary institutions,
+# times and codes, and use the pack's own caps, none of them used to tune the rules.
+PATTERNS = {
+    "date-3-15d": ("SV-DATE-01", _pattern_dates, "明细日期在就诊期外 3–15 天"),
+    "rebill-1-3h": ("SV-DUP-04", _pattern_rebill, "住院同日 1–3 小时后再次收费"),
+    "split-1-4d": ("SV-ADM-04", _pattern_cross_split, "出院 1–4 天后同诊断在同城另一医院入院"),
+    "price-6x": ("SV-PRICE-02", _pattern_price, "常规编码 6 倍单价"),
+    "qty-10x": ("SV-QTY-03", _pattern_quantity, "常规药品 10 倍数量"),
+    "tests-15-20": ("SV-TEST-01", _pattern_tests, "一次门诊 15–20 项不同检查"),
+    "cap-4x": ("SV-PRICE-03", _pattern_cap4, "政策包限价 4 倍收费(新)"),
+    "rebill-priced": ("SV-DUP-04", _pattern_rebill_priced, "住院 30–170 分钟后改价再收费(新)"),
+    "split-subcode": ("SV-ADM-04", _pattern_split_subcode, "出院 5–7 天后同类诊断在同城另一区县入院(新)"),
+    "tests-chronic": ("SV-TEST-01", _pattern_tests_chronic, "门诊慢特病一次 15–20 项检查(新)"),
+    "qty-12-15x-upper": ("SV-QTY-03", _pattern_quantity_upper, "二三级医院常规药品 12–15 倍数量(新)"),
+    "two-cities": ("SV-ID-04", _pattern_two_cities, "同日两城市门诊相隔 15–45 分钟(新)"),
+}
+PATTERN_ZH = {pid: zh for pid, (_, _, zh) in PATTERNS.items()}
+PATTERN_RULE = {pid: rid for pid, (rid, _, _) in PATTERNS.items()}
 PATTERN_MIN_CASES = 20
 
 
@@ -795,32 +994,41 @@ INJECTORS = {
     "SV-ID-04": _inject_multi_area, "SV-VISIT-01": _inject_frequent, "SV-DOC-01": _inject_physician,
     "SV-LAB-01": _inject_same_results, "SV-STOCK-01": _inject_stock, "SV-PHAR-01": _inject_non_medical,
     "SV-PROV-01": _inject_peer_cost, "SV-PROV-02": _inject_peer_stay, "SV-PROV-03": _inject_peer_readmission,
-    "SV-DOC-02": _inject_peer_physician,
-    **PATTERNS,
+    "SV-DOC-02": _inject_peer_physician, "SV-PRICE-03": _inject_cap_multiple,
 }
 PROVIDER_PATTERNS = {"SV-DOC-01", "SV-DOC-02", "SV-STOCK-01", "SV-PROV-01", "SV-PROV-02", "SV-PROV-03"}
 MIN_CASES = 5
 
 
 def inject_fraud(tables: dict[str, pa.Table], rate: float, seed: int,
-                 ruleset: RuleSet | None = None) -> tuple[dict[str, pa.Table], pa.Table]:
+                 ruleset: RuleSet | None = None, pack=None) -> tuple[dict[str, pa.Table], pa.Table]:
     """Add each rule's pattern at ``rate`` of the visits (split evenly over the rules, at least
-    a few cases each; provider patterns a tenth as often) plus as many decoys; return the tables
-    and the labels (rule_id, subject). Expects :func:`add_supervision_columns` to have run."""
+    a few cases each; provider patterns a tenth as often) and each evaluation pattern of
+    :data:`PATTERNS` (at least 20 cases), each with as many decoys; return the tables and the
+    labels (rule_id, subject, pattern). ``pack``: the policy pack the region follows (its catalogue
+    caps feed the cap-4x pattern). Expects :func:`add_supervision_columns` to have run."""
     ruleset = ruleset or load_ruleset("default")
     rng = np.random.default_rng([seed, 6])
-    b = Builder(tables, rng)
+    b = Builder(tables, rng, pack)
     rules = [r for r in ruleset.rules if r.id in INJECTORS]
+    by_id = ruleset.by_id()
     per_rule = rate * tables["visits"].num_rows / max(len(rules), 1)
+    if rate <= 0:
+        return b.tables()
     for r in rules:
         provider = r.id in PROVIDER_PATTERNS
-        n = max(1 if provider else (PATTERN_MIN_CASES if r.id in PATTERNS else MIN_CASES),
-                int(round(per_rule / (10 if provider else 1))))
-        if rate <= 0:
-            n = 0
+        n = max(1 if provider else MIN_CASES, int(round(per_rule / (10 if provider else 1))))
         for k in range(n):
             INJECTORS[r.id](b, r.params, True)
             INJECTORS[r.id](b, r.params, False)
+    for pid, (rid, build, _) in PATTERNS.items():
+        if rid not in by_id:
+            continue
+        b.pattern = pid
+        for k in range(max(PATTERN_MIN_CASES, int(round(per_rule)))):
+            build(b, by_id[rid].params, True)
+            build(b, by_id[rid].params, False)
+        b.pattern = None
     return b.tables()
 
 
@@ -854,5 +1062,5 @@ def synth_supervised(pack, out_dir, persons: int, seed: int, year: int | None, r
     if not 0 <= rate <= 0.5:
         raise SynthError(Problem("SYN006", "--fraud", f"注入比例应在 0–0.5 之间, 实际为 {rate}"))
     tables = add_supervision_columns(generate(pack, persons, seed, year, progress), seed)
-    tables, labels = inject_fraud(tables, rate, seed)
+    tables, labels = inject_fraud(tables, rate, seed, pack=pack)
     return write_supervised(tables, out_dir, labels)

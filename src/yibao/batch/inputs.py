@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from yibao.sql import ident, q
+from yibao.handling.effects import certified_visits_sql, filed_visits_sql, offsite_status_sql, settled_med_type_sql
 from yibao.policy.compiled import CompiledPack
+from yibao.sql import ident, q
 
 RATE_DEN = 10_000  # per-line ratios and counts are decimals with at most 4 places
 
@@ -87,25 +88,40 @@ FROM shares GROUP BY mdtrt_id
 
 
 def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "persons",
-                    amounts: str = "classified", offsite: bool = False) -> str:
+                    amounts: str = "classified", offsite: bool = False, facts: bool = False) -> str:
     """visits ⋈ persons ⋈ classified amounts, with a boolean column per pack category.
 
-    ``offsite``: the visits carry the optional ``offsite_status`` column (异地就医 local / filed / unfiled,
-    from the 备案 records); without it every visit is local.
+    ``offsite``: the visits carry the optional ``offsite_status`` column (异地就医 local / filed / unfiled),
+    used as given. ``facts``: the claims directory has the 经办 facts exported from the store
+    (``handling_facts``): a 门诊慢特病 visit without a certification valid on its settlement day is settled as
+    the pack says (ordinary outpatient, or refused by validation: BAT015), and — unless the column is given —
+    the 异地就医 status is derived from the 参保地 (persons.admdvs), the institution's area and the filings valid
+    on the visit's start day; both by the online definitions (:mod:`yibao.handling.effects`). Otherwise every
+    visit is local and keeps its med_type.
     """
     cats = ",\n       ".join(
         f"COALESCE(list_contains(p.categories, {q(code)}), FALSE) AS cat_{ident(code)}" for code in pack.categories
     )
     cats = (cats + ",") if cats else ""
+    med_type, status, joins = "v.med_type", "'local'", ""
+    if facts:
+        med_type = settled_med_type_sql(pack.pack, "v.med_type", "cert.mdtrt_id")
+        status = offsite_status_sql("p.admdvs", "i.admdvs", "filed.mdtrt_id")
+        joins = (f"LEFT JOIN institutions i ON i.fixmedins_code = v.fixmedins_code\n"
+                 f"LEFT JOIN ({certified_visits_sql(visits)}) cert ON cert.mdtrt_id = v.mdtrt_id\n"
+                 f"LEFT JOIN ({filed_visits_sql(visits)}) filed ON filed.mdtrt_id = v.mdtrt_id")
+    if offsite:
+        status = "COALESCE(v.offsite_status, 'local')"
     return f"""
 SELECT v.psn_no, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, COALESCE(p.retiree, FALSE) AS retiree,
        p.age,
        {cats}
-       v.med_type, v.level, COALESCE(v.dise_codg, '') AS dise_codg, v.referral_from_level,
-       {"COALESCE(v.offsite_status, 'local')" if offsite else "'local'"} AS offsite_status,
+       {med_type} AS med_type, v.level, COALESCE(v.dise_codg, '') AS dise_codg, v.referral_from_level,
+       {status} AS offsite_status,
        COALESCE({fen('v.acct_balance')}, 0) AS acct_balance,
        a.fulamt, a.overlmt, a.pre, a.inscp
 FROM {visits} v
 JOIN {persons} p ON p.psn_no = v.psn_no
 JOIN {amounts} a ON a.mdtrt_id = v.mdtrt_id
+{joins}
 """

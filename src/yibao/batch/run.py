@@ -28,7 +28,7 @@ from yibao.errors import Problem
 from yibao.policy.compiled import CompiledPack
 from yibao.settlement.model import SETLINFO_FIELDS
 
-TABLES = ("persons", "institutions", "visits", "fee_items")
+TABLES = ("persons", "institutions", "visits", "fee_items", "handling_facts")  # the last optional (经办 facts)
 # the settled spill file is read back only by this run's queries: dictionaries only where codes repeat, and no
 # column statistics but the year's (they cost a third of the writing and nothing filters on amounts)
 SETTLED_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": ["yr", "insutype", "med_type", "level"],
@@ -85,15 +85,31 @@ def open_claims(claims_dir: str | Path, con: duckdb.DuckDBPyConnection | None = 
         for name, table in tables.items():
             con.register(f"{name}_arrow", table)
             con.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}_arrow")
-    else:
-        for name in TABLES:
-            path = claims_dir / f"{name}.parquet"
-            if path.exists():
-                con.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({q(path.as_posix())})")
+    for name in TABLES if not missing else ("handling_facts",):  # 经办 facts: the store's export, Parquet
+        path = claims_dir / f"{name}.parquet"
+        if path.exists():
+            con.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({q(path.as_posix())})")
+    if has_relation(con, "handling_facts"):
+        _check_facts(con)
     run = BatchRun(con)
     run.visits = con.sql("SELECT COUNT(*) FROM visits").fetchone()[0]
     run.items = con.sql("SELECT COUNT(*) FROM fee_items").fetchone()[0]
     return run
+
+
+def _check_facts(con: duckdb.DuckDBPyConnection) -> None:
+    from yibao.handling.export import FACTS_SCHEMA
+
+    present = set(con.sql("SELECT * FROM handling_facts LIMIT 0").columns)
+    missing = [f.name for f in FACTS_SCHEMA if f.name not in present]
+    if missing:
+        raise BatchError([Problem("BAT016", f"handling_facts.{c}",
+                                  "经办事实文件缺少此列; 请用 yibao handling facts-export 导出") for c in missing])
+
+
+def has_relation(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return con.sql(f"SELECT COUNT(*) FROM duckdb_views() WHERE view_name = {q(name)}").fetchone()[0] + con.sql(
+        f"SELECT COUNT(*) FROM duckdb_tables() WHERE table_name = {q(name)}").fetchone()[0] > 0
 
 
 def register_pack(run: BatchRun, pack: CompiledPack) -> None:
@@ -123,7 +139,8 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
             raise BatchError(problems)
     t = time.perf_counter()
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
-    con.sql(f"CREATE OR REPLACE VIEW visits_in_{tag} AS {visits_in_query(pack, offsite=offsite)}")
+    facts = has_relation(con, "handling_facts")
+    con.sql(f"CREATE OR REPLACE VIEW visits_in_{tag} AS {visits_in_query(pack, offsite=offsite, facts=facts)}")
     table = f"settled_{tag}"
     path = run.spill_dir() / f"{table}.parquet"
     program = lower(pack)

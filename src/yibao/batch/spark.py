@@ -82,13 +82,14 @@ def settle_visits(spark, pack: CompiledPack, visits_in: pa.Table) -> pa.Table:
 def settle_claims(spark, pack: CompiledPack, claims_dir: str | Path):
     """Classify and settle a claims directory of Parquet files; returns a Spark DataFrame."""
     claims_dir = Path(claims_dir)
-    for name in ("persons", "visits", "fee_items"):
+    facts = (claims_dir / "handling_facts.parquet").exists()  # 经办 facts exported from the store (optional)
+    for name in ("persons", "visits", "fee_items") + (("institutions", "handling_facts") if facts else ()):
         spark.read.parquet(str(claims_dir / f"{name}.parquet")).createOrReplaceTempView(name)
     for name, table in pack_tables(pack).items():
         spark.createDataFrame(table).createOrReplaceTempView(name)
     spark.sql(to_spark(classification_query("fee_items"))).createOrReplaceTempView("classified")
     offsite = "offsite_status" in spark.table("visits").columns
-    spark.sql(to_spark(visits_in_query(pack, offsite=offsite))).createOrReplaceTempView("visits_in")
+    spark.sql(to_spark(visits_in_query(pack, offsite=offsite, facts=facts))).createOrReplaceTempView("visits_in")
     return settle_frame(spark, pack)
 
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from yibao.batch.lower import OFFSITE
 from yibao.errors import Problem, YibaoError
+from yibao.handling.effects import certified_visits_sql, chronic_kinds_sql
 from yibao.policy.compiled import CompiledPack
 from yibao.sql import q
 
@@ -22,14 +23,20 @@ class BatchError(YibaoError):
     title = "批量结算输入校验失败, 未结算任何就诊"
 
 
-def applicability_checks(pack: CompiledPack, offsite: bool = False) -> list[tuple[str, str, str, str]]:
+def applicability_checks(pack: CompiledPack, offsite: bool = False, facts: bool = False) -> list[tuple[str, str, str, str]]:
     """(code, path, Chinese message, SQL selecting the offending ids as ``id``); ``offsite``: the visits carry
-    the optional ``offsite_status`` column."""
+    the optional ``offsite_status`` column; ``facts``: the 经办 facts exported from the store are there."""
     levels = ", ".join(q(lv) for lv in pack.levels)
     cats = ", ".join(q(c) for c in pack.categories) or "''"
     statuses = ", ".join(q(s) for s in OFFSITE)
     offsite_check = [("BAT013", "visits.offsite_status", "异地就医状态应为 local(本地)/filed(已备案)/unfiled(未备案) 之一",
                       f"SELECT mdtrt_id AS id FROM visits WHERE offsite_status IS NOT NULL AND offsite_status NOT IN ({statuses})")]
+    kinds = chronic_kinds_sql(pack.pack)
+    facts_check = []
+    if facts and kinds is not None and pack.pack.handling.uncertified_chronic == "refuse":
+        facts_check = [("BAT015", "visits.med_type", "门诊慢特病就诊在结算日没有有效的门诊慢特病认定(政策包规定拒绝结算)",
+                        f"SELECT v.mdtrt_id AS id FROM visits v ANTI JOIN ({certified_visits_sql()}) c "
+                        f"ON c.mdtrt_id = v.mdtrt_id WHERE v.med_type IN ({kinds})")]
     return [
         ("BAT001", "visits.setl_time",
          f"结算时间不在政策包 {pack.id} 有效期 {pack.effective_from} 至 {pack.effective_to} 内",
@@ -57,7 +64,7 @@ def applicability_checks(pack: CompiledPack, offsite: bool = False) -> list[tupl
         ("BAT009", "visits.mdtrt_id", "就诊没有任何费用明细",
          "SELECT v.mdtrt_id AS id FROM visits v LEFT JOIN (SELECT DISTINCT mdtrt_id FROM fee_items) i "
          "ON i.mdtrt_id = v.mdtrt_id WHERE i.mdtrt_id IS NULL"),
-    ] + (offsite_check if offsite else [])
+    ] + (offsite_check if offsite else []) + facts_check
 
 
 def classified_checks(con) -> dict[str, str]:
@@ -91,7 +98,8 @@ def check_applicability(con, pack: CompiledPack) -> list[Problem]:
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
     tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
     cheaper = classified_checks(con) if "classified" in tables else {}
-    for code, path, message, sql in applicability_checks(pack, offsite):
+    facts = "handling_facts" in {r[0] for r in con.sql("SELECT view_name FROM duckdb_views()").fetchall()} | tables
+    for code, path, message, sql in applicability_checks(pack, offsite, facts):
         sql = cheaper.get(code) or sql
         count, sample = con.sql(
             f"SELECT COUNT(*), list(id ORDER BY id)[1:{SAMPLE}] FROM ({sql})").fetchone()

@@ -238,6 +238,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         for k, v in st["owed_by_insu_area"].items():
             out.print(f"  参保地清算 {k}: {v}")
 
+    @h.command("facts-export")
+    def facts_export(out_path: Path = typer.Option(..., "--out", "-o", help="输出文件, 放在理赔目录中: 目录/handling_facts.parquet"),
+                     user: str = USER, role: str = typer.Option("analyst", "--role", help="角色(经办机构工作人员)"),
+                     url: Optional[str] = URL):
+        """导出门诊慢特病认定与异地就医备案, 供批量结算按与联机结算相同的口径读取 (docs/handling.md)."""
+        from yibao.handling.export import export_facts
+
+        n = guarded(lambda: _run(url, lambda s: export_facts(s, _who(user, role), out_path), write=False), False)
+        out.print(f"已导出 {n:,} 条认定/备案到 {out_path}")
+
     @h.command("clearing-issue")
     def clearing_issue(month: str = typer.Argument(..., help="月份 YYYY-MM"),
                        note: str = typer.Option("", help="更正原因(出具第 2 版起必填)"), user: str = USER,

@@ -43,6 +43,53 @@ def same_area(filed: str, admdvs: str) -> bool:
     return admdvs == filed
 
 
+def same_area_sql(filed: str, admdvs: str) -> str:
+    """:func:`same_area` as a SQL expression over two columns, for batch settlement (tested equal on every kind
+    of code: tests/test_batch_handling.py)."""
+    return (f"(CASE WHEN right({filed}, 4) = '0000' THEN left({admdvs}, 2) = left({filed}, 2) "
+            f"WHEN right({filed}, 2) = '00' THEN left({admdvs}, 4) = left({filed}, 4) ELSE {admdvs} = {filed} END)")
+
+
+def certified_visits_sql(visits: str = "visits", facts: str = "handling_facts") -> str:
+    """SQL: the mdtrt_id of visits whose person holds a 门诊慢特病 certification valid on the settlement day
+    (what :func:`settled_med_type` asks online). Joins only, so DuckDB and Spark run the same text."""
+    return (f"SELECT DISTINCT v.mdtrt_id FROM {visits} v JOIN {facts} f ON f.psn_no = v.psn_no AND f.kind = 'chronic' "
+            f"AND f.valid_from <= CAST(v.setl_time AS DATE) AND f.valid_to >= CAST(v.setl_time AS DATE)")
+
+
+def filed_visits_sql(visits: str = "visits", institutions: str = "institutions", facts: str = "handling_facts") -> str:
+    """SQL: the mdtrt_id of visits covered by a 异地就医备案 valid on the visit's start day for the institution's
+    area (what :func:`offsite_status` asks online)."""
+    return (f"SELECT DISTINCT v.mdtrt_id FROM {visits} v JOIN {institutions} i ON i.fixmedins_code = v.fixmedins_code "
+            f"JOIN {facts} f ON f.psn_no = v.psn_no AND f.kind = 'offsite_filing' "
+            f"AND f.valid_from <= CAST(v.begntime AS DATE) AND f.valid_to >= CAST(v.begntime AS DATE) "
+            f"AND {same_area_sql('f.mdtrt_admdvs', 'i.admdvs')}")
+
+
+def offsite_status_sql(insuplc_admdvs: str, mdtrt_admdvs: str, filed: str) -> str:
+    """:func:`offsite_status` as SQL; ``filed`` is a column that is NULL unless the visit is in
+    :func:`filed_visits_sql`."""
+    return (f"(CASE WHEN left({insuplc_admdvs}, 4) = left({mdtrt_admdvs}, 4) THEN 'local' "
+            f"WHEN {filed} IS NOT NULL THEN 'filed' ELSE 'unfiled' END)")
+
+
+def chronic_kinds_sql(pack: PolicyPack) -> str | None:
+    """The pack's 门诊慢特病 med_types as a SQL list, or None when certifications do not matter."""
+    h = pack.handling
+    if h is None or not h.chronic_diseases:
+        return None
+    return ", ".join(f"'{m}'" for m in h.chronic_med_types)
+
+
+def settled_med_type_sql(pack: PolicyPack, med_type: str, certified: str) -> str:
+    """:func:`settled_med_type` as SQL; ``certified`` is NULL unless the visit is in :func:`certified_visits_sql`.
+    Where the pack refuses an uncertified visit the med_type is kept and batch validation refuses it (BAT015)."""
+    kinds = chronic_kinds_sql(pack)
+    if kinds is None or pack.handling.uncertified_chronic == "refuse":
+        return med_type
+    return f"(CASE WHEN {med_type} IN ({kinds}) AND {certified} IS NULL THEN '{ORDINARY_OUTPATIENT}' ELSE {med_type} END)"
+
+
 def offsite_status(session: Session, psn_no: str, insuplc_admdvs: str, mdtrt_admdvs: str, on: date) -> str:
     """异地就医 status of a visit, what the pack's ``offsite_points`` read: ``local`` when the institution is in the
     insured's 统筹区 (the same city), ``filed`` when a 异地就医备案 valid on the visit date covers the institution's

@@ -61,5 +61,18 @@ class PackSet:
                           f"{', '.join(f'{p.id}[{p.pack.pack.admdvs}]' for p in self.packs)})")
         return best
 
+    def catalogue_for(self, insured: CompiledPack, mdtrt_admdvs: str, on: date, offsite_status: str) -> CompiledPack:
+        """The pack whose catalogue classifies a visit's fee lines: 异地就医 follows 就医地目录、参保地政策, so an
+        offsite visit is classified by the loaded pack of the institution's area in force that day (its
+        classes and catalogue; the store's imported catalogue versions are the 参保地's own), and settled by the
+        insured's pack; a local visit, or one whose 就医地 has no pack loaded here, by the insured's pack."""
+        if offsite_status == "local":
+            return insured
+        try:
+            found = self.pick(mdtrt_admdvs, on)
+        except NotFound:
+            return insured
+        return insured if found.id == insured.id else found
+
     def by_version(self, pack_id: str, version: str) -> CompiledPack | None:
         return self._by_id.get((pack_id, version))

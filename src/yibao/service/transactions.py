@@ -192,6 +192,10 @@ def upload_items(session: Session, who: Principal, ctx: Context, packs: PackSet,
         raise ServiceError(over)
     existing = set(stored)
     pack = pack_in_force(session, packs.pick(v.insuplc_admdvs, ctx.at.date()), v.begntime.date())  # 目录版本 (#18)
+    inst = session.get(Institution, v.fixmedins_code)
+    if inst is not None:  # an offsite visit's lines are classified by the 就医地 catalogue, as settlement will (#16)
+        pack = packs.catalogue_for(pack, inst.admdvs, ctx.at.date(),
+                                   offsite_status(session, v.psn_no, v.insuplc_admdvs, inst.admdvs, v.begntime.date()))
     result = []
     for i, it in enumerate(items):
         if it.feedetl_sn in existing:
@@ -362,11 +366,13 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     retiree = retiree_on(session, v.psn_no, v.insutype, v.begntime.date(), p.retiree)  # 退休 as of the visit (#15)
     person = EnginePerson(v.psn_no, v.insutype, frozenset(c for c in cats if c in pack.categories),
                           retiree, age, p.gend)
+    status = offsite_status(session, v.psn_no, v.insuplc_admdvs, inst.admdvs, v.begntime.date())  # 异地 ± 备案 (#16)
+    catalogue = packs.catalogue_for(pack, inst.admdvs, on, status)  # 就医地目录、参保地政策 (#16)
     visit = EngineVisit(mdtrt_id=mdtrt_id, med_type=med_type, level=inst.level, setl_date=on,
                         fixmedins_code=v.fixmedins_code, dise_codg=v.dise_codg,
-                        referral_from_level=v.referral_from_level, items=_engine_items(rows),
-                        offsite_status=offsite_status(session, v.psn_no, v.insuplc_admdvs, inst.admdvs,
-                                                      v.begntime.date()),  # 异地就医 with or without 备案 (#16)
+                        referral_from_level=v.referral_from_level, offsite_status=status,
+                        items=_engine_items(rows) if catalogue is pack else None,
+                        amounts=None if catalogue is pack else _classify(catalogue, rows, "mdtrt_id"),
                         acct_balance=p.acct_balc_fen if acct_used else 0)
     try:
         result = engine.settle(pack, person, visit, acc)
@@ -388,6 +394,9 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
                        setl_time=ctx.at, pack_id=pack.id, pack_version=pack.version,
                        balc=p.acct_balc_fen - (result.setlinfo.acct_pay if write else 0), mulaid=mulaid)
     out["warnings"] = checks["warnings"] + ([{"rule_id": "HDL061", "message": med_type_note}] if med_type_note else [])
+    if catalogue is not pack:
+        out["warnings"].append({"rule_id": "HDL062", "message": f"异地就医: 费用按就医地 {catalogue.id} 的目录分类, "
+                                                                f"按参保地 {pack.id} 的待遇结算"})
     out["blocking"] = checks["blocking"]
     if not write:
         return out

@@ -116,3 +116,39 @@ def test_manual_reimbursement_settles_the_receipts_and_orders_a_payment(api):
     assert pay[0]["amount"] == setl["fund_pay_sumamt"] > 0
     for f in ("medfee_sumamt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay"):
         assert setl[f] == direct[f]
+
+
+def test_topup_pays_back_then_reverses_before_its_settlements(api):
+    """补差 refunds the cash by a payment order; a settlement of the year cannot be reversed over it (REV005);
+    撤销补差 moves the year back (the accumulators as the last settlement left them), marks the order returned and
+    adds a reversing statement; then the settlements reverse as usual (后结先撤)."""
+    call, engine = api
+    paid = [settle(call, A, d, p) for d, p in zip(DATES[:3], ["12000.00", "18000.00", "14000.00"])]
+    with Session(engine) as s:
+        before = s.get(AccumulatorBalance, (A, 2024)).acc_values
+    case = call("clerk", "POST", "/handling/cases", json={
+        "item_code": "YSQJZ", "psn_no": A, "channel": "window", "service_point": "市医保服务大厅",
+        "form": {"category": "illness_poverty", "valid_from": "2024-01-01", "valid_to": "2024-12-31"},
+        "materials": ["id_doc", "recognition", "bank_card"]}).json()
+    for who, action, version in (("clerk", "accept", 1), ("reviewer", "review", 2), ("rechecker", "recheck", 3)):
+        r = call(who, "POST", f"/handling/cases/{case['case_no']}/actions", json={"action": action, "version": version})
+        assert r.status_code == 200, r.text
+    record = r.json()
+    topup = record["topups"][0]
+    order = next(p for p in record["payments"] if p["setl_id"] == topup["topup_no"])
+    assert order["amount"] == -topup["totals"]["psn_cash_pay"] == 4356.0
+    refused = call("his1", "POST", f"/settlements/{paid[-1]['setl_id']}/reverse", json={"at": "2024-11-01T09:00:00"})
+    assert refused.status_code == 409 and refused.json()["problems"][0]["code"] == "REV005"
+    assert call("clerk", "POST", f"/handling/topups/{topup['topup_no']}/reverse").status_code == 403
+    back = call("rechecker", "POST", f"/handling/topups/{topup['topup_no']}/reverse")
+    assert back.status_code == 201, back.text
+    assert back.json()["reverses"] == topup["topup_no"] and back.json()["totals"]["maf_pay"] == -4356.0
+    with Session(engine) as s:
+        assert s.get(AccumulatorBalance, (A, 2024)).acc_values == before
+    again = call("rechecker", "POST", f"/handling/topups/{topup['topup_no']}/reverse")
+    assert again.status_code == 422 and again.json()["problems"][0]["code"] == "HDL101"
+    case_now = call("clerk", "GET", f"/handling/cases/{case['case_no']}").json()
+    assert next(p for p in case_now["payments"] if p["payment_no"] == order["payment_no"])["status"] == "returned"
+    for s_ in reversed(paid):  # 后结先撤 works again
+        r = call("his1", "POST", f"/settlements/{s_['setl_id']}/reverse", json={"at": "2024-11-02T09:00:00"})
+        assert r.status_code == 200, r.text

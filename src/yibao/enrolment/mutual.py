@@ -129,6 +129,14 @@ def debit(session: Session, holder_psn_no: str, amount_fen: int, *, on: date, ki
     return True
 
 
+def credit(session: Session, psn_no: str, amount_fen: int, *, on: date, kind: str, ref: str, at, by: str) -> None:
+    """Give ``amount_fen`` back to the person's account and journal it (e.g. a 补差 that lowered acct_pay)."""
+    conn = session.connection()
+    conn.execute(_CREDIT, {"holder": psn_no, "amount": amount_fen})
+    conn.execute(_ENTRY, {"psn_no": psn_no, "on": on, "kind": kind, "amount_fen": amount_fen, "ref": ref,
+                          "recorded_at": at, "recorded_by": by})
+
+
 def insufficient(balance_fen: int, amount_fen: int, path: str = "amount") -> ServiceError:
     return _err("ENR060", path, f"账户余额 {fen_to_yuan(balance_fen)} 元不足支付 {fen_to_yuan(amount_fen)} 元")
 

@@ -238,6 +238,23 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         for k, v in st["owed_by_insu_area"].items():
             out.print(f"  参保地清算 {k}: {v}")
 
+    @h.command("topup-reverse")
+    def topup_reverse(topup_no: str = typer.Argument(..., help="补差单号"), user: str = USER,
+                      role: str = typer.Option("rechecker", "--role", help="角色(复核或管理员)"),
+                      url: Optional[str] = URL, as_json: bool = JSON):
+        """撤销补差: 年度累计退回补差前, 撤销冲正单, 支付单标为退回, 个人账户收回 (须为该年度最近一次变动)."""
+        from yibao.handling.topup import reverse_topup, statement
+
+        def go():
+            who = _who(user, role)
+            return _run(url, lambda s: statement(reverse_topup(s, who, Context(uuid.uuid4().hex, who.name,
+                                                                               datetime.now()), topup_no)))
+        rec = guarded(go, as_json)
+        if as_json:
+            print_json(rec)
+            return
+        out.print(f"已撤销补差单 {topup_no}: 冲正单 {rec['topup_no']}, 合计 {rec['totals']}")
+
     @h.command("facts-export")
     def facts_export(out_path: Path = typer.Option(..., "--out", "-o", help="输出文件, 放在理赔目录中: 目录/handling_facts.parquet"),
                      user: str = USER, role: str = typer.Option("analyst", "--role", help="角色(经办机构工作人员)"),

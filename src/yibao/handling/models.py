@@ -93,6 +93,7 @@ class HdTopup(Base):
     totals: Mapped[dict] = mapped_column(JSON)
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    reverses: Mapped[str] = mapped_column(String(32), default="", server_default="")  # 撤销补差: the one it undoes
 
 
 class HdPayment(Base):
@@ -150,3 +151,10 @@ def facts_on(session: Session, psn_no: str, kind: str, on: date) -> list["HdFact
     return list(session.scalars(select(HdFact).where(HdFact.psn_no == psn_no, HdFact.kind == kind,
                                                      HdFact.valid_from <= on, HdFact.valid_to >= on)
                                 .order_by(HdFact.id)))
+
+
+def payment_status(session: Session, payment_no: str) -> tuple[str, "HdPaymentEvent | None"]:
+    """A payment order's status (its latest event; 待支付 with none) and that event."""
+    last = session.scalars(select(HdPaymentEvent).where(HdPaymentEvent.payment_no == payment_no)
+                           .order_by(HdPaymentEvent.id.desc()).limit(1)).first()
+    return (last.status, last) if last is not None else ("pending", None)

@@ -123,6 +123,15 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
         return write(who, key, {"op": "handling.payment", "payment_no": payment_no, **body.model_dump(mode="json")},
                      lambda s: store.record_payment(s, who, c, payment_no=payment_no, **body.model_dump()))
 
+    @api.post("/topups/{topup_no}/reverse", status_code=201, summary="撤销补差(须为该年度最近一次变动) / reverse a 补差")
+    def topup_reverse(who: Caller, topup_no: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")],
+                      key: IdKey = None) -> Response:
+        from yibao.handling.topup import reverse_topup, statement
+
+        c = ctx(who, key)
+        return write(who, key, {"op": "handling.topup_reverse", "topup_no": topup_no},
+                     lambda s: statement(reverse_topup(s, who, c, topup_no)), 201)
+
     @api.post("/clearing/{month}/issue", status_code=201, summary="出具(冻结)月度清算单; 更正出新版本 / issue the statement")
     def clearing_issue(who: Caller, month: Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$")], body: IssueIn,
                        key: IdKey = None) -> Response:

@@ -29,7 +29,7 @@ from yibao.service.transactions import Context, audit, new_id
 from yibao.handling.topup import statement, topup
 from yibao.store.models import PersonCategory
 from yibao.handling.models import (TABLES, HdCase, HdEvent, HdFact, HdPayment, HdPaymentEvent, HdTopup,  # noqa: F401
-                                   facts_on)
+                                   facts_on, payment_status)
 from yibao.money import fen_to_yuan, round_half_up, yuan_to_fen
 from yibao.service import transactions as tx
 from yibao.settlement.request import FeeItemIn
@@ -345,13 +345,6 @@ def _reimburse(session: Session, ctx: Context, row: HdCase, packs) -> str:
 PAYMENT_STATUS = {"pending": "待支付", "paid": "已支付", "returned": "已退回"}
 # the moves a payment order may make: a returned order (wrong account, say) may be paid again; a paid one is final
 PAYMENT_MOVES = {"pending": ("paid", "returned"), "returned": ("paid",), "paid": ()}
-
-
-def payment_status(session: Session, payment_no: str) -> tuple[str, HdPaymentEvent | None]:
-    """The order's status (its latest event; 待支付 with none) and that event."""
-    last = session.scalars(select(HdPaymentEvent).where(HdPaymentEvent.payment_no == payment_no)
-                           .order_by(HdPaymentEvent.id.desc()).limit(1)).first()
-    return (last.status, last) if last is not None else ("pending", None)
 
 
 def record_payment(session: Session, who: Principal, ctx: Context, *, payment_no: str, status: str, on: date,

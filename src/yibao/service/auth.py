@@ -66,6 +66,7 @@ PERMISSIONS = {
     "handling.recheck": {"rechecker", "admin"},
     "handling.clearing": {"clerk", "reviewer", "rechecker", "auditor", "analyst", "admin"},
     "handling.clearing_issue": {"rechecker", "admin"},
+    "handling.topup_reverse": {"rechecker", "admin"},  # 撤销补差: it moves a year's accumulators back
     # web front door (issue #19): pages over the other domains, and the insured person's own records
     "self.read": {"insured"},
     "fund.read": {"analyst", "admin"},

@@ -90,6 +90,15 @@ def post(session: Session, balance: Balance, setl_id: str, kind: str,
                          "b_ledger_head": balance.ledger_head})
 
 
+def last_entry(session: Session, balance: Balance) -> tuple[str, str, dict] | None:
+    """(kind, setl_id, delta) of the person-year's latest ledger row (read under the balance's lock), or None."""
+    if not balance.entries:
+        return None
+    row = session.execute(select(_LEDGER.c.kind, _LEDGER.c.setl_id, _LEDGER.c.delta).where(
+        _LEDGER.c.psn_no == balance.psn_no, _LEDGER.c.year == balance.year, _LEDGER.c.seq == balance.entries)).first()
+    return None if row is None else (row[0], row[1], {k: int(v) for k, v in row[2].items()})
+
+
 def ledger_sum(session: Session, psn_no: str, year: int) -> dict[str, int]:
     """Sum of the person's ledger deltas for the year (what the balance must equal)."""
     total: dict[str, int] = {}

@@ -301,6 +301,34 @@ def _settled_on(session: Session, psn_no: str, day: date) -> int:
                                              "until": since + timedelta(days=1)}).scalar_one())
 
 
+@dataclass(frozen=True)
+class EngineInputs:
+    person: EnginePerson
+    visit: EngineVisit
+    catalogue: CompiledPack  # the pack whose catalogue classified the lines (the 就医地's for an offsite visit)
+    med_type_note: str | None  # why the visit is settled under another 医疗类别 (HDL061), if it is
+
+
+def engine_inputs(session: Session, packs: PackSet, pack: CompiledPack, v: Visit, p: Person, inst, cats, on: date,
+                  rows, acct_balance: int) -> EngineInputs:
+    """What the engine is given for a visit settled on ``on``: one definition for the settlement (2206/2207) and
+    for its re-run (补差), so a re-run differs from the original only by what changed in the facts — the
+    categories, 退休 and 门诊慢特病 certification as of the day, the 异地 status and 就医地 catalogue."""
+    med_type, note = settled_med_type(session, pack.pack, v.psn_no, v.med_type, on)  # 门诊慢特病 认定 (#16)
+    retiree = retiree_on(session, v.psn_no, v.insutype, v.begntime.date(), p.retiree)  # 退休 as of the visit (#15)
+    person = EnginePerson(v.psn_no, v.insutype, frozenset(c for c in cats if c in pack.categories),
+                          retiree, registry.age_on(p.brdy, on), p.gend)
+    status = offsite_status(session, v.psn_no, v.insuplc_admdvs, inst.admdvs, v.begntime.date())  # 异地 ± 备案 (#16)
+    catalogue = packs.catalogue_for(pack, inst.admdvs, on, status)  # 就医地目录、参保地政策 (#16)
+    visit = EngineVisit(mdtrt_id=v.mdtrt_id, med_type=med_type, level=inst.level, setl_date=on,
+                        fixmedins_code=v.fixmedins_code, dise_codg=v.dise_codg,
+                        referral_from_level=v.referral_from_level, offsite_status=status,
+                        items=_engine_items(rows) if catalogue is pack else None,
+                        amounts=None if catalogue is pack else _classify(catalogue, rows, "mdtrt_id"),
+                        acct_balance=acct_balance)
+    return EngineInputs(person, visit, catalogue, note)
+
+
 def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, mdtrt_id: str,
            psn_no: str | None = None, medfee_sumamt: Decimal | None = None, acct_used: bool = False,
            write: bool = True, limits: Limits | None = None, mulaid_psn_no: str | None = None) -> dict:
@@ -352,7 +380,6 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     refuse_if_suspended(session, v.fixmedins_code, on)  # 协议暂停/解除 (#18)
     age = registry.age_on(p.brdy, on)
     pack = pack_in_force(session, packs.pick(v.insuplc_admdvs, on), v.begntime.date())  # 目录版本 (#18)
-    med_type, med_type_note = settled_med_type(session, pack.pack, v.psn_no, v.med_type, on)  # 门诊慢特病 认定 (#16)
     if mulaid_psn_no:  # 家庭共济: the pack opens it and the link holds on the visit's date (#15)
         registry.person(session, mulaid_psn_no, "input.data.acct_mulaid_psn_no")
         mutual.check(session, pack.pack.financing, mulaid_psn_no, v.psn_no, v.begntime.date(),
@@ -363,17 +390,9 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
         hit = checks["blocking"][0]
         raise ServiceError(Problem("SUP001", f"rule:{hit.get('rule_id')}",
                                    f"智能审核规则 {hit.get('rule_id')}({hit.get('rule_name')})拦截: {hit.get('message')}"))
-    retiree = retiree_on(session, v.psn_no, v.insutype, v.begntime.date(), p.retiree)  # 退休 as of the visit (#15)
-    person = EnginePerson(v.psn_no, v.insutype, frozenset(c for c in cats if c in pack.categories),
-                          retiree, age, p.gend)
-    status = offsite_status(session, v.psn_no, v.insuplc_admdvs, inst.admdvs, v.begntime.date())  # 异地 ± 备案 (#16)
-    catalogue = packs.catalogue_for(pack, inst.admdvs, on, status)  # 就医地目录、参保地政策 (#16)
-    visit = EngineVisit(mdtrt_id=mdtrt_id, med_type=med_type, level=inst.level, setl_date=on,
-                        fixmedins_code=v.fixmedins_code, dise_codg=v.dise_codg,
-                        referral_from_level=v.referral_from_level, offsite_status=status,
-                        items=_engine_items(rows) if catalogue is pack else None,
-                        amounts=None if catalogue is pack else _classify(catalogue, rows, "mdtrt_id"),
-                        acct_balance=p.acct_balc_fen if acct_used else 0)
+    inputs = engine_inputs(session, packs, pack, v, p, inst, cats, on, rows, p.acct_balc_fen if acct_used else 0)
+    person, visit, catalogue, med_type, med_type_note = (inputs.person, inputs.visit, inputs.catalogue,
+                                                         inputs.visit.med_type, inputs.med_type_note)
     try:
         result = engine.settle(pack, person, visit, acc)
     except YibaoError as exc:
@@ -488,6 +507,11 @@ def reverse(session: Session, who: Principal, ctx: Context, *, setl_id: str, mdt
     session.refresh(s)
     if s.status != "valid":
         raise problem(Conflict, "REV004", "input.data.setl_id", f"结算 {setl_id} 已于 {s.revs_time} 撤销, 不能重复撤销")
+    last = ledger.last_entry(session, balance)
+    if last is not None and last[0] == "topup":  # 补差 moved the year's accumulators after this settlement
+        raise problem(Conflict, "REV005", "input.data.setl_id",
+                      f"参保人 {s.psn_no} {s.year} 年度在此结算之后做过补差(依申请救助重算); 须先撤销补差单"
+                      f"(yibao handling topup-reverse), 再按后结先撤撤销结算")
     after = Accumulators(s.year, {k: int(x) for k, x in s.acc_after.items()})
     delta = {k: int(x) for k, x in s.delta.items()}
     stored = _Stored(s.mdtrt_id, delta, after, after.minus(delta))

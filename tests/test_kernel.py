@@ -40,15 +40,15 @@ def changing_region(pack: CompiledPack, visits: int, seed: int):
         pid = f"P{rng.randrange(max(1, visits // 6)):06d}"
         if pid not in base:
             base[pid] = (rng.choice(insutypes), frozenset(rng.sample(cats, min(rng.choice([0, 1, 2]), len(cats)))),
-                         rng.random() < 0.3)
-        insutype, categories, retiree = base[pid]
+                         rng.random() < 0.3, rng.randrange(0, 101))
+        insutype, categories, retiree, age = base[pid]
         if rng.random() < 0.3:  # recognised, or no longer, in some category for this visit
             categories = frozenset(rng.sample(cats, min(rng.choice([0, 1, 2]), len(cats))))
         if rng.random() < 0.1:
             insutype = rng.choice(insutypes)
         if rng.random() < 0.1:
             retiree = not retiree
-        person = Person(pid, insutype, categories, retiree)
+        person = Person(pid, insutype, categories, retiree, age=age)
         rule = rng.choice([r for r in pack.basic if r.rule.insutype == insutype])
         levels = list(rule.by_level)
         amounts = [int(rng.lognormvariate(8, 1.6)) if rng.random() < 0.6 else 0 for _ in range(3)]
@@ -57,7 +57,7 @@ def changing_region(pack: CompiledPack, visits: int, seed: int):
         persons[mdtrt_id] = person
         rows.append({
             "psn_no": pid, "yr": year, "setl_time": start + timedelta(minutes=rng.randrange(span)), "mdtrt_id": mdtrt_id,
-            "insutype": insutype, "retiree": retiree, **{f"cat_{ident(c)}": c in categories for c in cats},
+            "insutype": insutype, "retiree": retiree, "age": age, **{f"cat_{ident(c)}": c in categories for c in cats},
             "med_type": rng.choice(rule.rule.med_types), "level": rng.choice(levels),
             "dise_codg": rng.choice(list(rule.diseases) or DISEASES),
             "referral_from_level": rng.choice(levels) if rng.random() < 0.15 else None,

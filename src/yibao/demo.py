@@ -17,12 +17,26 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 
+from yibao.batch.run import open_claims, write_results
+from yibao.fund.commands import run_fund
+from yibao.fund.operation import LEVELS
+from yibao.ltc.commands import settle_dir, synth_region
 from yibao.money import format_yuan
+from yibao.monitoring.render import format_monitoring
+from yibao.monitoring.screen import monitor
+from yibao.payment.run import build_catalog, connect, settle_period
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
 from yibao.settlement.engine import settle_year
 from yibao.settlement.render import print_statements
 from yibao.settlement.request import load_request, to_accumulators, to_person, to_visit
+from yibao.simulation.comparison import simulate
+from yibao.simulation.render import format_simulation
+from yibao.supervision import audit as A
+from yibao.supervision.ruleset import load_ruleset
+from yibao.synth import enrolment as synth_enrolment
+from yibao.synth import generate
+from yibao.synth.fraud import add_supervision_columns, write_supervised
 
 DEMOS = [
     ("shandong-2024", "shandong-dibao-inpatient.json", "山东低保", "山东: 低保居民在基层住院, 逐条明细分类, 基本医保 + 大病 + 医疗救助"),
@@ -65,15 +79,6 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     import time
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from yibao.batch.run import open_claims, write_results
-    from yibao.monitoring.render import format_monitoring
-    from yibao.monitoring.screen import monitor
-    from yibao.simulation.comparison import simulate
-    from yibao.simulation.render import format_simulation
-    from yibao.synth.fraud import add_supervision_columns, write_supervised
-    from yibao.synth import enrolment as synth_enrolment
-    from yibao.synth import generate
 
     out_dir = Path(out_dir)
     region = out_dir / "region"
@@ -153,8 +158,6 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
 
 def run_audit(region: Path, out: Path) -> dict:
     """The whole audit library over the demo year (no fraud injected: what a clean region shows)."""
-    from yibao.supervision import audit as A
-    from yibao.supervision.ruleset import load_ruleset
 
     run = A.open_claims(region)
     A.run_rules(run, load_ruleset())
@@ -171,7 +174,6 @@ def run_audit(region: Path, out: Path) -> dict:
 
 def run_dip(pack_model, region: Path, settled: Path, out_dir: Path) -> dict:
     """DIP catalog from the year's inpatient cases, then the year's point-value settlement."""
-    from yibao.payment.run import build_catalog, connect, settle_period
 
     con = connect()
     year = str(pack_model.pack.effective_from.year)
@@ -187,7 +189,6 @@ def run_dip(pack_model, region: Path, settled: Path, out_dir: Path) -> dict:
 
 def run_ltc_step(region: Path, settled: Path) -> dict:
     """A year of long-term care beside the region: assessed persons, care records, monthly settlement, audit."""
-    from yibao.ltc.commands import settle_dir, synth_region
 
     synth_region("shandong-2024", region)
     months, hits, _ = settle_dir("shandong-2024", region, settled)
@@ -200,8 +201,6 @@ def run_ltc_step(region: Path, settled: Path) -> dict:
 
 def run_fund_step(region: Path, out_dir: Path) -> dict:
     """Months of payout per scheme, with the reform's expense change carried into the projection."""
-    from yibao.fund.commands import run_fund
-    from yibao.fund.operation import LEVELS
 
     years, _, _ = run_fund("shandong-2024", region, out_dir / "settled", None,
                            out_dir / "simulation" / "simulation.json", out_dir / "fund")

@@ -31,6 +31,7 @@ import os
 import re
 from functools import lru_cache
 
+from yibao.errors import Problem
 from yibao.store import keys
 
 KEEP_HEAD = 6
@@ -151,7 +152,6 @@ def encrypt_certno(certno: str, psn_no: str, key_id: str | None = None) -> str:
 def decrypt_certno(token: str, psn_no: str) -> str:
     from cryptography.exceptions import InvalidTag
 
-    from yibao.errors import Problem
     ring = keys.load()
     kid, _, body = token.partition(":")
     secret = ring.certno.get(kid)

@@ -21,12 +21,14 @@ import pyarrow.parquet as pq
 
 from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
 from yibao.batch.lower import lower
-from yibao.sql import ident, q
 from yibao.batch.stream import settle_stream, settled_schema
 from yibao.batch.validate import BatchError, check_applicability
+from yibao.claims.schema import read_claims  # CSV / Excel extracts
 from yibao.errors import Problem
+from yibao.handling.export import FACTS_SCHEMA
 from yibao.policy.compiled import CompiledPack
 from yibao.settlement.model import SETLINFO_FIELDS
+from yibao.sql import ident, q
 
 TABLES = ("persons", "institutions", "visits", "fee_items", "handling_facts")  # the last optional (经办 facts)
 # the settled spill file is read back only by this run's queries: dictionaries only where codes repeat, and no
@@ -79,7 +81,6 @@ def open_claims(claims_dir: str | Path, con: duckdb.DuckDBPyConnection | None = 
         raise BatchError(Problem("BAT010", str(claims_dir), "理赔数据目录不存在"))
     missing = [t for t in ("persons", "visits", "fee_items") if not (claims_dir / f"{t}.parquet").exists()]
     if missing:
-        from yibao.claims.schema import read_claims  # CSV / Excel extracts
 
         tables = read_claims(claims_dir)
         for name, table in tables.items():
@@ -98,7 +99,6 @@ def open_claims(claims_dir: str | Path, con: duckdb.DuckDBPyConnection | None = 
 
 
 def _check_facts(con: duckdb.DuckDBPyConnection) -> None:
-    from yibao.handling.export import FACTS_SCHEMA
 
     present = set(con.sql("SELECT * FROM handling_facts LIMIT 0").columns)
     missing = [f.name for f in FACTS_SCHEMA if f.name not in present]

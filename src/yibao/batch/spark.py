@@ -18,9 +18,17 @@ import sqlglot
 
 from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
 from yibao.batch.lower import lower
-from yibao.batch.stream import (COMBOS, code_tables, optional_inputs, ordering_query, person_blocks, settle_batch,
-                                 settled_schema)
+from yibao.batch.stream import (
+    COMBOS,
+    code_tables,
+    optional_inputs,
+    ordering_query,
+    person_blocks,
+    settle_batch,
+    settled_schema,
+)
 from yibao.policy.compiled import CompiledPack
+from yibao.policy.loader import resolve_pack
 
 
 def to_spark(sql: str) -> str:
@@ -102,8 +110,6 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     from pyspark.sql import SparkSession
-
-    from yibao.policy.loader import resolve_pack
 
     parser = argparse.ArgumentParser(description="yibao 批量结算 (Spark)")
     parser.add_argument("--claims", required=True, help="claims directory (persons/visits/fee_items Parquet)")

@@ -21,12 +21,20 @@ import pyarrow.compute as pc
 from yibao.batch import kernel
 from yibao.batch.lower import lower
 from yibao.batch.run import classify, open_claims, settle
-from yibao.batch.stream import (BATCH_ROWS, block_inputs, optional_inputs, ordering_query, person_blocks,
-                                 register_program, settle_table)
+from yibao.batch.stream import (
+    BATCH_ROWS,
+    block_inputs,
+    optional_inputs,
+    ordering_query,
+    person_blocks,
+    register_program,
+    settle_table,
+)
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
 from yibao.settlement.engine import settle as settle_one
 from yibao.settlement.model import Accumulators, ClassifiedAmounts, Person, Visit
+from yibao.synth import generate_to
 
 
 def peak_rss_mib() -> float:
@@ -77,7 +85,6 @@ def kernel_rate(pack: CompiledPack, con, source: str, workers: int) -> tuple[int
 
 def run(persons: int = 100_000, pack_name: str = "shandong-2024", seed: int = 1,
         scalar_sample: int = 50_000, claims: str | None = None) -> dict:
-    from yibao.synth import generate_to
 
     pack_model = resolve_pack(pack_name)
     pack = CompiledPack(pack_model)

@@ -26,12 +26,13 @@ import pyarrow.compute as pc
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from yibao.enrolment.models import CategoryFact, ImportBatch
 from yibao import privacy
+from yibao.enrolment.models import CategoryFact, ImportBatch
 from yibao.errors import Problem
 from yibao.service.auth import Principal
 from yibao.service.errors import ServiceError
 from yibao.service.transactions import Context, audit
+from yibao.store import keys
 from yibao.store.models import Person, PersonCategory
 
 COLUMNS = {  # accepted header → field
@@ -201,7 +202,6 @@ FROM islands GROUP BY psn_no, category, island ORDER BY psn_no, category, valid_
 def certno_index(session: Session, certnos) -> pa.Table:
     """certno → psn_no for the given ID numbers (an import's or a roster's), found by blind index: the registry
     keeps certno encrypted at rest (:mod:`yibao.privacy`), so it is looked up by its keyed hash, never read out."""
-    from yibao.store import keys
 
     ring = keys.load()
     secrets = [ring.certno[ring.certno_active]] + [v for k, v in ring.certno.items() if k != ring.certno_active]

@@ -17,9 +17,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from yibao.enrolment import facts as F
-from yibao.enrolment import registry as er
 from yibao.enrolment import mutual, rules
-from yibao.enrolment.models import AccountEntry, Contribution
+from yibao.enrolment import registry as er
+from yibao.enrolment.importer import _bulk_insert
+from yibao.enrolment.models import AccountEntry, Contribution, EnrolmentFact
 from yibao.errors import Problem
 from yibao.money import fen_to_yuan
 from yibao.policy.model import Financing
@@ -28,6 +29,7 @@ from yibao.service.auth import Principal
 from yibao.service.errors import ServiceError
 from yibao.service.transactions import Context, audit
 from yibao.store.models import Enrollment, Person, PersonCategory, Settlement
+from yibao.synth import enrolment as synth_enrolment
 
 
 def _err(code: str, path: str, message: str) -> ServiceError:
@@ -346,9 +348,6 @@ __all__ = ["account_statement", "apply_arrears", "arrears_months", "declare_empl
 def load_synthetic(session: Session, who: Principal, ctx: Context, pack, persons, year: int, seed: int) -> dict:
     """After ``yibao service load`` of the same pack and seed: the region's enrolment facts (a year's spell,
     as the loaded rows say, so the projection is unchanged) and its contribution ledger, in bulk."""
-    from yibao.enrolment.importer import _bulk_insert
-    from yibao.enrolment.models import EnrolmentFact
-    from yibao.synth import enrolment as synth_enrolment
 
     who.require("enrol.write")
     if pack.financing is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from yibao.charts import chinese
 from yibao.fund.operation import LEVELS, SCHEMES, ProjectionRow, SchemeYear
 from yibao.money import fen_to_yuan
+from yibao.payment.workbook import write_sheets
 
 
 def _yuan_fields(d: dict, keys=("income", "expense", "balance", "accumulated", "opening", "closing",
@@ -84,7 +85,6 @@ def charts(years: list[SchemeYear], projection: list[ProjectionRow], tmp: Path) 
 
 
 def write(years, projection, assumptions: dict, tmp: Path) -> dict[str, Path]:
-    from yibao.payment.workbook import write_sheets
 
     paths = {"fund.json": tmp / "fund.json"}
     paths["fund.json"].write_text(to_json(years, projection, assumptions), encoding="utf-8")

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from yibao.errors import Problem, YibaoError, pydantic_problems
+from yibao.service.registry import check_certno
 
 CHANNELS = {"window": "窗口", "online": "网办", "village": "村级服务点", "hospital": "医院"}
 STEPS = {"accept": "受理", "review": "审核", "recheck": "复核"}
@@ -182,7 +183,6 @@ def _value(f: FormField, raw: Any, diseases: dict[str, str] | None, categories: 
             raise ValueError("HDL012", f"{text!r} 不是 6 位医保区划代码")
         return text
     if f.type == "certno":
-        from yibao.service.registry import check_certno
 
         try:
             check_certno(text)

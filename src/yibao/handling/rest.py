@@ -14,8 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from yibao.handling import store
 from yibao.handling.catalogue import catalogue
-from yibao.handling.clearing import clearing_statement, issue as issue_clearing, issued as issued_clearing
+from yibao.handling.clearing import clearing_statement
+from yibao.handling.clearing import issue as issue_clearing
+from yibao.handling.clearing import issued as issued_clearing
 from yibao.handling.stats import handling_stats
+from yibao.handling.topup import reverse_topup, statement
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk, request_hash
 from yibao.service.rest import IdKey, json_response
@@ -126,7 +129,6 @@ def router(desk: Desk, authenticate: Callable[[Request], Principal]) -> APIRoute
     @api.post("/topups/{topup_no}/reverse", status_code=201, summary="撤销补差(须为该年度最近一次变动) / reverse a 补差")
     def topup_reverse(who: Caller, topup_no: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")],
                       key: IdKey = None) -> Response:
-        from yibao.handling.topup import reverse_topup, statement
 
         c = ctx(who, key)
         return write(who, key, {"op": "handling.topup_reverse", "topup_no": topup_no},

@@ -13,26 +13,51 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from pydantic import ValidationError
-
+from yibao.enrolment import registry as enrolment
 from yibao.errors import Problem, YibaoError, pydantic_problems
 from yibao.handling.calendar import calendar
-from yibao.handling.catalogue import (CHANNELS, STEPS, HandlingError, catalogue, missing_materials,
-                                      unknown_materials, validate_form)
-from yibao.handling.workflow import ACTION_ZH, STATUS_ZH, STEP_OF_STATUS, Action, CaseState, apply, timeliness
+from yibao.handling.catalogue import (
+    CHANNELS,
+    STEPS,
+    HandlingError,
+    catalogue,
+    missing_materials,
+    unknown_materials,
+    validate_form,
+)
+from yibao.handling.models import (  # noqa: F401
+    TABLES,
+    HdCase,
+    HdEvent,
+    HdFact,
+    HdPayment,
+    HdPaymentEvent,
+    HdTopup,
+    facts_on,
+    payment_status,
+)
+from yibao.handling.topup import statement, topup
+from yibao.handling.workflow import (
+    ACTION_ZH,
+    STATUS_ZH,
+    STEP_OF_STATUS,
+    Action,
+    CaseState,
+    apply,
+    timeliness,
+)
+from yibao.ltc import store as ltc_store
+from yibao.money import fen_to_yuan, round_half_up, yuan_to_fen
 from yibao.service import registry
+from yibao.service import transactions as tx
 from yibao.service.auth import Principal
 from yibao.service.transactions import Context, audit, new_id
-from yibao.handling.topup import statement, topup
-from yibao.store.models import PersonCategory
-from yibao.handling.models import (TABLES, HdCase, HdEvent, HdFact, HdPayment, HdPaymentEvent, HdTopup,  # noqa: F401
-                                   facts_on, payment_status)
-from yibao.money import fen_to_yuan, round_half_up, yuan_to_fen
-from yibao.service import transactions as tx
 from yibao.settlement.request import FeeItemIn
+from yibao.store.models import PersonCategory
 
 FOREVER = date(9999, 12, 31)
 AGENT_KINDS = {"proxy": "代办", "helper": "帮办"}
@@ -286,7 +311,6 @@ ENROLMENT_ACTIONS = {"暂停参保": "suspend", "恢复参保": "resume", "终�
 
 def _enrolment(session: Session, ctx: Context, row: HdCase, effect: str) -> str:
     """参保登记 / 参保变更: the enrolment registry records the dated fact (yibao.enrolment), on the case's behalf."""
-    from yibao.enrolment import registry as enrolment
 
     form = row.form
     system = Principal(f"handling:{row.case_no}", "clerk")
@@ -308,7 +332,6 @@ def _enrolment(session: Session, ctx: Context, row: HdCase, effect: str) -> str:
 def _ltc_assessment(session: Session, ctx: Context, row: HdCase, packs) -> str:
     """失能等级评估: the scores on the form through the pack's LTC scale and rules (yibao.ltc), recorded as the
     person's assessment conclusion from ``valid_from`` (the assessor rule and validity are the pack's)."""
-    from yibao.ltc import store as ltc_store
 
     if packs is None:
         raise _fail(HandlingError, "HDL085", "packs", "办结此事项要按政策包评定, 调用方未提供政策包")

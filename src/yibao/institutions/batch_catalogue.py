@@ -31,13 +31,24 @@ from sqlalchemy.orm import Session
 
 from yibao.batch.inputs import classification_query
 from yibao.batch.run import BatchRun, register_pack
-from yibao.sql import q
 from yibao.batch.validate import SAMPLE, BatchError, applicability_checks
 from yibao.errors import Problem
-from yibao.institutions.catalogue import CatalogueError, conditions_met, parse_conditions
+from yibao.institutions.catalogue import (
+    CatalogueError,
+    conditions_met,
+    parse_conditions,
+)
 from yibao.institutions.in_force import pack_in_force, versions_in_force
-from yibao.institutions.models import InsCatalogueEntry, InsCatalogueVersion
+from yibao.institutions.models import (
+    InsCatalogueEntry,
+    InsCatalogueVersion,
+    InsPriceEvent,
+    InsVbpProduct,
+)
+from yibao.institutions.prices import excess_fen
 from yibao.policy.compiled import CompiledPack
+from yibao.sql import q
+from yibao.store.database import make_engine
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,6 @@ def segments(session: Session, first: date, last: date) -> list[Segment]:
 
 def open_catalogue(url: str):
     """An engine on the store holding the catalogue versions (``yibao institutions catalogue import``)."""
-    from yibao.store.database import make_engine
 
     try:
         engine = make_engine(url)
@@ -193,8 +203,6 @@ def price_hits(con, session: Session) -> pa.Table:
     from a price table) for the visit's institution level on its start date; the excess is
     :func:`yibao.institutions.prices.excess_fen`, as online price monitoring computes it. Same columns as
     :func:`limit_hits` (``failed`` holds the price in force in fen)."""
-    from yibao.institutions.models import InsPriceEvent
-    from yibao.institutions.prices import excess_fen
 
     e = InsPriceEvent.__table__
     events = session.execute(select(e.c.med_list_codg, e.c.level, e.c.eff_date, e.c.price_fen, e.c.id)).all()
@@ -227,8 +235,6 @@ def vbp_price_hits(con, session: Session) -> pa.Table:
     """Every fee line of a 集采 selected product (``ins_vbp_products``) at its institution, on a visit begun within the
     product's period, charged above the 中选价; the excess is :func:`yibao.institutions.prices.excess_fen`, as
     online price monitoring's ``over_vbp_price``. Same columns as :func:`limit_hits` (``failed``: the 中选价 in fen)."""
-    from yibao.institutions.models import InsVbpProduct
-    from yibao.institutions.prices import excess_fen
 
     p = InsVbpProduct.__table__
     products = session.execute(select(p.c.id, p.c.fixmedins_code, p.c.med_list_codg, p.c.period_from, p.c.period_to,

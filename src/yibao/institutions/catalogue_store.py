@@ -22,12 +22,26 @@ from sqlalchemy import and_, func, insert, select
 from sqlalchemy.orm import Session
 
 from yibao.errors import Problem
-from yibao.institutions.catalogue import (CLASS_ALIASES, CODE_RULE, CODE_SHAPE, HEADER, KINDS, REQUIRED,
-                                          CatalogueConflict, CatalogueError, conditions_met, item_rule, parse_conditions)
+from yibao.institutions.catalogue import (
+    CLASS_ALIASES,
+    CODE_RULE,
+    CODE_SHAPE,
+    HEADER,
+    KINDS,
+    REQUIRED,
+    CatalogueConflict,
+    CatalogueError,
+    conditions_met,
+    item_rule,
+    parse_conditions,
+)
+from yibao.institutions.in_force import _in_force, versions_in_force
 from yibao.institutions.models import InsCatalogueEntry, InsCatalogueVersion
-from yibao.institutions.in_force import versions_in_force
+from yibao.policy.loader import resolve_pack
+from yibao.service import registry
 from yibao.service.auth import Principal
-from yibao.service.transactions import Context, audit
+from yibao.service.transactions import Context, audit, visit_for
+from yibao.store.models import FeeItem, Institution, Person
 
 MAX_PROBLEMS = 1000
 
@@ -246,9 +260,6 @@ def entry_on(session: Session, who: Principal, med_list_codg: str, on: date) -> 
 def limit_hits(session: Session, who: Principal, mdtrt_id: str) -> dict:
     """事后审核 of a visit against the 限定支付范围 of the catalogue in force on its date: each fee line whose
     code carries coded conditions the visit does not meet (sex, age, institution level, med_type, diagnosis)."""
-    from yibao.service import registry
-    from yibao.service.transactions import visit_for
-    from yibao.store.models import FeeItem, Institution, Person
 
     v = visit_for(session, who, mdtrt_id, "settlement.read")
     on = v.begntime.date()
@@ -280,9 +291,6 @@ def export_pack(session: Session, who: Principal, *, policy: str, on: date, path
     overlaid with every kind's version, 乙类 shares made explicit): batch settlement, simulation and audit read
     the same classification the online service uses that day (one definition, two executions)."""
     import yaml
-
-    from yibao.institutions.in_force import _in_force
-    from yibao.policy.loader import resolve_pack
 
     who.require("institution.read")
     base = resolve_pack(policy)

@@ -22,15 +22,22 @@ from sqlalchemy.orm import Session
 
 from yibao.errors import Problem
 from yibao.institutions.agreements import Event, scope_on
+from yibao.institutions.applications import _new_app, app_record
 from yibao.institutions.catalogue import CatalogueError
 from yibao.institutions.in_force import versions_in_force
-from yibao.institutions.models import (InsAgreement, InsAgreementEvent, InsCatalogueEntry, InsDualChannel,
-                                       InsSettleApp, InsVbpProduct)
+from yibao.institutions.models import (
+    InsAgreement,
+    InsAgreementEvent,
+    InsCatalogueEntry,
+    InsDualChannel,
+    InsSettleApp,
+    InsVbpProduct,
+)
 from yibao.institutions.payments import PaymentConflict
 from yibao.money import fen_to_yuan, round_half_up, yuan_to_fen
 from yibao.service.auth import Principal
 from yibao.service.transactions import Context, audit
-from yibao.store.models import FeeItem, Institution, Settlement
+from yibao.store.models import FeeItem, Institution, Settlement, Visit
 
 
 class Rules(BaseModel):
@@ -100,7 +107,6 @@ def add_product(session: Session, who: Principal, ctx: Context, *, batch: str, y
 
 def _used(session: Session, p: InsVbpProduct) -> Decimal:
     """Volume of the product in the institution's valid settlements whose visit began in the period."""
-    from yibao.store.models import Visit
 
     start = datetime.combine(p.period_from, datetime.min.time())
     end = datetime.combine(p.period_to, datetime.max.time())
@@ -134,7 +140,6 @@ def progress(session: Session, who: Principal, fixmedins_code: str, year: int) -
 
 def post_retention(session: Session, who: Principal, ctx: Context, *, fixmedins_code: str, year: int) -> dict:
     """结余留用 of the year as an application of the basic fund (kind retention), paid through the same steps."""
-    from yibao.institutions.applications import _new_app, app_record
 
     who.require("payment.apply", fixmedins_code)
     month = f"{year}-RT"

@@ -31,6 +31,7 @@ from yibao.errors import Problem
 from yibao.institutions.catalogue import CODE_SHAPE, CatalogueConflict, CatalogueError
 from yibao.institutions.catalogue_store import MAX_PROBLEMS, read_table
 from yibao.institutions.models import InsPriceEvent, InsTariffFile, InsVbpProduct
+from yibao.institutions.procurement import progress
 from yibao.money import fen_to_yuan
 from yibao.service.auth import Principal
 from yibao.service.transactions import Context, audit
@@ -255,7 +256,6 @@ def files(session: Session, who: Principal, kind: str | None = None) -> list[dic
 def vbp_usage(session: Session, who: Principal, *, year: int, batch: str | None = None) -> dict:
     """集采执行进度 of every institution's selected products for a year (optionally one 采购批次): agreed and used
     volume, completion rate (使用量 ÷ 约定量), and the totals per product; what the 集采 page lists."""
-    from yibao.institutions.procurement import progress
 
     who.require("institution.read")
     q = select(InsVbpProduct.fixmedins_code).where(InsVbpProduct.year == year).distinct()

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from yibao.errors import Problem, pydantic_problems
+from yibao.payment.cases import PaymentError
 
 KEYS = ["group_code", "group_kind"]
 SUFFIX_NAMES = {"1": "伴严重并发症或合并症", "3": "伴并发症或合并症", "5": "不伴并发症或合并症", "9": "不分组"}
@@ -74,7 +75,6 @@ def shipped_table_path() -> Path:
 
 
 def load_table(path: str | Path | None = None) -> GroupingTable:
-    from yibao.payment.cases import PaymentError
 
     path = Path(path) if path else shipped_table_path()
     try:

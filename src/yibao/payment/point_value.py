@@ -35,8 +35,10 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Sequence
 
-from yibao.money import round_half_up
-from yibao.policy.model import ShareBand
+from yibao.errors import Problem
+from yibao.money import round_half_up, yuan_to_fen
+from yibao.payment.cases import PaymentError
+from yibao.policy.model import BudgetShare, ShareBand
 
 E4 = 10_000
 
@@ -152,8 +154,6 @@ def settle_points(period: str, budget: int, institutions: list[Institution], cap
     cost = sum(i.cost for i in institutions)
     others = sum(i.others for i in institutions)
     if total_points <= 0:
-        from yibao.errors import Problem
-        from yibao.payment.cases import PaymentError
 
         raise PaymentError(Problem("PAY051", period, "本期没有可结算的分值(病例数为 0), 无法计算点值"))
     budget_pv = Fraction((budget + others) * E4, total_points)
@@ -172,8 +172,6 @@ def settle_points(period: str, budget: int, institutions: list[Institution], cap
 
 def budget_fen(value, hifp_total: int) -> int:
     """A pack budget (yuan, or a share of the period's item-by-item pool payments) in fen."""
-    from yibao.money import yuan_to_fen
-    from yibao.policy.model import BudgetShare
 
     if isinstance(value, BudgetShare):
         return round_half_up(Decimal(hifp_total) * value.hifp_share)

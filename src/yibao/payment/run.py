@@ -11,12 +11,13 @@ from pathlib import Path
 
 import duckdb
 
+from yibao.batch.run import connect as batch_connect
 from yibao.errors import Problem
 from yibao.payment import catalog as cat
 from yibao.payment import drg
 from yibao.payment.cases import PaymentError, load_cases
 from yibao.payment.settlement import SettleResult, settle, write_outputs
-from yibao.policy.model import DipPayment, DrgPayment, PolicyPack, PointPayment
+from yibao.policy.model import DipPayment, DrgPayment, PointPayment, PolicyPack
 from yibao.reports import publish
 
 
@@ -30,7 +31,6 @@ def params_of(pack: PolicyPack | None, kind: str) -> PointPayment:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    from yibao.batch.run import connect as batch_connect
 
     return batch_connect()
 

@@ -18,17 +18,22 @@ from pathlib import Path
 
 import duckdb
 
-from yibao.sql import q
 from yibao.errors import Problem
 from yibao.money import fen_to_yuan, format_yuan
 from yibao.payment import dip, drg
 from yibao.payment.cases import EXCLUSIONS, PaymentError, exclusions
 from yibao.payment.catalog import CASE_KEYS, score_text
-from yibao.payment.point_value import (Institution, PointSettlement, budget_fen, settle_points,
-                                       yuan_per_point)
+from yibao.payment.point_value import (
+    Institution,
+    PointSettlement,
+    budget_fen,
+    settle_points,
+    yuan_per_point,
+)
 from yibao.payment.sql import group_report_sql, institution_sql, points_sql
+from yibao.payment.workbook import write_sheets
 from yibao.policy.model import PointPayment
-
+from yibao.sql import q
 
 
 def period_filter(period: str) -> str:
@@ -154,7 +159,6 @@ def _scaled(column: str, places: int) -> str:
 
 def write_outputs(con: duckdb.DuckDBPyConnection, result: SettleResult, tmp: Path) -> dict[str, Path]:
     """settlement.json, institutions.csv, groups.csv, cases.parquet, moves.csv, exclusions.csv, report.md, .xlsx."""
-    from yibao.payment.workbook import write_sheets
 
     paths: dict[str, Path] = {}
     paths["settlement.json"] = tmp / "settlement.json"

@@ -24,9 +24,15 @@ from typing import Mapping
 from sqlalchemy import JSON, Integer, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from yibao.errors import Problem
 from yibao.settlement.model import Accumulators
 from yibao.store import chain
-from yibao.store.models import AccumulatorBalance, AccumulatorLedger
+from yibao.store.models import (
+    AccumulatorBalance,
+    AccumulatorLedger,
+    AuditLog,
+    Settlement,
+)
 
 _BALANCES = AccumulatorBalance.__table__
 _LEDGER = AccumulatorLedger.__table__
@@ -113,8 +119,6 @@ def verify(conn) -> list:
     """The checks the chains cannot make on their own (``yibao db verify``): each balance row (a cache the
     service updates) equals the fold of its ledger rows, and a settlement is marked reversed exactly when
     its chained ledger has the reversal row (the marks are the settlement's only mutable columns)."""
-    from yibao.errors import Problem
-    from yibao.store.models import Settlement
 
     sums: dict[tuple, dict[str, int]] = {}
     reversed_ids: set[str] = set()
@@ -147,8 +151,6 @@ def verify_audit_trail(conn) -> list:
     """Every settlement the audit log records must still exist: deleting a settlement together with its
     ledger rows and balance (a whole person-year) leaves the chains of that person consistent, but not the
     audit log's record of it (whose own chain shows a deleted audit row)."""
-    from yibao.errors import Problem
-    from yibao.store.models import AuditLog, Settlement
 
     a = AuditLog.__table__
     s = Settlement.__table__

@@ -29,6 +29,7 @@ from operator import attrgetter
 from sqlalchemy import BigInteger, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
+from yibao.policy.loader import resolve_pack
 from yibao.store.models import FeeItem, Institution, Person, Visit
 
 HISTORY_DAYS = 365
@@ -53,7 +54,6 @@ def _ruleset():
     rs = rules.load_ruleset("default")
     pack = os.environ.get(PACK_ENV)
     if pack:
-        from yibao.policy.loader import resolve_pack
 
         rs = rules.with_pack_caps(rs, resolve_pack(pack))
     return rs

@@ -10,6 +10,7 @@ from yibao.codes import INSUTYPE_NAMES, MED_TYPE_NAMES
 from yibao.money import format_yuan
 from yibao.policy.compiled import CompiledPack
 from yibao.settlement.model import SETLINFO_FIELDS, Settlement
+from yibao.settlement.request import to_person, to_visit
 from yibao.settlement.statement import FIELD_NAMES, explain
 
 INSUTYPES, MED_TYPES = INSUTYPE_NAMES, MED_TYPE_NAMES
@@ -46,7 +47,6 @@ def print_statement(console: Console, pack: CompiledPack, person, visit, s: Sett
 
 
 def print_statements(console: Console, pack: CompiledPack, req, results: list[Settlement]) -> None:
-    from yibao.settlement.request import to_person, to_visit
 
     person = to_person(req.person)
     for visit_in, s in zip(req.visit_list(), results):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from yibao.errors import Problem
 from yibao.reports import publish
+from yibao.simulation.charts import write_charts
 from yibao.simulation.errors import SimulationError
 from yibao.simulation.report import write_html
 from yibao.simulation.result import SimulationResult
@@ -25,7 +26,6 @@ def write_json(result: SimulationResult, path: Path) -> Path:
 def write_outputs(result: SimulationResult, out_dir: Path) -> dict[str, Path]:
     def build(tmp: Path) -> dict[str, Path]:
         try:
-            from yibao.simulation.charts import write_charts
 
             charts = write_charts(result, tmp)
         except ImportError:  # matplotlib missing: the report still has every table

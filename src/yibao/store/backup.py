@@ -25,7 +25,13 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from yibao.errors import Problem, YibaoError
-from yibao.store.database import PRIVATE_FILE, make_engine, private_sqlite_file, sqlite_path
+from yibao.store import chain
+from yibao.store.database import (
+    PRIVATE_FILE,
+    make_engine,
+    private_sqlite_file,
+    sqlite_path,
+)
 
 
 class BackupError(YibaoError):
@@ -140,7 +146,6 @@ def restore(source: Path, url: str) -> dict:
                                *args, str(source)], env=env, capture_output=True, text=True)
         if done.returncode:
             raise BackupError(Problem("BAK008", "pg_restore", (done.stderr.strip().splitlines() or ["?"])[-1]))
-    from yibao.store import chain
 
     chain.forget_lanes()
     return {"file": str(source), "sha256": sha256_of(source)}

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
-
 from collections.abc import Iterator
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
+
+from yibao.privacy import install_log_scrubbing
 
 
 def default_url() -> str:
@@ -62,7 +63,6 @@ def private_sqlite_file(path: Path) -> None:
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
-    from yibao.privacy import install_log_scrubbing
 
     install_log_scrubbing()
     url = url or default_url()

@@ -7,7 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from yibao.store.database import default_url
+from yibao.store import chain
+from yibao.store.database import default_url, make_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -23,7 +24,6 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(url: str | None = None, target: str = "heads") -> None:
     """Bring the database to every head (the service's and other domains' branches)."""
-    from yibao.store import chain
 
     command.upgrade(alembic_config(url), target)
     chain.forget_lanes()  # a migration may have re-sealed rows this process's audit lanes end on
@@ -31,8 +31,6 @@ def upgrade(url: str | None = None, target: str = "heads") -> None:
 
 def current_heads(url: str | None = None) -> set[str]:
     from alembic.runtime.migration import MigrationContext
-
-    from yibao.store.database import make_engine
 
     engine = make_engine(url)
     try:

@@ -19,12 +19,25 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from yibao.sql import sql_path
+from yibao.batch.run import connect
+from yibao.batch.spark import to_spark
+from yibao.claims.schema import (
+    read_claims,  # CSV / Excel: checked and typed by the contract
+)
 from yibao.errors import Problem
+from yibao.sql import sql_path
+from yibao.supervision.library import OverTesting
 from yibao.supervision.model import AuditInputError, Skipped, SupervisionError
 from yibao.supervision.peers import peer_scores
 from yibao.supervision.ruleset import RuleSet
-from yibao.supervision.views import BASELINE_SCHEMA, DERIVED, OPTIONAL_COLUMNS, OPTIONAL_TABLES, OPTIONAL_ZH, baseline_sql
+from yibao.supervision.views import (
+    BASELINE_SCHEMA,
+    DERIVED,
+    OPTIONAL_COLUMNS,
+    OPTIONAL_TABLES,
+    OPTIONAL_ZH,
+    baseline_sql,
+)
 
 REQUIRED = ("persons", "institutions", "visits", "fee_items")
 
@@ -54,7 +67,6 @@ def open_claims(claims_dir: str | Path, since: date | None = None, until: date |
                 con: duckdb.DuckDBPyConnection | None = None) -> AuditRun:
     """Claims tables as DuckDB views (Parquet in place; CSV/Excel through the claims schema),
     optional columns filled with NULL when absent, then ``vx`` and ``lines`` materialised."""
-    from yibao.batch.run import connect
 
     claims_dir = Path(claims_dir)
     if not claims_dir.is_dir():
@@ -66,7 +78,6 @@ def open_claims(claims_dir: str | Path, since: date | None = None, until: date |
         for name in REQUIRED:
             con.sql(f"CREATE OR REPLACE VIEW {name}_src AS SELECT * FROM read_parquet({sql_path(claims_dir / f'{name}.parquet')})")
     else:
-        from yibao.claims.schema import read_claims  # CSV / Excel: checked and typed by the contract
 
         for name, table in read_claims(claims_dir).items():
             con.register(f"{name}_arrow", table)
@@ -178,7 +189,6 @@ def reads_baselines(r) -> bool:
 def baseline_settings(ruleset: RuleSet) -> tuple[tuple[str, ...], int]:
     """Which categories count as tests, and how many diagnosis letters make a peer group: from the
     over-testing rule's parameters, so the table and the rule that reads it agree."""
-    from yibao.supervision.library import OverTesting
 
     p = ruleset.by_id()["SV-TEST-01"].params if "SV-TEST-01" in ruleset.by_id() else OverTesting()
     return tuple(p.categories), p.dx_len
@@ -308,7 +318,6 @@ def run_on_spark(spark, claims_dir: str | Path, ruleset: RuleSet) -> dict[str, l
 
     The derived views are cached and the rules' hits unioned into one query, so the library is
     one Spark job instead of one per rule."""
-    from yibao.batch.spark import to_spark
 
     claims_dir = Path(claims_dir)
     for name in REQUIRED + tuple(OPTIONAL_TABLES):

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.errors import Problem
 from yibao.money import format_yuan, yuan_to_fen
-from yibao.store import chain
+from yibao.store import chain, migrate
 from yibao.store.base import Base
+from yibao.store.database import default_url, make_engine
 from yibao.supervision.model import CaseError
 
 STATUS_ZH = {"suspect": "疑点", "verifying": "核实中", "confirmed": "认定违规", "excluded": "排除", "recovered": "追回"}
@@ -90,9 +100,6 @@ def open_store(url: str | None = None):
     store's history stays whole and ``yibao db upgrade`` keeps working afterwards."""
     from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
-
-    from yibao.store import migrate
-    from yibao.store.database import default_url, make_engine
 
     url = url or default_url()
     try:

@@ -938,8 +938,8 @@ def _price_outlier(p: Baseline) -> str:
 def _qty_outlier(p: QtyBaseline) -> str:
     join, cond, detail = _outlier(p, "qty", "l.cnt4", "数量", qty)
     amount = "CAST(ROUND(l.fee * (l.cnt4 - g.med) / l.cnt4, 0) AS BIGINT)"
-    unit = (f" LEFT JOIN baselines u ON u.kind = 'price' AND u.code = l.med_list_codg AND u.level = l.level "
-            f"AND u.med_type = l.med_type")
+    unit = (" LEFT JOIN baselines u ON u.kind = 'price' AND u.code = l.med_list_codg AND u.level = l.level "
+            "AND u.med_type = l.med_type")
     usual_unit = f" AND (u.med IS NULL OR l.pric_fen * 100 >= u.med * {hundredths(p.min_price_share)})"
     types = f" AND l.med_type IN {in_list(p.med_types)}"
     return f"SELECT {line_hit(detail, amount)} FROM lines l {join}{unit} WHERE {cond}{usual_unit}{types}{_categories(p)}"

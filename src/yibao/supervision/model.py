@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from pydantic import BaseModel, ConfigDict
 
 from yibao.errors import Problem, YibaoError
+from yibao.money import fen_to_yuan
 
 STAGES = {"pre": "事前提醒", "during": "事中预警", "after": "事后审核"}
 SEVERITIES = {"high": "高", "medium": "中", "low": "低"}
@@ -128,7 +129,6 @@ class Hit:
         return f"{self.rule_name}: {self.detail}(规则: {self.rule_text}; 参数: {self.params})"
 
     def to_dict(self) -> dict:
-        from yibao.money import fen_to_yuan
 
         return {"rule_id": self.rule_id, "rule_name": self.rule_name, "family": self.family,
                 "severity": self.severity, "blocking": self.blocking, "subject": self.subject,

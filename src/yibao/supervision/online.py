@@ -25,6 +25,7 @@ from sqlglot.errors import ErrorLevel
 
 from yibao.claims.schema import SCHEMAS
 from yibao.errors import Problem
+from yibao.supervision.audit import baseline_settings
 from yibao.supervision.model import HIT_COLUMNS, Hit, SupervisionError
 from yibao.supervision.ruleset import RuleSet, load_ruleset
 from yibao.supervision.views import BASELINE_SCHEMA, DERIVED, OPTIONAL_COLUMNS
@@ -248,8 +249,6 @@ class Baselines:
     @classmethod
     def read(cls, path, ruleset: RuleSet | None = None) -> "Baselines":
         import pyarrow.parquet as pq
-
-        from yibao.supervision.audit import baseline_settings
 
         try:
             table = pq.read_table(path)

@@ -15,8 +15,13 @@ import yaml
 from pydantic import ValidationError
 
 from yibao.errors import Problem, pydantic_problems
-from yibao.supervision.library import RULES
-from yibao.supervision.model import SEVERITIES, ConfiguredRule, Skipped, SupervisionError
+from yibao.supervision.library import RULES, PriceItem
+from yibao.supervision.model import (
+    SEVERITIES,
+    ConfiguredRule,
+    Skipped,
+    SupervisionError,
+)
 
 RULE_KEYS = {"enabled", "severity", "blocking", "params"}
 
@@ -127,7 +132,6 @@ def load_ruleset(name_or_path: str = "default", only: list[str] | None = None,
 def with_pack_caps(rs: RuleSet, pack) -> RuleSet:
     """The rule set with SV-PRICE-03 (单价数倍于支付限价) also judging the policy pack's catalogue caps
     (最高支付限价) beyond the codes its parameters list: one rule, its items from two sources."""
-    from yibao.supervision.library import PriceItem
 
     conf = rs.by_id().get("SV-PRICE-03")
     if conf is None:

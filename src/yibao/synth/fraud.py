@@ -21,8 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from yibao.claims.schema import SCHEMAS
+from yibao.errors import Problem
 from yibao.supervision.ruleset import RuleSet, load_ruleset
 from yibao.supervision.views import OPTIONAL_COLUMNS, OPTIONAL_TABLES
+from yibao.synth import SynthError, generate
 
 # pattern: the evaluation pattern a case was built for (None: the rule's own injector)
 LABEL_SCHEMA = pa.schema([("rule_id", pa.string()), ("subject", pa.string()), ("pattern", pa.string())])
@@ -1056,8 +1058,6 @@ def write_supervised(tables: dict[str, pa.Table], out_dir, labels: pa.Table | No
 
 def synth_supervised(pack, out_dir, persons: int, seed: int, year: int | None, rate: float, progress=None) -> dict:
     """``yibao synth --fraud RATE``: a region with the optional inputs, RATE of fraud and labels."""
-    from yibao.errors import Problem
-    from yibao.synth import SynthError, generate
 
     if not 0 <= rate <= 0.5:
         raise SynthError(Problem("SYN006", "--fraud", f"注入比例应在 0–0.5 之间, 实际为 {rate}"))

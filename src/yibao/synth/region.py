@@ -23,6 +23,9 @@ import pyarrow.compute as pc
 from yibao.claims.schema import COUNT, RATIO, SCHEMAS, TIME, YUAN, decimal_array
 from yibao.errors import Problem, YibaoError
 from yibao.policy.model import PolicyPack
+from yibao.synth import (
+    enrolment,  # registry facts and the contribution ledger (docs/enrolment.md)
+)
 from yibao.synth import profiles as P
 from yibao.synth.ids import certnos, fixed_ids
 
@@ -174,7 +177,6 @@ def generate_to(pack: PolicyPack, out_dir: str | Path, persons: int = 100_000, s
         path = out / f"{name}.parquet"
         os.replace(tmp[name], path)
         paths[name] = (path, rows[name])
-    from yibao.synth import enrolment  # registry facts and the contribution ledger (docs/enrolment.md)
 
     paths.update(enrolment.write(pack, out, year, seed))
     return paths

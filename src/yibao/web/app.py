@@ -21,16 +21,41 @@ from fastapi.staticfiles import StaticFiles
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk
 from yibao.service.transactions import Context, audit
-from yibao.web import site
-from yibao.web.site import LOGIN_COOKIE, PREFIX, SESSION_COOKIE, BadCsrf, LoginRequired, Refused, render
-from yibao.web.users import MAX_FAILURES, check_password, close_session, open_session, same_token
+from yibao.web import (
+    cases,
+    enrolment,
+    fund,
+    handling,
+    institutions,
+    monitoring,
+    packs,
+    selfservice,
+    simulate,
+    site,
+)
+from yibao.web import desk as desk_pages  # noqa: F401, I001  (their NAV entries, in menu order)
+from yibao.web.site import (
+    LOGIN_COOKIE,
+    PREFIX,
+    SESSION_COOKIE,
+    BadCsrf,
+    LoginRequired,
+    Refused,
+    render,
+)
+from yibao.web.users import (
+    MAX_FAILURES,
+    check_password,
+    close_session,
+    open_session,
+    same_token,
+)
 
 COOKIE_FLAGS = {"secure": True, "httponly": True, "samesite": "strict", "path": "/"}
 
 
 def install(app: FastAPI, desk: Desk) -> None:
     """Add the pages, their static files and their error pages to ``app``."""
-    from yibao.web import desk as desk_pages, selfservice, cases, packs, fund, simulate, monitoring, handling, institutions, enrolment  # noqa: F401, I001  (their NAV entries, in menu order)
 
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     _login_routes(router, desk)
@@ -154,5 +179,5 @@ def _login_routes(router: APIRouter, desk: Desk) -> None:
 
     @router.get("/", response_class=HTMLResponse)
     def home(request: Request):
-        who = site.current(request, desk)
+        site.current(request, desk)  # signed in, or redirected to the login page
         return render(request, "home.html")

@@ -22,6 +22,7 @@ from yibao.fund.operation import LEVELS, SCHEMES
 from yibao.money import fen_to_yuan
 from yibao.service.desk import Desk
 from yibao.web import site
+from yibao.web.packs import shipped
 from yibao.web.site import nav_entry, render, require
 
 nav_entry("/fund", "基金看板", "fund.read", order=50)
@@ -45,7 +46,6 @@ def load(path: Path) -> dict:
 
 def chart_data(doc: dict) -> dict:
     """What the charts draw (yuan as strings of exact decimals, months, integer years)."""
-    from yibao.web.packs import shipped
 
     pack = shipped().get(str(doc.get("assumptions", {}).get("pack", "")))
     band = pack.fund.warning.model_dump(mode="json") if pack is not None and pack.fund else None

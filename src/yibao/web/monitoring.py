@@ -19,12 +19,18 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yibao.batch.run import open_claims
 from yibao.errors import YibaoError
+from yibao.monitoring.screen import monitor
+from yibao.policy.compiled import CompiledPack
+from yibao.policy.loader import resolve_pack
 from yibao.service.desk import Desk
 from yibao.service.transactions import Context, audit
 from yibao.store.base import Base
 from yibao.web import site
 from yibao.web.forms import text
+from yibao.web.packs import PACK_DIR, shipped
+from yibao.web.simulate import claims_sets
 from yibao.web.site import nav_entry, render, require
 
 nav_entry("/monitoring", "返贫监测", "monitoring.read", order=70)
@@ -56,8 +62,6 @@ def statuses(session, keys: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
 
 
 def routes(router: APIRouter, desk: Desk) -> None:
-    from yibao.web.packs import PACK_DIR, shipped
-    from yibao.web.simulate import claims_sets
 
     def monitored_packs() -> list[str]:
         return [n for n, p in shipped().items() if p.monitoring is not None]
@@ -78,10 +82,6 @@ def routes(router: APIRouter, desk: Desk) -> None:
 
     @router.post("/monitoring", response_class=HTMLResponse)
     async def monitoring_run(request: Request):
-        from yibao.batch.run import open_claims
-        from yibao.monitoring.screen import monitor
-        from yibao.policy.compiled import CompiledPack
-        from yibao.policy.loader import resolve_pack
 
         who = site.current(request, desk)
         require(who, "monitoring.read")

@@ -23,11 +23,16 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from yibao.batch.run import open_claims
 from yibao.errors import YibaoError
+from yibao.policy.compiled import CompiledPack
+from yibao.policy.loader import resolve_pack
 from yibao.service.desk import Desk
 from yibao.service.transactions import Context, audit
+from yibao.simulation.comparison import simulate
 from yibao.web import site
 from yibao.web.forms import text
+from yibao.web.packs import PACK_DIR, shipped
 from yibao.web.site import nav_entry, render, require
 
 nav_entry("/simulate", "政策模拟", "simulation.run", order=60)
@@ -72,11 +77,6 @@ def claims_sets() -> dict[str, Path]:
 
 
 def _run(job: Job) -> None:
-    from yibao.batch.run import open_claims
-    from yibao.policy.compiled import CompiledPack
-    from yibao.policy.loader import resolve_pack
-    from yibao.simulation.comparison import simulate
-    from yibao.web.packs import PACK_DIR
 
     def note(description: str, done: int, total: int) -> None:
         job.note, job.step, job.total = description, done, total
@@ -96,7 +96,6 @@ def _run(job: Job) -> None:
 
 
 def routes(router: APIRouter, desk: Desk) -> None:
-    from yibao.web.packs import shipped
 
     def form_page(request, status=200, **ctx):
         ctx.setdefault("errors", {})

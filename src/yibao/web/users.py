@@ -24,6 +24,7 @@ from sqlalchemy import Boolean, DateTime, Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.errors import Problem
+from yibao.service import registry  # the person must exist
 from yibao.service.auth import ROLES, Principal
 from yibao.service.errors import ServiceError
 from yibao.store.base import Base
@@ -103,7 +104,6 @@ def add_user(session: Session, username: str, password: str, role: str, *, fixme
     if session.get(WebUser, username) is not None:
         raise ServiceError(Problem("WEB006", "username", f"用户 {username} 已存在"))
     if psn_no is not None:
-        from yibao.service import registry  # the person must exist
         registry.person(session, psn_no)
     user = WebUser(username=username, password_hash=_HASHER.hash(password), role=role,
                    fixmedins_code=fixmedins_code or None, psn_no=psn_no or None, failed_count=0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -65,7 +66,9 @@ def batch_settle_cmd(
                 progress.update(task, description=f"校验并结算 validating and settling {run.visits:,} visits")
                 name = settle(run, pack, "main")
             progress.update(task, description="写出结果 writing results")
+            started = time.perf_counter()
             paths = write_results(run, pack, name, out_dir)
+            run.timings["write"] = time.perf_counter() - started
     except YibaoError as exc:
         fail(exc)
         return
@@ -84,7 +87,7 @@ def batch_settle_cmd(
     if engine == "duckdb":
         t = run.timings
         out.print(f"用时: 分类 {t.get('classify', 0):.2f} s, 校验 {t.get('validate', 0):.2f} s,"
-                  f" 结算 {t.get('settle_main', 0):.2f} s")
+                  f" 结算 {t.get('settle_main', 0):.2f} s, 写出(元) {t.get('write', 0):.2f} s")
     for label, path in paths.items():
         out.print(f"已写出 {label}: {path}")
 

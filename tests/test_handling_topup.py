@@ -56,6 +56,18 @@ def settle(call, psn: str, day: str, price: str) -> dict:
     return r.json()["setlinfo"]
 
 
+def approve_assistance(call, psn: str):
+    """依申请救助 (illness_poverty from 1 January) filed, reviewed and rechecked by three people: (case, last answer)."""
+    case = call("clerk", "POST", "/handling/cases", json={
+        "item_code": "YSQJZ", "psn_no": psn, "channel": "window", "service_point": "市医保服务大厅",
+        "form": {"category": "illness_poverty", "valid_from": "2024-01-01", "valid_to": "2024-12-31"},
+        "materials": ["id_doc", "recognition", "bank_card"]}).json()
+    for who, action, version in (("clerk", "accept", 1), ("reviewer", "review", 2), ("rechecker", "recheck", 3)):
+        r = call(who, "POST", f"/handling/cases/{case['case_no']}/actions", json={"action": action, "version": version})
+        assert r.status_code == 200, r.text
+    return case, r
+
+
 def test_late_approval_topup_equals_the_year_settled_afresh(api):
     call, engine = api
     prices = ["12000.00", "18000.00", "14000.00"]
@@ -63,13 +75,7 @@ def test_late_approval_topup_equals_the_year_settled_afresh(api):
     fresh_b = [settle(call, B, d, p) for d, p in zip(DATES, prices)]
     assert sum(yuan_to_fen(str(x["maf_pay"])) for x in paid_a) == 0 < sum(yuan_to_fen(str(x["maf_pay"])) for x in fresh_b)
 
-    case = call("clerk", "POST", "/handling/cases", json={
-        "item_code": "YSQJZ", "psn_no": A, "channel": "window", "service_point": "市医保服务大厅",
-        "form": {"category": "illness_poverty", "valid_from": "2024-01-01", "valid_to": "2024-12-31"},
-        "materials": ["id_doc", "recognition", "bank_card"]}).json()
-    for who, action, version in (("clerk", "accept", 1), ("reviewer", "review", 2), ("rechecker", "recheck", 3)):
-        r = call(who, "POST", f"/handling/cases/{case['case_no']}/actions", json={"action": action, "version": version})
-        assert r.status_code == 200, r.text
+    case, r = approve_assistance(call, A)
     topups = r.json()["topups"]
     assert [(ln["diff"]["maf_pay"], ln["diff"]["psn_cash_pay"]) for ln in topups[0]["lines"]] == [
         (1056.0, -1056.0), (3300.0, -3300.0)]  # the first admission stays under the 10,000 元 threshold
@@ -126,13 +132,7 @@ def test_topup_pays_back_then_reverses_before_its_settlements(api):
     paid = [settle(call, A, d, p) for d, p in zip(DATES[:3], ["12000.00", "18000.00", "14000.00"])]
     with Session(engine) as s:
         before = s.get(AccumulatorBalance, (A, 2024)).acc_values
-    case = call("clerk", "POST", "/handling/cases", json={
-        "item_code": "YSQJZ", "psn_no": A, "channel": "window", "service_point": "市医保服务大厅",
-        "form": {"category": "illness_poverty", "valid_from": "2024-01-01", "valid_to": "2024-12-31"},
-        "materials": ["id_doc", "recognition", "bank_card"]}).json()
-    for who, action, version in (("clerk", "accept", 1), ("reviewer", "review", 2), ("rechecker", "recheck", 3)):
-        r = call(who, "POST", f"/handling/cases/{case['case_no']}/actions", json={"action": action, "version": version})
-        assert r.status_code == 200, r.text
+    case, r = approve_assistance(call, A)
     record = r.json()
     topup = record["topups"][0]
     order = next(p for p in record["payments"] if p["setl_id"] == topup["topup_no"])

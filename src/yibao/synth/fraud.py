@@ -818,6 +818,11 @@ def _pattern_tests(b, p, bad):
     inst = b.inst()
     when = b.day().replace(hour=int(b.rng.integers(8, 17)))
     vid = b.outpatient(psn, inst, when, dise=_pick(b, f.dx) if f.dx else "J06.900")
+    _tests_on(b, f, vid, bad)
+
+
+def _tests_on(b, f, vid, bad):
+    """15–20 distinct tests on the visit (labelled SV-TEST-01), or 2–4 for a decoy."""
     n = int(b.rng.integers(15, 21)) if bad else int(b.rng.integers(2, 5))
     for code in b.rng.choice(f.tests, n, replace=False):
         b.line(vid, str(code), int(b.rng.integers(1000, 15000)), 1)
@@ -923,11 +928,7 @@ def _pattern_tests_chronic(b, p, bad):
     when = b.day().replace(hour=int(b.rng.integers(8, 17)))
     vid = b.visit(psn, inst, "14", when, when + timedelta(minutes=40), _pick(b, f.dx14))
     b.fillers(vid, 2)
-    n = int(b.rng.integers(15, 21)) if bad else int(b.rng.integers(2, 5))
-    for code in b.rng.choice(f.tests, n, replace=False):
-        b.line(vid, str(code), int(b.rng.integers(1000, 15000)), 1)
-    if bad:
-        b.label("SV-TEST-01", vid)
+    _tests_on(b, f, vid, bad)
 
 
 def _pattern_quantity_upper(b, p, bad):

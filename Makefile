@@ -28,7 +28,7 @@ test: $(STAMP_ALL)
 
 # while editing: no PostgreSQL, Spark or slow tests, fewer hypothesis examples (CI runs `make test`)
 test-fast: $(STAMP_ALL)
-	HYPOTHESIS_PROFILE=fast YIBAO_PROPERTY_SCALE=0.1 $(BIN)/pytest -m "not postgres and not spark and not slow" -p no:cacheprovider
+	HYPOTHESIS_PROFILE=fast YIBAO_PROPERTY_SCALE=0.1 $(BIN)/pytest -m "not postgres and not spark and not slow and not browser" -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/yibao bench scalar

@@ -93,8 +93,8 @@ def store_url(request, tmp_path):
 def pytest_collection_modifyitems(config, items):
     """Lanes: tests that need PostgreSQL or Spark are marked by the fixtures they use.
 
-    ``make test`` runs everything (CI); ``make test-fast`` leaves out ``postgres``, ``spark`` and
-    ``slow`` for a lane under a minute while editing.
+    ``make test`` runs everything (CI); ``make test-fast`` leaves out ``postgres``, ``spark``, ``browser`` and
+    ``slow`` for a short lane while editing.
     """
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
@@ -102,6 +102,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.postgres)
         if "spark" in names:
             item.add_marker(pytest.mark.spark)
+        if "browser" in names or "page" in names:
+            item.add_marker(pytest.mark.browser)
 
 
 def pytest_unconfigure(config):

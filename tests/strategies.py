@@ -103,6 +103,8 @@ def classifications(draw) -> dict:
     }
     if draw(st.booleans()):
         classes["04"] = {"name": "放宽特检", "in_scope": True, "preselfpay_ratio": draw(ratios)}
+    if draw(st.booleans()):  # shape 4: a class without co-share (植入类耗材), paid in full after its preselfpay share
+        classes["05"] = {"name": "植入类耗材", "in_scope": True, "preselfpay_ratio": draw(ratios), "coshare": False}
     catalog = []
     for i in range(draw(st.integers(0, 8))):
         entry: dict = {"med_list_codg": f"C{i:04d}", "name": f"目录项目{i}", "chrgitm_lv": draw(st.sampled_from(sorted(classes)))}
@@ -365,7 +367,9 @@ def persons(draw, data: dict) -> Person:
 
 @st.composite
 def amounts(draw) -> ClassifiedAmounts:
-    return ClassifiedAmounts(draw(fen_amounts()), draw(fen_amounts()), draw(fen_amounts()), draw(fen_amounts()))
+    inscp = draw(fen_amounts())
+    full = draw(st.integers(0, inscp)) if inscp and draw(st.integers(0, 3)) == 0 else 0  # coshare: false part
+    return ClassifiedAmounts(draw(fen_amounts()), draw(fen_amounts()), draw(fen_amounts()), inscp, full)
 
 
 @st.composite

@@ -180,7 +180,7 @@ def ref_tier_function(data: dict, tier: dict, cats):
 def ref_classify(data: dict, items) -> ClassifiedAmounts:
     classes = data["classification"]["classes"]
     catalog = {e["med_list_codg"]: e for e in data["classification"]["catalog"]}
-    fulamt = overlmt = pre = inscp = 0
+    fulamt = overlmt = pre = inscp = full = 0
     for item in items:
         entry = catalog.get(item.med_list_codg)
         if item.chrgitm_lv is not None and (entry is None or entry["chrgitm_lv"] != item.chrgitm_lv):
@@ -203,7 +203,9 @@ def ref_classify(data: dict, items) -> ClassifiedAmounts:
         own = rhu(fee * Fraction(share))
         pre += own
         inscp += fee - own
-    return ClassifiedAmounts(fulamt, overlmt, pre, inscp)
+        if cls.get("coshare", True) is False:  # shape 4: this class's in-scope part is paid in full
+            full += fee - own
+    return ClassifiedAmounts(fulamt, overlmt, pre, inscp, full)
 
 
 def take(buckets: dict, order, amount: int) -> None:
@@ -257,6 +259,7 @@ def reference_year(data: dict, person, visits) -> list[dict]:
         a = v.amounts if v.items is None else ref_classify(data, v.items)
         medfee = a.fulamt_ownpay_amt + a.overlmt_selfpay + a.preselfpay_amt + a.inscp_scp_amt
         inscp = a.inscp_scp_amt
+        full = a.inscp_full  # paid 100% by the basic fund: outside the deductible and the ratio, inside the cap
         rule = first_rule(data, person.insutype, v.med_type, v.dise_codg, v.level)
         spec = rule["ratio_by_level"][v.level]
         pts = ref_points(rule, person.retiree, cats, person.age)
@@ -271,8 +274,8 @@ def reference_year(data: dict, person, visits) -> list[dict]:
             n = state[adm] if continues else state[adm] + 1
             ded = ref_basic_deductible(rule, levels, v.level, n, cats, v.referral_from_level,
                                        state[oncek] > 0, v.dise_codg)
-            unc = rhu(scale_value(spec, ded, pts, edges, inscp))
-            dedc = min(inscp, ded)
+            unc = rhu(scale_value(spec, ded, pts, edges, inscp - full)) + full
+            dedc = min(inscp - full, ded)
             fixed = rule.get("fixed_standard")
             if fixed is not None:  # 单病种定额: the bill up to the standard, the excess the institution's
                 prefix = max((d for d in fixed["standards"] if v.dise_codg.startswith(d)), key=len)
@@ -289,9 +292,10 @@ def reference_year(data: dict, person, visits) -> list[dict]:
             ded = ref_basic_deductible(rule, levels, v.level, 1, cats, None, False, v.dise_codg)
             key = "base:" + rule["id"]
             cum = state[key]
-            unc = rhu(scale_value(spec, ded, pts, edges, cum + inscp)) - rhu(scale_value(spec, ded, pts, edges, cum))
-            dedc = min(cum + inscp, ded) - min(cum, ded)
-            state[key] += inscp
+            shared = inscp - full
+            unc = rhu(scale_value(spec, ded, pts, edges, cum + shared)) - rhu(scale_value(spec, ded, pts, edges, cum)) + full
+            dedc = min(cum + shared, ded) - min(cum, ded)
+            state[key] += shared
         cap = None if rule.get("annual_cap") is None else fen(rule["annual_cap"])
         capk = "cap:" + (rule.get("cap_group") or rule["id"])
         used = state[capk]

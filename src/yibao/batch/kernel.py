@@ -135,7 +135,7 @@ def settle_block(
     t_cap_slot, t_paid_slot, t_pays_into,
     g_ins_ok, g_med_ok, g_cats, g_of, g_num, g_den, g_pays_into, acct_ins_ok, acct_cover, sizes,
     den, start, ins, med, level, ref, bidx, once_match, cats, retiree, acct_bal, ful, ovl, pre, inscp, offsite,
-    fixstd, age, out, pays,
+    fixstd, age, full, out, pays,
 ):
     """Settle visits 0..n-1 (``start[i]`` = 1 where a person-year begins). Returns -1, or the first visit
     index a tier could not draw its payment for (impossible for a valid pack; reported, never hidden)."""
@@ -211,21 +211,24 @@ def settle_block(
                 acc[b_adm_slot[r]] += 1
             if once_match[i] == 1:
                 acc[b_once_slot[r]] += 1
-        elif b_mode[r] == 0:
-            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, x), den)
-            dedc = x if x < ded else ded
+        elif b_mode[r] == 0:  # the co-share-free part full[i] is paid in full beside the deductible and ratio
+            xs = x - full[i]
+            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, xs), den) + full[i]
+            dedc = xs if xs < ded else ded
             if not continues:
                 acc[b_adm_slot[r]] += 1
             if once_match[i] == 1:
                 acc[b_once_slot[r]] += 1
         else:
             bb = acc[b_base_slot[r]]
-            uncapped = (_rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, bb + x), den)
-                        - _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, bb), den))
-            after = bb + x if bb + x < ded else ded
+            xs = x - full[i]  # the year's running base counts the co-shared amounts only
+            uncapped = (_rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, bb + xs), den)
+                        - _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, bb), den)
+                        + full[i])
+            after = bb + xs if bb + xs < ded else ded
             before = bb if bb < ded else ded
             dedc = after - before
-            acc[b_base_slot[r]] += x
+            acc[b_base_slot[r]] += xs
         cap = b_cap[r]
         used_cap = acc[b_cap_slot[r]]
         if cap == NONE:
@@ -372,6 +375,7 @@ def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np
     """Settle person-ordered visits (keys: start, ins, med, level, ref, bidx, once_match, cats, retiree,
     acct_bal, ful, ovl, pre, inscp; int64; optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local;
     optional ``fixstd``: the 单病种定额 standard in fen of the visit's rule, disease and level, default -1 none;
+    optional ``full``: the part of inscp in classes without co-share (coshare: false), default 0;
     ``age``: completed years, -1 unknown, required where the visit's rule has age points: see ``checked_age``).
     Returns (out, pays)."""
     n = len(visits["start"])
@@ -384,7 +388,8 @@ def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np
                        *(visits[k] for k in ("start", "ins", "med", "level", "ref", "bidx", "once_match", "cats",
                                              "retiree", "acct_bal", "ful", "ovl", "pre", "inscp")),
                        visits.get("offsite", np.zeros(n, np.int64)), visits.get("fixstd", np.full(n, NONE, np.int64)),
-                       visits.get("age", np.full(n, NONE, np.int64)), out, pays)
+                       visits.get("age", np.full(n, NONE, np.int64)), visits.get("full", np.zeros(n, np.int64)),
+                       out, pays)
     if bad >= 0:
         raise AssertionError(f"a tier paid more than its base at visit {bad}")  # engine.draw raises the same
     return out, pays

@@ -296,6 +296,7 @@ class ItemRule:
     pre_num: int
     pre_den: int
     price_cap: int | None  # fen per unit
+    full: bool = False  # in-scope part paid in full by the basic fund, no co-share (class ``coshare: false``)
 
 
 class CompiledPack:
@@ -316,7 +317,7 @@ class CompiledPack:
         self.classes: dict[str, ItemRule] = {}
         for code, cls in pack.classification.classes.items():
             num, den = rate_parts(cls.preselfpay_ratio)
-            self.classes[code] = ItemRule(code, cls.in_scope, num, den, None)
+            self.classes[code] = ItemRule(code, cls.in_scope, num, den, None, not cls.coshare)
         self.catalog: dict[str, ItemRule] = {}
         for entry in pack.classification.catalog:
             base = self.classes[entry.chrgitm_lv]
@@ -325,7 +326,7 @@ class CompiledPack:
             else:
                 num, den = base.pre_num, base.pre_den
             self.catalog[entry.med_list_codg] = ItemRule(
-                entry.chrgitm_lv, base.in_scope, num, den, _fen(entry.price_cap)
+                entry.chrgitm_lv, base.in_scope, num, den, _fen(entry.price_cap), base.full
             )
         self.basic = [CompiledBasic(r, self.level_rank) for r in pack.basic]
         self.tiers = [CompiledTier(t, self.income) for t in pack.tiers]

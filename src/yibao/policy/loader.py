@@ -180,6 +180,11 @@ def check_references(pack: PolicyPack) -> Iterable[Problem]:
     for i, code in enumerate(pack.application_categories):
         yield from category(code, f"application_categories[{i}]")
 
+    for code, cls in pack.classification.classes.items():
+        if not cls.coshare and not cls.in_scope:  # POL036: only an in-scope amount can be paid without co-share
+            yield Problem("POL036", f"classification.classes.{code}.coshare",
+                          "coshare: false(统筹基金全额支付)只适用于政策范围内的类别(in_scope: true)")
+
     for i, entry in enumerate(pack.classification.catalog):
         if entry.chrgitm_lv not in pack.classification.classes:
             yield Problem("POL023", f"classification.catalog[{i}].chrgitm_lv",

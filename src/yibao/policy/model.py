@@ -119,6 +119,9 @@ class ItemClass(Strict):
     name: str
     in_scope: bool
     preselfpay_ratio: Ratio = Decimal(0)
+    coshare: bool = Field(
+        True, description="false: 政策范围内部分不按比例共付, 由基本医保统筹基金全额支付(不计入也不扣起付线, "
+                          "计入年度最高支付限额), 如植入类医用耗材先行自付后的部分")
 
 
 class CatalogEntry(Strict):

@@ -72,6 +72,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     if rule.uses_age and person.age is None:
         raise SettlementError(Problem("SET008", "person.age", f"规则 {rule.id}({rule.name})按年龄确定支付比例, 须给出参保人年龄"))
     inscp = amounts.inscp_scp_amt
+    full = amounts.inscp_full  # in-scope amount of classes without co-share (coshare: false)
     standard = None  # 单病种定额 standard (fen) when the rule settles on one
     hosp = 0  # hosp_part_amt: what the institution bears (a bill above a 单病种 standard)
     if rule.mode == "per_admission":
@@ -84,9 +85,9 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
                               acc.get(rule.once_key) > 0, visit.dise_codg)
         scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status, person.age)
         standard = rule.fixed_standard(visit.dise_codg, visit.level)
-        if standard is None:
-            uncapped = scale.uncapped_amount(inscp)
-            dedc = min(inscp, ded.amount)
+        if standard is None:  # the co-share-free part (inscp_full) is paid in full, beside the deductible and ratio
+            uncapped = scale.uncapped_amount(inscp - full) + full
+            dedc = min(inscp - full, ded.amount)
         else:  # 单病种定额: the bill up to the standard, no deductible (validated), the excess the institution's
             settled, uncapped, hosp = rule.fixed_amount(scale, amounts.medfee_sumamt, standard)
             dedc = 0
@@ -104,9 +105,10 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         ded = rule.deductible(visit.level, 1, cats, None, False, visit.dise_codg)
         scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status, person.age)
         base_before = acc.get(rule.base_key)
-        uncapped = scale.uncapped_amount(base_before + inscp) - scale.uncapped_amount(base_before)
-        dedc = min(base_before + inscp, ded.amount) - min(base_before, ded.amount)
-        delta[rule.base_key] = inscp
+        shared = inscp - full  # the year's running base counts the co-shared amounts only
+        uncapped = scale.uncapped_amount(base_before + shared) - scale.uncapped_amount(base_before) + full
+        dedc = min(base_before + shared, ded.amount) - min(base_before, ded.amount)
+        delta[rule.base_key] = shared
         basic_facts = {"mode": "annual", "deductible": ded.amount, "deductible_reason": ded.reason,
                        "base_before": base_before}
     # the annual cap bounds the running sum of the rounded uncapped amounts (per cap group)
@@ -120,7 +122,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     coshare = (inscp if standard is None else settled) - dedc - uncapped
     overcap = uncapped - hifp
     steps.append(Step("basic", rule.id, rule.name, {
-        **basic_facts, "level": visit.level, "inscp": inscp,
+        **basic_facts, "level": visit.level, "inscp": inscp, "inscp_full": 0 if standard is not None else full,
         "scale": scale, "points": rule.points(person.retiree, cats, visit.offsite_status, person.age),
         "age": person.age if rule.uses_age else None, "age_points": rule.age_points(person.age) if rule.uses_age else None,
         "offsite_status": visit.offsite_status, "offsite_points": rule.rule.offsite_points.get(visit.offsite_status), "annual_cap": cap, "uncapped": uncapped,

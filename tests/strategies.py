@@ -185,6 +185,28 @@ def basic_rules(draw, rule_id: str, insutype: str, med_types: list[str], mode: s
         rule["annual_cap"] = yuan(draw(cap_fen))
     if mode == "per_admission" and draw(st.integers(0, 3)) == 0:
         rule["admission_group"] = "other"
+    if draw(st.integers(0, 2)) == 0:  # shape 3: population groups (一老一小, by category) with their own numbers
+        schedule = rule["deductible"].get("repeat", {}).get("mode") == "schedule"
+        selectors = []
+        if draw(st.booleans()):
+            selectors.append({"from_age": draw(st.integers(50, 80))})
+        if draw(st.booleans()):
+            selectors.append({"to_age": draw(st.integers(0, 20))})
+        if categories and draw(st.booleans()):
+            selectors.append({"categories": subset(draw, categories, min_size=1),
+                              **({"from_age": draw(st.integers(0, 40))} if draw(st.booleans()) else {})})
+        groups = []
+        for j, sel in enumerate(selectors):
+            g = {"id": f"g{j}", **sel}
+            if not schedule and draw(st.booleans()):
+                g["deductible"] = {lv: yuan(draw(deductible_fen)) for lv in rule_levels}
+            if draw(st.booleans()):
+                g["annual_cap"] = yuan(draw(cap_fen))
+            if draw(st.booleans()):
+                g["ratio_points"] = draw(points)
+            groups.append(g)
+        if groups:
+            rule["groups"] = groups
     return rule
 
 

@@ -111,7 +111,8 @@ def assert_same(pack: CompiledPack, rows, batch: pa.Table, scalar) -> int:
 
 
 @pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020", "shandong-2024-offsite",
-                                  "shandong-2024-dbz", "shandong-2024-age", "shandong-2024-implant"])
+                                  "shandong-2024-dbz", "shandong-2024-age", "shandong-2024-implant",
+                                  "shandong-2024-groups"])
 def test_duckdb_matches_scalar_on_shipped_packs(name):
     pack = CompiledPack(resolve_pack(name))
     persons, rows = random_region(pack, 10_000, seed=11, offsite=name.endswith("offsite"))
@@ -185,7 +186,7 @@ def spark():
 
 
 @pytest.mark.parametrize("name", ["shandong-2024", "sichuan-county-2020", "shandong-2024-offsite", "shandong-2024-dbz",
-                                  "shandong-2024-age", "shandong-2024-implant"])
+                                  "shandong-2024-age", "shandong-2024-implant", "shandong-2024-groups"])
 def test_spark_matches_duckdb_and_scalar(spark, name):
     from yibao.batch.spark import settle_visits as spark_settle
 

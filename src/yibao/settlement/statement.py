@@ -101,10 +101,14 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
         if f.get("offsite_points"):
             status = "异地已备案" if f["offsite_status"] == "filed" else "异地未备案"
             head += f", {status}比例调整 {f['offsite_points'].normalize():+f} 个百分点"
+        if f.get("group") is not None:
+            head += f", 属人群 {f['group_name']}({f['group']}), 起付线与年度限额按该人群"
+            if f.get("group_points"):
+                head += f", 比例调整 {f['group_points'].normalize():+f} 个百分点"
         if f.get("age_points") is not None:
             head += f", {f['age']} 周岁按年龄调整 {f['age_points'].normalize():+f} 个百分点"
         if f["points"]:
-            head += f", 比例合计调整 {f['points'].normalize():+f} 个百分点(退休/人员类别/异地/年龄)"
+            head += f", 比例合计调整 {f['points'].normalize():+f} 个百分点(退休/人员类别/异地/年龄/人群)"
         out = [head + "。"]
         reason = _REASONS.get(f["deductible_reason"], f["deductible_reason"])
         bands = f["scale"].describe()

@@ -165,7 +165,10 @@ def basic_rules(draw, rule_id: str, insutype: str, med_types: list[str], mode: s
     }
     if diseases:
         rule["diseases"] = diseases
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)) == 0:  # 退休人员个人负担为在职的 X 倍
+        rule["retiree_share_factor"] = draw(st.sampled_from([Decimal("0.5"), Decimal("0.6"), Decimal("0.65"),
+                                                             Decimal("0.75"), Decimal("1.2"), Decimal(0)]))
+    elif draw(st.booleans()):
         rule["retiree_points"] = draw(points)
     if categories and draw(st.booleans()):
         rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}
@@ -225,7 +228,10 @@ def fixed_standard_rules(draw, rule_id: str, insutype: str, levels: list[str], c
             "below_standard": draw(st.sampled_from(["actual", "standard"]))},
         "fund_pay_type": f"{insutype}100",
     }
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)) == 0:  # 退休人员个人负担为在职的 X 倍
+        rule["retiree_share_factor"] = draw(st.sampled_from([Decimal("0.5"), Decimal("0.6"), Decimal("0.65"),
+                                                             Decimal("0.75"), Decimal("1.2"), Decimal(0)]))
+    elif draw(st.booleans()):
         rule["retiree_points"] = draw(points)
     if categories and draw(st.booleans()):
         rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}

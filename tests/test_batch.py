@@ -112,7 +112,7 @@ def assert_same(pack: CompiledPack, rows, batch: pa.Table, scalar) -> int:
 
 @pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020", "shandong-2024-offsite",
                                   "shandong-2024-dbz", "shandong-2024-age", "shandong-2024-implant",
-                                  "shandong-2024-groups"])
+                                  "shandong-2024-groups", "shandong-2024-retiree"])
 def test_duckdb_matches_scalar_on_shipped_packs(name):
     pack = CompiledPack(resolve_pack(name))
     persons, rows = random_region(pack, 10_000, seed=11, offsite=name.endswith("offsite"))

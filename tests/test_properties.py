@@ -67,7 +67,7 @@ def expand(names) -> list[str]:
     return out
 
 
-def scale_value(spec, ded: int, pts, edges: str, x: int) -> Fraction:
+def scale_value(spec, ded: int, pts, edges: str, x: int, factor=None) -> Fraction:
     """F(x) of a flat ratio or band list above deductible ``ded``, ratios raised by ``pts`` points.
 
     Band k pays its rate on |[e_{k-1}, e_k) ∩ [ded, x)|, with e_0 = 0 and e_k its ``upto`` in fen
@@ -76,7 +76,10 @@ def scale_value(spec, ded: int, pts, edges: str, x: int) -> Fraction:
     bump = Fraction(pts) / 100
 
     def rate(r) -> Fraction:
-        return min(Fraction(1), max(Fraction(0), Fraction(r) + bump))
+        r = min(Fraction(1), max(Fraction(0), Fraction(r) + bump))
+        if factor is None:  # 退休人员个人负担为在职的 X 倍: 1 − X(1 − r)
+            return r
+        return min(Fraction(1), max(Fraction(0), 1 - Fraction(factor) * (1 - r)))
 
     bands = [(None, rate(spec))] if not isinstance(spec, list) else [
         (None if "upto" not in b or b["upto"] is None else fen(b["upto"]) + (ded if edges == "above_deductible" else 0),
@@ -282,6 +285,7 @@ def reference_year(data: dict, person, visits) -> list[dict]:
         rule = ref_group(first_rule(data, person.insutype, v.med_type, v.dise_codg, v.level), cats, person.age)
         spec = rule["ratio_by_level"][v.level]
         pts = ref_points(rule, person.retiree, cats, person.age) + Fraction(rule.get("group_points", 0))
+        fac = rule.get("retiree_share_factor") if person.retiree else None
         edges = rule.get("band_edges", "absolute")
         if rule["mode"] == "per_admission":
             adm = "adm:" + rule.get("admission_group", "inpatient")
@@ -293,7 +297,7 @@ def reference_year(data: dict, person, visits) -> list[dict]:
             n = state[adm] if continues else state[adm] + 1
             ded = ref_basic_deductible(rule, levels, v.level, n, cats, v.referral_from_level,
                                        state[oncek] > 0, v.dise_codg)
-            unc = rhu(scale_value(spec, ded, pts, edges, inscp - full)) + full
+            unc = rhu(scale_value(spec, ded, pts, edges, inscp - full, fac)) + full
             dedc = min(inscp - full, ded)
             fixed = rule.get("fixed_standard")
             if fixed is not None:  # 单病种定额: the bill up to the standard, the excess the institution's
@@ -301,9 +305,9 @@ def reference_year(data: dict, person, visits) -> list[dict]:
                 std = fen(fixed["standards"][prefix][v.level])
                 hosp = max(0, medfee - std)
                 settled = medfee - hosp
-                unc = rhu(scale_value(spec, 0, pts, edges, settled))
+                unc = rhu(scale_value(spec, 0, pts, edges, settled, fac))
                 if fixed.get("below_standard") == "standard" and medfee < std:
-                    unc = min(settled, rhu(scale_value(spec, 0, pts, edges, std)))
+                    unc = min(settled, rhu(scale_value(spec, 0, pts, edges, std, fac)))
                 dedc = 0
             state[adm] += 0 if continues else 1
             state[oncek] += once_match
@@ -312,7 +316,7 @@ def reference_year(data: dict, person, visits) -> list[dict]:
             key = "base:" + rule["id"]
             cum = state[key]
             shared = inscp - full
-            unc = rhu(scale_value(spec, ded, pts, edges, cum + shared)) - rhu(scale_value(spec, ded, pts, edges, cum)) + full
+            unc = rhu(scale_value(spec, ded, pts, edges, cum + shared, fac)) - rhu(scale_value(spec, ded, pts, edges, cum, fac)) + full
             dedc = min(cum + shared, ded) - min(cum, ded)
             state[key] += shared
         cap = None if rule.get("annual_cap") is None else fen(rule["annual_cap"])

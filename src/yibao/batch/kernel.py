@@ -25,7 +25,7 @@ from yibao.errors import Problem
 NONE = -1
 ARRAY_ORDER = (
     "b_mode", "b_ded", "b_rep", "b_rep_amt", "b_sched", "b_sched_len", "b_step", "b_floor", "b_nwaive",
-    "b_waive_cats", "b_waive_levels", "b_has_ref", "b_ref_up", "b_ref_down", "b_ret_pts", "b_cat_has", "b_cat_pts",
+    "b_waive_cats", "b_waive_levels", "b_has_ref", "b_ref_up", "b_ref_down", "b_ret_pts", "b_ret_fac", "b_cat_has", "b_cat_pts",
     "b_off_pts", "b_above", "b_nb", "b_up", "b_rate", "b_closing", "b_cap", "b_cap_slot", "b_adm_slot", "b_once_slot",
     "b_base_slot", "b_paid_slot", "b_fix_on_std", "b_has_age", "b_age_pts",
     "b_ngroups", "gr_has_cats", "gr_cats", "gr_from", "gr_to", "gr_ded", "gr_rep_amt", "gr_cap", "gr_pts",
@@ -58,8 +58,9 @@ def _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, lv, n, f
 
 
 @njit(cache=True, nogil=True)
-def _basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, x):
-    """G(x) × den for rule r at level lv, deductible ``ded`` and bonus points ``pts`` (SegmentedScale.numerator)."""
+def _basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, x):
+    """G(x) × den for rule r at level lv, deductible ``ded`` and bonus points ``pts`` (SegmentedScale.numerator);
+    ``fac`` ≥ 0: a retiree's personal share × X (X × den), the rate then den − X(den − rate), exact (lower's den)."""
     total = 0
     lower = ded
     nb = b_nb[r, lv]
@@ -74,6 +75,12 @@ def _basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, x):
                 rate = 0
             elif rate > den:
                 rate = den
+            if fac != NONE:  # compiled.share_rate
+                rate = den - fac * (den - rate) // den
+                if rate < 0:
+                    rate = 0
+                elif rate > den:
+                    rate = den
         if up != NONE and up <= lower:
             continue
         if x <= lower:
@@ -128,7 +135,7 @@ def _draw(buckets, order, n_order, amount, takes):
 @njit(cache=True, nogil=True)
 def settle_block(
     b_mode, b_ded, b_rep, b_rep_amt, b_sched, b_sched_len, b_step, b_floor, b_nwaive,
-    b_waive_cats, b_waive_levels, b_has_ref, b_ref_up, b_ref_down, b_ret_pts, b_cat_has, b_cat_pts,
+    b_waive_cats, b_waive_levels, b_has_ref, b_ref_up, b_ref_down, b_ret_pts, b_ret_fac, b_cat_has, b_cat_pts,
     b_off_pts, b_above, b_nb, b_up, b_rate, b_closing, b_cap, b_cap_slot, b_adm_slot, b_once_slot,
     b_base_slot, b_paid_slot, b_fix_on_std, b_has_age, b_age_pts,
     b_ngroups, gr_has_cats, gr_cats, gr_from, gr_to, gr_ded, gr_rep_amt, gr_cap, gr_pts,
@@ -207,6 +214,7 @@ def settle_block(
                                         gr_ded[r, g, rl], gr_rep_amt[r, g, rl])
                 ded = ded - before if ded > before else 0
         pts = b_ret_pts[r] if retiree[i] == 1 else 0
+        fac = b_ret_fac[r] if retiree[i] == 1 else NONE
         best = 0
         found = False
         for k in range(n_cats):
@@ -226,9 +234,9 @@ def settle_block(
             bill = ful[i] + ovl[i] + pre[i] + x
             hosp = bill - fs if bill > fs else 0
             settled = bill - hosp
-            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, settled), den)
+            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, settled), den)
             if b_fix_on_std[r] == 1 and bill < fs:
-                on_std = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, fs), den)
+                on_std = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, fs), den)
                 uncapped = settled if on_std > settled else on_std
             dedc = 0
             if not continues:
@@ -237,7 +245,7 @@ def settle_block(
                 acc[b_once_slot[r]] += 1
         elif b_mode[r] == 0:  # the co-share-free part full[i] is paid in full beside the deductible and ratio
             xs = x - full[i]
-            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, xs), den) + full[i]
+            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, xs), den) + full[i]
             dedc = xs if xs < ded else ded
             if not continues:
                 acc[b_adm_slot[r]] += 1
@@ -246,8 +254,8 @@ def settle_block(
         else:
             bb = acc[b_base_slot[r]]
             xs = x - full[i]  # the year's running base counts the co-shared amounts only
-            uncapped = (_rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, bb + xs), den)
-                        - _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, bb), den)
+            uncapped = (_rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, bb + xs), den)
+                        - _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, bb), den)
                         + full[i])
             after = bb + xs if bb + xs < ded else ded
             before = bb if bb < ded else ded

@@ -94,6 +94,9 @@ def lower(pack: CompiledPack) -> Program:
             dens += [s.denominator for s in scales]
     dens += [g.share_parts[1] for g in pack.guarantees]
     den = lcm(*dens)
+    # 退休人员个人负担 × X: a retiree's rate 1 − X(1 − a/den) is exact over den × X's denominator
+    den = lcm(den, *(den * rate_parts(r.rule.retiree_share_factor)[1] for r in pack.basic
+                     if r.rule.retiree_share_factor is not None))
     if den * MAX_YEAR_FEN * 4 >= 2**63:
         raise KernelError(Problem("KRN002", "ratio", f"比例的公分母 {den} 过大, 年度金额可能超出 64 位整数"))
 
@@ -121,7 +124,7 @@ def lower(pack: CompiledPack) -> Program:
         "b_nwaive": np.zeros(R, np.int64), "b_waive_cats": np.zeros((R, W), np.int64),
         "b_waive_levels": np.zeros((R, W), np.int64),
         "b_has_ref": np.zeros(R, np.int64), "b_ref_up": np.zeros(R, np.int64), "b_ref_down": np.zeros(R, np.int64),
-        "b_ret_pts": np.zeros(R, np.int64), "b_cat_has": np.zeros((R, max(1, len(cats))), np.int64),
+        "b_ret_pts": np.zeros(R, np.int64), "b_ret_fac": np.full(R, NONE, np.int64), "b_cat_has": np.zeros((R, max(1, len(cats))), np.int64),
         "b_cat_pts": np.zeros((R, max(1, len(cats))), np.int64),
         "b_off_pts": np.zeros((R, len(OFFSITE)), np.int64),
         "b_above": np.zeros(R, np.int64), "b_nb": np.zeros((R, L), np.int64),
@@ -172,6 +175,8 @@ def lower(pack: CompiledPack) -> Program:
             a["b_ref_up"][r_i] = REFERRAL_MODES[ded.referral.upward]
             a["b_ref_down"][r_i] = REFERRAL_MODES[ded.referral.same_or_downward]
         a["b_ret_pts"][r_i] = num(rule.retiree_points / 100)
+        if rule.retiree_share_factor is not None:  # X × den: exact, den holds X's denominator
+            a["b_ret_fac"][r_i] = num(rule.retiree_share_factor)
         for c, p in rule.category_points.items():
             a["b_cat_has"][r_i, cx[c]] = 1
             a["b_cat_pts"][r_i, cx[c]] = num(p / 100) if p >= 0 else -num(-p / 100)

@@ -26,21 +26,30 @@ def _fen(value) -> int | None:
     return None if value is None else yuan_to_fen(value)
 
 
-def bands_of(spec: RatioSpec, deductible: int, points: Decimal, edges: str) -> list[tuple[int | None, Decimal]]:
+def share_rate(rate: Decimal, share_factor: Decimal | None) -> Decimal:
+    """退休人员个人负担为在职的 X 倍: 1 − X × (1 − rate), clamped to [0, 1]; the rate itself without a factor."""
+    if share_factor is None:
+        return rate
+    return min(ONE, max(ZERO, ONE - share_factor * (ONE - rate)))
+
+
+def bands_of(spec: RatioSpec, deductible: int, points: Decimal, edges: str,
+             share_factor: Decimal | None = None) -> list[tuple[int | None, Decimal]]:
     """(upper edge in fen or None, rate) bands from a flat ratio or a band list, plus points.
 
     ``edges`` says where band edges sit: ``absolute`` on the base itself, ``above_deductible``
-    counted from the deductible. Rates are clamped to [0, 1] after adding points.
+    counted from the deductible. Rates are clamped to [0, 1] after adding points, then a retiree's
+    ``share_factor`` (personal share × X) applies.
     """
     bump = points / 100
     if not isinstance(spec, list):
-        return [(None, min(ONE, max(ZERO, spec + bump)))]
+        return [(None, share_rate(min(ONE, max(ZERO, spec + bump)), share_factor))]
     out = []
     for band in spec:
         upper = None if band.upto is None else yuan_to_fen(band.upto)
         if upper is not None and edges == "above_deductible":
             upper += deductible
-        out.append((upper, min(ONE, max(ZERO, band.ratio + bump))))
+        out.append((upper, share_rate(min(ONE, max(ZERO, band.ratio + bump)), share_factor)))
     if out[-1][0] is not None:  # past the last edge nothing more is paid
         out.append((None, ZERO))
     return out
@@ -245,7 +254,7 @@ class CompiledBasic:
                      offsite: str = "local", age: int | None = None, group: int | None = None) -> SegmentedScale:
         bands = bands_of(self.rule.ratio_by_level[level], deductible,
                          self.points(retiree, categories, offsite, age, None if group is None else self.groups[group]),
-                         self.rule.band_edges)
+                         self.rule.band_edges, self.rule.retiree_share_factor if retiree else None)
         return SegmentedScale.from_bands(deductible, bands)
 
 

@@ -331,6 +331,9 @@ def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
     yield from _check_fixed_standard(rule, p, level)
     yield from _check_age_points(rule, p)
     yield from _check_groups(rule, p, category)
+    if rule.retiree_share_factor is not None and rule.retiree_points:
+        yield Problem("POL038", f"{p}.retiree_share_factor",
+                      "退休人员比例只能用一种写法: retiree_points(加百分点)或 retiree_share_factor(个人负担倍数)")
     rep = ded.repeat
     if rep is not None:
         rp = f"{p}.deductible.repeat"

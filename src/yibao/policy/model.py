@@ -240,6 +240,9 @@ class BasicRule(Strict):
     ratio_by_level: dict[Code, RatioSpec]
     band_edges: Literal["absolute", "above_deductible"] = "absolute"
     retiree_points: Points = Decimal(0)
+    retiree_share_factor: Annotated[Decimal, Field(ge=0, le=2)] | None = Field(
+        None, description="退休人员个人负担为在职的倍数 X: 退休人员比例 = 1 − X × (1 − 在职比例), 如 0.6; "
+                          "不能与 retiree_points 同时使用")
     category_points: dict[Code, Points] = {}
     age_points: list[AgeBand] | AgeFormula | None = Field(
         None, description="按年龄调整比例(百分点): 年龄段列表(须从 0 岁起连续覆盖)或按岁递增的公式; 年龄为结算日周岁")

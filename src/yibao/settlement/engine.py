@@ -126,6 +126,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     steps.append(Step("basic", rule.id, rule.name, {
         **basic_facts, "level": visit.level, "inscp": inscp, "inscp_full": 0 if standard is not None else full,
         "scale": scale, "points": rule.points(person.retiree, cats, visit.offsite_status, person.age, group),
+        "retiree_share_factor": rule.rule.retiree_share_factor if person.retiree else None,
         "group": None if group is None else group.id, "group_name": None if group is None else group.name,
         "group_points": None if group is None else group.points,
         "age": person.age if rule.uses_age else None, "age_points": rule.age_points(person.age) if rule.uses_age else None,

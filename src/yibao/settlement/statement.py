@@ -101,6 +101,8 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
         if f.get("offsite_points"):
             status = "异地已备案" if f["offsite_status"] == "filed" else "异地未备案"
             head += f", {status}比例调整 {f['offsite_points'].normalize():+f} 个百分点"
+        if f.get("retiree_share_factor") is not None:
+            head += f", 退休人员个人负担为在职的 {f['retiree_share_factor'].normalize():f} 倍(比例 = 1 − 倍数 × (1 − 在职比例))"
         if f.get("group") is not None:
             head += f", 属人群 {f['group_name']}({f['group']}), 起付线与年度限额按该人群"
             if f.get("group_points"):

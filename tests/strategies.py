@@ -103,6 +103,8 @@ def classifications(draw) -> dict:
     }
     if draw(st.booleans()):
         classes["04"] = {"name": "放宽特检", "in_scope": True, "preselfpay_ratio": draw(ratios)}
+    if draw(st.booleans()):  # shape 4: a class without co-share (植入类耗材), paid in full after its preselfpay share
+        classes["05"] = {"name": "植入类耗材", "in_scope": True, "preselfpay_ratio": draw(ratios), "coshare": False}
     catalog = []
     for i in range(draw(st.integers(0, 8))):
         entry: dict = {"med_list_codg": f"C{i:04d}", "name": f"目录项目{i}", "chrgitm_lv": draw(st.sampled_from(sorted(classes)))}
@@ -163,7 +165,10 @@ def basic_rules(draw, rule_id: str, insutype: str, med_types: list[str], mode: s
     }
     if diseases:
         rule["diseases"] = diseases
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)) == 0:  # 退休人员个人负担为在职的 X 倍
+        rule["retiree_share_factor"] = draw(st.sampled_from([Decimal("0.5"), Decimal("0.6"), Decimal("0.65"),
+                                                             Decimal("0.75"), Decimal("1.2"), Decimal(0)]))
+    elif draw(st.booleans()):
         rule["retiree_points"] = draw(points)
     if categories and draw(st.booleans()):
         rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}
@@ -183,6 +188,28 @@ def basic_rules(draw, rule_id: str, insutype: str, med_types: list[str], mode: s
         rule["annual_cap"] = yuan(draw(cap_fen))
     if mode == "per_admission" and draw(st.integers(0, 3)) == 0:
         rule["admission_group"] = "other"
+    if draw(st.integers(0, 2)) == 0:  # shape 3: population groups (一老一小, by category) with their own numbers
+        schedule = rule["deductible"].get("repeat", {}).get("mode") == "schedule"
+        selectors = []
+        if draw(st.booleans()):
+            selectors.append({"from_age": draw(st.integers(50, 80))})
+        if draw(st.booleans()):
+            selectors.append({"to_age": draw(st.integers(0, 20))})
+        if categories and draw(st.booleans()):
+            selectors.append({"categories": subset(draw, categories, min_size=1),
+                              **({"from_age": draw(st.integers(0, 40))} if draw(st.booleans()) else {})})
+        groups = []
+        for j, sel in enumerate(selectors):
+            g = {"id": f"g{j}", **sel}
+            if not schedule and draw(st.booleans()):
+                g["deductible"] = {lv: yuan(draw(deductible_fen)) for lv in rule_levels}
+            if draw(st.booleans()):
+                g["annual_cap"] = yuan(draw(cap_fen))
+            if draw(st.booleans()):
+                g["ratio_points"] = draw(points)
+            groups.append(g)
+        if groups:
+            rule["groups"] = groups
     return rule
 
 
@@ -201,7 +228,10 @@ def fixed_standard_rules(draw, rule_id: str, insutype: str, levels: list[str], c
             "below_standard": draw(st.sampled_from(["actual", "standard"]))},
         "fund_pay_type": f"{insutype}100",
     }
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)) == 0:  # 退休人员个人负担为在职的 X 倍
+        rule["retiree_share_factor"] = draw(st.sampled_from([Decimal("0.5"), Decimal("0.6"), Decimal("0.65"),
+                                                             Decimal("0.75"), Decimal("1.2"), Decimal(0)]))
+    elif draw(st.booleans()):
         rule["retiree_points"] = draw(points)
     if categories and draw(st.booleans()):
         rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}
@@ -365,7 +395,9 @@ def persons(draw, data: dict) -> Person:
 
 @st.composite
 def amounts(draw) -> ClassifiedAmounts:
-    return ClassifiedAmounts(draw(fen_amounts()), draw(fen_amounts()), draw(fen_amounts()), draw(fen_amounts()))
+    inscp = draw(fen_amounts())
+    full = draw(st.integers(0, inscp)) if inscp and draw(st.integers(0, 3)) == 0 else 0  # coshare: false part
+    return ClassifiedAmounts(draw(fen_amounts()), draw(fen_amounts()), draw(fen_amounts()), inscp, full)
 
 
 @st.composite

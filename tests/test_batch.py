@@ -41,6 +41,7 @@ def random_region(pack: CompiledPack, visits: int, seed: int, offsite: bool = Fa
     insutypes = sorted({r.rule.insutype for r in pack.basic})
     persons: dict[str, Person] = {}
     rows = []
+    has_full = any(c.full for c in pack.classes.values())  # a class without co-share: visits carry inscp_full
     for i in range(visits):
         pid = f"P{rng.randrange(max(1, visits // 5)):06d}"
         if pid not in persons:
@@ -64,6 +65,9 @@ def random_region(pack: CompiledPack, visits: int, seed: int, offsite: bool = Fa
         })
         if offsite:
             rows[-1]["offsite_status"] = rng.choice(["local", "filed", "unfiled", None])
+        if has_full:
+            inscp = rows[-1]["inscp"]
+            rows[-1]["inscp_full"] = rng.randrange(0, inscp + 1) if inscp and rng.random() < 0.4 else 0
     return persons, rows
 
 
@@ -78,7 +82,7 @@ def scalar_results(pack: CompiledPack, persons, rows):
         for r in visits:
             visit = Visit(r["mdtrt_id"], r["med_type"], r["level"], r["setl_time"].date(), dise_codg=r["dise_codg"],
                           referral_from_level=r["referral_from_level"], acct_balance=r["acct_balance"],
-                          amounts=ClassifiedAmounts(r["fulamt"], r["overlmt"], r["pre"], r["inscp"]),
+                          amounts=ClassifiedAmounts(r["fulamt"], r["overlmt"], r["pre"], r["inscp"], r.get("inscp_full", 0)),
                           offsite_status=r.get("offsite_status") or "local")
             s = settle(pack, persons[pid], visit, acc)
             acc = s.accumulators_after
@@ -107,7 +111,8 @@ def assert_same(pack: CompiledPack, rows, batch: pa.Table, scalar) -> int:
 
 
 @pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020", "shandong-2024-offsite",
-                                  "shandong-2024-dbz", "shandong-2024-age"])
+                                  "shandong-2024-dbz", "shandong-2024-age", "shandong-2024-implant",
+                                  "shandong-2024-groups", "shandong-2024-retiree"])
 def test_duckdb_matches_scalar_on_shipped_packs(name):
     pack = CompiledPack(resolve_pack(name))
     persons, rows = random_region(pack, 10_000, seed=11, offsite=name.endswith("offsite"))
@@ -131,14 +136,15 @@ def test_duckdb_matches_scalar_on_random_packs(data_and_pack):
     assert assert_same(pack, rows, batch, scalar_results(pack, persons, rows)) == 12_500
 
 
-def test_batch_classification_equals_scalar_classification():
+@pytest.mark.parametrize("name", ["shandong-2024", "shandong-2024-implant"])
+def test_batch_classification_equals_scalar_classification(name):
     import duckdb
 
     from yibao.batch.inputs import classification_query, pack_tables
     from yibao.settlement.classify import classify_items
     from yibao.settlement.model import FeeItem
 
-    pack = CompiledPack(resolve_pack("shandong-2024"))
+    pack = CompiledPack(resolve_pack(name))
     rng = random.Random(5)
     codes = list(pack.catalog) + ["X1", "X2", "X3"]
     rows, visits = [], {}
@@ -146,7 +152,7 @@ def test_batch_classification_equals_scalar_classification():
         items = []
         for j in range(rng.randrange(1, 12)):
             code = rng.choice(codes)
-            level = None if code in pack.catalog and rng.random() < 0.7 else rng.choice(["01", "02", "03"])
+            level = None if code in pack.catalog and rng.random() < 0.7 else rng.choice(sorted(pack.classes))
             cnt = rng.choice([Decimal(1), Decimal(2), Decimal("0.5"), Decimal("3.25"), Decimal(10)])
             fee = rng.randrange(0, 500_000)
             ratio = Decimal("0.15") if rng.random() < 0.1 else None
@@ -161,10 +167,13 @@ def test_batch_classification_equals_scalar_classification():
                         ("chrgitm_lv", pa.string()), ("cnt", pa.decimal128(16, 4)),
                         ("det_item_fee_sumamt", pa.decimal128(16, 2)), ("preselfpay_ratio", pa.decimal128(6, 4))])
     con.register("fee_items", pa.Table.from_pylist(rows, schema))
-    got = {r[0]: r[1:5] for r in con.sql(classification_query()).fetchall()}
+    got = {r[0]: r[1:5] + r[7:8] for r in con.sql(classification_query()).fetchall()}
     for mdtrt_id, items in visits.items():
         c = classify_items(pack, items)
-        assert got[mdtrt_id] == (c.fulamt_ownpay_amt, c.overlmt_selfpay, c.preselfpay_amt, c.inscp_scp_amt), mdtrt_id
+        assert got[mdtrt_id] == (c.fulamt_ownpay_amt, c.overlmt_selfpay, c.preselfpay_amt, c.inscp_scp_amt,
+                                 c.inscp_full), mdtrt_id
+    if any(r.full for r in pack.classes.values()):
+        assert sum(g[4] for g in got.values()) > 0  # the co-share-free amount was exercised
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +186,7 @@ def spark():
 
 
 @pytest.mark.parametrize("name", ["shandong-2024", "sichuan-county-2020", "shandong-2024-offsite", "shandong-2024-dbz",
-                                  "shandong-2024-age"])
+                                  "shandong-2024-age", "shandong-2024-implant", "shandong-2024-groups"])
 def test_spark_matches_duckdb_and_scalar(spark, name):
     from yibao.batch.spark import settle_visits as spark_settle
 

@@ -36,6 +36,7 @@ def changing_region(pack: CompiledPack, visits: int, seed: int):
     insutypes = sorted({r.rule.insutype for r in pack.basic})
     base: dict[str, tuple] = {}
     rows, persons = [], {}
+    has_full = any(c.full for c in pack.classes.values())
     for i in range(visits):
         pid = f"P{rng.randrange(max(1, visits // 6)):06d}"
         if pid not in base:
@@ -63,6 +64,8 @@ def changing_region(pack: CompiledPack, visits: int, seed: int):
             "referral_from_level": rng.choice(levels) if rng.random() < 0.15 else None,
             "acct_balance": rng.choice([0, rng.randrange(1, 800_000)]),
             "fulamt": amounts[0], "overlmt": amounts[1], "pre": amounts[2], "inscp": min(inscp, 300_000_000)})
+        if has_full:  # a class without co-share (coshare: false): part of inscp paid in full
+            rows[-1]["inscp_full"] = rng.randrange(0, rows[-1]["inscp"] + 1) if rng.random() < 0.4 else 0
     return persons, rows
 
 
@@ -73,7 +76,7 @@ def scalar_changing(pack: CompiledPack, persons, rows):
         a = acc.get(r["psn_no"]) or Accumulators(r["yr"])
         visit = Visit(r["mdtrt_id"], r["med_type"], r["level"], r["setl_time"].date(), dise_codg=r["dise_codg"],
                       referral_from_level=r["referral_from_level"], acct_balance=r["acct_balance"],
-                      amounts=ClassifiedAmounts(r["fulamt"], r["overlmt"], r["pre"], r["inscp"]))
+                      amounts=ClassifiedAmounts(r["fulamt"], r["overlmt"], r["pre"], r["inscp"], r.get("inscp_full", 0)))
         s = settle(pack, persons[r["mdtrt_id"]], visit, a)
         acc[r["psn_no"]] = s.accumulators_after
         out[r["mdtrt_id"]] = s

@@ -28,6 +28,7 @@ def pack_tables(pack: CompiledPack) -> dict[str, pa.Table]:
             "in_scope": [c.in_scope for c in classes.values()],
             "pre_num": pa.array([c.pre_num for c in classes.values()], pa.int64()),
             "pre_den": pa.array([c.pre_den for c in classes.values()], pa.int64()),
+            "full_pay": pa.array([c.full for c in classes.values()], pa.bool_()),
         }),
         "pack_catalog": pa.table({
             "med_list_codg": pa.array(list(catalog), pa.string()),
@@ -36,6 +37,7 @@ def pack_tables(pack: CompiledPack) -> dict[str, pa.Table]:
             "cat_pre_num": pa.array([c.pre_num for c in catalog.values()], pa.int64()),
             "cat_pre_den": pa.array([c.pre_den for c in catalog.values()], pa.int64()),
             "cat_cap": pa.array([c.price_cap for c in catalog.values()], pa.int64()),
+            "cat_full_pay": pa.array([c.full for c in catalog.values()], pa.bool_()),
         }),
     }
 
@@ -46,7 +48,8 @@ def fen(column: str) -> str:
 
 
 def classification_query(items: str = "fee_items") -> str:
-    """Per visit: fulamt, overlmt, pre, inscp (fen), plus ``unclassified`` lines to report."""
+    """Per visit: fulamt, overlmt, pre, inscp (fen), plus ``unclassified`` lines to report and ``inscp_full``,
+    the part of inscp in classes without co-share (``coshare: false``)."""
     # a line's own class wins over the catalogue's; the catalogue's price cap for the code stays
     own = "(i.chrgitm_lv IS NOT NULL AND (c.cat_lv IS NULL OR c.cat_lv <> i.chrgitm_lv))"
     return f"""
@@ -55,6 +58,7 @@ WITH lines AS (
          {fen('i.det_item_fee_sumamt')} AS fee,
          CAST(i.cnt * {RATE_DEN} AS BIGINT) AS cnt_num,
          CASE WHEN {own} THEN k.in_scope ELSE c.cat_in_scope END AS in_scope,
+         CASE WHEN {own} THEN k.full_pay ELSE c.cat_full_pay END AS full_cls,
          CASE WHEN i.preselfpay_ratio IS NOT NULL THEN CAST(i.preselfpay_ratio * {RATE_DEN} AS BIGINT)
               WHEN {own} THEN k.pre_num ELSE c.cat_pre_num END AS pre_num,
          CASE WHEN i.preselfpay_ratio IS NOT NULL THEN {RATE_DEN}
@@ -82,7 +86,8 @@ SELECT mdtrt_id,
        CAST(SUM(share) AS BIGINT) AS pre,
        CAST(SUM(CASE WHEN in_scope THEN fee - ovl - share ELSE 0 END) AS BIGINT) AS inscp,
        CAST(SUM(CASE WHEN in_scope IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unclassified,
-       COUNT(*) AS item_count
+       COUNT(*) AS item_count,
+       CAST(SUM(CASE WHEN in_scope AND full_cls THEN fee - ovl - share ELSE 0 END) AS BIGINT) AS inscp_full
 FROM shares GROUP BY mdtrt_id
 """
 
@@ -119,7 +124,7 @@ SELECT v.psn_no, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, C
        {med_type} AS med_type, v.level, COALESCE(v.dise_codg, '') AS dise_codg, v.referral_from_level,
        {status} AS offsite_status,
        COALESCE({fen('v.acct_balance')}, 0) AS acct_balance,
-       a.fulamt, a.overlmt, a.pre, a.inscp
+       a.fulamt, a.overlmt, a.pre, a.inscp, a.inscp_full
 FROM {visits} v
 JOIN {persons} p ON p.psn_no = v.psn_no
 JOIN {amounts} a ON a.mdtrt_id = v.mdtrt_id

@@ -25,9 +25,10 @@ from yibao.errors import Problem
 NONE = -1
 ARRAY_ORDER = (
     "b_mode", "b_ded", "b_rep", "b_rep_amt", "b_sched", "b_sched_len", "b_step", "b_floor", "b_nwaive",
-    "b_waive_cats", "b_waive_levels", "b_has_ref", "b_ref_up", "b_ref_down", "b_ret_pts", "b_cat_has", "b_cat_pts",
+    "b_waive_cats", "b_waive_levels", "b_has_ref", "b_ref_up", "b_ref_down", "b_ret_pts", "b_ret_fac", "b_cat_has", "b_cat_pts",
     "b_off_pts", "b_above", "b_nb", "b_up", "b_rate", "b_closing", "b_cap", "b_cap_slot", "b_adm_slot", "b_once_slot",
     "b_base_slot", "b_paid_slot", "b_fix_on_std", "b_has_age", "b_age_pts",
+    "b_ngroups", "gr_has_cats", "gr_cats", "gr_from", "gr_to", "gr_ded", "gr_rep_amt", "gr_cap", "gr_pts",
     "t_ins_ok", "t_med_ok", "t_per_adm", "t_has_cats", "t_cats", "t_group", "t_nparts", "t_part_len", "t_part_order",
     "t_draw_len", "t_draw", "t_ntilts", "t_tilt_cats", "t_nb", "t_lo", "t_up", "t_rate", "t_cap", "t_base_slot",
     "t_cap_slot", "t_paid_slot", "t_pays_into",
@@ -42,13 +43,13 @@ def _rnd(numerator, den):
 
 
 @njit(cache=True, nogil=True)
-def _first_ded(b_mode, b_ded, b_rep, b_rep_amt, b_sched, b_sched_len, b_step, b_floor, r, lv, n):
-    first = b_ded[r, lv]
+def _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, lv, n, first, rep_amt):
+    """The n-th admission's deductible from the level's first one (the rule's or the person's group's)."""
     mode = b_rep[r]
     if mode == 0 or n <= 1 or b_mode[r] == 1:
         return first
     if mode == 1:
-        return b_rep_amt[r, lv]
+        return rep_amt
     if mode == 2:
         k = n if n < b_sched_len[r, lv] else b_sched_len[r, lv]
         return b_sched[r, lv, k - 1]
@@ -57,8 +58,9 @@ def _first_ded(b_mode, b_ded, b_rep, b_rep_amt, b_sched, b_sched_len, b_step, b_
 
 
 @njit(cache=True, nogil=True)
-def _basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, x):
-    """G(x) × den for rule r at level lv, deductible ``ded`` and bonus points ``pts`` (SegmentedScale.numerator)."""
+def _basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, x):
+    """G(x) × den for rule r at level lv, deductible ``ded`` and bonus points ``pts`` (SegmentedScale.numerator);
+    ``fac`` ≥ 0: a retiree's personal share × X (X × den), the rate then den − X(den − rate), exact (lower's den)."""
     total = 0
     lower = ded
     nb = b_nb[r, lv]
@@ -73,6 +75,12 @@ def _basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, x):
                 rate = 0
             elif rate > den:
                 rate = den
+            if fac != NONE:  # compiled.share_rate
+                rate = den - fac * (den - rate) // den
+                if rate < 0:
+                    rate = 0
+                elif rate > den:
+                    rate = den
         if up != NONE and up <= lower:
             continue
         if x <= lower:
@@ -127,15 +135,16 @@ def _draw(buckets, order, n_order, amount, takes):
 @njit(cache=True, nogil=True)
 def settle_block(
     b_mode, b_ded, b_rep, b_rep_amt, b_sched, b_sched_len, b_step, b_floor, b_nwaive,
-    b_waive_cats, b_waive_levels, b_has_ref, b_ref_up, b_ref_down, b_ret_pts, b_cat_has, b_cat_pts,
+    b_waive_cats, b_waive_levels, b_has_ref, b_ref_up, b_ref_down, b_ret_pts, b_ret_fac, b_cat_has, b_cat_pts,
     b_off_pts, b_above, b_nb, b_up, b_rate, b_closing, b_cap, b_cap_slot, b_adm_slot, b_once_slot,
     b_base_slot, b_paid_slot, b_fix_on_std, b_has_age, b_age_pts,
+    b_ngroups, gr_has_cats, gr_cats, gr_from, gr_to, gr_ded, gr_rep_amt, gr_cap, gr_pts,
     t_ins_ok, t_med_ok, t_per_adm, t_has_cats, t_cats, t_group, t_nparts, t_part_len, t_part_order,
     t_draw_len, t_draw, t_ntilts, t_tilt_cats, t_nb, t_lo, t_up, t_rate, t_cap, t_base_slot,
     t_cap_slot, t_paid_slot, t_pays_into,
     g_ins_ok, g_med_ok, g_cats, g_of, g_num, g_den, g_pays_into, acct_ins_ok, acct_cover, sizes,
     den, start, ins, med, level, ref, bidx, once_match, cats, retiree, acct_bal, ful, ovl, pre, inscp, offsite,
-    fixstd, age, out, pays,
+    fixstd, age, full, out, pays,
 ):
     """Settle visits 0..n-1 (``start[i]`` = 1 where a person-year begins). Returns -1, or the first visit
     index a tier could not draw its payment for (impossible for a valid pack; reported, never hidden)."""
@@ -165,7 +174,22 @@ def settle_block(
             continues = is_ref and count > 0
             n_adm = count if continues else count + 1
             once_paid = acc[b_once_slot[r]] > 0
-        ded = _first_ded(b_mode, b_ded, b_rep, b_rep_amt, b_sched, b_sched_len, b_step, b_floor, r, lv, n_adm)
+        g = -1  # the person's population group: the first whose categories and age range hold (CompiledBasic.group)
+        for k in range(b_ngroups[r]):
+            if gr_has_cats[r, k] == 1 and (c & gr_cats[r, k]) == 0:
+                continue
+            if gr_from[r, k] != NONE and age[i] < gr_from[r, k]:
+                continue
+            if gr_to[r, k] != NONE and age[i] > gr_to[r, k]:
+                continue
+            g = k
+            break
+        if g < 0:
+            ded = _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, lv, n_adm,
+                             b_ded[r, lv], b_rep_amt[r, lv])
+        else:
+            ded = _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, lv, n_adm,
+                             gr_ded[r, g, lv], gr_rep_amt[r, g, lv])
         waived = False
         for w in range(b_nwaive[r]):
             if (c & b_waive_cats[r, w]) != 0 and ((b_waive_levels[r, w] >> lv) & 1) == 1:
@@ -181,10 +205,16 @@ def settle_block(
             if how == 0:
                 ded = 0
             elif how == 2:
-                before = _first_ded(b_mode, b_ded, b_rep, b_rep_amt, b_sched, b_sched_len, b_step, b_floor,
-                                    r, ref[i], n_adm)
+                rl = ref[i]
+                if g < 0:
+                    before = _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, rl, n_adm,
+                                        b_ded[r, rl], b_rep_amt[r, rl])
+                else:
+                    before = _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, rl, n_adm,
+                                        gr_ded[r, g, rl], gr_rep_amt[r, g, rl])
                 ded = ded - before if ded > before else 0
         pts = b_ret_pts[r] if retiree[i] == 1 else 0
+        fac = b_ret_fac[r] if retiree[i] == 1 else NONE
         best = 0
         found = False
         for k in range(n_cats):
@@ -195,6 +225,8 @@ def settle_block(
         pts += best + b_off_pts[r, offsite[i]]
         if b_has_age[r] == 1:  # checked before the kernel: a known age (block_inputs, KRN013)
             pts += b_age_pts[r, age[i]]
+        if g >= 0:
+            pts += gr_pts[r, g]
         fs = fixstd[i]  # 单病种定额 standard of the visit's disease and level, or -1 (CompiledBasic.fixed_amount)
         hosp = 0
         settled = x
@@ -202,31 +234,34 @@ def settle_block(
             bill = ful[i] + ovl[i] + pre[i] + x
             hosp = bill - fs if bill > fs else 0
             settled = bill - hosp
-            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, settled), den)
+            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, settled), den)
             if b_fix_on_std[r] == 1 and bill < fs:
-                on_std = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, fs), den)
+                on_std = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, fs), den)
                 uncapped = settled if on_std > settled else on_std
             dedc = 0
             if not continues:
                 acc[b_adm_slot[r]] += 1
             if once_match[i] == 1:
                 acc[b_once_slot[r]] += 1
-        elif b_mode[r] == 0:
-            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, x), den)
-            dedc = x if x < ded else ded
+        elif b_mode[r] == 0:  # the co-share-free part full[i] is paid in full beside the deductible and ratio
+            xs = x - full[i]
+            uncapped = _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, xs), den) + full[i]
+            dedc = xs if xs < ded else ded
             if not continues:
                 acc[b_adm_slot[r]] += 1
             if once_match[i] == 1:
                 acc[b_once_slot[r]] += 1
         else:
             bb = acc[b_base_slot[r]]
-            uncapped = (_rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, bb + x), den)
-                        - _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, den, bb), den))
-            after = bb + x if bb + x < ded else ded
+            xs = x - full[i]  # the year's running base counts the co-shared amounts only
+            uncapped = (_rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, bb + xs), den)
+                        - _rnd(_basic_num(b_nb, b_up, b_rate, b_closing, b_above, r, lv, ded, pts, fac, den, bb), den)
+                        + full[i])
+            after = bb + xs if bb + xs < ded else ded
             before = bb if bb < ded else ded
             dedc = after - before
-            acc[b_base_slot[r]] += x
-        cap = b_cap[r]
+            acc[b_base_slot[r]] += xs
+        cap = b_cap[r] if g < 0 else gr_cap[r, g]
         used_cap = acc[b_cap_slot[r]]
         if cap == NONE:
             hifp = uncapped
@@ -365,13 +400,14 @@ def checked_age(program: Program, visits: dict[str, np.ndarray]) -> None:
     bad = needs if age is None else needs & ((age < 0) | (age >= program.arrays["b_age_pts"].shape[1]))
     if bad.any():
         raise KernelError(Problem("KRN013", "persons.age",
-                                  f"{int(bad.sum()):,} 次就诊适用按年龄确定比例的规则, 但参保人年龄缺失或不在 0–150 岁"))
+                                  f"{int(bad.sum()):,} 次就诊适用按年龄确定比例或人群的规则, 但参保人年龄缺失或不在 0–150 岁"))
 
 
 def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Settle person-ordered visits (keys: start, ins, med, level, ref, bidx, once_match, cats, retiree,
     acct_bal, ful, ovl, pre, inscp; int64; optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local;
     optional ``fixstd``: the 单病种定额 standard in fen of the visit's rule, disease and level, default -1 none;
+    optional ``full``: the part of inscp in classes without co-share (coshare: false), default 0;
     ``age``: completed years, -1 unknown, required where the visit's rule has age points: see ``checked_age``).
     Returns (out, pays)."""
     n = len(visits["start"])
@@ -384,7 +420,8 @@ def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np
                        *(visits[k] for k in ("start", "ins", "med", "level", "ref", "bidx", "once_match", "cats",
                                              "retiree", "acct_bal", "ful", "ovl", "pre", "inscp")),
                        visits.get("offsite", np.zeros(n, np.int64)), visits.get("fixstd", np.full(n, NONE, np.int64)),
-                       visits.get("age", np.full(n, NONE, np.int64)), out, pays)
+                       visits.get("age", np.full(n, NONE, np.int64)), visits.get("full", np.zeros(n, np.int64)),
+                       out, pays)
     if bad >= 0:
         raise AssertionError(f"a tier paid more than its base at visit {bad}")  # engine.draw raises the same
     return out, pays

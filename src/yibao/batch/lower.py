@@ -88,11 +88,15 @@ def lower(pack: CompiledPack) -> Program:
                                                  *r.rule.offsite_points.values()]]
         if r.uses_age:
             dens += [rate_parts(abs(r.age_points(age)) / 100)[1] for age in AGES]
+        dens += [rate_parts(abs(g.points) / 100)[1] for g in r.groups]
     for t in pack.tiers:
         for scales, _cap in t._variants:
             dens += [s.denominator for s in scales]
     dens += [g.share_parts[1] for g in pack.guarantees]
     den = lcm(*dens)
+    # 退休人员个人负担 × X: a retiree's rate 1 − X(1 − a/den) is exact over den × X's denominator
+    den = lcm(den, *(den * rate_parts(r.rule.retiree_share_factor)[1] for r in pack.basic
+                     if r.rule.retiree_share_factor is not None))
     if den * MAX_YEAR_FEN * 4 >= 2**63:
         raise KernelError(Problem("KRN002", "ratio", f"比例的公分母 {den} 过大, 年度金额可能超出 64 位整数"))
 
@@ -111,6 +115,7 @@ def lower(pack: CompiledPack) -> Program:
              for spec in r.rule.ratio_by_level.values()] + [1])
     S = max([len(a) for r in pack.basic if r.schedule for a in r.schedule.values()] + [1])
     W = max([len(r.rule.deductible.waive) for r in pack.basic] + [1])
+    GM = max([len(r.groups) for r in pack.basic] + [1])
     a = {
         "b_mode": np.zeros(R, np.int64), "b_ded": np.full((R, L), NONE, np.int64),
         "b_rep": np.zeros(R, np.int64), "b_rep_amt": np.zeros((R, L), np.int64),
@@ -119,7 +124,7 @@ def lower(pack: CompiledPack) -> Program:
         "b_nwaive": np.zeros(R, np.int64), "b_waive_cats": np.zeros((R, W), np.int64),
         "b_waive_levels": np.zeros((R, W), np.int64),
         "b_has_ref": np.zeros(R, np.int64), "b_ref_up": np.zeros(R, np.int64), "b_ref_down": np.zeros(R, np.int64),
-        "b_ret_pts": np.zeros(R, np.int64), "b_cat_has": np.zeros((R, max(1, len(cats))), np.int64),
+        "b_ret_pts": np.zeros(R, np.int64), "b_ret_fac": np.full(R, NONE, np.int64), "b_cat_has": np.zeros((R, max(1, len(cats))), np.int64),
         "b_cat_pts": np.zeros((R, max(1, len(cats))), np.int64),
         "b_off_pts": np.zeros((R, len(OFFSITE)), np.int64),
         "b_above": np.zeros(R, np.int64), "b_nb": np.zeros((R, L), np.int64),
@@ -130,6 +135,12 @@ def lower(pack: CompiledPack) -> Program:
         "b_base_slot": np.zeros(R, np.int64), "b_paid_slot": np.zeros(R, np.int64),
         "b_fix_on_std": np.zeros(R, np.int64),
         "b_has_age": np.zeros(R, np.int64), "b_age_pts": np.zeros((R, len(AGES)), np.int64),
+        # population groups (一老一小): selectors, then the group's deductible, repeat amount, cap and points
+        "b_ngroups": np.zeros(R, np.int64), "gr_has_cats": np.zeros((R, GM), np.int64),
+        "gr_cats": np.zeros((R, GM), np.int64), "gr_from": np.full((R, GM), NONE, np.int64),
+        "gr_to": np.full((R, GM), NONE, np.int64), "gr_ded": np.full((R, GM, L), NONE, np.int64),
+        "gr_rep_amt": np.zeros((R, GM, L), np.int64), "gr_cap": np.full((R, GM), NONE, np.int64),
+        "gr_pts": np.zeros((R, GM), np.int64),
     }
     for r_i, r in enumerate(pack.basic):
         rule, ded = r.rule, r.rule.deductible
@@ -164,6 +175,8 @@ def lower(pack: CompiledPack) -> Program:
             a["b_ref_up"][r_i] = REFERRAL_MODES[ded.referral.upward]
             a["b_ref_down"][r_i] = REFERRAL_MODES[ded.referral.same_or_downward]
         a["b_ret_pts"][r_i] = num(rule.retiree_points / 100)
+        if rule.retiree_share_factor is not None:  # X × den: exact, den holds X's denominator
+            a["b_ret_fac"][r_i] = num(rule.retiree_share_factor)
         for c, p in rule.category_points.items():
             a["b_cat_has"][r_i, cx[c]] = 1
             a["b_cat_pts"][r_i, cx[c]] = num(p / 100) if p >= 0 else -num(-p / 100)
@@ -177,8 +190,21 @@ def lower(pack: CompiledPack) -> Program:
         a["b_base_slot"][r_i] = slot(r.base_key)
         a["b_paid_slot"][r_i] = slot(r.paid_key)
         a["b_fix_on_std"][r_i] = int(r.fixed_on_standard)  # the standards themselves arrive per visit (fixstd)
+        a["b_has_age"][r_i] = int(r.needs_age)  # age points or a group chosen by age: a known age is required
+        a["b_ngroups"][r_i] = len(r.groups)
+        for g_i, g in enumerate(r.groups):
+            a["gr_has_cats"][r_i, g_i] = int(g.categories is not None)
+            a["gr_cats"][r_i, g_i] = _bits(g.categories or (), cx)
+            a["gr_from"][r_i, g_i] = NONE if g.from_age is None else g.from_age
+            a["gr_to"][r_i, g_i] = NONE if g.to_age is None else g.to_age
+            for code in r.by_level:
+                a["gr_ded"][r_i, g_i, lv[code]] = r.first_of(code, g)
+                if rep is not None and rep.mode == "factor":
+                    a["gr_rep_amt"][r_i, g_i, lv[code]] = r.first_deductible(code, 2, g)
+            cap = r.cap(g)
+            a["gr_cap"][r_i, g_i] = NONE if cap is None else cap
+            a["gr_pts"][r_i, g_i] = num(g.points / 100) if g.points >= 0 else -num(-g.points / 100)
         if r.uses_age:  # the points of every age, from the rule's own function (one definition)
-            a["b_has_age"][r_i] = 1
             for age in AGES:
                 p = r.age_points(age)
                 a["b_age_pts"][r_i, age] = num(p / 100) if p >= 0 else -num(-p / 100)

@@ -86,7 +86,7 @@ def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program
         con.register(name, table)
 
 
-OPTIONAL_INPUTS = ("offsite_status", "age")  # visits_in columns the kernel reads when a source has them
+OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full")  # visits_in columns the kernel reads when a source has them
 
 
 def optional_inputs(columns) -> frozenset[str]:
@@ -104,6 +104,7 @@ def ordering_query(program: Program, source: str, order: bool = True, present: f
                  + " ".join(f"WHEN {q(status)} THEN {code}" for status, code in OFFSITE.items())
                  + " ELSE -1 END") if "offsite_status" in present else "0"
     k_age = "COALESCE(v.age, -1)" if "age" in present else "-1"
+    k_full = "COALESCE(v.inscp_full, 0)" if "inscp_full" in present else "0"  # inscp of coshare: false classes
     n_ins, n_med = len(program.insutypes), len(program.med_types)
     cats = " + ".join(f"(CASE WHEN v.cat_{ident(c)} THEN {1 << i} ELSE 0 END)"
                       for i, c in enumerate(program.categories)) or "0"
@@ -115,7 +116,7 @@ SELECT v.psn_no, v.mdtrt_id, v.yr, v.setl_time, v.insutype, v.med_type, v.level,
        CAST({cats} AS BIGINT) AS k_cats, CAST(COALESCE(v.retiree, FALSE) AS BIGINT) AS k_retiree,
        CAST(v.acct_balance AS BIGINT) AS k_acct, CAST(v.fulamt AS BIGINT) AS k_ful, CAST(v.overlmt AS BIGINT) AS k_ovl,
        CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp, CAST({k_offsite} AS BIGINT) AS k_offsite,
-       CAST({k_age} AS BIGINT) AS k_age
+       CAST({k_age} AS BIGINT) AS k_age, CAST({k_full} AS BIGINT) AS k_full
 FROM {source} v
 LEFT JOIN k_ins ki ON ki.code = v.insutype
 LEFT JOIN k_med km ON km.code = v.med_type
@@ -180,7 +181,7 @@ def block_inputs(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
               "ref": col("k_ref"), "bidx": col("k_bidx"), "once_match": col("k_once"), "cats": col("k_cats"),
               "retiree": col("k_retiree"), "acct_bal": col("k_acct"), "ful": col("k_ful"), "ovl": col("k_ovl"),
               "pre": col("k_pre"), "inscp": col("k_inscp"), "offsite": col("k_offsite"), "fixstd": col("k_fixstd"),
-              "age": col("k_age")}
+              "age": col("k_age"), "full": col("k_full")}
     bad = np.flatnonzero((visits["bidx"] < 0) | (visits["level"] < 0))
     if len(bad):
         ids = batch.column("mdtrt_id").take(pa.array(bad[:5])).to_pylist()

@@ -26,24 +26,59 @@ def _fen(value) -> int | None:
     return None if value is None else yuan_to_fen(value)
 
 
-def bands_of(spec: RatioSpec, deductible: int, points: Decimal, edges: str) -> list[tuple[int | None, Decimal]]:
+def share_rate(rate: Decimal, share_factor: Decimal | None) -> Decimal:
+    """退休人员个人负担为在职的 X 倍: 1 − X × (1 − rate), clamped to [0, 1]; the rate itself without a factor."""
+    if share_factor is None:
+        return rate
+    return min(ONE, max(ZERO, ONE - share_factor * (ONE - rate)))
+
+
+def bands_of(spec: RatioSpec, deductible: int, points: Decimal, edges: str,
+             share_factor: Decimal | None = None) -> list[tuple[int | None, Decimal]]:
     """(upper edge in fen or None, rate) bands from a flat ratio or a band list, plus points.
 
     ``edges`` says where band edges sit: ``absolute`` on the base itself, ``above_deductible``
-    counted from the deductible. Rates are clamped to [0, 1] after adding points.
+    counted from the deductible. Rates are clamped to [0, 1] after adding points, then a retiree's
+    ``share_factor`` (personal share × X) applies.
     """
     bump = points / 100
     if not isinstance(spec, list):
-        return [(None, min(ONE, max(ZERO, spec + bump)))]
+        return [(None, share_rate(min(ONE, max(ZERO, spec + bump)), share_factor))]
     out = []
     for band in spec:
         upper = None if band.upto is None else yuan_to_fen(band.upto)
         if upper is not None and edges == "above_deductible":
             upper += deductible
-        out.append((upper, min(ONE, max(ZERO, band.ratio + bump))))
+        out.append((upper, share_rate(min(ONE, max(ZERO, band.ratio + bump)), share_factor)))
     if out[-1][0] is not None:  # past the last edge nothing more is paid
         out.append((None, ZERO))
     return out
+
+
+@dataclass(frozen=True)
+class CompiledGroup:
+    """A population group of a basic rule (一老一小), numbers in fen; None: the rule's own."""
+
+    index: int
+    id: str
+    name: str
+    categories: frozenset[str] | None
+    from_age: int | None
+    to_age: int | None
+    by_level: dict[str, int] | None
+    annual_cap: int | None
+    points: Decimal
+
+    @property
+    def uses_age(self) -> bool:
+        return self.from_age is not None or self.to_age is not None
+
+    def holds(self, categories: frozenset[str], age: int | None) -> bool:
+        if self.categories is not None and not (self.categories & categories):
+            return False
+        if self.from_age is not None and (age is None or age < self.from_age):
+            return False
+        return self.to_age is None or (age is not None and age <= self.to_age)
 
 
 @dataclass(frozen=True)
@@ -84,6 +119,10 @@ class CompiledBasic:
         self.fixed = None if fs is None else {
             dise: {lv: yuan_to_fen(v) for lv, v in by_level.items()} for dise, by_level in fs.standards.items()}
         self.fixed_on_standard = fs is not None and fs.below_standard == "standard"
+        self.groups = tuple(CompiledGroup(
+            i, g.id, g.name or g.id, None if g.categories is None else frozenset(g.categories), g.from_age, g.to_age,
+            None if g.deductible is None else {lv: yuan_to_fen(v) for lv, v in g.deductible.items()},
+            _fen(g.annual_cap), g.ratio_points) for i, g in enumerate(rule.groups))
         self._scale = lru_cache(maxsize=4096)(self._build_scale)
 
     def fixed_standard(self, dise_codg: str, level: str) -> int | None:
@@ -118,9 +157,20 @@ class CompiledBasic:
     def covers(self, level: str) -> bool:
         return level in self.by_level
 
-    def first_deductible(self, level: str, admission_no: int) -> int:
+    def group(self, categories: frozenset[str], age: int | None) -> CompiledGroup | None:
+        """The person's population group in this rule: the first that holds, or None (the rule's own numbers)."""
+        return next((g for g in self.groups if g.holds(categories, age)), None)
+
+    def cap(self, group: CompiledGroup | None) -> int | None:
+        """The annual cap (fen) for the person's group: the group's when it states one, else the rule's."""
+        return self.annual_cap if group is None or group.annual_cap is None else group.annual_cap
+
+    def first_of(self, level: str, group: CompiledGroup | None) -> int:
+        return (self.by_level if group is None or group.by_level is None else group.by_level)[level]
+
+    def first_deductible(self, level: str, admission_no: int, group: CompiledGroup | None = None) -> int:
         """The level's deductible for the n-th admission of the year, before waivers/referral."""
-        first = self.by_level[level]
+        first = self.first_of(level, group)
         rep = self.rule.deductible.repeat
         if rep is None or admission_no <= 1 or self.mode == "annual":
             return first
@@ -140,10 +190,11 @@ class CompiledBasic:
         referral_from: str | None,
         once_paid: bool,
         dise_codg: str,
+        group: CompiledGroup | None = None,
     ) -> DeductibleResult:
         ded = self.rule.deductible
-        first = self.by_level[level]
-        amount = self.first_deductible(level, admission_no)
+        first = self.first_of(level, group)
+        amount = self.first_deductible(level, admission_no, group)
         reason = "first" if admission_no <= 1 or amount == first else "repeat"
         for waiver in ded.waive:
             if categories.intersection(waiver.categories) and (waiver.levels is None or level in waiver.levels):
@@ -157,13 +208,18 @@ class CompiledBasic:
             if mode == "waive":
                 return DeductibleResult(0, first, admission_no, "referral_waived")
             if mode == "difference":
-                paid_before = self.first_deductible(referral_from, admission_no)
+                paid_before = self.first_deductible(referral_from, admission_no, group)
                 return DeductibleResult(max(0, amount - paid_before), first, admission_no, "referral_difference")
         return DeductibleResult(amount, first, admission_no, reason)
 
     @property
     def uses_age(self) -> bool:
         return self.rule.age_points is not None
+
+    @property
+    def needs_age(self) -> bool:
+        """Settling under this rule needs the person's age: age points, or a group chosen by age."""
+        return self.uses_age or any(g.uses_age for g in self.groups)
 
     def age_points(self, age: int | None) -> Decimal:
         """Points for the person's age (completed years): the band holding it, or ``per_year`` × the years
@@ -178,23 +234,27 @@ class CompiledBasic:
         value = spec.per_year * max(0, age - spec.from_age)
         return value if spec.max_points is None else min(value, spec.max_points)
 
-    def points(self, retiree: bool, categories: frozenset[str], offsite: str = "local", age: int | None = None) -> Decimal:
+    def points(self, retiree: bool, categories: frozenset[str], offsite: str = "local", age: int | None = None,
+               group: CompiledGroup | None = None) -> Decimal:
         """Ratio bonus in points: retiree bonus plus the largest bonus of the person's categories, plus
-        the 异地就医 adjustment for a filed / unfiled offsite visit (usually negative), plus the age's."""
+        the 异地就医 adjustment for a filed / unfiled offsite visit (usually negative), plus the age's and the
+        population group's."""
         bonus = self.rule.retiree_points if retiree else ZERO
         cat = [p for c, p in self.rule.category_points.items() if c in categories]
         return (bonus + (max(cat) if cat else ZERO) + self.rule.offsite_points.get(offsite, ZERO)
-                + self.age_points(age))
+                + self.age_points(age) + (ZERO if group is None else group.points))
 
     def scale(self, level: str, retiree: bool, categories: frozenset[str], deductible: int,
-              offsite: str = "local", age: int | None = None) -> SegmentedScale:
+              offsite: str = "local", age: int | None = None, group: CompiledGroup | None = None) -> SegmentedScale:
         relevant = frozenset(c for c in categories if c in self.rule.category_points)
-        return self._scale(level, retiree, relevant, deductible, offsite, age if self.uses_age else None)
+        return self._scale(level, retiree, relevant, deductible, offsite, age if self.uses_age else None,
+                           None if group is None else group.index)
 
     def _build_scale(self, level: str, retiree: bool, categories: frozenset[str], deductible: int,
-                     offsite: str = "local", age: int | None = None) -> SegmentedScale:
+                     offsite: str = "local", age: int | None = None, group: int | None = None) -> SegmentedScale:
         bands = bands_of(self.rule.ratio_by_level[level], deductible,
-                         self.points(retiree, categories, offsite, age), self.rule.band_edges)
+                         self.points(retiree, categories, offsite, age, None if group is None else self.groups[group]),
+                         self.rule.band_edges, self.rule.retiree_share_factor if retiree else None)
         return SegmentedScale.from_bands(deductible, bands)
 
 
@@ -296,6 +356,7 @@ class ItemRule:
     pre_num: int
     pre_den: int
     price_cap: int | None  # fen per unit
+    full: bool = False  # in-scope part paid in full by the basic fund, no co-share (class ``coshare: false``)
 
 
 class CompiledPack:
@@ -316,7 +377,7 @@ class CompiledPack:
         self.classes: dict[str, ItemRule] = {}
         for code, cls in pack.classification.classes.items():
             num, den = rate_parts(cls.preselfpay_ratio)
-            self.classes[code] = ItemRule(code, cls.in_scope, num, den, None)
+            self.classes[code] = ItemRule(code, cls.in_scope, num, den, None, not cls.coshare)
         self.catalog: dict[str, ItemRule] = {}
         for entry in pack.classification.catalog:
             base = self.classes[entry.chrgitm_lv]
@@ -325,7 +386,7 @@ class CompiledPack:
             else:
                 num, den = base.pre_num, base.pre_den
             self.catalog[entry.med_list_codg] = ItemRule(
-                entry.chrgitm_lv, base.in_scope, num, den, _fen(entry.price_cap)
+                entry.chrgitm_lv, base.in_scope, num, den, _fen(entry.price_cap), base.full
             )
         self.basic = [CompiledBasic(r, self.level_rank) for r in pack.basic]
         self.tiers = [CompiledTier(t, self.income) for t in pack.tiers]

@@ -180,6 +180,11 @@ def check_references(pack: PolicyPack) -> Iterable[Problem]:
     for i, code in enumerate(pack.application_categories):
         yield from category(code, f"application_categories[{i}]")
 
+    for code, cls in pack.classification.classes.items():
+        if not cls.coshare and not cls.in_scope:  # POL036: only an in-scope amount can be paid without co-share
+            yield Problem("POL036", f"classification.classes.{code}.coshare",
+                          "coshare: false(统筹基金全额支付)只适用于政策范围内的类别(in_scope: true)")
+
     for i, entry in enumerate(pack.classification.catalog):
         if entry.chrgitm_lv not in pack.classification.classes:
             yield Problem("POL023", f"classification.catalog[{i}].chrgitm_lv",
@@ -325,6 +330,10 @@ def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
             yield Problem("POL029", f"{p}.deductible.once_a_year_diseases", "仅适用于按次(per_admission)规则")
     yield from _check_fixed_standard(rule, p, level)
     yield from _check_age_points(rule, p)
+    yield from _check_groups(rule, p, category)
+    if rule.retiree_share_factor is not None and rule.retiree_points:
+        yield Problem("POL038", f"{p}.retiree_share_factor",
+                      "退休人员比例只能用一种写法: retiree_points(加百分点)或 retiree_share_factor(个人负担倍数)")
     rep = ded.repeat
     if rep is not None:
         rp = f"{p}.deductible.repeat"
@@ -346,6 +355,46 @@ def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:
                     yield Problem("POL030", f"{rp}.schedule", f"缺少等级 {code!r} 的起付线序列")
         if rep.mode == "step" and rep.step is None:
             yield Problem("POL030", f"{rp}.step", "mode 为 step 时必须给出每次递减额 step")
+
+
+def _check_groups(rule: BasicRule, p: str, category) -> Iterable[Problem]:
+    """Population groups (POL037): each selected by categories and/or an age range, stating a deductible for every
+    level of the rule, never shadowed by an earlier group (first match wins, so a group whose members an earlier
+    group already takes at some age would be dead text there)."""
+    seen: dict[str, int] = {}
+    for j, g in enumerate(rule.groups):
+        gp = f"{p}.groups[{j}]"
+        if g.id in seen:
+            yield Problem("POL037", f"{gp}.id", f"人群编号 {g.id!r} 与 groups[{seen[g.id]}] 重复")
+        seen.setdefault(g.id, j)
+        for k, c in enumerate(g.categories or []):
+            yield from category(c, f"{gp}.categories[{k}]")
+        if g.categories is None and g.from_age is None and g.to_age is None:
+            yield Problem("POL037", gp, "人群须按人员类别(categories)或年龄(from_age/to_age)选择")
+        if g.categories is not None and not g.categories:
+            yield Problem("POL037", f"{gp}.categories", "人员类别列表不能为空; 不按类别选择时请删除此项")
+        if g.from_age is not None and g.to_age is not None and g.to_age < g.from_age:
+            yield Problem("POL037", f"{gp}.to_age", f"截止年龄 {g.to_age} 小于起始年龄 {g.from_age}")
+        if g.deductible is not None:
+            missing = set(g.deductible) ^ set(rule.deductible.by_level)
+            if missing:
+                yield Problem("POL037", f"{gp}.deductible",
+                              f"人群起付线须与规则覆盖相同的机构等级, 不一致的等级: {sorted(missing)}")
+            if rule.deductible.repeat is not None and rule.deductible.repeat.mode == "schedule":
+                yield Problem("POL037", f"{gp}.deductible", "规则按 schedule 逐次列出起付线, 人群不能另设起付线")
+            if rule.fixed_standard is not None:
+                yield Problem("POL037", f"{gp}.deductible", "单病种定额不设起付线, 人群不能另设起付线")
+        lo, hi = g.from_age or 0, 150 if g.to_age is None else g.to_age
+        left = set(range(lo, hi + 1))  # ages at which an earlier group does not already take all of this group
+        for i, e in enumerate(rule.groups[:j]):
+            e_lo, e_hi = e.from_age or 0, 150 if e.to_age is None else e.to_age
+            if e.categories is None and g.categories is None and max(lo, e_lo) <= min(hi, e_hi):
+                yield Problem("POL037", gp, f"按年龄选择的人群与 groups[{i}]({e.id}) 的年龄重叠: "
+                                            f"{max(lo, e_lo)}–{min(hi, e_hi)} 岁")
+            if e.categories is None or (g.categories is not None and set(g.categories) <= set(e.categories)):
+                left -= set(range(e_lo, e_hi + 1))
+        if lo <= hi and not left:
+            yield Problem("POL037", gp, "本人群的人员都已归入前面的人群(取第一个符合的人群), 本人群永远不适用")
 
 
 def _check_age_points(rule: BasicRule, p: str) -> Iterable[Problem]:

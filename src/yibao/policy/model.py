@@ -119,6 +119,9 @@ class ItemClass(Strict):
     name: str
     in_scope: bool
     preselfpay_ratio: Ratio = Decimal(0)
+    coshare: bool = Field(
+        True, description="false: 政策范围内部分不按比例共付, 由基本医保统筹基金全额支付(不计入也不扣起付线, "
+                          "计入年度最高支付限额), 如植入类医用耗材先行自付后的部分")
 
 
 class CatalogEntry(Strict):
@@ -205,6 +208,23 @@ class FixedStandard(Strict):
         "actual", description="实际费用低于定额标准时: actual 按实际费用结算; standard 基金按定额标准的比例支付(不超过实际费用)")
 
 
+class PopulationGroup(Strict):
+    """一老一小 and the like: a population within one basic rule with its own deductible, annual cap and ratio.
+
+    A person belongs to the group when every stated selector holds: one of ``categories``, age (completed years)
+    within ``from_age``–``to_age``. The rule's first matching group applies; a person in none gets the rule's own
+    numbers. What a group does not state is the rule's."""
+
+    id: Code
+    name: str = ""
+    categories: list[Code] | None = Field(None, description="人员类别(符合其一即可); 不填表示不限")
+    from_age: int | None = Field(None, ge=0, le=150, description="起始年龄(周岁, 含); 不填表示不限")
+    to_age: int | None = Field(None, ge=0, le=150, description="截止年龄(周岁, 含); 不填表示不限")
+    deductible: dict[Code, Yuan] | None = Field(None, description="本人群各等级起付线(元), 须列出规则的全部等级")
+    annual_cap: Yuan | None = Field(None, description="本人群年度最高支付限额(元); 不填沿用规则的限额")
+    ratio_points: Points = Field(Decimal(0), description="本人群比例调整(百分点), 与其他加点相加")
+
+
 class BasicRule(Strict):
     """基本医保统筹基金: one scheme × med_type (× disease list) combination."""
 
@@ -220,6 +240,9 @@ class BasicRule(Strict):
     ratio_by_level: dict[Code, RatioSpec]
     band_edges: Literal["absolute", "above_deductible"] = "absolute"
     retiree_points: Points = Decimal(0)
+    retiree_share_factor: Annotated[Decimal, Field(ge=0, le=2)] | None = Field(
+        None, description="退休人员个人负担为在职的倍数 X: 退休人员比例 = 1 − X × (1 − 在职比例), 如 0.6; "
+                          "不能与 retiree_points 同时使用")
     category_points: dict[Code, Points] = {}
     age_points: list[AgeBand] | AgeFormula | None = Field(
         None, description="按年龄调整比例(百分点): 年龄段列表(须从 0 岁起连续覆盖)或按岁递增的公式; 年龄为结算日周岁")
@@ -231,6 +254,8 @@ class BasicRule(Strict):
     admission_group: Code = Field("inpatient", description="住院次数在此组内连续计数")
     fixed_standard: FixedStandard | None = Field(
         None, description="单病种定额: 按病种与等级的定额标准结算, 不设起付线, 超出标准部分由医疗机构承担")
+    groups: list[PopulationGroup] = Field(
+        default=[], description="人群(如一老一小): 按人员类别和/或年龄选择, 取第一个符合的人群, 覆盖起付线、年度限额, 可调整比例")
     fund_pay_type: FundPayType
 
 

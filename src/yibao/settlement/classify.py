@@ -3,7 +3,8 @@
 Per line: 丙类 (out of scope) → 全自费 fulamt_ownpay_amt; otherwise the part of the price above
 the catalog's cap → 超限价 overlmt_selfpay, then the 乙类 share of the rest → 先行自付
 preselfpay_amt (rounded half-up to the fen on each line, as the platform reports per line),
-and what remains is 政策范围内 inscp_scp_amt.
+and what remains is 政策范围内 inscp_scp_amt — of which the lines of a class without co-share
+(``coshare: false``, e.g. 植入类医用耗材) are also summed as ``inscp_full``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from yibao.settlement.model import ClassifiedAmounts, FeeItem
 
 
 def classify_items(pack: CompiledPack, items: tuple[FeeItem, ...]) -> ClassifiedAmounts:
-    fulamt = overlmt = pre = inscp = 0
+    fulamt = overlmt = pre = inscp = full = 0
     catalog_get, classes = pack.catalog.get, pack.classes
     for i, item in enumerate(items):
         rule = catalog_get(item.med_list_codg)
@@ -46,10 +47,11 @@ def classify_items(pack: CompiledPack, items: tuple[FeeItem, ...]) -> Classified
         if num:
             share = (2 * fee * num + den) // (2 * den)  # round_numerator, inlined: ~30 lines per visit
             pre += share
-            inscp += fee - share
-        else:
-            inscp += fee
-    return ClassifiedAmounts(fulamt, overlmt, pre, inscp)
+            fee -= share
+        inscp += fee
+        if rule.full:
+            full += fee
+    return ClassifiedAmounts(fulamt, overlmt, pre, inscp, full)
 
 
 def _class_rule(classes, level: str, catalog_rule, index: int):
@@ -62,4 +64,4 @@ def _class_rule(classes, level: str, catalog_rule, index: int):
         ))
     if catalog_rule is None or catalog_rule.price_cap is None:
         return cls
-    return type(cls)(cls.chrgitm_lv, cls.in_scope, cls.pre_num, cls.pre_den, catalog_rule.price_cap)
+    return type(cls)(cls.chrgitm_lv, cls.in_scope, cls.pre_num, cls.pre_den, catalog_rule.price_cap, cls.full)

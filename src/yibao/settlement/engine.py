@@ -69,9 +69,12 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             "SET005", "visit.med_type",
             f"政策包 {pack.id} 没有险种 {person.insutype}、医疗类别 {visit.med_type} 的基本医保规则",
         ))
-    if rule.uses_age and person.age is None:
-        raise SettlementError(Problem("SET008", "person.age", f"规则 {rule.id}({rule.name})按年龄确定支付比例, 须给出参保人年龄"))
+    if rule.needs_age and person.age is None:
+        raise SettlementError(Problem("SET008", "person.age",
+                                      f"规则 {rule.id}({rule.name})按年龄确定支付比例或人群, 须给出参保人年龄"))
+    group = rule.group(cats, person.age)  # 一老一小 and the like: the group's deductible, cap and points
     inscp = amounts.inscp_scp_amt
+    full = amounts.inscp_full  # in-scope amount of classes without co-share (coshare: false)
     standard = None  # 单病种定额 standard (fen) when the rule settles on one
     hosp = 0  # hosp_part_amt: what the institution bears (a bill above a 单病种 standard)
     if rule.mode == "per_admission":
@@ -81,12 +84,12 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         n = count if continues else count + 1
         once_match = bool(rule.once_diseases) and visit.dise_codg.startswith(rule.once_diseases)
         ded = rule.deductible(visit.level, n, cats, visit.referral_from_level,
-                              acc.get(rule.once_key) > 0, visit.dise_codg)
-        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status, person.age)
+                              acc.get(rule.once_key) > 0, visit.dise_codg, group)
+        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status, person.age, group)
         standard = rule.fixed_standard(visit.dise_codg, visit.level)
-        if standard is None:
-            uncapped = scale.uncapped_amount(inscp)
-            dedc = min(inscp, ded.amount)
+        if standard is None:  # the co-share-free part (inscp_full) is paid in full, beside the deductible and ratio
+            uncapped = scale.uncapped_amount(inscp - full) + full
+            dedc = min(inscp - full, ded.amount)
         else:  # 单病种定额: the bill up to the standard, no deductible (validated), the excess the institution's
             settled, uncapped, hosp = rule.fixed_amount(scale, amounts.medfee_sumamt, standard)
             dedc = 0
@@ -101,16 +104,17 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
                                 "settled": settled, "hosp_part_amt": hosp,
                                 "below_standard": "standard" if rule.fixed_on_standard else "actual"})
     else:
-        ded = rule.deductible(visit.level, 1, cats, None, False, visit.dise_codg)
-        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status, person.age)
+        ded = rule.deductible(visit.level, 1, cats, None, False, visit.dise_codg, group)
+        scale = rule.scale(visit.level, person.retiree, cats, ded.amount, visit.offsite_status, person.age, group)
         base_before = acc.get(rule.base_key)
-        uncapped = scale.uncapped_amount(base_before + inscp) - scale.uncapped_amount(base_before)
-        dedc = min(base_before + inscp, ded.amount) - min(base_before, ded.amount)
-        delta[rule.base_key] = inscp
+        shared = inscp - full  # the year's running base counts the co-shared amounts only
+        uncapped = scale.uncapped_amount(base_before + shared) - scale.uncapped_amount(base_before) + full
+        dedc = min(base_before + shared, ded.amount) - min(base_before, ded.amount)
+        delta[rule.base_key] = shared
         basic_facts = {"mode": "annual", "deductible": ded.amount, "deductible_reason": ded.reason,
                        "base_before": base_before}
     # the annual cap bounds the running sum of the rounded uncapped amounts (per cap group)
-    cap = rule.annual_cap
+    cap = rule.cap(group)
     cap_used = acc.get(rule.cap_key)
     hifp = uncapped if cap is None else min(cap_used + uncapped, cap) - min(cap_used, cap)
     if uncapped:
@@ -120,8 +124,11 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     coshare = (inscp if standard is None else settled) - dedc - uncapped
     overcap = uncapped - hifp
     steps.append(Step("basic", rule.id, rule.name, {
-        **basic_facts, "level": visit.level, "inscp": inscp,
-        "scale": scale, "points": rule.points(person.retiree, cats, visit.offsite_status, person.age),
+        **basic_facts, "level": visit.level, "inscp": inscp, "inscp_full": 0 if standard is not None else full,
+        "scale": scale, "points": rule.points(person.retiree, cats, visit.offsite_status, person.age, group),
+        "retiree_share_factor": rule.rule.retiree_share_factor if person.retiree else None,
+        "group": None if group is None else group.id, "group_name": None if group is None else group.name,
+        "group_points": None if group is None else group.points,
         "age": person.age if rule.uses_age else None, "age_points": rule.age_points(person.age) if rule.uses_age else None,
         "offsite_status": visit.offsite_status, "offsite_points": rule.rule.offsite_points.get(visit.offsite_status), "annual_cap": cap, "uncapped": uncapped,
         "hifp_pay": hifp, "act_pay_dedc": dedc, "pool_prop_selfpay": coshare, "overcap": overcap,

@@ -61,6 +61,7 @@ class ClassifiedAmounts:
     overlmt_selfpay: int
     preselfpay_amt: int
     inscp_scp_amt: int
+    inscp_full: int = 0  # the part of inscp_scp_amt in classes without co-share (coshare: false), paid in full
 
     @property
     def medfee_sumamt(self) -> int:

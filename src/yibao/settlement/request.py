@@ -84,6 +84,14 @@ class AmountsIn(_In):
     overlmt_selfpay: Yuan = Decimal(0)
     preselfpay_amt: Yuan = Decimal(0)
     inscp_scp_amt: Yuan
+    inscp_full: Yuan = Field(Decimal(0), description="政策范围内金额中不按比例共付、由统筹基金全额支付的部分"
+                                                     "(政策包 coshare: false 的类别, 如植入类医用耗材), 不超过 inscp_scp_amt")
+
+    @model_validator(mode="after")
+    def _full_within_scope(self):
+        if self.inscp_full > self.inscp_scp_amt:
+            raise ValueError(f"inscp_full={self.inscp_full} 不能大于政策范围内金额 inscp_scp_amt={self.inscp_scp_amt}")
+        return self
 
 
 class VisitIn(_In):
@@ -217,7 +225,7 @@ def to_visit(v: VisitIn) -> Visit:
         assert a is not None
         amounts = ClassifiedAmounts(
             yuan_to_fen(a.fulamt_ownpay_amt), yuan_to_fen(a.overlmt_selfpay),
-            yuan_to_fen(a.preselfpay_amt), yuan_to_fen(a.inscp_scp_amt),
+            yuan_to_fen(a.preselfpay_amt), yuan_to_fen(a.inscp_scp_amt), yuan_to_fen(a.inscp_full),
         )
     return Visit(
         mdtrt_id=v.mdtrt_id,

@@ -74,6 +74,11 @@ def band_arithmetic(bands, start: int, end: int) -> str:
     return " + ".join(terms) if terms else "0(未达起付线)"
 
 
+def _full_line(full: int) -> str:
+    return (f"  其中不按比例共付的类别(coshare: false, 如植入类医用耗材先行自付后的部分) {format_yuan(full)} 元"
+            f"由统筹基金全额支付: 不计入也不扣起付线, 计入年度最高支付限额。")
+
+
 def explain(settlement: Settlement, pack: CompiledPack) -> list[str]:
     lines: list[str] = []
     for step in settlement.steps:
@@ -96,10 +101,16 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
         if f.get("offsite_points"):
             status = "异地已备案" if f["offsite_status"] == "filed" else "异地未备案"
             head += f", {status}比例调整 {f['offsite_points'].normalize():+f} 个百分点"
+        if f.get("retiree_share_factor") is not None:
+            head += f", 退休人员个人负担为在职的 {f['retiree_share_factor'].normalize():f} 倍(比例 = 1 − 倍数 × (1 − 在职比例))"
+        if f.get("group") is not None:
+            head += f", 属人群 {f['group_name']}({f['group']}), 起付线与年度限额按该人群"
+            if f.get("group_points"):
+                head += f", 比例调整 {f['group_points'].normalize():+f} 个百分点"
         if f.get("age_points") is not None:
             head += f", {f['age']} 周岁按年龄调整 {f['age_points'].normalize():+f} 个百分点"
         if f["points"]:
-            head += f", 比例合计调整 {f['points'].normalize():+f} 个百分点(退休/人员类别/异地/年龄)"
+            head += f", 比例合计调整 {f['points'].normalize():+f} 个百分点(退休/人员类别/异地/年龄/人群)"
         out = [head + "。"]
         reason = _REASONS.get(f["deductible_reason"], f["deductible_reason"])
         bands = f["scale"].describe()
@@ -115,21 +126,29 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
             out.append(f"  按比例: {band_arithmetic(bands, 0, basis)} = {y(f['uncapped'])} 元(四舍五入到分"
                        + (", 不超过实际费用" if basis != f["settled"] else "") + ")。")
         elif f["mode"] == "per_admission":
+            full = f.get("inscp_full", 0)
             out.append(
                 f"  第 {f['admission_no']} 次住院, 起付线 {y(f['deductible'])} 元({reason}; 首次起付线 {y(f['deductible_first'])} 元);"
                 f" 本次政策范围内 {y(f['inscp'])} 元中起付线内 {y(f['act_pay_dedc'])} 元由个人负担。"
             )
+            if full:
+                out.append(_full_line(full))
             out.append(f"  支付比例: {describe_bands(bands)}。")
-            out.append(f"  按比例: {band_arithmetic(bands, 0, f['inscp'])} = {y(f['uncapped'])} 元(四舍五入到分)。")
+            out.append(f"  按比例: {band_arithmetic(bands, 0, f['inscp'] - full)}" + (f" + 全额支付 {y(full)}" if full else "")
+                       + f" = {y(f['uncapped'])} 元(四舍五入到分)。")
         else:
+            full = f.get("inscp_full", 0)
             before = f["base_before"]
-            after = before + f["inscp"]
+            after = before + f["inscp"] - full
             out.append(
                 f"  按年度累计: 年度起付线 {y(f['deductible'])} 元({reason}); 本年政策范围内累计由 {y(before)} 增至 {y(after)} 元,"
                 f" 本次计入起付线 {y(f['act_pay_dedc'])} 元。"
             )
+            if full:
+                out.append(_full_line(full))
             out.append(f"  支付比例: {describe_bands(bands)}。")
-            out.append(f"  本次对应: {band_arithmetic(bands, before, after)} = {y(f['uncapped'])} 元。")
+            out.append(f"  本次对应: {band_arithmetic(bands, before, after)}" + (f" + 全额支付 {y(full)}" if full else "")
+                       + f" = {y(f['uncapped'])} 元。")
         if f["annual_cap"] is not None:  # per admission or annual alike: the cap bounds the year's running sum
             out.append(
                 f"  年度最高支付限额 {y(f['annual_cap'])} 元, 本年此前已计 {y(f['cap_used_before'])} 元,"

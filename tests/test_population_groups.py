@@ -92,7 +92,7 @@ def test_batch_equals_scalar_across_groups(pack):
     rows, scalar = [], []
     for k, (age, inscp, level) in enumerate([(8, 11_000, "3"), (8, 500_000, "2"), (70, 11_000, "3"), (70, 400_000, "1"),
                                              (40, 11_000, "3"), (40, 300_000, "2")]):
-        person, acc = Person(f"P{age}", "390", age=age), None
+        person = Person(f"P{age}", "390", age=age)
         v = inpatient(inscp, f"V{k}", k + 1, level)
         prev = [s for s in scalar if s.psn_no == person.psn_no]
         s = settle(pack, person, v, prev[-1].accumulators_after if prev else Accumulators(2024))

@@ -22,11 +22,12 @@ def batch_settle_cmd(
     out_dir: Path = typer.Option(..., "--out", "-o", help="输出目录: setlinfo.parquet, setldetail.parquet"),
     engine: str = typer.Option("duckdb", "--engine", help="duckdb(默认, 本机) 或 spark(本地模式)"),
     catalogue_db: Optional[str] = typer.Option(None, "--catalogue-db", help="目录库 URL: 按就诊日生效的目录版本分类(docs/institutions.md §4)"),
+    mdtrt_packs: Optional[str] = typer.Option(None, "--mdtrt-packs", help="就医地政策包(逗号分隔): 异地就诊按就医地目录分类(docs/handling.md)"),
 ) -> None:
     """批量结算一个地区一年的就诊, 与单次结算逐分一致 (settle a whole claims directory)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from yibao.batch.run import classify, open_claims, register_pack, settle, write_results
+    from yibao.batch.run import classify, classify_by_area, open_claims, register_pack, settle, write_results
     from yibao.batch.validate import BatchError, check_applicability
     from yibao.money import format_yuan
     from yibao.policy.compiled import CompiledPack
@@ -42,6 +43,8 @@ def batch_settle_cmd(
             run = open_claims(claims)
             if engine == "spark" and catalogue_db:
                 raise BatchError(Problem("BAT012", "--catalogue-db", "按目录库分类目前只用于 duckdb 引擎"))
+            if mdtrt_packs and (engine == "spark" or catalogue_db):
+                raise BatchError(Problem("BAT017", "--mdtrt-packs", "按就医地目录分类目前只用于 duckdb 引擎, 且不与 --catalogue-db 同用"))
             if engine == "spark":
                 # validated on DuckDB first: nothing is settled if anything is wrong
                 register_pack(run, pack)
@@ -61,6 +64,9 @@ def batch_settle_cmd(
                     from yibao.institutions.batch_catalogue import classify_from_store
 
                     pack = classify_from_store(run, pack, catalogue_db)
+                elif mdtrt_packs:  # 异地就医: 就医地目录、参保地政策, as the service (#16)
+                    classify_by_area(run, pack, [CompiledPack(resolve_pack(n.strip()))
+                                                 for n in mdtrt_packs.split(",") if n.strip()])
                 else:
                     classify(run, pack)
                 progress.update(task, description=f"校验并结算 validating and settling {run.visits:,} visits")

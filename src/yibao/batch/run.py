@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
@@ -27,6 +28,7 @@ from yibao.claims.schema import read_claims  # CSV / Excel extracts
 from yibao.errors import Problem
 from yibao.handling.export import FACTS_SCHEMA
 from yibao.policy.compiled import CompiledPack
+from yibao.service.packs import PackSet
 from yibao.settlement.model import SETLINFO_FIELDS
 from yibao.sql import ident, q
 
@@ -122,6 +124,41 @@ def classify(run: BatchRun, pack: CompiledPack) -> None:
     register_pack(run, pack)
     t = time.perf_counter()
     run.con.sql(f"CREATE OR REPLACE TABLE classified AS {classification_query('fee_items')}")
+    run.timings["classify"] = time.perf_counter() - t
+
+
+def classify_by_area(run: BatchRun, pack: CompiledPack, mdtrt_packs: list[CompiledPack]) -> None:
+    """异地就医 in batch as online: the fee lines of a visit outside the insured's city are classified by the
+    catalogue of the pack for the institution's area in force on the settlement day (the service's
+    :meth:`PackSet.catalogue_for`, decided once per (insured area, institution area, day)); every other line by
+    ``pack``, which settles them all (参保地政策)."""
+    con = run.con
+    packs = PackSet([pack, *mdtrt_packs])
+    combos = con.sql("SELECT DISTINCT p.admdvs, i.admdvs, CAST(v.setl_time AS DATE) FROM visits v "
+                     "JOIN persons p ON p.psn_no = v.psn_no JOIN institutions i ON i.fixmedins_code = v.fixmedins_code "
+                     "WHERE left(p.admdvs, 4) <> left(i.admdvs, 4)").fetchall()
+    chosen = {}
+    for insu, mdtrt, day in combos:
+        catalogue = packs.catalogue_for(pack, mdtrt, day, "offsite")
+        if catalogue is not pack:
+            chosen[(insu, mdtrt, day)] = mdtrt_packs.index(catalogue)
+    con.register("visit_catalogues", pa.table({
+        "insu": pa.array([k[0] for k in chosen], pa.string()), "mdtrt": pa.array([k[1] for k in chosen], pa.string()),
+        "d": pa.array([k[2] for k in chosen], pa.date32()), "k": pa.array(list(chosen.values()), pa.int64())}))
+    con.sql("CREATE OR REPLACE TABLE visit_catalogue AS SELECT v.mdtrt_id, c.k FROM visits v "
+            "JOIN persons p ON p.psn_no = v.psn_no JOIN institutions i ON i.fixmedins_code = v.fixmedins_code "
+            "JOIN visit_catalogues c ON c.insu = p.admdvs AND c.mdtrt = i.admdvs AND c.d = CAST(v.setl_time AS DATE)")
+    t = time.perf_counter()
+    register_pack(run, pack)
+    con.sql("CREATE OR REPLACE VIEW fee_items_home AS SELECT i.* FROM fee_items i "
+            "ANTI JOIN visit_catalogue c ON c.mdtrt_id = i.mdtrt_id")
+    con.sql(f"CREATE OR REPLACE TABLE classified AS {classification_query('fee_items_home')}")
+    for k, other in enumerate(mdtrt_packs):
+        register_pack(run, other)
+        con.sql(f"CREATE OR REPLACE VIEW fee_items_away AS SELECT i.* FROM fee_items i "
+                f"SEMI JOIN (SELECT mdtrt_id FROM visit_catalogue WHERE k = {k}) c ON c.mdtrt_id = i.mdtrt_id")
+        con.sql(f"INSERT INTO classified {classification_query('fee_items_away')}")
+    register_pack(run, pack)
     run.timings["classify"] = time.perf_counter() - t
 
 

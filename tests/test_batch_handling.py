@@ -63,6 +63,8 @@ def _settle(claims, out):
 def test_batch_with_facts_equals_batch_given_the_online_derivation(region, tmp_path):
     claims, facts = region
     with_facts = _settle(claims, tmp_path / "facts")
+    said = runner.invoke(app, ["batch", "settle", "--claims", str(claims), "--policy", PACK, "--out", str(tmp_path / "f2")])
+    summary = " ".join(said.output.split())
     # derive med_type and offsite_status in Python, by the online rules, and hand them over explicitly
     visits = pq.read_table(claims / "visits.parquet")
     area = dict(zip(*[pq.read_table(claims / "institutions.parquet").column(c).to_pylist()
@@ -88,6 +90,9 @@ def test_batch_with_facts_equals_batch_given_the_online_derivation(region, tmp_p
             r["offsite_status"] = "unfiled"
         statuses += r["offsite_status"] != "local"
     assert changed and statuses  # the facts matter in this region
+    assert f"{changed:,} 次门诊慢特病就诊在结算日没有有效认定, 按普通门诊结算 (HDL061)" in summary
+    counted = {s: sum(r["offsite_status"] == s for r in rows) for s in ("filed", "unfiled")}
+    assert f"异地已备案 {counted['filed']:,} 次" in summary and f"异地未备案 {counted['unfiled']:,} 次" in summary
     given = tmp_path / "given"
     given.mkdir()
     for name in ("persons", "institutions", "fee_items"):

@@ -91,11 +91,32 @@ def batch_settle_cmd(
         table_view.add_row(label + "(元)", format_yuan(int(value or 0)))
     out.print(table_view)
     if engine == "duckdb":
+        for line in effects_summary(run):
+            out.print(line)
         t = run.timings
         out.print(f"用时: 分类 {t.get('classify', 0):.2f} s, 校验 {t.get('validate', 0):.2f} s,"
                   f" 结算 {t.get('settle_main', 0):.2f} s, 写出(元) {t.get('write', 0):.2f} s")
     for label, path in paths.items():
         out.print(f"已写出 {label}: {path}")
+
+
+def effects_summary(run) -> list[str]:
+    """What the 经办 facts changed, as the service warns per visit (HDL061) and says of 异地就医: how many
+    门诊慢特病 visits were settled as ordinary outpatient, and the visits by 异地 status."""
+    from yibao.batch.run import has_relation
+
+    if not has_relation(run.con, "visits_in_main"):
+        return []
+    lines = []
+    moved = run.con.sql("SELECT COUNT(*) FROM visits_in_main s JOIN visits v ON v.mdtrt_id = s.mdtrt_id "
+                        "WHERE s.med_type <> v.med_type").fetchone()[0]
+    if moved:
+        lines.append(f"{moved:,} 次门诊慢特病就诊在结算日没有有效认定, 按普通门诊结算 (HDL061)")
+    by_status = dict(run.con.sql("SELECT offsite_status, COUNT(*) FROM visits_in_main GROUP BY 1").fetchall())
+    if set(by_status) - {"local"}:
+        names = {"local": "本地", "filed": "异地已备案", "unfiled": "异地未备案"}
+        lines.append("异地就医: " + ", ".join(f"{names.get(k, k)} {by_status[k]:,} 次" for k in sorted(by_status)))
+    return lines
 
 
 def bench_settle(

@@ -165,13 +165,7 @@ def basic_rules(draw, rule_id: str, insutype: str, med_types: list[str], mode: s
     }
     if diseases:
         rule["diseases"] = diseases
-    if draw(st.integers(0, 3)) == 0:  # 退休人员个人负担为在职的 X 倍
-        rule["retiree_share_factor"] = draw(st.sampled_from([Decimal("0.5"), Decimal("0.6"), Decimal("0.65"),
-                                                             Decimal("0.75"), Decimal("1.2"), Decimal(0)]))
-    elif draw(st.booleans()):
-        rule["retiree_points"] = draw(points)
-    if categories and draw(st.booleans()):
-        rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}
+    draw_bonuses(draw, rule, categories)
     if draw(st.integers(0, 3)) == 0:  # ratio by age: contiguous bands from 0, or a capped per-year formula
         if draw(st.booleans()):
             cuts = sorted(set(draw(st.lists(st.integers(1, 100), max_size=3))))
@@ -213,6 +207,17 @@ def basic_rules(draw, rule_id: str, insutype: str, med_types: list[str], mode: s
     return rule
 
 
+def draw_bonuses(draw, rule: dict, categories: list[str]) -> None:
+    """The retiree's share (a multiple of the in-service personal share, or points) and category points."""
+    if draw(st.integers(0, 3)) == 0:  # 退休人员个人负担为在职的 X 倍
+        rule["retiree_share_factor"] = draw(st.sampled_from([Decimal("0.5"), Decimal("0.6"), Decimal("0.65"),
+                                                             Decimal("0.75"), Decimal("1.2"), Decimal(0)]))
+    elif draw(st.booleans()):
+        rule["retiree_points"] = draw(points)
+    if categories and draw(st.booleans()):
+        rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}
+
+
 @st.composite
 def fixed_standard_rules(draw, rule_id: str, insutype: str, levels: list[str], categories: list[str]) -> dict:
     """单病种定额: no deductible, one ratio per level, a standard per disease and level (POL034)."""
@@ -228,13 +233,7 @@ def fixed_standard_rules(draw, rule_id: str, insutype: str, levels: list[str], c
             "below_standard": draw(st.sampled_from(["actual", "standard"]))},
         "fund_pay_type": f"{insutype}100",
     }
-    if draw(st.integers(0, 3)) == 0:  # 退休人员个人负担为在职的 X 倍
-        rule["retiree_share_factor"] = draw(st.sampled_from([Decimal("0.5"), Decimal("0.6"), Decimal("0.65"),
-                                                             Decimal("0.75"), Decimal("1.2"), Decimal(0)]))
-    elif draw(st.booleans()):
-        rule["retiree_points"] = draw(points)
-    if categories and draw(st.booleans()):
-        rule["category_points"] = {c: draw(points) for c in subset(draw, categories, min_size=1)}
+    draw_bonuses(draw, rule, categories)
     if draw(st.booleans()):
         rule["annual_cap"] = yuan(draw(cap_fen))
     return rule

@@ -184,12 +184,8 @@ def settle_block(
                 continue
             g = k
             break
-        if g < 0:
-            ded = _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, lv, n_adm,
-                             b_ded[r, lv], b_rep_amt[r, lv])
-        else:
-            ded = _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, lv, n_adm,
-                             gr_ded[r, g, lv], gr_rep_amt[r, g, lv])
+        ded = _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, lv, n_adm,
+                         b_ded[r, lv] if g < 0 else gr_ded[r, g, lv], b_rep_amt[r, lv] if g < 0 else gr_rep_amt[r, g, lv])
         waived = False
         for w in range(b_nwaive[r]):
             if (c & b_waive_cats[r, w]) != 0 and ((b_waive_levels[r, w] >> lv) & 1) == 1:
@@ -206,12 +202,9 @@ def settle_block(
                 ded = 0
             elif how == 2:
                 rl = ref[i]
-                if g < 0:
-                    before = _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, rl, n_adm,
-                                        b_ded[r, rl], b_rep_amt[r, rl])
-                else:
-                    before = _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, rl, n_adm,
-                                        gr_ded[r, g, rl], gr_rep_amt[r, g, rl])
+                before = _first_ded(b_mode, b_rep, b_sched, b_sched_len, b_step, b_floor, r, rl, n_adm,
+                                    b_ded[r, rl] if g < 0 else gr_ded[r, g, rl],
+                                    b_rep_amt[r, rl] if g < 0 else gr_rep_amt[r, g, rl])
                 ded = ded - before if ded > before else 0
         pts = b_ret_pts[r] if retiree[i] == 1 else 0
         fac = b_ret_fac[r] if retiree[i] == 1 else NONE

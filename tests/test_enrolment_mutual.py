@@ -326,6 +326,9 @@ def test_totals_count_the_mulaid_payment_until_it_is_reversed(engine):
         setl_id = _settle(s, mdtrt_id)["setlinfo"]["setl_id"]
     window = {"fixmedins_code": sample.HOSPITAL, "begndate": date(2024, 6, 1), "enddate": date(2024, 6, 30)}
     with Session(engine) as s:
+        listed = tx.settlement_list(s, HIS, psn_no=MEMBER)["settlements"]
+        assert [(x["setl_id"], x["acct_mulaid_pay"], x["psn_cash_pay"]) for x in listed] == [
+            (setl_id, Decimal("116.00"), Decimal("110.00"))]
         ours = tx.totals(s, HIS, **window)["totals"]
         assert (ours["acct_pay"], ours["acct_mulaid_pay"], ours["fixmedins_setl_cnt"]) == (Decimal("0.00"), Decimal("116.00"), 1)
         declared = {"medfee_sumamt": ours["medfee_sumamt"], "fund_pay_sumamt": ours["fund_pay_sumamt"],

@@ -599,10 +599,14 @@ def settlement_list(session: Session, who: Principal, *, psn_no: str | None = No
         q = q.where((Settlement.setl_time < at) | ((Settlement.setl_time == at) & (Settlement.setl_id < setl_id)))
     rows = session.scalars(q.order_by(Settlement.setl_time.desc(), Settlement.setl_id.desc()).limit(limit + 1)).all()
     page = rows[:limit]
+    mulaid = mutual.paid_by_settlement()  # 家庭共济 account money, kept in the account journal (not on the row)
+    paid = dict(session.execute(select(mulaid.c.ref, mulaid.c.amount).where(
+        mulaid.c.ref.in_([r.setl_id for r in page]))).tuples().all()) if page else {}
     items = [{"setl_id": r.setl_id, "mdtrt_id": r.mdtrt_id, "psn_no": r.psn_no, "fixmedins_code": r.fixmedins_code,
               "insutype": r.insutype, "med_type": r.med_type, "setl_time": r.setl_time.strftime("%Y-%m-%d %H:%M:%S"),
               "setl_stas": r.status, "revs_setl_id": r.revs_setl_id,
-              **{f: fen_to_yuan(getattr(r, f)) for f in LIST_AMOUNTS}} for r in page]
+              **{f: fen_to_yuan(getattr(r, f)) for f in LIST_AMOUNTS},
+              "acct_mulaid_pay": fen_to_yuan(int(paid.get(r.setl_id, 0)))} for r in page]
     last = page[-1] if page and len(rows) > limit else None
     return {"settlements": items,
             "next_cursor": None if last is None else f"{last.setl_time.isoformat()}|{last.setl_id}"}

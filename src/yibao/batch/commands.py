@@ -105,14 +105,18 @@ def effects_summary(run) -> list[str]:
     门诊慢特病 visits were settled as ordinary outpatient, and the visits by 异地 status."""
     from yibao.batch.run import has_relation
 
-    if not has_relation(run.con, "visits_in_main"):
-        return []
+    con = run.con
+    offsite_column = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
+    if not has_relation(con, "visits_in_main") or not (has_relation(con, "handling_facts") or offsite_column):
+        return []  # without facts or the column every visit is local and keeps its med_type: nothing to say
+    # one pass over the settled input: the visits per 异地 status, and those whose med_type the facts changed
+    counts = con.sql("SELECT s.offsite_status, COUNT(*), COUNT(*) FILTER (WHERE s.med_type <> v.med_type) "
+                     "FROM visits_in_main s JOIN visits v ON v.mdtrt_id = s.mdtrt_id GROUP BY 1").fetchall()
     lines = []
-    moved = run.con.sql("SELECT COUNT(*) FROM visits_in_main s JOIN visits v ON v.mdtrt_id = s.mdtrt_id "
-                        "WHERE s.med_type <> v.med_type").fetchone()[0]
+    moved = sum(int(c[2]) for c in counts)
     if moved:
         lines.append(f"{moved:,} 次门诊慢特病就诊在结算日没有有效认定, 按普通门诊结算 (HDL061)")
-    by_status = dict(run.con.sql("SELECT offsite_status, COUNT(*) FROM visits_in_main GROUP BY 1").fetchall())
+    by_status = {c[0]: int(c[1]) for c in counts}
     if set(by_status) - {"local"}:
         names = {"local": "本地", "filed": "异地已备案", "unfiled": "异地未备案"}
         lines.append("异地就医: " + ", ".join(f"{names.get(k, k)} {by_status[k]:,} 次" for k in sorted(by_status)))

@@ -277,6 +277,11 @@ class CompiledTier:
         self.base_keys = tuple(f"base:{tier.id}:{i}" for i in range(len(tier.parts)))
         self.paid_key = f"paid:{tier.id}"
         self.cap_key = f"cap:{tier.id}"
+        # 家庭年度限额: bounds the household's running sum of what members' own caps let through (household
+        # accumulators, keyed apart from a person's: engine.settle's ``household``)
+        self.household_cap = _fen(tier.household_cap)
+        self.hh_cap_key = f"hhcap:{tier.id}"
+        self.hh_paid_key = f"hhpaid:{tier.id}"
         self.income = income
         self._variants = [self._build(None)] + [self._build(i) for i in range(len(tier.tilts))]
 
@@ -390,6 +395,7 @@ class CompiledPack:
             )
         self.basic = [CompiledBasic(r, self.level_rank) for r in pack.basic]
         self.tiers = [CompiledTier(t, self.income) for t in pack.tiers]
+        self.uses_households = any(t.household_cap is not None for t in self.tiers)  # settle needs hh_no, in household order
         self.guarantees = [CompiledGuarantee(g) for g in pack.guarantees]
         acct = pack.personal_account
         self.account_insutypes = frozenset(acct.insutypes) if acct else frozenset()

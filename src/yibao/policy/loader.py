@@ -239,6 +239,7 @@ def check_references(pack: PolicyPack) -> Iterable[Problem]:
                 yield from category(c, f"{p}.tilts[{j}].categories[{k}]")
             if tilt.remove_cap and tilt.annual_cap is not None:
                 yield Problem("POL027", f"{p}.tilts[{j}]", "remove_cap 与 annual_cap 不能同时设置")
+        yield from _check_household_cap(tier, p)
 
     for i, g in enumerate(pack.guarantees):
         for j, c in enumerate(g.categories):
@@ -301,6 +302,19 @@ def _check_ltc(ltc) -> Iterable[Problem]:
         ids.add(b.id)
         for j, code in enumerate(b.levels):
             yield from ltc_level(code, f"ltc.benefits[{i}].levels[{j}]")
+
+
+def _check_household_cap(tier, p: str) -> Iterable[Problem]:
+    """POL039: a household cap below a member's own annual cap means the member's cap can never bind — a mistyped
+    number far more often than a policy; a per-admission tier's household cap is still annual (stated, not refused)."""
+    if tier.household_cap is None:
+        return
+    caps = [(f"{p}.annual_cap", tier.annual_cap)] + [(f"{p}.tilts[{j}].annual_cap", t.annual_cap)
+                                                      for j, t in enumerate(tier.tilts)]
+    for path, cap in caps:
+        if cap is not None and tier.household_cap < cap:
+            yield Problem("POL039", f"{p}.household_cap",
+                          f"家庭年度限额 {tier.household_cap} 元低于个人年度限额 {cap} 元({path}), 个人限额将永远不起作用")
 
 
 def _check_basic(rule: BasicRule, p: str, level, category) -> Iterable[Problem]:

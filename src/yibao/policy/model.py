@@ -292,6 +292,9 @@ class Tier(Strict):
         "annual", description="annual: 起付线与分段按年度累计(默认); per_admission: 按每次住院本次金额计算(如倾斜救助"
                               "'每次住院个人负担超过 3,500 元部分按 70% 救助'), 限额仍按年度累计")
     annual_cap: Yuan | None = None
+    household_cap: Yuan | None = Field(
+        None, gt=0, description="家庭年度限额(元): 同一户(hh_no)全体成员在本层次一年内合计最多支付的金额, 在每人的年度限额"
+                                "之外再加的一道限额(如'低保家庭年度救助限额 6 万元'); 按结算先后计入, 结算时须有参保人的家庭编号")
     tilts: list[Tilt] = []
 
 

@@ -38,9 +38,13 @@ from yibao.settlement.model import (
 SETTLEMENT_COUNT = "setl:count"
 
 
-def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) -> Settlement:
-    """Settle one visit on top of the person's year-to-date accumulators ``acc``."""
-    check_visit(pack, person, visit, acc)
+def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators,
+           household: Accumulators | None = None) -> Settlement:
+    """Settle one visit on top of the person's year-to-date accumulators ``acc`` and, where the pack has household
+    caps (家庭年度限额), the year-to-date accumulators of the person's household (empty when not given)."""
+    if pack.uses_households and household is None:
+        household = Accumulators(acc.year)
+    check_visit(pack, person, visit, acc, household)
     amounts = visit.amounts if visit.items is None else classify_items(pack, visit.items)
     assert amounts is not None
     cats = person.categories
@@ -54,6 +58,7 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
     })]
     # every settlement counts itself, so 后结先撤 can tell the latest even when it changed nothing else
     delta: dict[str, int] = {SETTLEMENT_COUNT: 1}
+    hh_delta: dict[str, int] = {}
     details: list[SetlDetail] = []
     get = acc.values.get
 
@@ -166,6 +171,19 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         uncapped = round_numerator(after, den) - round_numerator(before, den)
         cap_used = get(tier.cap_key, 0)
         pay = uncapped if cap is None else min(cap_used + uncapped, cap) - min(cap_used, cap)
+        own_pay = pay  # what the person's own cap lets through
+        hh_used = None
+        if tier.household_cap is not None:  # the household's cap bounds the running sum of its members' own_pay
+            if person.hh_no is None:
+                raise SettlementError(Problem("SET009", "person.hh_no",
+                                              f"层次 {tier.id}({tier.name})有家庭年度限额, 须给出参保人的家庭编号 hh_no"))
+            assert household is not None
+            hh_used = household.get(tier.hh_cap_key)
+            pay = min(hh_used + own_pay, tier.household_cap) - min(hh_used, tier.household_cap)
+            if own_pay:
+                hh_delta[tier.hh_cap_key] = own_pay
+            if pay:
+                hh_delta[tier.hh_paid_key] = pay
         part_pays = draw_parts(buckets, tier, scales, cums, bases, pay)
         for key, base in zip(tier.base_keys, bases):
             if base:
@@ -183,6 +201,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
             "scales": scales, "annual_cap": cap, "pay": pay, "uncapped": uncapped,
             "cap_used_before": cap_used,
             "paid_before": get(tier.paid_key, 0),
+            "household_cap": tier.household_cap, "hh_no": person.hh_no if hh_used is not None else None,
+            "household_used_before": hh_used, "own_cap_pay": own_pay,
         }))
 
     # --- 兜底 guarantees -------------------------------------------------------------------
@@ -246,6 +266,8 @@ def settle(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) 
         accumulators_after=acc.plus(delta),
         delta=delta,
         inscp_psn_part=buckets["inscp_coshare"] + buckets["inscp_overcap"] + buckets["inscp_dedc"],
+        household_before=household,
+        household_delta=hh_delta,
     )
 
 
@@ -311,9 +333,13 @@ def draw(buckets: dict[str, int], order, amount: int) -> None:
         buckets[name] -= takes[i]
 
 
-def check_visit(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators) -> None:
+def check_visit(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulators,
+                household: Accumulators | None = None) -> None:
     """Refuse, with every reason at once, a visit this pack cannot settle."""
     problems: list[Problem] = []
+    if household is not None and household.year != visit.setl_date.year:
+        problems.append(Problem("SET002", "household.year",
+                                f"家庭累计信息年度 {household.year} 与结算日期年度 {visit.setl_date.year} 不一致"))
     if not (pack.effective_from <= visit.setl_date <= pack.effective_to):
         problems.append(Problem("SET001", "visit.setl_time",
                                 f"结算日期 {visit.setl_date} 不在政策包 {pack.id} 的有效期 "
@@ -337,12 +363,14 @@ def check_visit(pack: CompiledPack, person: Person, visit: Visit, acc: Accumulat
         raise SettlementError(problems)
 
 
-def settle_year(pack: CompiledPack, person: Person, visits, acc: Accumulators) -> list[Settlement]:
-    """Settle one person's visits in order, carrying the accumulators from one to the next."""
+def settle_year(pack: CompiledPack, person: Person, visits, acc: Accumulators,
+                household: Accumulators | None = None) -> list[Settlement]:
+    """Settle one person's visits in order, carrying the accumulators (the person's and, where the pack has
+    household caps, the household's) from one to the next."""
     out = []
     for i, visit in enumerate(visits):
         try:
-            result = settle(pack, person, visit, acc)
+            result = settle(pack, person, visit, acc, household)
         except SettlementError as exc:  # say which visit of the list, in the request's own terms
             raise SettlementError([
                 Problem(p.code, p.path.replace("visit.", f"visits[{i}].", 1), f"(就诊 {visit.mdtrt_id}) {p.message}")
@@ -350,6 +378,28 @@ def settle_year(pack: CompiledPack, person: Person, visits, acc: Accumulators) -
             ]) from None
         out.append(result)
         acc = result.accumulators_after
+        household = result.household_after
+    return out
+
+
+def settle_in_order(pack: CompiledPack, persons, visits) -> list[Settlement]:
+    """Settle visits of many persons in the given order (``visits``: (psn_no, Visit) pairs), each on its person's
+    and household's running accumulators — what the service does as visits arrive, and the scalar reference of a
+    batch run in household order. A household is its ``hh_no`` within the settlement year."""
+    accs: dict[tuple[str, int], Accumulators] = {}
+    households: dict[tuple[str, int], Accumulators] = {}
+    out = []
+    for psn_no, visit in visits:
+        person = persons[psn_no]
+        year = visit.setl_date.year
+        hh = None
+        if pack.uses_households and person.hh_no is not None:
+            hh = households.get((person.hh_no, year)) or Accumulators(year)
+        result = settle(pack, person, visit, accs.get((psn_no, year)) or Accumulators(year), hh)
+        accs[(psn_no, year)] = result.accumulators_after
+        if hh is not None:
+            households[(person.hh_no, year)] = result.household_after
+        out.append(result)
     return out
 
 
@@ -368,6 +418,23 @@ def reverse(settlement: Settlement, current: Accumulators) -> Accumulators:
     restored = current.minus(settlement.delta)
     assert _normal(restored) == _normal(settlement.accumulators_before)
     return restored
+
+
+def reverse_household(settlement: Settlement, current: Accumulators) -> Accumulators:
+    """结算撤销 of a settlement that used a household cap: the household's accumulators without it.
+
+    A later settlement of any member was capped on top of this one, so only the household's latest such
+    settlement may be reversed (后结先撤 within the household): ``current`` must be what it left.
+    """
+    after = settlement.household_after
+    if after is None or not settlement.household_delta:
+        return current
+    if _normal(current) != _normal(after):
+        raise SettlementError(Problem(
+            "SET041", "mdtrt_id",
+            f"就诊 {settlement.mdtrt_id} 之后该家庭本年度还有计入家庭年度限额的结算; 须按后结先撤的顺序先撤销之后的结算",
+        ))
+    return current.minus(settlement.household_delta)
 
 
 def _normal(acc: Accumulators) -> tuple[int, dict[str, int]]:

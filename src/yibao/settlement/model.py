@@ -40,6 +40,7 @@ class Person:
     retiree: bool = False
     age: int | None = None
     gend: str | None = None
+    hh_no: str | None = None  # 家庭编号: whose members share a tier's household_cap (家庭年度限额)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,3 +175,11 @@ class Settlement:
     accumulators_after: Accumulators
     delta: Mapping[str, int]
     inscp_psn_part: int = 0  # 政策范围内个人负担 left after every fund (for 因病返贫 monitoring)
+    # the household's accumulators (``hhcap:<tier>``, ``hhpaid:<tier>``) when the pack has household caps: what
+    # the household had before this settlement and what it added (stored and locked apart from the person's)
+    household_before: Accumulators | None = None
+    household_delta: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def household_after(self) -> Accumulators | None:
+        return None if self.household_before is None else self.household_before.plus(self.household_delta)

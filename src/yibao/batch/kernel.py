@@ -160,6 +160,8 @@ def settle_block(
     fresh = np.full(n_members, -1, np.int64)  # the unit whose year a member's row holds (rows reset when first met)
     household = np.zeros(max(n_tiers, 1), np.int64)  # the unit's running sum of members' capped tier payments
     unit = -1
+    acc = accs[0]
+    last = 0
     buckets = np.zeros(6, np.int64)
     takes = np.zeros(6, np.int64)
     used = np.zeros(max(n_tiers, 1), np.int64)
@@ -174,7 +176,9 @@ def settle_block(
         if fresh[m] != unit:
             accs[m, :] = 0
             fresh[m] = unit
-        acc = accs[m]
+        if m != last:  # (a person-ordered run has member 0 throughout: one view for the whole block)
+            acc = accs[m]
+            last = m
         r = bidx[i]
         lv = level[i]
         c = cats[i]

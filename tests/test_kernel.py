@@ -136,6 +136,29 @@ def test_a_pack_the_kernel_cannot_run_exactly_is_refused_at_compile_time():
     assert [p.code for p in exc.value.problems] == ["KRN002"]
 
 
+def test_keyed_order_puts_equal_times_in_mdtrt_id_order():
+    # batch runs sort on the person's integer rank (psn_key) and setl_time, and put a person's equal times in
+    # mdtrt_id order afterwards: the scalar engine's (setl_time, mdtrt_id) order, so the same amounts to the fen
+    pack = CompiledPack(resolve_pack("shandong-2024"))
+    persons, rows = changing_region(pack, 4_000, seed=5)
+    rng = random.Random(9)
+    by_person: dict[str, list] = {}
+    for r in rows:
+        by_person.setdefault(r["psn_no"], []).append(r)
+    ties = 0
+    for visits in by_person.values():  # a third of the persons: two visits at the same second
+        if len(visits) > 1 and rng.random() < 0.33:
+            a, b = rng.sample(visits, 2)
+            b["setl_time"] = a["setl_time"]
+            ties += 1
+    rank = {p: k for k, p in enumerate(sorted(by_person))}
+    keyed = [{**r, "psn_key": rank[r["psn_no"]]} for r in reversed(rows)]
+    assert ties > 100
+    batch = settle_visits(pack, pa.Table.from_pylist(keyed))
+    assert assert_same(pack, rows, batch, scalar_changing(pack, persons, rows)) == len(rows)
+    assert batch.to_pylist() == settle_visits(pack, pa.Table.from_pylist(rows)).to_pylist()  # = the string order
+
+
 def test_out_of_order_or_unsettleable_input_is_refused_not_settled():
     from yibao.batch.stream import block_output, settle_batch  # noqa: F401  (the block path the stream uses)
 

@@ -103,6 +103,9 @@ def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "
     the 异地就医 status is derived from the 参保地 (persons.admdvs), the institution's area and the filings valid
     on the visit's start day; both by the online definitions (:mod:`yibao.handling.effects`). Otherwise every
     visit is local and keeps its med_type.
+
+    ``psn_key``: the person's rank in psn_no order — the kernel's ORDER BY sorts on this integer instead of the
+    string (the same order, measured about a third faster at 1M visits).
     """
     cats = ",\n       ".join(
         f"COALESCE(list_contains(p.categories, {q(code)}), FALSE) AS cat_{ident(code)}" for code in pack.categories
@@ -118,7 +121,7 @@ def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "
     if offsite:
         status = "COALESCE(v.offsite_status, 'local')"
     return f"""
-SELECT v.psn_no, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, COALESCE(p.retiree, FALSE) AS retiree,
+SELECT v.psn_no, p.psn_key, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, COALESCE(p.retiree, FALSE) AS retiree,
        p.age,{" p.hh_no," if pack.uses_households else ""}
        {cats}
        {med_type} AS med_type, v.level, COALESCE(v.dise_codg, '') AS dise_codg, v.referral_from_level,
@@ -126,7 +129,7 @@ SELECT v.psn_no, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, C
        COALESCE({fen('v.acct_balance')}, 0) AS acct_balance,
        a.fulamt, a.overlmt, a.pre, a.inscp, a.inscp_full
 FROM {visits} v
-JOIN {persons} p ON p.psn_no = v.psn_no
+JOIN (SELECT *, row_number() OVER (ORDER BY psn_no) AS psn_key FROM {persons}) p ON p.psn_no = v.psn_no
 JOIN {amounts} a ON a.mdtrt_id = v.mdtrt_id
 {joins}
 """

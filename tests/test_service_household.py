@@ -1,0 +1,203 @@
+"""家庭年度限额 in the online service: household balances locked and written like a person's (issue #14, shape 6).
+
+Pack ``shandong-2024-household``: 医疗救助 assistance_core (低保 ...) pays 70% of the in-scope personal share, at
+most 30,000 yuan a person and 50,000 yuan a household a year. A resident 低保 member's inpatient bill of
+300,200.00 yuan (one 甲类 line) at a 一级 hospital, first admission, works out by hand as:
+
+- 基本医保:起付线 200, (300,200 − 200) × 85% = 255,000 > 年度限额 200,000 → hifp 200,000.00;
+  personal in-scope share 300,200 − 200,000 = 100,200.00;
+- 大病保险 (低保倾斜: 起付线 15,000 × 50% = 7,500, 比例 60% + 5 = 65%): (100,200 − 7,500) × 65% = 60,255.00;
+- 医疗救助: (100,200 − 60,255) × 70% = 39,945 × 70% = 27,961.50 (< 个人限额 30,000).
+
+So the household's first member gets 27,961.50, the second min(27,961.50, 50,000 − 27,961.50) = 22,038.50,
+a third 0.00 — whoever settles first.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yibao.errors import YibaoError
+from yibao.money import yuan_to_fen
+from yibao.policy.compiled import CompiledPack
+from yibao.policy.loader import resolve_pack
+from yibao.service import ledger, registry, sample
+from yibao.service import transactions as tx
+from yibao.service.auth import Principal
+from yibao.service.errors import Conflict
+from yibao.service.packs import PackSet
+from yibao.settlement import engine
+from yibao.settlement.model import FeeItem as EngineItem
+from yibao.settlement.model import Person as EnginePerson
+from yibao.settlement.model import Visit as EngineVisit
+from yibao.settlement.request import FeeItemIn
+from yibao.store import chain
+from yibao.store.database import make_engine
+from yibao.store.models import HouseholdBalance, HouseholdLedger
+
+PACK = "shandong-2024-household"
+HIS = Principal("his1", "institution", sample.HOSPITAL)
+AT = datetime(2024, 6, 1, 10, 0)
+BIG = "300200.00"
+FIRST, SECOND = yuan_to_fen("27961.50"), yuan_to_fen("22038.50")
+CAP = yuan_to_fen("50000")
+
+
+def seed(store_url: str, members: dict[str, str | None], category: str = "dibao") -> tuple:
+    """Institutions and resident members (psn_no → hh_no) of the given category; the store's engine and packs."""
+    db = make_engine(store_url)
+    with Session(db) as s, s.begin():
+        sample.seed(s, 0)
+        for i, (psn_no, hh_no) in enumerate(members.items()):
+            registry.add_person(s, psn_no=psn_no, certno=sample.certno(100 + i), psn_name=f"户员{i}", insutype="390",
+                                admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31),
+                                gend="1", categories={category: "民政"} if category else {}, hh_no=hh_no)
+    return db, PackSet.load([PACK])
+
+
+def visit(db, packs, psn_no: str, price: str = BIG, at: datetime = AT) -> str:
+    ctx = tx.Context("setup", "op", at)
+    with Session(db) as s, s.begin():
+        v = tx.register_visit(s, HIS, ctx, fixmedins_code=sample.HOSPITAL, psn_no=psn_no, insutype="390",
+                              med_type="21", begntime=at)
+        line = {"feedetl_sn": "F000001", "med_list_codg": "X00001", "chrgitm_lv": "01", "pric": price, "cnt": "1",
+                "det_item_fee_sumamt": price}
+        tx.upload_items(s, HIS, ctx, packs, mdtrt_id=v["mdtrt_id"], items=[FeeItemIn.model_validate(line)])
+    return v["mdtrt_id"]
+
+
+def settle(db, packs, mdtrt_id: str, write: bool = True, at: datetime = AT) -> dict:
+    with Session(db) as s, s.begin():
+        return tx.settle(s, HIS, tx.Context(f"m-{mdtrt_id}-{write}", "op", at), packs, mdtrt_id=mdtrt_id, write=write)
+
+
+def reverse(db, setl_id: str) -> dict:
+    with Session(db) as s, s.begin():
+        return tx.reverse(s, HIS, tx.Context(f"r-{setl_id}", "op", AT), setl_id=setl_id)
+
+
+def assistance(out: dict) -> int:
+    """What assistance_core paid in a settlement (fen), from its setldetail."""
+    return sum(yuan_to_fen(str(d["fund_payamt"])) for d in out["setldetail"] if d["rule_id"] == "assistance_core")
+
+
+def household(db, hh_no: str = "H1") -> dict[str, int]:
+    with Session(db) as s:
+        row = s.get(HouseholdBalance, (hh_no, 2024))
+        return {} if row is None else {k: int(v) for k, v in row.acc_values.items()}
+
+
+def test_the_household_cap_bounds_members_in_sequence_to_the_fen(store_url):
+    db, packs = seed(store_url, {"A1": "H1", "A2": "H1", "A3": "H1", "B1": "H2"})
+    visits = {p: visit(db, packs, p) for p in ("A1", "A2", "A3", "B1")}
+    pre = settle(db, packs, visits["A1"], write=False)
+    assert assistance(pre) == FIRST and household(db) == {}  # 预结算 writes nothing
+    a1 = settle(db, packs, visits["A1"])
+    assert assistance(a1) == FIRST and a1["setlinfo"]["maf_pay"] >= Decimal("27961.50")
+    assert household(db) == {"hhcap:assistance_core": FIRST, "hhpaid:assistance_core": FIRST}
+    pre2 = settle(db, packs, visits["A2"], write=False)  # reads the household unlocked, as the person's balance
+    a2 = settle(db, packs, visits["A2"])
+    assert assistance(pre2) == assistance(a2) == SECOND  # 50,000.00 − 27,961.50
+    a3 = settle(db, packs, visits["A3"])
+    assert assistance(a3) == 0
+    assert household(db) == {"hhcap:assistance_core": 3 * FIRST, "hhpaid:assistance_core": CAP}
+    b1 = settle(db, packs, visits["B1"])  # another household: its own cap
+    assert assistance(b1) == FIRST and household(db, "H2") == {"hhcap:assistance_core": FIRST,
+                                                                 "hhpaid:assistance_core": FIRST}
+    # the statement says the household's cap, what it had used and what this member got, with the arithmetic
+    with Session(db) as s:
+        _, rec = tx.settlement_record(s, HIS, a2["setlinfo"]["setl_id"])
+    line = next(x for x in rec["explanation"] if "家庭年度限额" in x)
+    assert line == ("  家庭年度限额 50,000.00 元(同户成员合计), 本户此前已用 27,961.50 元, 尚余 22,038.50 元;"
+                    " 个人限额内本次可付 27,961.50 元, 本次可付 min(27,961.50, 22,038.50) = 22,038.50 元。")
+    # the household ledger is chained and its balance is the fold of its rows
+    with db.connect() as conn:
+        report = chain.verify(conn)
+        assert not report.problems and report.rows["household_ledger"] == 4
+        assert ledger.verify(conn) == []
+
+
+def test_online_settlement_equals_settle_in_order_to_the_fen(store_url):
+    members = {"A1": "H1", "A2": "H1", "A3": "H1", "B1": "H2", "B2": "H2"}
+    db, packs = seed(store_url, members)
+    order = [("A1", "52000.00"), ("B1", "180000.00"), ("A2", BIG), ("A1", "86000.00"), ("B2", BIG),
+             ("A3", BIG), ("B1", "120000.00")]
+    online, days = [], {}
+    for k, (psn_no, price) in enumerate(order):
+        at = datetime(2024, 3 + k, 2, 9, 0)
+        mdtrt_id = visit(db, packs, psn_no, price, at)
+        out = settle(db, packs, mdtrt_id, at=at)
+        online.append(out)
+        days[mdtrt_id] = at.date()
+    pack = CompiledPack(resolve_pack(PACK))
+    persons = {p: EnginePerson(p, "390", frozenset({"dibao"}), False, 64, "1", hh_no=h) for p, h in members.items()}
+    ref = engine.settle_in_order(pack, persons, [
+        (o["setlinfo"]["psn_no"], EngineVisit(
+            mdtrt_id=o["setlinfo"]["mdtrt_id"], med_type="21", level="1", setl_date=days[o["setlinfo"]["mdtrt_id"]],
+            fixmedins_code=sample.HOSPITAL,
+            items=(EngineItem("F000001", "X00001", yuan_to_fen(price), Decimal(1), yuan_to_fen(price), "01"),)))
+        for o, (_, price) in zip(online, order)])
+    for o, r in zip(online, ref):
+        assert {f: yuan_to_fen(str(o["setlinfo"][f])) for f in r.setlinfo.as_dict()} == r.setlinfo.as_dict()
+        assert [(d["rule_id"], yuan_to_fen(str(d["fund_payamt"]))) for d in o["setldetail"]] == [
+            (d.rule_id, d.fund_payamt) for d in r.setldetail]
+    assert household(db, "H1") == dict(ref[5].household_after.values)  # A3's settlement is H1's last
+    assert household(db, "H2") == dict(ref[6].household_after.values)
+    h1 = household(db, "H1")
+    assert h1["hhpaid:assistance_core"] == min(h1["hhcap:assistance_core"], CAP) == CAP  # H1 reached its cap
+    assert sum(assistance(o) for o in online[:1] + online[2:4] + online[5:6]) == CAP
+    assert assistance(online[5]) < FIRST  # A3 was cut by the household's cap, not its own
+
+
+def test_reversal_takes_the_latest_off_and_refuses_an_earlier_one(store_url):
+    db, packs = seed(store_url, {"A1": "H1", "A2": "H1", "A3": "H1"})
+    a1, a2, a3 = (settle(db, packs, visit(db, packs, p)) for p in ("A1", "A2", "A3"))
+    ids = [x["setlinfo"]["setl_id"] for x in (a1, a2, a3)]
+    with pytest.raises(Conflict) as refused:  # A2 counted against the cap after A1 (后结先撤 within the household)
+        reverse(db, ids[0])
+    assert refused.value.problems[0].code == "SET041" and refused.value.status == 409
+    assert household(db) == {"hhcap:assistance_core": 3 * FIRST, "hhpaid:assistance_core": CAP}  # nothing written
+    with pytest.raises(Conflict) as also:
+        reverse(db, ids[1])
+    assert also.value.problems[0].code == "SET041"
+    back = reverse(db, ids[2])  # A3 let 27,961.50 through its own cap and was paid 0: both come off
+    assert back["setlinfo"]["refd_setl_id"] == ids[2]
+    assert household(db) == {"hhcap:assistance_core": 2 * FIRST, "hhpaid:assistance_core": CAP}
+    reverse(db, ids[1])
+    assert household(db) == {"hhcap:assistance_core": FIRST, "hhpaid:assistance_core": FIRST}
+    again = settle(db, packs, visit(db, packs, "A3"))  # A3 again, now second in the household
+    assert assistance(again) == SECOND
+    with pytest.raises(Conflict):
+        reverse(db, ids[0])
+    with Session(db) as s:
+        kinds = [(r.setl_id, r.kind) for r in s.scalars(select(HouseholdLedger).order_by(HouseholdLedger.seq))]
+    assert kinds == [(ids[0], "settle"), (ids[1], "settle"), (ids[2], "settle"), (ids[2], "reverse"),
+                     (ids[1], "reverse"), (again["setlinfo"]["setl_id"], "settle")]
+    with db.connect() as conn:
+        assert not chain.verify(conn).problems and ledger.verify(conn) == []
+
+
+def test_a_member_without_household_number_is_refused_with_set009(store_url):
+    db, packs = seed(store_url, {"A1": None, "N1": None}, category="dibao")
+    mdtrt_id = visit(db, packs, "A1")
+    for write in (False, True):
+        with pytest.raises(YibaoError) as refused:
+            settle(db, packs, mdtrt_id, write=write)
+        assert [p.code for p in refused.value.problems] == ["SET009"]
+    with Session(db) as s:
+        assert s.scalars(select(HouseholdBalance)).all() == []
+
+
+def test_a_member_no_household_capped_tier_touches_settles_without_household_rows(store_url):
+    db, packs = seed(store_url, {"N1": "H9"}, category="")  # no 救助 category: assistance tiers never apply
+    out = settle(db, packs, visit(db, packs, "N1"))
+    assert assistance(out) == 0
+    assert household(db, "H9") == {}
+    with Session(db) as s:
+        assert s.scalars(select(HouseholdLedger)).all() == []
+    reverse(db, out["setlinfo"]["setl_id"])  # reverses as any settlement

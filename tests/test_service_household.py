@@ -23,6 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yibao.errors import YibaoError
+from yibao.handling.models import HdTopup
+from yibao.handling.topup import topup
 from yibao.money import yuan_to_fen
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
@@ -38,7 +40,7 @@ from yibao.settlement.model import Visit as EngineVisit
 from yibao.settlement.request import FeeItemIn
 from yibao.store import chain
 from yibao.store.database import make_engine
-from yibao.store.models import HouseholdBalance, HouseholdLedger
+from yibao.store.models import HouseholdBalance, HouseholdLedger, PersonCategory
 
 PACK = "shandong-2024-household"
 HIS = Principal("his1", "institution", sample.HOSPITAL)
@@ -201,3 +203,57 @@ def test_a_member_no_household_capped_tier_touches_settles_without_household_row
     with Session(db) as s:
         assert s.scalars(select(HouseholdLedger)).all() == []
     reverse(db, out["setlinfo"]["setl_id"])  # reverses as any settlement
+
+
+# --- 补差 (handling/topup) with household caps ---------------------------------------------------------------
+
+
+def _topup(db, packs, psn_no: str, category: str):
+    """A late category (as an approval records it) and the 补差 of 2024 re-run under it."""
+    with Session(db) as s, s.begin():
+        s.add(PersonCategory(psn_no=psn_no, category=category, issuing_dept="医保依申请救助",
+                             valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31)))
+        s.flush()
+        row = topup(s, Principal("rechecker", "rechecker"), packs, case_no="C1", psn_no=psn_no, year=2024,
+                    at=datetime(2024, 11, 1, 9, 0))
+        return None if row is None else dict(row.totals)
+
+
+def test_topup_reruns_on_the_stored_household_state_when_the_household_count_is_unchanged(store_url):
+    db, packs = seed(store_url, {"A1": "H1", "A2": "H1"})
+    with Session(db) as s, s.begin():  # N1: same household, no category yet; T1: its twin approved from 1 January
+        for i, (psn_no, hh_no, cats) in enumerate((("N1", "H1", {}), ("T1", "H3", {"illness_poverty": "民政"}))):
+            registry.add_person(s, psn_no=psn_no, certno=sample.certno(150 + i), psn_name=f"户员N{i}", insutype="390",
+                                admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31),
+                                gend="1", categories=cats, hh_no=hh_no)
+    a1, a2 = (settle(db, packs, visit(db, packs, p)) for p in ("A1", "A2"))
+    assert (assistance(a1), assistance(a2)) == (FIRST, SECOND)
+    n1 = settle(db, packs, visit(db, packs, "N1", "100000.00"))
+    t1 = settle(db, packs, visit(db, packs, "T1", "100000.00"))
+    before = household(db)
+    # A2 approved late (illness_poverty) changes nothing: its re-run on the household state it found (A1's
+    # 27,961.50 already counted) pays the same 22,038.50 — on an empty household it would pay 27,961.50
+    assert _topup(db, packs, "A2", "illness_poverty") is None
+    # N1's 依申请救助 tier has no household cap: the 补差 is made, equal to its twin's fresh settlement
+    totals = _topup(db, packs, "N1", "illness_poverty")
+    assert totals is not None and yuan_to_fen(str(n1["setlinfo"]["maf_pay"])) + totals["maf_pay"] == yuan_to_fen(str(t1["setlinfo"]["maf_pay"]))
+    assert totals["maf_pay"] > 0 and household(db) == before
+
+
+def test_topup_that_would_change_a_household_count_is_refused_with_hhd001(store_url):
+    db, packs = seed(store_url, {"A1": "H1"})
+    with Session(db) as s, s.begin():  # D1, same household, was not 低保 when it settled
+        registry.add_person(s, psn_no="D1", certno=sample.certno(160), psn_name="户员D", insutype="390",
+                            admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31),
+                            gend="1", hh_no="H1")
+    settle(db, packs, visit(db, packs, "A1"))
+    d1 = settle(db, packs, visit(db, packs, "D1"))
+    assert assistance(d1) == 0
+    before = household(db)
+    with pytest.raises(YibaoError) as refused:
+        _topup(db, packs, "D1", "dibao")  # 低保 recognised late: assistance_core would now count D1's share
+    assert [p.code for p in refused.value.problems] == ["HHD001"]
+    assert "同户此后的结算是在原金额之上计算限额的" in refused.value.problems[0].message
+    assert household(db) == before
+    with Session(db) as s:
+        assert s.scalars(select(HdTopup)).all() == []  # nothing written

@@ -1,0 +1,104 @@
+"""Members of one household settling at the same moment never take more than the household's cap.
+
+Pack ``shandong-2024-household``: 医疗救助 assistance_core at most 50,000 yuan a household a year. Six 低保
+members of one household and two of another each settle two inpatient visits from their own client (threads,
+separate sessions) released together by a barrier. Each member's own balance row serialises only that
+member; the household's row (:func:`yibao.service.ledger.lock_household`) is what makes the members of one
+household run one after the other. So, whatever the order: the household ledger reads as a sequential year
+(seq 1..n, each row's values = the running sum), what the tier paid the household equals
+min(what the members' own caps let through, cap) — never more — and equals the sum of the members' payments.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yibao.money import yuan_to_fen
+from yibao.service import ledger, registry, sample
+from yibao.service import transactions as tx
+from yibao.service.auth import Principal
+from yibao.service.desk import Desk, request_hash
+from yibao.service.packs import PackSet
+from yibao.settlement.request import FeeItemIn
+from yibao.settlement.statement import dumps
+from yibao.store import chain
+from yibao.store.database import make_engine
+from yibao.store.models import HouseholdBalance, HouseholdLedger, SettlementDetail
+
+HIS = Principal("his1", "institution", sample.HOSPITAL)
+CAP = yuan_to_fen("50000")
+MEMBERS = {**{f"A{i}": "H1" for i in range(6)}, "B0": "H2", "B1": "H2"}
+PRICES = ("300200.00", "41000.00")  # each member: a big admission, then a smaller one
+
+
+def test_members_of_one_household_settling_at_once_never_exceed_its_cap(store_url):
+    db = make_engine(store_url)
+    with Session(db) as s, s.begin():
+        sample.seed(s, 0)
+        for i, (psn_no, hh_no) in enumerate(MEMBERS.items()):
+            registry.add_person(s, psn_no=psn_no, certno=sample.certno(200 + i), psn_name=f"户员{i}", insutype="390",
+                                admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31),
+                                categories={"dibao": "民政"}, hh_no=hh_no)
+    desk = Desk(make_engine(store_url), PackSet.load(["shandong-2024-household"]))
+    at = datetime(2024, 6, 1, 10, 0)
+    ctx = tx.Context("setup", "op", at)
+    visits: dict[str, list[str]] = {}
+    for psn_no in MEMBERS:
+        for price in PRICES:
+            def make(session, psn_no=psn_no, price=price):
+                v = tx.register_visit(session, HIS, ctx, fixmedins_code=sample.HOSPITAL, psn_no=psn_no,
+                                      insutype="390", med_type="21", begntime=at)
+                line = {"feedetl_sn": "F1", "med_list_codg": "X1", "chrgitm_lv": "01", "pric": price, "cnt": "1",
+                        "det_item_fee_sumamt": price}
+                tx.upload_items(session, HIS, ctx, desk.packs, mdtrt_id=v["mdtrt_id"],
+                                items=[FeeItemIn.model_validate(line)])
+                return v["mdtrt_id"]
+            visits.setdefault(psn_no, []).append(desk.read(make))
+
+    barrier = threading.Barrier(len(MEMBERS))
+    errors: list[BaseException] = []
+
+    def client(psn_no: str) -> None:
+        try:
+            barrier.wait()
+            for mdtrt_id in visits[psn_no]:
+                c = tx.Context(f"msg-{mdtrt_id}", "op", at)
+                desk.write(f"t:{mdtrt_id}", request_hash(mdtrt_id), lambda s, m=mdtrt_id, c=c: dumps(
+                    tx.settle(s, HIS, c, desk.packs, mdtrt_id=m)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(p,)) for p in MEMBERS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+    with Session(db) as s:
+        paid = {}
+        for d in s.scalars(select(SettlementDetail).where(SettlementDetail.rule_id == "assistance_core")):
+            paid[d.setl_id] = d.fund_payamt
+        for hh_no, n in (("H1", 6), ("H2", 2)):
+            rows = s.scalars(select(HouseholdLedger).where(HouseholdLedger.hh_no == hh_no)
+                             .order_by(HouseholdLedger.seq)).all()
+            assert [r.seq for r in rows] == list(range(1, 2 * n + 1))  # every settlement of every member counted once
+            running: dict[str, int] = {}
+            for r in rows:  # each saw exactly the rows before it: a sequential year
+                for k, v in r.delta.items():
+                    running[k] = running.get(k, 0) + int(v)
+                assert {k: int(v) for k, v in r.acc_after.items()} == {k: v for k, v in running.items() if v}
+                assert int(r.delta.get("hhpaid:assistance_core", 0)) == paid.get(r.setl_id, 0)
+            balance = s.get(HouseholdBalance, (hh_no, 2024))
+            through = int(balance.acc_values["hhcap:assistance_core"])
+            total = int(balance.acc_values["hhpaid:assistance_core"])
+            assert balance.acc_values == running and balance.entries == 2 * n
+            assert total == min(through, CAP) and total <= CAP
+            assert total == sum(paid.get(r.setl_id, 0) for r in rows)  # what the members got, to the fen
+        assert int(s.get(HouseholdBalance, ("H1", 2024)).acc_values["hhpaid:assistance_core"]) == CAP
+    with db.connect() as conn:
+        assert not chain.verify(conn).problems and ledger.verify(conn) == []

@@ -34,6 +34,7 @@ from yibao.service.auth import Principal
 from yibao.service.errors import Conflict
 from yibao.service.packs import PackSet
 from yibao.settlement import engine
+from yibao.settlement.model import Accumulators
 from yibao.settlement.model import FeeItem as EngineItem
 from yibao.settlement.model import Person as EnginePerson
 from yibao.settlement.model import Visit as EngineVisit
@@ -41,6 +42,7 @@ from yibao.settlement.request import FeeItemIn
 from yibao.store import chain
 from yibao.store.database import make_engine
 from yibao.store.models import HouseholdBalance, HouseholdLedger, PersonCategory
+from yibao.web.selfservice import limits
 
 PACK = "shandong-2024-household"
 HIS = Principal("his1", "institution", sample.HOSPITAL)
@@ -257,3 +259,16 @@ def test_topup_that_would_change_a_household_count_is_refused_with_hhd001(store_
     assert household(db) == before
     with Session(db) as s:
         assert s.scalars(select(HdTopup)).all() == []  # nothing written
+
+
+def test_self_service_page_shows_the_household_cap_left(store_url):
+    db, packs = seed(store_url, {"A1": "H1", "A2": "H1"})
+    settle(db, packs, visit(db, packs, "A1"))
+    pack = packs.pick(sample.ADMDVS, date(2024, 6, 1))
+    acc = Accumulators(2024)  # A2 has settled nothing yet; its household has
+    with Session(db) as s:
+        hh = ledger.household_accumulators(s, "H1", 2024)
+    rows = [r for r in limits(pack, "390", frozenset({"dibao"}), acc, hh) if r["kind"].startswith("家庭")]
+    assert [(r["name"], r["limit"], r["used"], r["left"], r["share"]) for r in rows] == [
+        ("医疗救助(特困人员、低保对象、返贫致贫人口)", Decimal("50000.00"), Decimal("27961.50"), Decimal("22038.50"), 56)]
+    assert not [r for r in limits(pack, "390", frozenset({"dibao"}), acc) if r["kind"].startswith("家庭")]

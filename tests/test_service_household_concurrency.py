@@ -12,9 +12,12 @@ min(what the members' own caps let through, cap) — never more — and equals t
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import date, datetime
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from yibao.money import yuan_to_fen
@@ -102,3 +105,51 @@ def test_members_of_one_household_settling_at_once_never_exceed_its_cap(store_ur
         assert int(s.get(HouseholdBalance, ("H1", 2024)).acc_values["hhpaid:assistance_core"]) == CAP
     with db.connect() as conn:
         assert not chain.verify(conn).problems and ledger.verify(conn) == []
+
+
+def test_the_service_role_writes_household_rows_but_cannot_change_the_household_ledger(pg_url, _pg_template):
+    """PostgreSQL grants: the service settles and reverses household members, and household_ledger is insert-only
+    for it (as accumulator_ledger is), so a household's chained rows cannot be edited by the service's login."""
+    name, login = "t_" + uuid.uuid4().hex[:12], "svc_" + uuid.uuid4().hex[:8]
+    with _pg_template.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE yibao_template"))
+        conn.execute(text(f"CREATE ROLE {login} LOGIN IN ROLE yibao_service"))
+    url = pg_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        owner = make_engine(url)
+        with Session(owner) as s, s.begin():
+            sample.seed(s, 0)
+            for i, psn_no in enumerate(("A0", "A1")):
+                registry.add_person(s, psn_no=psn_no, certno=sample.certno(300 + i), psn_name=f"户员{i}",
+                                    insutype="390", admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1),
+                                    valid_to=date(2024, 12, 31), categories={"dibao": "民政"}, hh_no="H1")
+        owner.dispose()
+        service = make_engine(url.replace("://yibao@", f"://{login}@"))
+        packs = PackSet.load(["shandong-2024-household"])
+        at = datetime(2024, 6, 1, 10, 0)
+        ids = []
+        for psn_no in ("A0", "A1"):
+            with Session(service) as s, s.begin():
+                ctx = tx.Context(f"m-{psn_no}", "op", at)
+                v = tx.register_visit(s, HIS, ctx, fixmedins_code=sample.HOSPITAL, psn_no=psn_no, insutype="390",
+                                      med_type="21", begntime=at)
+                line = {"feedetl_sn": "F1", "med_list_codg": "X1", "chrgitm_lv": "01", "pric": PRICES[0], "cnt": "1",
+                        "det_item_fee_sumamt": PRICES[0]}
+                tx.upload_items(s, HIS, ctx, packs, mdtrt_id=v["mdtrt_id"], items=[FeeItemIn.model_validate(line)])
+                ids.append(tx.settle(s, HIS, ctx, packs, mdtrt_id=v["mdtrt_id"])["setlinfo"]["setl_id"])
+        with Session(service) as s, s.begin():
+            tx.reverse(s, HIS, tx.Context("r", "op", at), setl_id=ids[1])
+        for sql in ("UPDATE household_ledger SET delta = '{}'", "DELETE FROM household_ledger",
+                    "TRUNCATE household_ledger"):
+            with service.connect() as conn:
+                with pytest.raises(ProgrammingError, match="permission denied"):
+                    conn.execute(text(sql))
+        with service.connect() as conn:
+            assert conn.execute(text("SELECT kind FROM household_ledger ORDER BY seq")).scalars().all() == [
+                "settle", "settle", "reverse"]
+            assert ledger.verify(conn) == [] and not chain.verify(conn).problems
+        service.dispose()
+    finally:
+        with _pg_template.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+            conn.execute(text(f"DROP ROLE {login}"))

@@ -410,5 +410,5 @@ def backfill(conn: Connection, spec: Spec, ordered_rows: Iterable[dict]) -> dict
     return heads
 
 
-__all__ = ["AUDIT", "CASE_EVENTS", "GENESIS", "HOUSEHOLD_LEDGER", "LEDGER", "SETTLEMENTS", "SPECS", "Report", "Spec", "backfill",
-           "digest", "register", "seal", "seal_in_lane", "track", "verify"]
+__all__ = ["AUDIT", "CASE_EVENTS", "GENESIS", "HOUSEHOLD_LEDGER", "LEDGER", "SETTLEMENTS", "SPECS", "Report", "Spec",
+           "backfill", "digest", "register", "seal", "seal_in_lane", "track", "verify"]

@@ -11,6 +11,7 @@ min(what the members' own caps let through, cap) — never more — and equals t
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import date, datetime
@@ -24,13 +25,15 @@ from yibao.money import yuan_to_fen
 from yibao.service import ledger, registry, sample
 from yibao.service import transactions as tx
 from yibao.service.auth import Principal
+from yibao.service import desk as desk_module
 from yibao.service.desk import Desk, request_hash
+from yibao.service.errors import Conflict
 from yibao.service.packs import PackSet
 from yibao.settlement.request import FeeItemIn
 from yibao.settlement.statement import dumps
 from yibao.store import chain
 from yibao.store.database import make_engine
-from yibao.store.models import HouseholdBalance, HouseholdLedger, SettlementDetail
+from yibao.store.models import HouseholdBalance, HouseholdLedger, Settlement, SettlementDetail
 
 HIS = Principal("his1", "institution", sample.HOSPITAL)
 CAP = yuan_to_fen("50000")
@@ -153,3 +156,81 @@ def test_the_service_role_writes_household_rows_but_cannot_change_the_household_
         with _pg_template.connect() as conn:
             conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
             conn.execute(text(f"DROP ROLE {login}"))
+
+
+def test_settlements_and_reversals_of_one_household_at_once_keep_the_household_exact(store_url, monkeypatch):
+    """Four members each settle, try to reverse that settlement, and settle again, all at once: a reversal is
+    refused only with SET041 (another member counted after it), nothing deadlocks (the desk's retry of a
+    deadlocked transaction is switched off, so one would show as an error), and the household's balance is
+    exactly what its valid settlements counted, within the cap."""
+    monkeypatch.setattr(desk_module, "RETRY_SQLSTATES", set())
+    members = {f"C{i}": "H1" for i in range(4)}
+    db = make_engine(store_url)
+    with Session(db) as s, s.begin():
+        sample.seed(s, 0)
+        for i, psn_no in enumerate(members):
+            registry.add_person(s, psn_no=psn_no, certno=sample.certno(400 + i), psn_name=f"户员{i}", insutype="390",
+                                admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31),
+                                categories={"dibao": "民政"}, hh_no="H1")
+    desk = Desk(make_engine(store_url), PackSet.load(["shandong-2024-household"]))
+    at = datetime(2024, 6, 1, 10, 0)
+    ctx = tx.Context("setup", "op", at)
+    visits: dict[str, list[str]] = {}
+    for psn_no in members:
+        for price in PRICES:
+            def make(session, psn_no=psn_no, price=price):
+                v = tx.register_visit(session, HIS, ctx, fixmedins_code=sample.HOSPITAL, psn_no=psn_no,
+                                      insutype="390", med_type="21", begntime=at)
+                line = {"feedetl_sn": "F1", "med_list_codg": "X1", "chrgitm_lv": "01", "pric": price, "cnt": "1",
+                        "det_item_fee_sumamt": price}
+                tx.upload_items(session, HIS, ctx, desk.packs, mdtrt_id=v["mdtrt_id"],
+                                items=[FeeItemIn.model_validate(line)])
+                return v["mdtrt_id"]
+            visits.setdefault(psn_no, []).append(desk.read(make))
+
+    barrier = threading.Barrier(len(members))
+    errors: list[BaseException] = []
+    refused: list[str] = []
+
+    def client(psn_no: str) -> None:
+        try:
+            barrier.wait()
+            first, second = visits[psn_no]
+            out = desk.write(f"t:{first}", request_hash(first), lambda s: dumps(
+                tx.settle(s, HIS, tx.Context(f"msg-{first}", "op", at), desk.packs, mdtrt_id=first)))
+            setl_id = json.loads(out[0])["setlinfo"]["setl_id"]
+            try:
+                desk.write(f"r:{setl_id}", request_hash(setl_id), lambda s: dumps(
+                    tx.reverse(s, HIS, tx.Context(f"rev-{setl_id}", "op", at), setl_id=setl_id)))
+            except Conflict as exc:
+                refused.append(exc.problems[0].code)
+            desk.write(f"t:{second}", request_hash(second), lambda s: dumps(
+                tx.settle(s, HIS, tx.Context(f"msg-{second}", "op", at), desk.packs, mdtrt_id=second)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(p,)) for p in members]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert set(refused) <= {"SET041"}
+
+    with Session(db) as s:
+        valid = {x.setl_id for x in s.scalars(select(Settlement).where(Settlement.status == "valid"))}
+        assert len(valid) == 2 * len(members) - (len(members) - len(refused))
+        paid = {d.setl_id: d.fund_payamt for d in s.scalars(
+            select(SettlementDetail).where(SettlementDetail.rule_id == "assistance_core"))}
+        rows = s.scalars(select(HouseholdLedger).order_by(HouseholdLedger.seq)).all()
+        counted: dict[str, int] = {}
+        for r in rows:
+            if r.setl_id in valid:
+                for k, v in r.delta.items():
+                    counted[k] = counted.get(k, 0) + int(v)
+        balance = s.get(HouseholdBalance, ("H1", 2024))
+        assert {k: int(v) for k, v in balance.acc_values.items()} == counted
+        total = counted.get("hhpaid:assistance_core", 0)
+        assert total == min(counted["hhcap:assistance_core"], CAP) == sum(paid.get(x, 0) for x in valid)
+    with db.connect() as conn:
+        assert not chain.verify(conn).problems and ledger.verify(conn) == []

@@ -15,10 +15,13 @@ a third 0.00 — whoever settles first.
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -272,3 +275,43 @@ def test_self_service_page_shows_the_household_cap_left(store_url):
     assert [(r["name"], r["limit"], r["used"], r["left"], r["share"]) for r in rows] == [
         ("医疗救助(特困人员、低保对象、返贫致贫人口)", Decimal("50000.00"), Decimal("27961.50"), Decimal("22038.50"), 56)]
     assert not [r for r in limits(pack, "390", frozenset({"dibao"}), acc) if r["kind"].startswith("家庭")]
+
+
+# --- property: online with reversals = the scalar reference of what stays settled --------------------------------
+
+OPS = st.lists(st.one_of(st.tuples(st.sampled_from(["A1", "A2", "A3"]),
+                                   st.sampled_from(["41000.00", "100000.00", "180000.00", BIG])),
+                         st.just(("reverse", ""))), min_size=1, max_size=7)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_any_order_of_members_and_reversals_matches_settle_in_order(ops, _sqlite_template, tmp_path_factory):
+    """Members of one household settle in any order, and the latest settlement is reversed at any point: what
+    stays settled online equals, to the fen, ``engine.settle_in_order`` of those settlements in their order —
+    so the household's cap is never exceeded (hhpaid = min(hhcap, cap)) whatever the order."""
+    path = tmp_path_factory.mktemp("hh") / "yibao.db"
+    shutil.copy(_sqlite_template, path)
+    members = {"A1": "H1", "A2": "H1", "A3": "H1"}
+    db, packs = seed(f"sqlite:///{path}", members)
+    stack: list[tuple[dict, str, date]] = []  # valid settlements, latest last
+    for k, (who, price) in enumerate(ops):
+        at = datetime(2024, 1 + k, 3, 9, 0)
+        if who == "reverse":
+            if stack:
+                reverse(db, stack.pop()[0]["setlinfo"]["setl_id"])
+            continue
+        stack.append((settle(db, packs, visit(db, packs, who, price, at), at=at), price, at.date()))
+    pack = CompiledPack(resolve_pack(PACK))
+    persons = {p: EnginePerson(p, "390", frozenset({"dibao"}), False, 63, "1", hh_no=h) for p, h in members.items()}
+    ref = engine.settle_in_order(pack, persons, [
+        (o["setlinfo"]["psn_no"], EngineVisit(
+            mdtrt_id=o["setlinfo"]["mdtrt_id"], med_type="21", level="1", setl_date=day, fixmedins_code=sample.HOSPITAL,
+            items=(EngineItem("F000001", "X00001", yuan_to_fen(price), Decimal(1), yuan_to_fen(price), "01"),)))
+        for o, price, day in stack])
+    for (o, _, _), r in zip(stack, ref):
+        assert {f: yuan_to_fen(str(o["setlinfo"][f])) for f in r.setlinfo.as_dict()} == r.setlinfo.as_dict()
+    hh = household(db)
+    assert hh == (dict(ref[-1].household_after.values) if ref else {})
+    assert hh.get("hhpaid:assistance_core", 0) == min(hh.get("hhcap:assistance_core", 0), CAP)
+    db.dispose()

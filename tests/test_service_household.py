@@ -20,10 +20,12 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from test_service_flow import Platform
 
 from yibao.errors import YibaoError
 from yibao.handling.models import HdTopup
@@ -32,6 +34,7 @@ from yibao.money import yuan_to_fen
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
 from yibao.service import ledger, registry, sample
+from yibao.service.app import create_app
 from yibao.service import transactions as tx
 from yibao.service.auth import Principal
 from yibao.service.errors import Conflict
@@ -315,3 +318,36 @@ def test_any_order_of_members_and_reversals_matches_settle_in_order(ops, _sqlite
     assert hh == (dict(ref[-1].household_after.values) if ref else {})
     assert hh.get("hhpaid:assistance_core", 0) == min(hh.get("hhcap:assistance_core", 0), CAP)
     db.dispose()
+
+
+# --- the platform face: 2206 / 2207 / 2208 ---------------------------------------------------------------------
+
+
+def test_platform_answers_household_caps_and_set041(store_url):
+    db, packs = seed(store_url, {"A1": "H1", "A2": "H1", "N1": None})
+    keys = sample.make_keys()
+    app = create_app(store_url, packs=packs, keys=keys.ring)
+    with TestClient(app) as client:
+        his = Platform(client, keys.keys["his1"])
+
+        def admit(psn_no: str) -> str:
+            mdtrt_id = his.ok("2201", {"data": {"psn_no": psn_no, "insutype": "390", "med_type": "21",
+                                                "begntime": "2024-03-05 09:00:00"}})["data"]["mdtrt_id"]
+            his.ok("2204", {"feedetail": [{"feedetl_sn": "F1", "med_list_codg": "X1", "chrgitm_lv": "01", "pric": BIG,
+                                           "cnt": "1", "det_item_fee_sumamt": BIG, "mdtrt_id": mdtrt_id,
+                                           "psn_no": psn_no}]})
+            return mdtrt_id
+
+        first, second, none = admit("A1"), admit("A2"), admit("N1")
+        s1 = his.ok("2207", {"data": {"psn_no": "A1", "mdtrt_id": first}})
+        pre = his.ok("2206", {"data": {"psn_no": "A2", "mdtrt_id": second}})
+        s2 = his.ok("2207", {"data": {"psn_no": "A2", "mdtrt_id": second}})
+        assert [assistance(x) for x in (s1, pre, s2)] == [FIRST, SECOND, SECOND]
+        refused = his("2208", {"data": {"psn_no": "A1", "mdtrt_id": first, "setl_id": s1["setlinfo"]["setl_id"]}})
+        assert refused["infcode"] == -1 and "SET041" in refused["err_msg"]
+        no_hh = his("2207", {"data": {"psn_no": "N1", "mdtrt_id": none}})
+        assert no_hh["infcode"] == -1 and "SET009" in no_hh["err_msg"] and "hh_no" in no_hh["err_msg"]
+        his.ok("2208", {"data": {"psn_no": "A2", "mdtrt_id": second, "setl_id": s2["setlinfo"]["setl_id"]}})
+        his.ok("2208", {"data": {"psn_no": "A1", "mdtrt_id": first, "setl_id": s1["setlinfo"]["setl_id"]}})
+    app.state.desk.engine.dispose()
+    assert household(db) == {}

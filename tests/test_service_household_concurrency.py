@@ -15,12 +15,14 @@ import json
 import threading
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
+from yibao.enrolment import registry as er
 from yibao.money import yuan_to_fen
 from yibao.service import ledger, registry, sample
 from yibao.service import transactions as tx
@@ -232,5 +234,67 @@ def test_settlements_and_reversals_of_one_household_at_once_keep_the_household_e
         assert {k: int(v) for k, v in balance.acc_values.items()} == counted
         total = counted.get("hhpaid:assistance_core", 0)
         assert total == min(counted["hhcap:assistance_core"], CAP) == sum(paid.get(x, 0) for x in valid)
+    with db.connect() as conn:
+        assert not chain.verify(conn).problems and ledger.verify(conn) == []
+
+
+ROUNDS = 12
+
+
+def test_a_member_paying_from_the_holders_account_while_the_holder_settles_never_deadlocks(store_url, monkeypatch):
+    """家庭共济 inside one household: Y's settlements are paid from X's account (Y's transaction locks X's account
+    row), while X settles its own visits (X's settlement rows refer to X's person row). Both are members of a
+    household under a household-capped pack, so both take the household lock. Taken right after the person-year
+    lock — before accounts and visit — the household lock never waits behind X's account row while holding
+    anything X's transaction needs; the desk's deadlock retry is off, so a deadlock would show as an error."""
+    monkeypatch.setattr(desk_module, "RETRY_SQLSTATES", set())
+    db = make_engine(store_url)
+    clerk = Principal("clerk1", "clerk")
+    with Session(db) as s, s.begin():
+        sample.seed(s, 0)
+        registry.add_person(s, psn_no="X0", certno=sample.certno(500), psn_name="户主", insutype="310",
+                            admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31),
+                            hh_no="H1", acct_balc=Decimal("2000.00"))
+        registry.add_person(s, psn_no="Y0", certno=sample.certno(501), psn_name="户员", insutype="390",
+                            admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31),
+                            categories={"dibao": "民政"}, hh_no="H1")
+        er.link_household(s, clerk, tx.Context("link", "clerk1", datetime(2024, 1, 2)), holder_psn_no="X0",
+                          member_psn_no="Y0", relation="子女", valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31))
+    desk = Desk(make_engine(store_url), PackSet.load(["shandong-2024-household"]))
+    at = datetime(2024, 6, 1, 10, 0)
+    ctx = tx.Context("setup", "op", at)
+    visits: dict[str, list[str]] = {"X0": [], "Y0": []}
+    for psn_no, insutype in (("X0", "310"), ("Y0", "390")):
+        for _ in range(ROUNDS):
+            def make(session, psn_no=psn_no, insutype=insutype):
+                v = tx.register_visit(session, HIS, ctx, fixmedins_code=sample.HOSPITAL, psn_no=psn_no,
+                                      insutype=insutype, med_type="11", begntime=at)
+                tx.upload_items(session, HIS, ctx, desk.packs, mdtrt_id=v["mdtrt_id"],
+                                items=[FeeItemIn.model_validate(x) for x in sample.items(4, price="50.00")])
+                return v["mdtrt_id"]
+            visits[psn_no].append(desk.read(make))
+
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def client(psn_no: str) -> None:
+        try:
+            barrier.wait()
+            for mdtrt_id in visits[psn_no]:
+                c = tx.Context(f"msg-{mdtrt_id}", "op", at)
+                extra = {"acct_used": True, "mulaid_psn_no": "X0"} if psn_no == "Y0" else {}
+                desk.write(f"t:{mdtrt_id}", request_hash(mdtrt_id), lambda s, m=mdtrt_id, c=c, e=extra: dumps(
+                    tx.settle(s, HIS, c, desk.packs, mdtrt_id=m, **e)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(p,)) for p in ("X0", "Y0")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    with Session(db) as s:
+        assert len(s.scalars(select(Settlement).where(Settlement.status == "valid")).all()) == 2 * ROUNDS
     with db.connect() as conn:
         assert not chain.verify(conn).problems and ledger.verify(conn) == []

@@ -12,13 +12,22 @@ locks its household's (hh_no, year) row in ``household_balances`` by the same up
 reads the household's accumulators there, and writes the household ledger row and the new household balance
 in the same transaction. Lock order, in every transaction that takes more than one of these locks:
 
-    person-year balance → personal-account rows (psn_no order) → visit row → household-year balance
+    person-year balance → household-year balance → personal-account rows (psn_no order) → visit row
+    → (the key-share locks its inserts take on the persons, visits and settlements rows they refer to)
 
-The household lock is always the last of these taken, and is taken by nothing that waits, while holding
-it, for another of them: a transaction waiting for a household lock may hold the other three kinds, but the
-one holding the household lock never waits for any of them — so no cycle of waits, and no deadlock, can form
-(a household of two members settling at once: each holds its own person-year row, the second waits at the
-household row until the first commits). Two households are never locked by one transaction.
+Why this cannot deadlock: a settlement or reversal takes its one person-year lock and then at most one
+household-year lock as its first two locks. Whoever holds a household lock may then wait only for account,
+visit or referenced rows, and whoever holds one of those (another member's settlement or reversal, a 补差, a
+家庭共济 payment at the desk, an upload) is never waiting for a person-year or household lock: settlements and
+reversals take those before any other, and nothing else takes a household lock. So no cycle of waits can form.
+(One older exception, not of households: an approval whose 补差 spans two years locks the second year's
+balance after paying the first year's back to the account.)
+The household lock must come before the accounts: a member paying from a holder's account (家庭共济) holds the
+holder's person row, and the holder's own settlement needs that row (its settlement row refers to it) — with
+the household lock taken after the accounts the two could each hold what the other waits for (the
+``test_service_household_concurrency`` 家庭共济 test deadlocks on PostgreSQL in that order). Two members of one
+household settling at once: each holds its own person-year row, the second waits at the household row until
+the first commits, then settles on its result.
 
 The balance row also holds the heads of the person-year's two hash chains (settlements and
 ledger rows, :mod:`yibao.store.chain`): read by the same locking upsert, moved by the same update,
@@ -160,8 +169,9 @@ _HH_OF_SETTLEMENT = (select(_HH_LEDGER.c.hh_no, _HH_LEDGER.c.year, _HH_LEDGER.c.
 
 
 def lock_household(session: Session, hh_no: str, year: int) -> HouseholdState:
-    """The household's balance row for the year, locked for this transaction (created if missing). Taken after
-    the member's own balance, account and visit locks (the order in the module docstring)."""
+    """The household's balance row for the year, locked for this transaction (created if missing). Taken right
+    after the member's own person-year balance, before any account or visit lock (the order in the module
+    docstring)."""
     values, entries, ledger_head = session.connection().execute(_HH_LOCK, {"hh_no": hh_no, "year": year}).one()
     return HouseholdState(hh_no, year, dict(values or {}), entries, ledger_head or chain.GENESIS)
 

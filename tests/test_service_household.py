@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from test_service_flow import Platform
 
@@ -48,6 +48,7 @@ from yibao.settlement.request import FeeItemIn
 from yibao.store import chain
 from yibao.store.database import make_engine
 from yibao.store.models import HouseholdBalance, HouseholdLedger, PersonCategory
+from yibao.store.models import Person as PersonRow
 from yibao.web.selfservice import limits
 
 PACK = "shandong-2024-household"
@@ -351,3 +352,23 @@ def test_platform_answers_household_caps_and_set041(store_url):
         his.ok("2208", {"data": {"psn_no": "A1", "mdtrt_id": first, "setl_id": s1["setlinfo"]["setl_id"]}})
     app.state.desk.engine.dispose()
     assert household(db) == {}
+
+
+def test_a_household_number_changed_between_the_read_and_the_lock_is_refused_with_hhd002(store_url, monkeypatch):
+    """The household is found by an unlocked read before the locks; a person whose hh_no is not the locked
+    household's by the time the visit is read under its lock is answered 409, nothing written."""
+    db, packs = seed(store_url, {"A1": "H1"})
+    mdtrt_id = visit(db, packs, "A1")
+    found = tx._lock_household_of
+
+    def moved(session, packs, mdtrt_id, on):  # H1 locked, then the person is seen in H7
+        state = found(session, packs, mdtrt_id, on)
+        session.execute(update(PersonRow).where(PersonRow.psn_no == "A1").values(hh_no="H7"))
+        return state
+
+    monkeypatch.setattr(tx, "_lock_household_of", moved)
+    with pytest.raises(Conflict) as refused:
+        settle(db, packs, mdtrt_id)
+    assert refused.value.problems[0].code == "HHD002" and refused.value.status == 409
+    monkeypatch.setattr(tx, "_lock_household_of", found)
+    assert assistance(settle(db, packs, mdtrt_id)) == FIRST  # nothing was written: it settles as before

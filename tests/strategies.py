@@ -308,6 +308,9 @@ def tiers(draw, i: int, insutypes: list[str], med_types: list[str], categories: 
             tilts.append(tilt)
         if tilts:
             tier["tilts"] = tilts
+    if draw(st.integers(0, 3)) == 0:  # 家庭年度限额: at least every member's own cap (POL039)
+        own = [c for c in [tier.get("annual_cap")] + [t.get("annual_cap") for t in tier.get("tilts", [])] if c is not None]
+        tier["household_cap"] = max([Decimal("0.01")] + own) + yuan(draw(cap_fen))
     return tier
 
 
@@ -389,7 +392,9 @@ def first_rule(data: dict, insutype: str, med_type: str, dise: str, level: str) 
 def persons(draw, data: dict) -> Person:
     insutype = draw(st.sampled_from(sorted({r["insutype"] for r in data["basic"]})))
     cats = frozenset(subset(draw, sorted(data["categories"])))
-    return Person("P001", insutype, cats, retiree=draw(st.booleans()), age=draw(st.integers(0, 110)))
+    households = any(t.get("household_cap") is not None for t in data["tiers"])
+    return Person("P001", insutype, cats, retiree=draw(st.booleans()), age=draw(st.integers(0, 110)),
+                  hh_no="H001" if households else None)
 
 
 @st.composite

@@ -9,7 +9,6 @@ scalar engine's explanation beside the batch row.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -23,16 +22,18 @@ from yibao.batch.duck import settle_visits
 from yibao.sql import ident
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
-from yibao.settlement.engine import settle
-from yibao.settlement.model import SETLINFO_FIELDS, Accumulators, ClassifiedAmounts, Person, Visit
+from yibao.settlement.engine import settle_in_order
+from yibao.settlement.model import SETLINFO_FIELDS, ClassifiedAmounts, Person, Visit
 from yibao.settlement.statement import explain
 
 DISEASES = ["I10", "E11.9", "N18.5", "J18.0", "C34.1", "K35", ""]
 
 
-def random_region(pack: CompiledPack, visits: int, seed: int, offsite: bool = False):
+def random_region(pack: CompiledPack, visits: int, seed: int, offsite: bool = False, big: float = 0.0):
     """Persons and settleable visits (each visit matches a basic rule), as scalar objects and rows; ``offsite``:
-    visits carry a random 异地就医 status (the optional claims column)."""
+    visits carry a random 异地就医 status (the optional claims column); ``big``: the share of visits with a bill of
+    100,000–600,000 yuan in scope (annual and household caps bind). A pack with household caps: persons in
+    households of one to four (every person has an hh_no, on the rows too)."""
     rng = random.Random(seed)
     year = pack.effective_from.year
     start = datetime.combine(pack.effective_from, datetime.min.time())
@@ -47,13 +48,16 @@ def random_region(pack: CompiledPack, visits: int, seed: int, offsite: bool = Fa
         if pid not in persons:
             k = rng.choice([0, 0, 0, 1, 1, 2])
             persons[pid] = Person(pid, rng.choice(insutypes), frozenset(rng.sample(cats, min(k, len(cats)))),
-                                  rng.random() < 0.3, age=rng.randrange(0, 101))
+                                  rng.random() < 0.3, age=rng.randrange(0, 101),
+                                  hh_no=f"H{int(pid[1:]) // rng.randrange(1, 5):06d}" if pack.uses_households else None)
         person = persons[pid]
         rule = rng.choice([r for r in pack.basic if r.rule.insutype == person.insutype])
         levels = list(rule.by_level)
         dise = rng.choice(list(rule.diseases) or DISEASES)
         amounts = [int(rng.lognormvariate(8, 1.6)) if rng.random() < 0.6 else 0 for _ in range(3)]
         inscp = 0 if rng.random() < 0.03 else int(rng.lognormvariate(10.5, 1.9))
+        if big and rng.random() < big:
+            inscp = rng.randrange(10_000_000, 60_000_000)
         rows.append({
             "psn_no": pid, "yr": year, "setl_time": start + timedelta(minutes=rng.randrange(span)),
             "mdtrt_id": f"M{i:08d}", "insutype": person.insutype, "retiree": person.retiree, "age": person.age,
@@ -63,6 +67,8 @@ def random_region(pack: CompiledPack, visits: int, seed: int, offsite: bool = Fa
             "acct_balance": rng.choice([0, rng.randrange(1, 800_000)]),
             "fulamt": amounts[0], "overlmt": amounts[1], "pre": amounts[2], "inscp": min(inscp, 300_000_000),
         })
+        if pack.uses_households:
+            rows[-1]["hh_no"] = person.hh_no
         if offsite:
             rows[-1]["offsite_status"] = rng.choice(["local", "filed", "unfiled", None])
         if has_full:
@@ -72,22 +78,16 @@ def random_region(pack: CompiledPack, visits: int, seed: int, offsite: bool = Fa
 
 
 def scalar_results(pack: CompiledPack, persons, rows):
-    by_person = defaultdict(list)
-    for row in rows:
-        by_person[row["psn_no"]].append(row)
-    out = {}
-    for pid, visits in by_person.items():
-        visits.sort(key=lambda r: (r["setl_time"], r["mdtrt_id"]))
-        acc = Accumulators(visits[0]["yr"])
-        for r in visits:
-            visit = Visit(r["mdtrt_id"], r["med_type"], r["level"], r["setl_time"].date(), dise_codg=r["dise_codg"],
-                          referral_from_level=r["referral_from_level"], acct_balance=r["acct_balance"],
-                          amounts=ClassifiedAmounts(r["fulamt"], r["overlmt"], r["pre"], r["inscp"], r.get("inscp_full", 0)),
-                          offsite_status=r.get("offsite_status") or "local")
-            s = settle(pack, persons[pid], visit, acc)
-            acc = s.accumulators_after
-            out[r["mdtrt_id"]] = s
-    return out
+    """The scalar engine on every visit in time order (persons, and households, do not interact otherwise):
+    each visit on its person's — and household's — running accumulators."""
+    ordered = sorted(rows, key=lambda r: (r["setl_time"], r["mdtrt_id"]))
+    visits = [(r["psn_no"], Visit(r["mdtrt_id"], r["med_type"], r["level"], r["setl_time"].date(),
+                                  dise_codg=r["dise_codg"], referral_from_level=r["referral_from_level"],
+                                  acct_balance=r["acct_balance"], offsite_status=r.get("offsite_status") or "local",
+                                  amounts=ClassifiedAmounts(r["fulamt"], r["overlmt"], r["pre"], r["inscp"],
+                                                            r.get("inscp_full", 0))))
+              for r in ordered]
+    return {s.mdtrt_id: s for s in settle_in_order(pack, persons, visits)}
 
 
 def assert_same(pack: CompiledPack, rows, batch: pa.Table, scalar) -> int:
@@ -112,7 +112,7 @@ def assert_same(pack: CompiledPack, rows, batch: pa.Table, scalar) -> int:
 
 @pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020", "shandong-2024-offsite",
                                   "shandong-2024-dbz", "shandong-2024-age", "shandong-2024-implant",
-                                  "shandong-2024-groups", "shandong-2024-retiree"])
+                                  "shandong-2024-groups", "shandong-2024-retiree", "shandong-2024-household"])
 def test_duckdb_matches_scalar_on_shipped_packs(name):
     pack = CompiledPack(resolve_pack(name))
     persons, rows = random_region(pack, 10_000, seed=11, offsite=name.endswith("offsite"))
@@ -186,12 +186,14 @@ def spark():
 
 
 @pytest.mark.parametrize("name", ["shandong-2024", "sichuan-county-2020", "shandong-2024-offsite", "shandong-2024-dbz",
-                                  "shandong-2024-age", "shandong-2024-implant", "shandong-2024-groups"])
+                                  "shandong-2024-age", "shandong-2024-implant", "shandong-2024-groups",
+                                  "shandong-2024-household"])
 def test_spark_matches_duckdb_and_scalar(spark, name):
     from yibao.batch.spark import settle_visits as spark_settle
 
     pack = CompiledPack(resolve_pack(name))
-    persons, rows = random_region(pack, 2_000, seed=3, offsite=name.endswith("offsite"))
+    persons, rows = random_region(pack, 2_000, seed=3, offsite=name.endswith("offsite"),
+                                  big=0.2 if pack.uses_households else 0.0)
     table = pa.Table.from_pylist(rows)
     on_spark = spark_settle(spark, pack, table)
     on_duck = settle_visits(pack, table)

@@ -49,7 +49,8 @@ def changing_region(pack: CompiledPack, visits: int, seed: int):
             insutype = rng.choice(insutypes)
         if rng.random() < 0.1:
             retiree = not retiree
-        person = Person(pid, insutype, categories, retiree, age=age)
+        person = Person(pid, insutype, categories, retiree, age=age,
+                        hh_no=f"H{int(pid[1:]) // 3:06d}" if pack.uses_households else None)
         rule = rng.choice([r for r in pack.basic if r.rule.insutype == insutype])
         levels = list(rule.by_level)
         amounts = [int(rng.lognormvariate(8, 1.6)) if rng.random() < 0.6 else 0 for _ in range(3)]
@@ -64,21 +65,28 @@ def changing_region(pack: CompiledPack, visits: int, seed: int):
             "referral_from_level": rng.choice(levels) if rng.random() < 0.15 else None,
             "acct_balance": rng.choice([0, rng.randrange(1, 800_000)]),
             "fulamt": amounts[0], "overlmt": amounts[1], "pre": amounts[2], "inscp": min(inscp, 300_000_000)})
+        if pack.uses_households:  # households of three persons: members' visits interleave
+            rows[-1]["hh_no"] = person.hh_no
         if has_full:  # a class without co-share (coshare: false): part of inscp paid in full
             rows[-1]["inscp_full"] = rng.randrange(0, rows[-1]["inscp"] + 1) if rng.random() < 0.4 else 0
     return persons, rows
 
 
 def scalar_changing(pack: CompiledPack, persons, rows):
-    """The service's semantics: each visit settled with the person as they were on its settlement date."""
-    out, acc = {}, {}
-    for r in sorted(rows, key=lambda r: (r["psn_no"], r["setl_time"], r["mdtrt_id"])):
+    """The service's semantics: each visit settled with the person as they were on its settlement date, in time
+    order (a household's members share its household accumulators)."""
+    out, acc, households = {}, {}, {}
+    for r in sorted(rows, key=lambda r: (r["setl_time"], r["mdtrt_id"])):
         a = acc.get(r["psn_no"]) or Accumulators(r["yr"])
+        person = persons[r["mdtrt_id"]]
+        hh = households.get(person.hh_no) or Accumulators(r["yr"]) if person.hh_no else None
         visit = Visit(r["mdtrt_id"], r["med_type"], r["level"], r["setl_time"].date(), dise_codg=r["dise_codg"],
                       referral_from_level=r["referral_from_level"], acct_balance=r["acct_balance"],
                       amounts=ClassifiedAmounts(r["fulamt"], r["overlmt"], r["pre"], r["inscp"], r.get("inscp_full", 0)))
-        s = settle(pack, persons[r["mdtrt_id"]], visit, a)
+        s = settle(pack, person, visit, a, hh)
         acc[r["psn_no"]] = s.accumulators_after
+        if person.hh_no:
+            households[person.hh_no] = s.household_after
         out[r["mdtrt_id"]] = s
     return out
 

@@ -24,7 +24,7 @@ from yibao.errors import SettlementError
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import pack_from_data
 from yibao.settlement.classify import classify_items
-from yibao.settlement.engine import reverse, settle_year
+from yibao.settlement.engine import reverse, reverse_household, settle_year
 from yibao.settlement.model import Accumulators, ClassifiedAmounts, Person, Settlement, Visit
 
 try:  # tests/ is on sys.path when it is not a package (pytest's default "prepend" mode)
@@ -353,6 +353,10 @@ def reference_year(data: dict, person, visits) -> list[dict]:
             t_unc = rhu(sum(f(x) for f, x in zip(fns, after))) - rhu(sum(f(x) for f, x in zip(fns, before)))
             used = state[f"cap:{tier['id']}"]
             pay = t_unc if cap is None else min(used + t_unc, cap) - min(used, cap)
+            if tier.get("household_cap") is not None:  # one person, a household of one: their own running sum
+                hcap, hused = fen(tier["household_cap"]), state[f"household:{tier['id']}"]
+                state[f"household:{tier['id']}"] += pay
+                pay = min(hused + pay, hcap) - min(hused, hcap)
             own = [rhu(f(x1)) - rhu(f(x0)) for f, x0, x1 in zip(fns, before, after)]
             take_parts(buckets, part_buckets, own, pay)
             for k, b in zip(keys, bases):
@@ -493,7 +497,8 @@ def test_tiers_telescope(s: Scenario, rnd):
     """Each cumulative tier's payments up to any visit sum to round(G(cumulative bases)).
 
     G is the tier's scale for this person (tilt, income-share deductible, band edges, cap),
-    re-derived from the pack data. Checked for the visits in order and shuffled.
+    re-derived from the pack data, then the household cap (this person is a household of one).
+    Checked for the visits in order and shuffled.
     """
     describe(s)
     shuffled = list(s.visits)
@@ -504,6 +509,10 @@ def test_tiers_telescope(s: Scenario, rnd):
             G, tilt_idx = ref_tier_function(s.data, tier, set(s.person.categories))
             cums = [0] * len(tier["parts"])
             total_pay = 0
+            hcap = None if tier.get("household_cap") is None else fen(tier["household_cap"])
+
+            def household(x, hcap=hcap):
+                return x if hcap is None else min(x, hcap)
             if tier.get("threshold_basis") == "per_admission":
                 # per admission: the year's total is min(Σ round(F(this admission's bases)), cap), any order
                 fns, cap, _ = ref_tier_parts(s.data, tier, set(s.person.categories))
@@ -515,7 +524,7 @@ def test_tiers_telescope(s: Scenario, rnd):
                     assert step.facts["tilt"] == tilt_idx and step.facts["cum_before"] == [0] * len(fns)
                     unc += rhu(sum((f(b) for f, b in zip(fns, step.facts["bases"])), Fraction(0)))
                     total_pay += step.facts["pay"]
-                    assert total_pay == (unc if cap is None else min(unc, cap)), (tier["id"], unc)
+                    assert total_pay == household(unc if cap is None else min(unc, cap)), (tier["id"], unc)
                 continue
             for r in results:
                 step = next((x for x in r.steps if x.kind == "tier" and x.rule_id == tier["id"]), None)
@@ -525,8 +534,8 @@ def test_tiers_telescope(s: Scenario, rnd):
                 assert step.facts["cum_before"] == cums
                 cums = [c + b for c, b in zip(cums, step.facts["bases"])]
                 total_pay += step.facts["pay"]
-                assert total_pay == rhu(G(cums)), (tier["id"], cums)
-            assert total_pay == rhu(G(cums))
+                assert total_pay == household(rhu(G(cums))), (tier["id"], cums)
+            assert total_pay == household(rhu(G(cums)))
         # 统筹 with an annual cap: the payments so far are min(Σ uncapped, cap) in each cap group; a population
         # group's own cap may differ between the rules of a cap group: then never above the largest cap applied
         by_group: dict = defaultdict(lambda: [0, 0, set()])
@@ -592,16 +601,21 @@ def test_reverse_then_settle_again(s: Scenario, data):
     start = Accumulators(YEAR, {"adm:inpatient": prior} if prior else {})
     results = settle_year(s.compiled, s.person, s.visits, start)
     k = data.draw(st.integers(1, len(results)))
-    acc = results[-1].accumulators_after
+    acc, hh = results[-1].accumulators_after, results[-1].household_after  # hh: a pack with household caps
     for r in reversed(results[-k:]):
         acc = reverse(r, acc)
         assert acc == r.accumulators_before
-    again = settle_year(s.compiled, s.person, s.visits[-k:], acc)
+        if hh is not None:
+            hh = reverse_household(r, hh)
+            assert hh.values == r.household_before.values
+    again = settle_year(s.compiled, s.person, s.visits[-k:], acc, hh)
     assert [comparable(r) for r in again] == [comparable(r) for r in results[-k:]]
-    acc = again[-1].accumulators_after
+    acc, hh = again[-1].accumulators_after, again[-1].household_after
     for r in reversed(results[:-k] + again):
         acc = reverse(r, acc)
+        hh = hh if hh is None else reverse_household(r, hh)
     assert acc.values == start.values and acc.year == start.year
+    assert hh is None or hh.values == {}
 
 
 @settings(max_examples=n(100))

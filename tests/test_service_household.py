@@ -275,7 +275,7 @@ def test_self_service_page_shows_the_household_cap_left(store_url):
     acc = Accumulators(2024)  # A2 has settled nothing yet; its household has
     with Session(db) as s:
         hh = ledger.household_accumulators(s, "H1", 2024)
-    rows = [r for r in limits(pack, "390", frozenset({"dibao"}), acc, hh) if r["kind"].startswith("家庭")]
+    rows = [r for r in limits(pack, "390", frozenset({"dibao"}), acc, household=hh) if r["kind"].startswith("家庭")]
     assert [(r["name"], r["limit"], r["used"], r["left"], r["share"]) for r in rows] == [
         ("医疗救助(特困人员、低保对象、返贫致贫人口)", Decimal("50000.00"), Decimal("27961.50"), Decimal("22038.50"), 56)]
     assert not [r for r in limits(pack, "390", frozenset({"dibao"}), acc) if r["kind"].startswith("家庭")]

@@ -119,7 +119,7 @@ def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "
         status = "COALESCE(v.offsite_status, 'local')"
     return f"""
 SELECT v.psn_no, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, COALESCE(p.retiree, FALSE) AS retiree,
-       p.age,
+       p.age,{" p.hh_no," if pack.uses_households else ""}
        {cats}
        {med_type} AS med_type, v.level, COALESCE(v.dise_codg, '') AS dise_codg, v.referral_from_level,
        {status} AS offsite_status,

@@ -31,7 +31,7 @@ ARRAY_ORDER = (
     "b_ngroups", "gr_has_cats", "gr_cats", "gr_from", "gr_to", "gr_ded", "gr_rep_amt", "gr_cap", "gr_pts",
     "t_ins_ok", "t_med_ok", "t_per_adm", "t_has_cats", "t_cats", "t_group", "t_nparts", "t_part_len", "t_part_order",
     "t_draw_len", "t_draw", "t_ntilts", "t_tilt_cats", "t_nb", "t_lo", "t_up", "t_rate", "t_cap", "t_base_slot",
-    "t_cap_slot", "t_paid_slot", "t_pays_into",
+    "t_cap_slot", "t_paid_slot", "t_pays_into", "t_hcap",
     "g_ins_ok", "g_med_ok", "g_cats", "g_of", "g_num", "g_den", "g_pays_into", "acct_ins_ok", "acct_cover", "sizes",
 )
 N_OUT = 20  # 19 setlinfo fields + inscp_psn_part
@@ -141,15 +141,27 @@ def settle_block(
     b_ngroups, gr_has_cats, gr_cats, gr_from, gr_to, gr_ded, gr_rep_amt, gr_cap, gr_pts,
     t_ins_ok, t_med_ok, t_per_adm, t_has_cats, t_cats, t_group, t_nparts, t_part_len, t_part_order,
     t_draw_len, t_draw, t_ntilts, t_tilt_cats, t_nb, t_lo, t_up, t_rate, t_cap, t_base_slot,
-    t_cap_slot, t_paid_slot, t_pays_into,
+    t_cap_slot, t_paid_slot, t_pays_into, t_hcap,
     g_ins_ok, g_med_ok, g_cats, g_of, g_num, g_den, g_pays_into, acct_ins_ok, acct_cover, sizes,
     den, start, ins, med, level, ref, bidx, once_match, cats, retiree, acct_bal, ful, ovl, pre, inscp, offsite,
-    fixstd, age, full, out, pays,
+    fixstd, age, full, member, hh_known, out, pays,
 ):
-    """Settle visits 0..n-1 (``start[i]`` = 1 where a person-year begins). Returns -1, or the first visit
-    index a tier could not draw its payment for (impossible for a valid pack; reported, never hidden)."""
+    """Settle visits 0..n-1 (``start[i]`` = 1 where a settlement unit's year begins: a person-year, or where the
+    pack has household caps a household-year whose members' visits interleave in time order; ``member[i]``: the
+    visit's person within the unit, 0..). Returns -1; or the first visit index a tier could not draw its payment
+    for (impossible for a valid pack; reported, never hidden); or −2 − i for the first visit i that reaches a
+    household-capped tier without a household (``hh_known[i]`` = 0)."""
     n_rules, n_tiers, n_guar, n_slots = sizes[0], sizes[1], sizes[2], sizes[3]
-    acc = np.zeros(max(n_slots, 1), np.int64)
+    n_members = 1
+    for i in range(member.shape[0]):
+        if member[i] >= n_members:
+            n_members = member[i] + 1
+    accs = np.zeros((n_members, max(n_slots, 1)), np.int64)  # each member's accumulators (a person-year)
+    fresh = np.full(n_members, -1, np.int64)  # the unit whose year a member's row holds (rows reset when first met)
+    household = np.zeros(max(n_tiers, 1), np.int64)  # the unit's running sum of members' capped tier payments
+    unit = -1
+    acc = accs[0]
+    last = 0
     buckets = np.zeros(6, np.int64)
     takes = np.zeros(6, np.int64)
     used = np.zeros(max(n_tiers, 1), np.int64)
@@ -158,7 +170,15 @@ def settle_block(
     n_cats = b_cat_has.shape[1]
     for i in range(start.shape[0]):
         if start[i] == 1:
-            acc[:] = 0
+            unit = i
+            household[:] = 0
+        m = member[i]
+        if fresh[m] != unit:
+            accs[m, :] = 0
+            fresh[m] = unit
+        if m != last:  # (a person-ordered run has member 0 throughout: one view for the whole block)
+            acc = accs[m]
+            last = m
         r = bidx[i]
         lv = level[i]
         c = cats[i]
@@ -308,6 +328,14 @@ def settle_block(
                 pay = uncapped
             else:
                 pay = (used_cap + uncapped if used_cap + uncapped < cap else cap) - (used_cap if used_cap < cap else cap)
+            hc = t_hcap[t]
+            if hc != NONE:  # 家庭年度限额 on the running sum of what members' own caps let through (engine.settle)
+                if hh_known[i] == 0:
+                    return -2 - i
+                hu = household[t]
+                own = pay
+                pay = (hu + own if hu + own < hc else hc) - (hu if hu < hc else hc)
+                household[t] += own
             # draw: each part from its own buckets first (engine.draw_parts), bases added to the year
             if t_nparts[t] == 1:
                 base = 0
@@ -396,13 +424,15 @@ def checked_age(program: Program, visits: dict[str, np.ndarray]) -> None:
                                   f"{int(bad.sum()):,} 次就诊适用按年龄确定比例或人群的规则, 但参保人年龄缺失或不在 0–150 岁"))
 
 
-def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def run(program: Program, visits: dict[str, np.ndarray], ids=None) -> tuple[np.ndarray, np.ndarray]:
     """Settle person-ordered visits (keys: start, ins, med, level, ref, bidx, once_match, cats, retiree,
     acct_bal, ful, ovl, pre, inscp; int64; optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local;
     optional ``fixstd``: the 单病种定额 standard in fen of the visit's rule, disease and level, default -1 none;
     optional ``full``: the part of inscp in classes without co-share (coshare: false), default 0;
-    ``age``: completed years, -1 unknown, required where the visit's rule has age points: see ``checked_age``).
-    Returns (out, pays)."""
+    ``age``: completed years, -1 unknown, required where the visit's rule has age points: see ``checked_age``;
+    for a pack with household caps, household-ordered visits with ``member`` (the person within the household-year
+    block, 0..; default 0) and ``hh_known`` (0 where the person has no hh_no; default 1)).
+    ``ids(i)`` names visit i in an error. Returns (out, pays)."""
     n = len(visits["start"])
     checked_age(program, visits)
     # column-major: each output column is one contiguous buffer that Arrow takes without a copy
@@ -414,7 +444,13 @@ def run(program: Program, visits: dict[str, np.ndarray]) -> tuple[np.ndarray, np
                                              "retiree", "acct_bal", "ful", "ovl", "pre", "inscp")),
                        visits.get("offsite", np.zeros(n, np.int64)), visits.get("fixstd", np.full(n, NONE, np.int64)),
                        visits.get("age", np.full(n, NONE, np.int64)), visits.get("full", np.zeros(n, np.int64)),
+                       visits.get("member", np.zeros(n, np.int64)), visits.get("hh_known", np.ones(n, np.int64)),
                        out, pays)
     if bad >= 0:
         raise AssertionError(f"a tier paid more than its base at visit {bad}")  # engine.draw raises the same
+    if bad <= -2:
+        i = -2 - bad
+        raise KernelError(Problem("KRN014", "persons.hh_no",
+                                  f"就诊 {ids(i) if ids else i} 适用有家庭年度限额的层次, 但参保人没有家庭编号 hh_no"
+                                  "(与联机结算的 SET009 相同)"))
     return out, pays

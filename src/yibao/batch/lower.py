@@ -51,6 +51,7 @@ class Program:
     rule_ids: list[str]
     arrays: dict[str, np.ndarray]
     n_slots: int
+    households: bool = False  # some tier has a household cap: visits come in household order (stream.ORDER_HH)
 
     def level_index(self, code: str | None) -> int:
         return self.levels.index(code) if code in self.levels else NONE
@@ -228,6 +229,7 @@ def lower(pack: CompiledPack) -> Program:
         "t_cap": np.full((max(T, 1), V), NONE, np.int64),
         "t_base_slot": np.zeros((max(T, 1), P), np.int64), "t_cap_slot": np.zeros(max(T, 1), np.int64),
         "t_paid_slot": np.zeros(max(T, 1), np.int64), "t_pays_into": np.zeros(max(T, 1), np.int64),
+        "t_hcap": np.full(max(T, 1), NONE, np.int64),  # 家庭年度限额 (fen); its running sum is the tier's household slot
     })
     for t_i, t in enumerate(pack.tiers):
         for code, i in ix.items():
@@ -262,6 +264,7 @@ def lower(pack: CompiledPack) -> Program:
         a["t_cap_slot"][t_i] = slot(t.cap_key)
         a["t_paid_slot"][t_i] = slot(t.paid_key)
         a["t_pays_into"][t_i] = PAY_FIELDS.index(t.pays_into)
+        a["t_hcap"][t_i] = NONE if t.household_cap is None else t.household_cap
 
     # --- guarantees and the personal account ----------------------------------------------------
     G = len(pack.guarantees)
@@ -286,7 +289,7 @@ def lower(pack: CompiledPack) -> Program:
     a["acct_cover"] = np.array([int(b in pack.account_covers) for b in BUCKETS], np.int64)
     a["sizes"] = np.array([R, T, G, len(slots), L], np.int64)
     rule_ids = [r.id for r in pack.basic] + [t.id for t in pack.tiers] + [g.id for g in pack.guarantees]
-    return Program(den, levels, insutypes, med_types, cats, rule_ids, a, len(slots))
+    return Program(den, levels, insutypes, med_types, cats, rule_ids, a, len(slots), pack.uses_households)
 
 
 def visit_codes(program: Program, insutype: np.ndarray, med_type: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,8 @@
 """Settle on Apache Spark, for regions that outgrow one machine: the laptop's kernel inside the executors.
 
 The input SQL of :mod:`yibao.batch.inputs` and :mod:`yibao.batch.stream` is transpiled from
-DuckDB's dialect to Spark SQL with SQLGlot; visits are repartitioned by person and sorted within
-partitions, and every partition goes through the same compiled kernel
+DuckDB's dialect to Spark SQL with SQLGlot; visits are repartitioned by person (by household where the
+pack has household caps) and sorted within partitions, and every partition goes through the same compiled kernel
 (:func:`yibao.batch.stream.settle_batch`) with ``mapInArrow`` — a cluster runs exactly the code a
 laptop runs. Local mode is used in tests; ``docs/batch.md`` has the ``spark-submit`` recipe.
 """
@@ -26,6 +26,7 @@ from yibao.batch.stream import (
     person_blocks,
     settle_batch,
     settled_schema,
+    unit_key,
 )
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
@@ -67,15 +68,16 @@ def settle_frame(spark, pack: CompiledPack, source: str = "visits_in", partition
             .createOrReplaceTempView(name)
     present = optional_inputs(spark.table(source).columns)
     ordered = spark.sql(to_spark(ordering_query(program, source, order=False, present=present)))
-    ordered = (ordered.repartition(partitions or int(spark.conf.get("spark.sql.shuffle.partitions")), "psn_no")
-               .sortWithinPartitions("psn_no", "yr", "setl_time", "mdtrt_id"))
+    key = unit_key(program)  # the person, or the household where the pack has household caps
+    ordered = (ordered.repartition(partitions or int(spark.conf.get("spark.sql.shuffle.partitions")), key)
+               .sortWithinPartitions(key, "yr", "setl_time", "mdtrt_id"))
     passing = {f.name: f for f in ordered.schema.fields}
     schema = settled_schema(program)
     fields = [passing[f.name] if f.name in passing else from_arrow_schema(pa.schema([f])).fields[0] for f in schema]
     from pyspark.sql.types import StructType
 
     def settle_partition(batches):
-        for block in person_blocks(batches):
+        for block in person_blocks(batches, key):
             yield settle_batch(program, block)
 
     return ordered.mapInArrow(settle_partition, StructType(fields))

@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from yibao.batch import kernel
 from yibao.batch.lower import OFFSITE, KernelError, Program, lower
@@ -34,6 +35,15 @@ PASS_THROUGH = ("psn_no", "mdtrt_id", "yr", "setl_time", "insutype", "med_type",
 # the cheapest key to sort on (measured: a 64-bit hash of it first, then psn_no to break ties, sorted 1M visits
 # in 1.42 s against 0.84 s), and it is the order Spark sorts partitions in
 ORDER = "psn_no, yr, setl_time, mdtrt_id"
+# a pack with household caps (家庭年度限额) settles a household's members' visits together, in time order, as the
+# service settles them when they arrive; a person without hh_no is a unit of their own
+UNIT = "k_unit"
+ORDER_HH = f"{UNIT}, yr, setl_time, mdtrt_id"
+
+
+def unit_key(program: Program) -> str:
+    """The column whose year is one settlement unit: the person, or the household where the pack has household caps."""
+    return UNIT if program.households else "psn_no"
 BATCH_ROWS = 131_072  # rows per Arrow batch from DuckDB: several blocks per core keep both cores busy
 
 
@@ -86,7 +96,7 @@ def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program
         con.register(name, table)
 
 
-OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full")  # visits_in columns the kernel reads when a source has them
+OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full", "hh_no")  # visits_in columns the kernel reads when a source has them
 
 
 def optional_inputs(columns) -> frozenset[str]:
@@ -99,7 +109,14 @@ def ordering_query(program: Program, source: str, order: bool = True, present: f
     ``present``: the optional inputs ``source`` has (:data:`OPTIONAL_INPUTS`). Without ``offsite_status``
     every visit is local; a value other than local / filed / unfiled becomes -1 and is refused (KRN012).
     Without ``age`` (completed years) the age is unknown (-1): refused only where a rule has age points.
+    A pack with household caps orders by household (``k_unit``; ``k_hh``: 0 without hh_no, refused only where a
+    household-capped tier applies, KRN014).
     """
+    hh = "hh_no" in present and program.households
+    unit = ""
+    if program.households:
+        unit = (f", CASE WHEN v.hh_no IS NULL THEN 'p:' || v.psn_no ELSE 'h:' || v.hh_no END AS {UNIT}, "
+                f"CAST(v.hh_no IS NOT NULL AS BIGINT) AS k_hh" if hh else f", 'p:' || v.psn_no AS {UNIT}, 0 AS k_hh")
     k_offsite = ("CASE COALESCE(v.offsite_status, 'local') "
                  + " ".join(f"WHEN {q(status)} THEN {code}" for status, code in OFFSITE.items())
                  + " ELSE -1 END") if "offsite_status" in present else "0"
@@ -116,7 +133,7 @@ SELECT v.psn_no, v.mdtrt_id, v.yr, v.setl_time, v.insutype, v.med_type, v.level,
        CAST({cats} AS BIGINT) AS k_cats, CAST(COALESCE(v.retiree, FALSE) AS BIGINT) AS k_retiree,
        CAST(v.acct_balance AS BIGINT) AS k_acct, CAST(v.fulamt AS BIGINT) AS k_ful, CAST(v.overlmt AS BIGINT) AS k_ovl,
        CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp, CAST({k_offsite} AS BIGINT) AS k_offsite,
-       CAST({k_age} AS BIGINT) AS k_age, CAST({k_full} AS BIGINT) AS k_full
+       CAST({k_age} AS BIGINT) AS k_age, CAST({k_full} AS BIGINT) AS k_full{unit}
 FROM {source} v
 LEFT JOIN k_ins ki ON ki.code = v.insutype
 LEFT JOIN k_med km ON km.code = v.med_type
@@ -124,26 +141,27 @@ LEFT JOIN k_levels kl ON kl.code = v.level
 LEFT JOIN k_levels kr ON kr.code = v.referral_from_level
 LEFT JOIN k_rules r ON r.insutype = v.insutype AND r.med_type = v.med_type
      AND r.dise_codg = COALESCE(v.dise_codg, '') AND r.level = v.level
-{"ORDER BY " + ORDER if order else ""}
+{("ORDER BY " + (ORDER_HH if program.households else ORDER)) if order else ""}
 """
 
 
-def person_blocks(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Re-cut record batches so none splits a person-year (psn_no, yr), copying only the rows at a cut."""
+def person_blocks(reader: Iterator[pa.RecordBatch], key: str = "psn_no") -> Iterator[pa.RecordBatch]:
+    """Re-cut record batches so none splits a person-year (``key``, yr) — or a household-year where ``key`` is
+    :data:`UNIT` — copying only the rows at a cut."""
     carry: pa.RecordBatch | None = None
     for batch in reader:
         if batch.num_rows == 0:
             continue
         if carry is not None:  # the carried person-year may go on at the head of this batch
-            key_psn, key_yr = carry.column("psn_no")[-1], carry.column("yr")[-1]
-            same = pc.and_(pc.equal(batch.column("psn_no"), key_psn), pc.equal(batch.column("yr"), key_yr))
+            key_psn, key_yr = carry.column(key)[-1], carry.column("yr")[-1]
+            same = pc.and_(pc.equal(batch.column(key), key_psn), pc.equal(batch.column("yr"), key_yr))
             head = _leading_true(same)
             if head == batch.num_rows:
                 carry = pa.concat_batches([carry, batch])
                 continue
             yield pa.concat_batches([carry, batch.slice(0, head)])
             batch = batch.slice(head)
-        psn, yr = batch.column("psn_no"), batch.column("yr")
+        psn, yr = batch.column(key), batch.column("yr")
         same = pc.and_(pc.equal(psn, psn[-1]), pc.equal(yr, yr[-1]))
         cut = batch.num_rows - int(pc.sum(same).as_py())  # the last person-year's rows are contiguous
         if cut:
@@ -159,8 +177,8 @@ def _leading_true(mask: pa.Array) -> int:
     return int(off[0]) if len(off) else len(values)
 
 
-def _starts(batch: pa.RecordBatch) -> np.ndarray:
-    psn, yr = batch.column("psn_no"), batch.column("yr")
+def _starts(batch: pa.RecordBatch, key: str = "psn_no") -> np.ndarray:
+    psn, yr = batch.column(key), batch.column("yr")
     start = np.ones(batch.num_rows, np.int64)
     if batch.num_rows > 1:
         same = pc.and_(pc.equal(psn.slice(1), psn.slice(0, batch.num_rows - 1)),
@@ -169,19 +187,43 @@ def _starts(batch: pa.RecordBatch) -> np.ndarray:
     return start
 
 
-def block_inputs(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
-    """A person-complete block's kernel inputs as int64 arrays (nulls as -1)."""
+@njit(cache=True, nogil=True)
+def _members(start, person):
+    """Each visit's person as 0, 1, … within its unit-year (``person``: any code unique within the block)."""
+    member = np.zeros(start.shape[0], np.int64)
+    seen = np.zeros(start.shape[0], np.int64)
+    n = 0
+    for i in range(start.shape[0]):
+        if start[i] == 1:
+            n = 0
+        k = 0
+        while k < n and seen[k] != person[i]:
+            k += 1
+        if k == n:
+            seen[n] = person[i]
+            n += 1
+        member[i] = k
+    return member
+
+
+def block_inputs(batch: pa.RecordBatch, key: str = "psn_no") -> dict[str, np.ndarray]:
+    """A person-complete (or, by :data:`UNIT`, household-complete) block's kernel inputs as int64 arrays (nulls
+    as -1)."""
     def col(name: str) -> np.ndarray:
         column = batch.column(name)
         if column.null_count:
             column = pc.fill_null(column, -1)
         return column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
-    visits = {"start": _starts(batch), "ins": col("k_ins"), "med": col("k_med"), "level": col("k_level"),
+    visits = {"start": _starts(batch, key), "ins": col("k_ins"), "med": col("k_med"), "level": col("k_level"),
               "ref": col("k_ref"), "bidx": col("k_bidx"), "once_match": col("k_once"), "cats": col("k_cats"),
               "retiree": col("k_retiree"), "acct_bal": col("k_acct"), "ful": col("k_ful"), "ovl": col("k_ovl"),
               "pre": col("k_pre"), "inscp": col("k_inscp"), "offsite": col("k_offsite"), "fixstd": col("k_fixstd"),
               "age": col("k_age"), "full": col("k_full")}
+    if key == UNIT:
+        psn = pc.dictionary_encode(batch.column("psn_no")).indices
+        visits["member"] = _members(visits["start"], psn.to_numpy(zero_copy_only=False).astype(np.int64))
+        visits["hh_known"] = col("k_hh")
     bad = np.flatnonzero((visits["bidx"] < 0) | (visits["level"] < 0))
     if len(bad):
         ids = batch.column("mdtrt_id").take(pa.array(bad[:5])).to_pylist()
@@ -192,18 +234,18 @@ def block_inputs(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
         ids = batch.column("mdtrt_id").take(pa.array(bad[:5])).to_pylist()
         raise KernelError(Problem("KRN012", "visits.offsite_status",
                                   f"{len(bad):,} 次就诊的异地就医状态不是 local/filed/unfiled 之一, 如 {'、'.join(ids)}"))
-    _check_order(batch, visits["start"])
+    _check_order(batch, visits["start"], key)
     return visits
 
 
-def _check_order(batch: pa.RecordBatch, start: np.ndarray) -> None:
+def _check_order(batch: pa.RecordBatch, start: np.ndarray, key: str = "psn_no") -> None:
     """A person-year in two places of a block, or visits of one person-year out of time order: KRN011.
 
     Only the first row of each person-year is compared: when those keys ascend (the order DuckDB and
     Spark sort in) no key repeats; otherwise they are counted distinct.
     """
     heads = pa.array(np.flatnonzero(start))
-    psn, yr = batch.column("psn_no").take(heads), batch.column("yr").take(heads)
+    psn, yr = batch.column(key).take(heads), batch.column("yr").take(heads)
     if len(heads) > 1:
         a, b = slice(0, len(heads) - 1), slice(1, len(heads))
         ascending = pc.or_(pc.greater(psn[b], psn[a]),
@@ -239,7 +281,8 @@ def block_output(program: Program, batch: pa.RecordBatch, out: np.ndarray, pays:
 
 def settle_batch(program: Program, batch: pa.RecordBatch) -> pa.RecordBatch:
     """One person-complete block through the kernel; the output row per visit, in the block's order."""
-    out, pays = kernel.run(program, block_inputs(batch))
+    out, pays = kernel.run(program, block_inputs(batch, unit_key(program)),
+                           lambda i: batch.column("mdtrt_id")[i].as_py())
     return block_output(program, batch, out, pays)
 
 
@@ -259,7 +302,7 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     # thread keeps the blocks in order
     with ThreadPoolExecutor(max_workers=threads()) as pool, ThreadPoolExecutor(max_workers=1) as writer:
         pending, written = [], []
-        for block in person_blocks(reader):
+        for block in person_blocks(reader, unit_key(program)):
             pending.append(pool.submit(settle_batch, program, block))
             while len(pending) > 2 * threads():
                 done = pending.pop(0).result()

@@ -33,8 +33,9 @@ TOTALS = ("medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifmi_pay", "maf_pay"
 
 
 def limits(pack: CompiledPack, insutype: str, categories: frozenset[str], acc: Accumulators,
-           household: Accumulators | None = None) -> list[dict]:
-    """Each annual cap and deductible that applies to the person: limit, used, left (fen); and, given the
+           age: int | None = None, household: Accumulators | None = None) -> list[dict]:
+    """Each annual cap and deductible that applies to the person: limit, used, left (fen) — a population group's
+    own cap and deductible where the person falls in one (一老一小 by categories and age); and, given the
     household's accumulators, each household cap (家庭年度限额: what the tier paid the household so far)."""
     cats = frozenset(c for c in categories if c in pack.categories)
     out: list[dict] = []
@@ -42,17 +43,20 @@ def limits(pack: CompiledPack, insutype: str, categories: frozenset[str], acc: A
     for rule in pack.basic:
         if rule.rule.insutype != insutype:
             continue
-        if rule.annual_cap is not None and rule.cap_key not in seen:
+        group = rule.group(cats, age)
+        cap = rule.cap(group)
+        if cap is not None and rule.cap_key not in seen:
             seen.add(rule.cap_key)
             used = acc.get(rule.cap_key)
-            out.append({"kind": "年度最高支付限额", "name": rule.name, "limit": rule.annual_cap, "used": used,
-                        "left": max(0, rule.annual_cap - used)})
+            name = rule.name if group is None else f"{rule.name} · {group.name}"
+            out.append({"kind": "年度最高支付限额", "name": name, "limit": cap, "used": used,
+                        "left": max(0, cap - used)})
         if rule.mode == "annual":
             base = acc.get(rule.base_key)
             for level, level_name in pack.levels.items():
                 if not rule.covers(level):
                     continue
-                ded = rule.deductible(level, 1, cats, None, False, "").amount
+                ded = rule.deductible(level, 1, cats, None, False, "", group).amount
                 out.append({"kind": "年度起付线", "name": f"{rule.name} · {level_name}", "limit": ded,
                             "used": min(base, ded), "left": max(0, ded - base)})
         else:
@@ -60,7 +64,7 @@ def limits(pack: CompiledPack, insutype: str, categories: frozenset[str], acc: A
             for level, level_name in pack.levels.items():
                 if not rule.covers(level):
                     continue
-                ded = rule.deductible(level, n + 1, cats, None, False, "").amount
+                ded = rule.deductible(level, n + 1, cats, None, False, "", group).amount
                 out.append({"kind": f"下次起付线(本年已 {n} 次)", "name": f"{rule.name} · {level_name}", "limit": ded,
                             "used": None, "left": ded})
     groups: set[str] = set()
@@ -128,7 +132,7 @@ def routes(router: APIRouter, desk: Desk) -> None:
                 household = (ledger.household_accumulators(s, p.hh_no, chosen)
                              if pack.uses_households and p.hh_no else None)
                 caps.append({"insutype": e.insutype, "pack": f"{pack.id} {pack.version}",
-                             "rows": limits(pack, e.insutype, cats, acc, household)})
+                             "rows": limits(pack, e.insutype, cats, acc, registry.age_on(p.brdy, on), household)})
             return {"psn_name": site.mask_name(p.psn_name), "certno": site.mask_certno(p.certno), "psn_no": p.psn_no,
                     "year": chosen, "years": years, "rows": rows, "names": names, "totals": totals, "caps": caps,
                     "balance": fen_to_yuan(p.acct_balc_fen) if any(e.insutype == "310" for e in enrol) else None}

@@ -12,22 +12,23 @@ locks its household's (hh_no, year) row in ``household_balances`` by the same up
 reads the household's accumulators there, and writes the household ledger row and the new household balance
 in the same transaction. Lock order, in every transaction that takes more than one of these locks:
 
-    person-year balance → household-year balance → personal-account rows (psn_no order) → visit row
-    → (the key-share locks its inserts take on the persons, visits and settlements rows they refer to)
+    person-year balance → household-year balance → personal-account rows (psn_no order, FOR NO KEY UPDATE)
+    → visit row → (the key-share locks its inserts take on the persons, visits and settlements rows they refer to)
 
 Why this cannot deadlock: a settlement or reversal takes its one person-year lock and then at most one
-household-year lock as its first two locks. Whoever holds a household lock may then wait only for account,
-visit or referenced rows, and whoever holds one of those (another member's settlement or reversal, a 补差, a
-家庭共济 payment at the desk, an upload) is never waiting for a person-year or household lock: settlements and
-reversals take those before any other, and nothing else takes a household lock. So no cycle of waits can form.
-(One older exception, not of households: an approval whose 补差 spans two years locks the second year's
-balance after paying the first year's back to the account.)
-The household lock must come before the accounts: a member paying from a holder's account (家庭共济) holds the
-holder's person row, and the holder's own settlement needs that row (its settlement row refers to it) — with
-the household lock taken after the accounts the two could each hold what the other waits for (the
-``test_service_household_concurrency`` 家庭共济 test deadlocks on PostgreSQL in that order). Two members of one
-household settling at once: each holds its own person-year row, the second waits at the household row until
-the first commits, then settles on its result.
+household-year lock, before any account or visit lock. Whoever holds a household lock may then wait only for
+account rows, the visit row or key-share locks, and whoever holds one of those in a conflicting mode (another
+member's settlement or reversal, a 补差, a 家庭共济 payment at the desk, an upload) is not waiting for a
+household lock: settlements and reversals take it before those, and nothing else takes one. The key-share
+locks a transaction may already hold on a person row when it reaches the household lock (from creating its
+person-year balance row, or a 零星报销's visit row) do not conflict with an account lock, which is why
+:mod:`yibao.enrolment.mutual` locks accounts FOR NO KEY UPDATE: with FOR UPDATE, a member paying from the
+holder's account (holding the household lock, waiting for the holder's row) and the holder's own settlement
+(holding a key-share on that row, waiting for the household lock) deadlocked on PostgreSQL — the 家庭共济 test
+in ``tests/test_service_household_concurrency.py`` showed it. (One older exception, not of households: an
+approval whose 补差 spans two years locks the second year's balance after paying the first year's back to the
+account.) Two members of one household settling at once: each holds its own person-year row, the second waits
+at the household row until the first commits, then settles on its result.
 
 The balance row also holds the heads of the person-year's two hash chains (settlements and
 ledger rows, :mod:`yibao.store.chain`): read by the same locking upsert, moved by the same update,

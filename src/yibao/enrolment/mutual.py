@@ -36,8 +36,11 @@ PAY, REVERSE = "mulaid_pay", "mulaid_rev"  # AccountEntry kinds of settlement å…
 
 _PERSONS = Person.__table__
 _ENTRIES = AccountEntry.__table__
+# FOR NO KEY UPDATE (the lock an UPDATE of the balance takes anyway), not FOR UPDATE: the latter also blocks the
+# key-share lock a foreign key check takes on the person row, so a settlement inserting rows that refer to the
+# holder (its balance row, its settlement) would wait for the account lock â€” with household caps a deadlock
 _LOCK = (select(_PERSONS.c.psn_no, _PERSONS.c.acct_balc_fen).where(_PERSONS.c.psn_no == bindparam("psn_no"))
-         .with_for_update())
+         .with_for_update(key_share=True))
 _DEBIT = (update(_PERSONS).where(_PERSONS.c.psn_no == bindparam("holder"), _PERSONS.c.acct_balc_fen >= bindparam("pay"))
           .values(acct_balc_fen=_PERSONS.c.acct_balc_fen - bindparam("pay")))
 _CREDIT = (update(_PERSONS).where(_PERSONS.c.psn_no == bindparam("holder"))

@@ -7,6 +7,29 @@ lock (``BEGIN IMMEDIATE``) — then computes on the balance it read and writes t
 and the new balance in the same transaction. Concurrent settlements of one person therefore run
 one after the other, each on top of the previous one's result: no update is ever lost.
 
+Household caps (家庭年度限额, a pack tier's ``household_cap``): a settlement that counts against one also
+locks its household's (hh_no, year) row in ``household_balances`` by the same upsert (:func:`lock_household`),
+reads the household's accumulators there, and writes the household ledger row and the new household balance
+in the same transaction. Lock order, in every transaction that takes more than one of these locks:
+
+    person-year balance → household-year balance → personal-account rows (psn_no order, FOR NO KEY UPDATE)
+    → visit row → (the key-share locks its inserts take on the persons, visits and settlements rows they refer to)
+
+Why this cannot deadlock: a settlement or reversal takes its one person-year lock and then at most one
+household-year lock, before any account or visit lock. Whoever holds a household lock may then wait only for
+account rows, the visit row or key-share locks, and whoever holds one of those in a conflicting mode (another
+member's settlement or reversal, a 补差, a 家庭共济 payment at the desk, an upload) is not waiting for a
+household lock: settlements and reversals take it before those, and nothing else takes one. The key-share
+locks a transaction may already hold on a person row when it reaches the household lock (from creating its
+person-year balance row, or a 零星报销's visit row) do not conflict with an account lock, which is why
+:mod:`yibao.enrolment.mutual` locks accounts FOR NO KEY UPDATE: with FOR UPDATE, a member paying from the
+holder's account (holding the household lock, waiting for the holder's row) and the holder's own settlement
+(holding a key-share on that row, waiting for the household lock) deadlocked on PostgreSQL — the 家庭共济 test
+in ``tests/test_service_household_concurrency.py`` showed it. (One older exception, not of households: an
+approval whose 补差 spans two years locks the second year's balance after paying the first year's back to the
+account.) Two members of one household settling at once: each holds its own person-year row, the second waits
+at the household row until the first commits, then settles on its result.
+
 The balance row also holds the heads of the person-year's two hash chains (settlements and
 ledger rows, :mod:`yibao.store.chain`): read by the same locking upsert, moved by the same update,
 so chaining costs a hash per row and no extra round trip.
@@ -21,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping
 
-from sqlalchemy import JSON, Integer, bindparam, insert, select, text, update
+from sqlalchemy import JSON, Integer, bindparam, insert, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from yibao.errors import Problem
@@ -31,11 +54,15 @@ from yibao.store.models import (
     AccumulatorBalance,
     AccumulatorLedger,
     AuditLog,
+    HouseholdBalance,
+    HouseholdLedger,
     Settlement,
 )
 
 _BALANCES = AccumulatorBalance.__table__
 _LEDGER = AccumulatorLedger.__table__
+_HH_BALANCES = HouseholdBalance.__table__
+_HH_LEDGER = HouseholdLedger.__table__
 
 
 @dataclass
@@ -115,6 +142,109 @@ def ledger_sum(session: Session, psn_no: str, year: int) -> dict[str, int]:
     return {k: v for k, v in total.items() if v}
 
 
+# --- household balances (家庭年度限额) ---------------------------------------------------------------------------
+
+
+@dataclass
+class HouseholdState:
+    """The locked (hh_no, year) household balance as read; :func:`post_household` keeps it in step with the row."""
+
+    hh_no: str
+    year: int
+    acc_values: dict
+    entries: int
+    ledger_head: str = chain.GENESIS
+
+
+_HH_LOCK = text("INSERT INTO household_balances (hh_no, year, acc_values, entries, ledger_head) "
+                "VALUES (:hh_no, :year, '{}', 0, '') "
+                "ON CONFLICT (hh_no, year) DO UPDATE SET entries = household_balances.entries "
+                "RETURNING acc_values, entries, ledger_head").columns(acc_values=JSON, entries=Integer)
+_HH_MOVE = (update(_HH_BALANCES).where(_HH_BALANCES.c.hh_no == bindparam("b_hh_no"),
+                                       _HH_BALANCES.c.year == bindparam("b_year"))
+            .values(acc_values=bindparam("b_values", type_=JSON), entries=bindparam("b_entries"),
+                    ledger_head=bindparam("b_ledger_head")))
+_HH_APPEND = insert(_HH_LEDGER)
+_HH_OF_SETTLEMENT = (select(_HH_LEDGER.c.hh_no, _HH_LEDGER.c.year, _HH_LEDGER.c.delta, _HH_LEDGER.c.acc_after)
+                     .where(_HH_LEDGER.c.setl_id == bindparam("setl_id"), _HH_LEDGER.c.kind == "settle"))
+
+
+def lock_household(session: Session, hh_no: str, year: int) -> HouseholdState:
+    """The household's balance row for the year, locked for this transaction (created if missing). Taken right
+    after the member's own person-year balance, before any account or visit lock (the order in the module
+    docstring)."""
+    values, entries, ledger_head = session.connection().execute(_HH_LOCK, {"hh_no": hh_no, "year": year}).one()
+    return HouseholdState(hh_no, year, dict(values or {}), entries, ledger_head or chain.GENESIS)
+
+
+def household_accumulators(session: Session, hh_no: str, year: int) -> Accumulators:
+    """The household's accumulators read without a lock (预结算, the self-service page)."""
+    row = session.get(HouseholdBalance, (hh_no, year))
+    return Accumulators(year, {k: int(v) for k, v in (row.acc_values if row is not None else {}).items()})
+
+
+def post_household(session: Session, state: HouseholdState, setl_id: str, psn_no: str, kind: str,
+                   delta: Mapping[str, int], after: Accumulators, at: datetime) -> None:
+    """Append the household ledger row (chained per hh_no and year) and move the household balance to ``after``."""
+    state.entries += 1
+    state.acc_values = {k: v for k, v in after.values.items() if v}
+    conn = session.connection()
+    row = {"hh_no": state.hh_no, "year": state.year, "seq": state.entries, "setl_id": setl_id, "psn_no": psn_no,
+           "kind": kind, "delta": dict(delta), "acc_after": state.acc_values, "at": at}
+    state.ledger_head = chain.seal(chain.HOUSEHOLD_LEDGER, state.ledger_head, row)
+    conn.execute(_HH_APPEND, row)
+    conn.execute(_HH_MOVE, {"b_hh_no": state.hh_no, "b_year": state.year, "b_values": state.acc_values,
+                            "b_entries": state.entries, "b_ledger_head": state.ledger_head})
+
+
+def household_of_settlement(session: Session, setl_id: str) -> tuple[str, int, dict[str, int], Accumulators] | None:
+    """(hh_no, year, delta, household accumulators after it) of a settlement that counted against a household
+    cap, or None (no household-capped tier paid or let anything through): what its reversal needs."""
+    row = session.execute(_HH_OF_SETTLEMENT, {"setl_id": setl_id}).first()
+    if row is None:
+        return None
+    hh_no, year, delta, after = row
+    return (hh_no, year, {k: int(v) for k, v in delta.items()},
+            Accumulators(year, {k: int(v) for k, v in after.items()}))
+
+
+def verify_households(conn) -> list:
+    """Each household balance equals the fold of its ledger rows (CHN013), and a settlement with a household
+    row is reversed exactly when the household ledger has its reversal row (CHN014). Nothing to check in a store
+    not yet upgraded to the ``household`` branch."""
+    if "household_ledger" not in inspect(conn).get_table_names():
+        return []
+    sums: dict[tuple, dict[str, int]] = {}
+    settled: set[str] = set()
+    undone: set[str] = set()
+    for hh_no, year, kind, setl_id, delta in conn.execution_options(yield_per=5000).execute(
+            select(_HH_LEDGER.c.hh_no, _HH_LEDGER.c.year, _HH_LEDGER.c.kind, _HH_LEDGER.c.setl_id,
+                   _HH_LEDGER.c.delta)):
+        total = sums.setdefault((hh_no, year), {})
+        for k, v in delta.items():
+            total[k] = total.get(k, 0) + int(v)
+        (undone if kind == "reverse" else settled).add(setl_id)
+    problems = []
+    for hh_no, year, values in conn.execute(select(_HH_BALANCES.c.hh_no, _HH_BALANCES.c.year,
+                                                   _HH_BALANCES.c.acc_values)):
+        folded = {k: v for k, v in sums.pop((hh_no, year), {}).items() if v}
+        if {k: int(v) for k, v in (values or {}).items() if int(v)} != folded:
+            problems.append(Problem("CHN013", f"household_balances(hh_no={hh_no}, year={year})",
+                                    "家庭累计余额与家庭累计台账各行之和不符(余额被改动)"))
+    for (hh_no, year), left in sums.items():
+        if any(left.values()):
+            problems.append(Problem("CHN013", f"household_balances(hh_no={hh_no}, year={year})",
+                                    "家庭累计台账有行, 但没有对应的家庭累计余额行(余额被删除)"))
+    s = Settlement.__table__
+    ids = sorted(settled)
+    for i in range(0, len(ids), 500):
+        for setl_id, status in conn.execute(select(s.c.setl_id, s.c.status).where(s.c.setl_id.in_(ids[i:i + 500]))):
+            if (status == "reversed") != (setl_id in undone):
+                problems.append(Problem("CHN014", f"settlements(setl_id={setl_id})",
+                                        f"结算状态 {status} 与家庭累计台账不符(台账{'有' if setl_id in undone else '无'}撤销行)"))
+    return problems
+
+
 def verify(conn) -> list:
     """The checks the chains cannot make on their own (``yibao db verify``): each balance row (a cache the
     service updates) equals the fold of its ledger rows, and a settlement is marked reversed exactly when
@@ -144,7 +274,7 @@ def verify(conn) -> list:
         if (status == "reversed") != (setl_id in reversed_ids):
             problems.append(Problem("CHN011", f"settlements(setl_id={setl_id})",
                                     f"结算状态 {status} 与累计台账不符(台账{'有' if setl_id in reversed_ids else '无'}撤销行)"))
-    return problems + verify_audit_trail(conn)
+    return problems + verify_households(conn) + verify_audit_trail(conn)
 
 
 def verify_audit_trail(conn) -> list:

@@ -40,6 +40,8 @@ class PackSet:
         if problems:
             raise PolicyError(problems, "YIBAO_PACKS")
         self._by_id = {(p.id, p.version): p for p in packs}
+        # 家庭年度限额: only then does a settlement look for a household to lock (yibao.service.ledger)
+        self.uses_households = any(p.uses_households for p in packs)
 
     @classmethod
     def load(cls, names: list[str] | None = None) -> "PackSet":

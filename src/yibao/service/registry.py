@@ -126,11 +126,12 @@ def load_region(session: Session, tables: dict, year: int) -> dict[str, int]:
 
 def add_person(session: Session, *, psn_no: str, certno: str, psn_name: str, insutype: str, admdvs: str,
                valid_from: date, valid_to: date, gend: str | None = None, retiree: bool = False,
-               categories: dict[str, str] | None = None, acct_balc: Decimal = Decimal(0)) -> Person:
+               categories: dict[str, str] | None = None, acct_balc: Decimal = Decimal(0),
+               hh_no: str | None = None) -> Person:
     """One person with one enrollment (tests and small set-ups); categories: code → issuing dept."""
     check_certno(certno)
     row = Person(psn_no=psn_no, certno=certno, psn_name=psn_name, gend=gend, brdy=birth_date(certno),
-                 retiree=retiree, admdvs=admdvs, acct_balc_fen=yuan_to_fen(acct_balc))
+                 retiree=retiree, admdvs=admdvs, acct_balc_fen=yuan_to_fen(acct_balc), hh_no=hh_no)
     session.add(row)
     session.flush()
     session.add(Enrollment(psn_no=psn_no, insutype=insutype, insuplc_admdvs=admdvs,

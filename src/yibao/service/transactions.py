@@ -301,6 +301,22 @@ def _settled_on(session: Session, psn_no: str, day: date) -> int:
                                              "until": since + timedelta(days=1)}).scalar_one())
 
 
+def _lock_household_of(session: Session, packs: PackSet, mdtrt_id: str, on: date) -> ledger.HouseholdState | None:
+    """Lock the household-year of the visit's person when the pack for it has household caps — right after the
+    person-year balance and before the accounts and the visit (read unlocked here to find them), so no lock
+    this transaction holds is one another waits for while holding the household's (:mod:`yibao.service.ledger`).
+    None when there is nothing to lock (no such visit, person or pack: the checks that follow say so)."""
+    v = session.get(Visit, mdtrt_id)
+    p = None if v is None else session.get(Person, v.psn_no)
+    if p is None or not p.hh_no:
+        return None
+    try:
+        pack = packs.pick(v.insuplc_admdvs, on)
+    except ServiceError:
+        return None
+    return ledger.lock_household(session, p.hh_no, on.year) if pack.uses_households else None
+
+
 @dataclass(frozen=True)
 class EngineInputs:
     person: EnginePerson
@@ -317,7 +333,7 @@ def engine_inputs(session: Session, packs: PackSet, pack: CompiledPack, v: Visit
     med_type, note = settled_med_type(session, pack.pack, v.psn_no, v.med_type, on)  # 门诊慢特病 认定 (#16)
     retiree = retiree_on(session, v.psn_no, v.insutype, v.begntime.date(), p.retiree)  # 退休 as of the visit (#15)
     person = EnginePerson(v.psn_no, v.insutype, frozenset(c for c in cats if c in pack.categories),
-                          retiree, registry.age_on(p.brdy, on), p.gend)
+                          retiree, registry.age_on(p.brdy, on), p.gend, hh_no=p.hh_no)
     status = offsite_status(session, v.psn_no, v.insuplc_admdvs, inst.admdvs, v.begntime.date())  # 异地 ± 备案 (#16)
     catalogue = packs.catalogue_for(pack, inst.admdvs, on, status)  # 就医地目录、参保地政策 (#16)
     visit = EngineVisit(mdtrt_id=v.mdtrt_id, med_type=med_type, level=inst.level, setl_date=on,
@@ -341,7 +357,8 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     if mulaid_psn_no and not acct_used:
         raise ServiceError(Problem("ENR064", "input.data.acct_used_flag",
                                    f"使用家庭共济账户 acct_mulaid_psn_no={mulaid_psn_no} 须同时 acct_used_flag=1"))
-    # locks are always taken in the order person-year balance → person (account) → visit
+    # locks are always taken in the order person-year balance → household-year (家庭年度限额 only) → person
+    # (account) → visit; see yibao.service.ledger for why this order cannot deadlock
     owner = psn_no
     if write and not psn_no:  # whose balance to lock: read the visit once unlocked, then again under the lock
         owner = _checked(session.get(Visit, mdtrt_id), who, mdtrt_id, "settle", None).psn_no
@@ -349,6 +366,7 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
         balance = ledger.lock_balance(session, owner, on.year) if write else None
     except IntegrityError:  # the balance row's one foreign key: there is no such person
         raise problem(NotFound, "REG010", "psn_no", f"人员编号 {owner} 不存在") from None
+    hh_state = _lock_household_of(session, packs, mdtrt_id, on) if write and packs.uses_households else None
     locked: dict[str, int] = {}
     if write and acct_used:  # the personal accounts are one row for all years: lock them before reading a balance
         locked = mutual.lock_balances(session, {owner} | ({mulaid_psn_no} if mulaid_psn_no else set()))
@@ -393,8 +411,16 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
     inputs = engine_inputs(session, packs, pack, v, p, inst, cats, on, rows, p.acct_balc_fen if acct_used else 0)
     person, visit, catalogue, med_type, med_type_note = (inputs.person, inputs.visit, inputs.catalogue,
                                                          inputs.visit.med_type, inputs.med_type_note)
+    household = None
+    if pack.uses_households and p.hh_no:  # 家庭年度限额: the household's year, locked second (ledger's lock order)
+        if not write:
+            household = ledger.household_accumulators(session, p.hh_no, on.year)
+        elif hh_state is None or hh_state.hh_no != p.hh_no:  # the registry moved the person meanwhile
+            raise problem(Conflict, "HHD002", "psn_no", f"参保人 {v.psn_no} 的家庭编号在本次结算过程中被修改, 请重新结算")
+        else:
+            household = Accumulators(on.year, {k: int(x) for k, x in hh_state.acc_values.items()})
     try:
-        result = engine.settle(pack, person, visit, acc)
+        result = engine.settle(pack, person, visit, acc, household)
     except YibaoError as exc:
         raise ServiceError(exc.problems) from None
     setl_id = new_id("S") if write else ""
@@ -446,6 +472,9 @@ def settle(session: Session, who: Principal, ctx: Context, packs: PackSet, *, md
             conn.execute(_DETAILS, details)
         fault_point("settle:after_settlement")
         ledger.post(session, balance, setl_id, "settle", result.delta, result.accumulators_after, ctx.at)
+        if hh_state is not None and result.household_delta:
+            ledger.post_household(session, hh_state, setl_id, v.psn_no, "settle", result.household_delta,
+                                  result.household_after, ctx.at)
         conn.execute(_CLOSE_VISIT, {"m": mdtrt_id, "at": ctx.at})
         audit(session, who, ctx, "settle", "settlement", setl_id,
               {"mdtrt_id": mdtrt_id, "psn_no": v.psn_no, "medfee_sumamt": info["medfee_sumamt"],
@@ -519,6 +548,7 @@ def reverse(session: Session, who: Principal, ctx: Context, *, setl_id: str, mdt
         restored = engine.reverse(stored, ledger.accumulators(balance))  # type: ignore[arg-type]
     except YibaoError as exc:
         raise problem(Conflict, exc.problems[0].code, "input.data.setl_id", exc.problems[0].message) from None
+    _reverse_household(session, s, ctx)  # second lock: the household-year's, before the accounts and the visit
     revs_id = new_id("R")
     ledger.post(session, balance, setl_id, "reverse", {k: -x for k, x in delta.items()}, restored, ctx.at)
     s.status, s.revs_setl_id, s.revs_time = "reversed", revs_id, ctx.at
@@ -544,6 +574,33 @@ def reverse(session: Session, who: Principal, ctx: Context, *, setl_id: str, mdt
                        balc=(p.acct_balc_fen if p else 0), sign=-1, mulaid=mulaid[1] if mulaid else 0)
     out["setlinfo"]["refd_setl_id"] = setl_id
     return out
+
+
+@dataclass(frozen=True)
+class _StoredHousehold:
+    """What :func:`yibao.settlement.engine.reverse_household` needs of a stored settlement."""
+
+    mdtrt_id: str
+    household_delta: dict
+    household_after: Accumulators
+
+
+def _reverse_household(session: Session, s: Settlement, ctx: Context) -> None:
+    """The household part of 2208: a settlement that counted against a household cap (家庭年度限额) comes off the
+    household's balance, under the household's lock taken right after the person's (the order of
+    :mod:`yibao.service.ledger`), and only if it is the household's latest such settlement (SET041)."""
+    stored = ledger.household_of_settlement(session, s.setl_id)
+    if stored is None:  # no household-capped tier let anything through: reverses as any settlement
+        return
+    hh_no, year, delta, after = stored
+    state = ledger.lock_household(session, hh_no, year)
+    current = Accumulators(year, {k: int(x) for k, x in state.acc_values.items()})
+    try:
+        restored = engine.reverse_household(_StoredHousehold(s.mdtrt_id, delta, after), current)  # type: ignore[arg-type]
+    except YibaoError as exc:
+        raise problem(Conflict, exc.problems[0].code, "input.data.setl_id", exc.problems[0].message) from None
+    ledger.post_household(session, state, s.setl_id, s.psn_no, "reverse", {k: -x for k, x in delta.items()},
+                          restored, ctx.at)
 
 
 def _details(session: Session, setl_id: str) -> list[dict]:

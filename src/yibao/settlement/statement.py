@@ -193,6 +193,11 @@ def _explain_step(step: Step, pack: CompiledPack) -> list[str]:
         out.append(f"  按标准本次应付 {y(f['uncapped'])} 元(= 累计后金额 − 累计前金额, 各自四舍五入到分)。")
         if f["annual_cap"] is not None:
             out.append(f"  年度限额 {y(f['annual_cap'])} 元, 本年此前已计 {y(f['cap_used_before'])} 元。")
+        if f.get("household_used_before") is not None:  # 家庭年度限额: the household's members together
+            cap, used, own = f["household_cap"], f["household_used_before"], f["own_cap_pay"]
+            left = max(0, cap - used)
+            out.append(f"  家庭年度限额 {y(cap)} 元(同户成员合计), 本户此前已用 {y(min(used, cap))} 元, 尚余 {y(left)} 元;"
+                       f" 个人限额内本次可付 {y(own)} 元, 本次可付 min({y(own)}, {y(left)}) = {y(f['pay'])} 元。")
         out.append(f"  本次支付 {y(f['pay'])} 元。")
         return out
     if step.kind == "guarantee":

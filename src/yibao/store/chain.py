@@ -13,6 +13,8 @@ Streams are chosen so that concurrent work never queues on one global chain head
   reversal already locks that person-year's balance row (:mod:`yibao.service.ledger`), which now
   also holds the two chain heads, read and written in the round trips the settlement makes
   anyway: chaining adds no query and no lock, and different persons never wait for each other;
+- household-ledger rows (家庭年度限额): one stream per (hh_no, year), its head on the household balance row
+  that the settlement locks to count against the household's cap;
 - the audit log: one stream per *lane*. A process keeps a pool of lanes; a transaction takes one
   for its audit rows and gives it back at commit with the new head (a lane whose transaction rolled
   back is dropped, never reused, so no commit of uncertain outcome can fork it). Lanes need no
@@ -95,6 +97,8 @@ SETTLEMENTS = register(Spec("settlements", ("psn_no", "year"), (), ("setl_id",),
                             head=("accumulator_balances", "setl_head")))
 LEDGER = register(Spec("accumulator_ledger", ("psn_no", "year"), ("seq",), ("psn_no", "year", "seq"),
                        head=("accumulator_balances", "ledger_head")))
+HOUSEHOLD_LEDGER = register(Spec("household_ledger", ("hh_no", "year"), ("seq",), ("hh_no", "year", "seq"),
+                                 head=("household_balances", "ledger_head")))  # 家庭年度限额 (service.ledger)
 AUDIT = register(Spec("audit_log", ("chain_stream",), ("id",), ("id",), exclude=("id",)))
 CASE_EVENTS = register(Spec("sv_case_events", ("case_id",), ("id",), ("id",), exclude=("id",),
                             lock=("sv_cases", "id")))
@@ -406,5 +410,5 @@ def backfill(conn: Connection, spec: Spec, ordered_rows: Iterable[dict]) -> dict
     return heads
 
 
-__all__ = ["AUDIT", "CASE_EVENTS", "GENESIS", "LEDGER", "SETTLEMENTS", "SPECS", "Report", "Spec", "backfill",
-           "digest", "register", "seal", "seal_in_lane", "track", "verify"]
+__all__ = ["AUDIT", "CASE_EVENTS", "GENESIS", "HOUSEHOLD_LEDGER", "LEDGER", "SETTLEMENTS", "SPECS", "Report", "Spec",
+           "backfill", "digest", "register", "seal", "seal_in_lane", "track", "verify"]

@@ -263,6 +263,38 @@ class AccumulatorLedger(Base):
     row_hash: Mapped[str] = mapped_column(String(64), default="")
 
 
+class HouseholdBalance(Base):
+    """Year-to-date household accumulators (``hhcap:<tier>``, ``hhpaid:<tier>``) of one hh_no: the row every
+    settlement or reversal that counts against a tier's household_cap (家庭年度限额) locks, after the member's
+    own balance (:func:`yibao.service.ledger.lock_household`). No foreign key: hh_no names no table row."""
+
+    __tablename__ = "household_balances"
+    hh_no: Mapped[str] = mapped_column(ID, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    acc_values: Mapped[dict] = mapped_column(JSON)
+    entries: Mapped[int] = mapped_column(Integer, default=0)  # household ledger rows so far (a sequence)
+    ledger_head: Mapped[str] = mapped_column(String(64), default="")  # last row_hash of the household ledger
+
+
+class HouseholdLedger(Base):
+    """One row per settlement (+delta) or reversal (−delta) that moved a household's accumulators: the balance is
+    their sum. A settlement's row is what its reversal needs (hh_no, the delta, the household's values after it),
+    kept here and not on the settlement row, whose columns the settlement hash chain covers."""
+
+    __tablename__ = "household_ledger"
+    hh_no: Mapped[str] = mapped_column(ID, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    setl_id: Mapped[str] = mapped_column(ForeignKey("settlements.setl_id"), index=True)
+    psn_no: Mapped[str] = mapped_column(ForeignKey("persons.psn_no"))
+    kind: Mapped[str] = mapped_column(String(8))  # settle | reverse
+    delta: Mapped[dict] = mapped_column(JSON)
+    acc_after: Mapped[dict] = mapped_column(JSON)  # the household's values after this row
+    at: Mapped[datetime] = mapped_column(DateTime)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")  # hash chain (yibao.store.chain)
+    row_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
 class IdempotencyRecord(Base):
     """The first answer to a msgid / Idempotency-Key, written in the same transaction as its effects."""
 
@@ -292,7 +324,8 @@ class AuditLog(Base):
 
 
 __all__ = [
-    "AccumulatorBalance", "AccumulatorLedger", "AuditLog", "Enrollment", "FeeItem", "IdempotencyRecord",
+    "AccumulatorBalance", "AccumulatorLedger", "AuditLog", "Enrollment", "FeeItem", "HouseholdBalance",
+    "HouseholdLedger", "IdempotencyRecord",
     "Institution", "Person", "PersonCategory", "Settlement", "SettlementDetail", "SubsidisedEnrollment",
     "Visit",
 ]

@@ -1,7 +1,8 @@
 """参保人查询 (self-service, phone width): an insured person's own settlements of a year, the year's
 totals, and what is left of each annual cap and deductible under the pack that settled them.
 
-What is left is read off the person's accumulator balance (the same row every settlement locks)
+What is left is read off the person's accumulator balance (the same row every settlement locks) — and, for
+a household cap (家庭年度限额), off the household's balance —
 with the pack's own compiled rules (``CompiledBasic.deductible``, ``CompiledTier.variant``): the
 page computes no rule of its own, only ``limit − used``.
 """
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from yibao.money import fen_to_yuan
 from yibao.policy.compiled import CompiledPack
-from yibao.service import registry
+from yibao.service import ledger, registry
 from yibao.service import transactions as tx
 from yibao.service.auth import Principal
 from yibao.service.desk import Desk
@@ -32,9 +33,10 @@ TOTALS = ("medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifmi_pay", "maf_pay"
 
 
 def limits(pack: CompiledPack, insutype: str, categories: frozenset[str], acc: Accumulators,
-           age: int | None = None) -> list[dict]:
+           age: int | None = None, household: Accumulators | None = None) -> list[dict]:
     """Each annual cap and deductible that applies to the person: limit, used, left (fen) — a population group's
-    own cap and deductible where the person falls in one (一老一小 by categories and age)."""
+    own cap and deductible where the person falls in one (一老一小 by categories and age); and, given the
+    household's accumulators, each household cap (家庭年度限额: what the tier paid the household so far)."""
     cats = frozenset(c for c in categories if c in pack.categories)
     out: list[dict] = []
     seen: set[str] = set()
@@ -86,6 +88,10 @@ def limits(pack: CompiledPack, insutype: str, categories: frozenset[str], acc: A
             used = acc.get(tier.cap_key)
             out.append({"kind": "年度最高支付限额", "name": tier.name, "limit": cap, "used": used,
                         "left": max(0, cap - used)})
+        if tier.household_cap is not None and household is not None:
+            used = household.get(tier.hh_paid_key)
+            out.append({"kind": "家庭年度限额(同户成员合计)", "name": tier.name, "limit": tier.household_cap,
+                        "used": used, "left": max(0, tier.household_cap - used)})
     return [dict(r, limit=fen_to_yuan(r["limit"]), used=None if r["used"] is None else fen_to_yuan(r["used"]),
                  left=fen_to_yuan(r["left"]), share=(0 if not r["limit"] or r["used"] is None
                                                      else min(100, round(100 * r["used"] / r["limit"]))))
@@ -123,8 +129,10 @@ def routes(router: APIRouter, desk: Desk) -> None:
                         pack = desk.packs.pick(e.insuplc_admdvs, max(e.valid_from, min(e.valid_to, on)))
                     except Exception:  # noqa: BLE001 - no pack for that year: nothing to show, said on the page
                         continue
+                household = (ledger.household_accumulators(s, p.hh_no, chosen)
+                             if pack.uses_households and p.hh_no else None)
                 caps.append({"insutype": e.insutype, "pack": f"{pack.id} {pack.version}",
-                             "rows": limits(pack, e.insutype, cats, acc, registry.age_on(p.brdy, on))})
+                             "rows": limits(pack, e.insutype, cats, acc, registry.age_on(p.brdy, on), household)})
             return {"psn_name": site.mask_name(p.psn_name), "certno": site.mask_certno(p.certno), "psn_no": p.psn_no,
                     "year": chosen, "years": years, "rows": rows, "names": names, "totals": totals, "caps": caps,
                     "balance": fen_to_yuan(p.acct_balc_fen) if any(e.insutype == "310" for e in enrol) else None}

@@ -165,3 +165,31 @@ def test_batch_refuses_a_household_tier_without_a_household():
     no_column = pa.Table.from_pylist([{k: v for k, v in row.items() if k != "hh_no"}])
     with pytest.raises(KernelError):
         settle_visits(HOUSEHOLD, no_column)
+
+
+def test_settle_command_takes_the_household_and_gives_it_back(tmp_path):
+    # yibao settle: hh_no on the person, the household's year so far in, its year after out (docs/settle-request.md)
+    import json
+
+    from typer.testing import CliRunner
+
+    from yibao.cli import app
+
+    request = {"person": {"psn_no": "P0003", "insutype": "390", "categories": ["dibao"], "hh_no": "H01"},
+               "household_accumulators": {"year": 2024, "values": {"hhcap:assistance_core": 2_791_250,
+                                                                   "hhpaid:assistance_core": 2_791_250}},
+               "visit": {"mdtrt_id": "D", "med_type": "21", "level": "2", "setl_time": "2024-04-10",
+                         "amounts": {"inscp_scp_amt": "300000.00"}}}
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(request), encoding="utf-8")
+    result = CliRunner().invoke(app, ["settle", "--policy", "shandong-2024-household", "--request", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    core = next(d for d in doc["setldetail"] if d["rule_id"] == "assistance_core")
+    assert core["fund_payamt"] == 22087.50
+    assert doc["household_accumulators_after"] == {"year": 2024, "values": {
+        "hhcap:assistance_core": 5_582_500, "hhpaid:assistance_core": 5_000_000}}
+    del request["person"]["hh_no"]
+    path.write_text(json.dumps(request), encoding="utf-8")
+    result = CliRunner().invoke(app, ["settle", "--policy", "shandong-2024-household", "--request", str(path), "--json"])
+    assert result.exit_code != 0 and "SET009" in result.output

@@ -20,7 +20,7 @@ def settle_cmd(
     from yibao.policy.compiled import CompiledPack
     from yibao.policy.loader import resolve_pack
     from yibao.settlement.engine import settle, settle_year
-    from yibao.settlement.request import load_request, to_accumulators, to_person, to_visit
+    from yibao.settlement.request import load_request, to_accumulators, to_household, to_person, to_visit
     from yibao.settlement.statement import dumps, settlement_json
 
     try:
@@ -30,9 +30,9 @@ def settle_cmd(
         visits = [to_visit(v) for v in req.visit_list()]
         acc = to_accumulators(req)
         if req.visit is not None:
-            results = [settle(pack, person, visits[0], acc)]
+            results = [settle(pack, person, visits[0], acc, to_household(req))]
         else:
-            results = settle_year(pack, person, visits, acc)
+            results = settle_year(pack, person, visits, acc, to_household(req))
     except YibaoError as exc:
         fail(exc, as_json)
         return

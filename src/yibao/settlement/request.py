@@ -33,6 +33,7 @@ class PersonIn(_In):
     retiree: bool = Field(False, description="是否退休")
     age: int | None = Field(None, ge=0, le=150)
     gend: str | None = Field(None, pattern=r"^[0129]$")
+    hh_no: Identifier | None = Field(None, max_length=40, description="家庭编号: 政策包有家庭年度限额(household_cap)时必填")
 
 
 # What the store holds exactly (fee_items.cnt NUMERIC(16,4), preselfpay_ratio NUMERIC(9,6)): a finer value would
@@ -151,6 +152,8 @@ class SettleRequest(_In):
     visit: VisitIn | None = None
     visits: list[VisitIn] | None = Field(None, min_length=1)
     accumulators: AccumulatorsIn | None = None
+    household_accumulators: AccumulatorsIn | None = Field(
+        None, description="本户本年度此前的家庭累计(hhcap:<层次>, hhpaid:<层次>, 分); 不填为本户本年度第一笔")
 
     @model_validator(mode="after")
     def _one_shape(self) -> "SettleRequest":
@@ -165,6 +168,8 @@ class SettleRequest(_In):
             raise ValueError("visits 须按结算时间先后排列")
         if self.accumulators is not None and self.accumulators.year not in years:
             raise ValueError(f"累计信息年度 {self.accumulators.year} 与就诊年度 {sorted(years)} 不一致")
+        if self.household_accumulators is not None and self.household_accumulators.year not in years:
+            raise ValueError(f"家庭累计信息年度 {self.household_accumulators.year} 与就诊年度 {sorted(years)} 不一致")
         return self
 
     def visit_list(self) -> list[VisitIn]:
@@ -201,7 +206,7 @@ def load_request(path: str | Path) -> SettleRequest:
 
 
 def to_person(p: PersonIn) -> Person:
-    return Person(p.psn_no, p.insutype, frozenset(p.categories), p.retiree, p.age, p.gend)
+    return Person(p.psn_no, p.insutype, frozenset(p.categories), p.retiree, p.age, p.gend, p.hh_no)
 
 
 def to_visit(v: VisitIn) -> Visit:
@@ -246,3 +251,10 @@ def to_accumulators(req: SettleRequest) -> Accumulators:
     if req.accumulators is not None:
         return Accumulators(req.accumulators.year, dict(req.accumulators.values))
     return Accumulators(_date(req.visit_list()[0].setl_time).year)
+
+
+def to_household(req: SettleRequest) -> Accumulators | None:
+    """The household's year so far (家庭年度限额), when the request states it; None: the engine starts it empty."""
+    if req.household_accumulators is None:
+        return None
+    return Accumulators(req.household_accumulators.year, dict(req.household_accumulators.values))

@@ -253,6 +253,10 @@ def settlement_json(settlement: Settlement, pack: CompiledPack) -> dict[str, Any
             "year": settlement.accumulators_after.year,
             "values": dict(sorted(settlement.accumulators_after.values.items())),
         },
+        **({} if settlement.household_after is None else {"household_accumulators_after": {
+            "year": settlement.household_after.year,
+            "values": dict(sorted(settlement.household_after.values.items())),
+        }}),
     }
 
 

@@ -52,7 +52,7 @@ from yibao.handling.workflow import (
 )
 from yibao.ltc import store as ltc_store
 from yibao.money import fen_to_yuan, round_half_up, yuan_to_fen
-from yibao.service import registry
+from yibao.service import ledger, registry
 from yibao.service import transactions as tx
 from yibao.service.auth import Principal
 from yibao.service.transactions import Context, audit, new_id
@@ -299,8 +299,14 @@ def _record_effect(session: Session, who: Principal, ctx: Context, row: HdCase, 
         session.add(PersonCategory(psn_no=row.psn_no, category=code, issuing_dept="医保依申请救助",
                                    valid_from=valid_from, valid_to=valid_to))
         session.flush()
-        # 补差 of the years already settled since the approval's start
-        done = [t.topup_no for y in range(valid_from.year, ctx.at.year + 1)
+        # 补差 of the years already settled since the approval's start; every year's balance is locked first, in
+        # year order, before any year pays back to the account: a settlement locks its year, then the account, so
+        # taking the next year's after the account would wait on it in the opposite order (and the re-run reads
+        # the year's settlements only once nothing can be added to them)
+        years = range(valid_from.year, ctx.at.year + 1)
+        for y in years:
+            ledger.lock_balance(session, row.psn_no, y)
+        done = [t.topup_no for y in years
                 if (t := topup(session, who, packs, case_no=row.case_no, psn_no=row.psn_no, year=y, at=ctx.at))]
         return f"fact:{kind}:{code}" + "".join(f" topup:{n}" for n in done)
     return f"fact:{kind}:{code}"

@@ -126,7 +126,8 @@ def test_kernel_equals_scalar_for_offsite_visits_on_random_packs(data_and_pack, 
     _, model = data_and_pack
     pack = CompiledPack(model)
     for insutype in sorted({r.insutype for r in model.basic}):
-        person = Person("P1", insutype, retiree=rnd.random() < 0.5, age=rnd.randrange(0, 111))
+        person = Person("P1", insutype, retiree=rnd.random() < 0.5, age=rnd.randrange(0, 111),
+                        hh_no="H1" if pack.uses_households else None)  # household caps: a household of one
         visits = []
         for i in range(6):
             rule = rnd.choice([r for r in model.basic if r.insutype == insutype])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -295,8 +296,9 @@ class YuanTables:
 
     Blocks arrive whole persons at a time in (psn_no, setl_time, mdtrt_id) order (:data:`yibao.batch.stream.ORDER`;
     ``yr`` is the year of setl_time), which is setlinfo's order; setldetail's (psn_no, mdtrt_id, rule_id) is
-    made inside each block. Files are written under temporary names and appear only on :meth:`close`;
-    :meth:`abort` removes them (nothing written when settlement fails).
+    made inside each block. setldetail is built and encoded on a thread of its own (Parquet encoding releases
+    the GIL), so the two files are written side by side. Files are written under temporary names and appear
+    only on :meth:`close`; :meth:`abort` removes them (nothing written when settlement fails).
     """
 
     def __init__(self, pack: CompiledPack, program: Program, out_dir: str | Path):
@@ -315,15 +317,23 @@ class YuanTables:
         self._pay_names = [f"pay__{ident(r)}" for r in ids]
         self._info = pq.ParquetWriter(self._part["setlinfo"], SETLINFO_SCHEMA, **YUAN_PARQUET)
         self._detail = pq.ParquetWriter(self._part["setldetail"], SETLDETAIL_SCHEMA, **YUAN_PARQUET)
+        self._detail_thread = ThreadPoolExecutor(max_workers=1)  # one thread: blocks stay in order
+        self._pending: list[Future] = []
         self.visits = 0
 
     def write(self, block: pa.RecordBatch) -> None:
+        """Called from one thread, block after block in the stream's order."""
         self.visits += block.num_rows
+        if self._pay_names:
+            self._pending.append(self._detail_thread.submit(self._write_detail, block))
         self._info.write_batch(pa.RecordBatch.from_arrays(
             [block.column("psn_no"), block.column("mdtrt_id"), block.column("setl_time")]
             + [fen_to_yuan_array(block.column(f)) for f in SETLINFO_FIELDS], schema=SETLINFO_SCHEMA))
-        if self._pay_names:
-            self._detail.write_batch(self._detail_batch(block))
+        while len(self._pending) > 2 or (self._pending and self._pending[0].done()):
+            self._pending.pop(0).result()  # bounded memory; a failure surfaces here
+
+    def _write_detail(self, block: pa.RecordBatch) -> None:
+        self._detail.write_batch(self._detail_batch(block))
 
     def _detail_batch(self, block: pa.RecordBatch) -> pa.RecordBatch:
         psn, mdtrt = block.column("psn_no"), block.column("mdtrt_id")
@@ -344,6 +354,9 @@ class YuanTables:
              self._field.take(which), self._rule_id.take(which)], schema=SETLDETAIL_SCHEMA)
 
     def close(self) -> dict[str, Path]:
+        while self._pending:
+            self._pending.pop(0).result()
+        self._detail_thread.shutdown()
         self._info.close()
         self._detail.close()
         for key, path in self.paths.items():
@@ -351,6 +364,8 @@ class YuanTables:
         return self.paths
 
     def abort(self) -> None:
+        self._detail_thread.shutdown(cancel_futures=True)  # waits for the block being written
+        self._pending.clear()
         for writer in (self._info, self._detail):
             try:
                 writer.close()

@@ -155,3 +155,23 @@ def test_batch_settle_command_falls_back_to_the_sorted_copy_when_the_stream_is_n
     # the totals table reads the written yuan table: the same figures both ways
     table = lambda text: text[: text.index("用时")]  # noqa: E731
     assert table(streamed.output) == table(copied.output)
+
+
+def test_a_failure_while_writing_setldetail_surfaces_and_writes_nothing(tmp_path, monkeypatch):
+    # setldetail is encoded on a thread of its own: its failure must stop the run like any other
+    model = resolve_pack("shandong-2024")
+    generate_to(model, tmp_path / "r", persons=300, seed=4)
+    monkeypatch.setattr(stream, "BATCH_ROWS", 100)
+    real, calls = YuanTables._detail_batch, []
+
+    def failing(self, block):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(self, block)
+
+    monkeypatch.setattr(YuanTables, "_detail_batch", failing)
+    run = open_claims(tmp_path / "r")
+    with pytest.raises(OSError, match="disk full"):
+        settle(run, CompiledPack(model), "main", out_dir=tmp_path / "out", keep_fen=False)
+    assert not (tmp_path / "out").exists()

@@ -64,10 +64,9 @@ def default_memory_mib(cores: int | None = None, ram: int | None = None) -> int:
     """DuckDB's memory limit unless ``YIBAO_DUCKDB_MEMORY`` says otherwise: 1 GiB per core, at least 2 GiB,
     at most half the machine's memory.
 
-    Bounded by the cores, not the RAM: what DuckDB holds beyond about a gigabyte per thread does not make a
-    region's year faster (it spills its sorts and hash tables to ``YIBAO_DUCKDB_TEMP`` instead), while
-    taking half of a shared machine's memory did (measured, ten million visits on 2 cores and 23 GiB: half the
-    RAM, peak RSS 4.4 GiB; 2 GB, 2.6 GiB and faster).
+    Bounded by the cores, not the RAM, so a run's peak does not grow with the machine it lands on: beyond
+    the limit DuckDB spills its sorts and hash tables to ``YIBAO_DUCKDB_TEMP``. Measured on ten million visits
+    (2 cores, 23 GiB): half the RAM peaked at 4.4 GiB, 2 GB at 2.6-2.7 GiB, with no sign of a slower run.
     """
     cores = cores or os.cpu_count() or 1
     ram = ram or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

@@ -70,17 +70,21 @@ def batch_settle_cmd(
                 else:
                     classify(run, pack)
                 progress.update(task, description=f"校验并结算 validating and settling {run.visits:,} visits")
-                name = settle(run, pack, "main")
-            progress.update(task, description="写出结果 writing results")
-            started = time.perf_counter()
-            paths = write_results(run, pack, name, out_dir)
-            run.timings["write"] = time.perf_counter() - started
+                # the yuan tables are written from the settled stream (no fen table kept: nothing here reads it)
+                name = settle(run, pack, "main", out_dir=out_dir, keep_fen=False)
+            paths = run.outputs.get(name)
+            if paths is None:  # settled elsewhere (Spark) or not in output order (household caps): DuckDB sorts
+                progress.update(task, description="写出结果 writing results")
+                started = time.perf_counter()
+                paths = write_results(run, pack, name, out_dir)
+                run.timings["write"] = time.perf_counter() - started
     except YibaoError as exc:
         fail(exc)
         return
-    totals = run.con.sql(
-        f"SELECT COUNT(*), SUM(medfee_sumamt), SUM(fund_pay_sumamt), SUM(hifp_pay), SUM(hifmi_pay + hifob_pay),"
-        f" SUM(maf_pay), SUM(psn_part_amt) FROM {name}").fetchone()
+    fen = "CAST(SUM({}) * 100 AS BIGINT)".format  # the written yuan table, summed exactly and back to fen
+    totals = run.con.read_parquet(paths["setlinfo"].as_posix()).aggregate(
+        f"COUNT(*), {fen('medfee_sumamt')}, {fen('fund_pay_sumamt')}, {fen('hifp_pay')},"
+        f" {fen('hifmi_pay + hifob_pay')}, {fen('maf_pay')}, {fen('psn_part_amt')}").fetchone()
     table_view = Table(title=f"批量结算 {pack.id} · 引擎 {engine}")
     table_view.add_column("项目 item")
     table_view.add_column("合计 total", justify="right")
@@ -94,8 +98,9 @@ def batch_settle_cmd(
         for line in effects_summary(run):
             out.print(line)
         t = run.timings
+        written = (f"写出(元) {t['write']:.2f} s" if "write" in t else "写出(元)在结算中 yuan tables written while settling")
         out.print(f"用时: 分类 {t.get('classify', 0):.2f} s, 校验 {t.get('validate', 0):.2f} s,"
-                  f" 结算 {t.get('settle_main', 0):.2f} s, 写出(元) {t.get('write', 0):.2f} s")
+                  f" 结算 {t.get('settle_main', 0):.2f} s, {written}")
     for label, path in paths.items():
         out.print(f"已写出 {label}: {path}")
 

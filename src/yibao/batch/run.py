@@ -13,15 +13,18 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
-from yibao.batch.lower import lower
+from yibao.batch.lower import Program, lower
 from yibao.batch.stream import settle_stream, settled_schema
 from yibao.batch.validate import BatchError, check_applicability
 from yibao.claims.schema import read_claims  # CSV / Excel extracts
@@ -45,6 +48,7 @@ class BatchRun:
     timings: dict[str, float] = field(default_factory=dict)
     visits: int = 0
     items: int = 0
+    outputs: dict[str, dict[str, Path]] = field(default_factory=dict)  # yuan tables written while settling
     _spill: tempfile.TemporaryDirectory | None = None
 
     def spill_dir(self) -> Path:
@@ -56,19 +60,29 @@ class BatchRun:
         return Path(self._spill.name)
 
 
+def default_memory_mib(cores: int | None = None, ram: int | None = None) -> int:
+    """DuckDB's memory limit unless ``YIBAO_DUCKDB_MEMORY`` says otherwise: 1 GiB per core, at least 2 GiB,
+    at most half the machine's memory.
+
+    Bounded by the cores, not the RAM, so a run's peak does not grow with the machine it lands on: beyond
+    the limit DuckDB spills its sorts and hash tables to ``YIBAO_DUCKDB_TEMP``. Measured on ten million visits
+    (2 cores, 23 GiB): half the RAM peaked at 4.4 GiB, 2 GB at 2.6-2.7 GiB, with no sign of a slower run.
+    """
+    cores = cores or os.cpu_count() or 1
+    ram = ram or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return min(ram // 2 // 2**20, max(2048, 1024 * cores))
+
+
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that leaves room for the rest of the machine and spills when it must.
 
-    DuckDB would take 80% of memory; yibao caps it at half (``YIBAO_DUCKDB_MEMORY`` overrides,
-    e.g. ``8GB``) and spills large sorts to ``YIBAO_DUCKDB_TEMP`` (default: the system temp dir).
+    DuckDB would take 80% of memory; yibao bounds it (:func:`default_memory_mib`; ``YIBAO_DUCKDB_MEMORY``
+    overrides, e.g. ``8GB``) and spills large sorts to ``YIBAO_DUCKDB_TEMP`` (default: the system temp dir).
     """
     con = duckdb.connect()
     con.sql("SET enable_progress_bar = false")  # yibao shows its own progress
     con.sql("SET preserve_insertion_order = false")  # result tables are ordered explicitly
-    limit = os.environ.get("YIBAO_DUCKDB_MEMORY")
-    if not limit:
-        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-        limit = f"{pages * page_size // 2 // 2**20}MB"
+    limit = os.environ.get("YIBAO_DUCKDB_MEMORY") or f"{default_memory_mib()}MB"
     con.sql(f"SET memory_limit = {q(limit)}")
     temp = os.environ.get("YIBAO_DUCKDB_TEMP") or str(Path(tempfile.gettempdir()) / "yibao-duckdb")
     con.sql(f"SET temp_directory = {q(str(temp))}")
@@ -162,8 +176,15 @@ def classify_by_area(run: BatchRun, pack: CompiledPack, mdtrt_packs: list[Compil
     run.timings["classify"] = time.perf_counter() - t
 
 
-def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool = True) -> str:
-    """Settle every visit under ``pack`` into table ``settled_<tag>``; returns the table name."""
+def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool = True,
+           out_dir: str | Path | None = None, keep_fen: bool = True) -> str:
+    """Settle every visit under ``pack`` into table ``settled_<tag>``; returns the table name.
+
+    With ``out_dir`` the yuan tables (setlinfo.parquet, setldetail.parquet) are written there from the same
+    stream when it comes in their order (:func:`in_output_order`), their paths kept in ``run.outputs[table]``;
+    otherwise the caller writes them with :func:`write_results`. ``keep_fen=False``: when the yuan tables were
+    streamed, no fen table is kept (``settled_<tag>`` does not exist; writing it costs as much as the yuan tables).
+    """
     con = run.con
     register_pack(run, pack)
     if "classified" not in {r[0] for r in con.sql("SHOW TABLES").fetchall()}:
@@ -181,12 +202,28 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
     table = f"settled_{tag}"
     path = run.spill_dir() / f"{table}.parquet"
     program = lower(pack)
-    writer = pq.ParquetWriter(path, settled_schema(program), **SETTLED_PARQUET)
+    yuan = YuanTables(pack, program, out_dir) if out_dir is not None and in_output_order(pack) else None
+    writer = pq.ParquetWriter(path, settled_schema(program), **SETTLED_PARQUET) if keep_fen or yuan is None else None
+
+    def sink(block: pa.RecordBatch) -> None:
+        if writer is not None:
+            writer.write_batch(block)
+        if yuan is not None:
+            yuan.write(block)
+
     try:
-        settle_stream(pack, con, f"visits_in_{tag}", writer.write_batch, program)
+        settle_stream(pack, con, f"visits_in_{tag}", sink, program)
+    except BaseException:
+        if yuan is not None:
+            yuan.abort()
+        raise
     finally:
-        writer.close()
-    con.sql(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({q(path.as_posix())})")
+        if writer is not None:
+            writer.close()
+    if yuan is not None:
+        run.outputs[table] = yuan.close()
+    if writer is not None:
+        con.sql(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({q(path.as_posix())})")
     run.timings[f"settle_{tag}"] = time.perf_counter() - t
     return table
 
@@ -196,8 +233,17 @@ def yuan_sql(fen_column: str) -> str:
     return f"CAST(CAST({fen_column} AS DECIMAL(18,0)) * CAST(0.01 AS DECIMAL(3,2)) AS DECIMAL(16,2))"
 
 
+def fund_rules(pack: CompiledPack) -> list[tuple[str, str, str]]:
+    """(rule_id, fund_pay_type, setl_field) of each ``pay__<rule>`` column, in the kernel's column order."""
+    return ([(r.id, r.fund_pay_type, "hifp_pay") for r in pack.basic]
+            + [(t.id, t.fund_pay_type, t.pays_into) for t in pack.tiers]
+            + [(g.id, g.fund_pay_type, g.pays_into) for g in pack.guarantees])
+
+
 def write_results(run: BatchRun, pack: CompiledPack, table: str, out_dir: str | Path) -> dict[str, Path]:
-    """setlinfo.parquet (one row per visit) and setldetail.parquet (one row per fund paid), in yuan."""
+    """setlinfo.parquet (one row per visit) and setldetail.parquet (one row per fund paid), in yuan, from the
+    settled table ``table`` (a second pass in DuckDB: used where the settled rows are not in output order, e.g.
+    Spark's, or settled before the output was known; :class:`YuanTables` writes the same files from the stream)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     con = run.con
@@ -205,13 +251,127 @@ def write_results(run: BatchRun, pack: CompiledPack, table: str, out_dir: str | 
     setlinfo = out_dir / "setlinfo.parquet"
     con.sql(f"COPY (SELECT psn_no, mdtrt_id, setl_time, {yuan} FROM {table} ORDER BY psn_no, setl_time, mdtrt_id) "
             f"TO {q(setlinfo.as_posix())} (FORMAT parquet, COMPRESSION zstd)")
-    rules = ([(r.id, r.name, r.fund_pay_type, "hifp_pay") for r in pack.basic]
-             + [(t.id, t.name, t.fund_pay_type, t.pays_into) for t in pack.tiers]
-             + [(g.id, g.name, g.fund_pay_type, g.pays_into) for g in pack.guarantees])
     selects = " UNION ALL ".join(
         f"SELECT psn_no, mdtrt_id, '{ftype}' AS fund_pay_type, {yuan_sql(f'pay__{ident(rid)}')} AS fund_payamt, "
         f"'{field}' AS setl_field, '{rid}' AS rule_id FROM {table} WHERE pay__{ident(rid)} > 0"
-        for rid, _name, ftype, field in rules)
+        for rid, ftype, field in fund_rules(pack))
     setldetail = out_dir / "setldetail.parquet"
     con.sql(f"COPY ({selects} ORDER BY psn_no, mdtrt_id, rule_id) TO {q(setldetail.as_posix())} (FORMAT parquet, COMPRESSION zstd)")
     return {"setlinfo": setlinfo, "setldetail": setldetail}
+
+
+YUAN = pa.decimal128(16, 2)
+SETLINFO_SCHEMA = pa.schema([pa.field("psn_no", pa.string()), pa.field("mdtrt_id", pa.string()),
+                             pa.field("setl_time", pa.timestamp("us"))] + [pa.field(f, YUAN) for f in SETLINFO_FIELDS])
+SETLDETAIL_SCHEMA = pa.schema([pa.field("psn_no", pa.string()), pa.field("mdtrt_id", pa.string()),
+                               pa.field("fund_pay_type", pa.string()), pa.field("fund_payamt", YUAN),
+                               pa.field("setl_field", pa.string()), pa.field("rule_id", pa.string())])
+# the yuan tables are the run's product, read by other programs: decimals stored as integers (as DuckDB writes
+# them), dictionaries on the repeating codes, statistics on the keys a reader filters by
+YUAN_PARQUET = {"compression": "zstd", "store_decimal_as_integer": True,
+                "use_dictionary": ["fund_pay_type", "setl_field", "rule_id"],
+                "write_statistics": ["psn_no", "mdtrt_id", "setl_time"]}
+
+
+def fen_to_yuan_array(fen: pa.Array | np.ndarray) -> pa.Array:
+    """int64 fen as decimal128(16,2) yuan without arithmetic: a decimal's unscaled value is the fen, stored as
+    16 little-endian bytes (the low 8 the int64, the high 8 its sign). The same amount to the fen (settled amounts
+    are far inside decimal(16,2)'s range: a visit is at most 10,000,000 yuan, BAT008)."""
+    values = np.asarray(fen.to_numpy(zero_copy_only=False) if isinstance(fen, pa.Array) else fen, np.int64)
+    words = np.empty((len(values), 2), np.int64)
+    words[:, 0] = values
+    np.right_shift(values, 63, out=words[:, 1])
+    return pa.Array.from_buffers(YUAN, len(values), [None, pa.py_buffer(words)])
+
+
+def in_output_order(pack: CompiledPack) -> bool:
+    """Whether the kernel's stream comes in the yuan tables' order (person, time): it does unless the pack has
+    household caps, whose members settle in household order (then the tables are sorted by DuckDB afterwards)."""
+    return not getattr(pack, "uses_households", False)
+
+
+class YuanTables:
+    """setlinfo.parquet and setldetail.parquet written block by block from the settled stream — the same rows
+    in the same order as :func:`write_results`, without a second pass over the settled year.
+
+    Blocks arrive whole persons at a time in (psn_no, setl_time, mdtrt_id) order (:data:`yibao.batch.stream.ORDER`;
+    ``yr`` is the year of setl_time), which is setlinfo's order; setldetail's (psn_no, mdtrt_id, rule_id) is
+    made inside each block. setldetail is built and encoded on a thread of its own (Parquet encoding releases
+    the GIL), so the two files are written side by side. Files are written under temporary names and appear
+    only on :meth:`close`; :meth:`abort` removes them (nothing written when settlement fails).
+    """
+
+    def __init__(self, pack: CompiledPack, program: Program, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self._made = not self.out_dir.exists()  # removed again if settlement fails
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.paths = {"setlinfo": self.out_dir / "setlinfo.parquet", "setldetail": self.out_dir / "setldetail.parquet"}
+        self._part = {k: p.with_name(f".{p.name}.part") for k, p in self.paths.items()}
+        rules = dict((rid, (ftype, field)) for rid, ftype, field in fund_rules(pack))
+        # pay columns taken in rule_id order, so a visit's detail rows come out sorted by rule_id
+        self._columns = sorted(range(len(program.rule_ids)), key=lambda j: program.rule_ids[j].encode())
+        ids = [program.rule_ids[j] for j in self._columns]
+        self._rule_id = pa.array(ids, pa.string())
+        self._ftype = pa.array([rules[r][0] for r in ids], pa.string())
+        self._field = pa.array([rules[r][1] for r in ids], pa.string())
+        self._pay_names = [f"pay__{ident(r)}" for r in ids]
+        self._info = pq.ParquetWriter(self._part["setlinfo"], SETLINFO_SCHEMA, **YUAN_PARQUET)
+        self._detail = pq.ParquetWriter(self._part["setldetail"], SETLDETAIL_SCHEMA, **YUAN_PARQUET)
+        self._detail_thread = ThreadPoolExecutor(max_workers=1)  # one thread: blocks stay in order
+        self._pending: list[Future] = []
+        self.visits = 0
+
+    def write(self, block: pa.RecordBatch) -> None:
+        """Called from one thread, block after block in the stream's order."""
+        self.visits += block.num_rows
+        if self._pay_names:
+            self._pending.append(self._detail_thread.submit(self._write_detail, block))
+        self._info.write_batch(pa.RecordBatch.from_arrays(
+            [block.column("psn_no"), block.column("mdtrt_id"), block.column("setl_time")]
+            + [fen_to_yuan_array(block.column(f)) for f in SETLINFO_FIELDS], schema=SETLINFO_SCHEMA))
+        while len(self._pending) > 2 or (self._pending and self._pending[0].done()):
+            self._pending.pop(0).result()  # bounded memory; a failure surfaces here
+
+    def _write_detail(self, block: pa.RecordBatch) -> None:
+        self._detail.write_batch(self._detail_batch(block))
+
+    def _detail_batch(self, block: pa.RecordBatch) -> pa.RecordBatch:
+        psn, mdtrt = block.column("psn_no"), block.column("mdtrt_id")
+        order = None  # visits by (psn_no, mdtrt_id): psn_no already ascends; mdtrt_id usually follows setl_time
+        if block.num_rows > 1:
+            a, b = slice(0, block.num_rows - 1), slice(1, block.num_rows)
+            fine = pc.or_(pc.not_equal(psn[a], psn[b]), pc.less(mdtrt[a], mdtrt[b]))
+            if not pc.all(fine).as_py():
+                order = pc.sort_indices(pa.table({"p": psn, "m": mdtrt}), [("p", "ascending"), ("m", "ascending")])
+        pays = np.column_stack([block.column(n).to_numpy() for n in self._pay_names])
+        if order is not None:
+            pays = pays[order.to_numpy()]
+        visit, rule = np.nonzero(pays > 0)  # row-major: by visit, then by rule_id
+        rows = visit if order is None else order.to_numpy()[visit]
+        take, which = pa.array(rows), pa.array(rule)
+        return pa.RecordBatch.from_arrays(
+            [psn.take(take), mdtrt.take(take), self._ftype.take(which), fen_to_yuan_array(pays[visit, rule]),
+             self._field.take(which), self._rule_id.take(which)], schema=SETLDETAIL_SCHEMA)
+
+    def close(self) -> dict[str, Path]:
+        while self._pending:
+            self._pending.pop(0).result()
+        self._detail_thread.shutdown()
+        self._info.close()
+        self._detail.close()
+        for key, path in self.paths.items():
+            os.replace(self._part[key], path)
+        return self.paths
+
+    def abort(self) -> None:
+        self._detail_thread.shutdown(cancel_futures=True)  # waits for the block being written
+        self._pending.clear()
+        for writer in (self._info, self._detail):
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - already failing; the files are removed below
+                pass
+        for part in self._part.values():
+            part.unlink(missing_ok=True)
+        if self._made and not any(self.out_dir.iterdir()):
+            self.out_dir.rmdir()

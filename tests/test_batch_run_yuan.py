@@ -1,0 +1,177 @@
+"""The yuan tables written from the settled stream (:class:`yibao.batch.run.YuanTables`) are the files DuckDB's
+second pass (:func:`yibao.batch.run.write_results`) writes: same schema, same rows, same order, to the fen.
+
+Small synthetic regions under packs with several tiers and guarantees, random regions whose mdtrt_id order
+differs from time order (setldetail is ordered by mdtrt_id), many small blocks, empty input, a failure in
+the middle of the stream (nothing written), and the sorted fallback for packs settled in household order.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from test_batch import random_region
+from yibao.batch import run as batch_run
+from yibao.batch import stream
+from yibao.batch.lower import KernelError, lower
+from yibao.batch.run import (
+    BatchRun,
+    YuanTables,
+    classify,
+    fen_to_yuan_array,
+    open_claims,
+    settle,
+    write_results,
+)
+from yibao.cli import app
+from yibao.errors import Problem
+from yibao.policy.compiled import CompiledPack
+from yibao.policy.loader import resolve_pack
+from yibao.synth import generate_to
+
+runner = CliRunner()
+
+
+def assert_same_files(streamed: dict, copied: dict) -> int:
+    assert set(streamed) == set(copied) == {"setlinfo", "setldetail"}
+    for name in copied:
+        a, b = pq.read_table(copied[name]), pq.read_table(streamed[name])
+        assert b.schema == a.schema, name
+        assert b.equals(a), name  # same rows in the same order
+        # the same Parquet types (decimals stored as int64, as DuckDB stores them), not only the same Arrow view
+        assert pq.ParquetFile(streamed[name]).schema.to_arrow_schema() == pq.ParquetFile(copied[name]).schema.to_arrow_schema()
+        assert [c.physical_type for c in pq.ParquetFile(streamed[name]).schema] == \
+            [c.physical_type for c in pq.ParquetFile(copied[name]).schema], name
+    return pq.read_metadata(copied["setldetail"]).num_rows
+
+
+def test_fen_to_yuan_is_exact_for_every_int64():
+    fen = np.array([0, 1, -1, 99, 100, -100, 123_456_789, -987_654_321, 2**62, -(2**63), 2**63 - 1], np.int64)
+    got = fen_to_yuan_array(pa.array(fen))
+    assert got.type == pa.decimal128(16, 2)
+    assert [str(d) for d in got.to_pylist()[:8]] == ["0.00", "0.01", "-0.01", "0.99", "1.00", "-1.00",
+                                                      "1234567.89", "-9876543.21"]
+    # the unscaled value of each decimal is the fen itself, to the last bit
+    words = np.frombuffer(got.buffers()[1], np.int64).reshape(-1, 2)
+    assert (words[:, 0] == fen).all() and (words[:, 1] == np.where(fen < 0, -1, 0)).all()
+
+
+@pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020"])
+def test_streamed_yuan_tables_equal_duckdb_written_on_a_synthetic_region(tmp_path, name):
+    model = resolve_pack(name)
+    pack = CompiledPack(model)
+    generate_to(model, tmp_path / "r", persons=400, seed=5)
+    run = open_claims(tmp_path / "r")
+    classify(run, pack)
+    table = settle(run, pack, "main", out_dir=tmp_path / "streamed")  # keeps the fen table too
+    streamed = run.outputs[table]
+    copied = write_results(run, pack, table, tmp_path / "copied")
+    assert assert_same_files(streamed, copied) > 0
+    assert pq.read_metadata(streamed["setlinfo"]).num_rows == run.visits
+    assert not list((tmp_path / "streamed").glob(".*"))  # no temporary file left behind
+
+
+@pytest.mark.parametrize("name", ["sichuan-county-2020", "jishou-2022", "shandong-2024-groups"])
+def test_streamed_equal_duckdb_written_in_many_blocks_with_mdtrt_ids_out_of_time_order(tmp_path, monkeypatch, name):
+    # random visits: mdtrt_id is drawn apart from the settlement time, so setldetail's (psn_no, mdtrt_id) order
+    # differs from the stream's (psn_no, setl_time) inside persons; small batches cut the year into many blocks
+    monkeypatch.setattr(stream, "BATCH_ROWS", 257)
+    pack = CompiledPack(resolve_pack(name))
+    _, rows = random_region(pack, 3_000, seed=7)
+    con = duckdb.connect()
+    con.register("visits_in", pa.Table.from_pylist(rows))
+    program = lower(pack)
+    yuan = YuanTables(pack, program, tmp_path / "streamed")
+    blocks: list[pa.RecordBatch] = []
+
+    def sink(block: pa.RecordBatch) -> None:
+        blocks.append(block)
+        yuan.write(block)
+
+    stream.settle_stream(pack, con, "visits_in", sink, program)
+    assert len(blocks) > 5
+    streamed = yuan.close()
+    con.register("settled_all", pa.Table.from_batches(blocks))
+    copied = write_results(BatchRun(con), pack, "settled_all", tmp_path / "copied")
+    assert assert_same_files(streamed, copied) > 1_000
+
+
+def test_empty_input_gives_the_same_empty_files(tmp_path):
+    model = resolve_pack("sichuan-county-2020")
+    pack = CompiledPack(model)
+    generate_to(model, tmp_path / "full", persons=20, seed=1)
+    (tmp_path / "r").mkdir()
+    for name in ("persons", "institutions", "visits", "fee_items"):
+        table = pq.read_table(tmp_path / "full" / f"{name}.parquet")
+        pq.write_table(table if name in ("persons", "institutions") else table.slice(0, 0), tmp_path / "r" / f"{name}.parquet")
+    run = open_claims(tmp_path / "r")
+    assert run.visits == 0
+    table = settle(run, pack, "main", out_dir=tmp_path / "streamed")
+    copied = write_results(run, pack, table, tmp_path / "copied")
+    assert assert_same_files(run.outputs[table], copied) == 0
+
+
+def test_a_failure_in_the_middle_of_the_stream_writes_nothing(tmp_path, monkeypatch):
+    model = resolve_pack("shandong-2024")
+    pack = CompiledPack(model)
+    generate_to(model, tmp_path / "r", persons=300, seed=2)
+    monkeypatch.setattr(stream, "BATCH_ROWS", 100)
+    real, calls = stream.settle_batch, []
+
+    def failing(program, batch):
+        calls.append(1)
+        if len(calls) == 4:  # after some blocks were written
+            raise KernelError(Problem("KRN011", "visits.psn_no", "测试: 中途失败"))
+        return real(program, batch)
+
+    monkeypatch.setattr(stream, "settle_batch", failing)
+    run = open_claims(tmp_path / "r")
+    out = tmp_path / "out"
+    with pytest.raises(KernelError):
+        settle(run, pack, "main", out_dir=out, keep_fen=False)
+    assert not out.exists()  # neither the tables nor their temporary files, nor the directory made for them
+
+
+def test_batch_settle_command_falls_back_to_the_sorted_copy_when_the_stream_is_not_in_output_order(tmp_path, monkeypatch):
+    # packs with household caps settle in household order: the command must then write the tables through
+    # DuckDB's ORDER BY; both ways give the same files
+    generate_to(resolve_pack("sichuan-county-2020"), tmp_path / "r", persons=300, seed=3)
+    args = ["batch", "settle", "--claims", str(tmp_path / "r"), "--policy", "sichuan-county-2020", "--out"]
+    streamed = runner.invoke(app, [*args, str(tmp_path / "streamed")])
+    assert streamed.exit_code == 0, streamed.output
+    assert "写出(元)在结算中" in " ".join(streamed.output.split())
+    monkeypatch.setattr(batch_run, "in_output_order", lambda pack: False)
+    copied = runner.invoke(app, [*args, str(tmp_path / "copied")])
+    assert copied.exit_code == 0, copied.output
+    assert "写出(元)在结算中" not in copied.output
+    names = ("setlinfo", "setldetail")
+    assert assert_same_files({n: tmp_path / "streamed" / f"{n}.parquet" for n in names},
+                             {n: tmp_path / "copied" / f"{n}.parquet" for n in names}) > 0
+    # the totals table reads the written yuan table: the same figures both ways
+    table = lambda text: text[: text.index("用时")]  # noqa: E731
+    assert table(streamed.output) == table(copied.output)
+
+
+def test_a_failure_while_writing_setldetail_surfaces_and_writes_nothing(tmp_path, monkeypatch):
+    # setldetail is encoded on a thread of its own: its failure must stop the run like any other
+    model = resolve_pack("shandong-2024")
+    generate_to(model, tmp_path / "r", persons=300, seed=4)
+    monkeypatch.setattr(stream, "BATCH_ROWS", 100)
+    real, calls = YuanTables._detail_batch, []
+
+    def failing(self, block):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(self, block)
+
+    monkeypatch.setattr(YuanTables, "_detail_batch", failing)
+    run = open_claims(tmp_path / "r")
+    with pytest.raises(OSError, match="disk full"):
+        settle(run, CompiledPack(model), "main", out_dir=tmp_path / "out", keep_fen=False)
+    assert not (tmp_path / "out").exists()

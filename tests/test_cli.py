@@ -218,3 +218,26 @@ def test_batch_settle_in_directories_whose_names_hold_a_quote(tmp_path):
     result = runner.invoke(app, ["batch", "settle", "-c", str(region), "-p", "shandong-2024", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "setlinfo.parquet").is_file() and (out / "setldetail.parquet").is_file()
+
+
+def _command_paths(group, prefix=()):
+    """Every command under ``yibao`` as the words a user types (groups and their subcommands)."""
+    for name, cmd in sorted(group.commands.items()):
+        yield (*prefix, name)
+        if hasattr(cmd, "commands"):
+            yield from _command_paths(cmd, (*prefix, name))
+
+
+@pytest.mark.slow  # ~140 help pages, 5-10 s; the fast lane still imports every command module (test_import_cycles.py)
+def test_every_command_prints_its_help():
+    """``yibao <command> --help`` works for every registered command (imports at module top must not break one)."""
+    import typer.main
+
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert len(paths) > 100 and ("audit", "rules") in paths and ("bench", "scalar") in paths
+    broken = []
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        if result.exit_code != 0 or "Usage" not in result.stdout:
+            broken.append(f"{' '.join(path)}: {result.exit_code} {result.stdout[-200:]}")
+    assert broken == []

@@ -1,7 +1,10 @@
 """No import cycles in the package (issue 21): every import of a yibao module — at module top or inside a
 function — is an edge, and the graph has no cycle. A cycle hidden inside a function still couples two
 modules both ways; this test names the modules of any cycle so it can be broken by moving the shared
-thing into a module of its own (as ``simulation/errors.py``, ``monitoring/measures.py``, ``store/rotation.py``)."""
+thing into a module of its own (as ``simulation/errors.py``, ``monitoring/measures.py``, ``store/rotation.py``).
+
+Below the cycle check, the rule for imports in the command modules: at the top, except a module that loads a
+heavy engine (``HEAVY``), which stays inside the command that runs it."""
 
 from __future__ import annotations
 
@@ -123,10 +126,11 @@ def test_the_package_has_no_import_cycle():
 
 # --- imports at module top, except the heavy engines ----------------------------------------------------------
 # A command module imports what its commands use at its top. The one exception: a module that loads one of these
-# engines when imported. Each costs 50–600 ms to import (``python -X importtime``; docs/development.md) and only
-# some commands run it, so ``yibao --help`` and every other command would pay for it: those imports stay inside the
-# command that runs the engine. SQLAlchemy, pydantic, PyArrow, NumPy and PyYAML are not in the list: the store and
-# policy models every domain shares are made of them, and the CLI loads them anyway.
+# engines when imported. They cost tens to hundreds of milliseconds each to import (on this 2-core machine, after
+# what ``yibao.cli`` loads anyway: pandas ~600, numba ~450, alembic, fastapi, openpyxl ~200, httpx, sqlglot ~170,
+# duckdb ~80) and only some commands run them, so ``yibao --help`` and every other command would pay for them:
+# those imports stay inside the command that runs the engine. SQLAlchemy, pydantic, PyArrow, NumPy and PyYAML are
+# not in the list: the store and policy models every domain shares are made of them, and the CLI loads them anyway.
 HEAVY = frozenset({
     "duckdb", "numba", "llvmlite", "pyspark", "pandas", "polars",  # analytic and compiled engines
     "fastapi", "starlette", "uvicorn", "httpx", "aiohttp", "jinja2",  # the web service and its clients
@@ -193,6 +197,7 @@ def test_the_command_line_loads_no_heavy_engine_until_a_command_runs_it():
     """``yibao --help`` imports ``yibao.cli`` and so every command module: none of the heavy engines is loaded
     (behaviour: what is in ``sys.modules`` afterwards, in a fresh interpreter)."""
     code = "import sys, yibao.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
     assert "typer" in loaded
     assert loaded & HEAVY == set()

@@ -26,9 +26,11 @@ demo: $(STAMP)
 test: $(STAMP_ALL)
 	$(BIN)/pytest
 
-# while editing: no PostgreSQL, Spark or slow tests, fewer hypothesis examples (CI runs `make test`)
+# while editing, under a minute on 2 cores: no PostgreSQL, Spark, browser or slow tests, at most 15 examples per
+# property test, one pytest-xdist worker per core, bytecode cached between runs (CI runs `make test`, all of it)
 test-fast: $(STAMP_ALL)
-	HYPOTHESIS_PROFILE=fast YIBAO_PROPERTY_SCALE=0.1 $(BIN)/pytest -m "not postgres and not spark and not slow and not browser" -p no:cacheprovider
+	PYTHONDONTWRITEBYTECODE= HYPOTHESIS_PROFILE=fast YIBAO_PROPERTY_SCALE=0.1 $(BIN)/pytest -n auto \
+	  -m "not postgres and not spark and not slow and not browser" -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/yibao bench scalar

@@ -141,16 +141,20 @@ def test_demo_examples_run_and_explain():
     (["settle", "--polcy", "x"], "没有选项 --polcy"),
     (["batch", "settle", "--claims", "x", "--policy", "y", "--out", "z", "--engine", "oracle"], "BAT011"),
 ])
-def test_usage_errors_are_chinese_with_a_code(args, words):
-    import subprocess
-    import sys
+def test_usage_errors_are_chinese_with_a_code(args, words, monkeypatch, capsys):
+    """The entry point as the ``yibao`` script runs it (in this process: a subprocess per case cost a second each;
+    the next test runs one for real)."""
+    from yibao.cli import main
 
-    done = subprocess.run([sys.executable, "-c", "from yibao.cli import main; main()", *args],
-                          capture_output=True, text=True, env={**__import__("os").environ, "COLUMNS": "200"})
-    assert done.returncode == 2
-    assert words in done.stderr, done.stderr
-    assert done.stdout == ""
-    assert "Traceback" not in done.stderr
+    monkeypatch.setattr("sys.argv", ["yibao", *args])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as done:
+        main()
+    captured = capsys.readouterr()
+    assert done.value.code == 2
+    assert words in captured.err, captured.err
+    assert captured.out == ""
+    assert "Traceback" not in captured.err
 
 
 def test_a_coded_error_a_command_lets_through_is_printed_without_a_traceback():
@@ -218,3 +222,26 @@ def test_batch_settle_in_directories_whose_names_hold_a_quote(tmp_path):
     result = runner.invoke(app, ["batch", "settle", "-c", str(region), "-p", "shandong-2024", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "setlinfo.parquet").is_file() and (out / "setldetail.parquet").is_file()
+
+
+def _command_paths(group, prefix=()):
+    """Every command under ``yibao`` as the words a user types (groups and their subcommands)."""
+    for name, cmd in sorted(group.commands.items()):
+        yield (*prefix, name)
+        if hasattr(cmd, "commands"):
+            yield from _command_paths(cmd, (*prefix, name))
+
+
+@pytest.mark.slow  # ~140 help pages, 5-10 s; the fast lane still imports every command module (test_import_cycles.py)
+def test_every_command_prints_its_help():
+    """``yibao <command> --help`` works for every registered command (imports at module top must not break one)."""
+    import typer.main
+
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert len(paths) > 100 and ("audit", "rules") in paths and ("bench", "scalar") in paths
+    broken = []
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        if result.exit_code != 0 or "Usage" not in result.stdout:
+            broken.append(f"{' '.join(path)}: {result.exit_code} {result.stdout[-200:]}")
+    assert broken == []

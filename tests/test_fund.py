@@ -106,7 +106,8 @@ def write_region(root):
 def fund_cli(args):
     from yibao.cli import app
 
-    return CliRunner().invoke(app, ["fund", "run", *args])
+    # wide enough that a long temporary path (xdist adds popen-gwN/) is never wrapped inside a file name
+    return CliRunner().invoke(app, ["fund", "run", *args], env={"COLUMNS": "240"})
 
 
 @pytest.mark.parametrize("doc, expected", [

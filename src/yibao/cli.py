@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover
 
 from yibao.console import err, fail
 from yibao.errors import YibaoError
+from yibao.privacy import scrub
 from yibao import demo_commands
 from yibao.batch import commands as batch_commands
 from yibao.bench import commands as bench_commands
@@ -94,8 +95,6 @@ def main() -> None:  # pragma: no cover - entry point guard
     except Exception as exc:  # an unexpected failure: short message, no traceback for users
         if os.environ.get("YIBAO_DEBUG"):
             raise
-        from yibao.privacy import scrub
-
         err.print(f"[bold red]内部错误 (internal error)[/]: {type(exc).__name__}: {escape(scrub(str(exc)))}\n"
                   "请设置 YIBAO_DEBUG=1 重试并报告此问题。")
         raise SystemExit(70)

@@ -7,10 +7,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from yibao.batch.validate import BatchError, check_applicability
 from yibao.console import err, fail, out
 from yibao.errors import Problem, YibaoError
+from yibao.money import format_yuan
+from yibao.policy.compiled import CompiledPack
+from yibao.policy.loader import resolve_pack
 
 batch_app = typer.Typer(help="批量结算 (batch settlement of a claims directory)", no_args_is_help=True)
 
@@ -25,13 +30,7 @@ def batch_settle_cmd(
     mdtrt_packs: Optional[str] = typer.Option(None, "--mdtrt-packs", help="就医地政策包(逗号分隔): 异地就诊按就医地目录分类(docs/handling.md)"),
 ) -> None:
     """批量结算一个地区一年的就诊, 与单次结算逐分一致 (settle a whole claims directory)."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from yibao.batch.run import classify, classify_by_area, open_claims, register_pack, settle, write_results
-    from yibao.batch.validate import BatchError, check_applicability
-    from yibao.money import format_yuan
-    from yibao.policy.compiled import CompiledPack
-    from yibao.policy.loader import resolve_pack
 
     if engine not in ("duckdb", "spark"):
         fail(YibaoError(Problem("BAT011", "--engine", f"引擎须为 duckdb 或 spark, 实际为 {engine!r}")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from yibao.bench.scalar import format_report, run
 from yibao.console import out
 
 
@@ -12,8 +13,6 @@ def bench_scalar(
     items: int = typer.Option(30, help="每次就诊费用明细条数"),
 ) -> None:
     """单次结算引擎吞吐量 (scalar engine throughput, one core)."""
-    from yibao.bench.scalar import format_report, run
-
     out.print(format_report(run(visits=visits, items_per_visit=items)))
 
 

@@ -8,8 +8,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from yibao.claims.schema import ClaimsError, validate_claims
 from yibao.console import fail, out, print_json
 from yibao.errors import YibaoError
+from yibao.policy.loader import resolve_pack
 
 claims_app = typer.Typer(help="理赔数据: 按输入规范校验 (claims data, see docs/claims-schema.md)", no_args_is_help=True)
 
@@ -21,9 +23,6 @@ def claims_check(
     as_json: bool = typer.Option(False, "--json", help="输出 JSON 报告"),
 ) -> None:
     """按输入规范校验理赔数据, 列出有问题的行与列 (check a claims directory)."""
-    from yibao.claims.schema import ClaimsError, validate_claims
-    from yibao.policy.loader import resolve_pack
-
     try:
         policy = resolve_pack(pack) if pack else None
         report = validate_claims(directory, policy)

@@ -6,29 +6,35 @@ each command is one transaction, so a refused one writes nothing.
 
 from __future__ import annotations
 
+import csv
 import getpass
 from datetime import date
 from pathlib import Path
 from typing import Optional
 
 import typer
+
 from yibao.console import fail, out
 from yibao.console import print_json as _show
+from yibao.enrolment import registry as er
+from yibao.errors import Problem
+from yibao.money import fen_to_yuan, yuan_to_fen
+from yibao.policy.loader import resolve_pack
+from yibao.service import registry
+from yibao.service.auth import Principal
+from yibao.service.errors import ServiceError
 from yibao.store.command_session import command_context as _ctx  # the store helpers every domain's commands share
 from yibao.store.command_session import command_session as _session
+from yibao.synth import generate
 
 URL = typer.Option(None, "--url", help="数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db")
 
 
 def _who():
-    from yibao.service.auth import Principal
-
     return Principal(f"cli:{getpass.getuser()}", "clerk")
 
 
 def _known(pack: str) -> set[str]:
-    from yibao.policy.loader import resolve_pack
-
     return set(resolve_pack(pack).categories)
 
 
@@ -49,8 +55,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """参保登记 / enrol a new or an existing person."""
         who = _who()
         with _session(url) as s:
-            from yibao.enrolment import registry as er
-
             _show(er.register(s, who, _ctx(who), insutype=insutype, admdvs=admdvs, begndate=_date(begndate),
                               psn_type=psn_type, psn_no=psn_no, certno=certno, psn_name=name))
 
@@ -60,8 +64,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 reason: str = typer.Option(..., help="办理原因"), url: Optional[str] = URL):
             who = _who()
             with _session(url) as s:
-                from yibao.enrolment import registry as er
-
                 _show(er.change_status(s, who, _ctx(who), psn_no=psn_no, insutype=insutype, action=action,
                                        eff_date=_date(on), reason=reason))
         run.__doc__ = f"{title} / {action}"
@@ -78,8 +80,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """转移接续 / transfer, continuous months carried."""
         who = _who()
         with _session(url) as s:
-            from yibao.enrolment import registry as er
-
             _show(er.transfer(s, who, _ctx(who), psn_no=psn_no, insutype=insutype, eff_date=_date(on), to_admdvs=to))
 
     @enrol.command("show")
@@ -87,9 +87,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                  url: Optional[str] = URL):
         """某日的参保状态与人员类别 / state as of a date (fold of the facts)."""
         with _session(url, write=False) as s:
-            from yibao.enrolment import registry as er
-            from yibao.service import registry
-
             registry.person(s, psn_no)
             _show(er.as_of(s, psn_no, _date(on)))
 
@@ -97,8 +94,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def cmd_history(psn_no: str = typer.Argument(...), url: Optional[str] = URL):
         """全部参保事实(谁、何时、为何) / every fact with who and why."""
         with _session(url, write=False) as s:
-            from yibao.enrolment import registry as er
-
             _show(er.history(s, _who(), psn_no))
 
     @enrol.command("import")
@@ -107,7 +102,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                    pack: str = typer.Option("shandong-2024", help="政策包(其声明的人员类别)"),
                    url: Optional[str] = URL):
         """导入类别名单(民政/乡村振兴); 任一行有误则整份拒收并逐行报告 / import a category list."""
-
         who = _who()
         with _session(url) as s:
             from yibao.enrolment import importer
@@ -122,10 +116,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     paid: bool = typer.Option(True, help="已缴(--no-paid 记为应缴未缴)"),
                     pack: str = typer.Option("shandong-2024", help="政策包(financing)"), url: Optional[str] = URL):
         """职工缴费申报 / an employer's monthly declaration into the ledger."""
-        import csv
-
-        from yibao.money import yuan_to_fen
-
         with path.open(encoding="utf-8-sig") as fh:
             lines = [(r["psn_no"], yuan_to_fen(r["wage"])) for r in csv.DictReader(fh)]
         who = _who()
@@ -150,9 +140,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                  persons: int = typer.Option(1000, min=1, max=2_000_000, help="与 yibao service load 相同的人数"),
                  seed: int = typer.Option(1, help="与 yibao service load 相同的种子"), url: Optional[str] = URL):
         """合成地区的参保事实与一年缴费台账装入库(在 yibao service load 之后) / load a synthetic ledger."""
-        from yibao.policy.loader import resolve_pack
-        from yibao.synth import generate
-
         p = resolve_pack(pack)
         table = generate(p, persons=persons, seed=seed)["persons"]
         who = _who()
@@ -176,8 +163,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def cmd_roster(year: int = typer.Option(...), pack: str = typer.Option("shandong-2024"),
                    admdvs: str = typer.Option("", help="区划前缀"), url: Optional[str] = URL):
         """资助参保名单与缴费台账核对(记入医疗救助基金) / subsidy roster reconciled against the ledger."""
-        from yibao.money import fen_to_yuan
-
         with _session(url, write=False) as s:
             from yibao.enrolment import ledger
 
@@ -210,8 +195,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                   sector_avg: list[str] = typer.Option(..., help="行业=月平均工资(元), 可重复"),
                   url: Optional[str] = URL):
         """瞒报基数提示 / employers declaring every base at the floor in a well-paid sector."""
-        from yibao.money import yuan_to_fen
-
         avg = {k: yuan_to_fen(v) for k, _, v in (x.partition("=") for x in sector_avg)}
         with _session(url, write=False) as s:
             from yibao.enrolment import ledger
@@ -263,10 +246,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
 
 def _fin(pack: str):
-    from yibao.errors import Problem
-    from yibao.policy.loader import resolve_pack
-    from yibao.service.errors import ServiceError
-
     fin = resolve_pack(pack).financing
     if fin is None:
         fail(ServiceError(Problem("ENR050", "financing", f"政策包 {pack} 没有筹资规则(financing)")))
@@ -274,9 +253,6 @@ def _fin(pack: str):
 
 
 def _date(text: str) -> date:
-    from yibao.errors import Problem
-    from yibao.service.errors import ServiceError
-
     try:
         return date.fromisoformat(text)
     except ValueError:

@@ -6,7 +6,17 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.table import Table
+from sqlalchemy.orm import Session
+
 from yibao.console import fail, out, print_json
+from yibao.errors import Problem, YibaoError
+from yibao.fund.outflows import outflows
+from yibao.money import fen_to_yuan, format_yuan
+from yibao.policy.loader import resolve_pack
+from yibao.reports import publish
+from yibao.sql import q
+from yibao.store.database import default_url, make_engine
 
 
 # Columns fund operation reads from each file (docs/fund.md).
@@ -20,8 +30,6 @@ def open_table(con, name: str, path: Path) -> None:
     """View ``name`` over a Parquet file, refused (FUND006) when unreadable or missing a column."""
     import duckdb
 
-    from yibao.sql import q
-    from yibao.errors import Problem
     from yibao.fund.operation import FundError
 
     try:
@@ -39,12 +47,8 @@ def run_fund(policy: str, claims: Path, settled: Path, year: Optional[int], simu
     """Fund operation of a synthetic (or real) region; returns (years, projection, outputs)."""
     import duckdb
 
-    from yibao.sql import q
-    from yibao.errors import Problem
     from yibao.fund.operation import FundError, operate, project, simulation_factors
     from yibao.payment.run import connect
-    from yibao.policy.loader import resolve_pack
-    from yibao.reports import publish
 
     pack = resolve_pack(policy)
     if pack.fund is None:
@@ -112,11 +116,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="输出目录: fund.json, fund.xlsx, PNG 图表"),
     ) -> None:
         """基金运行分析 (fund operation: income, expense, months of payout, warnings, projection)."""
-        from rich.table import Table
-
-        from yibao.errors import YibaoError
         from yibao.fund.operation import LEVELS, SCHEMES
-        from yibao.money import format_yuan
 
         try:
             years, projection, outputs = run_fund(policy, claims, settled, year, simulation, out_dir)
@@ -147,13 +147,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="输出 JSON(金额为元)"),
     ) -> None:
         """基金实际支出: 向定点机构的拨付、预付金、集采结余留用, 按月、基金、类别 (from the payment ledger, docs/institutions.md)."""
-        from rich.table import Table
-        from sqlalchemy.orm import Session
-
-        from yibao.fund.outflows import outflows
-        from yibao.money import fen_to_yuan, format_yuan
-        from yibao.store.database import default_url, make_engine
-
         engine = make_engine(url or default_url())
         try:
             with Session(engine) as s:

@@ -15,14 +15,19 @@ from typing import Optional
 import typer
 from sqlalchemy.orm import Session
 
+from yibao.console import fail, out, print_json
 from yibao.errors import Problem, YibaoError
 from yibao.handling import store
 from yibao.handling.calendar import calendar
 from yibao.handling.catalogue import HandlingError, catalogue
+from yibao.handling.clearing import clearing_statement, issue
+from yibao.handling.export import export_facts
 from yibao.handling.stats import handling_stats
+from yibao.handling.topup import reverse_topup, statement
 from yibao.service.auth import ROLES, Principal
+from yibao.service.packs import PackSet
 from yibao.service.transactions import Context
-from yibao.console import fail, out, print_json
+from yibao.store.database import make_engine
 
 USER = typer.Option("cli", "--user", help="办理人(工作人员账号)")
 ROLE = typer.Option("clerk", "--role", help="角色: clerk 经办 / reviewer 审核 / rechecker 复核 / admin")
@@ -64,8 +69,6 @@ def _day(text: str, option: str) -> date:
 
 
 def _run(url: Optional[str], fn, write: bool = True):
-    from yibao.store.database import make_engine
-
     engine = make_engine(url)
     try:
         with Session(engine) as s:
@@ -78,13 +81,10 @@ def _run(url: Optional[str], fn, write: bool = True):
 
 
 def _packs():
-    from yibao.service.packs import PackSet
-
     return PackSet.load()
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-
     h = typer.Typer(help="经办: 服务事项、受理审核复核、一次性告知、时限、统计 (docs/handling.md)", no_args_is_help=True)
     app.add_typer(h, name="handling")
 
@@ -223,8 +223,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                  role: str = typer.Option("analyst", "--role", help="角色(须可读对账数据)"),
                  url: Optional[str] = URL, as_json: bool = JSON):
         """异地就医月度清算单: 就医地垫付、参保地清算."""
-        from yibao.handling.clearing import clearing_statement
-
         st = guarded(lambda: _run(url, lambda s: clearing_statement(s, _who(user, role), month), write=False), as_json)
         if as_json:
             print_json(st)
@@ -243,8 +241,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                       role: str = typer.Option("rechecker", "--role", help="角色(复核或管理员)"),
                       url: Optional[str] = URL, as_json: bool = JSON):
         """撤销补差: 年度累计退回补差前, 撤销冲正单, 支付单标为退回, 个人账户收回 (须为该年度最近一次变动)."""
-        from yibao.handling.topup import reverse_topup, statement
-
         def go():
             who = _who(user, role)
             return _run(url, lambda s: statement(reverse_topup(s, who, Context(uuid.uuid4().hex, who.name,
@@ -260,8 +256,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                      user: str = USER, role: str = typer.Option("analyst", "--role", help="角色(经办机构工作人员)"),
                      url: Optional[str] = URL):
         """导出门诊慢特病认定与异地就医备案, 供批量结算按与联机结算相同的口径读取 (docs/handling.md)."""
-        from yibao.handling.export import export_facts
-
         n = guarded(lambda: _run(url, lambda s: export_facts(s, _who(user, role), out_path), write=False), False)
         out.print(f"已导出 {n:,} 条认定/备案到 {out_path}")
 
@@ -271,8 +265,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                        role: str = typer.Option("rechecker", "--role", help="角色(须可出具清算单)"),
                        url: Optional[str] = URL, as_json: bool = JSON):
         """出具(冻结)异地就医月度清算单; 结算有变时出具新版本并写明原因."""
-        from yibao.handling.clearing import issue
-
         def go():
             who = _who(user, role)
             return _run(url, lambda s: issue(s, who, Context(uuid.uuid4().hex, who.name, datetime.now()), month, note))

@@ -8,13 +8,25 @@ evaluator never signs, the reviewer never approves — holds on the command line
 from __future__ import annotations
 
 import getpass
+import json
 from datetime import date
 from pathlib import Path
 from typing import Optional
 
 import typer
+
 from yibao.console import fail
 from yibao.console import print_json as _show
+from yibao.errors import Problem
+from yibao.institutions import applications as ap
+from yibao.institutions import prices
+from yibao.institutions import procurement as pr
+from yibao.institutions.agreements import EVALUATION_ITEMS, AgreementError
+from yibao.institutions.bench import run as run_institutions
+from yibao.institutions.bench_catalogue import run as run_catalogue
+from yibao.institutions.bench_tariffs import run as run_tariffs
+from yibao.institutions.payments import PaymentError
+from yibao.service.auth import Principal
 from yibao.store.command_session import command_context as _ctx  # the store helpers every domain's commands share
 from yibao.store.command_session import command_session as _session
 
@@ -23,15 +35,10 @@ OPERATOR = typer.Option(None, "--operator", help="经办人(默认当前系统�
 
 
 def _who(operator: str | None, role: str = "admin"):
-    from yibao.service.auth import Principal
-
     return Principal(f"cli:{operator or getpass.getuser()}", role)
 
 
 def _date(text: str, name: str) -> date:
-    from yibao.errors import Problem
-    from yibao.institutions.agreements import AgreementError
-
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -50,9 +57,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                            fold_rows: int = typer.Option(100_000, "--fold-rows", help="逐行 Python 折叠对照的行数(有界)"),
                            url: Optional[str] = typer.Option(None, "--url", help="空白的临时数据库(默认临时 SQLite 文件)")):
         """月度结算申请: SQL 汇总 vs 逐行 Python 折叠 / building a month's applications."""
-        from yibao.institutions.bench import run
-
-        r = run(settlements, institutions, fold_rows, url=url)
+        r = run_institutions(settlements, institutions, fold_rows, url=url)
         _show(r)
         typer.echo(f"{r['settlements']:,} 笔结算 → {r['applications']} 份申请: SQL 汇总 {r['build_month_s']} 秒 "
                    f"({r['sql_rows_per_s']:,} 笔/秒); 逐行折叠 {r['fold_rows']:,} 笔 {r['fold_s']} 秒 "
@@ -63,8 +68,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def bench_catalogue(rows: int = typer.Option(100_000, "--rows", help="目录行数"),
                         alt_rows: Optional[int] = typer.Option(None, "--alt-rows", help="逐行对照的行数(默认与 --rows 相同)")):
         """目录导入: DuckDB 整表校验 + 批量写入 vs 逐行 pydantic + ORM / catalogue import."""
-        from yibao.institutions.bench_catalogue import run as run_catalogue
-
         r = run_catalogue(rows, alt_rows)
         _show(r)
         typer.echo(f"{r['rows']:,} 行目录导入 {r['import_s']} 秒 ({r['import_rows_per_s']:,} 行/秒); 逐行 "
@@ -76,8 +79,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                       alt_rows: int = typer.Option(5_000, "--alt-rows", help="逐行对照的行数"),
                       institutions: int = typer.Option(200, "--institutions", help="集采清单涉及的机构数")):
         """价格表与集采清单导入: 整文件校验 + 批量写入 vs 逐行登记(每行一个 ORM 对象与审计记录) / tariff file import."""
-        from yibao.institutions.bench_tariffs import run as run_tariffs
-
         r = run_tariffs(rows, alt_rows, institutions)
         _show(r)
         for kind, zh in (("vbp", "集采清单"), ("price", "价格表")):
@@ -114,7 +115,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                      note: str = typer.Option("", "--note"), operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
         """专业评估 / evaluate an application (审核岗)."""
         from yibao.institutions import store
-        from yibao.institutions.agreements import EVALUATION_ITEMS
 
         ok = set(_list(passed))
         items = {k: k in ok for k in EVALUATION_ITEMS} | {k: True for k in ok if k not in EVALUATION_ITEMS}
@@ -188,8 +188,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                         code: Optional[str] = typer.Option(None, "--code", help="只为这一家机构申请(默认全部)"),
                         operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
         """月度结算申请: 按机构、基金汇总当月结算(减当月撤销) / build a month's applications."""
-        from yibao.institutions import applications as ap
-
         who = _who(operator, "clerk")
         with _session(url) as s:
             _show(ap.build_month(s, who, _ctx(who), month=month, fixmedins_code=code))
@@ -198,8 +196,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         def run(app_no: str = typer.Argument(..., help="结算申请号 SA…"), note: str = typer.Option("", "--note"),
                 paid_on: Optional[str] = typer.Option(None, "--paid-on", help="拨付日期(仅 pay; 默认今天)"),
                 operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
-            from yibao.institutions import applications as ap
-
             who = _who(operator, role)
             with _session(url) as s:
                 _show(ap.act(s, who, _ctx(who), app_no=app_no, action=action, note=note,
@@ -219,8 +215,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                          warnings: bool = typer.Option(False, "--warnings", help="只列未拨付且已超期或 5 个工作日内到期的"),
                          url: Optional[str] = URL):
         """结算申请清单与 30 个工作日拨付时限预警 / applications with their deadline flags."""
-        from yibao.institutions import applications as ap
-
         with _session(url, write=False) as s:
             _show(ap.worklist(s, _who(None, "auditor"), date.today(), month=month, fixmedins_code=code, status=status,
                               warnings_only=warnings))
@@ -232,8 +226,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     reason: str = typer.Option(..., "--reason"), operator: Optional[str] = OPERATOR,
                     url: Optional[str] = URL):
         """预付金: 拨付并按月冲抵 / pay an advance, offset from later applications."""
-        from yibao.institutions import applications as ap
-
         who = _who(operator, "rechecker")
         with _session(url) as s:
             _show(ap.grant_advance(s, who, _ctx(who), fixmedins_code=code, fund=fund, amount=amount,
@@ -244,12 +236,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                      result: Path = typer.Option(..., "--result", help="yibao dip|drg settle 的 settlement.json 或 --json 输出"),
                      operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
         """DIP/DRG 年终清算: 按机构记入基本医保基金的最终调整, 冲抵未冲完的预付金 / year-end clearing."""
-        import json
-
-        from yibao.errors import Problem
-        from yibao.institutions import applications as ap
-        from yibao.institutions.payments import PaymentError
-
         try:
             data = json.loads(result.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -262,8 +248,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @ins.command("statement")
     def cmd_statement(code: str = typer.Argument(...), year: int = typer.Option(..., "--year"), url: Optional[str] = URL):
         """机构年度对账(分): 结算份额、撤销、清算调整、冲抵、应付、已付、台账 / an institution's year."""
-        from yibao.institutions import applications as ap
-
         with _session(url, write=False) as s:
             _show(ap.institution_year(s, _who(None, "auditor"), code, year))
 
@@ -332,8 +316,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     period_from: str = typer.Option(..., "--from"), period_to: str = typer.Option(..., "--to"),
                     operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
         """集采中选产品及约定采购量 / a selected product with its agreed volume."""
-        from yibao.institutions import procurement as pr
-
         who = _who(operator, "clerk")
         with _session(url) as s:
             _show(pr.add_product(s, who, _ctx(who), batch=batch, year=year, fixmedins_code=code, med_list_codg=drug,
@@ -385,8 +367,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @ins.command("vbp-progress")
     def cmd_vbp_progress(code: str = typer.Argument(...), year: int = typer.Option(..., "--year"), url: Optional[str] = URL):
         """集采执行进度与结余留用(分) / progress and retention."""
-        from yibao.institutions import procurement as pr
-
         with _session(url, write=False) as s:
             _show(pr.progress(s, _who(None, "auditor"), code, year))
 
@@ -394,8 +374,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def cmd_vbp_retain(code: str = typer.Argument(...), year: int = typer.Option(..., "--year"),
                        operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
         """结余留用申请(走初审、审批、拨付) / the year's retention as an application."""
-        from yibao.institutions import procurement as pr
-
         who = _who(operator, "clerk")
         with _session(url) as s:
             _show(pr.post_retention(s, who, _ctx(who), fixmedins_code=code, year=year))
@@ -405,8 +383,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                  valid_from: str = typer.Option(..., "--from"), valid_to: str = typer.Option(..., "--to"),
                  operator: Optional[str] = OPERATOR, url: Optional[str] = URL):
         """双通道: 谈判药品在定点药店供应 / a dual-channel drug at a pharmacy."""
-        from yibao.institutions import procurement as pr
-
         who = _who(operator, "clerk")
         with _session(url) as s:
             _show(pr.add_dual_channel(s, who, _ctx(who), med_list_codg=drug, fixmedins_code=pharmacy,
@@ -420,8 +396,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                       reason: str = typer.Option("", "--reason"), operator: Optional[str] = OPERATOR,
                       url: Optional[str] = URL):
         """定价/调价(带生效日期与文件号) / set a service-item price from a date."""
-        from yibao.institutions import prices
-
         who = _who(operator, "clerk")
         with _session(url) as s:
             _show(prices.set_price(s, who, _ctx(who), med_list_codg=item, level=level, price=price,
@@ -431,8 +405,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def cmd_prices(level: str = typer.Option(..., "--level"), on: Optional[str] = typer.Option(None, "--on"),
                    url: Optional[str] = URL):
         """某日生效的价格表 / the price list in force."""
-        from yibao.institutions import prices
-
         with _session(url, write=False) as s:
             _show(prices.price_list(s, _who(None, "auditor"), level=level, on=_date(on, "--on") if on else date.today()))
 
@@ -440,8 +412,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def cmd_price_monitor(begndate: str = typer.Option(..., "--from"), enddate: str = typer.Option(..., "--to"),
                           url: Optional[str] = URL):
         """价格监测: 超标准收费、价格异常变动 / charges above the price in force, abnormal moves."""
-        from yibao.institutions import prices
-
         with _session(url, write=False) as s:
             _show(prices.monitor(s, _who(None, "auditor"), begndate=_date(begndate, "--from"),
                                  enddate=_date(enddate, "--to")))

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.table import Table
+
 from yibao.console import fail, out, print_json
+from yibao.errors import Problem, YibaoError
+from yibao.ltc.assess import LtcError, assess, check_assessor, due_for_reassessment
+from yibao.ltc.settle import settle_month
+from yibao.ltc.synth import generate, write
+from yibao.money import fen_to_yuan, format_yuan
+from yibao.policy.loader import resolve_pack
+from yibao.policy.model import CARE_MODE_NAMES
+from yibao.reports import outputs_table
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -24,9 +35,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="输出 JSON"),
     ) -> None:
         """失能评估: 各项得分 → 失能等级 (scores → disability level)."""
-        from yibao.errors import Problem, YibaoError
-        from yibao.ltc.assess import LtcError, assess, check_assessor
-
         try:
             ltc = _ltc(policy)
             try:
@@ -54,8 +62,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         seed: int = typer.Option(7, "--seed"),
     ) -> None:
         """合成长护数据: 评估对象、护理机构、一年的护理记录 (synthetic LTC data)."""
-        from yibao.errors import YibaoError
-
         try:
             written = synth_region(policy, claims, seed)
         except YibaoError as exc:
@@ -71,10 +77,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         out_dir: Path = typer.Option(..., "--out", "-o", help="输出目录"),
     ) -> None:
         """按人按月结算护理费用并审核 (monthly care settlement and audit)."""
-        from yibao.errors import YibaoError
-        from yibao.money import format_yuan
-        from yibao.reports import outputs_table
-
         try:
             settled, hits, outputs = settle_dir(policy, data, out_dir)
         except YibaoError as exc:
@@ -95,8 +97,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """一个人一个月的护理结算单, 逐项说明 (one person-month, explained)."""
-        from yibao.errors import YibaoError
-
         try:
             s = statement(policy, data, psn_no, month)
         except YibaoError as exc:
@@ -115,11 +115,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """长护险改革模拟: 同一批护理记录按两个政策包结算 (cost of an LTC reform)."""
-        from rich.table import Table
-
-        from yibao.errors import YibaoError
-        from yibao.money import format_yuan
-
         try:
             sim = simulate_dir(baseline, reform, data)
         except YibaoError as exc:
@@ -147,12 +142,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         within: int = typer.Option(60, "--within", help="多少天内到期"),
     ) -> None:
         """到期须重新评估的名单 (assessments ending soon: re-assessment list)."""
-        from datetime import date
-
         import duckdb
 
-        from yibao.errors import Problem, YibaoError
-        from yibao.ltc.assess import LtcError, due_for_reassessment
         from yibao.ltc.batch import open_inputs
 
         try:
@@ -182,10 +173,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
 
 def _ltc(policy: str):
-    from yibao.errors import Problem
-    from yibao.ltc.assess import LtcError
-    from yibao.policy.loader import resolve_pack
-
     pack = resolve_pack(policy)
     if pack.ltc is None:
         raise LtcError(Problem("LTC006", "ltc", f"政策包 {pack.pack.id} 没有 ltc(长期护理保险)一节"))
@@ -193,11 +180,6 @@ def _ltc(policy: str):
 
 
 def synth_region(policy: str, claims: Path, seed: int = 7) -> dict[str, tuple[Path, int]]:
-    from yibao.errors import Problem
-    from yibao.ltc.assess import LtcError
-    from yibao.ltc.synth import generate, write
-    from yibao.policy.loader import resolve_pack
-
     pack = resolve_pack(policy)
     _ltc(policy)
     for name in ("persons", "institutions", "visits"):
@@ -225,10 +207,6 @@ def settle_dir(policy: str, data: Path, out_dir: Path):
 
 
 def statement(policy: str, data: Path, psn_no: str, month: str):
-    from yibao.errors import Problem
-    from yibao.ltc.assess import LtcError
-    from yibao.ltc.settle import settle_month
-
     ltc = _ltc(policy)
     region = _region(data)
     if psn_no not in region.persons:
@@ -243,8 +221,6 @@ def simulate_dir(baseline: str, reform: str, data: Path):
 
 
 def group_name(group: str) -> str:
-    from yibao.policy.model import CARE_MODE_NAMES
-
     kind, _, value = group.partition(":")
     if kind == "mode":
         return CARE_MODE_NAMES.get(value, value)
@@ -254,8 +230,6 @@ def group_name(group: str) -> str:
 
 
 def statement_json(s) -> dict:
-    from yibao.money import fen_to_yuan
-
     y = lambda fen: str(fen_to_yuan(fen))  # noqa: E731
     return {"psn_no": s.psn_no, "month": s.month, "ltc_sumamt": y(s.ltc_sumamt), "excluded_amt": y(s.excluded_amt),
             "over_limit_amt": y(s.over_limit_amt), "allowed_amt": y(s.allowed_amt), "fund_pay": y(s.fund_pay),
@@ -268,8 +242,6 @@ def statement_json(s) -> dict:
 
 
 def render_statement(s) -> str:
-    from yibao.money import format_yuan
-
     lines = [f"长期护理保险结算单  人员 {s.psn_no}  {s.month}",
              f"  护理费用总额 {format_yuan(s.ltc_sumamt)} 元 = 不予支付 {format_yuan(s.excluded_amt)} + 超限额自付 "
              f"{format_yuan(s.over_limit_amt)} + 纳入基金支付基数 {format_yuan(s.allowed_amt)}",

@@ -8,7 +8,11 @@ from typing import Optional
 import typer
 
 from yibao.console import err, fail, out, print_json
-from yibao.errors import YibaoError
+from yibao.errors import Problem, YibaoError
+from yibao.monitoring.measures import MonitoringError
+from yibao.policy.compiled import CompiledPack
+from yibao.policy.loader import resolve_pack
+from yibao.simulation.progress import step_progress
 
 
 def monitor_cmd(
@@ -21,18 +25,12 @@ def monitor_cmd(
     from yibao.batch.run import open_claims
     from yibao.monitoring.render import format_monitoring
     from yibao.monitoring.screen import monitor
-    from yibao.monitoring.measures import MonitoringError
     from yibao.monitoring.screen import thresholds_of
-    from yibao.policy.compiled import CompiledPack
-    from yibao.policy.loader import resolve_pack
-    from yibao.simulation.progress import step_progress
 
     try:
         pack = CompiledPack(resolve_pack(policy))
         thresholds_of(pack)  # a pack without monitoring is refused before the claims are read
         if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-            from yibao.errors import Problem
-
             raise MonitoringError(Problem("MON004", "--out", f"{out_dir} 已存在且不是目录"))
         run = open_claims(claims)
         with step_progress(err, run.con) as note:

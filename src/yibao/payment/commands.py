@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.table import Table
+
 from yibao.console import fail, out, print_json
+from yibao.errors import Problem, YibaoError
+from yibao.fund.commands import register as register_fund
+from yibao.money import yuan_to_fen
+from yibao.policy.loader import resolve_pack
 
 CASES_HELP = "病例文件(.parquet/.csv, 见 docs/payment.md); 或改用 --claims 与 --settled"
 CLAIMS_HELP = "理赔数据目录(yibao synth 或本地区导出)"
@@ -28,8 +34,6 @@ def _sources(cases: Optional[Path], claims: Optional[Path], settled: Optional[Pa
 def _budget(text: Optional[str]) -> Optional[int]:
     if text is None:
         return None
-    from yibao.errors import Problem
-    from yibao.money import yuan_to_fen
     from yibao.payment.cases import PaymentError
 
     try:
@@ -42,10 +46,8 @@ def _budget(text: Optional[str]) -> Optional[int]:
 
 
 def _build(kind: str, policy: str, cases, claims, settled, years, out_dir, table=None) -> None:
-    from yibao.errors import YibaoError
     from yibao.payment.catalog import parse_years
     from yibao.payment.run import build_catalog
-    from yibao.policy.loader import resolve_pack
 
     try:
         pack = resolve_pack(policy)
@@ -62,9 +64,7 @@ def _build(kind: str, policy: str, cases, claims, settled, years, out_dir, table
 
 def _settle(kind: str, policy: str, catalog: Path, period: str, budget, cases, claims, settled, out_dir, as_json,
             table=None) -> None:
-    from yibao.errors import YibaoError
     from yibao.payment.run import settle_period
-    from yibao.policy.loader import resolve_pack
 
     try:
         pack = resolve_pack(policy)
@@ -76,8 +76,6 @@ def _settle(kind: str, policy: str, catalog: Path, period: str, budget, cases, c
     if as_json:
         print_json(result.to_dict())
         return
-    from rich.table import Table
-
     s = result.summary()
     view = Table(title=f"{kind.upper()} 结算 {period} · 目录 {s['catalog']}")
     view.add_column("项目 item")
@@ -162,7 +160,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @drg_app.command("table")
     def drg_table(path: Optional[Path] = typer.Argument(None, help="分组表 YAML; 不填为内置示例表")) -> None:
         """校验并列出 DRG 分组表 (check and list a grouping table)."""
-        from yibao.errors import YibaoError
         from yibao.payment.drg import load_table, shipped_table_path
 
         try:
@@ -184,7 +181,5 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from yibao.payment.bench import format_report, run
 
         out.print(format_report(run(cases, naive_sample)))
-
-    from yibao.fund.commands import register as register_fund
 
     register_fund(app, bench_app)

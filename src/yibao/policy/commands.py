@@ -12,6 +12,8 @@ from rich.table import Table
 
 from yibao.console import err, out
 from yibao.errors import YibaoError
+from yibao.policy.loader import resolve_pack, shipped_pack_names
+from yibao.policy.schema import schema_text
 
 policy_app = typer.Typer(help="政策包: 校验、JSON Schema、示例列表 (policy packs)", no_args_is_help=True)
 
@@ -19,8 +21,6 @@ policy_app = typer.Typer(help="政策包: 校验、JSON Schema、示例列表 (p
 @policy_app.command("check")
 def policy_check(packs: list[str] = typer.Argument(..., help="政策包文件路径或内置政策包名称")) -> None:
     """校验政策包 (validate packs); 出错时列出文件、字段路径和违反的规则。"""
-    from yibao.policy.loader import resolve_pack
-
     failed = False
     for name in packs:
         try:
@@ -45,8 +45,6 @@ def policy_check(packs: list[str] = typer.Argument(..., help="政策包文件路
 @policy_app.command("schema")
 def policy_schema(output: Optional[Path] = typer.Option(None, "--out", "-o", help="写入文件而非标准输出")) -> None:
     """输出政策包的 JSON Schema, 供编辑器在编写 YAML 时校验 (JSON Schema for editors)."""
-    from yibao.policy.schema import schema_text
-
     text = schema_text()
     if output is None:
         sys.stdout.write(text)
@@ -58,8 +56,6 @@ def policy_schema(output: Optional[Path] = typer.Option(None, "--out", "-o", hel
 @policy_app.command("list")
 def policy_list() -> None:
     """列出内置示例政策包 (shipped example packs)."""
-    from yibao.policy.loader import resolve_pack, shipped_pack_names
-
     table = Table("政策包", "区划", "有效期", "假设数")
     table.add_column("名称 name", no_wrap=True)
     for name in shipped_pack_names():

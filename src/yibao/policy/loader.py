@@ -25,15 +25,24 @@ class _DecimalLoader(yaml.SafeLoader):
     """SafeLoader that reads floats as exact Decimals."""
 
 
+class _FastDecimalLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The same, on libyaml's parser (in PyYAML's wheels): a pack is read about ten times faster, to the same data."""
+
+
 def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
     text = loader.construct_scalar(node).replace("_", "")  # type: ignore[arg-type]
     return Decimal(text)
 
 
 _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+_FastDecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 
 
 def parse_yaml(text: str, source: str = "") -> Any:
+    try:
+        return yaml.load(text, Loader=_FastDecimalLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError:
+        pass  # read again below: the pure-Python parser's line, column and wording, as POL002 has always said
     try:
         return yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:

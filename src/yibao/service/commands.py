@@ -7,16 +7,31 @@ API key; ``yibao bench serve`` is the load benchmark.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
 from yibao.console import fail, out
+from yibao.errors import Problem, YibaoError
+from yibao.policy.loader import resolve_pack
+from yibao.service import workers as procs
+from yibao.service.auth import KeyRing, add_key
+from yibao.service.errors import ServiceError
+from yibao.service.limits import Limits
+from yibao.service.packs import PackSet
+from yibao.service.ratelimit import GuardConfig
+from yibao.service.registry import load_region
+from yibao.store.commands import db_app  # verify, backup, restore, rotate-key live with the store
+from yibao.store.database import default_url, make_engine
+from yibao.synth import generate
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this domain's commands to the ``yibao`` app and its benchmarks to ``yibao bench``."""
-    from yibao.store.commands import db_app  # verify, backup, restore, rotate-key live with the store
     service_app = typer.Typer(help="结算服务的数据与密钥 / service data and keys", no_args_is_help=True)
     app.add_typer(db_app, name="db")
     app.add_typer(service_app, name="service")
@@ -24,7 +39,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @db_app.command("upgrade")
     def db_upgrade(url: Optional[str] = typer.Option(None, help="数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db")):
         """创建或迁移结算库到最新版本(所有分支) / create or migrate the store (alembic upgrade heads)."""
-        from yibao.store.database import default_url
         from yibao.store.migrate import current_heads, upgrade
 
         target = url or default_url()
@@ -48,16 +62,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
               settle_rate: Optional[float] = typer.Option(None, min=0, help="每机构每进程每秒结算笔数上限, 0 = 不限"),
               log_level: str = typer.Option("warning", help="uvicorn 日志级别")):
         """启动结算服务(国家平台接口 + REST, 文档在 /docs) / start the settlement service."""
-        import os
-
         import uvicorn
 
-        from yibao.errors import YibaoError
-        from yibao.service.auth import KeyRing
         from yibao.service.body import max_body_from_env
-        from yibao.service.limits import Limits
-        from yibao.service.packs import PackSet
-        from yibao.service.ratelimit import GuardConfig
 
         if url and _has_password(url):
             _fail("SRV006", "--url 中含数据库密码(命令行对本机所有用户在 ps 中可见): 请改用 --url-file、环境变量 "
@@ -82,8 +89,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             Limits.load()
         except YibaoError as exc:
             fail(exc)
-        from yibao.store.database import default_url, make_engine
-
         try:
             target = default_url()
         except OSError as exc:
@@ -92,8 +97,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             make_engine(target).dispose()  # the URL's form and driver; connections are made per request
         except Exception as exc:  # noqa: BLE001 - any driver's refusal, told without a stack trace
             _fail("DB002", f"数据库 URL 无法使用 ({_safe(target)}): {exc.__class__.__name__}: {_first_line(exc)}")
-        from yibao.service import workers as procs
-
         if workers > 1 and procs.available():  # a listening socket per process: connections spread evenly
             try:
                 procs.serve(host, port, workers, log_level=log_level, access_log=False)
@@ -111,14 +114,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
              seed: int = typer.Option(1, help="随机种子"),
              url: Optional[str] = typer.Option(None, help="数据库 URL")):
         """把合成地区的参保人与定点机构装入结算库 / load a synthetic region's registry into the store."""
-        from sqlalchemy.orm import Session
-
-        from yibao.errors import YibaoError
-        from yibao.policy.loader import resolve_pack
-        from yibao.service.registry import load_region
-        from yibao.store.database import make_engine
-        from yibao.synth import generate
-
         try:
             p = resolve_pack(pack)
             tables = generate(p, persons=persons, seed=seed)
@@ -137,11 +132,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             fixmedins_code: Optional[str] = typer.Option(None, help="机构编号(仅 institution)"),
             file: Optional[Path] = typer.Option(None, help="密钥文件; 默认 YIBAO_API_KEYS_FILE")):
         """签发 API 密钥: 文件中只存哈希, 密钥只显示这一次 / issue an API key (only its hash is stored)."""
-        import os
-
-        from yibao.errors import YibaoError
-        from yibao.service.auth import add_key
-
         path = file or (Path(os.environ["YIBAO_API_KEYS_FILE"]) if os.environ.get("YIBAO_API_KEYS_FILE") else None)
         if path is None:
             _fail("AUT020", "请用 --file 或环境变量 YIBAO_API_KEYS_FILE 指定密钥文件")
@@ -178,8 +168,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
 def _safe(url: str) -> str:
     """A database URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -187,8 +175,6 @@ def _safe(url: str) -> str:
 
 
 def _has_password(url: str) -> bool:
-    from sqlalchemy.engine import make_url
-
     try:
         return bool(make_url(url).password)
     except Exception:  # an unparsable URL is reported when it is used
@@ -201,7 +187,4 @@ def _first_line(exc: Exception) -> str:
 
 
 def _fail(code: str, message: str) -> None:
-    from yibao.errors import Problem
-    from yibao.service.errors import ServiceError
-
     fail(ServiceError(Problem(code, "", message)))

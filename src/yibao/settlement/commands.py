@@ -9,6 +9,12 @@ import typer
 
 from yibao.console import fail, out
 from yibao.errors import YibaoError
+from yibao.policy.compiled import CompiledPack
+from yibao.policy.loader import resolve_pack
+from yibao.settlement.engine import settle, settle_year
+from yibao.settlement.render import print_statements
+from yibao.settlement.request import load_request, to_accumulators, to_household, to_person, to_visit
+from yibao.settlement.statement import dumps, settlement_json
 
 
 def settle_cmd(
@@ -17,12 +23,6 @@ def settle_cmd(
     as_json: bool = typer.Option(False, "--json", help="输出 JSON(金额为元, 两位小数)"),
 ) -> None:
     """一站式结算一次或多次就诊, 输出结算单 (settle one visit, or a person's visits in order)."""
-    from yibao.policy.compiled import CompiledPack
-    from yibao.policy.loader import resolve_pack
-    from yibao.settlement.engine import settle, settle_year
-    from yibao.settlement.request import load_request, to_accumulators, to_household, to_person, to_visit
-    from yibao.settlement.statement import dumps, settlement_json
-
     try:
         pack = CompiledPack(resolve_pack(policy))
         req = load_request(request)
@@ -40,8 +40,6 @@ def settle_cmd(
         docs = [settlement_json(s, pack) for s in results]
         sys.stdout.write(dumps(docs[0] if req.visit is not None else docs) + "\n")
         return
-    from yibao.settlement.render import print_statements
-
     print_statements(out, pack, req, results)
 
 

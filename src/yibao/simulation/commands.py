@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -9,6 +10,10 @@ import typer
 
 from yibao.console import err, fail, out, print_json
 from yibao.errors import YibaoError
+from yibao.policy.compiled import CompiledPack
+from yibao.policy.loader import resolve_pack
+from yibao.simulation.progress import step_progress
+from yibao.simulation.render import format_simulation
 
 
 def simulate_cmd(
@@ -22,15 +27,9 @@ def simulate_cmd(
     as_json: bool = typer.Option(False, "--json", help="输出 JSON(金额为元, 精确到分的字符串)"),
 ) -> None:
     """政策模拟: 同一年的理赔按基线与改革政策包各结算一次并比较 (policy simulation, docs/simulation.md)."""
-    import time
-
     from yibao.batch.run import open_claims
-    from yibao.policy.compiled import CompiledPack
-    from yibao.policy.loader import resolve_pack
     from yibao.simulation.comparison import catastrophic_share_of, simulate
-    from yibao.simulation.render import format_simulation
     from yibao.simulation.comparison import check_out_dir
-    from yibao.simulation.progress import step_progress
 
     started = time.perf_counter()
     try:

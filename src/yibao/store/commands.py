@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from sqlalchemy.engine import make_url
+
 from yibao.console import fail, out, print_json
+from yibao.errors import Problem, YibaoError
+from yibao.service import ledger
+from yibao.store import chain, keys, rotation
+from yibao.store.backup import backup, restore
+from yibao.store.database import default_url, make_engine, read_snapshot
 
 db_app = typer.Typer(help="结算库: 迁移、校验、备份、恢复、密钥轮换 / the settlement store", no_args_is_help=True)
 
@@ -17,15 +24,11 @@ URL_HELP = "数据库 URL; 默认 YIBAO_DATABASE_URL 或 YIBAO_DATA_DIR/yibao.db
 
 
 def _fail(code: str, path: str, message: str) -> None:
-    from yibao.errors import Problem, YibaoError
-
     fail(YibaoError(Problem(code, path, message)))
 
 
 def safe_url(url: str) -> str:
     """A database URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a malformed URL is still not printed
@@ -36,11 +39,6 @@ def safe_url(url: str) -> str:
 def verify(url: Optional[str] = typer.Option(None, help=URL_HELP),
            as_json: bool = typer.Option(False, "--json", help="以 JSON 输出")):
     """重算哈希链并核对台账, 指出第一处被改动的行 / recompute the hash chains, name the first altered row."""
-    from yibao.errors import YibaoError
-    from yibao.service import ledger
-    from yibao.store import chain
-    from yibao.store.database import default_url, make_engine, read_snapshot
-
     target = url or default_url()
     engine = make_engine(target)
     try:
@@ -73,10 +71,6 @@ def rotate_key(url: Optional[str] = typer.Option(None, help=URL_HELP),
                forget_old: bool = typer.Option(False, "--forget-old",
                                                help="从密钥文件删除旧密钥(此前的备份将无法解密证件号)")):
     """轮换证件号加密密钥: 一个事务内全部重新加密并重建盲索引 / rotate the 证件号 key (re-encrypt, re-index)."""
-    from yibao.errors import YibaoError
-    from yibao.store import keys, rotation
-    from yibao.store.database import default_url, make_engine
-
     target = url or default_url()
     engine = make_engine(target)
     try:
@@ -98,11 +92,6 @@ def rotate_key(url: Optional[str] = typer.Option(None, help=URL_HELP),
 def backup_cmd(out_file: Path = typer.Argument(..., help="备份文件(新文件, 权限 0600)"),
                url: Optional[str] = typer.Option(None, help=URL_HELP)):
     """在线备份结算库(SQLite 在线备份 / pg_dump) / back up the store while it runs."""
-    from yibao.errors import YibaoError
-    from yibao.store import keys
-    from yibao.store.backup import backup
-    from yibao.store.database import default_url
-
     target = url or default_url()
     try:
         done = backup(target, out_file)
@@ -117,12 +106,6 @@ def backup_cmd(out_file: Path = typer.Argument(..., help="备份文件(新文件
 def restore_cmd(backup_file: Path = typer.Argument(..., help="yibao db backup 生成的备份文件"),
                 url: Optional[str] = typer.Option(None, help="恢复到的空数据库 URL(默认同 yibao db upgrade)")):
     """把备份恢复到一个空库, 并校验哈希链与台账 / restore a backup into an empty database, then verify it."""
-    from yibao.errors import YibaoError
-    from yibao.service import ledger
-    from yibao.store import chain
-    from yibao.store.backup import restore
-    from yibao.store.database import default_url, make_engine, read_snapshot
-
     target = url or default_url()
     try:
         done = restore(backup_file, target)

@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 from pathlib import Path
 from typing import Optional
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import typer
+import yaml
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
 from yibao.console import err, fail, out, print_json
+from yibao.errors import Problem, YibaoError
+from yibao.money import format_yuan, yuan_to_fen
+from yibao.policy.loader import resolve_pack
+from yibao.supervision.bench import run_bench
+from yibao.supervision.evaluate import by_pattern, overall, render
+from yibao.supervision.evaluate import evaluate as ev
+from yibao.supervision.model import SEVERITIES, STAGES, AuditInputError, CaseError, SupervisionError
+from yibao.supervision.ruleset import load_ruleset, with_pack_caps
+from yibao.synth.fraud import PATTERN_RULE, PATTERN_ZH
 
 
 def _fail(exc):
-
     fail(exc)
 
 
 def _date(text: str | None, option: str):
-    from yibao.errors import Problem
-    from yibao.supervision.model import AuditInputError
-
     if text is None:
         return None
     try:
@@ -68,12 +82,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         ruleset: str = typer.Option("default", "--ruleset", help="规则参数文件或内置名称"),
     ) -> None:
         """列出规则库(编号、名称、类别、环节、严重程度、是否拦截); 给出编号时显示全文与参数 (list the rules)."""
-        from rich.table import Table
-
-        from yibao.errors import Problem, YibaoError
-        from yibao.supervision.model import SEVERITIES, STAGES, SupervisionError
-        from yibao.supervision.ruleset import load_ruleset
-
         try:
             rs = load_ruleset(ruleset)
             if rule_id is not None and rule_id not in rs.by_id():
@@ -87,8 +95,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             out.print(f"[bold]{r.id} {r.rule.name}[/] ({r.rule.family}; {stages(r)}; 严重程度 "
                       f"{SEVERITIES[r.severity]}{'; 拦截结算' if r.blocking else ''})")
             out.print(r.rule.description)
-            import yaml
-
             out.print("参数 parameters:")
             out.print(yaml.safe_dump(r.params.model_dump(mode="json"), allow_unicode=True, sort_keys=False).rstrip(),
                       markup=False)
@@ -108,10 +114,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                                  help="批量审核学得的基线表 baselines.parquet(统计类规则用)"),
     ) -> None:
         """对一次就诊做预审核(联机路径), 输出提醒与拦截 (online pre-check of one visit)."""
-        from yibao.errors import Problem, YibaoError
-        from yibao.supervision.model import AuditInputError
         from yibao.supervision.online import Baselines, precheck
-        from yibao.supervision.ruleset import load_ruleset
 
         try:
             rs = load_ruleset(ruleset)
@@ -143,15 +146,11 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         seed: int = typer.Option(1, "--seed"),
     ) -> None:
         """规则库批量审核与联机预审核的速度 (whole library over N fee lines; online p50/p99)."""
-        from yibao.supervision.bench import run_bench
-
         run_bench(lines, online_visits, seed)
 
 
 def _synth_pack(claims: Path) -> str | None:
     """The policy pack a ``yibao synth`` region was generated under (its Parquet metadata), if any."""
-    import pyarrow.parquet as pq
-
     path = Path(claims) / "institutions.parquet"
     try:
         meta = pq.read_schema(path).metadata or {}
@@ -162,14 +161,7 @@ def _synth_pack(claims: Path) -> str | None:
 
 def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out_dir, excel, db, catalogue_db=None,
                pack=None) -> None:
-    import time
-
-    from rich.table import Table
-
-    from yibao.errors import Problem, YibaoError
     from yibao.supervision import audit as A
-    from yibao.supervision.model import AuditInputError
-    from yibao.supervision.ruleset import load_ruleset
 
     try:
         s, u = _date(since, "--since"), _date(until, "--until")
@@ -180,9 +172,6 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
         recorded = pack is None
         pack = pack or _synth_pack(claims)
         if pack:  # SV-PRICE-03 also judges the pack's own catalogue caps
-            from yibao.policy.loader import resolve_pack
-            from yibao.supervision.ruleset import with_pack_caps
-
             rs = with_pack_caps(rs, resolve_pack(pack))
             err.print(f"SV-PRICE-03 另审政策包 {pack} 目录的最高支付限价"
                       + ("(数据由 yibao synth 按该政策包生成; 用 --pack 指定其他政策包)" if recorded else ""))
@@ -202,8 +191,6 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
             lp = Path(claims) / "labels.parquet"
             if not lp.is_file():
                 raise AuditInputError(Problem("AUD005", "--evaluate", f"{lp} 不存在: 用 yibao synth --fraud 生成带标注的数据"))
-            import pyarrow.parquet as pq
-
             labels = pq.read_table(lp)
     except YibaoError as exc:
         _fail(exc)
@@ -234,12 +221,7 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
     out.print(f"{run.visits:,} 次就诊, {run.items:,} 行明细; {sum(r['hits'] for r in by_rule):,} 条疑点; "
               f"用时 {elapsed:.1f} 秒。输出: {', '.join(str(p) for p in paths.values())}")
     if labels is not None:
-        from yibao.supervision.evaluate import evaluate as ev, render
-
         q = ev(A.hits_table(run), labels, [r.id for r in rs.rules])
-        from yibao.supervision.evaluate import by_pattern, overall
-        from yibao.synth.fraud import PATTERN_RULE, PATTERN_ZH
-
         t3 = Table("规则", "名称", "注入", "命中", "命中注入", "召回率", "精确率")
         for row in render(q, {r.id: r.rule.name for r in rs.rules}):
             t3.add_row(*row)
@@ -261,13 +243,7 @@ def _run_audit(claims, rules, ruleset, since, until, skip_invalid, evaluate, out
 
 
 def _credit_tables(url: str):
-    import pyarrow as pa
-    from sqlalchemy.exc import DBAPIError
-    from sqlalchemy.orm import Session
-
-    from yibao.errors import Problem
     from yibao.supervision.cases import credit_scores, open_store
-    from yibao.supervision.model import CaseError
 
     engine = open_store(url)
     try:
@@ -287,12 +263,7 @@ def _register_cases(case_app: typer.Typer) -> None:
 
     def act(db, fn):
         """``fn`` in one transaction on the case store (migrated first); errors as CAS problems."""
-        from sqlalchemy.exc import DBAPIError
-        from sqlalchemy.orm import Session
-
-        from yibao.errors import Problem, YibaoError
         from yibao.supervision.cases import open_store
-        from yibao.supervision.model import CaseError
 
         try:
             engine = open_store(db)
@@ -309,7 +280,6 @@ def _register_cases(case_app: typer.Typer) -> None:
         return result
 
     def show_case(c) -> str:
-        from yibao.money import format_yuan
         from yibao.supervision.cases import STATUS_ZH
 
         return (f"#{c.id} [{STATUS_ZH[c.status]}] {c.rule_id} {c.rule_name} 对象 {c.subject} 机构 {c.fixmedins_code or ''} "
@@ -319,12 +289,7 @@ def _register_cases(case_app: typer.Typer) -> None:
     def case_import(hits: Path = typer.Option(..., "--hits", help="yibao audit 输出的 hits.parquet"), db: Optional[str] = DB,
                     actor: str = ACTOR) -> None:
         """把审核疑点导入为案件(同一规则同一对象只建一次)。"""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from yibao.errors import Problem, YibaoError
         from yibao.supervision.cases import check_hit_columns, import_hits
-        from yibao.supervision.model import CaseError
 
         try:
             if not hits.is_file():
@@ -345,9 +310,6 @@ def _register_cases(case_app: typer.Typer) -> None:
     def case_list(status: Optional[str] = typer.Option(None, "--status", help="suspect/verifying/confirmed/excluded/recovered"),
                   limit: int = typer.Option(50, "--limit"), db: Optional[str] = DB) -> None:
         """列出案件。"""
-        from sqlalchemy import select
-
-        from yibao.errors import YibaoError
         from yibao.supervision.cases import Case, check_status
 
         if status is not None:
@@ -368,7 +330,6 @@ def _register_cases(case_app: typer.Typer) -> None:
     @case_app.command("show")
     def case_show(case_id: int = typer.Argument(...), db: Optional[str] = DB) -> None:
         """案件详情与全部操作记录。"""
-        from yibao.money import format_yuan
         from yibao.supervision.cases import STATUS_ZH, events, get
 
         def q(s):
@@ -402,10 +363,7 @@ def _register_cases(case_app: typer.Typer) -> None:
         def command(case_id: int = typer.Argument(...), note: str = typer.Option("", note_flag, help="说明"),
                     amount: Optional[str] = typer.Option(None, "--amount", help="追回金额(元)"),
                     db: Optional[str] = DB, actor: str = ACTOR) -> None:
-            from yibao.errors import Problem
-            from yibao.money import yuan_to_fen
             from yibao.supervision.cases import move
-            from yibao.supervision.model import CaseError
 
             fen = None
             if amount is not None:
@@ -425,9 +383,6 @@ def _register_cases(case_app: typer.Typer) -> None:
     @case_app.command("credit")
     def case_credit(db: Optional[str] = DB) -> None:
         """机构信用评价与医保医师积分(由认定违规的案件计算)。"""
-        from rich.table import Table
-
-        from yibao.money import format_yuan
         from yibao.supervision.cases import credit_scores
 
         inst, doc = act(db, credit_scores) or ([], [])

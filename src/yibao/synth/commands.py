@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from yibao.console import err, fail, out
-from yibao.errors import YibaoError
+from yibao.errors import Problem, YibaoError
+from yibao.policy.loader import resolve_pack
+from yibao.synth import SynthError, generate_to, window_for
+from yibao.synth.fraud import synth_supervised
 
 
 # --- synthetic region and claims data -----------------------------------------------------
 
 def _whole_number(text: str, option: str, code: str, minimum: int) -> int:
-    from yibao.errors import Problem
-    from yibao.synth import SynthError
-
     cleaned = text.replace("_", "").replace(",", "").strip()
     if not cleaned.lstrip("-").isdigit() or int(cleaned) < minimum:
         raise SynthError(Problem(code, option, f"必须是不小于 {minimum} 的整数, 实际为 {text!r}"))
@@ -34,14 +36,6 @@ def synth_cmd(
                                           "并按此比例注入各类违规(0 表示只加输入), 标注写入 labels.parquet"),
 ) -> None:
     """生成合成地区: 参保人、定点机构、一年的就诊与费用明细 (synthetic region, Parquet)."""
-    import time
-
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from yibao.errors import Problem
-    from yibao.policy.loader import resolve_pack
-    from yibao.synth import SynthError, generate_to, window_for
-
     try:
         n = _whole_number(persons, "--persons", "SYN001", 1)
         s = _whole_number(seed, "--seed", "SYN003", 0)
@@ -61,8 +55,6 @@ def synth_cmd(
 
             try:
                 if fraud is not None:
-                    from yibao.synth.fraud import synth_supervised
-
                     written = synth_supervised(policy, out_dir, n, s, y, fraud, note)
                 else:
                     written = generate_to(policy, out_dir, persons=n, seed=s, year=y, progress=note)

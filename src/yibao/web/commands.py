@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from sqlalchemy.orm import Session
+
 from yibao.console import fail, out
+from yibao.errors import YibaoError
+from yibao.store.database import make_engine
+from yibao.web.bench import run
+from yibao.web.users import add_user
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -22,12 +28,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                                         help="密码(省略则提示输入, 不回显); 也可由环境变量给出"),
                  url: Optional[str] = typer.Option(None, help="数据库 URL")):
         """开通网页用户(密码只存 argon2 摘要) / add a web user."""
-        from sqlalchemy.orm import Session
-
-        from yibao.errors import YibaoError
-        from yibao.store.database import make_engine
-        from yibao.web.users import add_user
-
         if password is None:
             password = typer.prompt("密码", hide_input=True, confirmation_prompt=True)
         engine = make_engine(url)
@@ -45,8 +45,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                   visits: int = typer.Option(2000, help="已结算就诊数"),
                   repeat: int = typer.Option(30, help="每个页面请求次数")):
         """网页服务端用时(中位数、P95), 与同一结算的 JSON 接口对照 / server time per page."""
-        from yibao.web.bench import run
-
         rows = run(persons, visits, repeat)
         out.print(f"{persons:,} 参保人, {visits:,} 次已结算就诊, 每页 {repeat} 次(进程内, 无网络)")
         for label, median, p95 in rows:

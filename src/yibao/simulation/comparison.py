@@ -80,9 +80,12 @@ def check_out_dir(out_dir: str | Path | None) -> Path | None:
 
 
 def simulate(run: BatchRun, baseline: CompiledPack, reform: CompiledPack, out_dir: Path | None = None,
-             catastrophic_share=None, *, progress: Progress | None = None) -> SimulationResult:
+             catastrophic_share=None, *, progress: Progress | None = None,
+             reform_tables: Path | None = None) -> SimulationResult:
     """Settle ``run`` under both packs (tables ``settled_baseline``/``settled_reform``), compare,
     and if ``out_dir`` is given write simulation.json/.xlsx/.html and the PNG charts there.
+    ``reform_tables``: also write the reform's setlinfo/setldetail (yuan) there while it settles, where the
+    stream comes in their order (:func:`yibao.batch.run.in_output_order`; else the caller writes them).
 
     Bad input (claims outside a pack's dates, codes a pack does not know...) raises
     :class:`yibao.batch.validate.BatchError` before anything is written.
@@ -98,7 +101,7 @@ def simulate(run: BatchRun, baseline: CompiledPack, reform: CompiledPack, out_di
     timings["settle_baseline"] = time.perf_counter() - t
     t = time.perf_counter()
     note(f"结算改革 {reform.id}", 1, total)
-    settle(run, reform, "reform")
+    settle(run, reform, "reform", out_dir=reform_tables)
     timings["settle_reform"] = time.perf_counter() - t
     t = time.perf_counter()
     note("比较与汇总", 2, total)

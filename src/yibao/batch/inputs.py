@@ -92,6 +92,13 @@ FROM shares GROUP BY mdtrt_id
 """
 
 
+# every (insutype, med_type, dise_codg, level) of the claims' visits: what batch validation asks the pack about, and
+# — where no 经办 fact changes a med_type — a superset of the combinations in visits_in (a visit without fee lines
+# drops out there), read without evaluating that view a second time (measured 0.18 s against 0.45 s at 1M visits)
+CLAIMS_COMBOS = ("SELECT DISTINCT p.insutype, v.med_type, COALESCE(v.dise_codg, '') AS dise_codg, v.level "
+                 "FROM visits v JOIN persons p ON p.psn_no = v.psn_no")
+
+
 def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "persons",
                     amounts: str = "classified", offsite: bool = False, facts: bool = False) -> str:
     """visits ⋈ persons ⋈ classified amounts, with a boolean column per pack category.

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from yibao.batch.inputs import classification_query, pack_tables, visits_in_query
+from yibao.batch.inputs import CLAIMS_COMBOS, classification_query, pack_tables, visits_in_query
 from yibao.batch.lower import Program, lower
 from yibao.batch.stream import settle_stream, settled_schema
 from yibao.batch.validate import BatchError, check_applicability
@@ -212,7 +212,8 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
             yuan.write(block)
 
     try:
-        settle_stream(pack, con, f"visits_in_{tag}", sink, program)
+        # without 经办 facts med_type is the claims' own: the combinations come from visits ⋈ persons directly
+        settle_stream(pack, con, f"visits_in_{tag}", sink, program, combos=None if facts else CLAIMS_COMBOS)
     except BaseException:
         if yuan is not None:
             yuan.abort()

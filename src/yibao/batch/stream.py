@@ -95,8 +95,11 @@ def _or_none(value: int | None) -> int:
 COMBOS = "SELECT DISTINCT insutype, med_type, COALESCE(dise_codg, '') AS dise_codg, level FROM {source}"
 
 
-def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program: Program, source: str) -> None:
-    for name, table in code_tables(pack, program, con.sql(COMBOS.format(source=source)).fetchall()).items():
+def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program: Program, source: str,
+                     combos: str | None = None) -> None:
+    """The code tables the ordering query joins, for the combinations of ``source`` — or of the query ``combos``
+    when the caller has a cheaper one giving at least those (``yibao.batch.inputs.CLAIMS_COMBOS``)."""
+    for name, table in code_tables(pack, program, con.sql(combos or COMBOS.format(source=source)).fetchall()).items():
         con.register(name, table)
 
 
@@ -307,14 +310,15 @@ def settle_batch(program: Program, batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: str,
-                  sink: Callable[[pa.RecordBatch], None], program: Program | None = None) -> int:
+                  sink: Callable[[pa.RecordBatch], None], program: Program | None = None,
+                  combos: str | None = None) -> int:
     """Settle every row of relation ``source`` (the ``visits_in`` columns); each settled block goes to ``sink``.
 
     Returns the number of visits. Blocks are settled by ``threads()`` workers, at most twice as many
     in flight as workers, and handed to ``sink`` in order, on one thread apart from the caller's.
     """
     program = program or lower(pack)
-    register_program(con, pack, program, source)
+    register_program(con, pack, program, source, combos)
     present = optional_inputs(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
     reader = con.execute(ordering_query(program, source, present=present)).to_arrow_reader(BATCH_ROWS)
     count = 0

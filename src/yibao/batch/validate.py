@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from yibao.batch.inputs import CLAIMS_COMBOS
 from yibao.batch.lower import OFFSITE
 from yibao.errors import Problem, YibaoError
 from yibao.handling.effects import certified_visits_sql, chronic_kinds_sql
@@ -83,8 +84,7 @@ def register_unmatched(con, pack: CompiledPack) -> None:
     """``pack_unmatched``: the (insutype, med_type, dise_codg, level) combinations of the visits that no basic
     rule takes, decided by the look-up the kernel's input and the scalar engine use (``CompiledPack.basic_rule``)
     once per combination, so batch validation cannot disagree with settlement about which visits it can pay."""
-    combos = con.sql("SELECT DISTINCT p.insutype, v.med_type, COALESCE(v.dise_codg, '') AS dise_codg, v.level "
-                     "FROM visits v JOIN persons p ON p.psn_no = v.psn_no").fetchall()
+    combos = con.sql(CLAIMS_COMBOS).fetchall()
     unmatched = [c for c in combos
                  if c[3] not in pack.levels or pack.basic_rule(c[0], c[1], c[2], c[3]) is None]
     con.register("pack_unmatched", pa.table({name: pa.array([c[i] for c in unmatched], pa.string())

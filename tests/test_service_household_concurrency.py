@@ -43,20 +43,20 @@ MEMBERS = {**{f"A{i}": "H1" for i in range(6)}, "B0": "H2", "B1": "H2"}
 PRICES = ("300200.00", "41000.00")  # each member: a big admission, then a smaller one
 
 
-def test_members_of_one_household_settling_at_once_never_exceed_its_cap(store_url, monkeypatch):
-    monkeypatch.setattr(desk_module, "RETRY_SQLSTATES", set())  # a deadlock would show, not be retried
+def household_store(store_url: str, members: dict[str, str], certnos: int):
+    """A store with ``members`` (psn_no → hh_no), 低保, and for each member the visits of :data:`PRICES` uploaded."""
     db = make_engine(store_url)
     with Session(db) as s, s.begin():
         sample.seed(s, 0)
-        for i, (psn_no, hh_no) in enumerate(MEMBERS.items()):
-            registry.add_person(s, psn_no=psn_no, certno=sample.certno(200 + i), psn_name=f"户员{i}", insutype="390",
-                                admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31),
-                                categories={"dibao": "民政"}, hh_no=hh_no)
+        for i, (psn_no, hh_no) in enumerate(members.items()):
+            registry.add_person(s, psn_no=psn_no, certno=sample.certno(certnos + i), psn_name=f"户员{i}",
+                                insutype="390", admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1),
+                                valid_to=date(2024, 12, 31), categories={"dibao": "民政"}, hh_no=hh_no)
     desk = Desk(make_engine(store_url), PackSet.load(["shandong-2024-household"]))
     at = datetime(2024, 6, 1, 10, 0)
     ctx = tx.Context("setup", "op", at)
     visits: dict[str, list[str]] = {}
-    for psn_no in MEMBERS:
+    for psn_no in members:
         for price in PRICES:
             def make(session, psn_no=psn_no, price=price):
                 v = tx.register_visit(session, HIS, ctx, fixmedins_code=sample.HOSPITAL, psn_no=psn_no,
@@ -67,6 +67,12 @@ def test_members_of_one_household_settling_at_once_never_exceed_its_cap(store_ur
                                 items=[FeeItemIn.model_validate(line)])
                 return v["mdtrt_id"]
             visits.setdefault(psn_no, []).append(desk.read(make))
+    return db, desk, at, visits
+
+
+def test_members_of_one_household_settling_at_once_never_exceed_its_cap(store_url, monkeypatch):
+    monkeypatch.setattr(desk_module, "RETRY_SQLSTATES", set())  # a deadlock would show, not be retried
+    db, desk, at, visits = household_store(store_url, MEMBERS, 200)
 
     barrier = threading.Barrier(len(MEMBERS))
     errors: list[BaseException] = []
@@ -168,28 +174,7 @@ def test_settlements_and_reversals_of_one_household_at_once_keep_the_household_e
     exactly what its valid settlements counted, within the cap."""
     monkeypatch.setattr(desk_module, "RETRY_SQLSTATES", set())
     members = {f"C{i}": "H1" for i in range(4)}
-    db = make_engine(store_url)
-    with Session(db) as s, s.begin():
-        sample.seed(s, 0)
-        for i, psn_no in enumerate(members):
-            registry.add_person(s, psn_no=psn_no, certno=sample.certno(400 + i), psn_name=f"户员{i}", insutype="390",
-                                admdvs=sample.ADMDVS, valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31),
-                                categories={"dibao": "民政"}, hh_no="H1")
-    desk = Desk(make_engine(store_url), PackSet.load(["shandong-2024-household"]))
-    at = datetime(2024, 6, 1, 10, 0)
-    ctx = tx.Context("setup", "op", at)
-    visits: dict[str, list[str]] = {}
-    for psn_no in members:
-        for price in PRICES:
-            def make(session, psn_no=psn_no, price=price):
-                v = tx.register_visit(session, HIS, ctx, fixmedins_code=sample.HOSPITAL, psn_no=psn_no,
-                                      insutype="390", med_type="21", begntime=at)
-                line = {"feedetl_sn": "F1", "med_list_codg": "X1", "chrgitm_lv": "01", "pric": price, "cnt": "1",
-                        "det_item_fee_sumamt": price}
-                tx.upload_items(session, HIS, ctx, desk.packs, mdtrt_id=v["mdtrt_id"],
-                                items=[FeeItemIn.model_validate(line)])
-                return v["mdtrt_id"]
-            visits.setdefault(psn_no, []).append(desk.read(make))
+    db, desk, at, visits = household_store(store_url, members, 400)
 
     barrier = threading.Barrier(len(members))
     errors: list[BaseException] = []

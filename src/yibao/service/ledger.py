@@ -224,17 +224,8 @@ def verify_households(conn) -> list:
         for k, v in delta.items():
             total[k] = total.get(k, 0) + int(v)
         (undone if kind == "reverse" else settled).add(setl_id)
-    problems = []
-    for hh_no, year, values in conn.execute(select(_HH_BALANCES.c.hh_no, _HH_BALANCES.c.year,
-                                                   _HH_BALANCES.c.acc_values)):
-        folded = {k: v for k, v in sums.pop((hh_no, year), {}).items() if v}
-        if {k: int(v) for k, v in (values or {}).items() if int(v)} != folded:
-            problems.append(Problem("CHN013", f"household_balances(hh_no={hh_no}, year={year})",
-                                    "家庭累计余额与家庭累计台账各行之和不符(余额被改动)"))
-    for (hh_no, year), left in sums.items():
-        if any(left.values()):
-            problems.append(Problem("CHN013", f"household_balances(hh_no={hh_no}, year={year})",
-                                    "家庭累计台账有行, 但没有对应的家庭累计余额行(余额被删除)"))
+    problems = _unfolded(conn.execute(select(_HH_BALANCES.c.hh_no, _HH_BALANCES.c.year, _HH_BALANCES.c.acc_values)),
+                         sums, "CHN013", "household_balances(hh_no={}, year={})", "家庭累计")
     s = Settlement.__table__
     ids = sorted(settled)
     for i in range(0, len(ids), 500):
@@ -242,6 +233,20 @@ def verify_households(conn) -> list:
             if (status == "reversed") != (setl_id in undone):
                 problems.append(Problem("CHN014", f"settlements(setl_id={setl_id})",
                                         f"结算状态 {status} 与家庭累计台账不符(台账{'有' if setl_id in undone else '无'}撤销行)"))
+    return problems
+
+
+def _unfolded(balances, sums: dict[tuple, dict[str, int]], code: str, where: str, what: str) -> list:
+    """Balance rows (key, year, values) that are not the fold of their ledger rows (``sums``, consumed), and ledger
+    rows left with no balance row: a balance is a cache the service updates, the chained ledger is the record."""
+    problems = []
+    for key, year, values in balances:
+        folded = {k: v for k, v in sums.pop((key, year), {}).items() if v}
+        if {k: int(v) for k, v in (values or {}).items() if int(v)} != folded:
+            problems.append(Problem(code, where.format(key, year), f"{what}余额与{what}台账各行之和不符(余额被改动)"))
+    for (key, year), left in sums.items():
+        if any(left.values()):
+            problems.append(Problem(code, where.format(key, year), f"{what}台账有行, 但没有对应的{what}余额行(余额被删除)"))
     return problems
 
 
@@ -259,16 +264,8 @@ def verify(conn) -> list:
             total[k] = total.get(k, 0) + int(v)
         if kind == "reverse":
             reversed_ids.add(setl_id)
-    problems = []
-    for psn_no, year, values in conn.execute(select(_BALANCES.c.psn_no, _BALANCES.c.year, _BALANCES.c.acc_values)):
-        folded = {k: v for k, v in sums.pop((psn_no, year), {}).items() if v}
-        if {k: int(v) for k, v in (values or {}).items() if int(v)} != folded:
-            problems.append(Problem("CHN010", f"accumulator_balances(psn_no={psn_no}, year={year})",
-                                    "累计余额与累计台账各行之和不符(余额被改动)"))
-    for (psn_no, year), left in sums.items():
-        if any(left.values()):
-            problems.append(Problem("CHN010", f"accumulator_balances(psn_no={psn_no}, year={year})",
-                                    "累计台账有行, 但没有对应的累计余额行(余额被删除)"))
+    problems = _unfolded(conn.execute(select(_BALANCES.c.psn_no, _BALANCES.c.year, _BALANCES.c.acc_values)),
+                         sums, "CHN010", "accumulator_balances(psn_no={}, year={})", "累计")
     s = Settlement.__table__
     for setl_id, status in conn.execution_options(yield_per=5000).execute(select(s.c.setl_id, s.c.status)):
         if (status == "reversed") != (setl_id in reversed_ids):

@@ -26,7 +26,7 @@ demo: $(STAMP)
 test: $(STAMP_ALL)
 	$(BIN)/pytest
 
-# while editing, under a minute on 2 cores: no PostgreSQL, Spark, browser or slow tests, at most 15 examples per
+# while editing, under a minute on 2 cores: no PostgreSQL, Spark, browser or slow tests, at most 10 examples per
 # property test, one pytest-xdist worker per core, bytecode cached between runs (CI runs `make test`, all of it)
 test-fast: $(STAMP_ALL)
 	PYTHONDONTWRITEBYTECODE= HYPOTHESIS_PROFILE=fast YIBAO_PROPERTY_SCALE=0.1 $(BIN)/pytest -n auto \

@@ -193,3 +193,33 @@ def test_settle_command_takes_the_household_and_gives_it_back(tmp_path):
     path.write_text(json.dumps(request), encoding="utf-8")
     result = CliRunner().invoke(app, ["settle", "--policy", "shandong-2024-household", "--request", str(path), "--json"])
     assert result.exit_code != 0 and "SET009" in result.output
+
+
+def test_batch_settle_command_under_household_caps(tmp_path):
+    # a synthetic region (persons in households, 低保 households among them) under the household pack: the command
+    # settles in household order and still writes setlinfo in (psn_no, setl_time, mdtrt_id) order, one row a visit,
+    # each household's 医疗救助 within its cap
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from yibao.cli import app
+    from yibao.synth import generate_to
+
+    generate_to(resolve_pack("shandong-2024"), tmp_path / "r", persons=1_500, seed=8)
+    result = CliRunner().invoke(app, ["batch", "settle", "--claims", str(tmp_path / "r"), "--policy",
+                                      "shandong-2024-household", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    info = pq.read_table(tmp_path / "o" / "setlinfo.parquet")
+    visits = pq.read_table(tmp_path / "r" / "visits.parquet")
+    assert info.num_rows == visits.num_rows
+    keys = list(zip(*(info.column(c).to_pylist() for c in ("psn_no", "setl_time", "mdtrt_id"))))
+    assert keys == sorted(keys)
+    detail = pq.read_table(tmp_path / "o" / "setldetail.parquet")
+    persons = pq.read_table(tmp_path / "r" / "persons.parquet")
+    household = dict(zip(persons.column("psn_no").to_pylist(), persons.column("hh_no").to_pylist()))
+    core = detail.filter(pc.equal(detail.column("rule_id"), "assistance_core"))
+    paid: dict = {}
+    for psn_no, amount in zip(core.column("psn_no").to_pylist(), core.column("fund_payamt").to_pylist()):
+        paid[household[psn_no]] = paid.get(household[psn_no], 0) + amount
+    assert paid and max(paid.values()) <= CORE.household_cap / 100

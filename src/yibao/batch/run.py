@@ -288,14 +288,15 @@ def fen_to_yuan_array(fen: pa.Array | np.ndarray) -> pa.Array:
 def in_output_order(pack: CompiledPack) -> bool:
     """Whether the kernel's stream comes in the yuan tables' order (person, time): it does unless the pack has
     household caps, whose members settle in household order (then the tables are sorted by DuckDB afterwards)."""
-    return not getattr(pack, "uses_households", False)
+    return not pack.uses_households
 
 
 class YuanTables:
     """setlinfo.parquet and setldetail.parquet written block by block from the settled stream — the same rows
     in the same order as :func:`write_results`, without a second pass over the settled year.
 
-    Blocks arrive whole persons at a time in (psn_no, setl_time, mdtrt_id) order (:data:`yibao.batch.stream.ORDER`;
+    Blocks arrive whole persons at a time in (psn_no, setl_time, mdtrt_id) order (:data:`yibao.batch.stream.ORDER`,
+    or :data:`~yibao.batch.stream.ORDER_KEYED` — the same order;
     ``yr`` is the year of setl_time), which is setlinfo's order; setldetail's (psn_no, mdtrt_id, rule_id) is
     made inside each block. setldetail is built and encoded on a thread of its own (Parquet encoding releases
     the GIL), so the two files are written side by side. Files are written under temporary names and appear

@@ -43,6 +43,15 @@ MEMBERS = {**{f"A{i}": "H1" for i in range(6)}, "B0": "H2", "B1": "H2"}
 PRICES = ("300200.00", "41000.00")  # each member: a big admission, then a smaller one
 
 
+def at_once(client, people) -> None:
+    """``client(psn_no)`` for every person, each on its own thread (they meet at the clients' barrier)."""
+    threads = [threading.Thread(target=client, args=(p,)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def household_store(store_url: str, members: dict[str, str], certnos: int):
     """A store with ``members`` (psn_no → hh_no), 低保, and for each member the visits of :data:`PRICES` uploaded."""
     db = make_engine(store_url)
@@ -87,11 +96,7 @@ def test_members_of_one_household_settling_at_once_never_exceed_its_cap(store_ur
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=client, args=(p,)) for p in MEMBERS]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(client, MEMBERS)
     assert not errors, errors
 
     with Session(db) as s:
@@ -197,11 +202,7 @@ def test_settlements_and_reversals_of_one_household_at_once_keep_the_household_e
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=client, args=(p,)) for p in members]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(client, members)
     assert not errors, errors
     assert set(refused) <= {"SET041"}
 
@@ -276,11 +277,7 @@ def test_a_member_paying_from_the_holders_account_while_the_holder_settles_never
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=client, args=(p,)) for p in ("X0", "Y0")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(client, ("X0", "Y0"))
     assert not errors, errors
     with Session(db) as s:
         assert len(s.scalars(select(Settlement).where(Settlement.status == "valid")).all()) == 2 * ROUNDS

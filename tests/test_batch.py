@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import Phase, given, settings
 
+from conftest import sized
 from strategies import valid_packs
 from yibao.batch.duck import settle_visits
 from yibao.sql import ident
@@ -115,7 +116,7 @@ def assert_same(pack: CompiledPack, rows, batch: pa.Table, scalar) -> int:
                                   "shandong-2024-groups", "shandong-2024-retiree", "shandong-2024-household"])
 def test_duckdb_matches_scalar_on_shipped_packs(name):
     pack = CompiledPack(resolve_pack(name))
-    persons, rows = random_region(pack, 10_000, seed=11, offsite=name.endswith("offsite"))
+    persons, rows = random_region(pack, sized(10_000), seed=11, offsite=name.endswith("offsite"))
     batch = settle_visits(pack, pa.Table.from_pylist(rows))
     assert batch.num_rows == len(rows)
     assert assert_same(pack, rows, batch, scalar_results(pack, persons, rows)) == len(rows)

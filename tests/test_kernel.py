@@ -12,6 +12,7 @@ import pytest
 from hypothesis import Phase, given, settings
 from typer.testing import CliRunner
 
+from conftest import sized
 from strategies import valid_packs
 from test_batch import DISEASES, assert_same
 from yibao.batch.duck import settle_visits
@@ -110,7 +111,7 @@ def test_tekun_only_in_march_caps_by_what_was_counted():
 @pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020"])
 def test_kernel_equals_scalar_when_persons_change_within_the_year(name):
     pack = CompiledPack(resolve_pack(name))
-    persons, rows = changing_region(pack, 12_000, seed=7)
+    persons, rows = changing_region(pack, sized(12_000), seed=7)
     batch = settle_visits(pack, pa.Table.from_pylist(rows))
     assert assert_same(pack, rows, batch, scalar_changing(pack, persons, rows)) == len(rows)
 
@@ -120,7 +121,7 @@ def test_kernel_equals_scalar_when_persons_change_within_the_year(name):
 def test_kernel_equals_scalar_on_random_packs_with_changes(data_and_pack):
     _, model = data_and_pack
     pack = CompiledPack(model)
-    persons, rows = changing_region(pack, 6_000, seed=sum(map(ord, model.pack.id)))
+    persons, rows = changing_region(pack, sized(6_000), seed=sum(map(ord, model.pack.id)))
     batch = settle_visits(pack, pa.Table.from_pylist(rows))
     assert assert_same(pack, rows, batch, scalar_changing(pack, persons, rows)) == len(rows)
 

@@ -47,29 +47,29 @@ def rerun_year(session: Session, packs: PackSet, psn_no: str, year: int) -> tupl
         rows = session.execute(_ITEMS_OF_VISIT, {"mdtrt_id": s.mdtrt_id}).all()
         # exactly what the settlement gave the engine, with the facts as they stand now; the account as it was drawn
         inputs = engine_inputs(session, packs, pack, v, p, inst, cats, on, rows, s.acct_pay)
-        household = _household_before(session, pack, s) if pack.uses_households else None
+        stored = ledger.household_of_settlement(session, s.setl_id) if pack.uses_households else None
+        household = _household_before(stored, s) if pack.uses_households else None
         result = engine.settle(pack, inputs.person, inputs.visit, acc, household)
         if pack.uses_households:
-            _same_household_count(session, pack, s, result)
+            _same_household_count(stored, pack, s, result)
         acc = result.accumulators_after
         out.append((s, result.setlinfo.as_dict()))
     return out, acc
 
 
-def _household_before(session: Session, pack, s: Settlement) -> Accumulators:
-    """The household's accumulators as the settlement found them (家庭年度限额): its household ledger row's values
-    less its delta; empty when it counted nothing against a household cap (its re-run must count nothing too)."""
-    stored = ledger.household_of_settlement(session, s.setl_id)
+def _household_before(stored, s: Settlement) -> Accumulators:
+    """The household's accumulators as the settlement found them (家庭年度限额): its household ledger row
+    (``stored``: ledger.household_of_settlement) values less its delta; empty when it counted nothing against a
+    household cap (its re-run must count nothing too)."""
     return Accumulators(s.year) if stored is None else stored[3].minus(stored[2])
 
 
-def _same_household_count(session: Session, pack, s: Settlement, result) -> None:
+def _same_household_count(stored, pack, s: Settlement, result) -> None:
     """补差 of a pack with household caps re-runs the person's settlements on the household state each one found,
     and is made only when the re-run counts against every household cap exactly what the settlement did: the
     household's later settlements (other members' too) were capped on top of those amounts, and a 补差 moves
     only this person's year. Otherwise refused (HHD001), nothing written: the settlements concerned are
     reversed (后结先撤, the household's later ones first) and settled again under the new facts."""
-    stored = ledger.household_of_settlement(session, s.setl_id)
     was = {} if stored is None else {k: v for k, v in stored[2].items() if v}
     now = {k: v for k, v in result.household_delta.items() if v}
     if now != was:

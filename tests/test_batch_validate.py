@@ -65,3 +65,48 @@ def test_line_checks_agree_before_and_after_classification(tmp_path):
     after = [(p.code, p.path, p.message) for p in check_applicability(run.con, pack)]
     assert [c for c, _, _ in before] == ["BAT007", "BAT008", "BAT009"]
     assert after == before
+
+
+def _each_query(con, pack) -> list[tuple[str, str, str]]:
+    """Every check run by its own query, as validation did before counting some of them in one pass."""
+    from yibao.batch.validate import SAMPLE, applicability_checks, classified_checks, register_unmatched
+
+    register_unmatched(con, pack)
+    tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    cheaper = classified_checks(con) if "classified" in tables else {}
+    found = []
+    for code, path, message, sql in applicability_checks(pack):
+        count, sample = con.sql(f"SELECT COUNT(*), list(id ORDER BY id)[1:{SAMPLE}] FROM ({cheaper.get(code) or sql})").fetchone()
+        if count:
+            found.append((code, path, f"{message}: {count:,} 行, 如 {'、'.join(map(str, sample))}"))
+    return found
+
+
+def test_the_one_pass_counts_report_what_each_query_reports(tmp_path):
+    """BAT004, BAT006 and BAT009 are counted in one pass over visits ⋈ persons (⋈ classified) and only then asked
+    for their ids: the same problems, counts and ids as each check's own query — with duplicated persons too,
+    which multiply the joined rows (the one-pass counts only decide whether a check has anything to report)."""
+    region = _region(tmp_path)
+    pack = CompiledPack(resolve_pack("shandong-2024"))
+    visits = pq.read_table(region / "visits.parquet").column("mdtrt_id").to_pylist()
+
+    def spoil_visits(rows):
+        rows[0]["psn_no"] = "NO-SUCH-PERSON"  # BAT006
+        rows[1]["psn_no"] = "NO-SUCH-PERSON"
+        rows[2]["med_type"] = "99"             # BAT004
+    _rewrite(region / "visits.parquet", spoil_visits)
+
+    def spoil_lines(rows):
+        for r in rows:
+            if r["mdtrt_id"] in (visits[5], visits[7]):
+                r["mdtrt_id"] = visits[6]  # two visits lose their lines: BAT009
+    _rewrite(region / "fee_items.parquet", spoil_lines)
+    _rewrite(region / "persons.parquet", lambda rows: rows.append(dict(rows[-1])))  # one person twice
+    run = open_claims(region)
+    register_pack(run, pack)
+    classify(run, pack)
+    found = [(p.code, p.path, p.message) for p in check_applicability(run.con, pack)]
+    assert [c for c, _, _ in found] == ["BAT004", "BAT006", "BAT009"]
+    assert found == _each_query(run.con, pack)
+    assert found[1][2].endswith("2 行, 如 " + "、".join(sorted(visits[:2])))
+    assert found[2][2].endswith("2 行, 如 " + "、".join(sorted([visits[5], visits[7]])))

@@ -80,26 +80,48 @@ def classified_checks(con) -> dict[str, str]:
     }
 
 
-def register_unmatched(con, pack: CompiledPack) -> None:
+def register_unmatched(con, pack: CompiledPack, combos=None) -> None:
     """``pack_unmatched``: the (insutype, med_type, dise_codg, level) combinations of the visits that no basic
     rule takes, decided by the look-up the kernel's input and the scalar engine use (``CompiledPack.basic_rule``)
-    once per combination, so batch validation cannot disagree with settlement about which visits it can pay."""
-    combos = con.sql(CLAIMS_COMBOS).fetchall()
+    once per combination, so batch validation cannot disagree with settlement about which visits it can pay.
+    ``combos``: those combinations when the caller has them already (:func:`visit_counts`)."""
+    combos = con.sql(CLAIMS_COMBOS).fetchall() if combos is None else combos
     unmatched = [c for c in combos
                  if c[3] not in pack.levels or pack.basic_rule(c[0], c[1], c[2], c[3]) is None]
     con.register("pack_unmatched", pa.table({name: pa.array([c[i] for c in unmatched], pa.string())
                                             for i, name in enumerate(("insutype", "med_type", "dise_codg", "level"))}))
 
 
+def visit_counts(con, pack: CompiledPack, classified: bool = False) -> dict[str, int]:
+    """BAT004 and BAT006 — and BAT009 when the lines are ``classified`` — counted in one pass over visits ⋈ persons
+    (each of their queries joins the visits to one of those, and so does the look-up of the combinations): visits
+    per (insutype, med_type, dise_codg, level), whether the person is missing and whether the visit has no fee
+    lines. Registers ``pack_unmatched`` from the same rows. A problem's ids are still taken by the check's own
+    query, only when its count is not 0 (measured at 1M visits: validation 0.95 s → 0.46 s wall, loaded machine)."""
+    lines = ("c.mdtrt_id IS NULL", "LEFT JOIN classified c ON c.mdtrt_id = v.mdtrt_id") if classified else ("FALSE", "")
+    rows = con.sql(f"SELECT p.insutype, v.med_type, COALESCE(v.dise_codg, ''), v.level, p.psn_no IS NULL, {lines[0]}, "
+                   f"COUNT(*) FROM visits v LEFT JOIN persons p ON p.psn_no = v.psn_no {lines[1]} GROUP BY ALL").fetchall()
+    combos = sorted({r[:4] for r in rows if not r[4]}, key=str)
+    register_unmatched(con, pack, combos)
+    unmatched = {tuple(c) for c in con.sql("SELECT * FROM pack_unmatched").fetchall()}
+    counts = {"BAT004": sum(r[6] for r in rows if not r[4] and r[:4] in unmatched),
+              "BAT006": sum(r[6] for r in rows if r[4])}
+    if classified:
+        counts["BAT009"] = sum(r[6] for r in rows if r[5])
+    return counts
+
+
 def check_applicability(con, pack: CompiledPack) -> list[Problem]:
     """Run every check on DuckDB relations persons/visits/fee_items/pack_*; return problems."""
     problems = []
-    register_unmatched(con, pack)
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
     tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    counted = visit_counts(con, pack, classified="classified" in tables)
     cheaper = classified_checks(con) if "classified" in tables else {}
     facts = "handling_facts" in {r[0] for r in con.sql("SELECT view_name FROM duckdb_views()").fetchall()} | tables
     for code, path, message, sql in applicability_checks(pack, offsite, facts):
+        if counted.get(code) == 0:
+            continue
         sql = cheaper.get(code) or sql
         count, sample = con.sql(
             f"SELECT COUNT(*), list(id ORDER BY id)[1:{SAMPLE}] FROM ({sql})").fetchone()

@@ -47,18 +47,36 @@ def assert_same_files(streamed: dict, copied: dict) -> int:
         assert pq.ParquetFile(streamed[name]).schema.to_arrow_schema() == pq.ParquetFile(copied[name]).schema.to_arrow_schema()
         assert [c.physical_type for c in pq.ParquetFile(streamed[name]).schema] == \
             [c.physical_type for c in pq.ParquetFile(copied[name]).schema], name
+        # and DuckDB sees the same columns and types in both
+        describe = lambda path: duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()  # noqa: E731
+        assert describe(streamed[name]) == describe(copied[name]), name
     return pq.read_metadata(copied["setldetail"]).num_rows
 
 
-def test_fen_to_yuan_is_exact_for_every_int64():
+def test_fen_to_yuan_is_exact_for_every_int64(tmp_path):
     fen = np.array([0, 1, -1, 99, 100, -100, 123_456_789, -987_654_321, 2**62, -(2**63), 2**63 - 1], np.int64)
-    got = fen_to_yuan_array(pa.array(fen))
-    assert got.type == pa.decimal128(16, 2)
+    column = pa.array(fen)
+    got = fen_to_yuan_array(column)
+    assert got.type == pa.decimal64(16, 2)
     assert [str(d) for d in got.to_pylist()[:8]] == ["0.00", "0.01", "-0.01", "0.99", "1.00", "-1.00",
                                                       "1234567.89", "-9876543.21"]
-    # the unscaled value of each decimal is the fen itself, to the last bit
-    words = np.frombuffer(got.buffers()[1], np.int64).reshape(-1, 2)
-    assert (words[:, 0] == fen).all() and (words[:, 1] == np.where(fen < 0, -1, 0)).all()
+    # the unscaled value of each decimal is the fen itself, to the last bit: the same memory, not a copy
+    assert got.buffers()[1].address == column.buffers()[1].address
+    assert (np.frombuffer(got.buffers()[1], np.int64) == fen).all()
+    # a slice keeps its offset; a numpy array is taken as it is
+    assert fen_to_yuan_array(column.slice(3, 4)).to_pylist() == got.to_pylist()[3:7]
+    assert fen_to_yuan_array(fen[::2]).to_pylist() == got.to_pylist()[::2]
+    with pytest.raises(TypeError):
+        fen_to_yuan_array(pa.array([1], pa.int32()))
+    # written with the yuan tables' options it is INT64 DECIMAL(16,2) and read back as decimal128(16,2), the
+    # type DuckDB's files are read as, to the fen (amounts within decimal(16,2)'s range)
+    inside = got.slice(0, 8)
+    pq.write_table(pa.table({"a": inside}), tmp_path / "a.parquet", **batch_run.YUAN_PARQUET)
+    back = pq.read_table(tmp_path / "a.parquet").column("a")
+    assert back.type == pa.decimal128(16, 2) and back.to_pylist() == inside.to_pylist()
+    assert pq.ParquetFile(tmp_path / "a.parquet").schema.column(0).physical_type == "INT64"
+    assert duckdb.sql(f"SELECT CAST(SUM(a) * 100 AS BIGINT), typeof(ANY_VALUE(a)) FROM '{tmp_path / 'a.parquet'}'"
+                      ).fetchone() == (int(fen[:8].sum()), "DECIMAL(16,2)")
 
 
 @pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020"])

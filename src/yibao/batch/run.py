@@ -261,28 +261,45 @@ def write_results(run: BatchRun, pack: CompiledPack, table: str, out_dir: str | 
     return {"setlinfo": setlinfo, "setldetail": setldetail}
 
 
-YUAN = pa.decimal128(16, 2)
+YUAN = pa.decimal128(16, 2)  # the yuan tables as readers see them (pyarrow; DuckDB: DECIMAL(16,2))
 SETLINFO_SCHEMA = pa.schema([pa.field("psn_no", pa.string()), pa.field("mdtrt_id", pa.string()),
                              pa.field("setl_time", pa.timestamp("us"))] + [pa.field(f, YUAN) for f in SETLINFO_FIELDS])
 SETLDETAIL_SCHEMA = pa.schema([pa.field("psn_no", pa.string()), pa.field("mdtrt_id", pa.string()),
                                pa.field("fund_pay_type", pa.string()), pa.field("fund_payamt", YUAN),
                                pa.field("setl_field", pa.string()), pa.field("rule_id", pa.string())])
-# the yuan tables are the run's product, read by other programs: decimals stored as integers (as DuckDB writes
-# them), dictionaries on the repeating codes, statistics on the keys a reader filters by
-YUAN_PARQUET = {"compression": "zstd", "store_decimal_as_integer": True,
-                "use_dictionary": ["fund_pay_type", "setl_field", "rule_id"],
+# ... and as they are handed to the Parquet writer: amounts as decimal64 over the fen buffers themselves (stored as
+# INT64 DECIMAL(16,2), as DuckDB stores them), the codes of setldetail as dictionaries over the pack's few values
+YUAN_STORED = pa.decimal64(16, 2)
+CODE = pa.dictionary(pa.int32(), pa.string())
+_SETLINFO_STORED = pa.schema([f.with_type(YUAN_STORED) if f.type == YUAN else f for f in SETLINFO_SCHEMA])
+_SETLDETAIL_STORED = pa.schema([f.with_type(YUAN_STORED) if f.type == YUAN else f.with_type(CODE)
+                                if f.name in ("fund_pay_type", "setl_field", "rule_id") else f for f in SETLDETAIL_SCHEMA])
+# the yuan tables are the run's product, read by other programs. No Arrow schema stored: readers take the Parquet
+# types (decimal(16,2), string), exactly as in DuckDB's files, not the writer's decimal64 / dictionary view.
+# Statistics on the keys a reader filters by; dictionaries only on the codes (the writer takes them as given)
+YUAN_PARQUET = {"compression": "zstd", "compression_level": 1, "store_decimal_as_integer": True,
+                "store_schema": False, "use_dictionary": ["fund_pay_type", "setl_field", "rule_id"],
                 "write_statistics": ["psn_no", "mdtrt_id", "setl_time"]}
 
 
 def fen_to_yuan_array(fen: pa.Array | np.ndarray) -> pa.Array:
-    """int64 fen as decimal128(16,2) yuan without arithmetic: a decimal's unscaled value is the fen, stored as
-    16 little-endian bytes (the low 8 the int64, the high 8 its sign). The same amount to the fen (settled amounts
-    are far inside decimal(16,2)'s range: a visit is at most 10,000,000 yuan, BAT008)."""
-    values = np.asarray(fen.to_numpy(zero_copy_only=False) if isinstance(fen, pa.Array) else fen, np.int64)
-    words = np.empty((len(values), 2), np.int64)
-    words[:, 0] = values
-    np.right_shift(values, 63, out=words[:, 1])
-    return pa.Array.from_buffers(YUAN, len(values), [None, pa.py_buffer(words)])
+    """int64 fen as decimal64(16,2) yuan over the same memory, without arithmetic or copy: a decimal's unscaled
+    value is the fen. Written to Parquet it is INT64 DECIMAL(16,2), read back as decimal128(16,2) — the same
+    amount to the fen (settled amounts are far inside decimal(16,2)'s range: a visit is at most 10,000,000 yuan,
+    BAT008)."""
+    if not isinstance(fen, pa.Array):
+        fen = pa.array(np.ascontiguousarray(fen, np.int64))
+    if fen.type != pa.int64():
+        raise TypeError(f"fen must be int64, not {fen.type}")
+    return pa.Array.from_buffers(YUAN_STORED, len(fen), fen.buffers()[:2], null_count=fen.null_count,
+                                 offset=fen.offset)
+
+
+def _codes(per_column: list[str]) -> tuple[pa.Array, np.ndarray]:
+    """The distinct values of a code per pay column, and each column's index among them (a dictionary's
+    values must be distinct)."""
+    values = sorted(set(per_column))
+    return pa.array(values, pa.string()), np.array([values.index(v) for v in per_column], np.int32)
 
 
 def in_output_order(pack: CompiledPack) -> bool:
@@ -314,11 +331,11 @@ class YuanTables:
         self._columns = sorted(range(len(program.rule_ids)), key=lambda j: program.rule_ids[j].encode())
         ids = [program.rule_ids[j] for j in self._columns]
         self._rule_id = pa.array(ids, pa.string())
-        self._ftype = pa.array([rules[r][0] for r in ids], pa.string())
-        self._field = pa.array([rules[r][1] for r in ids], pa.string())
+        self._ftype, self._ftype_of = _codes([rules[r][0] for r in ids])
+        self._field, self._field_of = _codes([rules[r][1] for r in ids])
         self._pay_names = [f"pay__{ident(r)}" for r in ids]
-        self._info = pq.ParquetWriter(self._part["setlinfo"], SETLINFO_SCHEMA, **YUAN_PARQUET)
-        self._detail = pq.ParquetWriter(self._part["setldetail"], SETLDETAIL_SCHEMA, **YUAN_PARQUET)
+        self._info = pq.ParquetWriter(self._part["setlinfo"], _SETLINFO_STORED, **YUAN_PARQUET)
+        self._detail = pq.ParquetWriter(self._part["setldetail"], _SETLDETAIL_STORED, **YUAN_PARQUET)
         self._detail_thread = ThreadPoolExecutor(max_workers=1)  # one thread: blocks stay in order
         self._pending: list[Future] = []
         self.visits = 0
@@ -330,7 +347,7 @@ class YuanTables:
             self._pending.append(self._detail_thread.submit(self._write_detail, block))
         self._info.write_batch(pa.RecordBatch.from_arrays(
             [block.column("psn_no"), block.column("mdtrt_id"), block.column("setl_time")]
-            + [fen_to_yuan_array(block.column(f)) for f in SETLINFO_FIELDS], schema=SETLINFO_SCHEMA))
+            + [fen_to_yuan_array(block.column(f)) for f in SETLINFO_FIELDS], schema=_SETLINFO_STORED))
         while len(self._pending) > 2 or (self._pending and self._pending[0].done()):
             self._pending.pop(0).result()  # bounded memory; a failure surfaces here
 
@@ -350,10 +367,13 @@ class YuanTables:
             pays = pays[order.to_numpy()]
         visit, rule = np.nonzero(pays > 0)  # row-major: by visit, then by rule_id
         rows = visit if order is None else order.to_numpy()[visit]
-        take, which = pa.array(rows), pa.array(rule)
+        take, which = pa.array(rows), pa.array(rule.astype(np.int32))
+        code = lambda values, of: pa.DictionaryArray.from_arrays(  # noqa: E731 - indices into the few values
+            which if of is None else pa.array(of[rule]), values)
         return pa.RecordBatch.from_arrays(
-            [psn.take(take), mdtrt.take(take), self._ftype.take(which), fen_to_yuan_array(pays[visit, rule]),
-             self._field.take(which), self._rule_id.take(which)], schema=SETLDETAIL_SCHEMA)
+            [psn.take(take), mdtrt.take(take), code(self._ftype, self._ftype_of),
+             fen_to_yuan_array(pays[visit, rule]), code(self._field, self._field_of), code(self._rule_id, None)],
+            schema=_SETLDETAIL_STORED)
 
     def close(self) -> dict[str, Path]:
         while self._pending:

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from numba import njit
 
 from yibao.batch.inputs import CLAIMS_COMBOS, classification_query, pack_tables, visits_in_query
 from yibao.batch.lower import Program, lower
@@ -295,6 +296,32 @@ def fen_to_yuan_array(fen: pa.Array | np.ndarray) -> pa.Array:
                                  offset=fen.offset)
 
 
+@njit(cache=True, nogil=True)
+def _paid(order: np.ndarray, pays: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """setldetail's rows of a block: (row, pay column, fen) of every amount > 0, the rows taken in ``order`` and a
+    row's columns in their order. Column by column (a column's branches are predictable: most are all zeros or
+    mostly paid), each row's entries placed from its start; no copy of the pay columns."""
+    m = order.shape[0]
+    start = np.zeros(m + 1, np.int64)
+    for j in range(len(pays)):
+        column = pays[j]
+        for i in range(m):
+            start[i + 1] += column[order[i]] > 0
+    for i in range(m):
+        start[i + 1] += start[i]
+    n = start[m]
+    rows, rule, fen = np.empty(n, np.int64), np.empty(n, np.int32), np.empty(n, np.int64)
+    for j in range(len(pays)):
+        column = pays[j]
+        for i in range(m):
+            v = column[order[i]]
+            if v > 0:
+                k = start[i]
+                rows[k], rule[k], fen[k] = order[i], j, v
+                start[i] = k + 1
+    return rows, rule, fen
+
+
 def _codes(per_column: list[str]) -> tuple[pa.Array, np.ndarray]:
     """The distinct values of a code per pay column, and each column's index among them (a dictionary's
     values must be distinct)."""
@@ -362,18 +389,14 @@ class YuanTables:
             fine = pc.or_(pc.not_equal(psn[a], psn[b]), pc.less(mdtrt[a], mdtrt[b]))
             if not pc.all(fine).as_py():
                 order = pc.sort_indices(pa.table({"p": psn, "m": mdtrt}), [("p", "ascending"), ("m", "ascending")])
-        pays = np.column_stack([block.column(n).to_numpy() for n in self._pay_names])
-        if order is not None:
-            pays = pays[order.to_numpy()]
-        visit, rule = np.nonzero(pays > 0)  # row-major: by visit, then by rule_id
-        rows = visit if order is None else order.to_numpy()[visit]
-        take, which = pa.array(rows), pa.array(rule.astype(np.int32))
+        pays = tuple(block.column(n).to_numpy() for n in self._pay_names)
+        rows, rule, fen = _paid(np.arange(block.num_rows) if order is None else order.to_numpy(), pays)
+        take, which = pa.array(rows), pa.array(rule)
         code = lambda values, of: pa.DictionaryArray.from_arrays(  # noqa: E731 - indices into the few values
             which if of is None else pa.array(of[rule]), values)
         return pa.RecordBatch.from_arrays(
-            [psn.take(take), mdtrt.take(take), code(self._ftype, self._ftype_of),
-             fen_to_yuan_array(pays[visit, rule]), code(self._field, self._field_of), code(self._rule_id, None)],
-            schema=_SETLDETAIL_STORED)
+            [psn.take(take), mdtrt.take(take), code(self._ftype, self._ftype_of), fen_to_yuan_array(fen),
+             code(self._field, self._field_of), code(self._rule_id, None)], schema=_SETLDETAIL_STORED)
 
     def close(self) -> dict[str, Path]:
         while self._pending:

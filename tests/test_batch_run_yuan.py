@@ -47,9 +47,11 @@ def assert_same_files(streamed: dict, copied: dict) -> int:
         assert pq.ParquetFile(streamed[name]).schema.to_arrow_schema() == pq.ParquetFile(copied[name]).schema.to_arrow_schema()
         assert [c.physical_type for c in pq.ParquetFile(streamed[name]).schema] == \
             [c.physical_type for c in pq.ParquetFile(copied[name]).schema], name
-        # and DuckDB sees the same columns and types in both
+        # and DuckDB sees the same columns, types and rows in both (it decodes the writer's encodings, not pyarrow)
         describe = lambda path: duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()  # noqa: E731
         assert describe(streamed[name]) == describe(copied[name]), name
+        rows = lambda path: duckdb.sql(f"SELECT * FROM read_parquet('{path}')").fetchall()  # noqa: E731
+        assert rows(streamed[name]) == rows(copied[name]), name
     return pq.read_metadata(copied["setldetail"]).num_rows
 
 

@@ -277,9 +277,13 @@ _SETLDETAIL_STORED = pa.schema([f.with_type(YUAN_STORED) if f.type == YUAN else 
                                 if f.name in ("fund_pay_type", "setl_field", "rule_id") else f for f in SETLDETAIL_SCHEMA])
 # the yuan tables are the run's product, read by other programs. No Arrow schema stored: readers take the Parquet
 # types (decimal(16,2), string), exactly as in DuckDB's files, not the writer's decimal64 / dictionary view.
-# Statistics on the keys a reader filters by; dictionaries only on the codes (the writer takes them as given)
+# Amounts DELTA_BINARY_PACKED (a standard Parquet encoding every current reader decodes: pyarrow, DuckDB, Spark,
+# Polars): mostly zeros and small, they shrink before zstd sees them — per million visits setlinfo's encoding took
+# 0.49 s CPU plain, 0.37 s so (files 28 → 34 MB). Statistics only on the keys a reader filters by; dictionaries
+# only on setldetail's codes, which the writer takes as given.
 YUAN_PARQUET = {"compression": "zstd", "compression_level": 1, "store_decimal_as_integer": True,
                 "store_schema": False, "use_dictionary": ["fund_pay_type", "setl_field", "rule_id"],
+                "column_encoding": {f: "DELTA_BINARY_PACKED" for f in (*SETLINFO_FIELDS, "fund_payamt")},
                 "write_statistics": ["psn_no", "mdtrt_id", "setl_time"]}
 
 

@@ -278,13 +278,21 @@ _SETLDETAIL_STORED = pa.schema([f.with_type(YUAN_STORED) if f.type == YUAN else 
 # the yuan tables are the run's product, read by other programs. No Arrow schema stored: readers take the Parquet
 # types (decimal(16,2), string), exactly as in DuckDB's files, not the writer's decimal64 / dictionary view.
 # Amounts DELTA_BINARY_PACKED (a standard Parquet encoding every current reader decodes: pyarrow, DuckDB, Spark,
-# Polars): mostly zeros and small, they shrink before zstd sees them — per million visits setlinfo's encoding took
-# 0.49 s CPU plain, 0.37 s so (files 28 → 34 MB). Statistics only on the keys a reader filters by; dictionaries
-# only on setldetail's codes, which the writer takes as given.
-YUAN_PARQUET = {"compression": "zstd", "compression_level": 1, "store_decimal_as_integer": True,
-                "store_schema": False, "use_dictionary": ["fund_pay_type", "setl_field", "rule_id"],
+# Polars): small numbers, they shrink before any codec sees them, and zstd (level 1) is kept for the keys and for the
+# amounts that are mostly zeros (:func:`_compression`) — a packed dense amount does not shrink further. Per million
+# visits setlinfo's encoding took 0.49 s CPU plain + zstd, 0.37 s delta + zstd, 0.32 s so (28, 34, 34 MB).
+# Statistics only on the keys a reader filters by; dictionaries only on setldetail's codes, which the writer takes
+# as given.
+YUAN_PARQUET = {"store_decimal_as_integer": True, "store_schema": False,
+                "use_dictionary": ["fund_pay_type", "setl_field", "rule_id"],
                 "column_encoding": {f: "DELTA_BINARY_PACKED" for f in (*SETLINFO_FIELDS, "fund_payamt")},
                 "write_statistics": ["psn_no", "mdtrt_id", "setl_time"]}
+
+
+def _compression(schema: pa.Schema, dense: set[str]) -> dict:
+    """Per-column codecs: zstd (level 1), none for the ``dense`` amounts."""
+    return {"compression": {f.name: "none" if f.name in dense else "zstd" for f in schema},
+            "compression_level": {f.name: 1 for f in schema if f.name not in dense}}
 
 
 def fen_to_yuan_array(fen: pa.Array | np.ndarray) -> pa.Array:
@@ -365,8 +373,8 @@ class YuanTables:
         self._ftype, self._ftype_of = _codes([rules[r][0] for r in ids])
         self._field, self._field_of = _codes([rules[r][1] for r in ids])
         self._pay_names = [f"pay__{ident(r)}" for r in ids]
-        self._info = pq.ParquetWriter(self._part["setlinfo"], _SETLINFO_STORED, **YUAN_PARQUET)
-        self._detail = pq.ParquetWriter(self._part["setldetail"], _SETLDETAIL_STORED, **YUAN_PARQUET)
+        self._info: pq.ParquetWriter | None = None  # opened on the first block, which chooses the codecs
+        self._detail: pq.ParquetWriter | None = None
         self._detail_thread = ThreadPoolExecutor(max_workers=1)  # one thread: blocks stay in order
         self._pending: list[Future] = []
         self.visits = 0
@@ -374,6 +382,8 @@ class YuanTables:
     def write(self, block: pa.RecordBatch) -> None:
         """Called from one thread, block after block in the stream's order."""
         self.visits += block.num_rows
+        if self._info is None:
+            self._open(block)
         if self._pay_names:
             self._pending.append(self._detail_thread.submit(self._write_detail, block))
         self._info.write_batch(pa.RecordBatch.from_arrays(
@@ -381,6 +391,16 @@ class YuanTables:
             + [fen_to_yuan_array(block.column(f)) for f in SETLINFO_FIELDS], schema=_SETLINFO_STORED))
         while len(self._pending) > 2 or (self._pending and self._pending[0].done()):
             self._pending.pop(0).result()  # bounded memory; a failure surfaces here
+
+    def _open(self, first: pa.RecordBatch | None) -> None:
+        """The writers, their codecs chosen from the first block: an amount with less than half zeros is left as
+        delta-packed (zstd would spend time to gain nothing), fund_payamt (never zero) always."""
+        dense = {f for f in SETLINFO_FIELDS if first is not None and first.num_rows
+                 and 2 * pc.sum(pc.equal(first.column(f), 0)).as_py() < first.num_rows}
+        self._info = pq.ParquetWriter(self._part["setlinfo"], _SETLINFO_STORED,
+                                      **YUAN_PARQUET, **_compression(_SETLINFO_STORED, dense))
+        self._detail = pq.ParquetWriter(self._part["setldetail"], _SETLDETAIL_STORED,
+                                        **YUAN_PARQUET, **_compression(_SETLDETAIL_STORED, {"fund_payamt"}))
 
     def _write_detail(self, block: pa.RecordBatch) -> None:
         self._detail.write_batch(self._detail_batch(block))
@@ -406,6 +426,8 @@ class YuanTables:
         while self._pending:
             self._pending.pop(0).result()
         self._detail_thread.shutdown()
+        if self._info is None:
+            self._open(None)  # no visits: empty files
         self._info.close()
         self._detail.close()
         for key, path in self.paths.items():
@@ -416,6 +438,8 @@ class YuanTables:
         self._detail_thread.shutdown(cancel_futures=True)  # waits for the block being written
         self._pending.clear()
         for writer in (self._info, self._detail):
+            if writer is None:
+                continue
             try:
                 writer.close()
             except Exception:  # noqa: BLE001 - already failing; the files are removed below

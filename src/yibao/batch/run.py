@@ -308,30 +308,36 @@ def fen_to_yuan_array(fen: pa.Array | np.ndarray) -> pa.Array:
                                  offset=fen.offset)
 
 
-@njit(cache=True, nogil=True)
-def _paid(order: np.ndarray, pays: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _paid(order: np.ndarray, pays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """setldetail's rows of a block: (row, pay column, fen) of every amount > 0, the rows taken in ``order`` and a
     row's columns in their order. Column by column (a column's branches are predictable: most are all zeros or
-    mostly paid), each row's entries placed from its start; no copy of the pay columns."""
-    m = order.shape[0]
-    start = np.zeros(m + 1, np.int64)
-    for j in range(len(pays)):
-        column = pays[j]
-        for i in range(m):
-            start[i + 1] += column[order[i]] > 0
-    for i in range(m):
-        start[i + 1] += start[i]
-    n = start[m]
+    mostly paid), each row's entries placed from its start; no copy of the pay columns. Compiled once for any
+    number of pay columns."""
+    start = np.zeros(len(order) + 1, np.int64)
+    for column in pays:
+        _count_paid(order, column, start)
+    np.cumsum(start, out=start)
+    n = int(start[-1])
     rows, rule, fen = np.empty(n, np.int64), np.empty(n, np.int32), np.empty(n, np.int64)
-    for j in range(len(pays)):
-        column = pays[j]
-        for i in range(m):
-            v = column[order[i]]
-            if v > 0:
-                k = start[i]
-                rows[k], rule[k], fen[k] = order[i], j, v
-                start[i] = k + 1
+    for j, column in enumerate(pays):
+        _place_paid(order, column, j, start, rows, rule, fen)
     return rows, rule, fen
+
+
+@njit(cache=True, nogil=True)
+def _count_paid(order, column, start):
+    for i in range(order.shape[0]):
+        start[i + 1] += column[order[i]] > 0
+
+
+@njit(cache=True, nogil=True)
+def _place_paid(order, column, j, start, rows, rule, fen):
+    for i in range(order.shape[0]):
+        v = column[order[i]]
+        if v > 0:
+            k = start[i]
+            rows[k], rule[k], fen[k] = order[i], j, v
+            start[i] = k + 1
 
 
 def _codes(per_column: list[str]) -> tuple[pa.Array, np.ndarray]:
@@ -413,8 +419,9 @@ class YuanTables:
             fine = pc.or_(pc.not_equal(psn[a], psn[b]), pc.less(mdtrt[a], mdtrt[b]))
             if not pc.all(fine).as_py():
                 order = pc.sort_indices(pa.table({"p": psn, "m": mdtrt}), [("p", "ascending"), ("m", "ascending")])
-        pays = tuple(block.column(n).to_numpy() for n in self._pay_names)
-        rows, rule, fen = _paid(np.arange(block.num_rows) if order is None else order.to_numpy(), pays)
+        pays = [block.column(n).to_numpy() for n in self._pay_names]
+        rows, rule, fen = _paid(np.arange(block.num_rows) if order is None else order.to_numpy().astype(np.int64),
+                                pays)
         take, which = pa.array(rows), pa.array(rule)
         code = lambda values, of: pa.DictionaryArray.from_arrays(  # noqa: E731 - indices into the few values
             which if of is None else pa.array(of[rule]), values)

@@ -273,18 +273,19 @@ SETLDETAIL_SCHEMA = pa.schema([pa.field("psn_no", pa.string()), pa.field("mdtrt_
 YUAN_STORED = pa.decimal64(16, 2)
 CODE = pa.dictionary(pa.int32(), pa.string())
 _SETLINFO_STORED = pa.schema([f.with_type(YUAN_STORED) if f.type == YUAN else f for f in SETLINFO_SCHEMA])
-_SETLDETAIL_STORED = pa.schema([f.with_type(YUAN_STORED) if f.type == YUAN else f.with_type(CODE)
-                                if f.name in ("fund_pay_type", "setl_field", "rule_id") else f for f in SETLDETAIL_SCHEMA])
+_CODES = ("fund_pay_type", "setl_field", "rule_id")
+_SETLDETAIL_STORED = pa.schema([f.with_type(YUAN_STORED) if f.type == YUAN else f.with_type(CODE) if f.name in _CODES
+                                else f for f in SETLDETAIL_SCHEMA])
 # the yuan tables are the run's product, read by other programs. No Arrow schema stored: readers take the Parquet
 # types (decimal(16,2), string), exactly as in DuckDB's files, not the writer's decimal64 / dictionary view.
 # Amounts DELTA_BINARY_PACKED (a standard Parquet encoding every current reader decodes: pyarrow, DuckDB, Spark,
 # Polars): small numbers, they shrink before any codec sees them, and zstd (level 1) is kept for the keys and for the
-# amounts that are mostly zeros (:func:`_compression`) — a packed dense amount does not shrink further. Per million
+# amounts mostly zeros (chosen from the first block: YuanTables._open) — a packed dense amount does not shrink. Per million
 # visits setlinfo's encoding took 0.49 s CPU plain + zstd, 0.37 s delta + zstd, 0.32 s so (28, 34, 34 MB).
 # Statistics only on the keys a reader filters by; dictionaries only on setldetail's codes, which the writer takes
 # as given.
 YUAN_PARQUET = {"store_decimal_as_integer": True, "store_schema": False,
-                "use_dictionary": ["fund_pay_type", "setl_field", "rule_id"],
+                "use_dictionary": list(_CODES),
                 "column_encoding": {f: "DELTA_BINARY_PACKED" for f in (*SETLINFO_FIELDS, "fund_payamt")},
                 "write_statistics": ["psn_no", "mdtrt_id", "setl_time"]}
 

@@ -195,3 +195,29 @@ def test_a_failure_while_writing_setldetail_surfaces_and_writes_nothing(tmp_path
     with pytest.raises(OSError, match="disk full"):
         settle(run, CompiledPack(model), "main", out_dir=tmp_path / "out", keep_fen=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from yibao.batch.spark import spark_session
+
+    session = spark_session()
+    yield session
+    session.stop()
+
+
+def test_spark_reads_the_streamed_tables_as_it_reads_duckdb_written(tmp_path, spark):
+    # the streamed files use DELTA_BINARY_PACKED amounts and INT64 decimals from decimal64; a cluster reading the
+    # run's product must see what DuckDB's files give it: the same types and rows
+    model = resolve_pack("shandong-2024")
+    pack = CompiledPack(model)
+    generate_to(model, tmp_path / "r", persons=300, seed=6)
+    run = open_claims(tmp_path / "r")
+    table = settle(run, pack, "main", out_dir=tmp_path / "streamed")
+    copied = write_results(run, pack, table, tmp_path / "copied")
+    for name, path in copied.items():
+        a, b = spark.read.parquet(str(path)), spark.read.parquet(str(run.outputs[table][name]))
+        assert b.dtypes == a.dtypes, name
+        assert dict(a.dtypes)["mdtrt_id"] == "string"
+        keys = ["psn_no", "mdtrt_id"] + (["rule_id"] if name == "setldetail" else [])
+        assert b.sort(keys).collect() == a.sort(keys).collect(), name

@@ -94,6 +94,7 @@ def test_streamed_yuan_tables_equal_duckdb_written_on_a_synthetic_region(tmp_pat
     assert assert_same_files(streamed, copied) > 0
     assert pq.read_metadata(streamed["setlinfo"]).num_rows == run.visits
     assert not list((tmp_path / "streamed").glob(".*"))  # no temporary file left behind
+    assert run.timings["yuan_cpu_main"] > 0  # the writing's own CPU, which yibao bench settle prints
 
 
 @pytest.mark.parametrize("name", ["sichuan-county-2020", "jishou-2022", "shandong-2024-groups"])

@@ -280,11 +280,11 @@ _SETLDETAIL_STORED = pa.schema([f.with_type(YUAN_STORED) if f.type == YUAN else 
 # the yuan tables are the run's product, read by other programs. No Arrow schema stored: readers take the Parquet
 # types (decimal(16,2), string), exactly as in DuckDB's files, not the writer's decimal64 / dictionary view.
 # Amounts DELTA_BINARY_PACKED (a standard Parquet encoding every current reader decodes: pyarrow, DuckDB, Spark,
-# Polars): small numbers, they shrink before any codec sees them, and zstd (level 1) is kept for the keys and for the
-# amounts mostly zeros (chosen from the first block: YuanTables._open) — a packed dense amount does not shrink. Per million
-# visits setlinfo's encoding took 0.49 s CPU plain + zstd, 0.37 s delta + zstd, 0.32 s so (28, 34, 34 MB).
-# Statistics only on the keys a reader filters by; dictionaries only on setldetail's codes, which the writer takes
-# as given.
+# Polars): mostly zeros or small, they shrink before any codec sees them. zstd (level 1) only on the keys and on
+# the amounts mostly zero (chosen from the first block, YuanTables._open): a packed dense amount does not shrink.
+# setlinfo's encoding per million visits: 0.49 s CPU plain + zstd (28 MB), 0.37 s delta + zstd (34 MB), 0.32 s
+# delta + zstd where it gains (34 MB). Statistics only on the keys a reader filters by; dictionaries only on
+# setldetail's codes, which the writer takes as given.
 YUAN_PARQUET = {"store_decimal_as_integer": True, "store_schema": False,
                 "use_dictionary": list(_CODES),
                 "column_encoding": {f: "DELTA_BINARY_PACKED" for f in (*SETLINFO_FIELDS, "fund_payamt")},

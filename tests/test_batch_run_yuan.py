@@ -47,18 +47,38 @@ def assert_same_files(streamed: dict, copied: dict) -> int:
         assert pq.ParquetFile(streamed[name]).schema.to_arrow_schema() == pq.ParquetFile(copied[name]).schema.to_arrow_schema()
         assert [c.physical_type for c in pq.ParquetFile(streamed[name]).schema] == \
             [c.physical_type for c in pq.ParquetFile(copied[name]).schema], name
+        # and DuckDB sees the same columns, types and rows in both (it decodes the writer's encodings, not pyarrow)
+        describe = lambda path: duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()  # noqa: E731
+        assert describe(streamed[name]) == describe(copied[name]), name
+        rows = lambda path: duckdb.sql(f"SELECT * FROM read_parquet('{path}')").fetchall()  # noqa: E731
+        assert rows(streamed[name]) == rows(copied[name]), name
     return pq.read_metadata(copied["setldetail"]).num_rows
 
 
-def test_fen_to_yuan_is_exact_for_every_int64():
+def test_fen_to_yuan_is_exact_for_every_int64(tmp_path):
     fen = np.array([0, 1, -1, 99, 100, -100, 123_456_789, -987_654_321, 2**62, -(2**63), 2**63 - 1], np.int64)
-    got = fen_to_yuan_array(pa.array(fen))
-    assert got.type == pa.decimal128(16, 2)
+    column = pa.array(fen)
+    got = fen_to_yuan_array(column)
+    assert got.type == pa.decimal64(16, 2)
     assert [str(d) for d in got.to_pylist()[:8]] == ["0.00", "0.01", "-0.01", "0.99", "1.00", "-1.00",
                                                       "1234567.89", "-9876543.21"]
-    # the unscaled value of each decimal is the fen itself, to the last bit
-    words = np.frombuffer(got.buffers()[1], np.int64).reshape(-1, 2)
-    assert (words[:, 0] == fen).all() and (words[:, 1] == np.where(fen < 0, -1, 0)).all()
+    # the unscaled value of each decimal is the fen itself, to the last bit: the same memory, not a copy
+    assert got.buffers()[1].address == column.buffers()[1].address
+    assert (np.frombuffer(got.buffers()[1], np.int64) == fen).all()
+    # a slice keeps its offset; a numpy array is taken as it is
+    assert fen_to_yuan_array(column.slice(3, 4)).to_pylist() == got.to_pylist()[3:7]
+    assert fen_to_yuan_array(fen[::2]).to_pylist() == got.to_pylist()[::2]
+    with pytest.raises(TypeError):
+        fen_to_yuan_array(pa.array([1], pa.int32()))
+    # written with the yuan tables' options it is INT64 DECIMAL(16,2) and read back as decimal128(16,2), the
+    # type DuckDB's files are read as, to the fen (amounts within decimal(16,2)'s range)
+    inside = got.slice(0, 8)
+    pq.write_table(pa.table({"a": inside}), tmp_path / "a.parquet", **batch_run.YUAN_PARQUET)
+    back = pq.read_table(tmp_path / "a.parquet").column("a")
+    assert back.type == pa.decimal128(16, 2) and back.to_pylist() == inside.to_pylist()
+    assert pq.ParquetFile(tmp_path / "a.parquet").schema.column(0).physical_type == "INT64"
+    assert duckdb.sql(f"SELECT CAST(SUM(a) * 100 AS BIGINT), typeof(ANY_VALUE(a)) FROM '{tmp_path / 'a.parquet'}'"
+                      ).fetchone() == (int(fen[:8].sum()), "DECIMAL(16,2)")
 
 
 @pytest.mark.parametrize("name", ["shandong-2024", "jishou-2022", "sichuan-county-2020"])
@@ -74,6 +94,7 @@ def test_streamed_yuan_tables_equal_duckdb_written_on_a_synthetic_region(tmp_pat
     assert assert_same_files(streamed, copied) > 0
     assert pq.read_metadata(streamed["setlinfo"]).num_rows == run.visits
     assert not list((tmp_path / "streamed").glob(".*"))  # no temporary file left behind
+    assert run.timings["yuan_cpu_main"] > 0  # the writing's own CPU, which yibao bench settle prints
 
 
 @pytest.mark.parametrize("name", ["sichuan-county-2020", "jishou-2022", "shandong-2024-groups"])
@@ -175,3 +196,29 @@ def test_a_failure_while_writing_setldetail_surfaces_and_writes_nothing(tmp_path
     with pytest.raises(OSError, match="disk full"):
         settle(run, CompiledPack(model), "main", out_dir=tmp_path / "out", keep_fen=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from yibao.batch.spark import spark_session
+
+    session = spark_session()
+    yield session
+    session.stop()
+
+
+def test_spark_reads_the_streamed_tables_as_it_reads_duckdb_written(tmp_path, spark):
+    # the streamed files use DELTA_BINARY_PACKED amounts and INT64 decimals from decimal64; a cluster reading the
+    # run's product must see what DuckDB's files give it: the same types and rows
+    model = resolve_pack("shandong-2024")
+    pack = CompiledPack(model)
+    generate_to(model, tmp_path / "r", persons=300, seed=6)
+    run = open_claims(tmp_path / "r")
+    table = settle(run, pack, "main", out_dir=tmp_path / "streamed")
+    copied = write_results(run, pack, table, tmp_path / "copied")
+    for name, path in copied.items():
+        a, b = spark.read.parquet(str(path)), spark.read.parquet(str(run.outputs[table][name]))
+        assert b.dtypes == a.dtypes, name
+        assert dict(a.dtypes)["mdtrt_id"] == "string"
+        keys = ["psn_no", "mdtrt_id"] + (["rule_id"] if name == "setldetail" else [])
+        assert b.sort(keys).collect() == a.sort(keys).collect(), name

@@ -4,12 +4,14 @@ with NULLs, ties and repeated keys, where the formulations could part."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import duckdb
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yibao.supervision.views import baseline_sql
+from yibao.supervision.views import DERIVED, DUCKDB_DERIVED, baseline_sql, duckdb_seconds, seconds
 
 
 def reference_baseline_sql(test_categories: tuple[str, ...], dx_len: int) -> str:
@@ -63,3 +65,38 @@ def test_baselines_equal_the_quantile_disc_formulation(visits, lines):
         got = con.sql(f"SELECT * FROM ({baseline_sql(cats, dx_len)}) ORDER BY ALL").fetchall()
         want = con.sql(f"SELECT * FROM ({reference_baseline_sql(cats, dx_len)}) ORDER BY ALL").fetchall()
         assert got == want
+
+
+EDGES = ["2000-01-01 00:00:00", "1999-12-31 23:59:59.999", "2024-12-31 23:59:59", "2025-01-01 00:00:00",
+         "2024-02-29 12:34:56.789", "1970-01-01 00:00:00", "1969-12-31 23:59:59.001", "1900-03-01 00:00:00.5",
+         "2024-05-01 00:00:00.001", "2099-12-31 23:59:59.999"]
+
+
+def seconds_both(con, values: list) -> list[tuple]:
+    con.register("t", pa.table({"ts": pa.array(values, pa.timestamp("ms"))}))
+    return con.sql(f"SELECT {seconds('ts')}, {duckdb_seconds('ts')} FROM t").fetchall()
+
+
+def test_duckdb_seconds_equal_the_portable_seconds_on_edges():
+    con = duckdb.connect()
+    rows = seconds_both(con, [datetime.fromisoformat(e) for e in EDGES] + [None])
+    assert rows[0] == (0, 0) and rows[1] == (-1, -1) and rows[5] == (-946684800, -946684800)
+    assert rows[6] == (-946684801, -946684801)  # 0.999 s before 1970: the floor, as STRFTIME's seconds give
+    assert rows[-1] == (None, None)
+    assert all(a == b for a, b in rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)), min_size=1, max_size=50))
+def test_duckdb_seconds_equal_the_portable_seconds(stamps):
+    rows = seconds_both(duckdb.connect(), [s.replace(microsecond=s.microsecond // 1000 * 1000) for s in stamps])
+    assert all(a == b for a, b in rows)
+
+
+def test_the_batch_views_differ_from_the_portable_ones_only_in_the_seconds():
+    portable = dict(DERIVED)
+    for name, sql in DUCKDB_DERIVED:
+        assert "STRFTIME" not in sql and "EPOCH_US" in sql
+        assert sql.replace(duckdb_seconds("f.fee_ocur_time"), seconds("f.fee_ocur_time")).replace(
+            duckdb_seconds("v.begntime"), seconds("v.begntime")).replace(
+            duckdb_seconds("v.endtime"), seconds("v.endtime")) == portable[name]

@@ -33,6 +33,7 @@ from yibao.supervision.ruleset import RuleSet
 from yibao.supervision.views import (
     BASELINE_SCHEMA,
     DERIVED,
+    DUCKDB_DERIVED,
     OPTIONAL_COLUMNS,
     OPTIONAL_TABLES,
     OPTIONAL_ZH,
@@ -104,7 +105,7 @@ def open_claims(claims_dir: str | Path, since: date | None = None, until: date |
         else:
             con.register(f"{name}_empty", schema.empty_table())
             con.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}_empty")
-    for name, sql in DERIVED:
+    for name, sql in DUCKDB_DERIVED:
         con.sql(f"CREATE OR REPLACE TABLE {name} AS {sql}")
     run = AuditRun(con, available, since)
     run.visits = con.sql("SELECT COUNT(*) FROM vx").fetchone()[0]

@@ -41,6 +41,14 @@ def seconds(t: str) -> str:
             f"+ CAST(STRFTIME({t}, '%S') AS BIGINT))")
 
 
+def duckdb_seconds(t: str) -> str:
+    """:func:`seconds` on DuckDB alone, from the microseconds since 1970 in integer arithmetic (a floor
+    division, so a fraction of a second before 2000 or 1970 counts as :func:`seconds` counts it): the same
+    integer, without formatting three strings per timestamp (0.4 s of CPU on 2 million fee lines)."""
+    x = f"(EPOCH_US({t}) - 946684800000000)"
+    return f"(({x} - (EPOCH_US({t}) % 1000000 + 1000000) % 1000000) // 1000000)"
+
+
 VX_SQL = """
 SELECT v.mdtrt_id, v.psn_no, v.med_type, v.fixmedins_code, v.level, v.begntime, v.endtime, v.setl_time,
        v.dise_codg, v.oprn_oprt_code, v.referral_from_level, v.atddr_no, CAST(ROUND(v.medfee_sumamt * 100) AS BIGINT) AS medfee,
@@ -61,10 +69,16 @@ SELECT f.feedetl_sn, f.mdtrt_id, f.med_list_codg, CAST(ROUND(f.det_item_fee_suma
 FROM fee_items f JOIN vx x ON x.mdtrt_id = f.mdtrt_id
 """
 
-VX_SQL = VX_SQL.replace("{begn_sec}", seconds("v.begntime")).replace("{end_sec}", seconds("v.endtime"))
-LINES_SQL = LINES_SQL.replace("{fee_sec}", seconds("f.fee_ocur_time"))
 
-DERIVED = (("vx", VX_SQL), ("lines", LINES_SQL))
+
+def derived(sec=seconds) -> tuple[tuple[str, str], ...]:
+    """``vx`` and ``lines`` with ``sec`` writing the whole-seconds columns."""
+    return (("vx", VX_SQL.replace("{begn_sec}", sec("v.begntime")).replace("{end_sec}", sec("v.endtime"))),
+            ("lines", LINES_SQL.replace("{fee_sec}", sec("f.fee_ocur_time"))))
+
+
+DERIVED = derived()  # portable: Spark and SQLite (online) read these
+DUCKDB_DERIVED = derived(duckdb_seconds)  # the batch runner's: the same columns, integer epoch arithmetic
 
 # Learned baselines (基线表): what the statistical rules compare a line or a visit with. Batch learns
 # it from the claims it audits (:data:`BASELINE_SQL`, on DuckDB); online reads the same table, learned

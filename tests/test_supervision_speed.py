@@ -100,3 +100,27 @@ def test_the_batch_views_differ_from_the_portable_ones_only_in_the_seconds():
         assert sql.replace(duckdb_seconds("f.fee_ocur_time"), seconds("f.fee_ocur_time")).replace(
             duckdb_seconds("v.begntime"), seconds("v.begntime")).replace(
             duckdb_seconds("v.endtime"), seconds("v.endtime")) == portable[name]
+
+
+def test_excel_sheets_hold_what_the_openpyxl_writer_held(tmp_path):
+    """write_excel's XlsxWriter cells read back as the openpyxl writer's did: numbers (Decimal yuan),
+    date-times, blanks, booleans, lists joined; text that looks like a formula or a link stays text."""
+    from decimal import Decimal
+
+    from openpyxl import load_workbook
+
+    from yibao.supervision import audit as A
+
+    table = pa.table({
+        "rule_id": ["SV-DUP-01", "SV-X"], "amount_yuan": pa.array([Decimal("120.50"), None], pa.decimal128(16, 2)),
+        "setl_time": pa.array([datetime(2024, 12, 31, 23, 59, 59), None], pa.timestamp("ms")),
+        "blocking": [True, False], "hits": pa.array([3, 0], pa.int64()), "score": [1.25, None],
+        "feedetl_sns": pa.array([["F1", "F2"], None], pa.list_(pa.string())),
+        "detail": ["=SUM(A1) 不是公式", "见 http://example.org/x"]})
+    wb = A.excel_workbook(tmp_path / "a.xlsx")
+    A._sheet(wb, "按规则", table)
+    wb.close()
+    rows = list(load_workbook(tmp_path / "a.xlsx", read_only=True)["按规则"].iter_rows(values_only=True))
+    assert rows == [tuple(table.column_names),
+                    ("SV-DUP-01", 120.5, datetime(2024, 12, 31, 23, 59, 59), True, 3, 1.25, "F1, F2", "=SUM(A1) 不是公式"),
+                    ("SV-X", None, None, False, 0, None, None, "见 http://example.org/x")]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import xlsxwriter
 
 from yibao.batch.run import connect
 from yibao.batch.spark import to_spark
@@ -291,24 +292,33 @@ SHEETS = {"by_rule": "按规则", "by_institution": "机构风险排名", "by_ph
 
 
 def write_excel(path: Path, run: AuditRun, summary: dict[str, pa.Table]) -> None:
-    from openpyxl import Workbook
+    """audit.xlsx: the summaries, then the hits by amount (at most :data:`EXCEL_MAX_HITS`), written by
+    XlsxWriter row by row in constant memory (openpyxl took 1 s of CPU for the demo's 7,000 peer-score rows)."""
+    wb = excel_workbook(path)
+    try:
+        for name, table in summary.items():
+            _sheet(wb, SHEETS.get(name, name), table)
+        hits = run.con.sql(f"SELECT rule_id, rule_name, severity, subject, mdtrt_id, psn_no, fixmedins_code, atddr_no, setl_time, "
+                           f"CAST(CAST(amount AS DECIMAL(18,0)) / 100 AS DECIMAL(16,2)) AS amount_yuan, "
+                           f"array_to_string(feedetl_sns, ',') AS feedetl_sns, message FROM hits ORDER BY amount DESC, rule_id, subject "
+                           f"LIMIT {EXCEL_MAX_HITS}").to_arrow_table()
+        _sheet(wb, "疑点明细", hits)
+    finally:
+        wb.close()
 
-    wb = Workbook(write_only=True)
-    for name, table in summary.items():
-        _sheet(wb, SHEETS.get(name, name), table)
-    hits = run.con.sql(f"SELECT rule_id, rule_name, severity, subject, mdtrt_id, psn_no, fixmedins_code, atddr_no, setl_time, "
-                       f"CAST(CAST(amount AS DECIMAL(18,0)) / 100 AS DECIMAL(16,2)) AS amount_yuan, "
-                       f"array_to_string(feedetl_sns, ',') AS feedetl_sns, message FROM hits ORDER BY amount DESC, rule_id, subject "
-                       f"LIMIT {EXCEL_MAX_HITS}").to_arrow_table()
-    _sheet(wb, "疑点明细", hits)
-    wb.save(path)
+
+def excel_workbook(path: Path):
+    """An XlsxWriter workbook that streams rows; text stays text (a detail starting with '=' or holding
+    an address is no formula and no link), date-times show as 2024-12-31 23:59:59."""
+    return xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+                                           "default_date_format": "yyyy-mm-dd hh:mm:ss"})
 
 
 def _sheet(wb, title: str, table: pa.Table) -> None:
-    ws = wb.create_sheet(title)
-    ws.append(table.column_names)
-    for row in table.to_pylist():
-        ws.append([", ".join(map(str, v)) if isinstance(v, list) else v for v in row.values()])
+    ws = wb.add_worksheet(title)
+    ws.write_row(0, 0, table.column_names)
+    for r, row in enumerate(zip(*(c.to_pylist() for c in table.columns)), start=1):
+        ws.write_row(r, 0, [", ".join(map(str, v)) if isinstance(v, list) else v for v in row])
 
 
 # --- Spark: the same rule SQL through the batch engine's portable layer ------------------------

@@ -748,10 +748,13 @@ def _stock(p: Stock) -> str:
     detail = ("t.med_list_codg || ' 结算 ' || " + s("t.sold") + " || ', 采购 ' || " + s("t.bought"))
     return (f"SELECT t.fixmedins_code AS subject, CAST(NULL AS VARCHAR) AS mdtrt_id, CAST(NULL AS VARCHAR) AS feedetl_sn, "
             f"t.fixmedins_code, CAST(ROUND(t.sold_fee * (t.sold - t.bought) / t.sold, 0) AS BIGINT) AS amount, {detail} AS detail "
-            f"FROM (SELECT b.fixmedins_code, b.med_list_codg, b.bought, SUM(l.cnt) AS sold, SUM(l.fee) AS sold_fee "
+            f"FROM (SELECT b.fixmedins_code, b.med_list_codg, b.bought, l.sold, l.sold_fee "
             f"FROM (SELECT fixmedins_code, med_list_codg, SUM(cnt) AS bought FROM purchases GROUP BY fixmedins_code, "
-            f"med_list_codg) b JOIN lines l ON l.fixmedins_code = b.fixmedins_code AND l.med_list_codg = b.med_list_codg "
-            f"GROUP BY b.fixmedins_code, b.med_list_codg, b.bought) t WHERE t.sold > t.bought * (1 + {p.tolerance})")
+            # the lines of purchased codes summed per institution and code, then matched (not matched, then summed)
+            f"med_list_codg) b JOIN (SELECT fixmedins_code, med_list_codg, SUM(cnt) AS sold, SUM(fee) AS sold_fee FROM lines "
+            f"WHERE med_list_codg IN (SELECT med_list_codg FROM purchases) GROUP BY fixmedins_code, med_list_codg) l "
+            f"ON l.fixmedins_code = b.fixmedins_code AND l.med_list_codg = b.med_list_codg) t "
+            f"WHERE t.sold > t.bought * (1 + {p.tolerance})")
 
 
 @rule("SV-PHAR-01", "医保卡购买非医药品", "医保卡购买非医药品", "定点零售药店以医保结算生活用品、食品、化妆品等非医药品",

@@ -239,3 +239,36 @@ def _tighter(rule_id: str, p):
              "SV-TEST-01": {"min_tests": 2, "factor": Decimal("1.5"), "mad_multiple": Decimal("1")},
              "SV-STOCK-01": {"tolerance": Decimal("0")}, "SV-ADM-02": {"min_days": 2}, "SV-DUP-01": {}}
     return p.model_copy(update=lower[rule_id])
+
+
+# --- a catalogue rule none of whose codes occurs is not run: it could not hit -------------------------------
+
+def test_catalogue_rules_hit_only_lines_of_their_codes(injected_run):
+    """The contract that lets run_rules skip a rule (and online skip it for a visit): its hits are lines of its codes."""
+    codes = {r.id: r.codes() for r in load_ruleset().rules if r.codes() is not None}
+    rows = injected_run.con.sql("SELECT h.rule_id, l.med_list_codg FROM raw_hits h LEFT JOIN lines l "
+                                "ON l.feedetl_sn = h.feedetl_sn").fetchall()
+    assert {rid for rid, _ in rows} >= set(codes)  # each catalogue rule hit here
+    assert [(rid, code) for rid, code in rows if rid in codes and code not in codes[rid]] == []
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+    tables = add_supervision_columns(generate(resolve_pack("shandong-2024"), persons=800, seed=13), 13)
+    path = tmp_path_factory.mktemp("speed") / "clean"
+    write_supervised(tables, path)
+    run = A.open_claims(path)
+    A.run_rules(run, load_ruleset())
+    return run
+
+
+@pytest.mark.parametrize("which", ["injected", "clean"])
+def test_run_rules_gives_what_every_rule_run_gives(request, which):
+    run = request.getfixturevalue(f"{which}_run")
+    rules = load_ruleset().rules
+    skipped = [r.id for r in rules if r.codes() is not None and r.codes().isdisjoint(A.codes_present(run.con, rules))]
+    assert (skipped == []) if which == "injected" else len(skipped) >= 10  # the clean region has no SV- example codes
+    for r in rules:
+        got = run.con.sql(f"SELECT subject, mdtrt_id, feedetl_sn, fixmedins_code, amount, detail FROM raw_hits "
+                          f"WHERE rule_id = '{r.id}' ORDER BY ALL").fetchall()
+        assert got == run.con.sql(f"SELECT * FROM ({r.sql()}) ORDER BY ALL").fetchall(), r.id

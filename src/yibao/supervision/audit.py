@@ -157,12 +157,15 @@ def run_rules(run: AuditRun, ruleset: RuleSet, skip_invalid: bool = False, progr
     con.sql(RAW_HITS)
     ran = []
     rules = [r for r in ruleset.rules if r.id not in skip]
+    present = codes_present(con, rules)
     for k, r in enumerate(rules):
         if progress:
             progress(r.id, k / max(len(rules), 1))
         t = time.perf_counter()
-        con.sql(f"INSERT INTO raw_hits SELECT '{r.id}', subject, mdtrt_id, feedetl_sn, fixmedins_code, amount, detail "
-                f"FROM ({r.sql()})")
+        codes = r.codes()
+        if codes is None or not codes.isdisjoint(present):  # else no line it could flag exists: no hit, nothing to scan
+            con.sql(f"INSERT INTO raw_hits SELECT '{r.id}', subject, mdtrt_id, feedetl_sn, fixmedins_code, amount, detail "
+                    f"FROM ({r.sql()})")
         run.timings[r.id] = time.perf_counter() - t
         ran.append(r.id)
     t = time.perf_counter()
@@ -181,6 +184,20 @@ LEFT JOIN vx x ON x.mdtrt_id = h.mdtrt_id
 WHERE h.mdtrt_id IS NULL OR (TRUE {since})""")
     run.timings["汇总 collect"] = time.perf_counter() - t
     return ran
+
+
+def codes_present(con: duckdb.DuckDBPyConnection, rules) -> set[str]:
+    """Which of the catalogue rules' codes (:attr:`model.Rule.codes`: the only lines such a rule flags) the
+    run's lines hold: a rule none of whose codes occurs cannot hit, as online skips it for a visit without them."""
+    listed = sorted(set().union(*(c for c in (r.codes() for r in rules) if c is not None)))
+    if not listed:
+        return set()
+    con.register("listed_codes", pa.table({"code": pa.array(listed, pa.string())}))
+    try:
+        return {c for (c,) in con.sql("SELECT DISTINCT l.med_list_codg FROM lines l JOIN listed_codes c "
+                                      "ON c.code = l.med_list_codg").fetchall()}
+    finally:
+        con.unregister("listed_codes")
 
 
 def reads_baselines(r) -> bool:

@@ -436,9 +436,10 @@ def _consumable(p: Procedures) -> str:
 def _duplicate_line(p: DuplicateLine) -> str:
     exempt = f"AND l.med_list_codg NOT IN {in_list(p.exempt_codes)}" if p.exempt_codes else ""
     detail = "l.med_list_codg || ' 于 ' || " + s("l.fee_ocur_time") + " || ' 重复收费'"
-    # numbering only the lines of a repeated key (found by one grouping, far cheaper than partitioning every line)
-    key = "mdtrt_id, med_list_codg, pric_fen, cnt4, fee_ocur_time"
-    same = " AND ".join(f"d.{k} IS NOT DISTINCT FROM l0.{k}" for k in key.split(", "))
+    # numbering only the lines whose (time, price, quantity) repeats — a superset of the repeated whole keys, found
+    # by grouping three numbers (far cheaper than partitioning every line by five columns, two of them text)
+    key = "fee_ocur_time, pric_fen, cnt4"
+    same = "d.fee_ocur_time = l0.fee_ocur_time AND d.pric_fen IS NOT DISTINCT FROM l0.pric_fen AND d.cnt4 IS NOT DISTINCT FROM l0.cnt4"
     return (f"SELECT {line_hit(detail)} FROM (SELECT l0.*, ROW_NUMBER() OVER (PARTITION BY l0.mdtrt_id, "
             f"l0.med_list_codg, l0.pric_fen, l0.cnt4, l0.fee_ocur_time ORDER BY l0.feedetl_sn) AS rn "
             f"FROM lines l0 JOIN (SELECT {key} FROM lines WHERE fee_ocur_time IS NOT NULL GROUP BY {key} "

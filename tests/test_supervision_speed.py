@@ -1,11 +1,11 @@
 """Issue 12 (the audit step of ``make demo`` faster): each faster formulation gives exactly what the
 one it replaced gave. The replaced SQL is kept here as the reference; hypothesis draws small tables
-with NULLs, ties and repeated keys, where the formulations could part."""
+with NULLs, ties and repeated keys, where the formulations could part; the rewritten rules are compared
+on an injected region, and the catalogue-rule skip on a region with and one without the rules' codes."""
 
 from __future__ import annotations
 
 from datetime import datetime
-
 from decimal import Decimal
 
 import duckdb
@@ -18,9 +18,9 @@ from yibao.policy.loader import resolve_pack
 from yibao.supervision import audit as A
 from yibao.supervision.library import EARLIER, fen, hundredths, in_list, line_hit, s, visit_hit
 from yibao.supervision.ruleset import load_ruleset
+from yibao.supervision.views import DERIVED, DUCKDB_DERIVED, baseline_sql, duckdb_seconds, seconds
 from yibao.synth import generate
 from yibao.synth.fraud import add_supervision_columns, inject_fraud, write_supervised
-from yibao.supervision.views import DERIVED, DUCKDB_DERIVED, baseline_sql, duckdb_seconds, seconds
 
 
 def reference_baseline_sql(test_categories: tuple[str, ...], dx_len: int) -> str:

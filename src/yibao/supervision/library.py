@@ -436,9 +436,14 @@ def _consumable(p: Procedures) -> str:
 def _duplicate_line(p: DuplicateLine) -> str:
     exempt = f"AND l.med_list_codg NOT IN {in_list(p.exempt_codes)}" if p.exempt_codes else ""
     detail = "l.med_list_codg || ' 于 ' || " + s("l.fee_ocur_time") + " || ' 重复收费'"
+    # numbering only the lines whose (time, price, quantity) repeats — a superset of the repeated whole keys, found
+    # by grouping three numbers (far cheaper than partitioning every line by five columns, two of them text)
+    key = "fee_ocur_time, pric_fen, cnt4"
+    same = "d.fee_ocur_time = l0.fee_ocur_time AND d.pric_fen IS NOT DISTINCT FROM l0.pric_fen AND d.cnt4 IS NOT DISTINCT FROM l0.cnt4"
     return (f"SELECT {line_hit(detail)} FROM (SELECT l0.*, ROW_NUMBER() OVER (PARTITION BY l0.mdtrt_id, "
             f"l0.med_list_codg, l0.pric_fen, l0.cnt4, l0.fee_ocur_time ORDER BY l0.feedetl_sn) AS rn "
-            f"FROM lines l0 WHERE l0.fee_ocur_time IS NOT NULL) l WHERE l.rn > 1 {exempt}")
+            f"FROM lines l0 JOIN (SELECT {key} FROM lines WHERE fee_ocur_time IS NOT NULL GROUP BY {key} "
+            f"HAVING COUNT(*) > 1) d ON {same}) l WHERE l.rn > 1 {exempt}")
 
 
 @rule("SV-DUP-02", "限定间隔内重复检查", "重复收费", "同一参保人在限定天数内再次收取同一检查检验项目",
@@ -617,7 +622,8 @@ def _idle(p: IdleStay) -> str:
     return (f"SELECT {visit_hit(detail, 't.idle_fee')} FROM vx x JOIN (SELECT l.mdtrt_id, "
             f"COUNT(DISTINCT CASE WHEN l.med_list_codg NOT IN {idle} AND l.fee_ocur_time IS NOT NULL THEN l.fee_day END) AS days, "
             f"COUNT(l.fee_ocur_time) AS timed, SUM(CASE WHEN l.med_list_codg IN {idle} THEN l.fee ELSE 0 END) AS idle_fee "
-            f"FROM lines l GROUP BY l.mdtrt_id) t ON t.mdtrt_id = x.mdtrt_id "
+            f"FROM lines l WHERE l.mdtrt_id IN (SELECT x0.mdtrt_id FROM vx x0 WHERE x0.med_type IN {in_list(p.med_types)} "
+            f"AND x0.los >= {p.min_days}) GROUP BY l.mdtrt_id) t ON t.mdtrt_id = x.mdtrt_id "
             f"WHERE x.med_type IN {in_list(p.med_types)} AND x.los >= {p.min_days} AND t.timed > 0 "
             f"AND t.idle_fee > 0 AND t.days < x.los * {p.max_treatment_share}")
 
@@ -627,9 +633,12 @@ def _idle(p: IdleStay) -> str:
 def _low_standard(p: LowStandard) -> str:
     detail = ("'住院 ' || " + s("x.los") + " || ' 天, 费用 ' || " + s("x.medfee") + " || ' 分, ' || "
               + s("t.n") + " || ' 行明细, 无手术'")
-    return (f"SELECT {visit_hit(detail)} FROM vx x JOIN (SELECT mdtrt_id, COUNT(*) AS n FROM lines GROUP BY mdtrt_id) t "
-            f"ON t.mdtrt_id = x.mdtrt_id WHERE x.med_type IN {in_list(p.med_types)} AND x.medfee < {fen(p.max_cost)} "
-            f"AND x.los <= {p.max_days} AND t.n <= {p.max_lines} AND x.oprn_oprt_code IS NULL")
+    short = (f"x.med_type IN {in_list(p.med_types)} AND x.medfee < {fen(p.max_cost)} AND x.los <= {p.max_days} "
+             f"AND x.oprn_oprt_code IS NULL")
+    # lines counted only for the visits the other conditions leave (the same counts, a fraction of the lines)
+    return (f"SELECT {visit_hit(detail)} FROM vx x JOIN (SELECT mdtrt_id, COUNT(*) AS n FROM lines WHERE mdtrt_id IN "
+            f"(SELECT x.mdtrt_id FROM vx x WHERE {short}) GROUP BY mdtrt_id) t "
+            f"ON t.mdtrt_id = x.mdtrt_id WHERE {short} AND t.n <= {p.max_lines}")
 
 
 # --- 冒名就医 / 同一时间多地就医 / 频繁就诊 / 医师超量接诊 --------------------------------------------
@@ -693,8 +702,10 @@ def _multi_area(p: MultiArea) -> str:
 def _frequent(p: Frequent) -> str:
     t = in_list(p.med_types)
     detail = f"'{p.days} 天内第 ' || {s('g.n')} || ' 次门诊, 阈值 {p.max_visits} 次'"
+    # only persons with more such visits in all than the threshold can pass it: the self-join reads only theirs
+    many = f"(SELECT psn_no FROM vx WHERE med_type IN {t} GROUP BY psn_no HAVING COUNT(*) > {p.max_visits})"
     return (f"SELECT {visit_hit(detail)} FROM vx x JOIN (SELECT b.mdtrt_id, COUNT(*) AS n FROM vx b JOIN vx a "
-            f"ON a.psn_no = b.psn_no WHERE a.med_type IN {t} AND b.med_type IN {t} "
+            f"ON a.psn_no = b.psn_no WHERE a.med_type IN {t} AND b.med_type IN {t} AND b.psn_no IN {many} "
             f"AND ({EARLIER} OR a.mdtrt_id = b.mdtrt_id) AND DATE_DIFF('day', a.begn_day, b.begn_day) < {p.days} "
             f"GROUP BY b.mdtrt_id HAVING COUNT(*) > {p.max_visits}) g ON g.mdtrt_id = x.mdtrt_id")
 
@@ -705,8 +716,12 @@ def _physician(p: PhysicianLoad) -> str:
     detail = f"'医师 ' || x.atddr_no || ' 当日第 ' || {s('x.rn')} || ' 人次, 阈值 {p.max_per_day}'"
     return (f"SELECT x.atddr_no AS subject, x.mdtrt_id, CAST(NULL AS VARCHAR) AS feedetl_sn, x.fixmedins_code, "
             f"x.medfee AS amount, {detail} AS detail FROM (SELECT v.*, ROW_NUMBER() OVER (PARTITION BY v.fixmedins_code, "
-            f"v.atddr_no, v.begn_day ORDER BY v.begntime, v.mdtrt_id) AS rn FROM vx v WHERE v.atddr_no IS NOT NULL) x "
-            f"WHERE x.rn > {p.max_per_day}")
+            f"v.atddr_no, v.begn_day ORDER BY v.begntime, v.mdtrt_id) AS rn FROM vx v "
+            # numbering only the physician-days over the threshold, found by one grouping
+            f"JOIN (SELECT fixmedins_code, atddr_no, begn_day FROM vx WHERE atddr_no IS NOT NULL "
+            f"GROUP BY fixmedins_code, atddr_no, begn_day HAVING COUNT(*) > {p.max_per_day}) d "
+            f"ON d.fixmedins_code IS NOT DISTINCT FROM v.fixmedins_code AND d.atddr_no = v.atddr_no "
+            f"AND d.begn_day IS NOT DISTINCT FROM v.begn_day) x WHERE x.rn > {p.max_per_day}")
 
 
 # --- 检查检验雷同 / 进销存 / 非医药品 ------------------------------------------------------------
@@ -734,10 +749,13 @@ def _stock(p: Stock) -> str:
     detail = ("t.med_list_codg || ' 结算 ' || " + s("t.sold") + " || ', 采购 ' || " + s("t.bought"))
     return (f"SELECT t.fixmedins_code AS subject, CAST(NULL AS VARCHAR) AS mdtrt_id, CAST(NULL AS VARCHAR) AS feedetl_sn, "
             f"t.fixmedins_code, CAST(ROUND(t.sold_fee * (t.sold - t.bought) / t.sold, 0) AS BIGINT) AS amount, {detail} AS detail "
-            f"FROM (SELECT b.fixmedins_code, b.med_list_codg, b.bought, SUM(l.cnt) AS sold, SUM(l.fee) AS sold_fee "
+            f"FROM (SELECT b.fixmedins_code, b.med_list_codg, b.bought, l.sold, l.sold_fee "
             f"FROM (SELECT fixmedins_code, med_list_codg, SUM(cnt) AS bought FROM purchases GROUP BY fixmedins_code, "
-            f"med_list_codg) b JOIN lines l ON l.fixmedins_code = b.fixmedins_code AND l.med_list_codg = b.med_list_codg "
-            f"GROUP BY b.fixmedins_code, b.med_list_codg, b.bought) t WHERE t.sold > t.bought * (1 + {p.tolerance})")
+            # the lines of purchased codes summed per institution and code, then matched (not matched, then summed)
+            f"med_list_codg) b JOIN (SELECT fixmedins_code, med_list_codg, SUM(cnt) AS sold, SUM(fee) AS sold_fee FROM lines "
+            f"WHERE med_list_codg IN (SELECT med_list_codg FROM purchases) GROUP BY fixmedins_code, med_list_codg) l "
+            f"ON l.fixmedins_code = b.fixmedins_code AND l.med_list_codg = b.med_list_codg) t "
+            f"WHERE t.sold > t.bought * (1 + {p.tolerance})")
 
 
 @rule("SV-PHAR-01", "医保卡购买非医药品", "医保卡购买非医药品", "定点零售药店以医保结算生活用品、食品、化妆品等非医药品",
@@ -956,6 +974,8 @@ def _over_testing(p: OverTesting) -> str:
     # the diagnosis group when it has enough visits, else the level's whole medical type ('*')
     peer = (f"(SELECT x2.mdtrt_id, g.n, g.med, g.mad, g.code, ROW_NUMBER() OVER (PARTITION BY x2.mdtrt_id "
             f"ORDER BY CASE WHEN g.code = '*' THEN 1 ELSE 0 END) AS rk FROM vx x2 JOIN baselines g ON g.kind = 'tests' "
+            f"AND x2.mdtrt_id IN (SELECT l.mdtrt_id FROM lines l WHERE l.cat IN {cats} GROUP BY l.mdtrt_id "
+            f"HAVING COUNT(DISTINCT l.med_list_codg) >= {p.min_tests}) "  # only visits with enough tests to be hit
             f"AND g.level = x2.level AND g.med_type = x2.med_type AND g.n >= {p.min_n} "
             f"AND (g.code = SUBSTRING(x2.dise_codg, 1, {p.dx_len}) OR g.code = '*'))")
     detail = ("'不同检查化验项目 ' || " + s("t.tests") + " || ' 项, 同' || CASE WHEN g.code = '*' THEN '级同类别' "

@@ -26,6 +26,7 @@ from yibao.supervision.ruleset import RuleSet, load_ruleset
 from yibao.supervision.views import OPTIONAL_COLUMNS, OPTIONAL_TABLES
 from yibao.synth import SynthError, generate
 from yibao.synth.ids import fixed_ids
+from yibao.synth.parquet import parquet_options
 
 # pattern: the evaluation pattern a case was built for (None: the rule's own injector)
 LABEL_SCHEMA = pa.schema([("rule_id", pa.string()), ("subject", pa.string()), ("pattern", pa.string())])
@@ -1105,7 +1106,7 @@ def inject_fraud(tables: dict[str, pa.Table], rate: float, seed: int,
 
 
 def write_supervised(tables: dict[str, pa.Table], out_dir, labels: pa.Table | None = None) -> dict:
-    """Every table (claims, purchases, exam_results) and ``labels.parquet`` as zstd Parquet,
+    """Every table (claims, purchases, exam_results) and ``labels.parquet`` as Parquet (:func:`parquet_options`),
     each written under a temporary name and renamed."""
     import os
     from pathlib import Path
@@ -1120,7 +1121,7 @@ def write_supervised(tables: dict[str, pa.Table], out_dir, labels: pa.Table | No
     paths = {}
     for name, table in items.items():
         tmp = out / f".{name}.parquet.tmp"
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, **parquet_options(table.schema))
         os.replace(tmp, out / f"{name}.parquet")
         paths[name] = (out / f"{name}.parquet", table.num_rows)
     return paths

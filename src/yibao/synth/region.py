@@ -28,6 +28,7 @@ from yibao.synth import (
 )
 from yibao.synth import profiles as P
 from yibao.synth.ids import certnos, fixed_ids
+from yibao.synth.parquet import parquet_options
 
 DAY = 86_400
 HOUR = 3_600
@@ -161,7 +162,7 @@ def generate_to(pack: PolicyPack, out_dir: str | Path, persons: int = 100_000, s
         for block in blocks(pack, persons, seed, year, progress):
             for name, table in block.items():
                 if name not in writers:
-                    writers[name] = pq.ParquetWriter(tmp[name], table.schema, compression="zstd")
+                    writers[name] = pq.ParquetWriter(tmp[name], table.schema, **parquet_options(table.schema))
                 writers[name].write_table(table)
                 rows[name] += table.num_rows
         for w in writers.values():
@@ -183,7 +184,7 @@ def generate_to(pack: PolicyPack, out_dir: str | Path, persons: int = 100_000, s
 
 
 def write_region(tables: dict[str, pa.Table], out_dir: str | Path) -> dict[str, Path]:
-    """Write the tables as ``<name>.parquet`` (zstd) in ``out_dir``; returns the paths.
+    """Write the tables as ``<name>.parquet`` (:func:`parquet_options`) in ``out_dir``; returns the paths.
 
     Each file is written to a temporary name and renamed, so a failed write leaves no
     half-written table behind.
@@ -198,7 +199,7 @@ def write_region(tables: dict[str, pa.Table], out_dir: str | Path) -> dict[str, 
             continue
         path = out / f"{name}.parquet"
         tmp = out / f".{name}.parquet.tmp"
-        pq.write_table(tables[name], tmp, compression="zstd")
+        pq.write_table(tables[name], tmp, **parquet_options(tables[name].schema))
         os.replace(tmp, path)
         paths[name] = path
     return paths

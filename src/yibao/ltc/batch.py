@@ -50,7 +50,7 @@ class Region:
     persons: dict[str, CarePerson]
     records: dict[tuple[str, str], list[CareRecord]]  # (psn_no, YYYY-MM) → records, date order
     srv_levels: dict[str, str]
-    stays: dict[str, list[tuple[date, date]]]
+    stays: dict[str, list[tuple[date, date]]]  # inpatient stays of the persons in ``persons``
 
 
 def _source(path: Path) -> str:
@@ -130,17 +130,19 @@ def load(con: duckdb.DuckDBPyConnection, data_dir: Path) -> Region:
     homes = find(data_dir, "ltc_institutions")
     if homes is not None:  # only designated care institutions, for the modes they are designated for
         modes = {code: set(m) for code, m in con.sql(f"SELECT fixmedins_code, modes FROM {_source(homes)}").fetchall()}
-        for row_no, sid, code, mode in con.sql("SELECT row_no, srv_id, fixmedins_code, mode FROM ltc_records").fetchall():
-            if mode not in modes.get(code, ()):
-                unknown.append(Problem("LTC045", f"ltc_records[第 {row_no} 行].fixmedins_code",
-                                       f"机构 {code} 不是{mode}护理的定点护理机构(见 ltc_institutions)"))
+        pairs = con.sql("SELECT DISTINCT fixmedins_code, mode FROM ltc_records").fetchall()
+        if any(mode not in modes.get(code, ()) for code, mode in pairs):  # rows are named only when one is wrong
+            for row_no, sid, code, mode in con.sql("SELECT row_no, srv_id, fixmedins_code, mode FROM ltc_records").fetchall():
+                if mode not in modes.get(code, ()):
+                    unknown.append(Problem("LTC045", f"ltc_records[第 {row_no} 行].fixmedins_code",
+                                           f"机构 {code} 不是{mode}护理的定点护理机构(见 ltc_institutions)"))
     if unknown:
         raise LtcError(unknown[:20])
     stays: dict[str, list[tuple[date, date]]] = defaultdict(list)
     visits = find(data_dir, "visits")
     if visits is not None:
         for psn, begin, end in con.sql(f"""SELECT psn_no, CAST(begntime AS DATE), CAST(endtime AS DATE)
-                FROM {_source(visits)} WHERE med_type = '21'""").fetchall():
+                FROM {_source(visits)} WHERE med_type = '21' AND CAST(psn_no AS VARCHAR) IN (SELECT psn_no FROM ltc_persons)""").fetchall():
             stays[psn].append((begin, end))
     return Region(persons, dict(records), levels, dict(stays))
 

@@ -153,7 +153,10 @@ def add_supervision_columns(tables: dict[str, pa.Table], seed: int) -> dict[str,
 
 
 def _whole(column) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    """One array of a column (its only chunk as it is; several joined)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _line_visit(line_ids, visit_ids) -> np.ndarray:

@@ -37,7 +37,7 @@ def digits(numbers: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-_GROUP = np.array([[48 + (k // 10**(3 - j)) % 10 for j in range(4)] for k in range(10_000)], dtype=np.uint8)
+_GROUP = (48 + np.arange(10_000)[:, None] // 10 ** np.arange(3, -1, -1) % 10).astype(np.uint8)  # "0000" … "9999"
 _GROUP32 = _GROUP.view("<u4").ravel()  # the four ASCII digits of 0000–9999, one 32-bit word each
 
 

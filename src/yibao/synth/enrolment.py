@@ -126,11 +126,14 @@ def enrolment_facts(persons: pa.Table, year: int) -> pa.Table:
 BLOCK = 100_000  # persons per written block: memory stays bounded for regions of millions
 
 
-def write(pack: PolicyPack, out_dir: str | Path, year: int | None = None, seed: int = 1) -> dict[str, tuple[Path, int]]:
-    """Read ``persons.parquet`` in ``out_dir``; write ``contributions.parquet`` and ``enrolment_facts.parquet``
-    block by block (each block's draws seeded by its number, so the output does not depend on memory)."""
+def write(pack: PolicyPack, out_dir: str | Path, year: int | None = None, seed: int = 1,
+          persons: pa.Table | None = None) -> dict[str, tuple[Path, int]]:
+    """Read ``persons.parquet`` in ``out_dir`` (or take ``persons``, the same table in memory); write
+    ``contributions.parquet`` and ``enrolment_facts.parquet`` block by block (each block's draws seeded by its
+    number, so the output does not depend on memory)."""
     out = Path(out_dir)
-    persons = pq.read_table(out / "persons.parquet", columns=["psn_no", "insutype", "retiree", "admdvs", "categories"])
+    columns = ["psn_no", "insutype", "retiree", "admdvs", "categories"]
+    persons = pq.read_table(out / "persons.parquet", columns=columns) if persons is None else persons.select(columns)
     year = year or pack.pack.effective_from.year
     written: dict[str, tuple[Path, int]] = {}
     writers: dict[str, pq.ParquetWriter] = {}

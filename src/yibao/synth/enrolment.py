@@ -69,7 +69,7 @@ def contributions(pack: PolicyPack, persons: pa.Table, year: int, seed: int = 1)
            else np.array([], dtype=np.int64))
     if len(res):
         cats = persons.column("categories").take(pa.array(res)).to_pylist()
-        keys = [tuple(sorted(c or [])) for c in cats]
+        keys = [() if not c else (c[0],) if len(c) == 1 else tuple(sorted(c)) for c in cats]
         distinct = sorted(set(keys))
         lines = {k: rules.resident_year(fin, year, k) for k in distinct}
         pos = {k: j for j, k in enumerate(distinct)}
@@ -113,14 +113,13 @@ def _ledger(persons: pa.Table, idx: np.ndarray, insutype: str, scheme: str, peri
 def enrolment_facts(persons: pa.Table, year: int) -> pa.Table:
     """One 参保登记 fact per person on 1 January (the registry the demo region starts from)."""
     n = persons.num_rows
-    ins = persons.column("insutype").to_pylist()
-    ret = persons.column("retiree").to_pylist()
+    resident = pc.fill_null(pc.equal(persons.column("insutype"), "390"), False).to_numpy(zero_copy_only=False)
+    retired = pc.fill_null(persons.column("retiree"), False).to_numpy(zero_copy_only=False)
     return pa.table({"psn_no": persons.column("psn_no"), "insutype": persons.column("insutype"),
                      "eff_date": pa.array([date(year, 1, 1)] * n, pa.date32()),
                      "status": pa.array(["1"] * n), "admdvs": persons.column("admdvs"),
                      "kind": pa.array(["register"] * n),
-                     "psn_type": pa.array(["1401" if t == "390" else ("1102" if r else "1101")
-                                           for t, r in zip(ins, ret)])})
+                     "psn_type": _labels(["1401", "1102", "1101"], np.where(resident, 0, np.where(retired, 1, 2)))})
 
 
 BLOCK = 100_000  # persons per written block: memory stays bounded for regions of millions

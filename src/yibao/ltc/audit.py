@@ -57,16 +57,17 @@ def audit_month(ltc: LongTermCare, person: CarePerson, month: str, records: list
         total = sum(r.days for r in recs)
         if total > n_days:
             hit("LTC-A01", recs, f"{mode}/{item} 本月计费 {total} 天, 超过当月 {n_days} 天")
-    inside = [r for r in records if any(begin < d < end for begin, end in stays for d in _days(r))]
+    inside = [r for r in records if stays and _inside_a_stay(r, stays)]
     if inside:
         hit("LTC-A02", inside, "护理日期在住院期间(入院日与出院日之间)")
-    order = list(ltc.assessment.levels)
+    rank = {level: i for i, level in enumerate(ltc.assessment.levels)}  # the pack's order, lowest first
     above = []
     for r in records:
         billed_level = (srv_levels or {}).get(r.srv_id)
+        if billed_level is None or billed_level not in rank:
+            continue
         span = person.level_on(r.srv_date)
-        if billed_level is not None and span is not None and billed_level in order and span.level in order \
-                and order.index(billed_level) > order.index(span.level):
+        if span is not None and span.level in rank and rank[billed_level] > rank[span.level]:
             above.append(r)
     if above:
         hit("LTC-A03", above, "服务对应的失能等级高于评估等级")
@@ -77,5 +78,9 @@ def audit_month(ltc: LongTermCare, person: CarePerson, month: str, records: list
     return hits
 
 
-def _days(r: CareRecord):
-    return (r.srv_date + timedelta(days=k) for k in range(r.days))
+def _inside_a_stay(r: CareRecord, stays) -> bool:
+    """Whether a day of the record falls strictly between a stay's admission and discharge days:
+    its days [first, last] meet (begin, end) when max(first, begin + 1) <= min(last, end - 1)."""
+    first = r.srv_date.toordinal()
+    last = first + r.days - 1
+    return any(max(first, begin.toordinal() + 1) <= min(last, end.toordinal() - 1) for begin, end in stays)

@@ -14,14 +14,15 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from yibao.claims.schema import decimal_array
 from yibao.errors import Problem
 from yibao.ltc.assess import LtcError
 from yibao.ltc.audit import LtcHit, audit_month
 from yibao.ltc.settle import CarePerson, CareRecord, LevelSpan, LtcSettlement, settle_month
-from yibao.money import fen_to_yuan
 from yibao.policy.model import LongTermCare
 from yibao.reports import publish
 from yibao.sql import q
@@ -49,7 +50,7 @@ class Region:
     persons: dict[str, CarePerson]
     records: dict[tuple[str, str], list[CareRecord]]  # (psn_no, YYYY-MM) → records, date order
     srv_levels: dict[str, str]
-    stays: dict[str, list[tuple[date, date]]]
+    stays: dict[str, list[tuple[date, date]]]  # inpatient stays of the persons in ``persons``
 
 
 def _source(path: Path) -> str:
@@ -84,7 +85,14 @@ def open_inputs(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
             continue
         cols = ", ".join(f"CAST({q_ident(c)} AS VARCHAR) AS {q_ident(c)}" for c in columns)
         con.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT row_number() OVER () AS row_no, {cols} FROM {_source(path)}")
-        for column, (check, want) in columns.items():
+        # one pass says which columns break their rule; only those are read again for the rows to name
+        for k, (check, _) in enumerate(columns.values()):  # each rule on its value v, as a macro
+            con.sql(f"CREATE OR REPLACE TEMP MACRO {name}_ok_{k}(v) AS coalesce({check}, false)")
+        fails = con.sql("SELECT " + ", ".join(f"bool_or(NOT {name}_ok_{k}({q_ident(c)}))" for k, c in enumerate(columns))
+                        + f" FROM {name}").fetchone()
+        for (column, (check, want)), failed in zip(columns.items(), fails):
+            if not failed:
+                continue
             bad = con.sql(f"SELECT row_no, v FROM (SELECT row_no, {q_ident(column)} AS v FROM {name}) "
                           f"WHERE NOT coalesce({check}, false) ORDER BY row_no LIMIT 3").fetchall()
             for row_no, value in bad:
@@ -109,30 +117,32 @@ def load(con: duckdb.DuckDBPyConnection, data_dir: Path) -> Region:
     records: dict[tuple[str, str], list[CareRecord]] = defaultdict(list)
     levels = {}
     unknown = []
-    for row_no, sid, psn, code, day, days, mode, item, fen, lv in con.sql("""SELECT row_no, srv_id, psn_no, fixmedins_code,
-            CAST(srv_date AS DATE), CAST(days AS INTEGER), mode, item_class,
-            CAST(CAST(amount AS DECIMAL(18, 2)) * 100 AS BIGINT), srv_level
+    for row_no, sid, psn, code, day, month, days, mode, item, fen, lv in con.sql("""SELECT row_no, srv_id, psn_no,
+            fixmedins_code, CAST(srv_date AS DATE), strftime(CAST(srv_date AS DATE), '%Y-%m'), CAST(days AS INTEGER),
+            mode, item_class, CAST(CAST(amount AS DECIMAL(18, 2)) * 100 AS BIGINT), srv_level
             FROM ltc_records ORDER BY psn_no, CAST(srv_date AS DATE), srv_id""").fetchall():
         if psn not in persons:
             unknown.append(Problem("LTC023", f"ltc_records[第 {row_no} 行].psn_no", f"人员 {psn} 不在 ltc_persons 中"))
             continue
-        records[(psn, day.strftime("%Y-%m"))].append(CareRecord(sid, day, mode, item, fen, days, code))
+        records[(psn, month)].append(CareRecord(sid, day, mode, item, fen, days, code))
         if lv is not None:
             levels[sid] = lv
     homes = find(data_dir, "ltc_institutions")
     if homes is not None:  # only designated care institutions, for the modes they are designated for
         modes = {code: set(m) for code, m in con.sql(f"SELECT fixmedins_code, modes FROM {_source(homes)}").fetchall()}
-        for row_no, sid, code, mode in con.sql("SELECT row_no, srv_id, fixmedins_code, mode FROM ltc_records").fetchall():
-            if mode not in modes.get(code, ()):
-                unknown.append(Problem("LTC045", f"ltc_records[第 {row_no} 行].fixmedins_code",
-                                       f"机构 {code} 不是{mode}护理的定点护理机构(见 ltc_institutions)"))
+        pairs = con.sql("SELECT DISTINCT fixmedins_code, mode FROM ltc_records").fetchall()
+        if any(mode not in modes.get(code, ()) for code, mode in pairs):  # rows are named only when one is wrong
+            for row_no, sid, code, mode in con.sql("SELECT row_no, srv_id, fixmedins_code, mode FROM ltc_records").fetchall():
+                if mode not in modes.get(code, ()):
+                    unknown.append(Problem("LTC045", f"ltc_records[第 {row_no} 行].fixmedins_code",
+                                           f"机构 {code} 不是{mode}护理的定点护理机构(见 ltc_institutions)"))
     if unknown:
         raise LtcError(unknown[:20])
     stays: dict[str, list[tuple[date, date]]] = defaultdict(list)
     visits = find(data_dir, "visits")
     if visits is not None:
         for psn, begin, end in con.sql(f"""SELECT psn_no, CAST(begntime AS DATE), CAST(endtime AS DATE)
-                FROM {_source(visits)} WHERE med_type = '21'""").fetchall():
+                FROM {_source(visits)} WHERE med_type = '21' AND CAST(psn_no AS VARCHAR) IN (SELECT psn_no FROM ltc_persons)""").fetchall():
             stays[psn].append((begin, end))
     return Region(persons, dict(records), levels, dict(stays))
 
@@ -157,29 +167,43 @@ MONEY = pa.decimal128(16, 2)
 
 
 def tables(settled: list[LtcSettlement], hits: list[LtcHit]) -> dict[str, pa.Table]:
-    """Output tables in yuan (decimal(16,2)): one row per person-month, per benefit line, per exclusion, per hit."""
-    months = pa.Table.from_pylist([{
-        "psn_no": s.psn_no, "month": s.month, "ltc_sumamt": fen_to_yuan(s.ltc_sumamt), "excluded_amt": fen_to_yuan(s.excluded_amt),
-        "over_limit_amt": fen_to_yuan(s.over_limit_amt), "allowed_amt": fen_to_yuan(s.allowed_amt), "fund_pay": fen_to_yuan(s.fund_pay),
-        "psn_pay": fen_to_yuan(s.psn_pay)} for s in settled], schema=pa.schema(
-        [("psn_no", pa.string()), ("month", pa.string())]
-        + [(c, MONEY) for c in ("ltc_sumamt", "excluded_amt", "over_limit_amt", "allowed_amt", "fund_pay", "psn_pay")]))
-    lines = pa.Table.from_pylist([{
-        "psn_no": s.psn_no, "month": s.month, "benefit_id": ln.benefit_id, "mode": ln.mode, "ratio": ln.ratio,
-        "units": ln.units, "covered": fen_to_yuan(ln.covered), "allowed": fen_to_yuan(ln.allowed), "over_limit": fen_to_yuan(ln.over_limit),
-        "pay": fen_to_yuan(ln.pay)} for s in settled for ln in s.lines], schema=pa.schema(
-        [("psn_no", pa.string()), ("month", pa.string()), ("benefit_id", pa.string()), ("mode", pa.string()),
-         ("ratio", pa.string()), ("units", pa.int32())] + [(c, MONEY) for c in ("covered", "allowed", "over_limit", "pay")]))
-    excluded = pa.Table.from_pylist([{"psn_no": s.psn_no, "month": s.month, "srv_id": sid, "reason": reason,
-                                      "amount": fen_to_yuan(fen)} for s in settled for sid, reason, fen in s.excluded],
-                                    schema=pa.schema([("psn_no", pa.string()), ("month", pa.string()), ("srv_id", pa.string()),
-                                                      ("reason", pa.string()), ("amount", MONEY)]))
-    hit_rows = pa.Table.from_pylist([{"rule_id": h.rule_id, "rule_name": h.rule_name, "psn_no": h.psn_no, "month": h.month,
-                                      "srv_ids": list(h.srv_ids), "amount": fen_to_yuan(h.amount), "reason": h.reason} for h in hits],
-                                    schema=pa.schema([("rule_id", pa.string()), ("rule_name", pa.string()),
-                                                      ("psn_no", pa.string()), ("month", pa.string()),
-                                                      ("srv_ids", pa.list_(pa.string())), ("amount", MONEY),
-                                                      ("reason", pa.string())]))
+    """Output tables in yuan (decimal(16,2)): one row per person-month, per benefit line, per exclusion, per hit.
+
+    Built column by column from the integer fen (the yuan are the same fen with two decimals)."""
+    def money(fen: list[int]) -> pa.Array:
+        return decimal_array(np.array(fen, dtype=np.int64), MONEY)
+
+    def text(values: list[str]) -> pa.Array:
+        return pa.array(values, pa.string())
+
+    amounts = ("ltc_sumamt", "excluded_amt", "over_limit_amt", "allowed_amt", "fund_pay", "psn_pay")
+    months = pa.Table.from_arrays(
+        [text([s.psn_no for s in settled]), text([s.month for s in settled])]
+        + [money([getattr(s, c) for s in settled]) for c in amounts],
+        schema=pa.schema([("psn_no", pa.string()), ("month", pa.string())] + [(c, MONEY) for c in amounts]))
+    pairs = [(s, ln) for s in settled for ln in s.lines]
+    line_amounts = ("covered", "allowed", "over_limit", "pay")
+    lines = pa.Table.from_arrays(
+        [text([s.psn_no for s, _ in pairs]), text([s.month for s, _ in pairs]),
+         text([ln.benefit_id for _, ln in pairs]), text([ln.mode for _, ln in pairs]),
+         text([ln.ratio for _, ln in pairs]), pa.array([ln.units for _, ln in pairs], pa.int32())]
+        + [money([getattr(ln, c) for _, ln in pairs]) for c in line_amounts],
+        schema=pa.schema([("psn_no", pa.string()), ("month", pa.string()), ("benefit_id", pa.string()),
+                          ("mode", pa.string()), ("ratio", pa.string()), ("units", pa.int32())]
+                         + [(c, MONEY) for c in line_amounts]))
+    out = [(s, sid, reason, fen) for s in settled for sid, reason, fen in s.excluded]
+    excluded = pa.Table.from_arrays(
+        [text([s.psn_no for s, *_ in out]), text([s.month for s, *_ in out]), text([x[1] for x in out]),
+         text([x[2] for x in out]), money([x[3] for x in out])],
+        schema=pa.schema([("psn_no", pa.string()), ("month", pa.string()), ("srv_id", pa.string()),
+                          ("reason", pa.string()), ("amount", MONEY)]))
+    hit_rows = pa.Table.from_arrays(
+        [text([h.rule_id for h in hits]), text([h.rule_name for h in hits]), text([h.psn_no for h in hits]),
+         text([h.month for h in hits]), pa.array([list(h.srv_ids) for h in hits], pa.list_(pa.string())),
+         money([h.amount for h in hits]), text([h.reason for h in hits])],
+        schema=pa.schema([("rule_id", pa.string()), ("rule_name", pa.string()), ("psn_no", pa.string()),
+                          ("month", pa.string()), ("srv_ids", pa.list_(pa.string())), ("amount", MONEY),
+                          ("reason", pa.string())]))
     return {"ltc_settlements": months, "ltc_lines": lines, "ltc_excluded": excluded, "ltc_hits": hit_rows}
 
 

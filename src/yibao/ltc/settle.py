@@ -24,6 +24,7 @@ from __future__ import annotations
 from calendar import monthrange
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 
 from yibao.errors import Problem
 from yibao.ltc.assess import LtcError
@@ -63,7 +64,10 @@ class CarePerson:
     death_date: date | None = None
 
     def level_on(self, day: date) -> LevelSpan | None:
-        return next((s for s in self.levels if s.begin <= day <= s.end), None)
+        for s in self.levels:  # the first conclusion holding that day
+            if s.begin <= day <= s.end:
+                return s
+        return None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class LtcSettlement:
     steps: tuple[str, ...] = field(default=())
 
 
+@lru_cache(maxsize=1024)  # a batch asks for the same few months ten thousand times
 def month_bounds(month: str) -> tuple[date, date]:
     year, mon = int(month[:4]), int(month[5:7])
     return date(year, mon, 1), date(year, mon, monthrange(year, mon)[1])
@@ -147,6 +152,7 @@ def _benefit(ltc: LongTermCare, person: CarePerson, r: CareRecord) -> tuple[Bene
     return None, f"失能等级 {name} 不享受此护理方式({r.mode})的待遇"
 
 
+@lru_cache(maxsize=65536)  # pure; a batch asks for each person's eligibility day once per record
 def add_months(day: date, months: int) -> date:
     """The same day ``months`` later (the month's last day where it has no such day).
 
@@ -183,8 +189,7 @@ def settle_month(ltc: LongTermCare, person: CarePerson, month: str, records: lis
     breaks = changes(ltc, person)
     for i, r in enumerate(records):
         b, reason = _benefit(ltc, person, r)
-        last = r.srv_date + timedelta(days=r.days - 1)
-        if r.days > 1 and any(r.srv_date < c <= last for c in breaks):
+        if r.days > 1 and any(r.srv_date < c <= r.srv_date + timedelta(days=r.days - 1) for c in breaks):
             problems.append(Problem("LTC014", f"records[{i}].days",
                                     f"记录 {r.srv_id} 的 {r.days} 天跨越了失能等级或待遇资格的变化; 请在变化处拆开上传"))
             continue
@@ -196,7 +201,7 @@ def settle_month(ltc: LongTermCare, person: CarePerson, month: str, records: lis
         visits.setdefault(b.id, set()).add(r.srv_id)
     if problems:
         raise LtcError(problems)
-    month_cap = yuan_to_fen(ltc.monthly_cap)
+    month_cap = _fen(ltc.monthly_cap)
     used = 0
     lines = []
     steps = []
@@ -204,10 +209,10 @@ def settle_month(ltc: LongTermCare, person: CarePerson, month: str, records: lis
         if b.id not in covered:
             continue
         units = _union_length(days[b.id]) if b.limit_per == "day" else len(visits[b.id])
-        limit = yuan_to_fen(b.limit)
+        limit = _fen(b.limit)
         allowed = min(covered[b.id], limit * units)
         raw = mul_rate(allowed, b.ratio)
-        capped = raw if b.monthly_cap is None else min(raw, yuan_to_fen(b.monthly_cap))
+        capped = raw if b.monthly_cap is None else min(raw, _fen(b.monthly_cap))
         pay = min(used + capped, month_cap) - min(used, month_cap)
         lines.append(BenefitLine(b.id, b.name, b.mode, str(b.ratio), b.limit_per, limit, units, covered[b.id], allowed,
                                  covered[b.id] - allowed, raw, capped, pay, used))
@@ -224,6 +229,9 @@ def settle_month(ltc: LongTermCare, person: CarePerson, month: str, records: lis
     fund = sum(line.pay for line in lines)
     return LtcSettlement(person.psn_no, month, total, excluded_amt, over, allowed_amt, fund, total - fund,
                          tuple(lines), tuple(excluded), month_cap, tuple(steps))
+
+
+_fen = lru_cache(maxsize=1024)(yuan_to_fen)  # the pack's few limits and caps, asked for every person-month
 
 
 def _union_length(spans: list[tuple[int, int]]) -> int:

@@ -11,15 +11,17 @@ to find; ``ltc_labels`` says which.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from calendar import monthrange
 from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from yibao.claims.schema import decimal_array
 from yibao.ltc.assess import assess, valid_until
 from yibao.ltc.settle import add_months
 from yibao.policy.model import PolicyPack
@@ -38,9 +40,27 @@ def _scores(rng: np.random.Generator, pack: PolicyPack, severity: float) -> dict
     out = {}
     for dim, weight in (("adl", 1.0), ("cognition", 0.5), ("perception", 0.5)):
         items = getattr(pack.ltc.assessment, dim)
-        out[dim] = {it.code: (min(it.scores) if rng.random() < severity * weight else int(rng.choice(it.scores)))
+        # it.scores[rng.integers(0, n)] is rng.choice(it.scores), draw for draw, at a sixth of the cost
+        out[dim] = {it.code: (min(it.scores) if rng.random() < severity * weight
+                              else int(it.scores[int(rng.integers(0, len(it.scores)))]))
                     for it in items}
     return out
+
+
+def _cdf(p: list[float]) -> list[float]:
+    """What ``Generator.choice(..., p=p)`` searches its uniform draw in."""
+    cdf = np.array(p, dtype=float).cumsum()
+    cdf /= cdf[-1]
+    return cdf.tolist()
+
+
+MODES, MODE_CDF = ["institution", "home", "visit"], _cdf([0.3, 0.5, 0.2])
+INJECTS, INJECT_CDF = ["", "double_days", "after_death", "above_level"], _cdf([0.94, 0.02, 0.02, 0.02])
+
+
+def _choose(rng: np.random.Generator, values: list[str], cdf: list[float]) -> str:
+    """``str(rng.choice(values, p=p))``, draw for draw, without its per-call checks."""
+    return values[bisect_right(cdf, rng.random())]
 
 
 def generate(pack: PolicyPack, region: Path, seed: int = 7, year: int | None = None) -> dict[str, pa.Table]:
@@ -48,19 +68,28 @@ def generate(pack: PolicyPack, region: Path, seed: int = 7, year: int | None = N
     assert ltc is not None
     rng = np.random.default_rng(seed)
     year = year or pack.pack.effective_from.year
-    persons = pq.read_table(region / "persons.parquet", columns=["psn_no", "age", "insutype"]).to_pylist()
+    persons = pq.read_table(region / "persons.parquet", columns=["psn_no", "age", "insutype"])
     insts = pq.read_table(region / "institutions.parquet", columns=["admdvs"]).column("admdvs").to_pylist()
-    stays = {}
-    for v in pq.read_table(region / "visits.parquet", columns=["psn_no", "med_type", "begntime", "endtime"]).to_pylist():
-        if v["med_type"] == "21":
-            stays.setdefault(v["psn_no"], []).append((v["begntime"].date(), v["endtime"].date()))
     areas = sorted(set(insts))
     homes = []
     for i, area in enumerate(areas):
         homes.append({"fixmedins_code": f"C{area}{i + 1:04d}", "fixmedins_name": f"示例{area}护理院{i + 1}",
                       "admdvs": area, "modes": ["institution", "home", "visit"], "beds": int(rng.integers(40, 200))})
-    chosen = [p for p in persons if p["insutype"] in ltc.eligibility.insutypes
-              and rng.random() < (0.04 if p["age"] >= 60 else 0.002)]
+    # one draw per person of an LTC scheme, in the persons' order (as one draw each in a loop would be)
+    eligible = np.flatnonzero(pc.is_in(persons.column("insutype"),
+                                       value_set=pa.array(list(ltc.eligibility.insutypes), pa.string()))
+                              .to_numpy(zero_copy_only=False))
+    age = persons.column("age").to_numpy()[eligible]
+    picked = eligible[rng.random(len(eligible)) < np.where(age >= 60, 0.04, 0.002)]
+    chosen = persons.take(pa.array(picked)).to_pylist()
+    stays: dict[str, list[tuple[date, date]]] = {}
+    visits = pq.read_table(region / "visits.parquet", columns=["psn_no", "med_type", "begntime", "endtime"])
+    visits = visits.filter(pc.and_(pc.equal(visits.column("med_type"), "21"),
+                                   pc.is_in(visits.column("psn_no"), value_set=pa.array([p["psn_no"] for p in chosen],
+                                                                                      pa.string()))))
+    for psn, begin, end in zip(visits.column("psn_no").to_pylist(), visits.column("begntime").cast(pa.date32()).to_pylist(),
+                               visits.column("endtime").cast(pa.date32()).to_pylist()):
+        stays.setdefault(psn, []).append((begin, end))
     psn_rows, assess_rows, records, labels = [], [], [], []
     jan1, dec31 = date(year, 1, 1), date(year, 12, 31)
     served = {lv for b in ltc.benefits for lv in b.levels}
@@ -74,8 +103,7 @@ def generate(pack: PolicyPack, region: Path, seed: int = 7, year: int | None = N
         inject = None
         if result.level in served and start < dec31 - timedelta(days=40):
             options = [x for x in pending if x != "above_level" or result.level != max(served)]
-            inject = options[0] if options else str(rng.choice(["", "double_days", "after_death", "above_level"],
-                                                               p=[0.94, 0.02, 0.02, 0.02])) or None
+            inject = options[0] if options else _choose(rng, INJECTS, INJECT_CDF) or None
             if inject in pending:
                 pending.remove(inject)
             if inject == "above_level" and result.level == max(served):
@@ -90,7 +118,7 @@ def generate(pack: PolicyPack, region: Path, seed: int = 7, year: int | None = N
                             "perception": result.totals["perception"]})
         if result.level not in served:
             continue
-        mode = "institution" if inject == "double_days" else str(rng.choice(["institution", "home", "visit"], p=[0.3, 0.5, 0.2]))
+        mode = "institution" if inject == "double_days" else _choose(rng, MODES, MODE_CDF)
         home = homes[int(rng.integers(0, len(homes)))]["fixmedins_code"]
         last_day = min(end, dec31, death or dec31)
         if inject == "after_death":  # the institution keeps billing after death
@@ -110,7 +138,7 @@ def generate(pack: PolicyPack, region: Path, seed: int = 7, year: int | None = N
             seg_end = min([month_end, last_day] + [b - timedelta(days=1) for b in breaks if day < b <= month_end])
             span = (seg_end - day).days + 1
             if mode == "visit":
-                for d in sorted(set(int(x) for x in rng.integers(0, span, size=int(rng.integers(2, 9))))):
+                for d in sorted(set(rng.integers(0, span, size=int(rng.integers(2, 9))).tolist())):
                     n += 1
                     lo, hi = AMOUNTS[("visit", "care")]
                     records.append(_rec(p, home, f"{k}-{n}", day + timedelta(days=d), 1, "visit", "care",
@@ -136,7 +164,7 @@ def generate(pack: PolicyPack, region: Path, seed: int = 7, year: int | None = N
         "ltc_institutions": pa.Table.from_pylist(homes, schema=pa.schema([
             ("fixmedins_code", pa.string()), ("fixmedins_name", pa.string()), ("admdvs", pa.string()),
             ("modes", pa.list_(pa.string())), ("beds", pa.int32())])),
-        "ltc_records": pa.Table.from_pylist(records, schema=RECORD_SCHEMA),
+        "ltc_records": _records(records),
         "ltc_labels": pa.Table.from_pylist(labels, schema=pa.schema([("psn_no", pa.string()), ("pattern", pa.string())])),
     }
 
@@ -148,9 +176,16 @@ RECORD_SCHEMA = pa.schema([
 ])
 
 
-def _rec(p, home, sid, day, days, mode, item, fen, level) -> dict:
-    return {"srv_id": f"S{sid}", "psn_no": p["psn_no"], "fixmedins_code": home, "srv_date": day, "days": days,
-            "mode": mode, "item_class": item, "amount": Decimal(fen) / 100, "srv_level": level}
+def _rec(p, home, sid, day, days, mode, item, fen, level) -> tuple:
+    return f"S{sid}", p["psn_no"], home, day, days, mode, item, fen, level
+
+
+def _records(rows: list[tuple]) -> pa.Table:
+    """The records as a table, column by column (amounts from fen, exactly)."""
+    cols = list(zip(*rows)) if rows else [()] * len(RECORD_SCHEMA)
+    return pa.Table.from_arrays(
+        [decimal_array(np.array(c, dtype=np.int64), f.type) if f.name == "amount" else pa.array(c, f.type)
+         for c, f in zip(cols, RECORD_SCHEMA)], schema=RECORD_SCHEMA)
 
 
 def write(tables: dict[str, pa.Table], region: Path) -> dict[str, Path]:

@@ -20,11 +20,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from yibao.claims.schema import SCHEMAS
+from yibao.claims.schema import SCHEMAS, decimal_array
 from yibao.errors import Problem
 from yibao.supervision.ruleset import RuleSet, load_ruleset
 from yibao.supervision.views import OPTIONAL_COLUMNS, OPTIONAL_TABLES
 from yibao.synth import SynthError, generate
+from yibao.synth.ids import fixed_ids
+from yibao.synth.parquet import parquet_options
 
 # pattern: the evaluation pattern a case was built for (None: the rule's own injector)
 LABEL_SCHEMA = pa.schema([("rule_id", pa.string()), ("subject", pa.string()), ("pattern", pa.string())])
@@ -65,71 +67,142 @@ def schema_with_optional(name: str) -> pa.Schema:
 
 
 def add_supervision_columns(tables: dict[str, pa.Table], seed: int) -> dict[str, pa.Table]:
-    """Physician per visit, fee time per line, institution type, purchases and exam results."""
-    import duckdb
+    """Physician per visit, fee time per line, institution type, purchases and exam results.
 
+    Column-wise NumPy over dictionary codes (no Python loop over visits or lines, no SQL join):
+    a million fee lines take well under a second, and the draws are those of the first version,
+    so the same seed gives the same tables byte for byte."""
     rng = np.random.default_rng([seed, 5])
     insts, visits, items = tables["institutions"], tables["visits"], tables["fee_items"]
     insts = insts.append_column("fixmedins_type", pa.array(["1"] * insts.num_rows, pa.string()))
     # physicians: one per ~400 visits a year at an institution, at least one
-    con = duckdb.connect()
-    con.register("v", visits.select(["mdtrt_id", "fixmedins_code", "begntime", "endtime"]))
-    counts = dict(con.sql("SELECT fixmedins_code, COUNT(*) FROM v GROUP BY 1").fetchall())
-    inst_code = visits.column("fixmedins_code").to_numpy(zero_copy_only=False)
-    per_inst = np.array([max(1, counts[c] // 400) for c in inst_code])
-    doc = np.floor(rng.random(len(inst_code)) * per_inst).astype(np.int64)
-    atddr = pc.binary_join_element_wise(visits.column("fixmedins_code"),
-                                        pa.array([f"{d + 1:03d}" for d in doc], pa.string()), "-D")
+    inst_codes = _whole(visits.column("fixmedins_code"))
+    inst_enc = inst_codes.dictionary_encode()
+    inst_of = inst_enc.indices.to_numpy().astype(np.int64)
+    per_inst = np.maximum(1, np.bincount(inst_of, minlength=len(inst_enc.dictionary)) // 400)[inst_of]
+    doc = np.floor(rng.random(len(inst_of)) * per_inst).astype(np.int64)
+    atddr = pc.binary_join_element_wise(inst_codes, _numbered(doc + 1, 3), "-D")
     visits = visits.append_column("atddr_no", atddr)
     # fee times: uniform inside the visit (outpatient lines at its start); an item billed again in a
     # stay is a repeat order, executed a day later (wrapping round the stay), not at a random moment
     # that may fall an hour after the first, which no ward does and SV-DUP-04 rightly flags
-    pos = pc.index_in(items.column("mdtrt_id"), visits.column("mdtrt_id")).to_numpy()
-    begn = visits.column("begntime").cast(pa.int64()).to_numpy()[pos]
-    end = visits.column("endtime").cast(pa.int64()).to_numpy()[pos]
-    med = visits.column("med_type").to_numpy(zero_copy_only=False)[pos]
-    stay = np.isin(med, ["21", "52"])
-    when = np.where(stay, begn + np.floor(rng.random(len(pos)) * (end - begn)).astype(np.int64), begn)
-    code_id = pc.index_in(items.column("med_list_codg"), pc.unique(items.column("med_list_codg"))).to_numpy()
-    order = np.lexsort((when, code_id, pos))
-    first = np.r_[True, (pos[order][1:] != pos[order][:-1]) | (code_id[order][1:] != code_id[order][:-1])]
-    start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - start
-    head = np.empty(len(order), dtype=np.int64)
-    head[order] = when[order][start]
-    day_ms = 86_400_000
-    span = np.maximum((end - begn) // day_ms, 1) * day_ms
-    again = stay & (rank > 0)
-    when = np.where(again, begn + (head - begn + rank * day_ms) % span, when)
+    pos = _line_visit(items.column("mdtrt_id"), visits.column("mdtrt_id"))
+    v_begn = visits.column("begntime").cast(pa.int64()).to_numpy()
+    v_end = visits.column("endtime").cast(pa.int64()).to_numpy()
+    v_stay = pc.is_in(visits.column("med_type"), value_set=pa.array(["21", "52"])).to_numpy(zero_copy_only=False)
+    begn, stay = v_begn[pos], v_stay[pos]
+    u = rng.random(len(pos))
+    when = begn.copy()
+    s = np.flatnonzero(stay)  # only a stay's lines move, and only a stay's repeats are re-timed
+    sb, se = begn[s], v_end[pos[s]]
+    when[s] = sb + np.floor(u[s] * (se - sb)).astype(np.int64)
+    code_enc = _whole(items.column("med_list_codg")).dictionary_encode()  # codes in order of first use
+    codes = code_enc.dictionary
+    code_id = code_enc.indices.to_numpy().astype(np.int64)
+    if len(s):
+        ws, cs, ps = when[s], code_id[s], pos[s]
+        order = np.lexsort((ws, cs, ps))
+        first = np.r_[True, (ps[order][1:] != ps[order][:-1]) | (cs[order][1:] != cs[order][:-1])]
+        start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order)) - start
+        head = np.empty(len(order), dtype=np.int64)
+        head[order] = ws[order][start]
+        day_ms = 86_400_000
+        span = np.maximum((se - sb) // day_ms, 1) * day_ms
+        when[s] = np.where(rank > 0, sb + (head - sb + rank * day_ms) % span, ws)
     when = when // 1000 * 1000
     items = items.append_column("fee_ocur_time", pa.array(when, pa.int64()).cast(pa.timestamp("ms")))
-    codes = pc.unique(items.column("med_list_codg"))
     cats = pa.array([category(c) for c in codes.to_pylist()], pa.string())
-    items = items.append_column("med_chrgitm_type", cats.take(pc.index_in(items.column("med_list_codg"), codes)))
-    con.register("f", items.select(["mdtrt_id", "med_list_codg", "cnt"]))
-    con.register("v2", visits.select(["mdtrt_id", "fixmedins_code"]))
-    sold = con.sql("SELECT v2.fixmedins_code, f.med_list_codg, SUM(f.cnt) AS cnt FROM f JOIN v2 USING (mdtrt_id) "
-                   "WHERE f.med_list_codg LIKE 'YB-D%' GROUP BY ALL ORDER BY ALL").to_arrow_table()
-    factor = 1.0 + 0.3 * rng.random(sold.num_rows)
-    bought = np.ceil(sold.column("cnt").cast(pa.float64()).to_numpy() * factor).astype(np.int64)
-    start = visits.column("begntime").cast(pa.int64()).to_numpy().min() if visits.num_rows else 0
+    items = items.append_column("med_chrgitm_type", cats.take(code_enc.indices))
+    # purchases: what each institution dispensed of each drug, bought with a margin, sorted by
+    # (institution, drug) as text
+    drug = pc.starts_with(codes, "YB-D").to_numpy(zero_copy_only=False)[code_id]
+    inst_dict = inst_enc.dictionary
+    inst_sorted, code_sorted = _text_order(inst_dict), _text_order(codes)
+    inst_rank, code_rank = np.argsort(inst_sorted), np.argsort(code_sorted)
+    key = inst_rank[inst_of[pos[drug]]] * len(codes) + code_rank[code_id[drug]]
+    units = _decimal_units(items.column("cnt"))[drug]
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    heads = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
+    sums = np.add.reduceat(units[order], heads) if len(key) else np.zeros(0, dtype=np.int64)
+    group = key[heads]
+    sold_cnt = decimal_array(sums, pa.decimal128(38, 4))  # what SUM over decimal(16,4) gives
+    factor = 1.0 + 0.3 * rng.random(len(group))
+    bought = np.ceil(sold_cnt.cast(pa.float64()).to_numpy() * factor).astype(np.int64)
+    start = v_begn.min() if visits.num_rows else 0
     purchases = pa.table({
-        "fixmedins_code": sold.column("fixmedins_code"), "med_list_codg": sold.column("med_list_codg"),
-        "cnt": pa.array([Decimal(int(b)) for b in bought], pa.decimal128(16, 4)),
-        "purc_time": pa.array(np.full(sold.num_rows, start), pa.int64()).cast(pa.timestamp("ms")),
+        "fixmedins_code": inst_dict.take(pa.array(inst_sorted[group // max(len(codes), 1)])),
+        "med_list_codg": codes.take(pa.array(code_sorted[group % max(len(codes), 1)])),
+        "cnt": decimal_array(bought * 10_000, pa.decimal128(16, 4)),
+        "purc_time": pa.array(np.full(len(group), start), pa.int64()).cast(pa.timestamp("ms")),
     }, schema=OPTIONAL_TABLES["purchases"])
     # exam results: every service line of a sample of visits, with values unique to the patient
     chosen = rng.random(visits.num_rows) < EXAM_SHARE
-    take = np.flatnonzero(chosen[pos] & pc.starts_with(items.column("med_list_codg"), "YB-S").to_numpy(zero_copy_only=False))
+    service = pc.starts_with(codes, "YB-S").to_numpy(zero_copy_only=False)[code_id]
+    take = pa.array(np.flatnonzero(chosen[pos] & service))
     vals = rng.normal(100, 30, len(take)).round(1)
     exams = pa.table({
-        "mdtrt_id": items.column("mdtrt_id").take(pa.array(take)),
-        "med_list_codg": items.column("med_list_codg").take(pa.array(take)),
-        "rslt_val": pa.array([f"{v:.1f}" for v in vals], pa.string()),
+        "mdtrt_id": items.column("mdtrt_id").take(take),
+        "med_list_codg": items.column("med_list_codg").take(take),
+        "rslt_val": _one_decimal(vals),
     }, schema=OPTIONAL_TABLES["exam_results"])
     return {**tables, "institutions": insts, "visits": visits, "fee_items": items,
             "purchases": purchases, "exam_results": exams}
+
+
+def _whole(column) -> pa.Array:
+    """One array of a column (its only chunk as it is; several joined)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _line_visit(line_ids, visit_ids) -> np.ndarray:
+    """Row of each fee line's visit. A generated region lists lines visit by visit in the visits'
+    order: then the runs of equal ids are the visits and no hashing is needed."""
+    ids, vids = _whole(line_ids), _whole(visit_ids)
+    n = len(ids)
+    if n and len(vids):
+        change = pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        starts = np.r_[0, np.flatnonzero(change) + 1]
+        if len(starts) == len(vids) and pc.all(pc.equal(ids.take(pa.array(starts)), vids),
+                                               skip_nulls=False).as_py():
+            return np.repeat(np.arange(len(vids), dtype=np.int64), np.diff(np.r_[starts, n]))
+    return pc.index_in(ids, vids).to_numpy().astype(np.int64)
+
+
+def _numbered(numbers: np.ndarray, width: int) -> pa.Array:
+    """``f"{k:0{width}d}"`` of each number, as Arrow strings."""
+    if len(numbers) and numbers.min() >= 0 and numbers.max() < 10**width:
+        return fixed_ids("", numbers, width)
+    return pa.array([f"{int(k):0{width}d}" for k in numbers], pa.string())
+
+
+def _text_order(values: pa.Array) -> np.ndarray:
+    """Indices of ``values`` in text order (code points, as DuckDB's ORDER BY orders VARCHAR)."""
+    texts = values.to_pylist()
+    return np.array(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.int64)
+
+
+def _decimal_units(column) -> np.ndarray:
+    """Unscaled int64 values of a decimal128 column without nulls."""
+    arr = _whole(column)
+    words = np.frombuffer(arr.buffers()[1], dtype="<i8")[2 * arr.offset: 2 * (arr.offset + len(arr))]
+    low, high = words[0::2], words[1::2]
+    if arr.null_count or not np.array_equal(high, low >> 63):
+        raise ValueError("decimal values beyond int64 or with nulls")
+    return low.copy()
+
+
+def _one_decimal(values: np.ndarray) -> pa.Array:
+    """``f"{v:.1f}"`` of values already rounded to one decimal, as Arrow strings."""
+    tenths = np.rint(np.abs(values) * 10).astype(np.int64)
+    sign = pa.array(["", "-"], pa.string()).take(pa.array(np.signbit(values).astype(np.int64)))
+    whole = pa.array(tenths // 10).cast(pa.string())
+    frac = pa.array(tenths % 10).cast(pa.string())
+    return pc.binary_join_element_wise(pc.binary_join_element_wise(sign, whole, ""), frac, ".")
 
 
 # --- the builder of injected cases ----------------------------------------------------------------
@@ -1036,9 +1109,11 @@ def inject_fraud(tables: dict[str, pa.Table], rate: float, seed: int,
 
 
 def write_supervised(tables: dict[str, pa.Table], out_dir, labels: pa.Table | None = None) -> dict:
-    """Every table (claims, purchases, exam_results) and ``labels.parquet`` as zstd Parquet,
-    each written under a temporary name and renamed."""
+    """Every table (claims, purchases, exam_results) and ``labels.parquet`` as Parquet (:func:`parquet_options`),
+    each written under a temporary name and renamed. Two at a time, largest first: Arrow writes without
+    the GIL, so the fee lines take one core while the other tables share the second."""
     import os
+    from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
     import pyarrow.parquet as pq
@@ -1048,13 +1123,15 @@ def write_supervised(tables: dict[str, pa.Table], out_dir, labels: pa.Table | No
     items = dict(tables)
     if labels is not None:
         items["labels"] = labels
-    paths = {}
-    for name, table in items.items():
+
+    def write(name: str) -> None:
         tmp = out / f".{name}.parquet.tmp"
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(items[name], tmp, **parquet_options(items[name].schema))
         os.replace(tmp, out / f"{name}.parquet")
-        paths[name] = (out / f"{name}.parquet", table.num_rows)
-    return paths
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(write, sorted(items, key=lambda name: -items[name].num_rows)))
+    return {name: (out / f"{name}.parquet", table.num_rows) for name, table in items.items()}
 
 
 def synth_supervised(pack, out_dir, persons: int, seed: int, year: int | None, rate: float, progress=None) -> dict:

@@ -28,6 +28,7 @@ from yibao.synth import (
 )
 from yibao.synth import profiles as P
 from yibao.synth.ids import certnos, fixed_ids
+from yibao.synth.parquet import parquet_options
 
 DAY = 86_400
 HOUR = 3_600
@@ -161,7 +162,7 @@ def generate_to(pack: PolicyPack, out_dir: str | Path, persons: int = 100_000, s
         for block in blocks(pack, persons, seed, year, progress):
             for name, table in block.items():
                 if name not in writers:
-                    writers[name] = pq.ParquetWriter(tmp[name], table.schema, compression="zstd")
+                    writers[name] = pq.ParquetWriter(tmp[name], table.schema, **parquet_options(table.schema))
                 writers[name].write_table(table)
                 rows[name] += table.num_rows
         for w in writers.values():
@@ -183,7 +184,7 @@ def generate_to(pack: PolicyPack, out_dir: str | Path, persons: int = 100_000, s
 
 
 def write_region(tables: dict[str, pa.Table], out_dir: str | Path) -> dict[str, Path]:
-    """Write the tables as ``<name>.parquet`` (zstd) in ``out_dir``; returns the paths.
+    """Write the tables as ``<name>.parquet`` (:func:`parquet_options`) in ``out_dir``; returns the paths.
 
     Each file is written to a temporary name and renamed, so a failed write leaves no
     half-written table behind.
@@ -198,7 +199,7 @@ def write_region(tables: dict[str, pa.Table], out_dir: str | Path) -> dict[str, 
             continue
         path = out / f"{name}.parquet"
         tmp = out / f".{name}.parquet.tmp"
-        pq.write_table(tables[name], tmp, compression="zstd")
+        pq.write_table(tables[name], tmp, **parquet_options(tables[name].schema))
         os.replace(tmp, path)
         paths[name] = path
     return paths
@@ -725,7 +726,8 @@ class _Region:
         the latest hour, the next day at its drawn time."""
         if len(out) < 2:
             return out
-        order = np.lexsort((out.begn, out.begn // DAY, out.psn))
+        shift = int(D * DAY).bit_length()  # (person, start): one key, as a year's seconds fit in 25 bits
+        order = np.argsort((out.psn << shift) | out.begn, kind="stable")
         psn, day = out.psn[order], out.begn[order] // DAY
         same = np.r_[False, (psn[1:] == psn[:-1]) & (day[1:] == day[:-1])]
         if not same.any():
@@ -733,7 +735,18 @@ class _Region:
         begn, end, inst = out.begn.copy(), out.end.copy(), out.inst
         county = np.asarray(self.areas)[insts.area]
         gaps = np.array(P.SAME_DAY_GAP_MINUTES) * 60
-        for k in np.flatnonzero(same):  # the few person-days with two visits, in time order
+        ks = np.flatnonzero(same)
+        # the second visit of a person-day follows a first that nothing moves: all at once
+        k = ks[~same[ks - 1]]
+        i, j = order[k - 1], order[k]
+        a, b = county[inst[i]], county[inst[j]]
+        need = end[i] + gaps[np.where(a == b, 0, np.where(a // 100 == b // 100, 1, 2))]
+        start = np.where(need % DAY < P.LATEST_OUTPATIENT_HOUR * HOUR, need, begn[j] + DAY)
+        move = (inst[i] != inst[j]) & (begn[j] < need) & (start // DAY < D)
+        j, start = j[move], start[move]
+        end[j] = start + (end[j] - begn[j])
+        begn[j] = start
+        for k in ks[same[ks - 1]]:  # a third or later visit of the day follows the (moved) one before, in order
             i, j = order[k - 1], order[k]
             if inst[i] == inst[j] or psn[k - 1] != psn[k] or begn[j] // DAY != begn[i] // DAY:
                 continue

@@ -1,0 +1,21 @@
+"""How a synthetic region's tables are written as Parquet."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# A region is written once and read whole by DuckDB (settlement, audit, DIP, LTC), the audit many times over:
+# zstd (Arrow's level 1) keeps the files small, which the readers measured as cheaper than Snappy's files of
+# twice the size; dictionaries only for coded columns (a dictionary of unique identifiers is built only to be
+# dropped) and statistics only on the times (nothing filters a region by amount or identifier) cost the
+# writer a sixth less CPU than pyarrow's defaults, for slightly smaller files.
+IDENTIFIERS = frozenset({"feedetl_sn", "mdtrt_id", "psn_no", "certno", "psn_name", "hh_no", "atddr_no", "srv_id",
+                         "assessment_id"})
+
+
+def parquet_options(schema: pa.Schema) -> dict:
+    """Cheap Parquet writer options for a table of ``schema`` (see :data:`IDENTIFIERS`)."""
+    coded = [f.name for f in schema if f.name not in IDENTIFIERS
+             and (pa.types.is_string(f.type) or pa.types.is_list(f.type))]
+    times = [f.name for f in schema if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)]
+    return {"compression": "zstd", "use_dictionary": coded, "write_statistics": times}

@@ -35,6 +35,10 @@ ARRAY_ORDER = (
     "g_ins_ok", "g_med_ok", "g_cats", "g_of", "g_num", "g_den", "g_pays_into", "acct_ins_ok", "acct_cover", "sizes",
 )
 N_OUT = 20  # 19 setlinfo fields + inscp_psn_part
+# the out columns that are the visit's own amounts (fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt,
+# inscp_scp_amt): a caller that has them as columns already asks for the other N_OUT - 4 only (run(copies=False))
+OWN = (1, 2, 3, 4)
+EMPTY = np.zeros(0, np.int8)  # member / hh_known not given
 
 
 @njit(cache=True, nogil=True)
@@ -152,6 +156,9 @@ def settle_block(
     for (impossible for a valid pack; reported, never hidden); or −2 − i for the first visit i that reaches a
     household-capped tier without a household (``hh_known[i]`` = 0)."""
     n_rules, n_tiers, n_guar, n_slots = sizes[0], sizes[1], sizes[2], sizes[3]
+    members = member.shape[0] > 0  # empty: a person-ordered run, member 0 throughout
+    known = hh_known.shape[0] > 0  # empty: every person has a household
+    copies = out.shape[1] == N_OUT  # else the caller keeps ful, ovl, pre, inscp: they are its own inputs (OWN)
     n_members = 1
     for i in range(member.shape[0]):
         if member[i] >= n_members:
@@ -172,7 +179,7 @@ def settle_block(
         if start[i] == 1:
             unit = i
             household[:] = 0
-        m = member[i]
+        m = member[i] if members else 0
         if fresh[m] != unit:
             accs[m, :] = 0
             fresh[m] = unit
@@ -330,7 +337,7 @@ def settle_block(
                 pay = (used_cap + uncapped if used_cap + uncapped < cap else cap) - (used_cap if used_cap < cap else cap)
             hc = t_hcap[t]
             if hc != NONE:  # 家庭年度限额 on the running sum of what members' own caps let through (engine.settle)
-                if hh_known[i] == 0:
+                if known and hh_known[i] == 0:
                     return -2 - i
                 hu = household[t]
                 own = pay
@@ -392,23 +399,25 @@ def settle_block(
                 if acct_cover[k] == 1:
                     eligible += buckets[k]
             acct = acct_bal[i] if acct_bal[i] < eligible else eligible
-        row = out[i]
-        row[0] = medfee
-        row[1] = ful[i]
-        row[2] = ovl[i]
-        row[3] = pre[i]
-        row[4] = x
-        row[5] = dedc
-        row[6] = hifp
-        row[7] = coshare
+        out[i, 0] = medfee
+        o = 1
+        if copies:
+            out[i, 1] = ful[i]
+            out[i, 2] = ovl[i]
+            out[i, 3] = pre[i]
+            out[i, 4] = x
+            o = 5
+        out[i, o] = dedc
+        out[i, o + 1] = hifp
+        out[i, o + 2] = coshare
         for k in range(6):
-            row[8 + k] = paid[k]
-        row[14] = fund
-        row[15] = psn_part
-        row[16] = acct
-        row[17] = psn_part - acct
-        row[18] = hosp
-        row[19] = buckets[0] + buckets[1] + buckets[2]
+            out[i, o + 3 + k] = paid[k]
+        out[i, o + 9] = fund
+        out[i, o + 10] = psn_part
+        out[i, o + 11] = acct
+        out[i, o + 12] = psn_part - acct
+        out[i, o + 13] = hosp
+        out[i, o + 14] = buckets[0] + buckets[1] + buckets[2]
     return -1
 
 
@@ -424,19 +433,22 @@ def checked_age(program: Program, visits: dict[str, np.ndarray]) -> None:
                                   f"{int(bad.sum()):,} 次就诊适用按年龄确定比例或人群的规则, 但参保人年龄缺失或不在 0–150 岁"))
 
 
-def run(program: Program, visits: dict[str, np.ndarray], ids=None) -> tuple[np.ndarray, np.ndarray]:
+def run(program: Program, visits: dict[str, np.ndarray], ids=None, copies: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Settle person-ordered visits (keys: start, ins, med, level, ref, bidx, once_match, cats, retiree,
-    acct_bal, ful, ovl, pre, inscp; int64; optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local;
+    acct_bal, ful, ovl, pre, inscp: integer arrays of any width, e.g. the narrow columns DuckDB hands over;
+    optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local;
     optional ``fixstd``: the 单病种定额 standard in fen of the visit's rule, disease and level, default -1 none;
     optional ``full``: the part of inscp in classes without co-share (coshare: false), default 0;
     ``age``: completed years, -1 unknown, required where the visit's rule has age points: see ``checked_age``;
     for a pack with household caps, household-ordered visits with ``member`` (the person within the household-year
     block, 0..; default 0) and ``hh_known`` (0 where the person has no hh_no; default 1)).
-    ``ids(i)`` names visit i in an error. Returns (out, pays)."""
+    ``ids(i)`` names visit i in an error. Returns (out, pays); ``copies=False``: ``out`` without the :data:`OWN`
+    columns, which are the caller's ful, ovl, pre and inscp as given."""
     n = len(visits["start"])
     checked_age(program, visits)
-    # column-major: each output column is one contiguous buffer that Arrow takes without a copy
-    out = np.zeros((n, N_OUT), np.int64, order="F")
+    # column-major: each output column is one contiguous buffer that Arrow takes without a copy. ``out`` is written
+    # whole by the kernel, so it is not zeroed first; ``pays`` only where a rule applied
+    out = np.empty((n, N_OUT if copies else N_OUT - len(OWN)), np.int64, order="F")
     pays = np.zeros((n, len(program.rule_ids)), np.int64, order="F")
     a = program.arrays
     bad = settle_block(*(a[k] for k in ARRAY_ORDER), program.den,
@@ -444,8 +456,7 @@ def run(program: Program, visits: dict[str, np.ndarray], ids=None) -> tuple[np.n
                                              "retiree", "acct_bal", "ful", "ovl", "pre", "inscp")),
                        visits.get("offsite", np.zeros(n, np.int64)), visits.get("fixstd", np.full(n, NONE, np.int64)),
                        visits.get("age", np.full(n, NONE, np.int64)), visits.get("full", np.zeros(n, np.int64)),
-                       visits.get("member", np.zeros(n, np.int64)), visits.get("hh_known", np.ones(n, np.int64)),
-                       out, pays)
+                       visits.get("member", EMPTY), visits.get("hh_known", EMPTY), out, pays)
     if bad >= 0:
         raise AssertionError(f"a tier paid more than its base at visit {bad}")  # engine.draw raises the same
     if bad <= -2:

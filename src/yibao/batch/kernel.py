@@ -11,7 +11,9 @@ integers. It holds no GIL, so a block per thread settles on every core; it is co
 cached on disk (``NUMBA_CACHE_DIR``, see docs/batch.md).
 
 Outputs: ``out`` (one row per visit: the setlinfo fields in :data:`SETLINFO_FIELDS` order, then
-``inscp_psn_part``) and ``pays`` (one column per rule: basic rules, tiers, guarantees).
+``inscp_psn_part``; without the four that are the visit's own amounts when the caller keeps those, :data:`OWN`)
+and ``pays`` (one column per rule: basic rules, tiers, guarantees). Inputs are integer arrays of any width: the
+stream hands over DuckDB's narrow columns as they are (one compiled specialisation per set of types, cached).
 """
 
 from __future__ import annotations

@@ -156,11 +156,12 @@ def settle_block(
     pack has household caps a household-year whose members' visits interleave in time order; ``member[i]``: the
     visit's person within the unit, 0..). Returns -1; or the first visit index a tier could not draw its payment
     for (impossible for a valid pack; reported, never hidden); or −2 − i for the first visit i that reaches a
-    household-capped tier without a household (``hh_known[i]`` = 0)."""
+    household-capped tier without a household (``hh_known[i]`` = 0). ``out`` and ``pays`` hold one row per output
+    column (``out[j, i]``): each column one contiguous buffer, and one compiled type whatever the block's size."""
     n_rules, n_tiers, n_guar, n_slots = sizes[0], sizes[1], sizes[2], sizes[3]
     members = member.shape[0] > 0  # empty: a person-ordered run, member 0 throughout
     known = hh_known.shape[0] > 0  # empty: every person has a household
-    copies = out.shape[1] == N_OUT  # else the caller keeps ful, ovl, pre, inscp: they are its own inputs (OWN)
+    copies = out.shape[0] == N_OUT  # else the caller keeps ful, ovl, pre, inscp: they are its own inputs (OWN)
     n_members = 1
     for i in range(member.shape[0]):
         if member[i] >= n_members:
@@ -301,7 +302,7 @@ def settle_block(
         buckets[5] = 0 if fixed else ful[i]
         for k in range(6):
             paid[k] = 0
-        pays[i, r] = hifp  # ``pays`` arrives zeroed: only the rules that applied are written
+        pays[r, i] = hifp  # ``pays`` arrives zeroed: only the rules that applied are written
         fund = hifp
         # --- cumulative tiers ----------------------------------------------------------------
         for t in range(n_tiers):
@@ -372,7 +373,7 @@ def settle_block(
             acc[t_cap_slot[t]] += uncapped
             acc[t_paid_slot[t]] += pay
             paid[t_pays_into[t]] += pay
-            pays[i, n_rules + t] = pay
+            pays[n_rules + t, i] = pay
             fund += pay
         # --- 兜底 guarantees -------------------------------------------------------------------
         medfee = ful[i] + ovl[i] + pre[i] + x
@@ -390,7 +391,7 @@ def settle_block(
             if not _draw(buckets, all_buckets, 6, topup, takes):
                 return i
             paid[g_pays_into[gi]] += topup
-            pays[i, n_rules + n_tiers + gi] = topup
+            pays[n_rules + n_tiers + gi, i] = topup
             fund += topup
         # --- personal account, cash ---------------------------------------------------------------
         psn_part = medfee - fund - hosp
@@ -401,25 +402,25 @@ def settle_block(
                 if acct_cover[k] == 1:
                     eligible += buckets[k]
             acct = acct_bal[i] if acct_bal[i] < eligible else eligible
-        out[i, 0] = medfee
+        out[0, i] = medfee
         o = 1
         if copies:
-            out[i, 1] = ful[i]
-            out[i, 2] = ovl[i]
-            out[i, 3] = pre[i]
-            out[i, 4] = x
+            out[1, i] = ful[i]
+            out[2, i] = ovl[i]
+            out[3, i] = pre[i]
+            out[4, i] = x
             o = 5
-        out[i, o] = dedc
-        out[i, o + 1] = hifp
-        out[i, o + 2] = coshare
+        out[o, i] = dedc
+        out[o + 1, i] = hifp
+        out[o + 2, i] = coshare
         for k in range(6):
-            out[i, o + 3 + k] = paid[k]
-        out[i, o + 9] = fund
-        out[i, o + 10] = psn_part
-        out[i, o + 11] = acct
-        out[i, o + 12] = psn_part - acct
-        out[i, o + 13] = hosp
-        out[i, o + 14] = buckets[0] + buckets[1] + buckets[2]
+            out[o + 3 + k, i] = paid[k]
+        out[o + 9, i] = fund
+        out[o + 10, i] = psn_part
+        out[o + 11, i] = acct
+        out[o + 12, i] = psn_part - acct
+        out[o + 13, i] = hosp
+        out[o + 14, i] = buckets[0] + buckets[1] + buckets[2]
     return -1
 
 
@@ -449,9 +450,9 @@ def run(program: Program, visits: dict[str, np.ndarray], ids=None, copies: bool 
     n = len(visits["start"])
     checked_age(program, visits)
     # column-major: each output column is one contiguous buffer that Arrow takes without a copy. ``out`` is written
-    # whole by the kernel, so it is not zeroed first; ``pays`` only where a rule applied
-    out = np.empty((n, N_OUT if copies else N_OUT - len(OWN)), np.int64, order="F")
-    pays = np.zeros((n, len(program.rule_ids)), np.int64, order="F")
+    # whole by the kernel, so it is not zeroed first; ``pays`` only where a rule applied. Returned as (visits, columns)
+    out = np.empty((N_OUT if copies else N_OUT - len(OWN), n), np.int64)  # transposed: one type however many rows
+    pays = np.zeros((len(program.rule_ids), n), np.int64)
     a = program.arrays
     bad = settle_block(*(a[k] for k in ARRAY_ORDER), program.den,
                        *(visits[k] for k in ("start", "ins", "med", "level", "ref", "bidx", "once_match", "cats",
@@ -466,4 +467,4 @@ def run(program: Program, visits: dict[str, np.ndarray], ids=None, copies: bool 
         raise KernelError(Problem("KRN014", "persons.hh_no",
                                   f"就诊 {ids(i) if ids else i} 适用有家庭年度限额的层次, 但参保人没有家庭编号 hh_no"
                                   "(与联机结算的 SET009 相同)"))
-    return out, pays
+    return out.T, pays.T

@@ -105,7 +105,7 @@ def run(persons: int = 100_000, pack_name: str = "shandong-2024", seed: int = 1,
         run_ = open_claims(region)
         if claims:  # a region given: report its own size
             persons = run_.con.sql("SELECT COUNT(*) FROM persons").fetchone()[0]
-        kernel.run(lower(pack), _one_visit(), copies=False)  # the kernel compiled (or its cache loaded) outside the timings
+        kernel.run(lower(pack), _warm_visits(), copies=False)  # the kernel compiled (or its cache loaded) outside the timings
         classify(run_, pack)
         t = time.perf_counter()
         check_applicability(run_.con, pack)
@@ -151,22 +151,23 @@ def run(persons: int = 100_000, pack_name: str = "shandong-2024", seed: int = 1,
     }
 
 
-def _one_visit() -> dict:
-    """One visit typed as the stream's blocks are (:func:`yibao.batch.stream.block_inputs`: the ordering query's
-    columns read in place, read-only; the codes looked up), so the stream's compiled pass is the one loaded."""
+def _warm_visits() -> dict:
+    """Two visits typed as the stream's blocks are (:func:`yibao.batch.stream.block_inputs`: the ordering query's
+    columns read in place, read-only; the codes looked up; two rows, so the outputs are column-major as a block's),
+    so the stream's compiled pass is the one loaded before any timing."""
     import numpy as np
 
     def column(dtype, value=0, readonly=True):
-        a = np.full(1, value, dtype)
+        a = np.full(2, value, dtype)
         a.flags.writeable = not readonly
         return a
 
-    one = {k: column(np.int64) for k in ("cats", "acct_bal", "ful", "ovl", "pre", "inscp", "full")}
-    one |= {"start": column(np.int8, 1, False), "ref": column(np.int16, -1), "retiree": column(np.int8),
+    two = {k: column(np.int64) for k in ("cats", "acct_bal", "ful", "ovl", "pre", "inscp", "full")}
+    two |= {"start": column(np.int8, 1, False), "ref": column(np.int16, -1), "retiree": column(np.int8),
             "offsite": column(np.int8), "age": column(np.int16, -1), "fixstd": column(np.int64, -1, False),
             "once_match": column(np.int8, 0, False)}
-    one |= {k: column(np.int16, 0, False) for k in ("ins", "med", "level", "bidx")}
-    return one
+    two |= {k: column(np.int16, 0, False) for k in ("ins", "med", "level", "bidx")}
+    return two
 
 
 def format_report(f: dict) -> str:

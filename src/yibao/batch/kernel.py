@@ -426,6 +426,8 @@ def settle_block(
 
 def checked_age(program: Program, visits: dict[str, np.ndarray]) -> None:
     """Visits whose basic rule has age points need an age in 0–150 (the kernel indexes the rule's table by it)."""
+    if not program.arrays["b_has_age"].any():
+        return  # no rule has age points (most packs): nothing to look at per visit
     needs = program.arrays["b_has_age"][visits["bidx"]] == 1
     if not needs.any():
         return
@@ -457,8 +459,8 @@ def run(program: Program, visits: dict[str, np.ndarray], ids=None, copies: bool 
     bad = settle_block(*(a[k] for k in ARRAY_ORDER), program.den,
                        *(visits[k] for k in ("start", "ins", "med", "level", "ref", "bidx", "once_match", "cats",
                                              "retiree", "acct_bal", "ful", "ovl", "pre", "inscp")),
-                       visits.get("offsite", np.zeros(n, np.int64)), visits.get("fixstd", np.full(n, NONE, np.int64)),
-                       visits.get("age", np.full(n, NONE, np.int64)), visits.get("full", np.zeros(n, np.int64)),
+                       *(visits[k] if k in visits else np.full(n, default, np.int64)  # made only when not given
+                         for k, default in (("offsite", 0), ("fixstd", NONE), ("age", NONE), ("full", 0))),
                        visits.get("member", EMPTY), visits.get("hh_known", EMPTY), out, pays)
     if bad >= 0:
         raise AssertionError(f"a tier paid more than its base at visit {bad}")  # engine.draw raises the same

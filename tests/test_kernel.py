@@ -183,7 +183,7 @@ def test_out_of_order_or_unsettleable_input_is_refused_not_settled():
     con = duckdb.connect()
     con.register("visits_in", pa.Table.from_pylist([row("P1", 2, "M1"), row("P2", 3, "M2"), row("P1", 4, "M3")]))
     program = lower(pack)
-    register_program(con, pack, program, "visits_in")
+    program = register_program(con, pack, program, "visits_in")  # with the input's code combinations
     shuffled = con.sql(ordering_query(program, "visits_in", order=False) + " ORDER BY mdtrt_id").to_arrow_table()
     with pytest.raises(KernelError) as exc:
         settle_batch(program, shuffled.to_batches()[0])

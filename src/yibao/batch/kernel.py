@@ -11,7 +11,9 @@ integers. It holds no GIL, so a block per thread settles on every core; it is co
 cached on disk (``NUMBA_CACHE_DIR``, see docs/batch.md).
 
 Outputs: ``out`` (one row per visit: the setlinfo fields in :data:`SETLINFO_FIELDS` order, then
-``inscp_psn_part``) and ``pays`` (one column per rule: basic rules, tiers, guarantees).
+``inscp_psn_part``; without the four that are the visit's own amounts when the caller keeps those, :data:`OWN`)
+and ``pays`` (one column per rule: basic rules, tiers, guarantees). Inputs are integer arrays of any width: the
+stream hands over DuckDB's narrow columns as they are (one compiled specialisation per set of types, cached).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ ARRAY_ORDER = (
     "g_ins_ok", "g_med_ok", "g_cats", "g_of", "g_num", "g_den", "g_pays_into", "acct_ins_ok", "acct_cover", "sizes",
 )
 N_OUT = 20  # 19 setlinfo fields + inscp_psn_part
+# the out columns that are the visit's own amounts (fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt,
+# inscp_scp_amt): a caller that has them as columns already asks for the other N_OUT - 4 only (run(copies=False))
+OWN = (1, 2, 3, 4)
+EMPTY = np.zeros(0, np.int8)  # member / hh_known not given
 
 
 @njit(cache=True, nogil=True)
@@ -150,8 +156,12 @@ def settle_block(
     pack has household caps a household-year whose members' visits interleave in time order; ``member[i]``: the
     visit's person within the unit, 0..). Returns -1; or the first visit index a tier could not draw its payment
     for (impossible for a valid pack; reported, never hidden); or −2 − i for the first visit i that reaches a
-    household-capped tier without a household (``hh_known[i]`` = 0)."""
+    household-capped tier without a household (``hh_known[i]`` = 0). ``out`` and ``pays`` hold one row per output
+    column (``out[j, i]``): each column one contiguous buffer, and one compiled type whatever the block's size."""
     n_rules, n_tiers, n_guar, n_slots = sizes[0], sizes[1], sizes[2], sizes[3]
+    members = member.shape[0] > 0  # empty: a person-ordered run, member 0 throughout
+    known = hh_known.shape[0] > 0  # empty: every person has a household
+    copies = out.shape[0] == N_OUT  # else the caller keeps ful, ovl, pre, inscp: they are its own inputs (OWN)
     n_members = 1
     for i in range(member.shape[0]):
         if member[i] >= n_members:
@@ -172,7 +182,7 @@ def settle_block(
         if start[i] == 1:
             unit = i
             household[:] = 0
-        m = member[i]
+        m = member[i] if members else 0
         if fresh[m] != unit:
             accs[m, :] = 0
             fresh[m] = unit
@@ -292,7 +302,7 @@ def settle_block(
         buckets[5] = 0 if fixed else ful[i]
         for k in range(6):
             paid[k] = 0
-        pays[i, r] = hifp  # ``pays`` arrives zeroed: only the rules that applied are written
+        pays[r, i] = hifp  # ``pays`` arrives zeroed: only the rules that applied are written
         fund = hifp
         # --- cumulative tiers ----------------------------------------------------------------
         for t in range(n_tiers):
@@ -330,7 +340,7 @@ def settle_block(
                 pay = (used_cap + uncapped if used_cap + uncapped < cap else cap) - (used_cap if used_cap < cap else cap)
             hc = t_hcap[t]
             if hc != NONE:  # 家庭年度限额 on the running sum of what members' own caps let through (engine.settle)
-                if hh_known[i] == 0:
+                if known and hh_known[i] == 0:
                     return -2 - i
                 hu = household[t]
                 own = pay
@@ -363,7 +373,7 @@ def settle_block(
             acc[t_cap_slot[t]] += uncapped
             acc[t_paid_slot[t]] += pay
             paid[t_pays_into[t]] += pay
-            pays[i, n_rules + t] = pay
+            pays[n_rules + t, i] = pay
             fund += pay
         # --- 兜底 guarantees -------------------------------------------------------------------
         medfee = ful[i] + ovl[i] + pre[i] + x
@@ -381,7 +391,7 @@ def settle_block(
             if not _draw(buckets, all_buckets, 6, topup, takes):
                 return i
             paid[g_pays_into[gi]] += topup
-            pays[i, n_rules + n_tiers + gi] = topup
+            pays[n_rules + n_tiers + gi, i] = topup
             fund += topup
         # --- personal account, cash ---------------------------------------------------------------
         psn_part = medfee - fund - hosp
@@ -392,28 +402,32 @@ def settle_block(
                 if acct_cover[k] == 1:
                     eligible += buckets[k]
             acct = acct_bal[i] if acct_bal[i] < eligible else eligible
-        row = out[i]
-        row[0] = medfee
-        row[1] = ful[i]
-        row[2] = ovl[i]
-        row[3] = pre[i]
-        row[4] = x
-        row[5] = dedc
-        row[6] = hifp
-        row[7] = coshare
+        out[0, i] = medfee
+        o = 1
+        if copies:
+            out[1, i] = ful[i]
+            out[2, i] = ovl[i]
+            out[3, i] = pre[i]
+            out[4, i] = x
+            o = 5
+        out[o, i] = dedc
+        out[o + 1, i] = hifp
+        out[o + 2, i] = coshare
         for k in range(6):
-            row[8 + k] = paid[k]
-        row[14] = fund
-        row[15] = psn_part
-        row[16] = acct
-        row[17] = psn_part - acct
-        row[18] = hosp
-        row[19] = buckets[0] + buckets[1] + buckets[2]
+            out[o + 3 + k, i] = paid[k]
+        out[o + 9, i] = fund
+        out[o + 10, i] = psn_part
+        out[o + 11, i] = acct
+        out[o + 12, i] = psn_part - acct
+        out[o + 13, i] = hosp
+        out[o + 14, i] = buckets[0] + buckets[1] + buckets[2]
     return -1
 
 
 def checked_age(program: Program, visits: dict[str, np.ndarray]) -> None:
     """Visits whose basic rule has age points need an age in 0–150 (the kernel indexes the rule's table by it)."""
+    if not program.arrays["b_has_age"].any():
+        return  # no rule has age points (most packs): nothing to look at per visit
     needs = program.arrays["b_has_age"][visits["bidx"]] == 1
     if not needs.any():
         return
@@ -424,28 +438,30 @@ def checked_age(program: Program, visits: dict[str, np.ndarray]) -> None:
                                   f"{int(bad.sum()):,} 次就诊适用按年龄确定比例或人群的规则, 但参保人年龄缺失或不在 0–150 岁"))
 
 
-def run(program: Program, visits: dict[str, np.ndarray], ids=None) -> tuple[np.ndarray, np.ndarray]:
+def run(program: Program, visits: dict[str, np.ndarray], ids=None, copies: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Settle person-ordered visits (keys: start, ins, med, level, ref, bidx, once_match, cats, retiree,
-    acct_bal, ful, ovl, pre, inscp; int64; optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local;
+    acct_bal, ful, ovl, pre, inscp: integer arrays of any width, e.g. the narrow columns DuckDB hands over;
+    optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local;
     optional ``fixstd``: the 单病种定额 standard in fen of the visit's rule, disease and level, default -1 none;
     optional ``full``: the part of inscp in classes without co-share (coshare: false), default 0;
     ``age``: completed years, -1 unknown, required where the visit's rule has age points: see ``checked_age``;
     for a pack with household caps, household-ordered visits with ``member`` (the person within the household-year
     block, 0..; default 0) and ``hh_known`` (0 where the person has no hh_no; default 1)).
-    ``ids(i)`` names visit i in an error. Returns (out, pays)."""
+    ``ids(i)`` names visit i in an error. Returns (out, pays); ``copies=False``: ``out`` without the :data:`OWN`
+    columns, which are the caller's ful, ovl, pre and inscp as given."""
     n = len(visits["start"])
     checked_age(program, visits)
-    # column-major: each output column is one contiguous buffer that Arrow takes without a copy
-    out = np.zeros((n, N_OUT), np.int64, order="F")
-    pays = np.zeros((n, len(program.rule_ids)), np.int64, order="F")
+    # column-major: each output column is one contiguous buffer that Arrow takes without a copy. ``out`` is written
+    # whole by the kernel, so it is not zeroed first; ``pays`` only where a rule applied. Returned as (visits, columns)
+    out = np.empty((N_OUT if copies else N_OUT - len(OWN), n), np.int64)  # transposed: one type however many rows
+    pays = np.zeros((len(program.rule_ids), n), np.int64)
     a = program.arrays
     bad = settle_block(*(a[k] for k in ARRAY_ORDER), program.den,
                        *(visits[k] for k in ("start", "ins", "med", "level", "ref", "bidx", "once_match", "cats",
                                              "retiree", "acct_bal", "ful", "ovl", "pre", "inscp")),
-                       visits.get("offsite", np.zeros(n, np.int64)), visits.get("fixstd", np.full(n, NONE, np.int64)),
-                       visits.get("age", np.full(n, NONE, np.int64)), visits.get("full", np.zeros(n, np.int64)),
-                       visits.get("member", np.zeros(n, np.int64)), visits.get("hh_known", np.ones(n, np.int64)),
-                       out, pays)
+                       *(visits[k] if k in visits else np.full(n, default, np.int64)  # made only when not given
+                         for k, default in (("offsite", 0), ("fixstd", NONE), ("age", NONE), ("full", 0))),
+                       visits.get("member", EMPTY), visits.get("hh_known", EMPTY), out, pays)
     if bad >= 0:
         raise AssertionError(f"a tier paid more than its base at visit {bad}")  # engine.draw raises the same
     if bad <= -2:
@@ -453,4 +469,4 @@ def run(program: Program, visits: dict[str, np.ndarray], ids=None) -> tuple[np.n
         raise KernelError(Problem("KRN014", "persons.hh_no",
                                   f"就诊 {ids(i) if ids else i} 适用有家庭年度限额的层次, 但参保人没有家庭编号 hh_no"
                                   "(与联机结算的 SET009 相同)"))
-    return out, pays
+    return out.T, pays.T

@@ -52,6 +52,7 @@ class Program:
     arrays: dict[str, np.ndarray]
     n_slots: int
     households: bool = False  # some tier has a household cap: visits come in household order (stream.ORDER_HH)
+    combos: object = None  # the source's numbered code combinations (yibao.batch.stream.Combos), once known
 
     def level_index(self, code: str | None) -> int:
         return self.levels.index(code) if code in self.levels else NONE

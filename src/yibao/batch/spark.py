@@ -21,6 +21,7 @@ from yibao.batch.lower import lower
 from yibao.batch.stream import (
     COMBOS,
     code_tables,
+    combos_of,
     optional_inputs,
     ordering_query,
     person_blocks,
@@ -61,9 +62,9 @@ def settle_frame(spark, pack: CompiledPack, source: str = "visits_in", partition
     """Settle the ``visits_in`` columns of temp view ``source``; returns a Spark DataFrame (one row per visit)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    program = lower(pack)
     combos = [tuple(r) for r in spark.sql(to_spark(COMBOS.format(source=source))).collect()]
-    for name, table in code_tables(pack, program, combos).items():
+    program = combos_of(pack, lower(pack), combos)  # travels to the executors with the closure below
+    for name, table in code_tables(program).items():
         spark.createDataFrame(table.to_pandas() if table.num_rows else None, schema=from_arrow_schema(table.schema)) \
             .createOrReplaceTempView(name)
     present = optional_inputs(spark.table(source).columns)

@@ -14,6 +14,7 @@ engine's own look-up — once per distinct (insutype, med_type, dise_codg, level
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from yibao.batch import kernel
-from yibao.batch.lower import OFFSITE, KernelError, Program, lower
+from yibao.batch.lower import NONE, OFFSITE, KernelError, Program, lower
 from yibao.sql import ident, q
 from yibao.errors import Problem
 from yibao.policy.compiled import CompiledPack
@@ -56,36 +57,56 @@ def threads() -> int:
     return int(os.environ.get("YIBAO_KERNEL_THREADS") or os.cpu_count() or 1)
 
 
-def _codes_table(name: str, values: list[str]) -> pa.Table:
-    return pa.table({"code": pa.array(values, pa.string()), "idx": pa.array(range(len(values)), pa.int64())})
+@dataclass(frozen=True)
+class Combos:
+    """The (insutype, med_type, dise_codg, level) combinations of a source, numbered.
+
+    The ordering query joins them once and carries only the number (``k_combo``) through its sort; the kernel's
+    codes (insutype, med_type and level indices, the basic rule, its once-a-year and 单病种 facts) and the
+    pass-through strings are looked up by that number per block. Each lookup array has one more entry, last, for a
+    visit that matches no combination (``k_combo`` null, read as -1): no rule, unknown level, refused (KRN010).
+    """
+
+    table: pa.Table  # insutype, med_type, dise_codg, level, k_combo: what the ordering query joins
+    insutype: pa.Array
+    med_type: pa.Array
+    level: pa.Array
+    codes: dict[str, np.ndarray]  # ins, med, level, bidx, once_match, fixstd
 
 
-def code_tables(pack: CompiledPack, program: Program, combos) -> dict[str, pa.Table]:
-    """Small tables the ordering query joins: level, insutype and med_type codes, and the rule of each
-    (insutype, med_type, dise_codg, level) combination in ``combos``."""
+def combos_of(pack: CompiledPack, program: Program, combos) -> Program:
+    """``program`` carrying the numbered combinations ``combos`` of its source (:class:`Combos`): the rule of each
+    by :meth:`CompiledPack.basic_rule`, the scalar engine's own look-up."""
     index = {id(r): i for i, r in enumerate(pack.basic)}
-    rows: dict[str, list] = {"insutype": [], "med_type": [], "dise_codg": [], "level": [], "bidx": [], "once_match": [],
-                             "fixstd": []}
+    ins_ix = {c: i for i, c in enumerate(program.insutypes)}
+    med_ix = {c: i for i, c in enumerate(program.med_types)}
+    rows, seen = [], set()
     for insutype, med_type, dise, level in combos:
         dise = dise or ""
+        if insutype is None or med_type is None or level is None or (insutype, med_type, dise, level) in seen:
+            continue  # a null never joins: such a visit has no rule (KRN010); a combination joins once
+        seen.add((insutype, med_type, dise, level))
         rule = pack.basic_rule(insutype, med_type, dise, level) if level in pack.levels else None
-        if rule is None:
-            continue  # refused before settlement (batch validation, BAT004) or by settle_batch (KRN010)
-        for key, value in (("insutype", insutype), ("med_type", med_type), ("dise_codg", dise), ("level", level),
-                           ("bidx", index[id(rule)]),
-                           ("once_match", int(bool(rule.once_diseases) and dise.startswith(rule.once_diseases))),
-                           ("fixstd", _or_none(rule.fixed_standard(dise, level)))):
-            rows[key].append(value)
-    return {
-        "k_levels": _codes_table("level", program.levels),
-        "k_ins": _codes_table("insutype", program.insutypes),
-        "k_med": _codes_table("med_type", program.med_types),
-        "k_rules": pa.table({
-            "insutype": pa.array(rows["insutype"], pa.string()), "med_type": pa.array(rows["med_type"], pa.string()),
-            "dise_codg": pa.array(rows["dise_codg"], pa.string()), "level": pa.array(rows["level"], pa.string()),
-            "bidx": pa.array(rows["bidx"], pa.int64()), "once_match": pa.array(rows["once_match"], pa.int64()),
-            "fixstd": pa.array(rows["fixstd"], pa.int64())}),
-    }
+        rows.append((insutype, med_type, dise, level, ins_ix.get(insutype, len(program.insutypes)),
+                     med_ix.get(med_type, len(program.med_types)), program.level_index(level),
+                     -1 if rule is None else index[id(rule)],  # refused by validation (BAT004) or KRN010
+                     int(rule is not None and bool(rule.once_diseases) and dise.startswith(rule.once_diseases)),
+                     -1 if rule is None else _or_none(rule.fixed_standard(dise, level))))
+    cols = list(zip(*rows)) if rows else [()] * 10
+    strings = [pa.array(list(c) + [None], pa.string()) for c in cols[:4]]
+    no_match = (len(program.insutypes), len(program.med_types), NONE, NONE, 0, NONE)
+    codes = {name: np.array(list(c) + [last], dtype)
+             for name, c, last, dtype in zip(("ins", "med", "level", "bidx", "once_match", "fixstd"), cols[4:], no_match,
+                                             (np.int16, np.int16, np.int16, np.int16, np.int8, np.int64))}
+    table = pa.table({"insutype": strings[0].slice(0, len(rows)), "med_type": strings[1].slice(0, len(rows)),
+                      "dise_codg": strings[2].slice(0, len(rows)), "level": strings[3].slice(0, len(rows)),
+                      "k_combo": pa.array(range(len(rows)), pa.int32())})
+    return replace(program, combos=Combos(table, strings[0], strings[1], strings[3], codes))
+
+
+def code_tables(program: Program) -> dict[str, pa.Table]:
+    """The small table the ordering query joins (``program`` from :func:`combos_of`)."""
+    return {"k_combos": program.combos.table}
 
 
 def _or_none(value: int | None) -> int:
@@ -96,11 +117,14 @@ COMBOS = "SELECT DISTINCT insutype, med_type, COALESCE(dise_codg, '') AS dise_co
 
 
 def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program: Program, source: str,
-                     combos: str | None = None) -> None:
-    """The code tables the ordering query joins, for the combinations of ``source`` — or of the query ``combos``
-    when the caller has a cheaper one giving at least those (``yibao.batch.inputs.CLAIMS_COMBOS``)."""
-    for name, table in code_tables(pack, program, con.sql(combos or COMBOS.format(source=source)).fetchall()).items():
+                     combos: str | None = None) -> Program:
+    """``program`` with the combinations of ``source`` (or of the query ``combos``, when the caller has a cheaper one
+    giving at least those: ``yibao.batch.inputs.CLAIMS_COMBOS``), their table registered for the ordering query;
+    settle the ordering query's blocks with the program returned."""
+    program = combos_of(pack, program, con.sql(combos or COMBOS.format(source=source)).fetchall())
+    for name, table in code_tables(program).items():
         con.register(name, table)
+    return program
 
 
 OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full", "hh_no", "psn_key")  # visits_in columns the kernel reads when a source has them
@@ -111,7 +135,9 @@ def optional_inputs(columns) -> frozenset[str]:
 
 
 def ordering_query(program: Program, source: str, order: bool = True, present: frozenset[str] = frozenset()) -> str:
-    """The kernel's input in person order: codes, rule index, category mask, amounts (fen).
+    """The kernel's input in person order: the visit's combination number (:class:`Combos`, joined from
+    ``k_combos``), referral level, category mask, amounts (fen) — narrow integer columns, the fewer and narrower
+    the cheaper DuckDB sorts them.
 
     ``present``: the optional inputs ``source`` has (:data:`OPTIONAL_INPUTS`). Without ``offsite_status``
     every visit is local; a value other than local / filed / unfiled becomes -1 and is refused (KRN012).
@@ -130,26 +156,19 @@ def ordering_query(program: Program, source: str, order: bool = True, present: f
                  + " ELSE -1 END") if "offsite_status" in present else "0"
     k_age = "COALESCE(v.age, -1)" if "age" in present else "-1"
     k_full = "COALESCE(v.inscp_full, 0)" if "inscp_full" in present else "0"  # inscp of coshare: false classes
-    n_ins, n_med = len(program.insutypes), len(program.med_types)
+    k_ref = ("CASE v.referral_from_level " + " ".join(f"WHEN {q(c)} THEN {i}" for i, c in enumerate(program.levels))
+             + " ELSE -1 END") if program.levels else "-1"  # a level the pack does not know, or none: -1
     cats = " + ".join(f"(CASE WHEN v.cat_{ident(c)} THEN {1 << i} ELSE 0 END)"
                       for i, c in enumerate(program.categories)) or "0"
     return f"""
-SELECT v.psn_no, v.mdtrt_id, v.yr, v.setl_time, v.insutype, v.med_type, v.level,
-       CAST(COALESCE(ki.idx, {n_ins}) AS SMALLINT) AS k_ins, CAST(COALESCE(km.idx, {n_med}) AS SMALLINT) AS k_med,
-       CAST(kl.idx AS SMALLINT) AS k_level, CAST(COALESCE(kr.idx, -1) AS SMALLINT) AS k_ref,
-       CAST(COALESCE(r.bidx, -1) AS SMALLINT) AS k_bidx, CAST(COALESCE(r.once_match, 0) AS TINYINT) AS k_once,
-       COALESCE(r.fixstd, -1) AS k_fixstd,
+SELECT v.psn_no, v.mdtrt_id, v.yr, v.setl_time, c.k_combo, CAST({k_ref} AS SMALLINT) AS k_ref,
        CAST({cats} AS BIGINT) AS k_cats, CAST(COALESCE(v.retiree, FALSE) AS TINYINT) AS k_retiree,
        CAST(v.acct_balance AS BIGINT) AS k_acct, CAST(v.fulamt AS BIGINT) AS k_ful, CAST(v.overlmt AS BIGINT) AS k_ovl,
        CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp, CAST({k_offsite} AS TINYINT) AS k_offsite,
        CAST({k_age} AS SMALLINT) AS k_age, CAST({k_full} AS BIGINT) AS k_full{unit}{", v.psn_key" if keyed else ""}
 FROM {source} v
-LEFT JOIN k_ins ki ON ki.code = v.insutype
-LEFT JOIN k_med km ON km.code = v.med_type
-LEFT JOIN k_levels kl ON kl.code = v.level
-LEFT JOIN k_levels kr ON kr.code = v.referral_from_level
-LEFT JOIN k_rules r ON r.insutype = v.insutype AND r.med_type = v.med_type
-     AND r.dise_codg = COALESCE(v.dise_codg, '') AND r.level = v.level
+LEFT JOIN k_combos c ON c.insutype = v.insutype AND c.med_type = v.med_type
+     AND c.dise_codg = COALESCE(v.dise_codg, '') AND c.level = v.level
 {("ORDER BY " + (ORDER_HH if program.households else ORDER_KEYED if keyed else ORDER)) if order else ""}
 """
 
@@ -186,9 +205,25 @@ def _leading_true(mask: pa.Array) -> int:
     return int(off[0]) if len(off) else len(values)
 
 
+def _filled(batch: pa.RecordBatch, name: str) -> pa.Array:
+    """An integer column with nulls as -1 (as the kernel reads it)."""
+    column = batch.column(name)
+    return pc.fill_null(column, -1) if column.null_count else column
+
+
+def _ints(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    """An integer (or timestamp) column as NumPy, over Arrow's memory where it has no nulls (nulls as -1)."""
+    column = batch.column(name)
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.int64())
+    return (pc.fill_null(column, -1) if column.null_count else column).to_numpy(zero_copy_only=False)
+
+
 def _starts(batch: pa.RecordBatch, key: str = "psn_no") -> np.ndarray:
+    # by psn_no itself, not the integer psn_key the block is sorted on: a person is their psn_no whatever the keys
+    # say (measured: 7.6 ms against 1.5 ms at 1M visits, too little to trust the keys for)
     psn, yr = batch.column(key), batch.column("yr")
-    start = np.ones(batch.num_rows, np.int64)
+    start = np.ones(batch.num_rows, np.int8)
     if batch.num_rows > 1:
         same = pc.and_(pc.equal(psn.slice(1), psn.slice(0, batch.num_rows - 1)),
                        pc.equal(yr.slice(1), yr.slice(0, batch.num_rows - 1)))
@@ -215,24 +250,22 @@ def _members(start, person):
     return member
 
 
-def block_inputs(batch: pa.RecordBatch, key: str = "psn_no") -> dict[str, np.ndarray]:
-    """A person-complete (or, by :data:`UNIT`, household-complete) block's kernel inputs as int64 arrays (nulls
-    as -1)."""
-    def col(name: str) -> np.ndarray:
-        column = batch.column(name)
-        if column.null_count:
-            column = pc.fill_null(column, -1)
-        return column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-
-    visits = {"start": _starts(batch, key), "ins": col("k_ins"), "med": col("k_med"), "level": col("k_level"),
-              "ref": col("k_ref"), "bidx": col("k_bidx"), "once_match": col("k_once"), "cats": col("k_cats"),
-              "retiree": col("k_retiree"), "acct_bal": col("k_acct"), "ful": col("k_ful"), "ovl": col("k_ovl"),
-              "pre": col("k_pre"), "inscp": col("k_inscp"), "offsite": col("k_offsite"), "fixstd": col("k_fixstd"),
-              "age": col("k_age"), "full": col("k_full")}
+def block_inputs(program: Program, batch: pa.RecordBatch, key: str = "psn_no") -> dict[str, np.ndarray]:
+    """A person-complete (or, by :data:`UNIT`, household-complete) block of the ordering query as the kernel's
+    inputs: the columns as DuckDB (or Spark) typed them, read in place (nulls as -1), and the codes of each visit's
+    combination looked up (``program`` from :func:`register_program`)."""
+    combos: Combos = program.combos
+    combo = _ints(batch, "k_combo")
+    visits = {"start": _starts(batch, key), "ref": _ints(batch, "k_ref"), "cats": _ints(batch, "k_cats"),
+              "retiree": _ints(batch, "k_retiree"), "acct_bal": _ints(batch, "k_acct"), "ful": _ints(batch, "k_ful"),
+              "ovl": _ints(batch, "k_ovl"), "pre": _ints(batch, "k_pre"), "inscp": _ints(batch, "k_inscp"),
+              "offsite": _ints(batch, "k_offsite"), "age": _ints(batch, "k_age"), "full": _ints(batch, "k_full")}
+    for name, table in combos.codes.items():  # -1, no combination: the table's last entry (no rule, KRN010)
+        visits[name] = table[combo]
     if key == UNIT:
         psn = pc.dictionary_encode(batch.column("psn_no")).indices
         visits["member"] = _members(visits["start"], psn.to_numpy(zero_copy_only=False).astype(np.int64))
-        visits["hh_known"] = col("k_hh")
+        visits["hh_known"] = _ints(batch, "k_hh").astype(np.int8)
     bad = np.flatnonzero((visits["bidx"] < 0) | (visits["level"] < 0))
     if len(bad):
         ids = batch.column("mdtrt_id").take(pa.array(bad[:5])).to_pylist()
@@ -263,10 +296,9 @@ def _check_order(batch: pa.RecordBatch, start: np.ndarray, key: str = "psn_no") 
             keys = pc.binary_join_element_wise(psn, pc.cast(yr, pa.string()), "\x1f")
             if pc.count_distinct(keys).as_py() != len(heads):
                 raise KernelError(Problem("KRN011", "visits.psn_no", "就诊未按参保人与年度排序: 同一参保人同一年度的就诊不连续"))
-    times = batch.column("setl_time")
     if batch.num_rows > 1:
-        earlier = pc.less(times.slice(1), times.slice(0, batch.num_rows - 1)).to_numpy(zero_copy_only=False)
-        if np.any(earlier & (start[1:] == 0)):
+        times = _ints(batch, "setl_time")
+        if np.any((times[1:] < times[:-1]) & (start[1:] == 0)):
             raise KernelError(Problem("KRN011", "visits.setl_time", "同一参保人同一年度的就诊未按结算时间排序"))
 
 
@@ -277,15 +309,21 @@ def _int64_column(column: np.ndarray) -> pa.Array:
 
 
 def block_output(program: Program, batch: pa.RecordBatch, out: np.ndarray, pays: np.ndarray) -> pa.RecordBatch:
-    arrays = [batch.column(c) for c in PASS_THROUGH]
-    names = list(PASS_THROUGH)
-    for j, f in enumerate((*SETLINFO_FIELDS, "inscp_psn_part")):
-        arrays.append(_int64_column(out[:, j]))
-        names.append(f)
-    for j, rid in enumerate(program.rule_ids):
+    """The settled block in :func:`settled_schema`'s columns: the visit's strings looked up by its combination,
+    ful, ovl, pre and inscp its own input columns (``kernel.run(copies=False)``), the rest the kernel's."""
+    combos: Combos = program.combos
+    combo = batch.column("k_combo")
+    arrays = [batch.column("psn_no"), batch.column("mdtrt_id"), batch.column("yr"), batch.column("setl_time"),
+              combos.insutype.take(combo), combos.med_type.take(combo), combos.level.take(combo)]
+    computed = iter(range(out.shape[1]))
+    for j, name in enumerate((*SETLINFO_FIELDS, "inscp_psn_part")):
+        if j in kernel.OWN:
+            arrays.append(_filled(batch, ("k_ful", "k_ovl", "k_pre", "k_inscp")[j - kernel.OWN[0]]))
+        else:
+            arrays.append(_int64_column(out[:, next(computed)]))
+    for j in range(len(program.rule_ids)):
         arrays.append(_int64_column(pays[:, j]))
-        names.append(f"pay__{ident(rid)}")
-    return pa.RecordBatch.from_arrays(arrays, names=names)
+    return pa.RecordBatch.from_arrays(arrays, schema=settled_schema(program))
 
 
 def _in_id_order(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -302,10 +340,11 @@ def _in_id_order(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def settle_batch(program: Program, batch: pa.RecordBatch) -> pa.RecordBatch:
-    """One person-complete block through the kernel; the output row per visit, in the block's order."""
+    """One person-complete block of the ordering query through the kernel (``program`` from
+    :func:`register_program`); the output row per visit, in the block's order."""
     batch = _in_id_order(batch)
-    out, pays = kernel.run(program, block_inputs(batch, unit_key(program)),
-                           lambda i: batch.column("mdtrt_id")[i].as_py())
+    visits = block_inputs(program, batch, unit_key(program))
+    out, pays = kernel.run(program, visits, lambda i: batch.column("mdtrt_id")[i].as_py(), copies=False)
     return block_output(program, batch, out, pays)
 
 
@@ -317,8 +356,7 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     Returns the number of visits. Blocks are settled by ``threads()`` workers, at most twice as many
     in flight as workers, and handed to ``sink`` in order, on one thread apart from the caller's.
     """
-    program = program or lower(pack)
-    register_program(con, pack, program, source, combos)
+    program = register_program(con, pack, program or lower(pack), source, combos)
     present = optional_inputs(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
     reader = con.execute(ordering_query(program, source, present=present)).to_arrow_reader(BATCH_ROWS)
     count = 0

@@ -33,21 +33,22 @@ from yibao.sql import q
 OUT = ("fulamt", "overlmt", "pre", "inscp", "unclassified", "item_count", "inscp_full")
 SAFE = 2**62  # every per-line value and running sum stays below this; beyond it the SQL decides (BIGINT or error)
 BATCH = 1 << 19  # lines per kernel call
+SMALL_CATALOGUE = 64  # up to this many codes DuckDB names a line's entry (CASE); beyond, hash + bytes in the pass
 SCALES = {"det_item_fee_sumamt": 2, "cnt": 4, "preselfpay_ratio": 4}  # fen and RATE_DEN units of the SQL casts
 
 
 @njit(cache=True, nogil=True)
-def _classify_lines(k8, k64, k32, kdata, kstarts, c8, c32, cdata, cstarts, cvalid, chash,
+def _classify_lines(k8, k64, k32, kdata, kstarts, cids, lookup, c8, c32, cdata, cstarts, cvalid, chash,
                     t_hash, t_id, t_bytes, t_off, fee, fee_mul, cnt, cnt_mul, ratio, ratio_mul, rvalid, lid,
                     lv_class, cat_lid, r_in, r_full, r_num, r_den, cap, has_cap, out_starts, sums):
     """One pass over a batch of lines: the SQL's per-line amounts, summed per run of equal mdtrt_id.
 
-    The catalogue entry of a line: its code's DuckDB hash probes ``t_hash`` (open addressing, ``t_id`` -1 =
+    The catalogue entry of a line: ``cids[i]`` (-1: none) unless ``lookup``; then its code's DuckDB hash probes ``t_hash`` (open addressing, ``t_id`` -1 =
     empty), and a slot counts only when the code's bytes equal the entry's. ``lid``: the line's level as an
     index into the levels (-1: none given, -2: a level neither classes nor catalogue name); ``lv_class``: the
     class of a level (-1: none); ``cat_lid``: the level of a catalogue entry (-3: none). Rules: the classes,
     then the catalogue entries. Writes each run's first line into ``out_starts`` and its seven sums into
-    ``sums``; returns (runs, sorted, safe): ``sorted`` when every run's key comes after the one before,
+    the columns of ``sums``; returns (runs, sorted, safe): ``sorted`` when every run's key comes after the one before,
     ``safe`` when nothing left the checked range (else the SQL decides).
     """
     n = fee.shape[0]
@@ -84,14 +85,16 @@ def _classify_lines(k8, k64, k32, kdata, kstarts, c8, c32, cdata, cstarts, cvali
                 ordered = False
         if not same:
             if i > 0:
-                sums[runs, 0], sums[runs, 1], sums[runs, 2], sums[runs, 3] = s0, s1, s2, s3
-                sums[runs, 4], sums[runs, 5], sums[runs, 6] = s4, s5, s6
+                sums[0, runs], sums[1, runs], sums[2, runs], sums[3, runs] = s0, s1, s2, s3
+                sums[4, runs], sums[5, runs], sums[6, runs] = s4, s5, s6
                 runs += 1
             out_starts[runs] = i
             s0 = s1 = s2 = s3 = s4 = s5 = s6 = 0
         # the catalogue entry for the code, if any: hash probe, then the bytes
         cid = -1
-        if cvalid[i]:
+        if not lookup:
+            cid = cids[i]
+        elif cvalid[i]:
             h = chash[i]
             slot = h & mask
             nc = np.int64(c32[4 * i])
@@ -159,8 +162,8 @@ def _classify_lines(k8, k64, k32, kdata, kstarts, c8, c32, cdata, cstarts, cvali
                 or s3 >= SAFE or s3 <= -SAFE or s6 >= SAFE or s6 <= -SAFE):
             return runs, ordered, False
     if n:
-        sums[runs, 0], sums[runs, 1], sums[runs, 2], sums[runs, 3] = s0, s1, s2, s3
-        sums[runs, 4], sums[runs, 5], sums[runs, 6] = s4, s5, s6
+        sums[0, runs], sums[1, runs], sums[2, runs], sums[3, runs] = s0, s1, s2, s3
+        sums[4, runs], sums[5, runs], sums[6, runs] = s4, s5, s6
         runs += 1
     return runs, ordered, True
 
@@ -248,7 +251,9 @@ class _Pack:
         self.has_cap = _valid(c["cat_cap"].combine_chunks())
         self.cap = c["cat_cap"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         # the catalogue codes: bytes, and an open-addressing table keyed by DuckDB's hash() of the code
-        codes = [x.encode() for x in c["med_list_codg"].to_pylist()]
+        self.codes = c["med_list_codg"].to_pylist()
+        self.lookup = len(self.codes) > SMALL_CATALOGUE  # else a CASE in the export query
+        codes = [x.encode() for x in self.codes]
         self.t_bytes = np.frombuffer(b"".join(codes), np.uint8) if codes else np.zeros(0, np.uint8)
         self.t_off = np.cumsum([0] + [len(x) for x in codes], dtype=np.int64)
         size = 1 << max(4, (2 * len(codes)).bit_length())
@@ -267,6 +272,11 @@ class _Pack:
             while self.t_id[slot] >= 0:
                 slot = (slot + 1) & (size - 1)
             self.t_hash[slot], self.t_id[slot] = h, j
+
+    def code_case(self, column: str) -> str:
+        """A small catalogue's entry for the line's code, by DuckDB itself (-1: none)."""
+        whens = " ".join(f"WHEN {column} = {q(code)} THEN {j}" for j, code in enumerate(self.codes))
+        return f"CASE {whens} ELSE -1 END" if self.codes else "-1"
 
     def level_case(self, column: str) -> str:
         """The line's level as an index into ``levels``: -1 none given, -2 one neither classes nor catalogue name."""
@@ -289,7 +299,8 @@ def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: 
     rules = _Pack(con, pack)
     if not rules.ok:
         return None
-    query = (f"SELECT i.mdtrt_id, i.med_list_codg, hash(i.med_list_codg) AS h, {rules.level_case('i.chrgitm_lv')} AS lid,"
+    code = "i.med_list_codg, hash(i.med_list_codg) AS h" if rules.lookup else f"{rules.code_case('i.med_list_codg')} AS cid"
+    query = (f"SELECT i.mdtrt_id, {code}, {rules.level_case('i.chrgitm_lv')} AS lid,"
              f" i.det_item_fee_sumamt, i.cnt, i.preselfpay_ratio FROM {items} i")
     kept = {name: con.sql(f"SELECT current_setting({q(name)})").fetchone()[0] for name in EXPORT}
     for name, value in EXPORT.items():
@@ -308,18 +319,30 @@ def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: 
 
 def _batch(batch: pa.RecordBatch, muls: dict[str, int], rules: _Pack):
     """(run keys, run sums, sorted) of one batch, or None where the SQL must decide."""
-    key, code, h, lid, fee, cnt, ratio = batch.columns
+    if rules.lookup:
+        key, code, h, lid, fee, cnt, ratio = batch.columns
+        cids = np.zeros(0, np.int64)
+    else:
+        key, cid, lid, fee, cnt, ratio = batch.columns
+        cids = cid.to_numpy().astype(np.int64, copy=False)
     n = batch.num_rows
     if n == 0:
         return None, None, True
     if key.null_count or fee.null_count or cnt.null_count:
         return None
     k8, k64, k32, kdata, kstarts = _views(key)
-    c8, _, c32, cdata, cstarts = _views(code)
+    if rules.lookup:
+        c8, _, c32, cdata, cstarts = _views(code)
+        cvalid, chash = _valid(code), h.to_numpy().view(np.int64)
+    else:  # not read
+        c8 = cdata = np.zeros(0, np.uint8)
+        c8.setflags(write=False)
+        c32, cstarts, cvalid, chash = np.zeros(0, np.int32), np.zeros(1, np.int64), np.zeros(0, np.bool_), cids
+        c32.setflags(write=False)
     starts = np.empty(n, np.int64)
-    sums = np.empty((n, 7), np.int64)
+    sums = np.empty((7, n), np.int64)
     runs, ordered, safe = _classify_lines(
-        k8, k64, k32, kdata, kstarts, c8, c32, cdata, cstarts, _valid(code), h.to_numpy().view(np.int64),
+        k8, k64, k32, kdata, kstarts, cids, rules.lookup, c8, c32, cdata, cstarts, cvalid, chash,
         rules.t_hash, rules.t_id, rules.t_bytes, rules.t_off,
         _unscaled(fee), muls["det_item_fee_sumamt"], _unscaled(cnt), muls["cnt"], _unscaled(ratio),
         muls["preselfpay_ratio"], _valid(ratio), lid.to_numpy().astype(np.int64, copy=False),
@@ -329,7 +352,7 @@ def _batch(batch: pa.RecordBatch, muls: dict[str, int], rules: _Pack):
         return None
     offsets, data = _gather(k8, k32, kdata, kstarts, starts[:runs])
     keys = pa.StringArray.from_buffers(runs, pa.py_buffer(offsets), pa.py_buffer(data))
-    return keys, sums[:runs], ordered
+    return keys, sums[:, :runs], ordered
 
 
 def _visits(con: duckdb.DuckDBPyConnection, parts) -> pa.Table | None:
@@ -341,19 +364,19 @@ def _visits(con: duckdb.DuckDBPyConnection, parts) -> pa.Table | None:
         if keys:
             last, first = keys[-1][-1].as_py(), k[0].as_py()
             if last == first:  # one visit across two batches
-                joined = [int(a) + int(b) for a, b in zip(sums[-1][-1], s[0])]
+                joined = [int(a) + int(b) for a, b in zip(sums[-1][:, -1], s[:, 0])]
                 if any(abs(v) >= SAFE for v in joined):
                     return None
-                sums[-1][-1] = joined
-                k, s = k.slice(1), s[1:]
+                sums[-1][:, -1] = joined
+                k, s = k.slice(1), s[:, 1:]
             elif last.encode() > first.encode():
                 ordered = False
         if len(k):
             keys.append(k)
             sums.append(s)
     key = pa.chunked_array(keys, pa.string())
-    total = np.concatenate(sums) if sums else np.zeros((0, 7), np.int64)
-    table = pa.table({"mdtrt_id": key, **{name: total[:, j] for j, name in enumerate(OUT)}})
+    total = np.concatenate(sums, axis=1) if sums else np.zeros((7, 0), np.int64)
+    table = pa.table({"mdtrt_id": key, **{name: total[j] for j, name in enumerate(OUT)}})
     if ordered or pc.count_distinct(key).as_py() == table.num_rows:
         return table
     con.register("classify_runs", table)

@@ -32,7 +32,7 @@ from yibao.sql import q
 
 OUT = ("fulamt", "overlmt", "pre", "inscp", "unclassified", "item_count", "inscp_full")
 SAFE = 2**62  # every per-line value and running sum stays below this; beyond it the SQL decides (BIGINT or error)
-BATCH = 1 << 19  # lines per kernel call
+BATCH = 1 << 20  # lines per Arrow batch and kernel call
 SMALL_CATALOGUE = 64  # up to this many codes DuckDB names a line's entry (CASE); beyond, hash + bytes in the pass
 SCALES = {"det_item_fee_sumamt": 2, "cnt": 4, "preselfpay_ratio": 4}  # fen and RATE_DEN units of the SQL casts
 
@@ -306,9 +306,10 @@ def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: 
     for name, value in EXPORT.items():
         con.sql(f"SET {name} = {value}")
     try:
-        table = con.sql(query).to_arrow_table()  # all cores read; then the batches in threads (no GIL held)
-        with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, table.num_rows // BATCH))) as pool:
-            parts = list(pool.map(lambda b: _batch(b, muls, rules), table.to_batches(BATCH)))
+        # DuckDB reads on its threads while the pass sums the batches it has handed over (no GIL held)
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            futures = [pool.submit(_batch, b, muls, rules) for b in con.sql(query).to_arrow_reader(BATCH)]
+            parts = [f.result() for f in futures]
         if any(p is None for p in parts):
             return None
     finally:

@@ -18,6 +18,7 @@ the same result, or the same error, as before.
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
@@ -306,10 +307,16 @@ def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: 
     for name, value in EXPORT.items():
         con.sql(f"SET {name} = {value}")
     try:
-        # DuckDB reads on its threads while the pass sums the batches it has handed over (no GIL held)
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            futures = [pool.submit(_batch, b, muls, rules) for b in con.sql(query).to_arrow_reader(BATCH)]
-            parts = [f.result() for f in futures]
+        # DuckDB reads on its threads while the pass sums the batches it has handed over (no GIL held); at most
+        # two batches per core in flight, so memory stays bounded whatever the number of lines
+        threads = os.cpu_count() or 1
+        parts, pending = [], deque()
+        with ThreadPoolExecutor(threads) as pool:
+            for b in con.sql(query).to_arrow_reader(BATCH):
+                if len(pending) >= 2 * threads:
+                    parts.append(pending.popleft().result())
+                pending.append(pool.submit(_batch, b, muls, rules))
+            parts += [f.result() for f in pending]
         if any(p is None for p in parts):
             return None
     finally:

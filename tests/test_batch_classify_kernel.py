@@ -143,3 +143,9 @@ def test_settings_restored_and_insert_appends():
     assert con.sql("SELECT * FROM classified").fetchall() == [("V1", 0, 0, 0, 123, 0, 1, 0)] * 2
     assert con.sql("SELECT current_setting('preserve_insertion_order'), current_setting('produce_arrow_string_view')"
                    ).fetchone() == (False, False)
+
+
+def test_warm_leaves_the_module_as_it_was():
+    keep = K.SMALL_CATALOGUE
+    K.warm()
+    assert K.SMALL_CATALOGUE == keep

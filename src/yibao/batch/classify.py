@@ -37,7 +37,7 @@ from yibao.sql import q
 OUT = ("fulamt", "overlmt", "pre", "inscp", "unclassified", "item_count", "inscp_full")
 SAFE = 2**62  # every per-line value and running sum stays below this; beyond it the SQL decides (BIGINT or error)
 BATCH = 1 << 20  # lines per Arrow batch and kernel call
-SMALL_CATALOGUE = 64  # up to this many codes DuckDB names a line's entry (CASE); beyond, hash + bytes in the pass
+SMALL_CATALOGUE = 16  # up to this many codes DuckDB names a line's entry (CASE); beyond, hash + bytes in the pass
 SCALES = {"det_item_fee_sumamt": 2, "cnt": 4, "preselfpay_ratio": 4}  # fen and RATE_DEN units of the SQL casts
 
 

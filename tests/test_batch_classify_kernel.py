@@ -81,12 +81,12 @@ def both(pack, rows, batch=3, small=K.SMALL_CATALOGUE):
         con.register(name, table)
     con.register("fee_items", pa.Table.from_pylist(rows, SCHEMA))
     old = sorted(con.sql(classification_query()).fetchall())
-    keep = K.BATCH, K.SMALL_CATALOGUE
-    K.BATCH, K.SMALL_CATALOGUE = batch, small
+    keep = K.BATCH, K.SMALL_CATALOGUE, K.SCATTERED
+    K.BATCH, K.SMALL_CATALOGUE, K.SCATTERED = batch, small, 2  # scattered lines too: the run-merging paths
     try:
         result = K.classified_arrow(con, pack)
     finally:
-        K.BATCH, K.SMALL_CATALOGUE = keep
+        K.BATCH, K.SMALL_CATALOGUE, K.SCATTERED = keep
     new = None if result is None else sorted(tuple(r.values()) for r in result.to_pylist())
     return old, new
 
@@ -187,3 +187,21 @@ def test_compiled_pass_equals_the_scalar_classification(name, small, monkeypatch
         c = classify_items(pack, items)
         assert got[mdtrt_id] == (c.fulamt_ownpay_amt, c.overlmt_selfpay, c.preselfpay_amt, c.inscp_scp_amt, 0,
                                  len(items), c.inscp_full), mdtrt_id
+
+
+def test_scattered_lines_go_to_the_sql():
+    # every line its own run in the first batch: the pass steps aside, the SQL's rows come back
+    pack = SimpleNamespace(classes={"01": SimpleNamespace(chrgitm_lv="01", in_scope=True, pre_num=1, pre_den=10,
+                                                          full=False)}, catalog={})
+    rows = [{"feedetl_sn": str(j), "mdtrt_id": f"V{j % 3}", "med_list_codg": "A", "chrgitm_lv": "01", "cnt": Decimal(1),
+             "det_item_fee_sumamt": Decimal(j) / 4, "preselfpay_ratio": None} for j in range(12)]
+    con = duckdb.connect()
+    for name, table in pack_tables(pack).items():
+        con.register(name, table)
+    con.register("fee_items", pa.Table.from_pylist(rows, SCHEMA))
+    assert K.classified_arrow(con, pack) is None
+    K.classify_into(con, pack, "fee_items")
+    assert sorted(con.sql("SELECT * FROM classified").fetchall()) == sorted(con.sql(classification_query()).fetchall())
+    rows.sort(key=lambda r: r["mdtrt_id"])  # the same lines grouped: the pass answers
+    con.register("fee_items", pa.Table.from_pylist(rows, SCHEMA))
+    assert sorted(K.classified_arrow(con, pack).to_pylist(), key=lambda r: r["mdtrt_id"])[0]["item_count"] == 4

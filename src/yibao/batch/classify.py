@@ -9,7 +9,8 @@ a small catalogue, its entry — and streams Arrow batches (string views: no str
 applies the same per-line arithmetic in the same integers (DuckDB's ``//`` truncates toward zero: so does
 the pass) and sums each *run* of equal ``mdtrt_id``. When the runs' keys strictly increase (sorted lines: checked on
 every line, for free) or are all distinct (one hash of the run keys), every run is a visit; otherwise the
-runs are summed per visit by DuckDB (exact whatever the order, slower only for scattered lines).
+runs are summed per visit by DuckDB (exact whatever the order). Where the first batch's lines are scattered
+(more than half its runs one line long, unsorted) the SQL runs instead: its hash aggregate is then faster.
 
 Where the arithmetic could leave the range this pass checks (a product or sum near 2**62), a column has a
 type other than the claims schema's decimals, or a column the SQL would sum as NULL, the SQL runs instead:
@@ -37,6 +38,7 @@ from yibao.sql import q
 OUT = ("fulamt", "overlmt", "pre", "inscp", "unclassified", "item_count", "inscp_full")
 SAFE = 2**62  # every per-line value and running sum stays below this; beyond it the SQL decides (BIGINT or error)
 BATCH = 1 << 20  # lines per Arrow batch and kernel call
+SCATTERED = 0.5  # more runs per line than this in an unsorted first batch: the SQL instead
 SMALL_CATALOGUE = 16  # up to this many codes DuckDB names a line's entry (CASE); beyond, hash + bytes in the pass
 SCALES = {"det_item_fee_sumamt": 2, "cnt": 4, "preselfpay_ratio": 4}  # fen and RATE_DEN units of the SQL casts
 
@@ -210,7 +212,8 @@ def _unscaled(array: pa.Array) -> np.ndarray:
 
 
 def _views(array: pa.Array):
-    """(views as bytes, views as int32, variadic data, start of each data buffer) of a string_view array."""
+    """(views as bytes, as int64 pairs, as int32 quads; variadic data; start of each data buffer) of a string_view
+    array."""
     if not pa.types.is_string_view(array.type):
         array = array.cast(pa.string_view())
     bufs = array.buffers()
@@ -316,8 +319,16 @@ def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: 
         # two batches per core in flight, so memory stays bounded whatever the number of lines
         threads = os.cpu_count() or 1
         parts, pending = [], deque()
+        reader = con.sql(query).to_arrow_reader(BATCH)
         with ThreadPoolExecutor(threads) as pool:
-            for b in con.sql(query).to_arrow_reader(BATCH):
+            for b in reader:
+                if not parts and not pending:  # the first batch tells whether lines come grouped by visit
+                    first = _batch(b, muls, rules)
+                    if first is not None and first[1] is not None and not first[2] and first[1].shape[1] > SCATTERED * len(b):
+                        reader.close()  # scattered: most runs one line long, the SQL's hash aggregate is faster
+                        return None
+                    parts.append(first)
+                    continue
                 if len(pending) >= 2 * threads:
                     parts.append(pending.popleft().result())
                 pending.append(pool.submit(_batch, b, muls, rules))

@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numba import njit
 
-from yibao.batch.inputs import CLAIMS_COMBOS, classification_query, pack_tables, visits_in_query
+from yibao.batch.classify import classify_into
+from yibao.batch.inputs import CLAIMS_COMBOS, pack_tables, visits_in_query
 from yibao.batch.lower import Program, lower
 from yibao.batch.stream import settle_stream, settled_schema
 from yibao.batch.validate import BatchError, check_applicability
@@ -138,7 +139,7 @@ def classify(run: BatchRun, pack: CompiledPack) -> None:
     """Fee lines → four amounts per visit (timed apart from settlement, as the issue asks)."""
     register_pack(run, pack)
     t = time.perf_counter()
-    run.con.sql(f"CREATE OR REPLACE TABLE classified AS {classification_query('fee_items')}")
+    classify_into(run.con, pack, "fee_items")  # classification_query's rows, summed by a compiled pass
     run.timings["classify"] = time.perf_counter() - t
 
 
@@ -167,12 +168,11 @@ def classify_by_area(run: BatchRun, pack: CompiledPack, mdtrt_packs: list[Compil
     register_pack(run, pack)
     con.sql("CREATE OR REPLACE VIEW fee_items_home AS SELECT i.* FROM fee_items i "
             "ANTI JOIN visit_catalogue c ON c.mdtrt_id = i.mdtrt_id")
-    con.sql(f"CREATE OR REPLACE TABLE classified AS {classification_query('fee_items_home')}")
+    classify_into(con, pack, "fee_items_home")
     for k, other in enumerate(mdtrt_packs):
-        register_pack(run, other)
         con.sql(f"CREATE OR REPLACE VIEW fee_items_away AS SELECT i.* FROM fee_items i "
                 f"SEMI JOIN (SELECT mdtrt_id FROM visit_catalogue WHERE k = {k}) c ON c.mdtrt_id = i.mdtrt_id")
-        con.sql(f"INSERT INTO classified {classification_query('fee_items_away')}")
+        classify_into(con, other, "fee_items_away", insert=True)
     register_pack(run, pack)
     run.timings["classify"] = time.perf_counter() - t
 

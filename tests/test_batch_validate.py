@@ -110,3 +110,22 @@ def test_the_one_pass_counts_report_what_each_query_reports(tmp_path):
     assert found == _each_query(run.con, pack)
     assert found[1][2].endswith("2 行, 如 " + "、".join(sorted(visits[:2])))
     assert found[2][2].endswith("2 行, 如 " + "、".join(sorted([visits[5], visits[7]])))
+
+
+def test_negative_fee_lines_are_refused_as_claims_check_refuses_them(tmp_path):
+    """A Parquet extract is read in place (not through yibao claims check): a negative amount, quantity or price
+    is refused before settlement (BAT018, as CLM020), since the per-line rounding of a negative share is not
+    defined the same way online and in SQL."""
+    region = _region(tmp_path)
+    pack = CompiledPack(resolve_pack("shandong-2024"))
+
+    def spoil(rows):
+        rows[3]["det_item_fee_sumamt"] = -rows[3]["det_item_fee_sumamt"]
+        rows[4]["cnt"] = -rows[4]["cnt"]
+    rows = _rewrite(region / "fee_items.parquet", spoil)
+    run = open_claims(region)
+    register_pack(run, pack)
+    classify(run, pack)
+    problems = {p.code: p for p in check_applicability(run.con, pack)}
+    assert "BAT018" in problems and problems["BAT018"].path == "fee_items.det_item_fee_sumamt"
+    assert problems["BAT018"].message.endswith("2 行, 如 " + "、".join(sorted([rows[3]["feedetl_sn"], rows[4]["feedetl_sn"]])))

@@ -65,6 +65,8 @@ def applicability_checks(pack: CompiledPack, offsite: bool = False, facts: bool 
         ("BAT009", "visits.mdtrt_id", "就诊没有任何费用明细",
          "SELECT v.mdtrt_id AS id FROM visits v LEFT JOIN (SELECT DISTINCT mdtrt_id FROM fee_items) i "
          "ON i.mdtrt_id = v.mdtrt_id WHERE i.mdtrt_id IS NULL"),
+        ("BAT018", "fee_items.det_item_fee_sumamt", "金额/数量不能为负数(退费请先与原明细冲销; 与 yibao claims check 的 CLM020 相同)",
+         "SELECT feedetl_sn AS id FROM fee_items WHERE det_item_fee_sumamt < 0 OR cnt < 0 OR pric < 0"),
     ] + (offsite_check if offsite else []) + facts_check
 
 

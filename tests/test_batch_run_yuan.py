@@ -144,11 +144,11 @@ def test_a_failure_in_the_middle_of_the_stream_writes_nothing(tmp_path, monkeypa
     monkeypatch.setattr(stream, "BATCH_ROWS", 100)
     real, calls = stream.settle_batch, []
 
-    def failing(program, batch):
+    def failing(program, batch, pool=None):
         calls.append(1)
         if len(calls) == 4:  # after some blocks were written
             raise KernelError(Problem("KRN011", "visits.psn_no", "测试: 中途失败"))
-        return real(program, batch)
+        return real(program, batch, pool)
 
     monkeypatch.setattr(stream, "settle_batch", failing)
     run = open_claims(tmp_path / "r")

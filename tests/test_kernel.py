@@ -216,3 +216,51 @@ def test_batch_input_errors_keep_their_codes_and_write_nothing(tmp_path):
     assert result.exit_code == 2
     assert "BAT005" in result.output and "BAT008" in result.output
     assert not (out / "setlinfo.parquet").exists()
+
+
+def test_output_memory_is_used_again_only_when_nothing_holds_it():
+    """kernel.OutputPool: a block's output slab goes to a later block only once every view of it is gone — a block
+    a sink still holds keeps its amounts — and a stream whose sink keeps every block settles what a stream whose
+    blocks are dropped settles, to the fen."""
+    import numpy as np
+
+    from yibao.batch import kernel
+    from yibao.batch.stream import settle_stream
+
+    pool = kernel.OutputPool(keep=2)
+    out, pays = pool.views(3, 2, 10)
+    out[:] = 7
+    assert (pays == 0).all()
+    held = out.T[:, 1]  # a view of the slab, as an Arrow buffer over a column holds one
+    del out, pays
+    out2, pays2 = pool.views(3, 2, 10)
+    assert not np.shares_memory(out2, held) and (held == 7).all()  # held: a second slab
+    pays2[:] = 5
+    del out2, pays2
+    out3, pays3 = pool.views(3, 2, 8)  # the second slab is free again: taken, and its pays zeroed
+    assert not np.shares_memory(out3, held) and (pays3 == 0).all()
+    assert len(pool._slabs) == 2
+    out4, _ = pool.views(3, 2, 10)  # both kept slabs in use: a slab of its own, not kept
+    assert not np.shares_memory(out4, held) and not np.shares_memory(out4, out3) and len(pool._slabs) == 2
+    del held
+    out5, _ = pool.views(3, 2, 10)
+    assert np.shares_memory(out5, pool._slabs[0])  # the first slab, freed, is used again
+
+    pack = CompiledPack(resolve_pack("shandong-2024"))
+    persons, rows = changing_region(pack, 3_000, seed=11)
+    import duckdb
+
+    from yibao.batch import stream
+    con = duckdb.connect()
+    con.register("visits_in", pa.Table.from_pylist(rows))
+    kept, copied = [], []
+    old = stream.BATCH_ROWS
+    stream.BATCH_ROWS = 257  # many small blocks: slabs reused many times over
+    try:
+        settle_stream(pack, con, "visits_in", kept.append)
+        settle_stream(pack, con, "visits_in", lambda b: copied.append(pa.RecordBatch.from_pylist(b.to_pylist(), b.schema)))
+    finally:
+        stream.BATCH_ROWS = old
+    assert len(kept) > 20
+    assert pa.Table.from_batches(kept).equals(pa.Table.from_batches(copied))
+    assert assert_same(pack, rows, pa.Table.from_batches(kept), scalar_changing(pack, persons, rows)) == len(rows)

@@ -18,6 +18,9 @@ stream hands over DuckDB's narrow columns as they are (one compiled specialisati
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -438,7 +441,42 @@ def checked_age(program: Program, visits: dict[str, np.ndarray]) -> None:
                                   f"{int(bad.sum()):,} 次就诊适用按年龄确定比例或人群的规则, 但参保人年龄缺失或不在 0–150 岁"))
 
 
-def run(program: Program, visits: dict[str, np.ndarray], ids=None, copies: bool = True) -> tuple[np.ndarray, np.ndarray]:
+class OutputPool:
+    """Output memory of settled blocks, used again once nothing refers to a block's outputs any more.
+
+    Why: on this project's machines the first touch of fresh output memory (page faults, ~240 MB per million
+    visits) costs about as much as the settlement arithmetic, and a stream's blocks are written and dropped one
+    after another. A slab is handed out again only when its reference count shows that no array, Arrow buffer
+    or writer still holds a view of it — CPython's count is exact, so a block still being written (or kept by a
+    caller) is never overwritten; it merely is not reused. ``keep``: at most that many slabs are kept.
+    """
+
+    def __init__(self, keep: int):
+        self.keep = keep
+        self._slabs: list[np.ndarray] = []
+        self._lock = threading.Lock()
+        probe = [np.empty(0, np.int64)]
+        self._idle = next(sys.getrefcount(slab) for slab in probe)  # a slab's count when only the pool holds it
+
+    def views(self, n_out: int, n_pays: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(out, pays) as (columns, visits) arrays; ``pays`` zeroed, ``out`` not (the kernel writes all of it)."""
+        size = (n_out + n_pays) * n
+        with self._lock:
+            found = next((slab for slab in self._slabs if slab.size >= size and sys.getrefcount(slab) == self._idle),
+                         None)
+            if found is None and len(self._slabs) < self.keep:
+                found = np.empty(size + size // 4, np.int64)  # room for a slightly larger block next time
+                self._slabs.append(found)
+            elif found is None:
+                found = np.empty(size, np.int64)  # all kept slabs in use: this one is not kept
+            out = found[:n_out * n].reshape(n_out, n)
+            pays = found[n_out * n:size].reshape(n_pays, n)  # views hold the slab: counted from here on
+        pays.fill(0)
+        return out, pays
+
+
+def run(program: Program, visits: dict[str, np.ndarray], ids=None, copies: bool = True,
+        pool: OutputPool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Settle person-ordered visits (keys: start, ins, med, level, ref, bidx, once_match, cats, retiree,
     acct_bal, ful, ovl, pre, inscp: integer arrays of any width, e.g. the narrow columns DuckDB hands over;
     optional ``offsite``: 0 local, 1 filed, 2 unfiled, default local;
@@ -448,13 +486,18 @@ def run(program: Program, visits: dict[str, np.ndarray], ids=None, copies: bool 
     for a pack with household caps, household-ordered visits with ``member`` (the person within the household-year
     block, 0..; default 0) and ``hh_known`` (0 where the person has no hh_no; default 1)).
     ``ids(i)`` names visit i in an error. Returns (out, pays); ``copies=False``: ``out`` without the :data:`OWN`
-    columns, which are the caller's ful, ovl, pre and inscp as given."""
+    columns, which are the caller's ful, ovl, pre and inscp as given; ``pool``: the outputs in memory of
+    earlier blocks that nothing holds any more (:class:`OutputPool`)."""
     n = len(visits["start"])
     checked_age(program, visits)
     # column-major: each output column is one contiguous buffer that Arrow takes without a copy. ``out`` is written
     # whole by the kernel, so it is not zeroed first; ``pays`` only where a rule applied. Returned as (visits, columns)
-    out = np.empty((N_OUT if copies else N_OUT - len(OWN), n), np.int64)  # transposed: one type however many rows
-    pays = np.zeros((len(program.rule_ids), n), np.int64)
+    n_out = N_OUT if copies else N_OUT - len(OWN)
+    if pool is not None:
+        out, pays = pool.views(n_out, len(program.rule_ids), n)
+    else:
+        out = np.empty((n_out, n), np.int64)  # transposed: one type however many rows
+        pays = np.zeros((len(program.rule_ids), n), np.int64)
     a = program.arrays
     bad = settle_block(*(a[k] for k in ARRAY_ORDER), program.den,
                        *(visits[k] for k in ("start", "ins", "med", "level", "ref", "bidx", "once_match", "cats",

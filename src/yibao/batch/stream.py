@@ -339,12 +339,13 @@ def _in_id_order(batch: pa.RecordBatch) -> pa.RecordBatch:
                                               ("mdtrt_id", "ascending")]))
 
 
-def settle_batch(program: Program, batch: pa.RecordBatch) -> pa.RecordBatch:
+def settle_batch(program: Program, batch: pa.RecordBatch, pool: kernel.OutputPool | None = None) -> pa.RecordBatch:
     """One person-complete block of the ordering query through the kernel (``program`` from
-    :func:`register_program`); the output row per visit, in the block's order."""
+    :func:`register_program`); the output row per visit, in the block's order (its outputs in ``pool``'s memory
+    when given)."""
     batch = _in_id_order(batch)
     visits = block_inputs(program, batch, unit_key(program))
-    out, pays = kernel.run(program, visits, lambda i: batch.column("mdtrt_id")[i].as_py(), copies=False)
+    out, pays = kernel.run(program, visits, lambda i: batch.column("mdtrt_id")[i].as_py(), copies=False, pool=pool)
     return block_output(program, batch, out, pays)
 
 
@@ -360,12 +361,15 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     present = optional_inputs(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
     reader = con.execute(ordering_query(program, source, present=present)).to_arrow_reader(BATCH_ROWS)
     count = 0
+    # blocks written and dropped leave their output memory to later blocks (as many slabs as blocks can be alive:
+    # in flight, waiting for the sink, being written)
+    outputs = kernel.OutputPool(keep=3 * threads() + 4)
     # the sink (a Parquet writer) has a thread of its own, so writing overlaps reading and settling; one
     # thread keeps the blocks in order
     with ThreadPoolExecutor(max_workers=threads()) as pool, ThreadPoolExecutor(max_workers=1) as writer:
         pending, written = [], []
         for block in person_blocks(reader, unit_key(program)):
-            pending.append(pool.submit(settle_batch, program, block))
+            pending.append(pool.submit(settle_batch, program, block, outputs))
             while len(pending) > 2 * threads():
                 done = pending.pop(0).result()
                 count += done.num_rows

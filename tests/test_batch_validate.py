@@ -108,6 +108,10 @@ def test_the_one_pass_counts_report_what_each_query_reports(tmp_path):
     found = [(p.code, p.path, p.message) for p in check_applicability(run.con, pack)]
     assert [c for c, _, _ in found] == ["BAT004", "BAT006", "BAT009"]
     assert found == _each_query(run.con, pack)
+    from yibao.batch.inputs import CLAIMS_COMBOS  # the combinations settlement then reads from validation's pass
+
+    registered = run.con.sql("SELECT * FROM claims_combos").fetchall()
+    assert sorted(registered) == sorted(run.con.sql(CLAIMS_COMBOS).fetchall()) and len(set(registered)) == len(registered)
     assert found[1][2].endswith("2 行, 如 " + "、".join(sorted(visits[:2])))
     assert found[2][2].endswith("2 行, 如 " + "、".join(sorted([visits[5], visits[7]])))
 

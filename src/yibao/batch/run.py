@@ -28,7 +28,7 @@ from yibao.batch.classify import classify_into
 from yibao.batch.inputs import CLAIMS_COMBOS, pack_tables, visits_in_query
 from yibao.batch.lower import Program, lower
 from yibao.batch.stream import settle_stream, settled_schema
-from yibao.batch.validate import BatchError, check_applicability
+from yibao.batch.validate import CLAIMS_COMBOS_TABLE, BatchError, check_applicability
 from yibao.claims.schema import read_claims  # CSV / Excel extracts
 from yibao.errors import Problem
 from yibao.handling.export import FACTS_SCHEMA
@@ -214,7 +214,9 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
 
     try:
         # without 经办 facts med_type is the claims' own: the combinations come from visits ⋈ persons directly
-        settle_stream(pack, con, f"visits_in_{tag}", sink, program, combos=None if facts else CLAIMS_COMBOS)
+        # (just validated: the combinations validation found in its pass over visits ⋈ persons, the same rows)
+        combos = None if facts else f"SELECT * FROM {CLAIMS_COMBOS_TABLE}" if validate else CLAIMS_COMBOS
+        settle_stream(pack, con, f"visits_in_{tag}", sink, program, combos=combos)
     except BaseException:
         if yuan is not None:
             yuan.abort()

@@ -137,19 +137,15 @@ def test_duckdb_matches_scalar_on_random_packs(data_and_pack):
     assert assert_same(pack, rows, batch, scalar_results(pack, persons, rows)) == 12_500
 
 
-@pytest.mark.parametrize("name", ["shandong-2024", "shandong-2024-implant"])
-def test_batch_classification_equals_scalar_classification(name):
-    import duckdb
-
-    from yibao.batch.inputs import classification_query, pack_tables
-    from yibao.settlement.classify import classify_items
+def random_fee_lines(pack, n_visits: int, seed: int, extra_codes=("X1", "X2"), visit_id="V{}"):
+    """Fee lines of ``n_visits`` visits (catalogue codes and unknown ones, own classes, fractional counts, a few
+    preselfpay ratios) as claims rows, and each visit's lines as the scalar engine's FeeItems."""
     from yibao.settlement.model import FeeItem
 
-    pack = CompiledPack(resolve_pack(name))
-    rng = random.Random(5)
-    codes = list(pack.catalog) + ["X1", "X2", "X3"]
+    rng = random.Random(seed)
+    codes = list(pack.catalog) + list(extra_codes)
     rows, visits = [], {}
-    for v in range(2_000):
+    for v in range(n_visits):
         items = []
         for j in range(rng.randrange(1, 12)):
             code = rng.choice(codes)
@@ -158,9 +154,22 @@ def test_batch_classification_equals_scalar_classification(name):
             fee = rng.randrange(0, 500_000)
             ratio = Decimal("0.15") if rng.random() < 0.1 else None
             items.append(FeeItem(f"{v}-{j}", code, fee, cnt, None, level, ratio))
-            rows.append({"mdtrt_id": f"V{v}", "feedetl_sn": f"{v}-{j}", "med_list_codg": code, "chrgitm_lv": level,
-                         "cnt": cnt, "det_item_fee_sumamt": Decimal(fee) / 100, "preselfpay_ratio": ratio})
-        visits[f"V{v}"] = tuple(items)
+            rows.append({"mdtrt_id": visit_id.format(v), "feedetl_sn": f"{v}-{j}", "med_list_codg": code,
+                         "chrgitm_lv": level, "cnt": cnt, "det_item_fee_sumamt": Decimal(fee) / 100,
+                         "preselfpay_ratio": ratio})
+        visits[visit_id.format(v)] = tuple(items)
+    return rows, visits
+
+
+@pytest.mark.parametrize("name", ["shandong-2024", "shandong-2024-implant"])
+def test_batch_classification_equals_scalar_classification(name):
+    import duckdb
+
+    from yibao.batch.inputs import classification_query, pack_tables
+    from yibao.settlement.classify import classify_items
+
+    pack = CompiledPack(resolve_pack(name))
+    rows, visits = random_fee_lines(pack, 2_000, seed=5, extra_codes=("X1", "X2", "X3"))
     con = duckdb.connect()
     for name, table in pack_tables(pack).items():
         con.register(name, table)

@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import yibao.batch.classify as K
+from test_batch import random_fee_lines
 from yibao.batch.inputs import classification_query, pack_tables
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
 from yibao.settlement.classify import classify_items
-from yibao.settlement.model import FeeItem
 
 LEVELS = ["01", "02", "03", "04", "自付等级-很长的名字"]
 CODES = ["A1", "B2", "C3", "XA01AAA0101001010100040", "药品-长编码-0001", "D4", "E5"]
@@ -162,21 +162,7 @@ def test_compiled_pass_equals_the_scalar_classification(name, small, monkeypatch
     monkeypatch.setattr(K, "SMALL_CATALOGUE", small)
     monkeypatch.setattr(K, "BATCH", 997)  # visits across batches
     pack = CompiledPack(resolve_pack(name))
-    rng = random.Random(7)
-    codes = list(pack.catalog) + ["X1", "X2"]
-    rows, visits = [], {}
-    for v in range(1_500):
-        items = []
-        for j in range(rng.randrange(1, 12)):
-            code = rng.choice(codes)
-            level = None if code in pack.catalog and rng.random() < 0.7 else rng.choice(sorted(pack.classes))
-            cnt = rng.choice([Decimal(1), Decimal(2), Decimal("0.5"), Decimal("3.25"), Decimal(10)])
-            fee = rng.randrange(0, 500_000)
-            ratio = Decimal("0.15") if rng.random() < 0.1 else None
-            items.append(FeeItem(f"{v}-{j}", code, fee, cnt, None, level, ratio))
-            rows.append({"feedetl_sn": f"{v}-{j}", "mdtrt_id": f"V{v:05d}", "med_list_codg": code, "chrgitm_lv": level,
-                         "cnt": cnt, "det_item_fee_sumamt": Decimal(fee) / 100, "preselfpay_ratio": ratio})
-        visits[f"V{v:05d}"] = tuple(items)
+    rows, visits = random_fee_lines(pack, 1_500, seed=7, visit_id="V{:05d}")
     con = duckdb.connect()
     con.register("fee_items", pa.Table.from_pylist(rows, SCHEMA))
     assert K.classified_arrow(con, pack) is not None  # the compiled pass answers, not the SQL

@@ -458,6 +458,12 @@ class OutputPool:
         probe = [np.empty(0, np.int64)]
         self._idle = next(sys.getrefcount(slab) for slab in probe)  # a slab's count when only the pool holds it
 
+    @classmethod
+    def for_threads(cls, threads: int) -> "OutputPool":
+        """As many slabs as a stream's blocks can be alive at once: settling (a few per thread), waiting for the
+        sink, being written."""
+        return cls(keep=3 * threads + 4)
+
     def views(self, n_out: int, n_pays: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(out, pays) as (columns, visits) arrays; ``pays`` zeroed, ``out`` not (the kernel writes all of it)."""
         size = (n_out + n_pays) * n

@@ -361,9 +361,7 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     present = optional_inputs(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
     reader = con.execute(ordering_query(program, source, present=present)).to_arrow_reader(BATCH_ROWS)
     count = 0
-    # blocks written and dropped leave their output memory to later blocks (as many slabs as blocks can be alive:
-    # in flight, waiting for the sink, being written)
-    outputs = kernel.OutputPool(keep=3 * threads() + 4)
+    outputs = kernel.OutputPool.for_threads(threads())  # blocks written and dropped leave their memory to later ones
     # the sink (a Parquet writer) has a thread of its own, so writing overlaps reading and settling; one
     # thread keeps the blocks in order
     with ThreadPoolExecutor(max_workers=threads()) as pool, ThreadPoolExecutor(max_workers=1) as writer:

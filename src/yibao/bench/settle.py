@@ -84,7 +84,7 @@ def kernel_rate(pack: CompiledPack, con, source: str, workers: int) -> tuple[int
     present = optional_inputs(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
     blocks = [block_inputs(program, b) for b in person_blocks(
         con.execute(ordering_query(program, source, present=present)).to_arrow_reader(BATCH_ROWS))]
-    outputs = kernel.OutputPool(keep=3 * workers + 4)
+    outputs = kernel.OutputPool.for_threads(workers)
 
     def settle_all() -> None:
         with ThreadPoolExecutor(max_workers=workers) as pool:

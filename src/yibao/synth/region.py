@@ -735,30 +735,22 @@ class _Region:
         begn, end, inst = out.begn.copy(), out.end.copy(), out.inst
         county = np.asarray(self.areas)[insts.area]
         gaps = np.array(P.SAME_DAY_GAP_MINUTES) * 60
-        ks = np.flatnonzero(same)
-        # the second visit of a person-day follows a first that nothing moves: all at once
-        k = ks[~same[ks - 1]]
-        i, j = order[k - 1], order[k]
-        a, b = county[inst[i]], county[inst[j]]
-        need = end[i] + gaps[np.where(a == b, 0, np.where(a // 100 == b // 100, 1, 2))]
-        start = np.where(need % DAY < P.LATEST_OUTPATIENT_HOUR * HOUR, need, begn[j] + DAY)
-        move = (inst[i] != inst[j]) & (begn[j] < need) & (start // DAY < D)
-        j, start = j[move], start[move]
-        end[j] = start + (end[j] - begn[j])
-        begn[j] = start
-        for k in ks[same[ks - 1]]:  # a third or later visit of the day follows the (moved) one before, in order
-            i, j = order[k - 1], order[k]
-            if inst[i] == inst[j] or psn[k - 1] != psn[k] or begn[j] // DAY != begn[i] // DAY:
-                continue
+
+        def follow(i: np.ndarray, j: np.ndarray) -> None:
+            """Visits ``j`` after visits ``i`` of the same person-day (pairwise), moved where they must be."""
             a, b = county[inst[i]], county[inst[j]]
-            need = end[i] + gaps[0 if a == b else 1 if a // 100 == b // 100 else 2]
-            if begn[j] >= need:
-                continue
-            dur = end[j] - begn[j]
-            start = need if need % DAY < P.LATEST_OUTPATIENT_HOUR * HOUR else begn[j] + DAY
-            if start // DAY >= D:
-                continue
-            begn[j], end[j] = start, start + dur
+            need = end[i] + gaps[np.where(a == b, 0, np.where(a // 100 == b // 100, 1, 2))]
+            start = np.where(need % DAY < P.LATEST_OUTPATIENT_HOUR * HOUR, need, begn[j] + DAY)
+            move = (inst[i] != inst[j]) & (begn[j] // DAY == begn[i] // DAY) & (begn[j] < need) & (start // DAY < D)
+            j, start = j[move], start[move]
+            end[j] = start + (end[j] - begn[j])
+            begn[j] = start
+
+        ks = np.flatnonzero(same)
+        second = ks[~same[ks - 1]]  # the second visit of a person-day follows a first that nothing moves: all at once
+        follow(order[second - 1], order[second])
+        for k in ks[same[ks - 1]]:  # a third or later visit of the day follows the (moved) one before, in order
+            follow(order[k - 1:k], order[k:k + 1])
         return _Visits(out.psn, out.kind, out.level, out.inst, begn, end, out.dise, out.oprn, out.ref, out.cost)
 
     def _clear_of_stays(self, rng, out: _Visits, stays: _Visits, D: int) -> _Visits:

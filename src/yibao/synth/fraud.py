@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from yibao.claims.schema import SCHEMAS, decimal_array
+from yibao.claims.schema import SCHEMAS, decimal_array, decimal_units
 from yibao.errors import Problem
 from yibao.supervision.ruleset import RuleSet, load_ruleset
 from yibao.supervision.views import OPTIONAL_COLUMNS, OPTIONAL_TABLES
@@ -122,7 +122,7 @@ def add_supervision_columns(tables: dict[str, pa.Table], seed: int) -> dict[str,
     inst_sorted, code_sorted = _text_order(inst_dict), _text_order(codes)
     inst_rank, code_rank = np.argsort(inst_sorted), np.argsort(code_sorted)
     key = inst_rank[inst_of[pos[drug]]] * len(codes) + code_rank[code_id[drug]]
-    units = _decimal_units(items.column("cnt"))[drug]
+    units = decimal_units(items.column("cnt"))[drug]  # nulls count 0, as SUM skips them
     order = np.argsort(key, kind="stable")
     key = key[order]
     heads = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
@@ -184,16 +184,6 @@ def _text_order(values: pa.Array) -> np.ndarray:
     """Indices of ``values`` in text order (code points, as DuckDB's ORDER BY orders VARCHAR)."""
     texts = values.to_pylist()
     return np.array(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.int64)
-
-
-def _decimal_units(column) -> np.ndarray:
-    """Unscaled int64 values of a decimal128 column without nulls."""
-    arr = _whole(column)
-    words = np.frombuffer(arr.buffers()[1], dtype="<i8")[2 * arr.offset: 2 * (arr.offset + len(arr))]
-    low, high = words[0::2], words[1::2]
-    if arr.null_count or not np.array_equal(high, low >> 63):
-        raise ValueError("decimal values beyond int64 or with nulls")
-    return low.copy()
 
 
 def _one_decimal(values: np.ndarray) -> pa.Array:

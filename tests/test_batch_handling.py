@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from yibao.cli import app
 from yibao.handling.effects import ORDINARY_OUTPATIENT, same_area, same_area_sql
-from yibao.handling.export import FACTS_SCHEMA
+from yibao.handling.effects import FACTS_SCHEMA
 
 runner = CliRunner()
 PACK = "shandong-2024-offsite"  # 异地 points, and 门诊慢特病 needs a certification (uncertified: ordinary outpatient)

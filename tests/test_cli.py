@@ -245,3 +245,61 @@ def test_every_command_prints_its_help():
         if result.exit_code != 0 or "Usage" not in result.stdout:
             broken.append(f"{' '.join(path)}: {result.exit_code} {result.stdout[-200:]}")
     assert broken == []
+
+
+def test_the_command_table_says_what_each_module_registers():
+    """``yibao.cli.DOMAIN_COMMANDS`` decides which module a command line imports: every name in it is the one
+    that module registers, and the whole app is exactly their union."""
+    import importlib
+
+    import typer
+    import typer.main
+
+    from yibao.cli import DOMAIN_COMMANDS
+
+    def names(app):
+        return ({c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+                | {g.name for g in app.registered_groups})
+
+    for module, (top, benches) in DOMAIN_COMMANDS.items():
+        one, bench = typer.Typer(), typer.Typer()
+        importlib.import_module(module).register(one, bench)
+        assert names(one) == set(top), module
+        assert names(bench) == set(benches), module
+    whole = typer.main.get_command(app)
+    assert set(whole.commands) == {"bench"} | {n for top, _ in DOMAIN_COMMANDS.values() for n in top}
+    assert set(whole.commands["bench"].commands) == {n for _, b in DOMAIN_COMMANDS.values() for n in b}
+
+
+@pytest.mark.parametrize("args, modules", [
+    (["batch", "settle", "--claims", "x"], ["yibao.batch.commands"]),
+    (["bench", "settle", "--persons", "10"], ["yibao.batch.commands"]),
+    (["settle", "-p", "x"], ["yibao.settlement.commands"]),
+    (["bench", "serve"], ["yibao.service.commands"]),
+    (["fund", "--help"], ["yibao.payment.commands"]),
+])
+def test_a_command_line_imports_only_its_commands_module(args, modules):
+    from yibao.cli import DOMAIN_COMMANDS, modules_for
+
+    assert modules_for(args) == modules
+    for everything in ([], ["--help"], ["bench"], ["bench", "--help"], ["no-such-command"], ["bench", "nothing"]):
+        assert modules_for(everything) == list(DOMAIN_COMMANDS)
+
+
+def test_the_script_starts_with_its_command_s_module_only():
+    """The ``yibao`` entry point in a fresh interpreter: ``yibao batch settle --help`` prints its help without
+    loading the store (SQLAlchemy) or another domain's commands."""
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "sys.argv = ['yibao', 'batch', 'settle', '--help']\n"
+              "from yibao.cli import main\n"
+              "try:\n    main()\nexcept SystemExit as done:\n    assert done.code == 0, done.code\n"
+              "print('LOADED', ' '.join(sorted(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={**__import__("os").environ, "COLUMNS": "200"})
+    assert "--claims" in done.stdout
+    loaded = set(done.stdout.split("LOADED", 1)[1].split())
+    assert "yibao.batch.commands" in loaded
+    assert "sqlalchemy" not in loaded and "yibao.enrolment.commands" not in loaded

@@ -196,7 +196,7 @@ def test_command_modules_import_at_top_except_heavy_engines():
 def test_the_command_line_loads_no_heavy_engine_until_a_command_runs_it():
     """``yibao --help`` imports ``yibao.cli`` and so every command module: none of the heavy engines is loaded
     (behaviour: what is in ``sys.modules`` afterwards, in a fresh interpreter)."""
-    code = "import sys, yibao.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    code = "import sys, yibao.cli; yibao.cli.app; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(done.stdout.split())
     assert "typer" in loaded

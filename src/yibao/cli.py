@@ -17,44 +17,75 @@ try:  # Typer ≥ 0.26 ships its own copy of click; older Typer uses click itsel
 except ImportError:  # pragma: no cover
     import click.exceptions as usage  # type: ignore[no-redef]
 
+import importlib
+import sys
+
 from yibao.console import err, fail
 from yibao.errors import YibaoError
 from yibao.privacy import scrub
-from yibao import demo_commands
-from yibao.batch import commands as batch_commands
-from yibao.bench import commands as bench_commands
-from yibao.claims import commands as claims_commands
-from yibao.enrolment import commands as enrolment_commands
-from yibao.handling import commands as handling_commands
-from yibao.institutions import commands as institutions_commands
-from yibao.ltc import commands as ltc_commands
-from yibao.monitoring import commands as monitoring_commands
-from yibao.payment import commands as payment_commands
-from yibao.policy import commands as policy_commands
-from yibao.service import commands as service_commands
-from yibao.settlement import commands as settlement_commands
-from yibao.simulation import commands as simulation_commands
-from yibao.supervision import commands as supervision_commands
-from yibao.synth import commands as synth_commands
-from yibao.web import commands as web_commands
-
-app = typer.Typer(
-    help="yibao 开源医疗保障系统: 政策包、一站式结算 (open-source medical-security system)",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-bench_app = typer.Typer(help="性能基准 (benchmarks)", no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
 
 # Each domain keeps its commands beside its code, in ``yibao/<domain>/commands.py`` with a
-# ``register(app, bench_app)`` function; listing the module here puts it under ``yibao``, in this order.
-DOMAIN_COMMANDS = (
-    policy_commands, settlement_commands, demo_commands, batch_commands, bench_commands, synth_commands,
-    claims_commands, simulation_commands, monitoring_commands, service_commands, supervision_commands,
-    payment_commands, ltc_commands, enrolment_commands, handling_commands, web_commands,
-    institutions_commands,
-)
+# ``register(app, bench_app)`` function; listing the module here puts it under ``yibao``, in this order, with the
+# commands it registers (``yibao <name>``; ``yibao bench <name>``). A command line imports only the module of its
+# command: importing all seventeen costs every start about half a second (SQLAlchemy, the pydantic models, ...).
+# tests/test_cli.py checks the names against what each module registers.
+DOMAIN_COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "yibao.policy.commands": (("policy",), ()),
+    "yibao.settlement.commands": (("settle",), ()),
+    "yibao.demo_commands": (("demo",), ()),
+    "yibao.batch.commands": (("batch",), ("settle",)),
+    "yibao.bench.commands": ((), ("scalar",)),
+    "yibao.synth.commands": (("synth",), ()),
+    "yibao.claims.commands": (("claims",), ()),
+    "yibao.simulation.commands": (("simulate",), ()),
+    "yibao.monitoring.commands": (("monitor",), ()),
+    "yibao.service.commands": (("serve", "db", "service"), ("serve",)),
+    "yibao.supervision.commands": (("audit", "case"), ("audit",)),
+    "yibao.payment.commands": (("dip", "drg", "fund"), ("dip",)),
+    "yibao.ltc.commands": (("ltc",), ("ltc",)),
+    "yibao.enrolment.commands": (("enrol",), ("enrol",)),
+    "yibao.handling.commands": (("handling",), ()),
+    "yibao.web.commands": (("user",), ("web",)),
+    "yibao.institutions.commands": (("institutions",), ("institutions", "catalogue", "tariffs")),
+}
+
+
+def modules_for(args: list[str]) -> list[str]:
+    """The command modules a command line needs: its command's; every one for help, no command or a name no
+    module registers (so the listing and the "no such command" answer are complete)."""
+    words = [a for a in args if not a.startswith("-")]
+    if not words or (args and args[0].startswith("-")):
+        return list(DOMAIN_COMMANDS)
+    bench = words[0] == "bench"
+    if bench and len(words) < 2:
+        return list(DOMAIN_COMMANDS)
+    name = words[1] if bench else words[0]
+    found = [m for m, (top, benches) in DOMAIN_COMMANDS.items() if name in (benches if bench else top)]
+    return found or list(DOMAIN_COMMANDS)
+
+
+def build(modules) -> typer.Typer:
+    """The ``yibao`` app with the commands of ``modules`` (names from :data:`DOMAIN_COMMANDS`)."""
+    app = typer.Typer(
+        help="yibao 开源医疗保障系统: 政策包、一站式结算 (open-source medical-security system)",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    bench_app = typer.Typer(help="性能基准 (benchmarks)", no_args_is_help=True)
+    app.add_typer(bench_app, name="bench")
+    for name in modules:
+        importlib.import_module(name).register(app, bench_app)
+    return app
+
+
+def __getattr__(name: str):
+    """``yibao.cli.app``: every command (tests, ``python -c``); built on first use."""
+    if name == "app":
+        globals()["app"] = built = build(DOMAIN_COMMANDS)
+        return built
+    raise AttributeError(name)
+
 
 def usage_message(exc: usage.UsageError) -> str:
     """Click's usage errors, said in Chinese and naming the option."""
@@ -70,7 +101,9 @@ def usage_message(exc: usage.UsageError) -> str:
 
 def main() -> None:  # pragma: no cover - entry point guard
     try:
-        code = app(standalone_mode=False)
+        # a program that has built the whole app (and perhaps added to it) runs that one
+        whole = globals().get("app")
+        code = (whole or build(modules_for(sys.argv[1:])))(standalone_mode=False)
         raise SystemExit(code or 0)
     except usage.NoArgsIsHelpError as exc:
         exc.show()
@@ -99,6 +132,3 @@ def main() -> None:  # pragma: no cover - entry point guard
                   "请设置 YIBAO_DEBUG=1 重试并报告此问题。")
         raise SystemExit(70)
 
-
-for _domain in DOMAIN_COMMANDS:
-    _domain.register(app, bench_app)

@@ -31,7 +31,7 @@ from yibao.batch.stream import settle_stream, settled_schema
 from yibao.batch.validate import CLAIMS_COMBOS_TABLE, BatchError, check_applicability
 from yibao.claims.schema import read_claims  # CSV / Excel extracts
 from yibao.errors import Problem
-from yibao.handling.export import FACTS_SCHEMA
+from yibao.handling.effects import FACTS_SCHEMA
 from yibao.policy.compiled import CompiledPack
 from yibao.service.packs import PackSet
 from yibao.settlement.model import SETLINFO_FIELDS

@@ -16,15 +16,9 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yibao.handling.effects import FACTS_SCHEMA, KINDS
 from yibao.handling.models import HdFact
 from yibao.service.auth import Principal
-
-KINDS = ("chronic", "offsite_filing")  # what settlement reads (handling.effects)
-FACTS_SCHEMA = pa.schema([
-    pa.field("psn_no", pa.string(), nullable=False), pa.field("kind", pa.string(), nullable=False),
-    pa.field("code", pa.string()), pa.field("valid_from", pa.date32(), nullable=False),
-    pa.field("valid_to", pa.date32(), nullable=False), pa.field("mdtrt_admdvs", pa.string()),
-])
 
 
 def export_facts(session: Session, who: Principal, path: str | Path) -> int:

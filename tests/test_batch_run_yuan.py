@@ -30,6 +30,7 @@ from yibao.batch.run import (
 )
 from yibao.cli import app
 from yibao.errors import Problem
+from yibao.money import format_yuan
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
 from yibao.synth import generate_to
@@ -173,9 +174,14 @@ def test_batch_settle_command_falls_back_to_the_sorted_copy_when_the_stream_is_n
     names = ("setlinfo", "setldetail")
     assert assert_same_files({n: tmp_path / "streamed" / f"{n}.parquet" for n in names},
                              {n: tmp_path / "copied" / f"{n}.parquet" for n in names}) > 0
-    # the totals table reads the written yuan table: the same figures both ways
+    # the totals table: summed from the blocks as written (streamed), read back from the file (copied): the same
     table = lambda text: text[: text.index("用时")]  # noqa: E731
     assert table(streamed.output) == table(copied.output)
+    written = pq.read_table(tmp_path / "streamed" / "setlinfo.parquet")
+    for field in ("medfee_sumamt", "hifp_pay", "psn_part_amt"):
+        fen = int(sum(written.column(field).to_pylist()) * 100)
+        assert fen > 0 and format_yuan(fen) in streamed.output, field
+    assert f"{written.num_rows:,}" in streamed.output
 
 
 def test_a_failure_while_writing_setldetail_surfaces_and_writes_nothing(tmp_path, monkeypatch):

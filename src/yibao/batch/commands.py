@@ -80,10 +80,7 @@ def batch_settle_cmd(
     except YibaoError as exc:
         fail(exc)
         return
-    fen = "CAST(SUM({}) * 100 AS BIGINT)".format  # the written yuan table, summed exactly and back to fen
-    totals = run.con.read_parquet(paths["setlinfo"].as_posix()).aggregate(
-        f"COUNT(*), {fen('medfee_sumamt')}, {fen('fund_pay_sumamt')}, {fen('hifp_pay')},"
-        f" {fen('hifmi_pay + hifob_pay')}, {fen('maf_pay')}, {fen('psn_part_amt')}").fetchone()
+    totals = setlinfo_totals(run, name, paths["setlinfo"])
     table_view = Table(title=f"批量结算 {pack.id} · 引擎 {engine}")
     table_view.add_column("项目 item")
     table_view.add_column("合计 total", justify="right")
@@ -102,6 +99,20 @@ def batch_settle_cmd(
                   f" 结算 {t.get('settle_main', 0):.2f} s, {written}")
     for label, path in paths.items():
         out.print(f"已写出 {label}: {path}")
+
+
+def setlinfo_totals(run, name: str, setlinfo: Path) -> tuple[int, ...]:
+    """Visits, medfee_sumamt, fund_pay_sumamt, hifp_pay, hifmi_pay + hifob_pay, maf_pay, psn_part_amt in fen:
+    summed from the blocks as they were written (at ten million visits reading the file back cost 0.2–0.3 s), or
+    from the written file where DuckDB or Spark wrote it."""
+    sums = run.totals.get(name)
+    if sums is not None:
+        return (sums["visits"], sums["medfee_sumamt"], sums["fund_pay_sumamt"], sums["hifp_pay"],
+                sums["hifmi_pay"] + sums["hifob_pay"], sums["maf_pay"], sums["psn_part_amt"])
+    fen = "CAST(SUM({}) * 100 AS BIGINT)".format  # the written yuan table, summed exactly and back to fen
+    return run.con.read_parquet(setlinfo.as_posix()).aggregate(
+        f"COUNT(*), {fen('medfee_sumamt')}, {fen('fund_pay_sumamt')}, {fen('hifp_pay')},"
+        f" {fen('hifmi_pay + hifob_pay')}, {fen('maf_pay')}, {fen('psn_part_amt')}").fetchone()
 
 
 def effects_summary(run) -> list[str]:

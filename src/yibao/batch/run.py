@@ -51,6 +51,7 @@ class BatchRun:
     visits: int = 0
     items: int = 0
     outputs: dict[str, dict[str, Path]] = field(default_factory=dict)  # yuan tables written while settling
+    totals: dict[str, dict[str, int]] = field(default_factory=dict)  # their visits and setlinfo sums in fen
     _spill: tempfile.TemporaryDirectory | None = None
 
     def spill_dir(self) -> Path:
@@ -226,6 +227,7 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
             writer.close()
     if yuan is not None:
         run.outputs[table] = yuan.close()
+        run.totals[table] = {"visits": yuan.visits, **yuan.totals}
         run.timings[f"yuan_cpu_{tag}"] = yuan.cpu_s
     if writer is not None:
         con.sql(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({q(path.as_posix())})")
@@ -388,6 +390,7 @@ class YuanTables:
         self._detail_thread = ThreadPoolExecutor(max_workers=1)  # one thread: blocks stay in order
         self._pending: list[Future] = []
         self.visits = 0
+        self.totals = dict.fromkeys(SETLINFO_FIELDS, 0)  # fen, summed over the blocks written (exact int64 sums)
         self._cpu = [0.0, 0.0]  # CPU seconds of the writing thread and of setldetail's (each adds to its own)
 
     @property
@@ -406,6 +409,8 @@ class YuanTables:
         self._info.write_batch(pa.RecordBatch.from_arrays(
             [block.column("psn_no"), block.column("mdtrt_id"), block.column("setl_time")]
             + [fen_to_yuan_array(block.column(f)) for f in SETLINFO_FIELDS], schema=_SETLINFO_STORED))
+        for f in SETLINFO_FIELDS:  # a block's column sums far inside int64 (a visit ≤ 10,000,000 yuan, BAT008)
+            self.totals[f] += int(block.column(f).to_numpy().sum())
         self._cpu[0] += time.thread_time() - started
         while len(self._pending) > 2 or (self._pending and self._pending[0].done()):
             self._pending.pop(0).result()  # bounded memory; a failure surfaces here

@@ -3,6 +3,7 @@ within a year; packs it cannot run exactly are refused at compile time; bad batc
 
 from __future__ import annotations
 
+import ast
 import random
 from datetime import datetime, timedelta
 
@@ -264,3 +265,36 @@ def test_output_memory_is_used_again_only_when_nothing_holds_it():
     assert len(kept) > 20
     assert pa.Table.from_batches(kept).equals(pa.Table.from_batches(copied))
     assert assert_same(pack, rows, pa.Table.from_batches(kept), scalar_changing(pack, persons, rows)) == len(rows)
+
+
+def test_the_passes_loaded_before_a_run_are_the_ones_it_calls(tmp_path):
+    """``yibao batch settle`` loads the compiled passes on a thread while it opens the claims (``load_compiled``):
+    warmed with the wrong types, a run would load (or compile) its passes again. In a fresh interpreter, after the
+    warm-up a whole run adds no signature to the classification pass nor to the kernel."""
+    import subprocess
+    import sys
+
+    from yibao.synth import generate_to
+
+    generate_to(resolve_pack("shandong-2024"), tmp_path / "r", persons=60, seed=5)
+    script = (
+        "import sys\n"
+        "from yibao.batch import classify, kernel\n"
+        "from yibao.batch.run import classify as classify_claims, load_compiled, open_claims, settle\n"
+        "from yibao.policy.compiled import CompiledPack\n"
+        "from yibao.policy.loader import resolve_pack\n"
+        "pack = CompiledPack(resolve_pack('shandong-2024'))\n"
+        "load_compiled(pack).result()\n"
+        "before = (len(classify._classify_lines.signatures), len(kernel.settle_block.signatures))\n"
+        "run = open_claims(sys.argv[1])\n"
+        "classify_claims(run, pack)\n"
+        "settle(run, pack, 'main', out_dir=sys.argv[2], keep_fen=False)\n"
+        "after = (len(classify._classify_lines.signatures), len(kernel.settle_block.signatures))\n"
+        "print('SIGNATURES', repr((before, after, run.totals['settled_main']['visits'])))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "r"), str(tmp_path / "out")],
+                          capture_output=True, text=True, check=True)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("SIGNATURES"))
+    before, after, visits = ast.literal_eval(line.removeprefix("SIGNATURES").strip())
+    assert visits > 0 and (tmp_path / "out" / "setlinfo.parquet").exists()
+    assert before[0] >= 1 and before[1] == 1
+    assert after == before

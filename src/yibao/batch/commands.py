@@ -30,12 +30,14 @@ def batch_settle_cmd(
     mdtrt_packs: Optional[str] = typer.Option(None, "--mdtrt-packs", help="就医地政策包(逗号分隔): 异地就诊按就医地目录分类(docs/handling.md)"),
 ) -> None:
     """批量结算一个地区一年的就诊, 与单次结算逐分一致 (settle a whole claims directory)."""
-    from yibao.batch.run import classify, classify_by_area, open_claims, register_pack, settle, write_results
+    from yibao.batch.run import (classify, classify_by_area, load_compiled, open_claims, register_pack, settle,
+                                 write_results)
 
     if engine not in ("duckdb", "spark"):
         fail(YibaoError(Problem("BAT011", "--engine", f"引擎须为 duckdb 或 spark, 实际为 {engine!r}")))
     try:
         pack = CompiledPack(resolve_pack(policy))
+        loading = load_compiled(pack) if engine == "duckdb" else None  # overlaps opening and reading the claims
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                       transient=True) as progress:
             task = progress.add_task("读取理赔数据 reading claims", total=None)
@@ -69,6 +71,7 @@ def batch_settle_cmd(
                 else:
                     classify(run, pack)
                 progress.update(task, description=f"校验并结算 validating and settling {run.visits:,} visits")
+                loading.result()
                 # the yuan tables are written from the settled stream (no fen table kept: nothing here reads it)
                 name = settle(run, pack, "main", out_dir=out_dir, keep_fen=False)
             paths = run.outputs.get(name)

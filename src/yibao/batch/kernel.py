@@ -519,3 +519,22 @@ def run(program: Program, visits: dict[str, np.ndarray], ids=None, copies: bool 
                                   f"就诊 {ids(i) if ids else i} 适用有家庭年度限额的层次, 但参保人没有家庭编号 hh_no"
                                   "(与联机结算的 SET009 相同)"))
     return out.T, pays.T
+
+
+def warm(program: Program) -> None:
+    """Load the stream's compiled pass (from Numba's disk cache, or compile it) before visits arrive: two visits
+    typed as the stream's blocks are (:func:`yibao.batch.stream.block_inputs`: the ordering query's narrow columns
+    read in place, read-only; the codes looked up; outputs column-major), so the pass loaded is the one a stream
+    calls (``tests/test_kernel.py`` checks that a stream after it adds no signature)."""
+
+    def column(dtype, value=0, readonly=True):
+        a = np.full(2, value, dtype)
+        a.flags.writeable = not readonly
+        return a
+
+    two = {k: column(np.int64) for k in ("cats", "acct_bal", "ful", "ovl", "pre", "inscp", "full")}
+    two |= {"start": column(np.int8, 1, False), "ref": column(np.int16, -1), "retiree": column(np.int8),
+            "offsite": column(np.int8), "age": column(np.int16, -1), "fixstd": column(np.int64, -1, False),
+            "once_match": column(np.int8, 0, False)}
+    two |= {k: column(np.int16, 0, False) for k in ("ins", "med", "level", "bidx")}
+    run(program, two, copies=False)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from yibao.batch.run import classify, open_claims, register_pack
-from yibao.batch.validate import check_applicability
+from yibao.batch.run import classify, open_claims, register_pack, settle
+from yibao.batch.validate import BatchError, check_applicability
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
 from yibao.synth import generate_to
@@ -106,7 +107,7 @@ def test_the_one_pass_counts_report_what_each_query_reports(tmp_path):
     register_pack(run, pack)
     classify(run, pack)
     found = [(p.code, p.path, p.message) for p in check_applicability(run.con, pack)]
-    assert [c for c, _, _ in found] == ["BAT004", "BAT006", "BAT009"]
+    assert [c for c, _, _ in found] == ["BAT004", "BAT006", "BAT009", "BAT020"]  # the person twice has visits
     assert found == _each_query(run.con, pack)
     from yibao.batch.inputs import CLAIMS_COMBOS  # the combinations settlement then reads from validation's pass
 
@@ -114,6 +115,57 @@ def test_the_one_pass_counts_report_what_each_query_reports(tmp_path):
     assert sorted(registered) == sorted(run.con.sql(CLAIMS_COMBOS).fetchall()) and len(set(registered)) == len(registered)
     assert found[1][2].endswith("2 行, 如 " + "、".join(sorted(visits[:2])))
     assert found[2][2].endswith("2 行, 如 " + "、".join(sorted([visits[5], visits[7]])))
+
+
+@pytest.mark.parametrize("spoil, codes", [
+    ("visit twice", ["BAT019"]),
+    ("visit twice, person twice", ["BAT019", "BAT020"]),
+    ("visit twice without lines", ["BAT009", "BAT019"]),
+    ("lines without their visit", ["BAT009", "BAT021"]),
+    ("person twice without visits", []),
+])
+def test_repeated_keys_and_orphan_lines_are_refused_before_anything_is_paid(tmp_path, spoil, codes):
+    """A visit row twice in an extract would be settled — and paid — twice (its lines are keyed by mdtrt_id);
+    a person twice leaves it open which row's insutype and categories apply; fee lines whose visit is missing
+    would silently not be settled. Refused with their codes (counted in validation's one pass, the ids by each
+    check's own query: the same report), and nothing written; a repeated person without visits changes nothing."""
+    region = _region(tmp_path)
+    pack = CompiledPack(resolve_pack("shandong-2024"))
+    visits = pq.read_table(region / "visits.parquet").to_pylist()
+    lines = pq.read_table(region / "fee_items.parquet").column("mdtrt_id").to_pylist()
+    with_lines = [v for v in visits if v["mdtrt_id"] in set(lines)]
+    if spoil.startswith("visit twice"):
+        twice = with_lines[3]
+        if spoil == "visit twice without lines":
+            _rewrite(region / "fee_items.parquet", lambda rows: rows.__setitem__(
+                slice(None), [r for r in rows if r["mdtrt_id"] != twice["mdtrt_id"]]))
+        _rewrite(region / "visits.parquet", lambda rows: rows.append(dict(twice)))
+    if "person twice" in spoil:
+        who = with_lines[3]["psn_no"] if spoil != "person twice without visits" else "P-NO-VISITS"
+
+        def person_twice(rows):
+            row = dict(next((r for r in rows if r["psn_no"] == who), rows[-1]), psn_no=who)
+            rows.extend([row, dict(row)] if who == "P-NO-VISITS" else [row])
+        _rewrite(region / "persons.parquet", person_twice)
+    if spoil == "lines without their visit":
+        gone = with_lines[4]["mdtrt_id"]
+        _rewrite(region / "visits.parquet", lambda rows: rows.__setitem__(
+            slice(None), [r for r in rows if r["mdtrt_id"] != gone] + [dict(with_lines[4], mdtrt_id="V-NO-LINES")]))
+    run = open_claims(region)
+    register_pack(run, pack)
+    classify(run, pack)
+    found = [(p.code, p.path, p.message) for p in check_applicability(run.con, pack)]
+    assert [c for c, _, _ in found] == codes
+    assert found == _each_query(run.con, pack)
+    messages = dict((c, m) for c, _, m in found)
+    if "BAT019" in codes:
+        assert messages["BAT019"].endswith(f"1 行, 如 {with_lines[3]['mdtrt_id']}")
+    if "BAT021" in codes:
+        assert messages["BAT021"].endswith(f"1 行, 如 {with_lines[4]['mdtrt_id']}")
+    if codes:
+        with pytest.raises(BatchError):
+            settle(open_claims(region), pack, "main", out_dir=tmp_path / "out", keep_fen=False)
+        assert not (tmp_path / "out").exists()
 
 
 def test_negative_fee_lines_are_refused_as_claims_check_refuses_them(tmp_path):

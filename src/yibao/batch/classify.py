@@ -206,6 +206,7 @@ def _unscaled(array: pa.Array) -> np.ndarray:
     """The unscaled integers of a decimal array of at most 18 digits, as int64."""
     width = array.type.bit_width
     words = np.frombuffer(array.buffers()[1], dtype=np.int64 if width == 128 else np.dtype(f"int{width}"))
+    words.setflags(write=False)  # read-only whoever made the buffer: one type, one specialisation of the pass
     if width == 128:  # little-endian low words; the high ones only extend the sign
         return words[2 * array.offset: 2 * (array.offset + len(array)): 2]
     return words[array.offset: array.offset + len(array)].astype(np.int64, copy=False)
@@ -218,6 +219,7 @@ def _views(array: pa.Array):
         array = array.cast(pa.string_view())
     bufs = array.buffers()
     v8 = np.frombuffer(bufs[1], dtype=np.uint8)[16 * array.offset: 16 * (array.offset + len(array))]
+    v8.setflags(write=False)  # as DuckDB's buffers are (see _unscaled)
     v32, v64 = v8.view(np.int32), v8.view(np.int64)
     data = [np.frombuffer(b, dtype=np.uint8) if b is not None else np.zeros(0, np.uint8) for b in bufs[2:]]
     starts = np.cumsum([0] + [len(d) for d in data], dtype=np.int64)
@@ -293,7 +295,10 @@ class _Pack:
 
 
 EXPORT = {"preserve_insertion_order": "true",  # the lines' own order: a visit's run stays whole
-          "arrow_output_version": "'1.5'", "produce_arrow_string_view": "true"}  # no widening, no string copies
+          "arrow_output_version": "'1.5'", "produce_arrow_string_view": "true",  # no widening, no string copies
+          # DuckDB's threads read ahead this far while Python is busy (loading the pass, summing a batch); with
+          # its default (976.5 KiB) they stop at once and the reading waits for the thread that fetches
+          "streaming_buffer_size": "'128MB'"}
 
 
 def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: str = "fee_items") -> pa.Table | None:
@@ -320,6 +325,7 @@ def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: 
         threads = os.cpu_count() or 1
         parts, pending = [], deque()
         reader = con.sql(query).to_arrow_reader(BATCH)
+        _prime(reader.schema, muls, rules)  # while DuckDB reads the first lines
         with ThreadPoolExecutor(threads) as pool:
             for b in reader:
                 if not parts and not pending:  # the first batch tells whether lines come grouped by visit
@@ -339,6 +345,17 @@ def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: 
         for name, value in kept.items():
             con.sql(f"SET {name} = {q(str(value)) if isinstance(value, str) else str(value).lower()}")
     return _visits(con, [p for p in parts if p[1] is not None])
+
+
+def _prime(schema: pa.Schema, muls: dict[str, int], rules: _Pack) -> None:
+    """Two made-up lines of the export's own types through :func:`_batch`: Numba loads (from its disk cache) or
+    compiles the specialisation this run calls while DuckDB's threads read the first batch, instead of after it
+    (in a fresh process, e.g. a CLI run, the first use of Numba costs about 0.4 s of CPU). Two lines: one
+    would make every column contiguous, a type a real batch of decimal128 does not have."""
+    values = {"mdtrt_id": "0", "med_list_codg": "0", "h": 0, "cid": -1, "lid": -1, "det_item_fee_sumamt": Decimal(0),
+              "cnt": Decimal(0), "preselfpay_ratio": None}
+    _batch(pa.RecordBatch.from_arrays([pa.array([values[f.name]] * 2, f.type) for f in schema], schema=schema),
+           muls, rules)
 
 
 def _batch(batch: pa.RecordBatch, muls: dict[str, int], rules: _Pack):
@@ -412,10 +429,20 @@ def _visits(con: duckdb.DuckDBPyConnection, parts) -> pa.Table | None:
 
 
 def classify_into(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: str, table: str = "classified",
-                  insert: bool = False) -> None:
-    """CREATE TABLE ``table`` (or INSERT INTO it) with the rows of ``classification_query(items)`` under ``pack``
-    — through the compiled pass where it applies, else the SQL itself (``pack``'s tables registered)."""
+                  insert: bool = False, view: bool = True) -> None:
+    """``table`` with the rows of ``classification_query(items)`` under ``pack``: where the compiled pass
+    answers, its Arrow result registered under that name (``view``: a view on that memory, read in place by
+    validation and by the settlement's join; copying a million rows with strings into a DuckDB table cost more
+    than all those reads gain from it), else a table the SQL itself creates (``pack``'s tables registered).
+    ``insert``: INSERT INTO the existing table ``table`` instead (``view`` does not apply)."""
     result = classified_arrow(con, pack, items)
+    if not insert:
+        con.unregister(table)  # a view left by an earlier run would hide the table made here
+    if result is not None and view and not insert:
+        if has_table(con, table):
+            con.sql(f"DROP TABLE {table}")
+        con.register(table, result)
+        return
     if result is None:
         for name, arrow in pack_tables(pack).items():
             con.register(name, arrow)
@@ -428,6 +455,10 @@ def classify_into(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: str
     finally:
         if result is not None:
             con.unregister("classify_result")
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return con.sql(f"SELECT COUNT(*) FROM duckdb_tables() WHERE table_name = {q(name)}").fetchone()[0] > 0
 
 
 def warm() -> None:

@@ -37,7 +37,7 @@ from yibao.sql import q
 
 OUT = ("fulamt", "overlmt", "pre", "inscp", "unclassified", "item_count", "inscp_full")
 SAFE = 2**62  # every per-line value and running sum stays below this; beyond it the SQL decides (BIGINT or error)
-BATCH = 1 << 20  # lines per Arrow batch and kernel call
+BATCH = 1 << 17  # lines per Arrow batch and kernel call
 SCATTERED = 0.5  # more runs per line than this in an unsorted first batch: the SQL instead
 SMALL_CATALOGUE = 16  # up to this many codes DuckDB names a line's entry (CASE); beyond, hash + bytes in the pass
 RESULT = pa.schema([("mdtrt_id", pa.string()), *((name, pa.int64()) for name in OUT)])

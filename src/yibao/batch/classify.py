@@ -394,7 +394,9 @@ def _batch(batch: pa.RecordBatch, muls: dict[str, int], rules: _Pack):
         return None
     offsets, data = _gather(k8, k32, kdata, kstarts, starts[:runs])
     keys = pa.StringArray.from_buffers(runs, pa.py_buffer(offsets), pa.py_buffer(data))
-    return keys, sums[:, :runs], ordered
+    # the runs' sums copied out compactly: the batch-sized buffer goes back to the allocator for the next batch (kept
+    # alive instead, reused heap pages made every batch's whole buffer resident: +1 GiB at ten million visits)
+    return keys, sums[:, :runs].copy(), ordered
 
 
 def _visits(con: duckdb.DuckDBPyConnection, parts) -> pa.Table | None:

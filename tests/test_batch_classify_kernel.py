@@ -142,9 +142,10 @@ def test_settings_restored_and_insert_appends():
     rows = [{"feedetl_sn": "1", "mdtrt_id": "V1", "med_list_codg": "A", "chrgitm_lv": "01", "cnt": Decimal(1),
              "det_item_fee_sumamt": Decimal("1.23"), "preselfpay_ratio": None}]
     con.register("fee_items", pa.Table.from_pylist(rows, SCHEMA))
-    K.classify_into(con, pack, "fee_items")
+    K.classify_into(con, pack, "fee_items", view=False)
     K.classify_into(con, pack, "fee_items", insert=True)
     assert con.sql("SELECT * FROM classified").fetchall() == [("V1", 0, 0, 0, 123, 0, 1, 0)] * 2
+    assert K.has_table(con, "classified")
     assert con.sql("SELECT current_setting('preserve_insertion_order'), current_setting('produce_arrow_string_view')"
                    ).fetchone() == (False, False)
 
@@ -191,3 +192,58 @@ def test_scattered_lines_go_to_the_sql():
     rows.sort(key=lambda r: r["mdtrt_id"])  # the same lines grouped: the pass answers
     con.register("fee_items", pa.Table.from_pylist(rows, SCHEMA))
     assert sorted(K.classified_arrow(con, pack).to_pylist(), key=lambda r: r["mdtrt_id"])[0]["item_count"] == 4
+
+
+def test_classified_is_a_view_on_the_pass_result_with_the_tables_columns(monkeypatch):
+    # the compiled pass's result is registered as ``classified``: same rows, names and types as the table the SQL
+    # creates; a table left by an earlier run (the SQL's) is replaced by it, and the SQL's table replaces it again
+    pack = CompiledPack(resolve_pack("shandong-2024"))
+    rows, _ = random_fee_lines(pack, 300, seed=3, visit_id="V{:05d}")
+    con = duckdb.connect()
+    con.register("fee_items", pa.Table.from_pylist(rows, SCHEMA))
+    for name, table in pack_tables(pack).items():
+        con.register(name, table)
+    con.sql(f"CREATE TABLE classified AS {classification_query()}")
+    expected = sorted(con.sql("SELECT * FROM classified").fetchall())
+    described = con.sql("DESCRIBE classified").fetchall()
+    K.classify_into(con, pack, "fee_items")
+    assert not K.has_table(con, "classified")
+    assert "classified" in {r[0] for r in con.sql("SHOW TABLES").fetchall()}
+    assert con.sql("DESCRIBE classified").fetchall() == described
+    assert sorted(con.sql("SELECT * FROM classified").fetchall()) == expected
+    monkeypatch.setattr(K, "classified_arrow", lambda *a: None)  # where the SQL decides, it creates the table
+    K.classify_into(con, pack, "fee_items")
+    assert K.has_table(con, "classified")
+    assert sorted(con.sql("SELECT * FROM classified").fetchall()) == expected
+
+
+@pytest.mark.parametrize("small", [0, 16])
+def test_warm_and_prime_load_the_types_a_run_calls(small, monkeypatch, tmp_path):
+    # the pass is typed by its arguments: warm() (benchmarks) and the two made-up lines each run sends first
+    # (_prime) must reach the same specialisation as DuckDB's batches of a Parquet file, or a run loads another
+    import numba
+
+    seen = []
+    real = K._classify_lines
+
+    def spy(*args):
+        seen.append(tuple(numba.typeof(a) for a in args))
+        return real(*args)
+
+    monkeypatch.setattr(K, "_classify_lines", spy)
+    monkeypatch.setattr(K, "SMALL_CATALOGUE", small)
+    K.warm()
+    warmed = set(seen)
+    seen.clear()
+    pack = CompiledPack(resolve_pack("shandong-2024"))
+    rows, _ = random_fee_lines(pack, 200, seed=5, visit_id="V{:05d}")
+    path = tmp_path / "fee_items.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows, SCHEMA), path)
+    con = duckdb.connect()
+    con.sql(f"CREATE VIEW fee_items AS SELECT * FROM read_parquet('{path.as_posix()}')")
+    monkeypatch.setattr(K, "BATCH", 64)
+    assert K.classified_arrow(con, pack) is not None
+    assert len(seen) > 2 and len(set(seen)) == 1  # the primer's lines and every batch: one specialisation
+    assert set(seen) <= warmed

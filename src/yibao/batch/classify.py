@@ -37,9 +37,10 @@ from yibao.sql import q
 
 OUT = ("fulamt", "overlmt", "pre", "inscp", "unclassified", "item_count", "inscp_full")
 SAFE = 2**62  # every per-line value and running sum stays below this; beyond it the SQL decides (BIGINT or error)
-BATCH = 1 << 20  # lines per Arrow batch and kernel call
+BATCH = 1 << 17  # lines per Arrow batch and kernel call
 SCATTERED = 0.5  # more runs per line than this in an unsorted first batch: the SQL instead
 SMALL_CATALOGUE = 16  # up to this many codes DuckDB names a line's entry (CASE); beyond, hash + bytes in the pass
+RESULT = pa.schema([("mdtrt_id", pa.string()), *((name, pa.int64()) for name in OUT)])
 SCALES = {"det_item_fee_sumamt": 2, "cnt": 4, "preselfpay_ratio": 4}  # fen and RATE_DEN units of the SQL casts
 
 
@@ -206,6 +207,7 @@ def _unscaled(array: pa.Array) -> np.ndarray:
     """The unscaled integers of a decimal array of at most 18 digits, as int64."""
     width = array.type.bit_width
     words = np.frombuffer(array.buffers()[1], dtype=np.int64 if width == 128 else np.dtype(f"int{width}"))
+    words.setflags(write=False)  # read-only whoever made the buffer: one type, one specialisation of the pass
     if width == 128:  # little-endian low words; the high ones only extend the sign
         return words[2 * array.offset: 2 * (array.offset + len(array)): 2]
     return words[array.offset: array.offset + len(array)].astype(np.int64, copy=False)
@@ -218,6 +220,7 @@ def _views(array: pa.Array):
         array = array.cast(pa.string_view())
     bufs = array.buffers()
     v8 = np.frombuffer(bufs[1], dtype=np.uint8)[16 * array.offset: 16 * (array.offset + len(array))]
+    v8.setflags(write=False)  # as DuckDB's buffers are (see _unscaled)
     v32, v64 = v8.view(np.int32), v8.view(np.int64)
     data = [np.frombuffer(b, dtype=np.uint8) if b is not None else np.zeros(0, np.uint8) for b in bufs[2:]]
     starts = np.cumsum([0] + [len(d) for d in data], dtype=np.int64)
@@ -293,7 +296,10 @@ class _Pack:
 
 
 EXPORT = {"preserve_insertion_order": "true",  # the lines' own order: a visit's run stays whole
-          "arrow_output_version": "'1.5'", "produce_arrow_string_view": "true"}  # no widening, no string copies
+          "arrow_output_version": "'1.5'", "produce_arrow_string_view": "true",  # no widening, no string copies
+          # DuckDB's threads read ahead this far while Python is busy (loading the pass, summing a batch); with
+          # its default (976.5 KiB) they stop at once and the reading waits for the thread that fetches
+          "streaming_buffer_size": "'128MB'"}
 
 
 def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: str = "fee_items") -> pa.Table | None:
@@ -308,8 +314,8 @@ def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: 
     if not rules.ok:
         return None
     code = ("i.med_list_codg, hash(i.med_list_codg) AS h" if rules.lookup
-            else f"{rules.code_case('i.med_list_codg')} AS cid")
-    query = (f"SELECT i.mdtrt_id, {code}, {rules.level_case('i.chrgitm_lv')} AS lid,"
+            else f"CAST({rules.code_case('i.med_list_codg')} AS INTEGER) AS cid")
+    query = (f"SELECT i.mdtrt_id, {code}, CAST({rules.level_case('i.chrgitm_lv')} AS INTEGER) AS lid,"
              f" i.det_item_fee_sumamt, i.cnt, i.preselfpay_ratio FROM {items} i")
     kept = {name: con.sql(f"SELECT current_setting({q(name)})").fetchone()[0] for name in EXPORT}
     for name, value in EXPORT.items():
@@ -320,6 +326,7 @@ def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: 
         threads = os.cpu_count() or 1
         parts, pending = [], deque()
         reader = con.sql(query).to_arrow_reader(BATCH)
+        _prime(reader.schema, muls, rules)  # while DuckDB reads the first lines
         with ThreadPoolExecutor(threads) as pool:
             for b in reader:
                 if not parts and not pending:  # the first batch tells whether lines come grouped by visit
@@ -341,14 +348,25 @@ def classified_arrow(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: 
     return _visits(con, [p for p in parts if p[1] is not None])
 
 
+def _prime(schema: pa.Schema, muls: dict[str, int], rules: _Pack) -> None:
+    """Two made-up lines of the export's own types through :func:`_batch`: Numba loads (from its disk cache) or
+    compiles the specialisation this run calls while DuckDB's threads read the first batch, instead of after it
+    (in a fresh process, e.g. a CLI run, the first use of Numba costs about 0.4 s of CPU). Two lines: one
+    would make every column contiguous, a type a real batch of decimal128 does not have."""
+    values = {"mdtrt_id": "0", "med_list_codg": "0", "h": 0, "cid": -1, "lid": -1, "det_item_fee_sumamt": Decimal(0),
+              "cnt": Decimal(0), "preselfpay_ratio": None}
+    _batch(pa.RecordBatch.from_arrays([pa.array([values[f.name]] * 2, f.type) for f in schema], schema=schema),
+           muls, rules)
+
+
 def _batch(batch: pa.RecordBatch, muls: dict[str, int], rules: _Pack):
     """(run keys, run sums, sorted) of one batch, or None where the SQL must decide."""
     if rules.lookup:
         key, code, h, lid, fee, cnt, ratio = batch.columns
-        cids = np.zeros(0, np.int64)
+        cids = np.zeros(0, np.int32)
     else:
         key, cid, lid, fee, cnt, ratio = batch.columns
-        cids = cid.to_numpy().astype(np.int64, copy=False)
+        cids = cid.to_numpy()  # INTEGER, read in place
     n = batch.num_rows
     if n == 0:
         return None, None, True
@@ -369,14 +387,16 @@ def _batch(batch: pa.RecordBatch, muls: dict[str, int], rules: _Pack):
         k8, k64, k32, kdata, kstarts, cids, rules.lookup, c8, c32, cdata, cstarts, cvalid, chash,
         rules.t_hash, rules.t_id, rules.t_bytes, rules.t_off,
         _unscaled(fee), muls["det_item_fee_sumamt"], _unscaled(cnt), muls["cnt"], _unscaled(ratio),
-        muls["preselfpay_ratio"], _valid(ratio), lid.to_numpy().astype(np.int64, copy=False),
+        muls["preselfpay_ratio"], _valid(ratio), lid.to_numpy(),
         rules.lv_class, rules.cat_lid, rules.r_in, rules.r_full, rules.r_num, rules.r_den, rules.cap, rules.has_cap,
         starts, sums)
     if not safe:
         return None
     offsets, data = _gather(k8, k32, kdata, kstarts, starts[:runs])
     keys = pa.StringArray.from_buffers(runs, pa.py_buffer(offsets), pa.py_buffer(data))
-    return keys, sums[:, :runs], ordered
+    # the runs' sums copied out compactly: the batch-sized buffer goes back to the allocator for the next batch (kept
+    # alive instead, reused heap pages made every batch's whole buffer resident: +1 GiB at ten million visits)
+    return keys, sums[:, :runs].copy(), ordered
 
 
 def _visits(con: duckdb.DuckDBPyConnection, parts) -> pa.Table | None:
@@ -398,10 +418,11 @@ def _visits(con: duckdb.DuckDBPyConnection, parts) -> pa.Table | None:
         if len(k):
             keys.append(k)
             sums.append(s)
-    key = pa.chunked_array(keys, pa.string())
-    total = np.concatenate(sums, axis=1) if sums else np.zeros((7, 0), np.int64)
-    table = pa.table({"mdtrt_id": key, **{name: total[j] for j, name in enumerate(OUT)}})
-    if ordered or pc.count_distinct(key).as_py() == table.num_rows:
+    # a record batch per part, its columns the pass's own rows of sums (no copy: a concatenation of the seven
+    # columns cost as much as reading them back, ~0.3 s at ten million visits)
+    table = pa.Table.from_batches([pa.RecordBatch.from_arrays([k, *(pa.array(row) for row in s)], schema=RESULT)
+                                   for k, s in zip(keys, sums)], RESULT)
+    if ordered or pc.count_distinct(table["mdtrt_id"]).as_py() == table.num_rows:
         return table
     con.register("classify_runs", table)
     try:
@@ -412,10 +433,20 @@ def _visits(con: duckdb.DuckDBPyConnection, parts) -> pa.Table | None:
 
 
 def classify_into(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: str, table: str = "classified",
-                  insert: bool = False) -> None:
-    """CREATE TABLE ``table`` (or INSERT INTO it) with the rows of ``classification_query(items)`` under ``pack``
-    — through the compiled pass where it applies, else the SQL itself (``pack``'s tables registered)."""
+                  insert: bool = False, view: bool = True) -> None:
+    """``table`` with the rows of ``classification_query(items)`` under ``pack``: where the compiled pass
+    answers, its Arrow result registered under that name (``view``: a view on that memory, read in place by
+    validation and by the settlement's join; copying a million rows with strings into a DuckDB table cost more
+    than all those reads gain from it), else a table the SQL itself creates (``pack``'s tables registered).
+    ``insert``: INSERT INTO the existing table ``table`` instead (``view`` does not apply)."""
     result = classified_arrow(con, pack, items)
+    if not insert:
+        con.unregister(table)  # a view left by an earlier run would hide the table made here
+    if result is not None and view and not insert:
+        if has_table(con, table):
+            con.sql(f"DROP TABLE {table}")
+        con.register(table, result)
+        return
     if result is None:
         for name, arrow in pack_tables(pack).items():
             con.register(name, arrow)
@@ -428,6 +459,10 @@ def classify_into(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: str
     finally:
         if result is not None:
             con.unregister("classify_result")
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return con.sql(f"SELECT COUNT(*) FROM duckdb_tables() WHERE table_name = {q(name)}").fetchone()[0] > 0
 
 
 def warm() -> None:

@@ -187,7 +187,7 @@ def classify_by_area(run: BatchRun, pack: CompiledPack, mdtrt_packs: list[Compil
     register_pack(run, pack)
     con.sql("CREATE OR REPLACE VIEW fee_items_home AS SELECT i.* FROM fee_items i "
             "ANTI JOIN visit_catalogue c ON c.mdtrt_id = i.mdtrt_id")
-    classify_into(con, pack, "fee_items_home")
+    classify_into(con, pack, "fee_items_home", view=False)  # a table: the other areas' visits are inserted
     for k, other in enumerate(mdtrt_packs):
         con.sql(f"CREATE OR REPLACE VIEW fee_items_away AS SELECT i.* FROM fee_items i "
                 f"SEMI JOIN (SELECT mdtrt_id FROM visit_catalogue WHERE k = {k}) c ON c.mdtrt_id = i.mdtrt_id")

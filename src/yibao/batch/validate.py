@@ -154,7 +154,7 @@ def check_applicability(con, pack: CompiledPack) -> list[Problem]:
     """Run every check on DuckDB relations persons/visits/fee_items/pack_*; return problems."""
     problems = []
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
-    tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = {r[0] for r in con.sql("SHOW TABLES").fetchall()}  # tables, views and registered Arrow (classified)
     counted = visit_counts(con, pack, classified="classified" in tables)
     cheaper = classified_checks(con) if "classified" in tables else {}
     facts = "handling_facts" in {r[0] for r in con.sql("SELECT view_name FROM duckdb_views()").fetchall()} | tables

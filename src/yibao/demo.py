@@ -9,6 +9,8 @@ one by one and prints their statements (结算单), each amount explained from t
 
 from __future__ import annotations
 
+import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from importlib import resources
@@ -33,6 +35,7 @@ from yibao.settlement.render import print_statements
 from yibao.settlement.request import load_request, to_accumulators, to_person, to_visit
 from yibao.simulation.comparison import simulate
 from yibao.simulation.render import format_simulation
+from yibao.sql import q
 from yibao.supervision import audit as A
 from yibao.supervision.ruleset import load_ruleset
 from yibao.synth import enrolment as synth_enrolment
@@ -76,9 +79,8 @@ def run_examples(console: Console) -> list[tuple[str, str, int, int, int]]:
 
 
 def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out/demo"), seed: int = 1) -> dict:
-    """Region → batch settlement → reform → monitoring → audit → DIP → fund; returns where outputs went."""
-    import time
-
+    """Region → batch settlement → reform → monitoring → DIP → long-term care → fund, the audit alongside them
+    in a second thread (it reads the region alone); returns where outputs went."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     out_dir = Path(out_dir)
@@ -102,39 +104,43 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         del tables
         steps["synth"] = time.perf_counter() - t
         run = open_claims(region)
-        progress.update(task, description=f"批量结算与政策模拟 settling {run.visits:,} visits under both packs")
-        t = time.perf_counter()
-        # settles the year under each pack; the reform's yuan tables are written as it settles
-        sim = simulate(run, baseline, reform, out_dir / "simulation", reform_tables=out_dir / "settled")
-        table = sim.tables["reform"]
-        steps["simulate"] = time.perf_counter() - t
-        if in_output_order(reform):  # written while settling
-            settled = {name: out_dir / "settled" / f"{name}.parquet" for name in ("setlinfo", "setldetail")}
-        else:  # a pack with household caps settles in household order: DuckDB sorts them out afterwards
-            progress.update(task, description="写出结算结果 writing the settled year")
+        # the audit reads the region alone: it runs on its own DuckDB connection in a second thread while
+        # the year is settled, simulated, monitored..., filling the cores those steps leave idle (their
+        # Python parts: charts, workbooks, long-term care) instead of waiting for them
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit") as side:
+            audit_job = side.submit(timed, run_audit, region, out_dir / "audit")
+            progress.update(task, description=f"批量结算与政策模拟 settling {run.visits:,} visits under both packs"
+                                              " (基金监管审核同时进行 auditing alongside)")
             t = time.perf_counter()
-            settled = write_results(run, reform, table, out_dir / "settled")
-            steps["write"] = time.perf_counter() - t
-        progress.update(task, description="因病返贫监测 monitoring")
-        t = time.perf_counter()
-        mon = monitor(run, reform, table, out_dir / "monitoring")
-        steps["monitor"] = time.perf_counter() - t
-        progress.update(task, description="基金监管批量审核 auditing the year")
-        t = time.perf_counter()
-        audit = run_audit(region, out_dir / "audit")
-        steps["audit"] = time.perf_counter() - t
-        progress.update(task, description="DIP 建目录与结算 DIP catalog and settlement")
-        t = time.perf_counter()
-        dip = run_dip(reform_model, region, out_dir / "settled", out_dir)
-        steps["dip"] = time.perf_counter() - t
-        progress.update(task, description="长期护理保险 long-term care")
-        t = time.perf_counter()
-        ltc = run_ltc_step(region, out_dir / "settled")
-        steps["ltc"] = time.perf_counter() - t
-        progress.update(task, description="基金运行与预测 fund operation")
-        t = time.perf_counter()
-        fund = run_fund_step(region, out_dir)
-        steps["fund"] = time.perf_counter() - t
+            # settles the year under each pack; the reform's yuan tables are written as it settles
+            sim = simulate(run, baseline, reform, out_dir / "simulation", reform_tables=out_dir / "settled")
+            table = sim.tables["reform"]
+            steps["simulate"] = time.perf_counter() - t
+            if in_output_order(reform):  # written while settling
+                settled = {name: out_dir / "settled" / f"{name}.parquet" for name in ("setlinfo", "setldetail")}
+            else:  # a pack with household caps settles in household order: DuckDB sorts them out afterwards
+                progress.update(task, description="写出结算结果 writing the settled year")
+                t = time.perf_counter()
+                settled = write_results(run, reform, table, out_dir / "settled")
+                steps["write"] = time.perf_counter() - t
+            progress.update(task, description="因病返贫监测 monitoring")
+            t = time.perf_counter()
+            mon = monitor(run, reform, table, out_dir / "monitoring")
+            steps["monitor"] = time.perf_counter() - t
+            progress.update(task, description="DIP 建目录与结算 DIP catalog and settlement")
+            t = time.perf_counter()
+            dip = run_dip(reform_model, region, out_dir / "settled", out_dir)
+            steps["dip"] = time.perf_counter() - t
+            progress.update(task, description="长期护理保险 long-term care")
+            t = time.perf_counter()
+            ltc = run_ltc_step(region, out_dir / "settled")
+            steps["ltc"] = time.perf_counter() - t
+            progress.update(task, description="基金运行与预测 fund operation")
+            t = time.perf_counter()
+            fund = run_fund_step(region, out_dir)
+            steps["fund"] = time.perf_counter() - t
+            progress.update(task, description="基金监管批量审核 auditing the year")
+            audit, steps["audit"] = audit_job.result()
     total = time.perf_counter() - started
     console.print(Rule("[bold]yibao 演示 demo[/]"))
     console.print(f"合成地区 region: {persons:,} 参保人, {run.visits:,} 次就诊, {run.items:,} 条明细 → {region}")
@@ -160,20 +166,37 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     console.print(
         f"用时 time: 生成 {steps['synth']:.1f} s, 两个政策包的批量结算与比较 {steps['simulate']:.1f} s,"
         + (f" 写出 {steps['write']:.1f} s," if "write" in steps else "")
-        + f" 监测 {steps['monitor']:.1f} s, 审核 {steps['audit']:.1f} s,"
-        f" DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s, 基金运行 {steps['fund']:.1f} s; 合计 {total:.1f} s")
+        + f" 监测 {steps['monitor']:.1f} s, DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s,"
+        f" 基金运行 {steps['fund']:.1f} s; 审核 {steps['audit']:.1f} s(与上述步骤同时进行 alongside them); 合计 {total:.1f} s")
     console.print("单次就诊的结算单示例 / statements of single visits: [bold]yibao demo --examples[/]")
     return {"region": region, "settled": settled, "total_s": total, "audit_hits": audit["hits"],
             "dip_point_value": dip["point_value"], "fund_levels": fund["levels"], **steps}
 
 
-def run_audit(region: Path, out: Path) -> dict:
-    """The whole audit library over the demo year (no fraud injected: what a clean region shows)."""
+def timed(step, *args):
+    """(what ``step(*args)`` returns, the seconds it took): a step's time measured in its own thread."""
+    t = time.perf_counter()
+    return step(*args), time.perf_counter() - t
 
-    run = A.open_claims(region)
-    A.run_rules(run, load_ruleset())
-    summary = A.summaries(run)
-    A.write_outputs(run, out, summary)
+
+def run_audit(region: Path, out: Path) -> dict:
+    """The whole audit library over the demo year (no fraud injected: what a clean region shows).
+
+    On a connection of its own with a spill directory of its own: two DuckDB instances of one process that
+    share a temp directory can read or delete each other's spill files (duckdb/duckdb#15173)."""
+
+    con = connect()
+    root = Path(con.sql("SELECT current_setting('temp_directory')").fetchone()[0])
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="audit-", dir=root) as spill:
+        con.sql(f"SET temp_directory = {q(spill)}")
+        try:
+            run = A.open_claims(region, con=con)
+            A.run_rules(run, load_ruleset())
+            summary = A.summaries(run)
+            A.write_outputs(run, out, summary)
+        finally:
+            con.close()
     rows = summary["by_rule"].to_pylist()
     table = Table(title="基金监管 fund supervision: 34 条规则批量审核(未注入违规的合成数据)")
     for col in ("规则", "名称", "疑点", "违规金额(元)"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -33,6 +34,7 @@ from yibao.policy.loader import resolve_pack
 from yibao.settlement.engine import settle_year
 from yibao.settlement.render import print_statements
 from yibao.settlement.request import load_request, to_accumulators, to_person, to_visit
+from yibao.simulation.background import OutputsProcess
 from yibao.simulation.comparison import simulate
 from yibao.simulation.render import format_simulation
 from yibao.sql import q
@@ -89,8 +91,10 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     baseline, reform = CompiledPack(baseline_model), CompiledPack(reform_model)
     started = time.perf_counter()
     steps: dict[str, float] = {}
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True) as progress:
+    # the simulation's report files are drawn by a second interpreter, which imports matplotlib meanwhile
+    writer = OutputsProcess().start()
+    with writer_closed(writer), Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                         console=console, transient=True) as progress:
         task = progress.add_task(f"生成合成地区 generating a region of {persons:,} persons", total=None)
         t = time.perf_counter()
         # with supervision's optional inputs (physician, fee times, purchases, exam results): the
@@ -113,7 +117,8 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
                                               " (基金监管审核同时进行 auditing alongside)")
             t = time.perf_counter()
             # settles the year under each pack; the reform's yuan tables are written as it settles
-            sim = simulate(run, baseline, reform, out_dir / "simulation", reform_tables=out_dir / "settled")
+            sim = simulate(run, baseline, reform, reform_tables=out_dir / "settled")
+            writer.write(sim, out_dir / "simulation")  # JSON, workbook, charts, HTML: written beside what follows
             table = sim.tables["reform"]
             steps["simulate"] = time.perf_counter() - t
             if in_output_order(reform):  # written while settling
@@ -135,6 +140,9 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
             t = time.perf_counter()
             ltc = run_ltc_step(region, out_dir / "settled")
             steps["ltc"] = time.perf_counter() - t
+            progress.update(task, description="政策模拟报告 simulation report")
+            writer.wait()  # the fund step reads simulation.json
+            steps["report"] = writer.seconds
             progress.update(task, description="基金运行与预测 fund operation")
             t = time.perf_counter()
             fund = run_fund_step(region, out_dir)
@@ -164,13 +172,23 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     files.add_row("基金运行(JSON/Excel/图表)", str(out_dir / "fund"))
     console.print(files)
     console.print(
-        f"用时 time: 生成 {steps['synth']:.1f} s, 两个政策包的批量结算与比较 {steps['simulate']:.1f} s,"
+        f"用时 time: 生成 {steps['synth']:.1f} s, 两个政策包的批量结算与比较 {steps['simulate']:.1f} s"
+        f"(报告与图表另由子进程写出 {steps['report']:.1f} s report and charts by a child process),"
         + (f" 写出 {steps['write']:.1f} s," if "write" in steps else "")
         + f" 监测 {steps['monitor']:.1f} s, DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s,"
         f" 基金运行 {steps['fund']:.1f} s; 审核 {steps['audit']:.1f} s(与上述步骤同时进行 alongside them); 合计 {total:.1f} s")
     console.print("单次就诊的结算单示例 / statements of single visits: [bold]yibao demo --examples[/]")
     return {"region": region, "settled": settled, "total_s": total, "audit_hits": audit["hits"],
             "dip_point_value": dip["point_value"], "fund_levels": fund["levels"], **steps}
+
+
+@contextmanager
+def writer_closed(writer: OutputsProcess):
+    """A child that never got its work (a step failed before) does not outlive the demo."""
+    try:
+        yield writer
+    finally:
+        writer.close()
 
 
 def timed(step, *args):

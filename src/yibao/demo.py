@@ -81,9 +81,9 @@ def run_examples(console: Console) -> list[tuple[str, str, int, int, int]]:
 
 
 def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out/demo"), seed: int = 1) -> dict:
-    """Region → batch settlement → reform → monitoring → DIP → fund; the audit (from settlement on) and long-term
-    care (beside monitoring and DIP) in side threads, as each reads the region alone, and the simulation's report
-    drawn by a child process; returns where outputs went."""
+    """Region → batch settlement → reform → monitoring → fund on the main line; the audit (from settlement on),
+    DIP and long-term care (beside monitoring) in side threads, as none reads what the main line computes but the
+    files it wrote, and the simulation's report drawn by a child process; returns where outputs went."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     out_dir = Path(out_dir)
@@ -112,7 +112,7 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         # the audit reads the region alone: it runs on its own DuckDB connection in a second thread while
         # the year is settled, simulated, monitored..., filling the cores those steps leave idle (their
         # Python parts: charts, workbooks, long-term care) instead of waiting for them
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-side") as side:
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="demo-side") as side:
             audit_job = side.submit(timed, run_audit, region, out_dir / "audit")
             progress.update(task, description=f"批量结算与政策模拟 settling {run.visits:,} visits under both packs"
                                               " (基金监管审核同时进行 auditing alongside)")
@@ -129,16 +129,16 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
                 t = time.perf_counter()
                 settled = write_results(run, reform, table, out_dir / "settled")
                 steps["write"] = time.perf_counter() - t
-            # long-term care reads the region alone too and is Python work: beside monitoring and DIP (DuckDB's)
+            # long-term care reads the region alone and is Python work, DIP the region and the settled year on
+            # a connection of its own: both beside the monitoring (the run's connection)
             ltc_job = side.submit(timed, run_ltc_step, region, out_dir / "settled")
+            dip_job = side.submit(timed, run_dip, reform_model, region, out_dir / "settled", out_dir)
             progress.update(task, description="因病返贫监测 monitoring")
             t = time.perf_counter()
             mon = monitor(run, reform, table, out_dir / "monitoring")
             steps["monitor"] = time.perf_counter() - t
             progress.update(task, description="DIP 建目录与结算 DIP catalog and settlement")
-            t = time.perf_counter()
-            dip = run_dip(reform_model, region, out_dir / "settled", out_dir)
-            steps["dip"] = time.perf_counter() - t
+            dip, steps["dip"] = dip_job.result()
             progress.update(task, description="长期护理保险 long-term care")
             ltc, steps["ltc"] = ltc_job.result()  # the fund step reads its settlements
             progress.update(task, description="政策模拟报告 simulation report")
@@ -176,7 +176,7 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         f"用时 time: 生成 {steps['synth']:.1f} s, 两个政策包的批量结算与比较 {steps['simulate']:.1f} s"
         f"(报告与图表另由子进程写出 {steps['report']:.1f} s report and charts by a child process),"
         + (f" 写出 {steps['write']:.1f} s," if "write" in steps else "")
-        + f" 监测 {steps['monitor']:.1f} s, DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s(与监测、DIP 同时 alongside them),"
+        + f" 监测 {steps['monitor']:.1f} s, DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s(三者同时 alongside each other),"
         f" 基金运行 {steps['fund']:.1f} s; 审核 {steps['audit']:.1f} s(与结算之后各步同时 alongside the steps from settlement on);"
         f" 合计 {total:.1f} s")
     console.print("单次就诊的结算单示例 / statements of single visits: [bold]yibao demo --examples[/]")
@@ -199,24 +199,30 @@ def timed(step, *args):
     return step(*args), time.perf_counter() - t
 
 
-def run_audit(region: Path, out: Path) -> dict:
-    """The whole audit library over the demo year (no fraud injected: what a clean region shows).
-
-    On a connection of its own with a spill directory of its own: two DuckDB instances of one process that
-    share a temp directory can read or delete each other's spill files (duckdb/duckdb#15173)."""
-
+@contextmanager
+def side_connection(prefix: str):
+    """A DuckDB connection for a step run beside others, with a spill directory of its own (two DuckDB instances of
+    one process that share a temp directory can read or delete each other's spill files: duckdb/duckdb#15173);
+    closed, and its directory removed, at the end."""
     con = connect()
     root = Path(con.sql("SELECT current_setting('temp_directory')").fetchone()[0])
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="audit-", dir=root) as spill:
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=root) as spill:
         con.sql(f"SET temp_directory = {q(spill)}")
         try:
-            run = A.open_claims(region, con=con)
-            A.run_rules(run, load_ruleset())
-            summary = A.summaries(run)
-            A.write_outputs(run, out, summary)
+            yield con
         finally:
             con.close()
+
+
+def run_audit(region: Path, out: Path) -> dict:
+    """The whole audit library over the demo year (no fraud injected: what a clean region shows)."""
+
+    with side_connection("audit-") as con:
+        run = A.open_claims(region, con=con)
+        A.run_rules(run, load_ruleset())
+        summary = A.summaries(run)
+        A.write_outputs(run, out, summary)
     rows = summary["by_rule"].to_pylist()
     table = Table(title="基金监管 fund supervision: 34 条规则批量审核(未注入违规的合成数据)")
     for col in ("规则", "名称", "疑点", "违规金额(元)"):
@@ -229,10 +235,10 @@ def run_audit(region: Path, out: Path) -> dict:
 def run_dip(pack_model, region: Path, settled: Path, out_dir: Path) -> dict:
     """DIP catalog from the year's inpatient cases, then the year's point-value settlement."""
 
-    con = connect()
     year = str(pack_model.pack.effective_from.year)
-    build_catalog(pack_model, "dip", out_dir / "dip-catalog", {}, con=con, claims=region, settled=settled)
-    result = settle_period(pack_model, "dip", out_dir / "dip-catalog", year, out_dir / "dip", con=con, loaded=True)
+    with side_connection("dip-") as con:
+        build_catalog(pack_model, "dip", out_dir / "dip-catalog", {}, con=con, claims=region, settled=settled)
+        result = settle_period(pack_model, "dip", out_dir / "dip-catalog", year, out_dir / "dip", con=con, loaded=True)
     s = result.summary()
     text = (f"DIP 病种分值结算 {year}: 住院病例 {s['cases']['settled']:,} 例(排除 {s['cases']['excluded']:,} 例);"
             f" 预算点值 {s['budget_point_value']}、结算点值 {s['settlement_point_value']} 元/分;"

@@ -36,6 +36,7 @@ from yibao.settlement.render import print_statements
 from yibao.settlement.request import load_request, to_accumulators, to_person, to_visit
 from yibao.simulation.background import OutputsProcess
 from yibao.simulation.comparison import simulate
+from yibao.simulation.outputs import write_json
 from yibao.simulation.render import format_simulation
 from yibao.sql import q
 from yibao.supervision import audit as A
@@ -119,7 +120,7 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
             t = time.perf_counter()
             # settles the year under each pack; the reform's yuan tables are written as it settles
             sim = simulate(run, baseline, reform, reform_tables=out_dir / "settled")
-            writer.write(sim, out_dir / "simulation")  # JSON, workbook, charts, HTML: written beside what follows
+            writer.write(sim, out_dir / "simulation")  # JSON, workbook, charts, HTML: drawn beside what follows
             table = sim.tables["reform"]
             steps["simulate"] = time.perf_counter() - t
             if in_output_order(reform):  # written while settling
@@ -141,13 +142,16 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
             dip, steps["dip"] = dip_job.result()
             progress.update(task, description="长期护理保险 long-term care")
             ltc, steps["ltc"] = ltc_job.result()  # the fund step reads its settlements
-            progress.update(task, description="政策模拟报告 simulation report")
-            writer.wait()  # the fund step reads simulation.json
-            steps["report"] = writer.seconds
             progress.update(task, description="基金运行与预测 fund operation")
             t = time.perf_counter()
-            fund = run_fund_step(region, out_dir)
+            with tempfile.TemporaryDirectory(prefix="yibao-demo-") as tmp:
+                # the projection reads the reform's expense factors from simulation.json: written here (the
+                # same JSON the child writes into the report folder) so the fund need not wait for the charts
+                fund = run_fund_step(region, out_dir, write_json(sim, Path(tmp) / "simulation.json"))
             steps["fund"] = time.perf_counter() - t
+            progress.update(task, description="政策模拟报告 simulation report")
+            writer.wait()
+            steps["report"] = writer.seconds
             progress.update(task, description="基金监管批量审核 auditing the year")
             audit, steps["audit"] = audit_job.result()
     total = time.perf_counter() - started
@@ -259,11 +263,11 @@ def run_ltc_step(region: Path, settled: Path) -> dict:
     return {"text": text, "person_months": len(months), "hits": len(hits)}
 
 
-def run_fund_step(region: Path, out_dir: Path) -> dict:
-    """Months of payout per scheme, with the reform's expense change carried into the projection."""
+def run_fund_step(region: Path, out_dir: Path, simulation: Path) -> dict:
+    """Months of payout per scheme, with the reform's expense change (``simulation``: its JSON) carried into the
+    projection."""
 
-    years, _, _ = run_fund("shandong-2024", region, out_dir / "settled", None,
-                           out_dir / "simulation" / "simulation.json", out_dir / "fund")
+    years, _, _ = run_fund("shandong-2024", region, out_dir / "settled", None, simulation, out_dir / "fund")
     table = Table(title="基金运行 fund operation(合成地区的示例缴费与支出)")
     for col in ("险种", "收入(元)", "支出(元)", "可支付月数", "预警"):
         table.add_column(col, justify="left" if col in ("险种", "预警") else "right")

@@ -4,7 +4,8 @@
   :func:`yibao.simulation.outputs.write_outputs` writes in-process: the same bytes for the charts, the HTML
   and the JSON, the same cells in the workbook; its errors and warnings reach the caller;
 - the audit run in a second thread on its own connection while the year is settled finds what a
-  standalone audit of the same region finds, and the simulation the demo reports is a standalone one's.
+  standalone audit of the same region finds, the simulation the demo reports is a standalone one's, and
+  the fund projection (which reads a copy of simulation.json written in-process) used the report's factors.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from openpyxl import load_workbook
 from rich.console import Console
 
 from yibao.batch.run import open_claims
+from yibao.fund.operation import simulation_factors
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
 from yibao.simulation.background import OutputsProcess
@@ -122,3 +124,8 @@ def test_demo_audit_and_simulation_equal_standalone_runs(packs, tmp_path):
     assert cells(out / "simulation" / "simulation.xlsx") == cells(sim.outputs["xlsx"])
     for name in ("chart_fund_by_tier.png", "simulation.html"):
         assert (out / "simulation" / name).read_bytes() == (tmp_path / "sim" / name).read_bytes()
+    # the fund projection read the reform's factors from a JSON written apart: they are the report's
+    factors = simulation_factors(out / "simulation" / "simulation.json")
+    assert factors and all(v > 0 for v in factors.values())
+    fund = json.loads((out / "fund" / "fund.json").read_text(encoding="utf-8"))
+    assert fund["assumptions"]["simulation_expense_factors"] == {k: str(v) for k, v in factors.items()}

@@ -110,9 +110,8 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         del tables
         steps["synth"] = time.perf_counter() - t
         run = open_claims(region)
-        # the audit reads the region alone: it runs on its own DuckDB connection in a second thread while
-        # the year is settled, simulated, monitored..., filling the cores those steps leave idle (their
-        # Python parts: charts, workbooks, long-term care) instead of waiting for them
+        # the audit reads the region alone: it runs on its own DuckDB connection in a side thread while the
+        # year is settled, simulated and monitored, on the core those steps leave idle in their serial parts
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="demo-side") as side:
             audit_job = side.submit(timed, run_audit, region, out_dir / "audit")
             progress.update(task, description=f"批量结算与政策模拟 settling {run.visits:,} visits under both packs"
@@ -180,9 +179,9 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         f"用时 time: 生成 {steps['synth']:.1f} s, 两个政策包的批量结算与比较 {steps['simulate']:.1f} s"
         f"(报告与图表另由子进程写出 {steps['report']:.1f} s report and charts by a child process),"
         + (f" 写出 {steps['write']:.1f} s," if "write" in steps else "")
-        + f" 监测 {steps['monitor']:.1f} s, DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s(三者同时 alongside each other),"
-        f" 基金运行 {steps['fund']:.1f} s; 审核 {steps['audit']:.1f} s(与结算之后各步同时 alongside the steps from settlement on);"
-        f" 合计 {total:.1f} s")
+        + f" 监测 {steps['monitor']:.1f} s, DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s"
+        f"(三者同时 alongside each other), 基金运行 {steps['fund']:.1f} s; 审核 {steps['audit']:.1f} s"
+        f"(与结算之后各步同时 alongside the steps from settlement on); 合计 {total:.1f} s")
     console.print("单次就诊的结算单示例 / statements of single visits: [bold]yibao demo --examples[/]")
     return {"region": region, "settled": settled, "total_s": total, "audit_hits": audit["hits"],
             "dip_point_value": dip["point_value"], "fund_levels": fund["levels"], **steps}

@@ -95,6 +95,23 @@ def test_child_errors_and_warnings_reach_the_caller(compared, tmp_path):
         compared.warnings.remove("测试警告")
 
 
+def test_on_settled_runs_between_settling_and_comparing(packs, tmp_path):
+    # the demo starts DIP and long-term care there: both packs settled and the reform's yuan tables complete,
+    # the comparison not begun
+    run = open_claims(write_tiny_region(tmp_path / "tiny"))
+    seen = []
+
+    def check():
+        tables = {r[0] for r in run.con.sql("SELECT view_name FROM duckdb_views() UNION ALL "
+                                            "SELECT table_name FROM duckdb_tables()").fetchall()}
+        seen.append(({"settled_baseline", "settled_reform"} <= tables, "sim_visits" in tables,
+                     pq.read_table(tmp_path / "settled" / "setlinfo.parquet").num_rows))
+
+    result = simulate(run, *packs, reform_tables=tmp_path / "settled", on_settled=check)
+    assert seen == [(True, False, 6)]
+    assert result.overall.visits == 6
+
+
 def test_a_child_given_no_work_is_stopped(tmp_path):
     child = OutputsProcess().start()
     proc = child.proc

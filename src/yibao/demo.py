@@ -83,7 +83,7 @@ def run_examples(console: Console) -> list[tuple[str, str, int, int, int]]:
 
 def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out/demo"), seed: int = 1) -> dict:
     """Region → batch settlement → reform → monitoring → fund on the main line; the audit (from settlement on),
-    DIP and long-term care (beside monitoring) in side threads, as none reads what the main line computes but the
+    DIP and long-term care (from the comparison on) in side threads, as none reads what the main line computes but the
     files it wrote, and the simulation's report drawn by a child process; returns where outputs went."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -118,7 +118,16 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
                                               " (基金监管审核同时进行 auditing alongside)")
             t = time.perf_counter()
             # settles the year under each pack; the reform's yuan tables are written as it settles
-            sim = simulate(run, baseline, reform, reform_tables=out_dir / "settled")
+            side_jobs: dict = {}
+
+            def start_side_steps() -> None:
+                # long-term care reads the region alone and is Python work, DIP the region and the settled year on
+                # a connection of its own: both beside the comparison and the monitoring (the run's connection)
+                side_jobs["ltc"] = side.submit(timed, run_ltc_step, region, out_dir / "settled")
+                if in_output_order(reform):  # else the settled year is written below, after the comparison
+                    side_jobs["dip"] = side.submit(timed, run_dip, reform_model, region, out_dir / "settled", out_dir)
+
+            sim = simulate(run, baseline, reform, reform_tables=out_dir / "settled", on_settled=start_side_steps)
             writer.write(sim, out_dir / "simulation")  # JSON, workbook, charts, HTML: drawn beside what follows
             table = sim.tables["reform"]
             steps["simulate"] = time.perf_counter() - t
@@ -129,18 +138,16 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
                 t = time.perf_counter()
                 settled = write_results(run, reform, table, out_dir / "settled")
                 steps["write"] = time.perf_counter() - t
-            # long-term care reads the region alone and is Python work, DIP the region and the settled year on
-            # a connection of its own: both beside the monitoring (the run's connection)
-            ltc_job = side.submit(timed, run_ltc_step, region, out_dir / "settled")
-            dip_job = side.submit(timed, run_dip, reform_model, region, out_dir / "settled", out_dir)
+            if "dip" not in side_jobs:
+                side_jobs["dip"] = side.submit(timed, run_dip, reform_model, region, out_dir / "settled", out_dir)
             progress.update(task, description="因病返贫监测 monitoring")
             t = time.perf_counter()
             mon = monitor(run, reform, table, out_dir / "monitoring")
             steps["monitor"] = time.perf_counter() - t
             progress.update(task, description="DIP 建目录与结算 DIP catalog and settlement")
-            dip, steps["dip"] = dip_job.result()
+            dip, steps["dip"] = side_jobs["dip"].result()
             progress.update(task, description="长期护理保险 long-term care")
-            ltc, steps["ltc"] = ltc_job.result()  # the fund step reads its settlements
+            ltc, steps["ltc"] = side_jobs["ltc"].result()  # the fund step reads its settlements
             progress.update(task, description="基金运行与预测 fund operation")
             t = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="yibao-demo-") as tmp:
@@ -180,7 +187,7 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         f"(报告与图表另由子进程写出 {steps['report']:.1f} s report and charts by a child process),"
         + (f" 写出 {steps['write']:.1f} s," if "write" in steps else "")
         + f" 监测 {steps['monitor']:.1f} s, DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s"
-        f"(三者同时 alongside each other), 基金运行 {steps['fund']:.1f} s; 审核 {steps['audit']:.1f} s"
+        f"(DIP、长护与比较、监测同时 alongside the comparison and monitoring), 基金运行 {steps['fund']:.1f} s; 审核 {steps['audit']:.1f} s"
         f"(与结算之后各步同时 alongside the steps from settlement on); 合计 {total:.1f} s")
     console.print("单次就诊的结算单示例 / statements of single visits: [bold]yibao demo --examples[/]")
     return {"region": region, "settled": settled, "total_s": total, "audit_hits": audit["hits"],

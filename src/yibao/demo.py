@@ -9,7 +9,10 @@ one by one and prints their statements (结算单), each amount explained from t
 
 from __future__ import annotations
 
+import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -31,8 +34,11 @@ from yibao.policy.loader import resolve_pack
 from yibao.settlement.engine import settle_year
 from yibao.settlement.render import print_statements
 from yibao.settlement.request import load_request, to_accumulators, to_person, to_visit
+from yibao.simulation.background import OutputsProcess
 from yibao.simulation.comparison import simulate
+from yibao.simulation.outputs import write_json
 from yibao.simulation.render import format_simulation
+from yibao.sql import q
 from yibao.supervision import audit as A
 from yibao.supervision.ruleset import load_ruleset
 from yibao.synth import enrolment as synth_enrolment
@@ -76,9 +82,9 @@ def run_examples(console: Console) -> list[tuple[str, str, int, int, int]]:
 
 
 def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out/demo"), seed: int = 1) -> dict:
-    """Region → batch settlement → reform → monitoring → audit → DIP → fund; returns where outputs went."""
-    import time
-
+    """Region → batch settlement → reform → monitoring → fund on the main line; the audit (from settlement on),
+    DIP and long-term care (from the comparison on) in side threads, as none reads what the main line computes but the
+    files it wrote, and the simulation's report drawn by a child process; returns where outputs went."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     out_dir = Path(out_dir)
@@ -87,8 +93,10 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     baseline, reform = CompiledPack(baseline_model), CompiledPack(reform_model)
     started = time.perf_counter()
     steps: dict[str, float] = {}
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True) as progress:
+    # the simulation's report files are drawn by a second interpreter, which imports matplotlib meanwhile
+    writer = OutputsProcess().start()
+    with writer_closed(writer), Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                         console=console, transient=True) as progress:
         task = progress.add_task(f"生成合成地区 generating a region of {persons:,} persons", total=None)
         t = time.perf_counter()
         # with supervision's optional inputs (physician, fee times, purchases, exam results): the
@@ -102,39 +110,56 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
         del tables
         steps["synth"] = time.perf_counter() - t
         run = open_claims(region)
-        progress.update(task, description=f"批量结算与政策模拟 settling {run.visits:,} visits under both packs")
-        t = time.perf_counter()
-        # settles the year under each pack; the reform's yuan tables are written as it settles
-        sim = simulate(run, baseline, reform, out_dir / "simulation", reform_tables=out_dir / "settled")
-        table = sim.tables["reform"]
-        steps["simulate"] = time.perf_counter() - t
-        if in_output_order(reform):  # written while settling
-            settled = {name: out_dir / "settled" / f"{name}.parquet" for name in ("setlinfo", "setldetail")}
-        else:  # a pack with household caps settles in household order: DuckDB sorts them out afterwards
-            progress.update(task, description="写出结算结果 writing the settled year")
+        # the audit reads the region alone: it runs on its own DuckDB connection in a side thread while the
+        # year is settled, simulated and monitored, on the core those steps leave idle in their serial parts
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="demo-side") as side:
+            audit_job = side.submit(timed, run_audit, region, out_dir / "audit")
+            progress.update(task, description=f"批量结算与政策模拟 settling {run.visits:,} visits under both packs"
+                                              " (基金监管审核同时进行 auditing alongside)")
             t = time.perf_counter()
-            settled = write_results(run, reform, table, out_dir / "settled")
-            steps["write"] = time.perf_counter() - t
-        progress.update(task, description="因病返贫监测 monitoring")
-        t = time.perf_counter()
-        mon = monitor(run, reform, table, out_dir / "monitoring")
-        steps["monitor"] = time.perf_counter() - t
-        progress.update(task, description="基金监管批量审核 auditing the year")
-        t = time.perf_counter()
-        audit = run_audit(region, out_dir / "audit")
-        steps["audit"] = time.perf_counter() - t
-        progress.update(task, description="DIP 建目录与结算 DIP catalog and settlement")
-        t = time.perf_counter()
-        dip = run_dip(reform_model, region, out_dir / "settled", out_dir)
-        steps["dip"] = time.perf_counter() - t
-        progress.update(task, description="长期护理保险 long-term care")
-        t = time.perf_counter()
-        ltc = run_ltc_step(region, out_dir / "settled")
-        steps["ltc"] = time.perf_counter() - t
-        progress.update(task, description="基金运行与预测 fund operation")
-        t = time.perf_counter()
-        fund = run_fund_step(region, out_dir)
-        steps["fund"] = time.perf_counter() - t
+            # settles the year under each pack; the reform's yuan tables are written as it settles
+            side_jobs: dict = {}
+
+            def start_side_steps() -> None:
+                # long-term care reads the region alone and is Python work, DIP the region and the settled year on
+                # a connection of its own: both beside the comparison and the monitoring (the run's connection)
+                side_jobs["ltc"] = side.submit(timed, run_ltc_step, region, out_dir / "settled")
+                if in_output_order(reform):  # else the settled year is written below, after the comparison
+                    side_jobs["dip"] = side.submit(timed, run_dip, reform_model, region, out_dir / "settled", out_dir)
+
+            sim = simulate(run, baseline, reform, reform_tables=out_dir / "settled", on_settled=start_side_steps)
+            writer.write(sim, out_dir / "simulation")  # JSON, workbook, charts, HTML: drawn beside what follows
+            table = sim.tables["reform"]
+            steps["simulate"] = time.perf_counter() - t
+            if in_output_order(reform):  # written while settling
+                settled = {name: out_dir / "settled" / f"{name}.parquet" for name in ("setlinfo", "setldetail")}
+            else:  # a pack with household caps settles in household order: DuckDB sorts them out afterwards
+                progress.update(task, description="写出结算结果 writing the settled year")
+                t = time.perf_counter()
+                settled = write_results(run, reform, table, out_dir / "settled")
+                steps["write"] = time.perf_counter() - t
+            if "dip" not in side_jobs:
+                side_jobs["dip"] = side.submit(timed, run_dip, reform_model, region, out_dir / "settled", out_dir)
+            progress.update(task, description="因病返贫监测 monitoring")
+            t = time.perf_counter()
+            mon = monitor(run, reform, table, out_dir / "monitoring")
+            steps["monitor"] = time.perf_counter() - t
+            progress.update(task, description="DIP 建目录与结算 DIP catalog and settlement")
+            dip, steps["dip"] = side_jobs["dip"].result()
+            progress.update(task, description="长期护理保险 long-term care")
+            ltc, steps["ltc"] = side_jobs["ltc"].result()  # the fund step reads its settlements
+            progress.update(task, description="基金运行与预测 fund operation")
+            t = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix="yibao-demo-") as tmp:
+                # the projection reads the reform's expense factors from simulation.json: written here (the
+                # same JSON the child writes into the report folder) so the fund need not wait for the charts
+                fund = run_fund_step(region, out_dir, write_json(sim, Path(tmp) / "simulation.json"))
+            steps["fund"] = time.perf_counter() - t
+            progress.update(task, description="政策模拟报告 simulation report")
+            writer.wait()
+            steps["report"] = writer.seconds
+            progress.update(task, description="基金监管批量审核 auditing the year")
+            audit, steps["audit"] = audit_job.result()
     total = time.perf_counter() - started
     console.print(Rule("[bold]yibao 演示 demo[/]"))
     console.print(f"合成地区 region: {persons:,} 参保人, {run.visits:,} 次就诊, {run.items:,} 条明细 → {region}")
@@ -158,22 +183,56 @@ def run_demo(console: Console, persons: int = 100_000, out_dir: Path = Path("out
     files.add_row("基金运行(JSON/Excel/图表)", str(out_dir / "fund"))
     console.print(files)
     console.print(
-        f"用时 time: 生成 {steps['synth']:.1f} s, 两个政策包的批量结算与比较 {steps['simulate']:.1f} s,"
+        f"用时 time: 生成 {steps['synth']:.1f} s, 两个政策包的批量结算与比较 {steps['simulate']:.1f} s"
+        f"(报告与图表另由子进程写出 {steps['report']:.1f} s report and charts by a child process),"
         + (f" 写出 {steps['write']:.1f} s," if "write" in steps else "")
-        + f" 监测 {steps['monitor']:.1f} s, 审核 {steps['audit']:.1f} s,"
-        f" DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s, 基金运行 {steps['fund']:.1f} s; 合计 {total:.1f} s")
+        + f" 监测 {steps['monitor']:.1f} s, DIP {steps['dip']:.1f} s, 长护 {steps['ltc']:.1f} s"
+        f"(DIP、长护与比较、监测同时 alongside the comparison and monitoring), 基金运行 {steps['fund']:.1f} s; 审核 {steps['audit']:.1f} s"
+        f"(与结算之后各步同时 alongside the steps from settlement on); 合计 {total:.1f} s")
     console.print("单次就诊的结算单示例 / statements of single visits: [bold]yibao demo --examples[/]")
     return {"region": region, "settled": settled, "total_s": total, "audit_hits": audit["hits"],
             "dip_point_value": dip["point_value"], "fund_levels": fund["levels"], **steps}
 
 
+@contextmanager
+def writer_closed(writer: OutputsProcess):
+    """A child that never got its work (a step failed before) does not outlive the demo."""
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+def timed(step, *args):
+    """(what ``step(*args)`` returns, the seconds it took): a step's time measured in its own thread."""
+    t = time.perf_counter()
+    return step(*args), time.perf_counter() - t
+
+
+@contextmanager
+def side_connection(prefix: str):
+    """A DuckDB connection for a step run beside others, with a spill directory of its own (two DuckDB instances of
+    one process that share a temp directory can read or delete each other's spill files: duckdb/duckdb#15173);
+    closed, and its directory removed, at the end."""
+    con = connect()
+    root = Path(con.sql("SELECT current_setting('temp_directory')").fetchone()[0])
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=root) as spill:
+        con.sql(f"SET temp_directory = {q(spill)}")
+        try:
+            yield con
+        finally:
+            con.close()
+
+
 def run_audit(region: Path, out: Path) -> dict:
     """The whole audit library over the demo year (no fraud injected: what a clean region shows)."""
 
-    run = A.open_claims(region)
-    A.run_rules(run, load_ruleset())
-    summary = A.summaries(run)
-    A.write_outputs(run, out, summary)
+    with side_connection("audit-") as con:
+        run = A.open_claims(region, con=con)
+        A.run_rules(run, load_ruleset())
+        summary = A.summaries(run)
+        A.write_outputs(run, out, summary)
     rows = summary["by_rule"].to_pylist()
     table = Table(title="基金监管 fund supervision: 34 条规则批量审核(未注入违规的合成数据)")
     for col in ("规则", "名称", "疑点", "违规金额(元)"):
@@ -186,10 +245,10 @@ def run_audit(region: Path, out: Path) -> dict:
 def run_dip(pack_model, region: Path, settled: Path, out_dir: Path) -> dict:
     """DIP catalog from the year's inpatient cases, then the year's point-value settlement."""
 
-    con = connect()
     year = str(pack_model.pack.effective_from.year)
-    build_catalog(pack_model, "dip", out_dir / "dip-catalog", {}, con=con, claims=region, settled=settled)
-    result = settle_period(pack_model, "dip", out_dir / "dip-catalog", year, out_dir / "dip", con=con, loaded=True)
+    with side_connection("dip-") as con:
+        build_catalog(pack_model, "dip", out_dir / "dip-catalog", {}, con=con, claims=region, settled=settled)
+        result = settle_period(pack_model, "dip", out_dir / "dip-catalog", year, out_dir / "dip", con=con, loaded=True)
     s = result.summary()
     text = (f"DIP 病种分值结算 {year}: 住院病例 {s['cases']['settled']:,} 例(排除 {s['cases']['excluded']:,} 例);"
             f" 预算点值 {s['budget_point_value']}、结算点值 {s['settlement_point_value']} 元/分;"
@@ -210,11 +269,11 @@ def run_ltc_step(region: Path, settled: Path) -> dict:
     return {"text": text, "person_months": len(months), "hits": len(hits)}
 
 
-def run_fund_step(region: Path, out_dir: Path) -> dict:
-    """Months of payout per scheme, with the reform's expense change carried into the projection."""
+def run_fund_step(region: Path, out_dir: Path, simulation: Path) -> dict:
+    """Months of payout per scheme, with the reform's expense change (``simulation``: its JSON) carried into the
+    projection."""
 
-    years, _, _ = run_fund("shandong-2024", region, out_dir / "settled", None,
-                           out_dir / "simulation" / "simulation.json", out_dir / "fund")
+    years, _, _ = run_fund("shandong-2024", region, out_dir / "settled", None, simulation, out_dir / "fund")
     table = Table(title="基金运行 fund operation(合成地区的示例缴费与支出)")
     for col in ("险种", "收入(元)", "支出(元)", "可支付月数", "预警"):
         table.add_column(col, justify="left" if col in ("险种", "预警") else "right")

@@ -81,11 +81,13 @@ def check_out_dir(out_dir: str | Path | None) -> Path | None:
 
 def simulate(run: BatchRun, baseline: CompiledPack, reform: CompiledPack, out_dir: Path | None = None,
              catastrophic_share=None, *, progress: Progress | None = None,
-             reform_tables: Path | None = None) -> SimulationResult:
+             reform_tables: Path | None = None, on_settled: Callable[[], None] | None = None) -> SimulationResult:
     """Settle ``run`` under both packs (tables ``settled_baseline``/``settled_reform``), compare,
     and if ``out_dir`` is given write simulation.json/.xlsx/.html and the PNG charts there.
     ``reform_tables``: also write the reform's setlinfo/setldetail (yuan) there while it settles, where the
     stream comes in their order (:func:`yibao.batch.run.in_output_order`; else the caller writes them).
+    ``on_settled``: called once both packs are settled (and those tables written), before the comparison, so a
+    caller can start work that reads them (``yibao demo``: DIP and long-term care) while DuckDB compares.
 
     Bad input (claims outside a pack's dates, codes a pack does not know...) raises
     :class:`yibao.batch.validate.BatchError` before anything is written.
@@ -103,6 +105,8 @@ def simulate(run: BatchRun, baseline: CompiledPack, reform: CompiledPack, out_di
     note(f"结算改革 {reform.id}", 1, total)
     settle(run, reform, "reform", out_dir=reform_tables)
     timings["settle_reform"] = time.perf_counter() - t
+    if on_settled is not None:
+        on_settled()
     t = time.perf_counter()
     note("比较与汇总", 2, total)
     result = compare(run, baseline, reform, share)

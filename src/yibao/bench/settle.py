@@ -114,7 +114,7 @@ def run(persons: int = 100_000, pack_name: str = "shandong-2024", seed: int = 1,
         run_ = open_claims(region)
         if claims:  # a region given: report its own size
             persons = run_.con.sql("SELECT COUNT(*) FROM persons").fetchone()[0]
-        kernel.run(lower(pack), _warm_visits(), copies=False)  # the kernel compiled (or its cache loaded) outside the timings
+        kernel.warm(lower(pack))  # the kernel compiled (or its cache loaded) outside the timings
         classify_kernel.warm()  # so is the classification's compiled pass
         classify(run_, pack)
         t = time.perf_counter()
@@ -159,25 +159,6 @@ def run(persons: int = 100_000, pack_name: str = "shandong-2024", seed: int = 1,
         "ratio": (visits / step_s) / (n_scalar / scalar_s), "same": same, "peak_rss_mib": peak_rss_mib(),
         "fund_pay_sumamt_fen": int(total_fund or 0),
     }
-
-
-def _warm_visits() -> dict:
-    """Two visits typed as the stream's blocks are (:func:`yibao.batch.stream.block_inputs`: the ordering query's
-    columns read in place, read-only; the codes looked up; two rows, so the outputs are column-major as a block's),
-    so the stream's compiled pass is the one loaded before any timing."""
-    import numpy as np
-
-    def column(dtype, value=0, readonly=True):
-        a = np.full(2, value, dtype)
-        a.flags.writeable = not readonly
-        return a
-
-    two = {k: column(np.int64) for k in ("cats", "acct_bal", "ful", "ovl", "pre", "inscp", "full")}
-    two |= {"start": column(np.int8, 1, False), "ref": column(np.int16, -1), "retiree": column(np.int8),
-            "offsite": column(np.int8), "age": column(np.int16, -1), "fixstd": column(np.int64, -1, False),
-            "once_match": column(np.int8, 0, False)}
-    two |= {k: column(np.int16, 0, False) for k in ("ins", "med", "level", "bidx")}
-    return two
 
 
 def format_report(f: dict) -> str:

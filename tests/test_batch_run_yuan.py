@@ -228,3 +228,19 @@ def test_spark_reads_the_streamed_tables_as_it_reads_duckdb_written(tmp_path, sp
         assert dict(a.dtypes)["mdtrt_id"] == "string"
         keys = ["psn_no", "mdtrt_id"] + (["rule_id"] if name == "setldetail" else [])
         assert b.sort(keys).collect() == a.sort(keys).collect(), name
+
+
+def test_each_connection_spills_to_a_directory_of_its_own_removed_with_it(tmp_path, monkeypatch):
+    """Two DuckDB instances sharing a temp directory can read or delete each other's spill files (duckdb#15173):
+    the demo's audit and DIP run beside the settlement, and two batch runs may share a machine."""
+    import gc
+    from pathlib import Path
+
+    monkeypatch.setenv("YIBAO_DUCKDB_TEMP", str(tmp_path / "spill"))
+    first, second = batch_run.connect(), batch_run.connect()
+    dirs = [Path(c.sql("SELECT current_setting('temp_directory')").fetchone()[0]) for c in (first, second)]
+    assert dirs[0] != dirs[1] and all(d.parent == tmp_path / "spill" and d.is_dir() for d in dirs)
+    first.close()
+    del first
+    gc.collect()
+    assert not dirs[0].exists() and dirs[1].is_dir()

@@ -38,7 +38,6 @@ from yibao.simulation.background import OutputsProcess
 from yibao.simulation.comparison import simulate
 from yibao.simulation.outputs import write_json
 from yibao.simulation.render import format_simulation
-from yibao.sql import q
 from yibao.supervision import audit as A
 from yibao.supervision.ruleset import load_ruleset
 from yibao.synth import enrolment as synth_enrolment
@@ -210,25 +209,20 @@ def timed(step, *args):
 
 
 @contextmanager
-def side_connection(prefix: str):
-    """A DuckDB connection for a step run beside others, with a spill directory of its own (two DuckDB instances of
-    one process that share a temp directory can read or delete each other's spill files: duckdb/duckdb#15173);
-    closed, and its directory removed, at the end."""
+def side_connection():
+    """A DuckDB connection for a step run beside others (each :func:`connect` spills to a directory of its own),
+    closed at the end."""
     con = connect()
-    root = Path(con.sql("SELECT current_setting('temp_directory')").fetchone()[0])
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=root) as spill:
-        con.sql(f"SET temp_directory = {q(spill)}")
-        try:
-            yield con
-        finally:
-            con.close()
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def run_audit(region: Path, out: Path) -> dict:
     """The whole audit library over the demo year (no fraud injected: what a clean region shows)."""
 
-    with side_connection("audit-") as con:
+    with side_connection() as con:
         run = A.open_claims(region, con=con)
         A.run_rules(run, load_ruleset())
         summary = A.summaries(run)
@@ -246,7 +240,7 @@ def run_dip(pack_model, region: Path, settled: Path, out_dir: Path) -> dict:
     """DIP catalog from the year's inpatient cases, then the year's point-value settlement."""
 
     year = str(pack_model.pack.effective_from.year)
-    with side_connection("dip-") as con:
+    with side_connection() as con:
         build_catalog(pack_model, "dip", out_dir / "dip-catalog", {}, con=con, claims=region, settled=settled)
         result = settle_period(pack_model, "dip", out_dir / "dip-catalog", year, out_dir / "dip", con=con, loaded=True)
     s = result.summary()

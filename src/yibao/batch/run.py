@@ -11,8 +11,10 @@ with amounts in yuan.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,9 +61,7 @@ class BatchRun:
     def spill_dir(self) -> Path:
         """Where settled years are written as they stream out of the kernel (removed with the run)."""
         if self._spill is None:
-            root = Path(os.environ.get("YIBAO_DUCKDB_TEMP") or Path(tempfile.gettempdir()) / "yibao-duckdb")
-            root.mkdir(parents=True, exist_ok=True)
-            self._spill = tempfile.TemporaryDirectory(prefix="settled-", dir=root)
+            self._spill = tempfile.TemporaryDirectory(prefix="settled-", dir=spill_root())
         return Path(self._spill.name)
 
 
@@ -98,16 +98,26 @@ def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that leaves room for the rest of the machine and spills when it must.
 
     DuckDB would take 80% of memory; yibao bounds it (:func:`default_memory_mib`; ``YIBAO_DUCKDB_MEMORY``
-    overrides, e.g. ``8GB``) and spills large sorts to ``YIBAO_DUCKDB_TEMP`` (default: the system temp dir).
+    overrides, e.g. ``8GB``) and spills large sorts to a directory of its own under ``YIBAO_DUCKDB_TEMP`` (default:
+    the system temp dir), removed with the connection: two DuckDB instances of one process, or two runs on one
+    machine, that share a temp directory can read or delete each other's spill files (duckdb/duckdb#15173).
     """
     con = duckdb.connect()
     con.sql("SET enable_progress_bar = false")  # yibao shows its own progress
     con.sql("SET preserve_insertion_order = false")  # result tables are ordered explicitly
     limit = os.environ.get("YIBAO_DUCKDB_MEMORY") or f"{default_memory_mib()}MB"
     con.sql(f"SET memory_limit = {q(limit)}")
-    temp = os.environ.get("YIBAO_DUCKDB_TEMP") or str(Path(tempfile.gettempdir()) / "yibao-duckdb")
-    con.sql(f"SET temp_directory = {q(str(temp))}")
+    spill = tempfile.mkdtemp(prefix="duckdb-", dir=spill_root())
+    con.sql(f"SET temp_directory = {q(spill)}")
+    weakref.finalize(con, shutil.rmtree, spill, True)  # when the connection is gone (or the program ends)
     return con
+
+
+def spill_root() -> Path:
+    """Where yibao's DuckDB connections and settled years spill: ``YIBAO_DUCKDB_TEMP``, else the system temp dir."""
+    root = Path(os.environ.get("YIBAO_DUCKDB_TEMP") or Path(tempfile.gettempdir()) / "yibao-duckdb")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def open_claims(claims_dir: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> BatchRun:

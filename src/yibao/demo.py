@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -208,21 +208,10 @@ def timed(step, *args):
     return step(*args), time.perf_counter() - t
 
 
-@contextmanager
-def side_connection():
-    """A DuckDB connection for a step run beside others (each :func:`connect` spills to a directory of its own),
-    closed at the end."""
-    con = connect()
-    try:
-        yield con
-    finally:
-        con.close()
-
-
 def run_audit(region: Path, out: Path) -> dict:
     """The whole audit library over the demo year (no fraud injected: what a clean region shows)."""
 
-    with side_connection() as con:
+    with closing(connect()) as con:  # spills to a directory of its own
         run = A.open_claims(region, con=con)
         A.run_rules(run, load_ruleset())
         summary = A.summaries(run)
@@ -240,7 +229,7 @@ def run_dip(pack_model, region: Path, settled: Path, out_dir: Path) -> dict:
     """DIP catalog from the year's inpatient cases, then the year's point-value settlement."""
 
     year = str(pack_model.pack.effective_from.year)
-    with side_connection() as con:
+    with closing(connect()) as con:  # spills to a directory of its own
         build_catalog(pack_model, "dip", out_dir / "dip-catalog", {}, con=con, claims=region, settled=settled)
         result = settle_period(pack_model, "dip", out_dir / "dip-catalog", year, out_dir / "dip", con=con, loaded=True)
     s = result.summary()

@@ -443,8 +443,7 @@ def classify_into(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: str
     if not insert:
         con.unregister(table)  # a view left by an earlier run would hide the table made here
     if result is not None and view and not insert:
-        if has_table(con, table):
-            con.sql(f"DROP TABLE {table}")
+        con.sql(f"DROP TABLE IF EXISTS {table}")
         con.register(table, result)
         return
     if result is None:
@@ -459,10 +458,6 @@ def classify_into(con: duckdb.DuckDBPyConnection, pack: CompiledPack, items: str
     finally:
         if result is not None:
             con.unregister("classify_result")
-
-
-def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.sql(f"SELECT COUNT(*) FROM duckdb_tables() WHERE table_name = {q(name)}").fetchone()[0] > 0
 
 
 def warm() -> None:

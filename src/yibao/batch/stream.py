@@ -383,9 +383,10 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     return count
 
 
-def settle_table(pack: CompiledPack, visits_in: pa.Table | str, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+def settle_table(pack: CompiledPack, visits_in: pa.Table | str, con: duckdb.DuckDBPyConnection | None = None,
+                 combos: str | None = None) -> pa.Table:
     """Settle ``visits_in`` (an Arrow table, or a relation in ``con``) into one Arrow table (each person's
-    visits together, in time order; persons in the kernel's order)."""
+    visits together, in time order; persons in the kernel's order). ``combos``: as for :func:`settle_stream`."""
     con = con or duckdb.connect()
     source = "visits_in"
     if isinstance(visits_in, pa.Table):
@@ -393,7 +394,7 @@ def settle_table(pack: CompiledPack, visits_in: pa.Table | str, con: duckdb.Duck
     else:
         source = visits_in
     batches: list[pa.RecordBatch] = []
-    settle_stream(pack, con, source, batches.append)
+    settle_stream(pack, con, source, batches.append, combos=combos)
     if not batches:
         program = lower(pack)
         return settled_schema(program).empty_table()

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from yibao.batch import classify as classify_kernel
 from yibao.batch import kernel
+from yibao.batch.inputs import CLAIMS_COMBOS
 from yibao.batch.lower import lower
 from yibao.batch.run import classify, open_claims, settle, write_results
 from yibao.batch.validate import check_applicability
@@ -135,11 +136,13 @@ def run(persons: int = 100_000, pack_name: str = "shandong-2024", seed: int = 1,
         copied = write_results(run_, pack, table, Path(tmp) / "copied")
         copy_s = run_.timings["settle_fen"] + time.perf_counter() - t
         copy_cpu = time.process_time() - cpu
-        # the settle step from classified amounts, into memory: join + sort + kernel
-        run_.con.sql("CREATE OR REPLACE TABLE visits_in_mem AS SELECT * FROM visits_in_bench")
+        # the settle step from classified amounts, into memory: the joins (visits ⋈ persons ⋈ classified, the
+        # view yibao batch settle streams from, and the rule combinations) + sort + kernel
         t = time.perf_counter()
-        settled = settle_table(pack, "visits_in_mem", run_.con)
+        settled = settle_table(pack, "visits_in_bench", run_.con, combos=CLAIMS_COMBOS)
         step_s = time.perf_counter() - t
+        # the kernel alone and the scalar engine read the joined input once made
+        run_.con.sql("CREATE OR REPLACE TABLE visits_in_mem AS SELECT * FROM visits_in_bench")
         n_kernel, kernel_s = kernel_rate(pack, run_.con, "visits_in_mem", cores)
         _, kernel1_s = kernel_rate(pack, run_.con, "visits_in_mem", 1)
         n_scalar, scalar_s = scalar_rate(pack, run_.con, "visits_in_mem", scalar_sample)

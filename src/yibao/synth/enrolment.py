@@ -21,7 +21,7 @@ from yibao.enrolment import rules
 from yibao.money import yuan_to_fen
 from yibao.policy.model import PolicyPack
 from yibao.synth.ids import fixed_ids
-from yibao.synth.parquet import parquet_options
+from yibao.synth.parquet import ROW_GROUP_ROWS, parquet_options
 
 SECTORS = ["制造", "批发零售", "建筑", "金融", "信息技术", "教育", "卫生", "公共管理"]
 SECTOR_WAGE = [5200, 4600, 5000, 11000, 10500, 6500, 7000, 6800]  # 月平均工资(元), 示例
@@ -143,7 +143,7 @@ def write(pack: PolicyPack, out_dir: str | Path, year: int | None = None, seed: 
                                 ("enrolment_facts", enrolment_facts(part, year))):
                 if name not in writers:
                     writers[name] = pq.ParquetWriter(out / f"{name}.parquet", table.schema, **parquet_options(table.schema))
-                writers[name].write_table(table)
+                writers[name].write_table(table, row_group_size=ROW_GROUP_ROWS)
                 path, rows = written.get(name, (out / f"{name}.parquet", 0))
                 written[name] = (path, rows + table.num_rows)
     finally:

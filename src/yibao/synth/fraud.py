@@ -26,7 +26,7 @@ from yibao.supervision.ruleset import RuleSet, load_ruleset
 from yibao.supervision.views import OPTIONAL_COLUMNS, OPTIONAL_TABLES
 from yibao.synth import SynthError, generate
 from yibao.synth.ids import fixed_ids
-from yibao.synth.parquet import parquet_options
+from yibao.synth.parquet import ROW_GROUP_ROWS, parquet_options
 
 # pattern: the evaluation pattern a case was built for (None: the rule's own injector)
 LABEL_SCHEMA = pa.schema([("rule_id", pa.string()), ("subject", pa.string()), ("pattern", pa.string())])
@@ -1116,7 +1116,7 @@ def write_supervised(tables: dict[str, pa.Table], out_dir, labels: pa.Table | No
 
     def write(name: str) -> None:
         tmp = out / f".{name}.parquet.tmp"
-        pq.write_table(items[name], tmp, **parquet_options(items[name].schema))
+        pq.write_table(items[name], tmp, row_group_size=ROW_GROUP_ROWS, **parquet_options(items[name].schema))
         os.replace(tmp, out / f"{name}.parquet")
 
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -28,7 +28,7 @@ from yibao.synth import (
 )
 from yibao.synth import profiles as P
 from yibao.synth.ids import certnos, fixed_ids
-from yibao.synth.parquet import parquet_options
+from yibao.synth.parquet import ROW_GROUP_ROWS, parquet_options
 
 DAY = 86_400
 HOUR = 3_600
@@ -163,7 +163,7 @@ def generate_to(pack: PolicyPack, out_dir: str | Path, persons: int = 100_000, s
             for name, table in block.items():
                 if name not in writers:
                     writers[name] = pq.ParquetWriter(tmp[name], table.schema, **parquet_options(table.schema))
-                writers[name].write_table(table)
+                writers[name].write_table(table, row_group_size=ROW_GROUP_ROWS)
                 rows[name] += table.num_rows
         for w in writers.values():
             w.close()
@@ -199,7 +199,7 @@ def write_region(tables: dict[str, pa.Table], out_dir: str | Path) -> dict[str, 
             continue
         path = out / f"{name}.parquet"
         tmp = out / f".{name}.parquet.tmp"
-        pq.write_table(tables[name], tmp, **parquet_options(tables[name].schema))
+        pq.write_table(tables[name], tmp, row_group_size=ROW_GROUP_ROWS, **parquet_options(tables[name].schema))
         os.replace(tmp, path)
         paths[name] = path
     return paths

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from test_batch import random_region
 from yibao.batch import run as batch_run
 from yibao.batch import stream
+from yibao.batch.inputs import visits_in_query
 from yibao.batch.lower import KernelError, lower
 from yibao.batch.run import (
     BatchRun,
@@ -121,6 +122,28 @@ def test_streamed_equal_duckdb_written_in_many_blocks_with_mdtrt_ids_out_of_time
     con.register("settled_all", pa.Table.from_batches(blocks))
     copied = write_results(BatchRun(con), pack, "settled_all", tmp_path / "copied")
     assert assert_same_files(streamed, copied) > 1_000
+
+
+def test_persons_named_by_their_key_settle_as_when_psn_no_goes_through_the_sort(tmp_path, monkeypatch):
+    # yibao batch settle sorts visits on psn_key alone and names each person from persons_in_key_order: the same
+    # rows in the same order, to the fen, as when psn_no is carried through DuckDB's sort; small batches cut the
+    # year into many blocks, so persons are named across block boundaries too
+    monkeypatch.setattr(stream, "BATCH_ROWS", 101)
+    model = resolve_pack("shandong-2024")
+    pack = CompiledPack(model)
+    generate_to(model, tmp_path / "r", persons=300, seed=11)
+    run = open_claims(tmp_path / "r")
+    classify(run, pack)
+    run.con.sql(f"CREATE VIEW vin AS {visits_in_query(pack)}")
+    program = stream.register_program(run.con, pack, lower(pack), "vin")
+    present = stream.optional_inputs(run.con.sql("SELECT * FROM vin LIMIT 0").columns)
+    assert "v.psn_no" not in stream.ordering_query(program, "vin", present=present, named_by_key=True)
+    named = stream.settle_table(pack, "vin", run.con, psn_by_key=batch_run.persons_in_key_order(run.con))
+    carried = stream.settle_table(pack, "vin", run.con)
+    assert named.num_rows == run.visits > 1_000
+    assert named.schema == carried.schema
+    assert named.equals(carried)
+    assert named.column("psn_no").to_pylist() == sorted(named.column("psn_no").to_pylist())
 
 
 def test_empty_input_gives_the_same_empty_files(tmp_path):

@@ -29,7 +29,7 @@ from numba import njit
 from yibao.batch import classify as classify_pass
 from yibao.batch import kernel
 from yibao.batch.classify import classify_into
-from yibao.batch.inputs import CLAIMS_COMBOS, pack_tables, visits_in_query
+from yibao.batch.inputs import CLAIMS_COMBOS, PERSONS_IN_KEY_ORDER, pack_tables, visits_in_query
 from yibao.batch.lower import Program, lower
 from yibao.batch.stream import settle_stream, settled_schema
 from yibao.batch.validate import CLAIMS_COMBOS_TABLE, BatchError, check_applicability
@@ -245,7 +245,8 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
         # without 经办 facts med_type is the claims' own: the combinations come from visits ⋈ persons directly
         # (just validated: the combinations validation found in its pass over visits ⋈ persons, the same rows)
         combos = None if facts else f"SELECT * FROM {CLAIMS_COMBOS_TABLE}" if validate else CLAIMS_COMBOS
-        settle_stream(pack, con, f"visits_in_{tag}", sink, program, combos=combos)
+        named = None if program.households else persons_in_key_order(con)  # psn_no left out of the sort
+        settle_stream(pack, con, f"visits_in_{tag}", sink, program, combos=combos, psn_by_key=named)
     except BaseException:
         if yuan is not None:
             yuan.abort()
@@ -261,6 +262,12 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
         con.sql(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({q(path.as_posix())})")
     run.timings[f"settle_{tag}"] = time.perf_counter() - t
     return table
+
+
+def persons_in_key_order(con: duckdb.DuckDBPyConnection) -> pa.Array:
+    """Every psn_no of ``persons`` at its psn_key (:data:`yibao.batch.inputs.PERSONS_IN_KEY_ORDER`): the stream sorts
+    visits on the key alone and names their persons from this (ten million visits: 2.3 million persons in 0.14-0.3 s)."""
+    return con.sql(PERSONS_IN_KEY_ORDER.format(persons="persons")).to_arrow_table().column(0).combine_chunks()
 
 
 def yuan_sql(fen_column: str) -> str:

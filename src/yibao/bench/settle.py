@@ -25,7 +25,7 @@ from yibao.batch import classify as classify_kernel
 from yibao.batch import kernel
 from yibao.batch.inputs import CLAIMS_COMBOS
 from yibao.batch.lower import lower
-from yibao.batch.run import classify, open_claims, settle, write_results
+from yibao.batch.run import classify, open_claims, persons_in_key_order, settle, write_results
 from yibao.batch.validate import check_applicability
 from yibao.batch.stream import (
     BATCH_ROWS,
@@ -139,7 +139,8 @@ def run(persons: int = 100_000, pack_name: str = "shandong-2024", seed: int = 1,
         # the settle step from classified amounts, into memory: the joins (visits ⋈ persons ⋈ classified, the
         # view yibao batch settle streams from, and the rule combinations) + sort + kernel
         t = time.perf_counter()
-        settled = settle_table(pack, "visits_in_bench", run_.con, combos=CLAIMS_COMBOS)
+        settled = settle_table(pack, "visits_in_bench", run_.con, combos=CLAIMS_COMBOS,
+                               psn_by_key=persons_in_key_order(run_.con))
         step_s = time.perf_counter() - t
         # the kernel alone and the scalar engine read the joined input once made
         run_.con.sql("CREATE OR REPLACE TABLE visits_in_mem AS SELECT * FROM visits_in_bench")

@@ -98,7 +98,7 @@ def batch_settle_cmd(
             out.print(line)
         t = run.timings
         written = (f"写出(元) {t['write']:.2f} s" if "write" in t else "写出(元)在结算中 yuan tables written while settling")
-        out.print(f"用时: 分类 {t.get('classify', 0):.2f} s, 校验 {t.get('validate', 0):.2f} s,"
+        out.print(f"用时: 分类 {t.get('classify', 0):.2f} s, 校验 {t.get('validate', 0):.2f} s (关联检查在结算中计数),"
                   f" 结算 {t.get('settle_main', 0):.2f} s, {written}")
     for label, path in paths.items():
         out.print(f"已写出 {label}: {path}")

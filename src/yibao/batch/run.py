@@ -29,10 +29,10 @@ from numba import njit
 from yibao.batch import classify as classify_pass
 from yibao.batch import kernel
 from yibao.batch.classify import classify_into
-from yibao.batch.inputs import CLAIMS_COMBOS, PERSONS_IN_KEY_ORDER, pack_tables, visits_in_query
-from yibao.batch.lower import Program, lower
-from yibao.batch.stream import settle_stream, settled_schema
-from yibao.batch.validate import CLAIMS_COMBOS_TABLE, BatchError, check_applicability
+from yibao.batch.inputs import COMBOS_SUPERSET, PERSONS_IN_KEY_ORDER, pack_tables, visits_in_query
+from yibao.batch.lower import KernelError, Program, lower
+from yibao.batch.stream import JoinCounts, settle_stream, settled_schema
+from yibao.batch.validate import BatchError, check_applicability
 from yibao.claims.schema import read_claims  # CSV / Excel extracts
 from yibao.errors import Problem
 from yibao.handling.effects import FACTS_SCHEMA
@@ -219,16 +219,19 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
     register_pack(run, pack)
     if "classified" not in {r[0] for r in con.sql("SHOW TABLES").fetchall()}:
         classify(run, pack)  # first: the checks read the per-visit amounts instead of grouping the lines again
-    if validate:
+    checks = None
+    if validate:  # all but the checks of the joins, which the stream counts as it reads them (JoinCounts)
         t = time.perf_counter()
-        problems = check_applicability(con, pack)
+        problems = check_applicability(con, pack, joins=False)
         run.timings["validate"] = time.perf_counter() - t
         if problems:
             raise BatchError(problems)
+        checks = JoinCounts(run.visits, con.sql("SELECT COUNT(*) FROM classified").fetchone()[0])
     t = time.perf_counter()
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
     facts = has_relation(con, "handling_facts")
-    con.sql(f"CREATE OR REPLACE VIEW visits_in_{tag} AS {visits_in_query(pack, offsite=offsite, facts=facts)}")
+    con.sql(f"CREATE OR REPLACE VIEW visits_in_{tag} AS "
+            f"{visits_in_query(pack, offsite=offsite, facts=facts, checked=checks is not None)}")
     table = f"settled_{tag}"
     path = run.spill_dir() / f"{table}.parquet"
     program = lower(pack)
@@ -242,11 +245,21 @@ def settle(run: BatchRun, pack: CompiledPack, tag: str = "main", validate: bool 
             yuan.write(block)
 
     try:
-        # without 经办 facts med_type is the claims' own: the combinations come from visits ⋈ persons directly
-        # (just validated: the combinations validation found in its pass over visits ⋈ persons, the same rows)
-        combos = None if facts else f"SELECT * FROM {CLAIMS_COMBOS_TABLE}" if validate else CLAIMS_COMBOS
+        # without 经办 facts med_type is the claims' own: every insutype with every visit's combination will do
+        combos = None if facts else COMBOS_SUPERSET
         named = None if program.households else persons_in_key_order(con)  # psn_no left out of the sort
-        settle_stream(pack, con, f"visits_in_{tag}", sink, program, combos=combos, psn_by_key=named)
+        try:
+            settle_stream(pack, con, f"visits_in_{tag}", sink, program, combos=combos, psn_by_key=named, checks=checks)
+        except KernelError:
+            # bad keys can stop the kernel before the counts are complete (a person twice: visits out of order):
+            # report what validation reports of them, as when it ran before settling
+            if checks is not None and (problems := check_applicability(con, pack)):
+                raise BatchError(problems) from None
+            raise
+        if checks is not None and not checks.clean():  # nothing written is kept: the files are removed below
+            counts = checks.counts()
+            raise BatchError(check_applicability(con, pack, counted=counts) or [
+                Problem(code, "visits", f"批量结算中计数到 {n:,} 行有此问题") for code, n in counts.items() if n])
     except BaseException:
         if yuan is not None:
             yuan.abort()

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from yibao.batch import kernel
+from yibao.batch.inputs import CHECK_NO_LINES, CHECK_NO_PERSON, CHECK_NO_VISIT
 from yibao.batch.lower import NONE, OFFSITE, KernelError, Program, lower
 from yibao.sql import ident, q
 from yibao.errors import Problem
@@ -127,7 +128,7 @@ def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program
     return program
 
 
-OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full", "hh_no", "psn_key")  # visits_in columns the kernel reads when a source has them
+OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full", "hh_no", "psn_key", "k_check")  # visits_in columns the kernel reads when a source has them
 
 
 def optional_inputs(columns) -> frozenset[str]:
@@ -167,12 +168,67 @@ SELECT {"" if keyed and named_by_key else "v.psn_no, "}v.mdtrt_id, v.yr, v.setl_
        CAST({cats} AS BIGINT) AS k_cats, CAST(COALESCE(v.retiree, FALSE) AS TINYINT) AS k_retiree,
        CAST(v.acct_balance AS BIGINT) AS k_acct, CAST(v.fulamt AS BIGINT) AS k_ful, CAST(v.overlmt AS BIGINT) AS k_ovl,
        CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp, CAST({k_offsite} AS TINYINT) AS k_offsite,
-       CAST({k_age} AS SMALLINT) AS k_age, CAST({k_full} AS BIGINT) AS k_full{unit}{", v.psn_key" if keyed else ""}
+       CAST({k_age} AS SMALLINT) AS k_age, CAST({k_full} AS BIGINT) AS k_full{unit}{", v.psn_key" if keyed else ""}{
+           ", v.k_check" if "k_check" in present else ""}
 FROM {source} v
 LEFT JOIN k_combos c ON c.insutype = v.insutype AND c.med_type = v.med_type
      AND c.dise_codg = COALESCE(v.dise_codg, '') AND c.level = v.level
 {("ORDER BY " + (ORDER_HH if program.households else ORDER_KEYED if keyed else ORDER)) if order else ""}
 """
+
+
+@dataclass
+class JoinCounts:
+    """Batch validation's checks of the joins (:data:`yibao.batch.validate.JOIN_COUNTED`), counted by the settle
+    stream on the rows of visits ⟕ persons ⟗ classified (``visits_in_query(checked=True)``) as it reads them — the
+    counts and identities of :func:`yibao.batch.validate.visit_counts`, whose pass over the same join this saves.
+    ``visits``, ``classified``: the rows of each (classified has one per mdtrt_id)."""
+
+    visits: int
+    classified: int
+    rows: int = 0  # joined rows with a visit (more than ``visits``: a person matched twice, BAT020)
+    with_lines: int = 0  # ... that have fee lines
+    no_person: int = 0  # BAT006
+    no_lines: int = 0  # BAT009
+    orphans: int = 0  # classified visits without a row in visits: BAT021
+    no_rule: int = 0  # visits of a known person that no basic rule takes: BAT004
+
+    def count(self, batch: pa.RecordBatch, program: Program) -> pa.RecordBatch:
+        """Count a batch's rows; return the rows to settle (a visit with its person, its lines and a rule)."""
+        check = batch.column("k_check").to_numpy(zero_copy_only=False)
+        visit = (check & CHECK_NO_VISIT) == 0
+        person = (check & CHECK_NO_PERSON) == 0
+        lines = (check & CHECK_NO_LINES) == 0
+        rule = program.combos.codes["bidx"][_ints(batch, "k_combo")] >= 0
+        # a null code has no combination: left to the kernel, which refuses it (KRN010) as after validation
+        unknown = ~batch.column("k_combo").is_valid().to_numpy(zero_copy_only=False)
+        self.rows += int(visit.sum())
+        self.with_lines += int((visit & lines).sum())
+        self.no_person += int((visit & ~person).sum())
+        self.no_lines += int((visit & ~lines).sum())
+        self.orphans += int((~visit).sum())
+        self.no_rule += int((visit & person & ~rule & ~unknown).sum())
+        keep = visit & person & lines & (rule | unknown)
+        return batch if keep.all() else batch.filter(pa.array(keep))
+
+    def counts(self) -> dict[str, int]:
+        """Per code, as visit_counts gives them: BAT019 only where BAT020 and BAT009 are 0 (else its own query
+        decides: the identity below needs each visit row to meet at most one person and its lines)."""
+        counts = {"BAT004": self.no_rule, "BAT006": self.no_person, "BAT009": self.no_lines,
+                  "BAT020": self.rows - self.visits, "BAT021": self.orphans}
+        if counts["BAT020"] == 0 and counts["BAT009"] == 0:
+            counts["BAT019"] = self.with_lines - (self.classified - self.orphans)
+        return counts
+
+    def clean(self) -> bool:
+        return not any(self.counts().values())
+
+
+def _counted(reader: Iterator[pa.RecordBatch], program: Program, checks: JoinCounts) -> Iterator[pa.RecordBatch]:
+    for batch in reader:
+        batch = checks.count(batch, program)
+        if batch.num_rows:
+            yield batch
 
 
 def named_persons(reader: Iterator[pa.RecordBatch], psn_by_key: pa.Array) -> Iterator[pa.RecordBatch]:
@@ -363,9 +419,12 @@ def settle_batch(program: Program, batch: pa.RecordBatch, pool: kernel.OutputPoo
 
 def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: str,
                   sink: Callable[[pa.RecordBatch], None], program: Program | None = None,
-                  combos: str | None = None, psn_by_key: pa.Array | None = None) -> int:
+                  combos: str | None = None, psn_by_key: pa.Array | None = None,
+                  checks: JoinCounts | None = None) -> int:
     """Settle every row of relation ``source`` (the ``visits_in`` columns); each settled block goes to ``sink``.
-    ``psn_by_key``: where ``source`` has psn_key, every psn_no in key order (:func:`named_persons`).
+    ``psn_by_key``: where ``source`` has psn_key, every psn_no in key order (:func:`named_persons`). ``checks``:
+    where ``source`` is the checked join (its ``k_check`` column), the rows are counted there and only the complete
+    ones settled; the caller decides from the counts, once the stream has ended, whether to keep what was written.
 
     Returns the number of visits. Blocks are settled by ``threads()`` workers, at most twice as many
     in flight as workers, and handed to ``sink`` in order, on one thread apart from the caller's.
@@ -375,6 +434,8 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     named_by_key = psn_by_key is not None and "psn_key" in present and not program.households
     reader = con.execute(ordering_query(program, source, present=present, named_by_key=named_by_key)
                          ).to_arrow_reader(BATCH_ROWS)
+    if checks is not None:
+        reader = _counted(reader, program, checks)
     if named_by_key:
         reader = named_persons(reader, psn_by_key)
     count = 0

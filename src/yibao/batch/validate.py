@@ -17,9 +17,9 @@ from yibao.policy.compiled import CompiledPack
 from yibao.sql import q
 
 SAMPLE = 5
-# the rows of CLAIMS_COMBOS, registered by validation's one pass over visits ⋈ persons: settlement right after
-# it takes its rule combinations from there instead of joining the two again (~1 s at ten million visits)
-CLAIMS_COMBOS_TABLE = "claims_combos"
+# the checks counted in one pass over visits ⟕ persons ⟗ classified: by visit_counts here, or by the settle stream
+# itself as it reads that join (yibao.batch.stream.JoinCounts, check_applicability(joins=False))
+JOIN_COUNTED = frozenset({"BAT004", "BAT006", "BAT009", "BAT019", "BAT020", "BAT021"})
 MAX_VISIT_FEN = 1_000_000_000  # 10,000,000 yuan: larger visits are refused (BAT008), the kernel's exact range
 
 
@@ -113,7 +113,7 @@ def visit_counts(con, pack: CompiledPack, classified: bool = False) -> dict[str,
     """BAT004, BAT006 and BAT020 — and BAT009, BAT019 and BAT021 when the lines are ``classified`` — counted in one
     pass over visits ⋈ persons (⟗ classified): rows per (insutype, med_type, dise_codg, level), whether the person
     is missing, whether the visit has no fee lines, whether classified lines have no visit. Registers
-    ``pack_unmatched`` and :data:`CLAIMS_COMBOS_TABLE` from the same rows. A problem's ids are still taken by the
+    ``pack_unmatched`` from the same rows. A problem's ids are still taken by the
     check's own query, only when its count is not 0 (validation at 1M visits 0.44 s → 0.30 s, ``yibao bench
     settle``).
 
@@ -136,7 +136,6 @@ def visit_counts(con, pack: CompiledPack, classified: bool = False) -> dict[str,
     orphans = sum(r[7] for r in rows if r[6])  # classified visits (their lines) with no row in visits
     rows = [r for r in rows if not r[6]]
     combos = sorted({r[:4] for r in rows if not r[4]}, key=str)
-    con.register(CLAIMS_COMBOS_TABLE, _combos_table(combos))
     unmatched = set(register_unmatched(con, pack, combos))
     counts = {"BAT004": sum(r[7] for r in rows if not r[4] and r[:4] in unmatched),
               "BAT006": sum(r[7] for r in rows if r[4]),
@@ -150,12 +149,22 @@ def visit_counts(con, pack: CompiledPack, classified: bool = False) -> dict[str,
     return counts
 
 
-def check_applicability(con, pack: CompiledPack) -> list[Problem]:
-    """Run every check on DuckDB relations persons/visits/fee_items/pack_*; return problems."""
+def check_applicability(con, pack: CompiledPack, counted: dict[str, int] | None = None,
+                        joins: bool = True) -> list[Problem]:
+    """Run every check on DuckDB relations persons/visits/fee_items/pack_*; return problems.
+
+    ``joins=False``: every check but the :data:`JOIN_COUNTED` ones, which the settle stream counts as it reads the
+    join (yibao batch settle: the joins made once, not once to check and once to settle); where anything else is
+    found, those are run too, so the report is the whole validation's. ``counted``: the :data:`JOIN_COUNTED`
+    checks' counts when the caller has them (:meth:`yibao.batch.stream.JoinCounts.counts`): only a check whose
+    count is not 0 is asked for its ids."""
     problems = []
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
     tables = {r[0] for r in con.sql("SHOW TABLES").fetchall()}  # tables, views and registered Arrow (classified)
-    counted = visit_counts(con, pack, classified="classified" in tables)
+    if counted is None:
+        counted = visit_counts(con, pack, classified="classified" in tables) if joins else dict.fromkeys(JOIN_COUNTED, 0)
+    elif counted.get("BAT004"):
+        register_unmatched(con, pack)  # BAT004's query joins the combinations no rule takes
     cheaper = classified_checks(con) if "classified" in tables else {}
     facts = "handling_facts" in tables
     for code, path, message, sql in applicability_checks(pack, offsite, facts):
@@ -167,4 +176,6 @@ def check_applicability(con, pack: CompiledPack) -> list[Problem]:
         if count:
             shown = "、".join(map(str, sample))
             problems.append(Problem(code, path, f"{message}: {count:,} 行, 如 {shown}"))
+    if problems and not joins:
+        return check_applicability(con, pack)  # the whole report, as when the joins are checked first
     return problems

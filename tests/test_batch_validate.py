@@ -195,3 +195,19 @@ def test_negative_fee_lines_are_refused_as_claims_check_refuses_them(tmp_path):
     problems = {p.code: p for p in check_applicability(run.con, pack)}
     assert "BAT018" in problems and problems["BAT018"].path == "fee_items.det_item_fee_sumamt"
     assert problems["BAT018"].message.endswith("2 行, 如 " + "、".join(sorted([rows[3]["feedetl_sn"], rows[4]["feedetl_sn"]])))
+
+
+def test_a_join_count_not_0_refuses_the_run_even_where_no_query_names_the_rows(tmp_path, monkeypatch):
+    """The stream's counts decide alone whether its files are kept: a count not 0 that no check's own query can
+    name rows for (which the identities rule out) still refuses the run with that code, and nothing is written."""
+    from yibao.batch import stream
+
+    region = _region(tmp_path)
+    pack = CompiledPack(resolve_pack("shandong-2024"))
+    said = {"BAT004": 0, "BAT006": 2, "BAT009": 0, "BAT019": 0, "BAT020": 0, "BAT021": 0}
+    monkeypatch.setattr(stream.JoinCounts, "counts", lambda self: said)
+    with pytest.raises(BatchError) as refused:
+        settle(open_claims(region), pack, "main", out_dir=tmp_path / "out", keep_fen=False)
+    assert [(p.code, p.path) for p in refused.value.problems] == [("BAT006", "visits")]
+    assert refused.value.problems[0].message.startswith("结算中计数到 2 行有此问题")
+    assert not (tmp_path / "out").exists()

@@ -150,9 +150,11 @@ def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "
                  f"LEFT JOIN ({filed_visits_sql(visits)}) filed ON filed.mdtrt_id = v.mdtrt_id")
     if offsite:
         status = "COALESCE(v.offsite_status, 'local')"
-    check = (f",\n       CAST(CASE WHEN v.mdtrt_id IS NULL THEN {CHECK_NO_VISIT} ELSE 0 END"
-             f" + CASE WHEN p.psn_no IS NULL THEN {CHECK_NO_PERSON} ELSE 0 END"
-             f" + CASE WHEN a.mdtrt_id IS NULL THEN {CHECK_NO_LINES} ELSE 0 END AS TINYINT) AS k_check") if checked else ""
+    check = ""
+    if checked:
+        check = (f",\n       CAST(CASE WHEN v.mdtrt_id IS NULL THEN {CHECK_NO_VISIT} ELSE 0 END"
+                 f" + CASE WHEN p.psn_no IS NULL THEN {CHECK_NO_PERSON} ELSE 0 END"
+                 f" + CASE WHEN a.mdtrt_id IS NULL THEN {CHECK_NO_LINES} ELSE 0 END AS TINYINT) AS k_check")
     return f"""
 SELECT v.psn_no, p.psn_key, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, COALESCE(p.retiree, FALSE) AS retiree,
        p.age,{" p.hh_no," if pack.uses_households else ""}

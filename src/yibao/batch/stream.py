@@ -128,7 +128,8 @@ def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program
     return program
 
 
-OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full", "hh_no", "psn_key", "k_check")  # visits_in columns the kernel reads when a source has them
+# visits_in columns the kernel reads when a source has them
+OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full", "hh_no", "psn_key", "k_check")
 
 
 def optional_inputs(columns) -> frozenset[str]:
@@ -163,8 +164,9 @@ def ordering_query(program: Program, source: str, order: bool = True, present: f
              + " ELSE -1 END") if program.levels else "-1"  # a level the pack does not know, or none: -1
     cats = " + ".join(f"(CASE WHEN v.cat_{ident(c)} THEN {1 << i} ELSE 0 END)"
                       for i, c in enumerate(program.categories)) or "0"
+    psn_no = "" if keyed and named_by_key else "v.psn_no, "
     return f"""
-SELECT {"" if keyed and named_by_key else "v.psn_no, "}v.mdtrt_id, v.yr, v.setl_time, c.k_combo, CAST({k_ref} AS SMALLINT) AS k_ref,
+SELECT {psn_no}v.mdtrt_id, v.yr, v.setl_time, c.k_combo, CAST({k_ref} AS SMALLINT) AS k_ref,
        CAST({cats} AS BIGINT) AS k_cats, CAST(COALESCE(v.retiree, FALSE) AS TINYINT) AS k_retiree,
        CAST(v.acct_balance AS BIGINT) AS k_acct, CAST(v.fulamt AS BIGINT) AS k_ful, CAST(v.overlmt AS BIGINT) AS k_ovl,
        CAST(v.pre AS BIGINT) AS k_pre, CAST(v.inscp AS BIGINT) AS k_inscp, CAST({k_offsite} AS TINYINT) AS k_offsite,

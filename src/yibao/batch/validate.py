@@ -162,8 +162,9 @@ def check_applicability(con, pack: CompiledPack, counted: dict[str, int] | None 
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns
     tables = {r[0] for r in con.sql("SHOW TABLES").fetchall()}  # tables, views and registered Arrow (classified)
     if counted is None:
-        counted = visit_counts(con, pack, classified="classified" in tables) if joins else dict.fromkeys(JOIN_COUNTED, 0)
-    elif counted.get("BAT004"):
+        counted = (visit_counts(con, pack, classified="classified" in tables) if joins
+                   else dict.fromkeys(JOIN_COUNTED, 0))  # counted later, by the settle stream
+    elif counted.get("BAT004") != 0:
         register_unmatched(con, pack)  # BAT004's query joins the combinations no rule takes
     cheaper = classified_checks(con) if "classified" in tables else {}
     facts = "handling_facts" in tables

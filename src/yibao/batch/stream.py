@@ -182,9 +182,10 @@ LEFT JOIN k_combos c ON c.insutype = v.insutype AND c.med_type = v.med_type
 @dataclass
 class JoinCounts:
     """Batch validation's checks of the joins (:data:`yibao.batch.validate.JOIN_COUNTED`), counted by the settle
-    stream on the rows of visits ⟕ persons ⟗ classified (``visits_in_query(checked=True)``) as it reads them — the
-    counts and identities of :func:`yibao.batch.validate.visit_counts`, whose pass over the same join this saves.
-    ``visits``, ``classified``: the rows of each (classified has one per mdtrt_id)."""
+    stream on the rows of visits ⟕ persons ⟗ classified (``visits_in_query(checked=True)``) as it reads them, which
+    saves validation's own pass over that join (:func:`yibao.batch.validate.visit_counts`, which counts the same
+    rows grouped and decides by the same :meth:`counts`). ``visits``, ``classified``: the rows of each (classified
+    has one per mdtrt_id)."""
 
     visits: int
     classified: int

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from yibao.batch.inputs import CLAIMS_COMBOS
 from yibao.batch.lower import OFFSITE
+from yibao.batch.stream import JoinCounts
 from yibao.errors import Problem, YibaoError
 from yibao.handling.effects import certified_visits_sql, chronic_kinds_sql
 from yibao.policy.compiled import CompiledPack
@@ -137,16 +138,12 @@ def visit_counts(con, pack: CompiledPack, classified: bool = False) -> dict[str,
     rows = [r for r in rows if not r[6]]
     combos = sorted({r[:4] for r in rows if not r[4]}, key=str)
     unmatched = set(register_unmatched(con, pack, combos))
-    counts = {"BAT004": sum(r[7] for r in rows if not r[4] and r[:4] in unmatched),
-              "BAT006": sum(r[7] for r in rows if r[4]),
-              "BAT020": sum(r[7] for r in rows) - visits}
-    if classified:
-        counts["BAT009"] = sum(r[7] for r in rows if r[5])
-        counts["BAT021"] = orphans
-        if counts["BAT020"] == 0 and counts["BAT009"] == 0:  # else (rows multiplied by persons, or a repeated
-            # visit without lines, which this count cannot see) BAT019 runs its own query
-            counts["BAT019"] = sum(r[7] for r in rows if not r[5]) - (lines - orphans)
-    return counts
+    counts = JoinCounts(visits, lines if classified else 0, rows=sum(r[7] for r in rows),
+                        with_lines=sum(r[7] for r in rows if not r[5]), no_person=sum(r[7] for r in rows if r[4]),
+                        no_lines=sum(r[7] for r in rows if r[5]), orphans=orphans,
+                        no_rule=sum(r[7] for r in rows if not r[4] and r[:4] in unmatched)).counts()
+    # the identities are the settle stream's (JoinCounts); without classified lines only the persons' checks
+    return counts if classified else {code: counts[code] for code in ("BAT004", "BAT006", "BAT020")}
 
 
 def check_applicability(con, pack: CompiledPack, counted: dict[str, int] | None = None,

@@ -200,12 +200,12 @@ def test_negative_fee_lines_are_refused_as_claims_check_refuses_them(tmp_path):
 def test_a_join_count_not_0_refuses_the_run_even_where_no_query_names_the_rows(tmp_path, monkeypatch):
     """The stream's counts decide alone whether its files are kept: a count not 0 that no check's own query can
     name rows for (which the identities rule out) still refuses the run with that code, and nothing is written."""
-    from yibao.batch import stream
+    from yibao.batch.validate import JoinCounts
 
     region = _region(tmp_path)
     pack = CompiledPack(resolve_pack("shandong-2024"))
     said = {"BAT004": 0, "BAT006": 2, "BAT009": 0, "BAT019": 0, "BAT020": 0, "BAT021": 0}
-    monkeypatch.setattr(stream.JoinCounts, "counts", lambda self: said)
+    monkeypatch.setattr(JoinCounts, "counts", lambda self: said)
     with pytest.raises(BatchError) as refused:
         settle(open_claims(region), pack, "main", out_dir=tmp_path / "out", keep_fen=False)
     assert [(p.code, p.path) for p in refused.value.problems] == [("BAT006", "visits")]

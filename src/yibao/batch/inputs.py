@@ -135,7 +135,7 @@ def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "
     ``checked``: visits ⟕ persons ⟗ classified instead, every row kept, with ``k_check`` saying what it lacks
     (:data:`CHECK_NO_VISIT`, :data:`CHECK_NO_PERSON`, :data:`CHECK_NO_LINES`, added): the settle stream counts
     batch validation's join checks on these rows as it reads them and settles only the complete ones
-    (:class:`yibao.batch.stream.JoinCounts`), so the joins are made once, not once to check and once to settle.
+    (:class:`yibao.batch.validate.JoinCounts`), so the joins are made once, not once to check and once to settle.
     """
     cats = ",\n       ".join(
         f"COALESCE(list_contains(p.categories, {q(code)}), FALSE) AS cat_{ident(code)}" for code in pack.categories

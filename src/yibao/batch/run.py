@@ -31,8 +31,8 @@ from yibao.batch import kernel
 from yibao.batch.classify import classify_into
 from yibao.batch.inputs import COMBOS_SUPERSET, PERSONS_IN_KEY_ORDER, pack_tables, visits_in_query
 from yibao.batch.lower import KernelError, Program, lower
-from yibao.batch.stream import JoinCounts, settle_stream, settled_schema
-from yibao.batch.validate import BatchError, check_applicability
+from yibao.batch.stream import settle_stream, settled_schema
+from yibao.batch.validate import BatchError, JoinCounts, check_applicability
 from yibao.claims.schema import read_claims  # CSV / Excel extracts
 from yibao.errors import Problem
 from yibao.handling.effects import FACTS_SCHEMA

@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 from numba import njit
 
 from yibao.batch import kernel
-from yibao.batch.inputs import CHECK_NO_LINES, CHECK_NO_PERSON, CHECK_NO_VISIT
 from yibao.batch.lower import NONE, OFFSITE, KernelError, Program, lower
+from yibao.batch.validate import JoinCounts
 from yibao.sql import ident, q
 from yibao.errors import Problem
 from yibao.policy.compiled import CompiledPack
@@ -177,54 +177,6 @@ LEFT JOIN k_combos c ON c.insutype = v.insutype AND c.med_type = v.med_type
      AND c.dise_codg = COALESCE(v.dise_codg, '') AND c.level = v.level
 {("ORDER BY " + (ORDER_HH if program.households else ORDER_KEYED if keyed else ORDER)) if order else ""}
 """
-
-
-@dataclass
-class JoinCounts:
-    """Batch validation's checks of the joins (:data:`yibao.batch.validate.JOIN_COUNTED`), counted by the settle
-    stream on the rows of visits ⟕ persons ⟗ classified (``visits_in_query(checked=True)``) as it reads them, which
-    saves validation's own pass over that join (:func:`yibao.batch.validate.visit_counts`, which counts the same
-    rows grouped and decides by the same :meth:`counts`). ``visits``, ``classified``: the rows of each (classified
-    has one per mdtrt_id)."""
-
-    visits: int
-    classified: int
-    rows: int = 0  # joined rows with a visit (more than ``visits``: a person matched twice, BAT020)
-    with_lines: int = 0  # ... that have fee lines
-    no_person: int = 0  # BAT006
-    no_lines: int = 0  # BAT009
-    orphans: int = 0  # classified visits without a row in visits: BAT021
-    no_rule: int = 0  # visits of a known person that no basic rule takes: BAT004
-
-    def count(self, batch: pa.RecordBatch, program: Program) -> pa.RecordBatch:
-        """Count a batch's rows; return the rows to settle (a visit with its person, its lines and a rule)."""
-        check = batch.column("k_check").to_numpy(zero_copy_only=False)
-        visit = (check & CHECK_NO_VISIT) == 0
-        person = (check & CHECK_NO_PERSON) == 0
-        lines = (check & CHECK_NO_LINES) == 0
-        rule = program.combos.codes["bidx"][_ints(batch, "k_combo")] >= 0
-        # a null code has no combination: left to the kernel, which refuses it (KRN010) as after validation
-        unknown = ~batch.column("k_combo").is_valid().to_numpy(zero_copy_only=False)
-        self.rows += int(visit.sum())
-        self.with_lines += int((visit & lines).sum())
-        self.no_person += int((visit & ~person).sum())
-        self.no_lines += int((visit & ~lines).sum())
-        self.orphans += int((~visit).sum())
-        self.no_rule += int((visit & person & ~rule & ~unknown).sum())
-        keep = visit & person & lines & (rule | unknown)
-        return batch if keep.all() else batch.filter(pa.array(keep))
-
-    def counts(self) -> dict[str, int]:
-        """Per code, as visit_counts gives them: BAT019 only where BAT020 and BAT009 are 0 (else its own query
-        decides: the identity below needs each visit row to meet at most one person and its lines)."""
-        counts = {"BAT004": self.no_rule, "BAT006": self.no_person, "BAT009": self.no_lines,
-                  "BAT020": self.rows - self.visits, "BAT021": self.orphans}
-        if counts["BAT020"] == 0 and counts["BAT009"] == 0:
-            counts["BAT019"] = self.with_lines - (self.classified - self.orphans)
-        return counts
-
-    def clean(self) -> bool:
-        return not any(self.counts().values())
 
 
 def _counted(reader: Iterator[pa.RecordBatch], program: Program, checks: JoinCounts) -> Iterator[pa.RecordBatch]:

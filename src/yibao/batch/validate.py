@@ -7,11 +7,13 @@ few of their ids; if anything is reported, no visit is settled.
 
 from __future__ import annotations
 
-import pyarrow as pa
+from dataclasses import dataclass
 
-from yibao.batch.inputs import CLAIMS_COMBOS
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from yibao.batch.inputs import CHECK_NO_LINES, CHECK_NO_PERSON, CHECK_NO_VISIT, CLAIMS_COMBOS
 from yibao.batch.lower import OFFSITE
-from yibao.batch.stream import JoinCounts
 from yibao.errors import Problem, YibaoError
 from yibao.handling.effects import certified_visits_sql, chronic_kinds_sql
 from yibao.policy.compiled import CompiledPack
@@ -19,7 +21,7 @@ from yibao.sql import q
 
 SAMPLE = 5
 # the checks counted in one pass over visits ⟕ persons ⟗ classified: by visit_counts here, or by the settle stream
-# itself as it reads that join (yibao.batch.stream.JoinCounts, check_applicability(joins=False))
+# itself as it reads that join (JoinCounts, check_applicability(joins=False))
 JOIN_COUNTED = frozenset({"BAT004", "BAT006", "BAT009", "BAT019", "BAT020", "BAT021"})
 MAX_VISIT_FEN = 1_000_000_000  # 10,000,000 yuan: larger visits are refused (BAT008), the kernel's exact range
 
@@ -110,6 +112,56 @@ def _combos_table(combos) -> pa.Table:
                      for i, name in enumerate(("insutype", "med_type", "dise_codg", "level"))})
 
 
+@dataclass
+class JoinCounts:
+    """Batch validation's checks of the joins (:data:`JOIN_COUNTED`), counted by the settle stream
+    (:func:`yibao.batch.stream.settle_stream`) on the rows of visits ⟕ persons ⟗ classified
+    (``visits_in_query(checked=True)``) as it reads them, which saves validation's own pass over that join
+    (:func:`visit_counts`, which counts the same rows grouped and decides by the same :meth:`counts`). ``visits``,
+    ``classified``: the rows of each (classified has one per mdtrt_id)."""
+
+    visits: int
+    classified: int
+    rows: int = 0  # joined rows with a visit (more than ``visits``: a person matched twice, BAT020)
+    with_lines: int = 0  # ... that have fee lines
+    no_person: int = 0  # BAT006
+    no_lines: int = 0  # BAT009
+    orphans: int = 0  # classified visits without a row in visits: BAT021
+    no_rule: int = 0  # visits of a known person that no basic rule takes: BAT004
+
+    def count(self, batch: pa.RecordBatch, program) -> pa.RecordBatch:
+        """Count a batch of the stream's ordering query (``program``: its :class:`yibao.batch.lower.Program` with
+        the combinations registered); return the rows to settle (a visit with its person, its lines and a rule)."""
+        check = batch.column("k_check").to_numpy(zero_copy_only=False)
+        visit = (check & CHECK_NO_VISIT) == 0
+        person = (check & CHECK_NO_PERSON) == 0
+        lines = (check & CHECK_NO_LINES) == 0
+        combo = batch.column("k_combo")
+        rule = program.combos.codes["bidx"][pc.fill_null(combo, -1).to_numpy(zero_copy_only=False)] >= 0
+        # a null code has no combination: left to the kernel, which refuses it (KRN010) as after validation
+        unknown = ~combo.is_valid().to_numpy(zero_copy_only=False)
+        self.rows += int(visit.sum())
+        self.with_lines += int((visit & lines).sum())
+        self.no_person += int((visit & ~person).sum())
+        self.no_lines += int((visit & ~lines).sum())
+        self.orphans += int((~visit).sum())
+        self.no_rule += int((visit & person & ~rule & ~unknown).sum())
+        keep = visit & person & lines & (rule | unknown)
+        return batch if keep.all() else batch.filter(pa.array(keep))
+
+    def counts(self) -> dict[str, int]:
+        """Per code, as visit_counts gives them: BAT019 only where BAT020 and BAT009 are 0 (else its own query
+        decides: the identity below needs each visit row to meet at most one person and its lines)."""
+        counts = {"BAT004": self.no_rule, "BAT006": self.no_person, "BAT009": self.no_lines,
+                  "BAT020": self.rows - self.visits, "BAT021": self.orphans}
+        if counts["BAT020"] == 0 and counts["BAT009"] == 0:
+            counts["BAT019"] = self.with_lines - (self.classified - self.orphans)
+        return counts
+
+    def clean(self) -> bool:
+        return not any(self.counts().values())
+
+
 def visit_counts(con, pack: CompiledPack, classified: bool = False) -> dict[str, int]:
     """BAT004, BAT006 and BAT020 — and BAT009, BAT019 and BAT021 when the lines are ``classified`` — counted in one
     pass over visits ⋈ persons (⟗ classified): rows per (insutype, med_type, dise_codg, level), whether the person
@@ -153,7 +205,7 @@ def check_applicability(con, pack: CompiledPack, counted: dict[str, int] | None 
     ``joins=False``: every check but the :data:`JOIN_COUNTED` ones, which the settle stream counts as it reads the
     join (yibao batch settle: the joins made once, not once to check and once to settle); where anything else is
     found, those are run too, so the report is the whole validation's. ``counted``: the :data:`JOIN_COUNTED`
-    checks' counts when the caller has them (:meth:`yibao.batch.stream.JoinCounts.counts`): only a check whose
+    checks' counts when the caller has them (:meth:`JoinCounts.counts`): only a check whose
     count is not 0 is asked for its ids."""
     problems = []
     offsite = "offsite_status" in con.sql("SELECT * FROM visits LIMIT 0").columns

@@ -97,7 +97,8 @@ FROM shares GROUP BY mdtrt_id
 # joining visits and persons (ten million visits: 0.12-0.14 s against 0.85-0.91 s for CLAIMS_COMBOS; where 经办
 # facts change med_type the view's own combinations are read instead). It has at most (number of insutypes) times
 # as many rows as the claims' combinations, each looked up once in Python (~10 µs: 90,000 in 0.87 s), so it stays
-# the cheaper way until a region has some 70,000 distinct (insutype, med_type, dise_codg, level) combinations.
+# the cheaper way up to some 70,000 distinct (insutype, med_type, dise_codg, level) combinations (two insutypes,
+# ten million visits).
 COMBOS_SUPERSET = ("SELECT i.insutype, v.med_type, v.dise_codg, v.level FROM (SELECT DISTINCT insutype FROM persons) i "
                    "CROSS JOIN (SELECT DISTINCT med_type, COALESCE(dise_codg, '') AS dise_codg, level FROM visits) v")
 # every (insutype, med_type, dise_codg, level) of the claims' visits: what batch validation asks the pack about, and

@@ -128,7 +128,7 @@ def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program
     return program
 
 
-# visits_in columns the kernel reads when a source has them
+# visits_in columns the stream reads when a source has them (k_check: by JoinCounts, not the kernel)
 OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full", "hh_no", "psn_key", "k_check")
 
 

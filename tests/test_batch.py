@@ -12,6 +12,7 @@ import random
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -20,6 +21,7 @@ from hypothesis import Phase, given, settings
 from conftest import sized
 from strategies import valid_packs
 from yibao.batch.duck import settle_visits
+from yibao.batch.inputs import visits_in_query
 from yibao.sql import ident
 from yibao.policy.compiled import CompiledPack
 from yibao.policy.loader import resolve_pack
@@ -123,6 +125,45 @@ def test_duckdb_matches_scalar_on_shipped_packs(name):
     if name.endswith("offsite"):  # the column is read: all-local settles to a different (larger) fund total
         local = settle_visits(pack, pa.Table.from_pylist([{**r, "offsite_status": "local"} for r in rows]))
         assert pc.sum(local.column("hifp_pay")).as_py() > pc.sum(batch.column("hifp_pay")).as_py()
+
+
+def claims_relations(pack: CompiledPack, persons, rows, con) -> str:
+    """The random region as a claims directory gives it (persons with their categories as a list, visits with yuan
+    balances, the classified amounts by mdtrt_id), joined by the claims path's own query (``visits_in_query``: the
+    categories become the kernel's bits on the persons, ``k_cats``); returns the view's name."""
+    con.register("persons", pa.Table.from_pylist(
+        [{"psn_no": p.psn_no, "insutype": p.insutype, "retiree": p.retiree, "age": p.age,
+          "categories": sorted(p.categories), "hh_no": p.hh_no} for p in persons.values()],
+        pa.schema([("psn_no", pa.string()), ("insutype", pa.string()), ("retiree", pa.bool_()), ("age", pa.int64()),
+                   ("categories", pa.list_(pa.string())), ("hh_no", pa.string())])))
+    con.register("visits", pa.Table.from_pylist(
+        [{"psn_no": r["psn_no"], "mdtrt_id": r["mdtrt_id"], "setl_time": r["setl_time"], "med_type": r["med_type"],
+          "level": r["level"], "dise_codg": r["dise_codg"], "referral_from_level": r["referral_from_level"],
+          "acct_balance": Decimal(r["acct_balance"]) / 100, "hh_no": r.get("hh_no")} for r in rows],
+        pa.schema([("psn_no", pa.string()), ("mdtrt_id", pa.string()), ("setl_time", pa.timestamp("us")),
+                   ("med_type", pa.string()), ("level", pa.string()), ("dise_codg", pa.string()),
+                   ("referral_from_level", pa.string()), ("acct_balance", pa.decimal128(16, 2)),
+                   ("hh_no", pa.string())])))
+    con.register("classified", pa.Table.from_pylist(
+        [{"mdtrt_id": r["mdtrt_id"], "fulamt": r["fulamt"], "overlmt": r["overlmt"], "pre": r["pre"],
+          "inscp": r["inscp"], "inscp_full": r.get("inscp_full", 0)} for r in rows]))
+    con.sql(f"CREATE VIEW visits_in AS {visits_in_query(pack)}")
+    return "visits_in"
+
+
+@pytest.mark.parametrize("name", ["shandong-2024", "shandong-2024-groups", "shandong-2024-household"])
+def test_claims_path_categories_settle_as_the_scalar_engine(name):
+    """Persons' categories reach the kernel through the claims path (a list per person, made into bits before the
+    join) exactly as the scalar engine reads them; the same visits given as cat_ columns settle the same."""
+    pack = CompiledPack(resolve_pack(name))
+    persons, rows = random_region(pack, sized(5_000), seed=5, big=0.2 if pack.uses_households else 0.0)
+    assert sum(bool(p.categories) for p in persons.values()) > len(persons) // 4  # the categories are exercised
+    con = duckdb.connect()
+    source = claims_relations(pack, persons, rows, con)
+    assert "k_cats" in con.sql(f"SELECT * FROM {source} LIMIT 0").columns
+    batch = settle_visits(pack, source, con)
+    assert assert_same(pack, rows, batch, scalar_results(pack, persons, rows)) == len(rows)
+    assert batch.equals(settle_visits(pack, pa.Table.from_pylist(rows)).select(batch.column_names))
 
 
 @pytest.mark.slow

@@ -110,12 +110,23 @@ CLAIMS_COMBOS = ("SELECT DISTINCT p.insutype, v.med_type, COALESCE(v.dise_codg, 
 
 # every person's psn_key (:func:`visits_in_query`): the rank in psn_no order. PERSONS_IN_KEY_ORDER lists psn_no in
 # that order, so the stream can sort on the key alone and name each visit's person by it (the same ORDER BY: NULLs
-# last in both, a psn_no given twice the same string at either rank)
-PERSON_KEYS = "SELECT *, row_number() OVER (ORDER BY psn_no) AS psn_key FROM {persons}"
+# last in both, a psn_no given twice the same string at either rank). ``k_cats``: the person's categories as the
+# kernel's bit field (:func:`category_mask`), made once per person rather than once per visit
+PERSON_KEYS = "SELECT *, row_number() OVER (ORDER BY psn_no) AS psn_key, {mask} AS k_cats FROM {persons}"
 PERSONS_IN_KEY_ORDER = "SELECT psn_no FROM {persons} ORDER BY psn_no"
 # what a row of the checked join (visits_in_query(checked=True)) lacks, as the bits of k_check: fee lines whose
 # visit is missing, a visit whose person is missing (batch validation's BAT021, BAT006), a visit without lines (BAT009)
 CHECK_NO_VISIT, CHECK_NO_PERSON, CHECK_NO_LINES = 1, 2, 4
+
+
+def category_mask(pack: CompiledPack, categories: str = "categories") -> str:
+    """A person's categories (the list column ``categories``) as one BIGINT: bit i set for the pack's i-th category,
+    the order :func:`yibao.batch.lower.lower` numbers them in (at most 63, KRN001). Made on the persons before the
+    join, it saves testing every category on every visit and carrying the list through the join (the ordering query
+    at 1M visits: CPU 0.92–1.11 → 0.83–1.02 s, each the median of 5, in 6 alternating runs of old and new)."""
+    terms = [f"(CASE WHEN list_contains({categories}, {q(code)}) THEN {1 << i} ELSE 0 END)"
+             for i, code in enumerate(pack.categories)]
+    return f"CAST({' + '.join(terms) or '0'} AS BIGINT)"
 
 
 def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "persons",
@@ -130,6 +141,9 @@ def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "
     the 异地就医 status is derived from the 参保地 (persons.admdvs), the institution's area and the filings valid
     on the visit's start day; both by the online definitions (:mod:`yibao.handling.effects`). Otherwise every
     visit is local and keeps its med_type.
+
+    ``k_cats``: the categories of the ``cat_<code>`` columns as the kernel's bit field (:func:`category_mask`), which
+    the stream reads instead of those columns.
 
     ``psn_key``: the person's rank in psn_no order (:data:`PERSON_KEYS`) — the kernel's ORDER BY sorts on this
     integer instead of the string (the same order, measured about a third faster at 1M visits), and with
@@ -160,14 +174,14 @@ def visits_in_query(pack: CompiledPack, visits: str = "visits", persons: str = "
                  f" + CASE WHEN a.mdtrt_id IS NULL THEN {CHECK_NO_LINES} ELSE 0 END AS TINYINT) AS k_check")
     return f"""
 SELECT v.psn_no, p.psn_key, year(v.setl_time) AS yr, v.setl_time, v.mdtrt_id, p.insutype, COALESCE(p.retiree, FALSE) AS retiree,
-       p.age,{" p.hh_no," if pack.uses_households else ""}
+       p.age,{" p.hh_no," if pack.uses_households else ""} p.k_cats,
        {cats}
        {med_type} AS med_type, v.level, COALESCE(v.dise_codg, '') AS dise_codg, v.referral_from_level,
        {status} AS offsite_status,
        COALESCE({fen('v.acct_balance')}, 0) AS acct_balance,
        a.fulamt, a.overlmt, a.pre, a.inscp, a.inscp_full{check}
 FROM {visits} v
-{"LEFT JOIN" if checked else "JOIN"} ({PERSON_KEYS.format(persons=persons)}) p ON p.psn_no = v.psn_no
+{"LEFT JOIN" if checked else "JOIN"} ({PERSON_KEYS.format(persons=persons, mask=category_mask(pack))}) p ON p.psn_no = v.psn_no
 {"FULL JOIN" if checked else "JOIN"} {amounts} a ON a.mdtrt_id = v.mdtrt_id
 {joins}
 """

@@ -129,7 +129,7 @@ def register_program(con: duckdb.DuckDBPyConnection, pack: CompiledPack, program
 
 
 # visits_in columns the stream reads when a source has them (k_check: by JoinCounts, not the kernel)
-OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full", "hh_no", "psn_key", "k_check")
+OPTIONAL_INPUTS = ("offsite_status", "age", "inscp_full", "hh_no", "psn_key", "k_check", "k_cats")
 
 
 def optional_inputs(columns) -> frozenset[str]:
@@ -145,6 +145,8 @@ def ordering_query(program: Program, source: str, order: bool = True, present: f
     ``present``: the optional inputs ``source`` has (:data:`OPTIONAL_INPUTS`). Without ``offsite_status``
     every visit is local; a value other than local / filed / unfiled becomes -1 and is refused (KRN012).
     Without ``age`` (completed years) the age is unknown (-1): refused only where a rule has age points.
+    ``k_cats`` (the persons' categories as bits, :func:`yibao.batch.inputs.category_mask`) is read where given,
+    else the ``cat_<code>`` columns.
     A pack with household caps orders by household (``k_unit``; ``k_hh``: 0 without hh_no, refused only where a
     household-capped tier applies, KRN014). ``named_by_key``: where the rows are ordered by psn_key, psn_no is left
     out of the sort and named by its key afterwards (:func:`named_persons`).
@@ -162,8 +164,9 @@ def ordering_query(program: Program, source: str, order: bool = True, present: f
     k_full = "COALESCE(v.inscp_full, 0)" if "inscp_full" in present else "0"  # inscp of coshare: false classes
     k_ref = ("CASE v.referral_from_level " + " ".join(f"WHEN {q(c)} THEN {i}" for i, c in enumerate(program.levels))
              + " ELSE -1 END") if program.levels else "-1"  # a level the pack does not know, or none: -1
-    cats = " + ".join(f"(CASE WHEN v.cat_{ident(c)} THEN {1 << i} ELSE 0 END)"
-                      for i, c in enumerate(program.categories)) or "0"
+    cats = ("COALESCE(v.k_cats, 0)" if "k_cats" in present  # the same bits, made per person (inputs.category_mask)
+            else " + ".join(f"(CASE WHEN v.cat_{ident(c)} THEN {1 << i} ELSE 0 END)"
+                            for i, c in enumerate(program.categories)) or "0")
     psn_no = "" if keyed and named_by_key else "v.psn_no, "
     return f"""
 SELECT {psn_no}v.mdtrt_id, v.yr, v.setl_time, c.k_combo, CAST({k_ref} AS SMALLINT) AS k_ref,

@@ -375,6 +375,24 @@ def settle_batch(program: Program, batch: pa.RecordBatch, pool: kernel.OutputPoo
     return block_output(program, batch, out, pays)
 
 
+def ordered_batches(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: str, program: Program | None = None,
+                    combos: str | None = None, psn_by_key: pa.Array | None = None,
+                    checks: JoinCounts | None = None) -> tuple[Program, Iterator[pa.RecordBatch]]:
+    """The reading side of :func:`settle_stream` (arguments as there): the program with ``source``'s combinations
+    registered, and the ordering query's record batches as the kernel takes them — counted by ``checks`` and
+    psn_no named by key where asked. ``yibao bench settle`` drains it alone to time DuckDB's part of the step."""
+    program = register_program(con, pack, program or lower(pack), source, combos)
+    present = optional_inputs(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
+    named_by_key = psn_by_key is not None and "psn_key" in present and not program.households
+    reader = con.execute(ordering_query(program, source, present=present, named_by_key=named_by_key)
+                         ).to_arrow_reader(BATCH_ROWS)
+    if checks is not None:
+        reader = _counted(reader, program, checks)
+    if named_by_key:
+        reader = named_persons(reader, psn_by_key)
+    return program, reader
+
+
 def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: str,
                   sink: Callable[[pa.RecordBatch], None], program: Program | None = None,
                   combos: str | None = None, psn_by_key: pa.Array | None = None,
@@ -387,15 +405,7 @@ def settle_stream(pack: CompiledPack, con: duckdb.DuckDBPyConnection, source: st
     Returns the number of visits. Blocks are settled by ``threads()`` workers, at most twice as many
     in flight as workers, and handed to ``sink`` in order, on one thread apart from the caller's.
     """
-    program = register_program(con, pack, program or lower(pack), source, combos)
-    present = optional_inputs(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
-    named_by_key = psn_by_key is not None and "psn_key" in present and not program.households
-    reader = con.execute(ordering_query(program, source, present=present, named_by_key=named_by_key)
-                         ).to_arrow_reader(BATCH_ROWS)
-    if checks is not None:
-        reader = _counted(reader, program, checks)
-    if named_by_key:
-        reader = named_persons(reader, psn_by_key)
+    program, reader = ordered_batches(pack, con, source, program, combos, psn_by_key, checks)
     count = 0
     outputs = kernel.OutputPool.for_threads(threads())  # blocks written and dropped leave their memory to later ones
     # the sink (a Parquet writer) has a thread of its own, so writing overlaps reading and settling; one

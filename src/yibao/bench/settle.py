@@ -30,8 +30,8 @@ from yibao.batch.run import classify, open_claims, persons_in_key_order, settle,
 from yibao.batch.stream import (
     BATCH_ROWS,
     block_inputs,
-    named_persons,
     optional_inputs,
+    ordered_batches,
     ordering_query,
     person_blocks,
     register_program,
@@ -101,15 +101,11 @@ def kernel_rate(pack: CompiledPack, con, source: str, workers: int) -> tuple[int
 
 def ordering_rate(pack: CompiledPack, con, source: str, combos: str | None, psn_by_key) -> tuple[float, float]:
     """(wall, CPU seconds) of DuckDB's part of the settle step alone: the ordering query over ``source`` — the
-    joins, the rule combinations, the sort — drained as the stream reads it, psn_no named by key, with no kernel.
+    joins, the rule combinations, the sort — drained as the stream reads it (:func:`ordered_batches`), no kernel.
     The settle step cannot be faster than this part plus the kernel's own CPU shared over the cores: the floor
     the report prints beside the step."""
     cpu, t = time.process_time(), time.perf_counter()
-    program = register_program(con, pack, lower(pack), source, combos)
-    present = optional_inputs(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
-    reader = con.execute(ordering_query(program, source, present=present, named_by_key=True)
-                         ).to_arrow_reader(BATCH_ROWS)
-    for _ in named_persons(reader, psn_by_key):
+    for _ in ordered_batches(pack, con, source, combos=combos, psn_by_key=psn_by_key)[1]:
         pass
     return time.perf_counter() - t, time.process_time() - cpu
 
